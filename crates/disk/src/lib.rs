@@ -1,0 +1,330 @@
+//! The vocabulary every format crate shares.
+//!
+//! * [`Source`]: the container file's bytes, read by offset (a `File`, or a
+//!   byte slice in tests and fuzzing). Format parsers read only through it.
+//! * [`BlockRead`]: the guest's view of a disk, `read_at(guest_offset, buf)`,
+//!   zeros where nothing is allocated. Guest inspection and conversion read
+//!   images only through it.
+//! * [`DiskImage`]: an opened image: its [`ImageInfo`], its integrity
+//!   [`DiskImage::check`], and its [`BlockRead`].
+//! * Bounded-read helpers ([`read_vec`], [`Regions`]) that make the hostile
+//!   input rules easy to follow: never allocate from an unchecked field,
+//!   never read past the end, tables must not overlap.
+//! * [`raw`]: RAW images.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod raw;
+mod source;
+
+pub use source::{FileSource, Source};
+
+use preflight_report::Finding;
+use serde::Serialize;
+use std::fmt;
+
+/// The container formats ecs-preflight reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// A plain disk image.
+    Raw,
+    /// Virtual PC / Hyper-V VHD (qemu calls it vpc).
+    Vhd,
+    /// QEMU copy-on-write v2 or v3.
+    Qcow2,
+    /// VMware VMDK.
+    Vmdk,
+    /// Hyper-V VHDX.
+    Vhdx,
+}
+
+impl Format {
+    /// The lowercase name used in reports (`raw`, `vhd`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Vhd => "vhd",
+            Format::Qcow2 => "qcow2",
+            Format::Vmdk => "vmdk",
+            Format::Vhdx => "vhdx",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an image says about itself. Field names are the JSON report's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageInfo {
+    /// Detected container format.
+    pub format: Format,
+    /// Variant within the format, e.g. `dynamic`, `fixed`, `streamOptimized`,
+    /// `v3`.
+    pub subformat: Option<String>,
+    /// Size of the disk the guest sees, in bytes.
+    pub virtual_size: u64,
+    /// Size of the image file (for a VMDK with extents, the sum of its files).
+    pub file_size: u64,
+    /// Bytes of guest data actually stored (allocated clusters, blocks or
+    /// grains; for RAW, the file size).
+    pub allocated_size: u64,
+    /// Allocation unit: cluster (qcow2), block (VHD, VHDX) or grain (VMDK).
+    pub cluster_size: Option<u64>,
+    /// Format version, e.g. `3` for qcow2 v3, `1.1` for compat.
+    pub version: Option<String>,
+    /// Feature flags that are set, by name (e.g. `lazy_refcounts`,
+    /// `extended_l2`, `compression_zstd`).
+    pub features: Vec<String>,
+    /// Backing (parent) file named in the image, if any.
+    pub backing_file: Option<String>,
+    /// Encryption method, if the image is encrypted (`aes`, `luks`).
+    pub encryption: Option<String>,
+}
+
+impl ImageInfo {
+    /// A minimal description; the format crate fills in the rest.
+    pub fn new(format: Format, virtual_size: u64, file_size: u64) -> Self {
+        ImageInfo {
+            format,
+            subformat: None,
+            virtual_size,
+            file_size,
+            allocated_size: 0,
+            cluster_size: None,
+            version: None,
+            features: Vec::new(),
+            backing_file: None,
+            encryption: None,
+        }
+    }
+}
+
+/// Why a guest read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The request reaches past the virtual disk.
+    #[error("read of {len} bytes at guest offset {offset} is past the virtual size {size}")]
+    OutOfRange {
+        /// Guest offset asked for.
+        offset: u64,
+        /// Bytes asked for.
+        len: u64,
+        /// Virtual size of the disk.
+        size: u64,
+    },
+    /// The image's metadata points somewhere it must not (names the value).
+    #[error("corrupt image: {0}")]
+    Corrupt(String),
+    /// The image cannot be read by us (encryption, external data file, …).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// The underlying file could not be read.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The guest's view of a disk: what a VM would read from its block device.
+pub trait BlockRead: Send + Sync {
+    /// Virtual size in bytes.
+    fn size(&self) -> u64;
+
+    /// Fills `buf` with guest bytes starting at `offset`. Unallocated areas
+    /// read as zeros. Fails if the range passes [`BlockRead::size`].
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError>;
+}
+
+/// An opened image of any format.
+pub trait DiskImage: BlockRead {
+    /// What the image says about itself.
+    fn info(&self) -> &ImageInfo;
+
+    /// Metadata integrity check: every problem found, with its code. Reads
+    /// metadata only; memory is bounded by the file size, not the virtual
+    /// size.
+    fn check(&self) -> Vec<Finding>;
+}
+
+/// Checks that `offset..offset+len` lies inside a guest disk of `size`.
+pub fn check_guest_range(offset: u64, len: usize, size: u64) -> Result<(), ReadError> {
+    let len64 = u64::try_from(len).unwrap_or(u64::MAX);
+    match offset.checked_add(len64) {
+        Some(end) if end <= size => Ok(()),
+        _ => Err(ReadError::OutOfRange {
+            offset,
+            len: len64,
+            size,
+        }),
+    }
+}
+
+/// Why a bounded read of the container file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BoundsError {
+    /// The range reaches past the end of the file.
+    #[error("{what}: {len} bytes at offset {offset} pass the end of the file ({file_size} bytes)")]
+    PastEnd {
+        /// What was being read (e.g. "L1 table").
+        what: &'static str,
+        /// Offset in the file.
+        offset: u64,
+        /// Length asked for.
+        len: u64,
+        /// Size of the file.
+        file_size: u64,
+    },
+    /// The length is over the limit the caller set.
+    #[error("{what}: {len} bytes is over the limit of {limit}")]
+    TooLarge {
+        /// What was being read.
+        what: &'static str,
+        /// Length asked for.
+        len: u64,
+        /// The caller's limit.
+        limit: u64,
+    },
+    /// The file could not be read.
+    #[error("{what}: I/O error: {source}")]
+    Io {
+        /// What was being read.
+        what: &'static str,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Reads `len` bytes at `offset` into a new buffer, but only if the range is
+/// inside the file and `len <= limit`: an allocation never follows an
+/// unchecked header field.
+pub fn read_vec(
+    src: &dyn Source,
+    what: &'static str,
+    offset: u64,
+    len: u64,
+    limit: u64,
+) -> Result<Vec<u8>, BoundsError> {
+    if len > limit {
+        return Err(BoundsError::TooLarge { what, len, limit });
+    }
+    let file_size = src.size();
+    match offset.checked_add(len) {
+        Some(end) if end <= file_size => {}
+        _ => {
+            return Err(BoundsError::PastEnd {
+                what,
+                offset,
+                len,
+                file_size,
+            })
+        }
+    }
+    let n = usize::try_from(len).map_err(|_| BoundsError::TooLarge { what, len, limit })?;
+    let mut buf = vec![0u8; n];
+    src.read_exact_at(offset, &mut buf)
+        .map_err(|source| BoundsError::Io { what, source })?;
+    Ok(buf)
+}
+
+/// A named byte range of the container file, used to find overlapping
+/// metadata tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Region {
+    /// What lives there, e.g. "L1 table".
+    pub name: String,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+/// A set of metadata regions; reports any two that overlap.
+#[derive(Debug, Default)]
+pub struct Regions {
+    regions: Vec<Region>,
+}
+
+impl Regions {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a region; on overlap with one already added, returns that one
+    /// (the new region is still recorded).
+    pub fn add(&mut self, name: impl Into<String>, start: u64, len: u64) -> Option<Region> {
+        let end = start.saturating_add(len);
+        let clash = self
+            .regions
+            .iter()
+            .find(|r| len > 0 && r.end > r.start && start < r.end && r.start < end)
+            .cloned();
+        self.regions.push(Region {
+            name: name.into(),
+            start,
+            end,
+        });
+        clash
+    }
+
+    /// All regions added so far.
+    pub fn all(&self) -> &[Region] {
+        &self.regions
+    }
+}
+
+/// Formats a byte count for messages: `1073741824 (1 GiB)`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n;
+    let mut unit = 0;
+    while value >= 1024 && value % 1024 == 0 && unit < UNITS.len() - 1 {
+        value /= 1024;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{n} ({value} {})", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_vec_refuses_past_end_and_over_limit() {
+        let data = vec![7u8; 100];
+        let src: &dyn Source = &data;
+        assert!(read_vec(src, "t", 90, 20, 1000).is_err());
+        assert!(read_vec(src, "t", u64::MAX, 2, 1000).is_err());
+        assert!(read_vec(src, "t", 0, 50, 10).is_err());
+        assert_eq!(read_vec(src, "t", 90, 10, 1000).unwrap(), vec![7u8; 10]);
+    }
+
+    #[test]
+    fn regions_detect_overlap() {
+        let mut r = Regions::new();
+        assert!(r.add("a", 0, 10).is_none());
+        assert!(r.add("b", 10, 10).is_none());
+        assert_eq!(r.add("c", 15, 1).unwrap().name, "b");
+        assert!(r.add("empty", 5, 0).is_none());
+    }
+
+    #[test]
+    fn guest_range() {
+        assert!(check_guest_range(0, 10, 10).is_ok());
+        assert!(check_guest_range(1, 10, 10).is_err());
+        assert!(check_guest_range(u64::MAX, 1, 10).is_err());
+    }
+
+    #[test]
+    fn human() {
+        assert_eq!(human_bytes(1 << 30), "1073741824 (1 GiB)");
+        assert_eq!(human_bytes(1000), "1000 B");
+    }
+}
