@@ -1,0 +1,82 @@
+//! The guest view: fixed disks read straight from the file, dynamic disks
+//! through the BAT.
+
+use crate::{header, tables, Layout, Sparse, VhdImage};
+use preflight_disk::{check_guest_range, ReadError};
+
+pub(crate) fn read_at(img: &VhdImage, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+    check_guest_range(offset, buf.len(), img.info.virtual_size)?;
+    if img.footer.disk_type == header::DISK_DIFFERENCING {
+        return Err(ReadError::Unsupported(
+            "a differencing VHD holds only the changes to its parent disk; merge it into its parent first"
+                .to_string(),
+        ));
+    }
+    match &img.layout {
+        Layout::Fixed => read_fixed(img, offset, buf),
+        Layout::Sparse(s) => read_sparse(img, s, offset, buf),
+    }
+}
+
+fn len64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+fn read_fixed(img: &VhdImage, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+    let file_size = img.src.size();
+    // The data ends where the footer starts (or at the end of the file when
+    // only the copy at offset 0 was found).
+    let data_end = if img.end.is_some() {
+        file_size.saturating_sub(header::FOOTER_SIZE)
+    } else {
+        file_size
+    };
+    let end = offset.saturating_add(len64(buf.len()));
+    if end > data_end {
+        return Err(ReadError::Corrupt(format!(
+            "fixed VHD: guest bytes {offset}..{end} pass the end of the data area at {data_end} \
+             (the file is shorter than the disk size {})",
+            img.info.virtual_size
+        )));
+    }
+    img.src.read_exact_at(offset, buf)?;
+    Ok(())
+}
+
+fn read_sparse(img: &VhdImage, s: &Sparse, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let pos = offset.saturating_add(len64(done));
+        let index = pos / s.block_size;
+        let in_block = pos % s.block_size;
+        let left_in_block = s.block_size - in_block;
+        let n =
+            usize::try_from(left_in_block).map_or(buf.len() - done, |l| l.min(buf.len() - done));
+        let chunk = buf
+            .get_mut(done..done + n)
+            .ok_or_else(|| ReadError::Corrupt("internal: chunk out of range".to_string()))?;
+        let entry = usize::try_from(index)
+            .ok()
+            .and_then(|i| s.bat.get(i))
+            .copied();
+        match entry {
+            // Past the table or not allocated: zeros, as qemu reads them.
+            None | Some(tables::UNALLOCATED) => chunk.fill(0),
+            Some(e) => {
+                let block_start = u64::from(e) * 512;
+                let data = block_start + s.bitmap_size;
+                let block_end = data.saturating_add(s.block_size);
+                if block_end > s.data_end {
+                    return Err(ReadError::Corrupt(format!(
+                        "block {index} at file offset {block_start} ends at {block_end}, past the end of \
+                         the data area at {}",
+                        s.data_end
+                    )));
+                }
+                img.src.read_exact_at(data + in_block, chunk)?;
+            }
+        }
+        done += n;
+    }
+    Ok(())
+}

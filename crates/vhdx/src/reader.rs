@@ -1,0 +1,70 @@
+//! The guest view: payload blocks through the BAT.
+
+use crate::tables;
+use crate::VhdxImage;
+use preflight_disk::{check_guest_range, ReadError};
+
+fn len64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+pub(crate) fn read_at(img: &VhdxImage, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+    check_guest_range(offset, buf.len(), img.info.virtual_size)?;
+    if img.meta.has_parent {
+        return Err(ReadError::Unsupported(
+            "a differencing VHDX holds only the changes to its parent disk; merge it into its parent first"
+                .to_string(),
+        ));
+    }
+    if img.active_header().is_some_and(|h| h.log_in_use()) {
+        return Err(ReadError::Unsupported(
+            "the VHDX log must be replayed before the disk can be read (open it once in Hyper-V, or run \
+             `qemu-img check -r all` on a copy)"
+                .to_string(),
+        ));
+    }
+    let g = &img.geometry;
+    let file_size = img.src.size();
+    let mut done = 0usize;
+    while done < buf.len() {
+        let pos = offset.saturating_add(len64(done));
+        let block = pos / g.block_size;
+        let in_block = pos % g.block_size;
+        let left = g.block_size - in_block;
+        let n = usize::try_from(left).map_or(buf.len() - done, |l| l.min(buf.len() - done));
+        let chunk = buf
+            .get_mut(done..done + n)
+            .ok_or_else(|| ReadError::Corrupt("internal: chunk out of range".to_string()))?;
+        let index = g.payload_index(block);
+        let entry = usize::try_from(index)
+            .ok()
+            .and_then(|i| img.bat.get(i))
+            .copied()
+            .ok_or_else(|| ReadError::Corrupt(format!("no BAT entry {index} for block {block}")))?;
+        match entry & tables::STATE_MASK {
+            tables::PAYLOAD_NOT_PRESENT
+            | tables::PAYLOAD_UNDEFINED
+            | tables::PAYLOAD_ZERO
+            | tables::PAYLOAD_UNMAPPED
+            | tables::PAYLOAD_UNMAPPED_V095 => chunk.fill(0),
+            tables::PAYLOAD_FULLY_PRESENT => {
+                let at = (entry & tables::OFFSET_MASK).saturating_add(in_block);
+                let end = at.saturating_add(len64(n));
+                if end > file_size {
+                    return Err(ReadError::Corrupt(format!(
+                        "block {block} (BAT entry {index}) data at file bytes {at}..{end} passes the end of the \
+                         {file_size}-byte file"
+                    )));
+                }
+                img.src.read_exact_at(at, chunk)?;
+            }
+            state => {
+                return Err(ReadError::Corrupt(format!(
+                    "block {block} (BAT entry {index}) has state {state}, which a non-differencing disk cannot read"
+                )))
+            }
+        }
+        done += n;
+    }
+    Ok(())
+}
