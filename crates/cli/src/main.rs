@@ -1,1 +1,177 @@
-fn main() {}
+//! `ecs-preflight`: get a disk image into Alibaba Cloud ECS on the first try.
+//!
+//! This binary only parses arguments, calls the library crates and renders
+//! their results; every check lives in a library crate.
+
+mod emulator_cmd;
+mod import_args;
+mod output;
+
+use anyhow::Context;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code: no error finding.
+const EXIT_OK: u8 = 0;
+/// Exit code: at least one error finding (the image or the request would be refused).
+const EXIT_FINDINGS: u8 = 1;
+/// Exit code: usage or environment error (missing file, unreadable, bad flag).
+const EXIT_ENV: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ecs-preflight",
+    version,
+    about = "Check a disk image against every Alibaba Cloud ECS ImportImage rule before uploading it",
+    long_about = "Check a disk image against every Alibaba Cloud ECS ImportImage rule before uploading it.\n\n\
+        Formats are detected by content (qcow2, VHD, VHDX, VMDK, RAW); formats ECS refuses (VDI, QED, \
+        LUKS, ISO, compressed files, ...) are named with the command that fixes them.",
+    after_help = "Examples:\n  \
+        ecs-preflight info disk.qcow2\n  \
+        ecs-preflight check disk.qcow2 --region cn-hangzhou --image-name web-01\n  \
+        ecs-preflight check disk.vhd --output json\n  \
+        ecs-preflight rules\n  \
+        ecs-preflight emulator --listen 127.0.0.1:9090\n\n\
+        Exit codes: 0 no error finding, 1 at least one error finding, 2 usage or environment error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output format for commands that report.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// For people: grouped, errors first, colour on a terminal.
+    Human,
+    /// The versioned JSON report (see docs/report-schema.md).
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what an image is: format, sizes, version, features (no integrity check).
+    #[command(
+        after_help = "Examples:\n  ecs-preflight info disk.qcow2\n  ecs-preflight info disk.vhd --output json"
+    )]
+    Info {
+        /// The disk image.
+        image: PathBuf,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+        output: OutputFormat,
+    },
+    /// Check an image (and an ImportImage request) for everything that would make the import fail.
+    #[command(after_help = "Examples:\n  \
+        ecs-preflight check disk.qcow2\n  \
+        ecs-preflight check disk.qcow2 --region cn-hangzhou --bucket images --image-name web-01 --output json\n  \
+        ecs-preflight check sys.qcow2 --data-disk data1.raw --data-disk data2.vhd --size-limits 2026\n\n\
+        Exit codes: 0 no error finding, 1 at least one error finding, 2 usage or environment error.")]
+    Check {
+        /// The disk image (the system disk, unless --disk-role data).
+        image: PathBuf,
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+        output: OutputFormat,
+        /// Print nothing; the exit code tells the verdict.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        #[command(flatten)]
+        import: import_args::ImportArgs,
+    },
+    /// List every check: its code, severity, what it checks and how to fix it.
+    #[command(
+        after_help = "Examples:\n  ecs-preflight rules\n  ecs-preflight rules --output json\n  ecs-preflight rules --markdown > docs/rules.md"
+    )]
+    Rules {
+        /// Output format.
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+        output: OutputFormat,
+        /// Print the Markdown catalogue (docs/rules.md).
+        #[arg(long, conflicts_with = "output")]
+        markdown: bool,
+    },
+    /// Run a local emulator of OSS, ECS and RAM (for trying the whole flow offline, and for tests).
+    Emulator(emulator_cmd::EmulatorArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  ecs-preflight completions bash > /etc/bash_completion.d/ecs-preflight\n  ecs-preflight completions zsh > ~/.zfunc/_ecs-preflight"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("ecs-preflight: error: {err:#}");
+            ExitCode::from(EXIT_ENV)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Info { image, output } => {
+            let inspection = inspect(&image, false)?;
+            let report = output::ImageReport::from_inspection(&image, &inspection);
+            output::print_info(&report, output)?;
+            Ok(verdict_code(&report.findings))
+        }
+        Command::Check {
+            image,
+            output,
+            quiet,
+            import,
+        } => {
+            let report = output::check(&image, &import)?;
+            if !quiet {
+                output::print_check(&report, output)?;
+            }
+            Ok(if report.has_errors() {
+                EXIT_FINDINGS
+            } else {
+                EXIT_OK
+            })
+        }
+        Command::Rules { output, markdown } => {
+            output::print_rules(output, markdown)?;
+            Ok(EXIT_OK)
+        }
+        Command::Emulator(args) => {
+            emulator_cmd::run(args)?;
+            Ok(EXIT_OK)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ecs-preflight",
+                &mut std::io::stdout(),
+            );
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Inspects one image; a missing or unreadable file is an environment error.
+pub(crate) fn inspect(
+    path: &std::path::Path,
+    check: bool,
+) -> anyhow::Result<preflight_formats::Inspection> {
+    preflight_formats::inspect(path, preflight_formats::InspectOptions { check })
+        .with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn verdict_code(findings: &[preflight_report::Finding]) -> u8 {
+    if preflight_report::has_errors(findings) {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    }
+}

@@ -40,7 +40,10 @@ impl Source for Vec<u8> {
 }
 
 fn eof() -> io::Error {
-    io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the image")
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "read past the end of the image",
+    )
 }
 
 /// An image file on disk. The size is taken once at open: an image that

@@ -90,7 +90,11 @@ impl Rule {
 
     /// A violation with a hint specific to this case (e.g. a command line
     /// naming the user's file).
-    pub fn finding_with_hint(&self, message: impl Into<String>, hint: impl Into<String>) -> Finding {
+    pub fn finding_with_hint(
+        &self,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Finding {
         Finding {
             code: self.code.to_string(),
             severity: self.severity,
@@ -133,7 +137,11 @@ pub fn has_errors(findings: &[Finding]) -> bool {
 
 /// Sorts findings errors first, then by code, keeping the order of equal ones.
 pub fn sort_findings(findings: &mut [Finding]) {
-    findings.sort_by(|a, b| a.severity.cmp(&b.severity).then_with(|| a.code.cmp(&b.code)));
+    findings.sort_by(|a, b| {
+        a.severity
+            .cmp(&b.severity)
+            .then_with(|| a.code.cmp(&b.code))
+    });
 }
 
 /// Caps a list of findings: keeps the first `max` of each code and replaces

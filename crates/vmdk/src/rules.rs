@@ -109,6 +109,16 @@ pub static FOOTER: Rule = Rule::new(
     "A streamOptimized file ends with its footer and an end-of-stream marker",
     "The stream is incomplete (an interrupted export, download or upload): export or copy it again.",
 );
+/// An inline-GD streamOptimized file without an end-of-stream marker.
+/// qemu-img itself writes such files (seen with qemu 10.0.2 when the last
+/// grain holds data), and the inline grain directory still locates every
+/// grain, so this is a warning, not an error.
+pub static NO_END_OF_STREAM: Rule = Rule::new(
+    "VMDK.NoEndOfStream",
+    Severity::Warning,
+    "A streamOptimized file with an inline grain directory has no end-of-stream marker",
+    "If the file was copied or downloaded, compare its size with the original; qemu-img writes such files, and `qemu-img convert -O qcow2` gives a format ECS takes without preview.",
+);
 /// Grain directory entry pointing past the end of the file.
 pub static GT_OFFSET: Rule = Rule::new(
     "VMDK.GtOffset",
@@ -239,6 +249,7 @@ pub static RULES: &[&Rule] = &[
     &NEWLINE,
     &UNCLEAN_SHUTDOWN,
     &FOOTER,
+    &NO_END_OF_STREAM,
     &GT_OFFSET,
     &TABLE_OVERLAP,
     &GRAIN_OFFSET,

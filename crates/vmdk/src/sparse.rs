@@ -168,8 +168,8 @@ impl SparseExtent {
             cache: Mutex::new(None),
         };
         if extent.header.markers() && !gd_at_end && !extent.ends_with_eos() {
-            extent.notes.push(rules::FOOTER.finding(format!(
-                "{name}: the stream does not end with an end-of-stream marker: it is incomplete"
+            extent.notes.push(rules::NO_END_OF_STREAM.finding(format!(
+                "{name}: the stream does not end with an end-of-stream marker"
             )));
         }
         extent.allocated_grains = extent.count_allocated().map_err(|e| io_err(name, e))?;

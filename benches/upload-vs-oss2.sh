@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Benchmark (issue 5): `ecs-preflight upload` against the official oss2 SDK's
+# resumable_upload, same emulator on loopback, same part size and thread count, in one
+# run: MiB/s of each and the ratio (target: ours >= 1.5x). Then hashing throughput of
+# CRC-64, MD5 and SHA-256 on one core, and the peak RSS of a 4 GiB upload (target: about
+# parallel x part size, whatever the image size).
+#
+# Usage: benches/upload-vs-oss2.sh [WORKDIR] [SIZE_MIB]
+#   WORKDIR   scratch space (default: target/bench-upload); needs about SIZE_MIB*3 + 8 GiB
+#   SIZE_MIB  size of the throughput test file (default 1024)
+# Env: PART_MIB (default 8), THREADS (default 4), PREFLIGHT_PYTHON (default .venv/bin/python),
+#      RSS_GIB (default 4; 0 skips the RSS run).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+work="${1:-$root/target/bench-upload}"
+size_mib="${2:-1024}"
+part_mib="${PART_MIB:-8}"
+threads="${THREADS:-4}"
+rss_gib="${RSS_GIB:-4}"
+py="${PREFLIGHT_PYTHON:-$root/.venv/bin/python}"
+[ -x "$py" ] || { echo "no python with oss2 at $py: run fixtures/install-deps.sh" >&2; exit 2; }
+target="${CARGO_TARGET_DIR:-$root/target}"
+mkdir -p "$work"
+rm -rf "$work/emu" "$work/cache" "$work/oss2-cp"
+echo "building (release)..." >&2
+cargo build --release -q -p ecs-preflight --manifest-path "$root/Cargo.toml"
+cargo build --release -q -p preflight-oss --example hashbench --manifest-path "$root/Cargo.toml"
+bin="$target/release/ecs-preflight"
+
+port="$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+endpoint="http://127.0.0.1:$port"
+"$bin" emulator --listen "127.0.0.1:$port" --data "$work/emu" --bucket bench@cn-hangzhou >"$work/emulator.log" 2>&1 &
+emu_pid=$!
+trap 'kill $emu_pid 2>/dev/null || true' EXIT
+"$py" - "$endpoint" <<'PY'
+import sys, time, urllib.request
+for _ in range(100):
+    try:
+        urllib.request.urlopen(sys.argv[1] + "/_emulator/health", timeout=1); sys.exit(0)
+    except Exception:
+        time.sleep(0.1)
+sys.exit("emulator did not start")
+PY
+
+export ALIBABA_CLOUD_ACCESS_KEY_ID=LTAI5tPreflightEmulator
+export ALIBABA_CLOUD_ACCESS_KEY_SECRET=PreflightEmulatorTestSecret0000000000
+export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
+export XDG_CACHE_HOME="$work/cache"
+
+src="$work/src-${size_mib}m.raw"
+[ -f "$src" ] || head -c "$((size_mib * 1024 * 1024))" /dev/urandom >"$src"
+now() { date +%s.%N; }
+
+echo "upload of $size_mib MiB, ${part_mib} MiB parts x $threads threads, loopback emulator" >&2
+t0=$(now)
+"$bin" upload "$src" --region cn-hangzhou --bucket bench --endpoint "$endpoint" --object ours.raw \
+  --part-size "${part_mib}MiB" --parallel "$threads" --multipart-threshold 100MiB -q
+t1=$(now)
+ours=$("$py" -c "print(f'{$size_mib / ($t1 - $t0):.1f}')")
+
+oss2_secs=$("$py" - "$endpoint" "$src" "$part_mib" "$threads" "$work/oss2-cp" <<'PY'
+import os, sys, time, oss2
+endpoint, src, part_mib, threads, cp = sys.argv[1:6]
+b = oss2.Bucket(oss2.Auth(os.environ["ALIBABA_CLOUD_ACCESS_KEY_ID"], os.environ["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]), endpoint, "bench")
+t = time.time()
+oss2.resumable_upload(b, "oss2.raw", src, store=oss2.ResumableStore(root=cp),
+                      multipart_threshold=100 * 1024 * 1024, part_size=int(part_mib) * 1024 * 1024,
+                      num_threads=int(threads))
+print(time.time() - t)
+PY
+)
+theirs=$("$py" -c "print(f'{$size_mib / $oss2_secs:.1f}')")
+ratio=$("$py" -c "print(f'{$ours / $theirs:.2f}')")
+
+echo
+echo "== upload throughput ($size_mib MiB, ${part_mib} MiB parts, $threads threads) =="
+printf '%-28s %8s MiB/s\n' "ecs-preflight upload" "$ours" "oss2 resumable_upload" "$theirs"
+echo "ratio: ${ratio}x (target >= 1.5x)"
+
+echo
+echo "== hashing, one core =="
+"$target/release/examples/hashbench" 2048
+
+if [ "$rss_gib" != 0 ]; then
+  big="$work/rss-${rss_gib}g.raw"
+  if [ ! -f "$big" ]; then
+    # Random data, so every part really is read, hashed and sent.
+    head -c "$((rss_gib * 1024 * 1024 * 1024))" /dev/urandom >"$big"
+  fi
+  echo
+  echo "== peak RSS, $rss_gib GiB upload (default 32 MiB parts x $threads) =="
+  /usr/bin/time -f '%M' -o "$work/rss.txt" "$bin" upload "$big" --region cn-hangzhou --bucket bench \
+    --endpoint "$endpoint" --object rss.raw --parallel "$threads" -q
+  kib=$(cat "$work/rss.txt")
+  echo "peak RSS: $((kib / 1024)) MiB (bound: $threads x 32 MiB parts + constant)"
+fi

@@ -1,0 +1,199 @@
+//! `ecs-preflight emulator`: run the local OSS + ECS + RAM emulator until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use preflight_emulator::{
+    AccessKey, BucketConfig, Config, LimitsProfile, StorageClass, DEFAULT_ACCESS_KEY_ID,
+    DEFAULT_ACCESS_KEY_SECRET,
+};
+
+/// Flags of `ecs-preflight emulator`. A flag given on the command line overrides the same
+/// setting from `--config`; without either, the documented defaults apply.
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "Examples:\n  \
+    ecs-preflight emulator\n  \
+    ecs-preflight emulator --listen 127.0.0.1:9090 --data ./emu-data\n  \
+    ecs-preflight emulator --access-key LTAI-test:secret --bucket images@cn-hangzhou --bucket vault@cn-hangzhou:encrypted\n  \
+    ecs-preflight emulator --no-import-role --storage-class Archive\n  \
+    ecs-preflight emulator --task-seconds 30 --fail-import\n  \
+    ecs-preflight emulator --fault-upload-part-error-rate 0.3 --fault-seed 7 --fault-bandwidth 1048576\n  \
+    ecs-preflight emulator --config emulator.toml\n\n\
+    With no --access-key the documented local test key pair is used and printed; it opens \
+    only this emulator.\n\
+    Admin endpoint (loopback only, no signature): GET /_emulator/counters, \
+    POST /_emulator/counters/reset, GET|POST /_emulator/faults, GET /_emulator/health.")]
+pub struct EmulatorArgs {
+    /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:9090].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for objects, uploads and ECS state; created if missing [default: ./emu-data].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// TOML configuration file (same settings as the flags; see the emulator crate docs).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Accepted credential ID:SECRET or ID:SECRET:STS_TOKEN (repeatable).
+    #[arg(long = "access-key", value_name = "ID:SECRET[:STS_TOKEN]")]
+    pub access_keys: Vec<String>,
+    /// Bucket to serve, NAME@REGION or NAME@REGION:encrypted (repeatable)
+    /// [default: ecs-preflight@cn-hangzhou].
+    #[arg(long = "bucket", value_name = "NAME@REGION[:encrypted]")]
+    pub buckets: Vec<String>,
+    /// Storage class of new objects: Standard, IA, Archive, ColdArchive, DeepColdArchive
+    /// [default: Standard].
+    #[arg(long, value_name = "CLASS")]
+    pub storage_class: Option<String>,
+    /// Pretend the RAM role AliyunECSImageImportDefaultRole does not exist.
+    #[arg(long)]
+    pub no_import_role: bool,
+    /// How long an import task takes, in seconds [default: 5].
+    #[arg(long, value_name = "SECONDS")]
+    pub task_seconds: Option<f64>,
+    /// ImportImage disk-size rules: classic (5-500 / 5-1000 GiB) or current (1-2048 GiB)
+    /// [default: classic].
+    #[arg(long, value_name = "PROFILE")]
+    pub limits: Option<String>,
+    /// Import tasks fail (task Failed, image CreateFailed).
+    #[arg(long)]
+    pub fail_import: bool,
+    /// Share (0-1) of UploadPart calls answered 500/503.
+    #[arg(long, value_name = "RATE")]
+    pub fault_upload_part_error_rate: Option<f64>,
+    /// Share (0-1) of UploadPart calls whose connection is reset mid-body.
+    #[arg(long, value_name = "RATE")]
+    pub fault_upload_part_reset_rate: Option<f64>,
+    /// Bytes read before a reset [default: 65536].
+    #[arg(long, value_name = "BYTES")]
+    pub fault_reset_after_bytes: Option<u64>,
+    /// Share (0-1) of signed OSS requests answered RequestTimeTooSkewed.
+    #[arg(long, value_name = "RATE")]
+    pub fault_time_skew_rate: Option<f64>,
+    /// Delay added before every OSS/ECS/RAM response, in milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub fault_delay_ms: Option<u64>,
+    /// Bandwidth cap for request and response bodies, bytes per second (0 = unlimited).
+    #[arg(long, value_name = "BYTES_PER_SEC")]
+    pub fault_bandwidth: Option<u64>,
+    /// Seed of the fault decisions (same seed, same failing calls) [default: 0].
+    #[arg(long, value_name = "N")]
+    pub fault_seed: Option<u64>,
+}
+
+/// Builds the emulator configuration from the file (if any) and the flags.
+pub fn build_config(args: &EmulatorArgs) -> anyhow::Result<Config> {
+    let mut cfg = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(l) = args.listen {
+        cfg.listen = l;
+    }
+    if let Some(d) = &args.data {
+        cfg.data_dir = d.clone();
+    }
+    if !args.access_keys.is_empty() {
+        cfg.access_keys = args
+            .access_keys
+            .iter()
+            .map(|s| s.parse::<AccessKey>())
+            .collect::<Result<_, _>>()?;
+    }
+    if !args.buckets.is_empty() {
+        cfg.buckets = args
+            .buckets
+            .iter()
+            .map(|s| s.parse::<BucketConfig>())
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(s) = &args.storage_class {
+        cfg.storage_class = s.parse::<StorageClass>()?;
+    }
+    if args.no_import_role {
+        cfg.import_role = false;
+    }
+    if let Some(t) = args.task_seconds {
+        cfg.task_seconds = t;
+    }
+    if let Some(l) = &args.limits {
+        cfg.limits = l.parse::<LimitsProfile>()?;
+    }
+    let f = &mut cfg.faults;
+    if args.fail_import {
+        f.fail_import = true;
+    }
+    if let Some(v) = args.fault_upload_part_error_rate {
+        f.upload_part_error_rate = v;
+    }
+    if let Some(v) = args.fault_upload_part_reset_rate {
+        f.upload_part_reset_rate = v;
+    }
+    if let Some(v) = args.fault_reset_after_bytes {
+        f.reset_after_bytes = v;
+    }
+    if let Some(v) = args.fault_time_skew_rate {
+        f.time_skew_rate = v;
+    }
+    if let Some(v) = args.fault_delay_ms {
+        f.delay_ms = v;
+    }
+    if let Some(v) = args.fault_bandwidth {
+        f.bandwidth_bytes_per_sec = v;
+    }
+    if let Some(v) = args.fault_seed {
+        f.seed = v;
+    }
+    Ok(cfg.normalized()?)
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Runs the emulator: prints `endpoint: …`, the key pair when the documented default is in use,
+/// and `ready`; then serves until Ctrl-C (or SIGTERM) and shuts down cleanly.
+pub fn run(args: EmulatorArgs) -> anyhow::Result<()> {
+    let cfg = build_config(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let uses_default = cfg.uses_default_key();
+        let emu = preflight_emulator::start(cfg)
+            .await
+            .context("cannot start the emulator")?;
+        println!("endpoint: {}", emu.endpoint());
+        if uses_default {
+            println!("access key id: {DEFAULT_ACCESS_KEY_ID}");
+            println!("access key secret: {DEFAULT_ACCESS_KEY_SECRET}");
+            println!("(documented local test key pair: it opens only this emulator)");
+        }
+        for b in &emu.config().buckets {
+            let enc = if b.encrypted { " (encrypted)" } else { "" };
+            println!("bucket: {}@{}{enc}", b.name, b.region);
+        }
+        println!("data: {}", emu.config().data_dir.display());
+        println!("admin: {}/_emulator/counters", emu.endpoint());
+        println!("ready");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        wait_for_stop().await;
+        println!("stopping");
+        emu.shutdown().await;
+        println!("stopped");
+        Ok(())
+    })
+}

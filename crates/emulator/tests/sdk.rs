@@ -1,0 +1,94 @@
+//! Conformance with Alibaba's official Python SDKs (oss2, aliyun-python-sdk-core/-ecs,
+//! alibabacloud-ecs20140526): the scripts in tests/sdk run against an in-process emulator and
+//! must succeed, including their wrong-secret checks.
+
+mod common;
+
+use preflight_emulator::{
+    AccessKey, BucketConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
+};
+
+fn base_args(endpoint: &str) -> Vec<String> {
+    vec![
+        "--endpoint".into(),
+        endpoint.into(),
+        "--ak".into(),
+        DEFAULT_ACCESS_KEY_ID.into(),
+        "--sk".into(),
+        DEFAULT_ACCESS_KEY_SECRET.into(),
+        "--bucket".into(),
+        "ecs-preflight".into(),
+        "--region".into(),
+        "cn-hangzhou".into(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oss2_conformance() {
+    let (emu, dir) = common::start_with(|c| {
+        c.access_keys = vec![
+            AccessKey::default_pair(),
+            AccessKey {
+                id: "STS.emulator".into(),
+                secret: "sts-secret".into(),
+                security_token: Some("CAIS-emulator-token".into()),
+            },
+        ];
+        c.buckets.push(BucketConfig {
+            name: "vault".into(),
+            region: "cn-hangzhou".into(),
+            encrypted: true,
+        });
+    })
+    .await;
+    let mut args = base_args(&emu.endpoint());
+    args.extend(
+        [
+            "--encrypted-bucket",
+            "vault",
+            "--sts-ak",
+            "STS.emulator",
+            "--sts-sk",
+            "sts-secret",
+            "--sts-token",
+            "CAIS-emulator-token",
+            "--workdir",
+        ]
+        .map(String::from),
+    );
+    args.push(dir.path().display().to_string());
+    let (ok, out) = common::run_script("oss_sdk.py", args).await;
+    println!("{out}");
+    assert!(ok, "oss_sdk.py failed:\n{out}");
+    let c = emu.counters();
+    assert!(c.requests_for("UploadPart") >= 11, "{c:?}");
+    assert!(c.requests_for("CompleteMultipartUpload") >= 2);
+    assert!(c.errors_for("SignatureDoesNotMatch") >= 3);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_sdk_conformance() {
+    let (emu, _dir) = common::start_with(|c| c.task_seconds = 2.0).await;
+    let mut args = base_args(&emu.endpoint());
+    args.extend(["--timeout".to_string(), "30".to_string()]);
+    let (ok, out) = common::run_script("ecs_sdk.py", args).await;
+    println!("{out}");
+    assert!(ok, "ecs_sdk.py failed:\n{out}");
+    let c = emu.counters();
+    assert!(c.requests_for("ImportImage") >= 6, "{c:?}");
+    assert!(c.requests_for("GetRole") >= 2);
+    assert!(c.errors_for("IncompleteSignature") >= 1);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_sdk_without_import_role() {
+    let (emu, _dir) = common::start_with(|c| c.import_role = false).await;
+    let mut args = base_args(&emu.endpoint());
+    args.push("--expect-no-role".into());
+    let (ok, out) = common::run_script("ecs_sdk.py", args).await;
+    println!("{out}");
+    assert!(ok, "ecs_sdk.py --expect-no-role failed:\n{out}");
+    emu.shutdown().await;
+}

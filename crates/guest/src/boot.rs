@@ -1,0 +1,160 @@
+//! BIOS versus UEFI: MBR boot code, GRUB core in the post-MBR gap, BIOS
+//! boot partition, and the EFI System Partition's loaders.
+
+use crate::cache::CachedDisk;
+use crate::fs::FsKind;
+use crate::part::{GUID_BIOS_BOOT, GUID_ESP};
+use crate::{exe, rules, GuestFacts, Sink, Volume};
+use serde::Serialize;
+
+/// Largest EFI loader read to learn its architecture (shim and GRUB are
+/// 1-3 MiB; Windows' bootmgfw.efi ~2 MiB).
+const MAX_LOADER: u64 = 32 * 1024 * 1024;
+
+/// How the disk boots.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BootInfo {
+    /// The disk can boot with BIOS (boot code in the MBR, and on GPT a BIOS
+    /// boot partition).
+    pub bios: bool,
+    /// The disk can boot with UEFI (an ESP holding an EFI loader).
+    pub uefi: bool,
+    /// What the MBR boot code is: `grub`, `windows`, `syslinux`, `other`, or
+    /// `None` when the first 440 bytes are zero.
+    pub mbr_boot_code: Option<String>,
+    /// GRUB's core.img follows the MBR (LBA 1).
+    pub grub_core_after_mbr: bool,
+    /// A GPT BIOS boot partition (bios_grub) exists.
+    pub bios_boot_partition: bool,
+    /// Partition number of the ESP.
+    pub esp_partition: Option<u32>,
+    /// EFI loaders found on the ESP (`/EFI/BOOT/BOOTX64.EFI`…).
+    pub efi_loaders: Vec<String>,
+    /// Architecture of the EFI loaders (PE machine).
+    pub efi_arch: Option<String>,
+}
+
+fn classify_mbr_code(code: &[u8]) -> Option<String> {
+    if code.iter().all(|&b| b == 0) {
+        return None;
+    }
+    let has = |needle: &[u8]| code.windows(needle.len()).any(|w| w == needle);
+    Some(
+        if code.len() >= 0x185 && &code[0x180..0x185] == b"GRUB " {
+            "grub"
+        } else if has(b"Invalid partition table") || has(b"Missing operating system") {
+            "windows"
+        } else if has(b"SYSLINUX") || has(b"MBR") && has(b"Missing OS") {
+            "syslinux"
+        } else {
+            "other"
+        }
+        .into(),
+    )
+}
+
+pub(crate) fn inspect(
+    cache: &CachedDisk<'_>,
+    vols: &mut [Volume<'_>],
+    facts: &mut GuestFacts,
+    sink: &mut Sink,
+) {
+    let mut b = BootInfo::default();
+    if let Ok(s0) = cache.read_vec(0, 512) {
+        b.mbr_boot_code = classify_mbr_code(&s0[..440]);
+        // Skip the check on a GPT disk: LBA 1 is the GPT header.
+        if facts.partition_table.kind != "gpt" {
+            if let Ok(s1) = cache.read_vec(512, 4) {
+                b.grub_core_after_mbr =
+                    s1 == [0x52, 0x56, 0xbe, 0x1b] || s1 == [0x52, 0xe8, 0x28, 0x01];
+            }
+        }
+    }
+    b.bios_boot_partition = facts.partitions.iter().any(|p| p.type_id == GUID_BIOS_BOOT);
+    b.bios =
+        b.mbr_boot_code.is_some() && (facts.partition_table.kind != "gpt" || b.bios_boot_partition);
+
+    // ESP: GPT type, or MBR type 0xEF; failing that, any FAT holding /EFI.
+    let esp_parts: Vec<u32> = facts
+        .partitions
+        .iter()
+        .filter(|p| p.type_id == GUID_ESP || p.type_id == "0xef")
+        .map(|p| p.number)
+        .collect();
+    for v in vols.iter_mut() {
+        let f = &facts.filesystems[v.fs_index];
+        if f.kind != FsKind::Fat {
+            continue;
+        }
+        let typed = f.partition.is_some_and(|n| esp_parts.contains(&n));
+        let Some(fs) = v.fs.as_mut() else { continue };
+        if !typed && !fs.is_dir("/EFI") {
+            continue;
+        }
+        let mut loaders = Vec::new();
+        for d in fs.list("/EFI").unwrap_or_default() {
+            for n in fs.list(&format!("/EFI/{d}")).unwrap_or_default() {
+                let up = n.to_ascii_uppercase();
+                let loader = (d.eq_ignore_ascii_case("BOOT")
+                    && up.starts_with("BOOT")
+                    && up.ends_with(".EFI"))
+                    || [
+                        "GRUBX64.EFI",
+                        "SHIMX64.EFI",
+                        "GRUBAA64.EFI",
+                        "SHIMAA64.EFI",
+                        "GRUBIA32.EFI",
+                    ]
+                    .contains(&up.as_str());
+                if loader {
+                    loaders.push(format!("/EFI/{d}/{n}"));
+                }
+            }
+            if d.eq_ignore_ascii_case("Microsoft") {
+                let p = format!("/EFI/{d}/Boot/bootmgfw.efi");
+                if fs.exists(&p) {
+                    loaders.push(p);
+                }
+            }
+        }
+        if loaders.is_empty() {
+            continue;
+        }
+        if b.efi_arch.is_none() {
+            for l in &loaders {
+                if let Ok(data) = fs.read(l, MAX_LOADER) {
+                    if let Some(a) = exe::pe_arch(&data) {
+                        b.efi_arch = Some(a);
+                        break;
+                    }
+                }
+            }
+        }
+        b.esp_partition = b.esp_partition.or(f.partition);
+        b.efi_loaders.extend(loaders);
+        b.uefi = true;
+    }
+
+    let arch = facts.architecture.clone().or_else(|| b.efi_arch.clone());
+    facts.boot_mode = if arch.as_deref() == Some("arm64") {
+        b.uefi.then(|| "UEFI".to_string())
+    } else if b.bios {
+        Some("BIOS".into())
+    } else if b.uefi {
+        Some("UEFI".into())
+    } else {
+        None
+    };
+    if facts.boot_mode.is_none() {
+        sink.push(rules::NO_BOOT_LOADER.finding(match (&b.mbr_boot_code, facts.partition_table.kind.as_str()) {
+            (Some(_), "gpt") => "GPT disk with MBR boot code but no BIOS boot partition, and no ESP with an EFI loader".to_string(),
+            _ => "no boot code in the MBR and no ESP with an EFI loader".to_string(),
+        }));
+    } else if facts.boot_mode.as_deref() == Some("UEFI") && arch.as_deref() != Some("arm64") {
+        sink.push(
+            rules::BOOT_MODE_UEFI_ONLY
+                .finding("the disk boots with UEFI only; import it with BootMode=UEFI"),
+        );
+    }
+    facts.boot = b;
+}

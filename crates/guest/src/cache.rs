@@ -1,0 +1,196 @@
+//! A small read cache over the guest disk that counts what it reads, and
+//! bounded views of a partition for the filesystem readers.
+
+use preflight_disk::{BlockRead, ReadError};
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+
+/// Cache granule: reads are rounded out to this, so the many small reads of
+/// a filesystem walk (superblocks, inodes, directory blocks) cost one disk
+/// read each 64 KiB.
+pub(crate) const CHUNK: u64 = 64 * 1024;
+
+/// Chunks kept (64 MiB): enough for the metadata of a walk; a long file read
+/// (an initramfs) streams through it.
+const MAX_CHUNKS: usize = 1024;
+
+/// The guest disk with a chunk cache and a byte counter.
+pub(crate) struct CachedDisk<'a> {
+    disk: &'a dyn BlockRead,
+    size: u64,
+    chunks: RefCell<Chunks>,
+    bytes_read: Cell<u64>,
+}
+
+#[derive(Default)]
+struct Chunks {
+    map: HashMap<u64, Vec<u8>>,
+    order: VecDeque<u64>,
+}
+
+impl<'a> CachedDisk<'a> {
+    pub(crate) fn new(disk: &'a dyn BlockRead) -> Self {
+        CachedDisk {
+            disk,
+            size: disk.size(),
+            chunks: RefCell::new(Chunks::default()),
+            bytes_read: Cell::new(0),
+        }
+    }
+
+    /// Virtual size of the disk.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Bytes read from the underlying disk so far.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.bytes_read.get()
+    }
+
+    /// Reads `buf.len()` bytes at `offset`, through the cache.
+    pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        preflight_disk::check_guest_range(offset, buf.len(), self.size)?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + u64::try_from(done).unwrap_or(u64::MAX);
+            let index = pos / CHUNK;
+            let within = usize::try_from(pos % CHUNK).unwrap_or(0);
+            let mut chunks = self.chunks.borrow_mut();
+            if !chunks.map.contains_key(&index) {
+                let start = index * CHUNK;
+                let len = CHUNK.min(self.size - start);
+                let mut data = vec![0u8; usize::try_from(len).unwrap_or(0)];
+                self.disk.read_at(start, &mut data)?;
+                self.bytes_read
+                    .set(self.bytes_read.get().saturating_add(len));
+                if chunks.order.len() >= MAX_CHUNKS {
+                    if let Some(old) = chunks.order.pop_front() {
+                        chunks.map.remove(&old);
+                    }
+                }
+                chunks.order.push_back(index);
+                chunks.map.insert(index, data);
+            }
+            let chunk = match chunks.map.get(&index) {
+                Some(c) => c,
+                None => return Err(ReadError::Corrupt("cache lost a chunk".into())),
+            };
+            let avail = chunk.len().saturating_sub(within);
+            if avail == 0 {
+                return Err(ReadError::OutOfRange {
+                    offset: pos,
+                    len: 1,
+                    size: self.size,
+                });
+            }
+            let n = avail.min(buf.len() - done);
+            buf[done..done + n].copy_from_slice(&chunk[within..within + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Reads a small range into a new buffer.
+    pub(crate) fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>, ReadError> {
+        let mut v = vec![0u8; len];
+        self.read_at(offset, &mut v)?;
+        Ok(v)
+    }
+}
+
+/// A partition (or the whole disk): reads are bounded to `start..start+len`.
+#[derive(Clone, Copy)]
+pub(crate) struct View<'d, 'a> {
+    pub(crate) disk: &'d CachedDisk<'a>,
+    pub(crate) start: u64,
+    pub(crate) len: u64,
+}
+
+impl<'d, 'a> View<'d, 'a> {
+    pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        let n = u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        match offset.checked_add(n) {
+            Some(end) if end <= self.len => self.disk.read_at(self.start + offset, buf),
+            _ => Err(ReadError::OutOfRange {
+                offset,
+                len: n,
+                size: self.len,
+            }),
+        }
+    }
+
+    pub(crate) fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>, ReadError> {
+        let mut v = vec![0u8; len];
+        self.read_at(offset, &mut v)?;
+        Ok(v)
+    }
+
+    /// A `Read + Seek` cursor over the view (for the ntfs and fatfs crates).
+    pub(crate) fn cursor(self) -> Cursor<'d, 'a> {
+        Cursor { view: self, pos: 0 }
+    }
+}
+
+impl lamxfs::BlockRead for View<'_, '_> {
+    type Error = ReadError;
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        View::read_at(self, offset, buf)
+    }
+}
+
+/// `Read + Seek` over a [`View`]; `Write` always fails (read-only adapter for
+/// fatfs, whose 0.3 API asks for a read-write stream).
+pub(crate) struct Cursor<'d, 'a> {
+    view: View<'d, 'a>,
+    pos: u64,
+}
+
+impl io::Read for Cursor<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.view.len.saturating_sub(self.pos);
+        let n =
+            usize::try_from(left.min(u64::try_from(buf.len()).unwrap_or(u64::MAX))).unwrap_or(0);
+        if n == 0 {
+            return Ok(0);
+        }
+        self.view
+            .read_at(self.pos, &mut buf[..n])
+            .map_err(io::Error::other)?;
+        self.pos += u64::try_from(n).unwrap_or(0);
+        Ok(n)
+    }
+}
+
+impl io::Seek for Cursor<'_, '_> {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let new = match to {
+            io::SeekFrom::Start(p) => Some(p),
+            io::SeekFrom::End(d) => self.view.len.checked_add_signed(d),
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        match new {
+            Some(p) => {
+                self.pos = p;
+                Ok(p)
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek out of range",
+            )),
+        }
+    }
+}
+
+impl io::Write for Cursor<'_, '_> {
+    fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the guest disk is read-only",
+        ))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

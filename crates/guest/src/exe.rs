@@ -1,0 +1,67 @@
+//! Architecture from executables: ELF (Linux) and PE (Windows, EFI).
+
+/// The ImportImage `Architecture` value of an ELF file (`x86_64`, `i386`,
+/// `arm64`), or its machine number when it is none of those.
+pub(crate) fn elf_arch(b: &[u8]) -> Option<String> {
+    if b.len() < 20 || &b[0..4] != b"\x7fELF" {
+        return None;
+    }
+    let machine = if b[5] == 2 {
+        u16::from_be_bytes([b[18], b[19]])
+    } else {
+        u16::from_le_bytes([b[18], b[19]])
+    };
+    Some(match machine {
+        0x3e => "x86_64".into(),
+        0x03 => "i386".into(),
+        0xb7 => "arm64".into(),
+        0x28 => "arm".into(),
+        0xf3 => "riscv64".into(),
+        0x102 => "loongarch64".into(),
+        0x15 => "ppc64".into(),
+        0x16 => "s390x".into(),
+        m => format!("elf-machine-{m:#x}"),
+    })
+}
+
+/// The architecture of a PE image (`x86_64`, `i386`, `arm64`).
+pub(crate) fn pe_arch(b: &[u8]) -> Option<String> {
+    if b.len() < 0x40 || &b[0..2] != b"MZ" {
+        return None;
+    }
+    let pe = usize::try_from(u32::from_le_bytes([b[0x3c], b[0x3d], b[0x3e], b[0x3f]])).ok()?;
+    let end = pe.checked_add(6)?;
+    if end > b.len() || &b[pe..pe + 4] != b"PE\0\0" {
+        return None;
+    }
+    let machine = u16::from_le_bytes([b[pe + 4], b[pe + 5]]);
+    Some(match machine {
+        0x8664 => "x86_64".into(),
+        0x14c => "i386".into(),
+        0xaa64 => "arm64".into(),
+        0x5064 => "riscv64".into(),
+        m => format!("pe-machine-{m:#x}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elf_and_pe() {
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[5] = 1;
+        elf[18] = 0xb7;
+        assert_eq!(elf_arch(&elf).as_deref(), Some("arm64"));
+        let mut pe = vec![0u8; 0x100];
+        pe[..2].copy_from_slice(b"MZ");
+        pe[0x3c] = 0x80;
+        pe[0x80..0x84].copy_from_slice(b"PE\0\0");
+        pe[0x84..0x86].copy_from_slice(&0x8664u16.to_le_bytes());
+        assert_eq!(pe_arch(&pe).as_deref(), Some("x86_64"));
+        pe[0x3c] = 0xff;
+        assert_eq!(pe_arch(&pe), None);
+    }
+}

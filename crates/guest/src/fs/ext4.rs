@@ -1,0 +1,525 @@
+//! ext2/3/4 through the `ext4-view` crate, plus our own superblock reading
+//! (features, size) and a minimal inode lookup for flags (`chattr +i`),
+//! which ext4-view does not expose.
+//!
+//! `ext4-view` takes a `Box<dyn Ext4Read>` that must be `'static`, but our
+//! disk is borrowed. So the `Ext4` object lives on a worker thread that owns
+//! only channels: it asks this side for disk bytes and answers commands. The
+//! borrowed disk never leaves this thread, and a panic in the crate ends the
+//! worker, not the inspection.
+
+use super::{components, uuid_string, FsError, FsInfo};
+use crate::cache::View;
+use ext4_view::{Ext4, Ext4Error, Ext4Read};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::thread::JoinHandle;
+
+/// Largest single read the ext4 worker may ask for (ext4-view reads blocks
+/// and small runs; 16 MiB is far above that).
+const MAX_WORKER_READ: usize = 16 * 1024 * 1024;
+
+/// Largest directory read by the inode-flag lookup (a huge /etc is not
+/// normal; 4 MiB is about 100k entries).
+const MAX_DIR_BYTES: u64 = 4 * 1024 * 1024;
+
+enum Cmd {
+    Read(String, u64),
+    List(String),
+    Exists(String),
+}
+
+enum Reply {
+    Bytes(Vec<u8>),
+    Names(Vec<String>),
+    Bool(bool),
+    Err(FsError),
+}
+
+enum Up {
+    Disk(u64, usize),
+    Done(Reply),
+}
+
+struct ChanReader {
+    up: Sender<Up>,
+    data: Receiver<Result<Vec<u8>, String>>,
+}
+
+impl Ext4Read for ChanReader {
+    fn read(
+        &mut self,
+        start_byte: u64,
+        dst: &mut [u8],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+        self.up.send(Up::Disk(start_byte, dst.len()))?;
+        let data = self.data.recv()??;
+        if data.len() != dst.len() {
+            return Err("short read".into());
+        }
+        dst.copy_from_slice(&data);
+        Ok(())
+    }
+}
+
+fn map_err(e: Ext4Error) -> FsError {
+    match e {
+        Ext4Error::NotFound => FsError::NotFound,
+        other => FsError::Corrupt(format!("ext4: {other}")),
+    }
+}
+
+fn worker(up: Sender<Up>, data: Receiver<Result<Vec<u8>, String>>, cmds: Receiver<Cmd>) {
+    let reader = ChanReader {
+        up: up.clone(),
+        data,
+    };
+    let fs = match Ext4::load(Box::new(reader)) {
+        Ok(fs) => {
+            let _ = up.send(Up::Done(Reply::Bool(true)));
+            fs
+        }
+        Err(e) => {
+            let _ = up.send(Up::Done(Reply::Err(map_err(e))));
+            return;
+        }
+    };
+    while let Ok(cmd) = cmds.recv() {
+        let reply = match cmd {
+            Cmd::Read(path, limit) => match fs.metadata(path.as_str()) {
+                Ok(m) if m.len() > limit => Reply::Err(FsError::TooLarge(m.len())),
+                Ok(_) => match fs.read(path.as_str()) {
+                    Ok(b) => Reply::Bytes(b),
+                    Err(e) => Reply::Err(map_err(e)),
+                },
+                Err(e) => Reply::Err(map_err(e)),
+            },
+            Cmd::List(path) => match fs.read_dir(path.as_str()) {
+                Ok(iter) => {
+                    let mut names = Vec::new();
+                    let mut err = None;
+                    for entry in iter {
+                        match entry {
+                            Ok(e) => {
+                                let n = e.file_name();
+                                let s = String::from_utf8_lossy(n.as_ref()).into_owned();
+                                if s != "." && s != ".." {
+                                    names.push(s);
+                                }
+                            }
+                            Err(e) => {
+                                err = Some(map_err(e));
+                                break;
+                            }
+                        }
+                    }
+                    match err {
+                        Some(e) => Reply::Err(e),
+                        None => Reply::Names(names),
+                    }
+                }
+                Err(e) => Reply::Err(map_err(e)),
+            },
+            Cmd::Exists(path) => Reply::Bool(fs.exists(path.as_str()).unwrap_or(false)),
+        };
+        if up.send(Up::Done(reply)).is_err() {
+            return;
+        }
+    }
+}
+
+/// An ext2/3/4 filesystem.
+pub(crate) struct Ext4Fs<'v, 'a> {
+    view: View<'v, 'a>,
+    cmds: Option<Sender<Cmd>>,
+    up: Receiver<Up>,
+    data: Sender<Result<Vec<u8>, String>>,
+    handle: Option<JoinHandle<()>>,
+    sb: Super,
+}
+
+impl<'v, 'a> Ext4Fs<'v, 'a> {
+    pub(crate) fn open(view: View<'v, 'a>) -> Result<(Self, FsInfo), FsError> {
+        let raw = view
+            .read_vec(1024, 1024)
+            .map_err(|e| FsError::Corrupt(format!("ext4 superblock: {e}")))?;
+        let sb = Super::parse(&raw)?;
+        let info = sb.info();
+        let (up_tx, up_rx) = channel();
+        let (data_tx, data_rx) = channel();
+        let (cmd_tx, cmd_rx) = channel();
+        let handle = std::thread::Builder::new()
+            .name("ext4-reader".into())
+            .spawn(move || worker(up_tx, data_rx, cmd_rx))
+            .map_err(|e| FsError::Corrupt(format!("cannot start the ext4 reader: {e}")))?;
+        let mut fs = Ext4Fs {
+            view,
+            cmds: Some(cmd_tx),
+            up: up_rx,
+            data: data_tx,
+            handle: Some(handle),
+            sb,
+        };
+        match fs.serve() {
+            Reply::Err(e) => Err(e),
+            _ => Ok((fs, info)),
+        }
+    }
+
+    /// Answers the worker's disk reads until it replies.
+    fn serve(&mut self) -> Reply {
+        loop {
+            match self.up.recv() {
+                Ok(Up::Disk(off, len)) => {
+                    let r = if len > MAX_WORKER_READ {
+                        Err(format!("read of {len} bytes is over the limit"))
+                    } else {
+                        self.view.read_vec(off, len).map_err(|e| e.to_string())
+                    };
+                    if self.data.send(r).is_err() {
+                        return Reply::Err(FsError::Corrupt("ext4 reader stopped".into()));
+                    }
+                }
+                Ok(Up::Done(r)) => return r,
+                Err(_) => {
+                    let panicked = self
+                        .handle
+                        .take()
+                        .map(|h| h.join().is_err())
+                        .unwrap_or(false);
+                    return Reply::Err(FsError::Corrupt(if panicked {
+                        "ext4 reader crashed (internal error in ext4-view)".into()
+                    } else {
+                        "ext4 reader stopped".into()
+                    }));
+                }
+            }
+        }
+    }
+
+    fn call(&mut self, cmd: Cmd) -> Reply {
+        match &self.cmds {
+            Some(tx) if tx.send(cmd).is_ok() => self.serve(),
+            _ => Reply::Err(FsError::Corrupt("ext4 reader stopped".into())),
+        }
+    }
+
+    /// Inode flags of a file, by our own lookup (`None` if it cannot be
+    /// found this simple way: inline-data or deeply mapped directories).
+    pub(crate) fn inode_flags(&self, path: &str) -> Option<u32> {
+        let mut ino = 2u64;
+        for name in components(path) {
+            let inode = self.sb.read_inode(&self.view, ino)?;
+            if inode.mode & 0xF000 != 0x4000 {
+                return None;
+            }
+            ino = self.sb.dir_lookup(&self.view, &inode, name.as_bytes())?;
+        }
+        self.sb.read_inode(&self.view, ino).map(|i| i.flags)
+    }
+}
+
+impl Drop for Ext4Fs<'_, '_> {
+    fn drop(&mut self) {
+        self.cmds.take();
+        // The worker may be blocked on a disk read: answer with an error.
+        let _ = self.data.send(Err("closing".into()));
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl super::Fs for Ext4Fs<'_, '_> {
+    fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
+        match self.call(Cmd::Read(path.to_string(), limit)) {
+            Reply::Bytes(b) => Ok(b),
+            Reply::Err(e) => Err(e),
+            _ => Err(FsError::Corrupt("ext4 reader: unexpected reply".into())),
+        }
+    }
+    fn list(&mut self, path: &str) -> Result<Vec<String>, FsError> {
+        match self.call(Cmd::List(path.to_string())) {
+            Reply::Names(n) => Ok(n),
+            Reply::Err(e) => Err(e),
+            _ => Err(FsError::Corrupt("ext4 reader: unexpected reply".into())),
+        }
+    }
+    fn exists(&mut self, path: &str) -> bool {
+        matches!(self.call(Cmd::Exists(path.to_string())), Reply::Bool(true))
+    }
+    fn immutable(&self, path: &str) -> Option<bool> {
+        self.inode_flags(path).map(|f| f & 0x10 != 0)
+    }
+}
+
+fn le16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+const COMPAT: &[(u32, &str)] = &[
+    (0x1, "dir_prealloc"),
+    (0x4, "has_journal"),
+    (0x8, "ext_attr"),
+    (0x10, "resize_inode"),
+    (0x20, "dir_index"),
+    (0x200, "sparse_super2"),
+    (0x400, "fast_commit"),
+    (0x1000, "orphan_file"),
+];
+const INCOMPAT: &[(u32, &str)] = &[
+    (0x1, "compression"),
+    (0x2, "filetype"),
+    (0x4, "needs_recovery"),
+    (0x8, "journal_dev"),
+    (0x10, "meta_bg"),
+    (0x40, "extent"),
+    (0x80, "64bit"),
+    (0x100, "mmp"),
+    (0x200, "flex_bg"),
+    (0x400, "ea_inode"),
+    (0x1000, "dirdata"),
+    (0x2000, "metadata_csum_seed"),
+    (0x4000, "large_dir"),
+    (0x8000, "inline_data"),
+    (0x10000, "encrypt"),
+    (0x20000, "casefold"),
+];
+const RO_COMPAT: &[(u32, &str)] = &[
+    (0x1, "sparse_super"),
+    (0x2, "large_file"),
+    (0x8, "huge_file"),
+    (0x10, "uninit_bg"),
+    (0x20, "dir_nlink"),
+    (0x40, "extra_isize"),
+    (0x100, "quota"),
+    (0x200, "bigalloc"),
+    (0x400, "metadata_csum"),
+    (0x1000, "read-only"),
+    (0x2000, "project"),
+    (0x8000, "verity"),
+    (0x10000, "orphan_present"),
+];
+
+/// The superblock fields we use.
+#[derive(Debug, Clone)]
+pub(crate) struct Super {
+    block_size: u64,
+    blocks: u64,
+    first_data_block: u64,
+    inodes_per_group: u64,
+    inode_size: u64,
+    desc_size: u64,
+    compat: u32,
+    incompat: u32,
+    ro_compat: u32,
+    uuid: [u8; 16],
+    label: String,
+}
+
+struct Inode {
+    mode: u16,
+    flags: u32,
+    size: u64,
+    block: [u8; 60],
+}
+
+impl Super {
+    pub(crate) fn parse(b: &[u8]) -> Result<Super, FsError> {
+        if b.len() < 1024 || le16(b, 56) != 0xEF53 {
+            return Err(FsError::Corrupt("ext4: bad superblock magic".into()));
+        }
+        let log = le32(b, 24);
+        if log > 6 {
+            return Err(FsError::Corrupt(format!(
+                "ext4: block size 1024<<{log} is invalid"
+            )));
+        }
+        let incompat = le32(b, 96);
+        let hi = if incompat & 0x80 != 0 {
+            u64::from(le32(b, 0x150))
+        } else {
+            0
+        };
+        let rev = le32(b, 76);
+        let inode_size = if rev == 0 {
+            128
+        } else {
+            u64::from(le16(b, 88))
+        };
+        let desc_size = if incompat & 0x80 != 0 {
+            u64::from(le16(b, 254)).max(32)
+        } else {
+            32
+        };
+        let mut uuid = [0u8; 16];
+        uuid.copy_from_slice(&b[104..120]);
+        let label_bytes: Vec<u8> = b[120..136]
+            .iter()
+            .copied()
+            .take_while(|&c| c != 0)
+            .collect();
+        Ok(Super {
+            block_size: 1024u64 << log,
+            blocks: (hi << 32) | u64::from(le32(b, 4)),
+            first_data_block: u64::from(le32(b, 20)),
+            inodes_per_group: u64::from(le32(b, 40)),
+            inode_size,
+            desc_size,
+            compat: le32(b, 92),
+            incompat,
+            ro_compat: le32(b, 100),
+            uuid,
+            label: String::from_utf8_lossy(&label_bytes).into_owned(),
+        })
+    }
+
+    fn features(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for (set, table) in [
+            (self.compat, COMPAT),
+            (self.incompat, INCOMPAT),
+            (self.ro_compat, RO_COMPAT),
+        ] {
+            for (bit, name) in table {
+                if set & bit != 0 {
+                    v.push((*name).to_string());
+                }
+            }
+        }
+        v
+    }
+
+    pub(crate) fn info(&self) -> FsInfo {
+        let fs_type = if self.incompat & 0x2C0 != 0 || self.ro_compat & 0x448 != 0 {
+            "ext4"
+        } else if self.compat & 0x4 != 0 {
+            "ext3"
+        } else {
+            "ext2"
+        };
+        FsInfo {
+            fs_type: fs_type.into(),
+            uuid: Some(uuid_string(&self.uuid)),
+            label: (!self.label.is_empty()).then(|| self.label.clone()),
+            declared_size: self.blocks.checked_mul(self.block_size),
+            features: self.features(),
+        }
+    }
+
+    fn read_inode(&self, view: &View<'_, '_>, ino: u64) -> Option<Inode> {
+        if ino == 0 || self.inodes_per_group == 0 || self.inode_size < 128 {
+            return None;
+        }
+        let group = (ino - 1) / self.inodes_per_group;
+        let index = (ino - 1) % self.inodes_per_group;
+        let gdt = (self.first_data_block + 1).checked_mul(self.block_size)?;
+        let desc_off = gdt.checked_add(group.checked_mul(self.desc_size)?)?;
+        let d = view
+            .read_vec(desc_off, usize::try_from(self.desc_size).ok()?)
+            .ok()?;
+        let mut table = u64::from(le32(&d, 8));
+        if self.desc_size >= 64 {
+            table |= u64::from(le32(&d, 0x28)) << 32;
+        }
+        let off = table
+            .checked_mul(self.block_size)?
+            .checked_add(index.checked_mul(self.inode_size)?)?;
+        let r = view.read_vec(off, 128).ok()?;
+        let mut block = [0u8; 60];
+        block.copy_from_slice(&r[40..100]);
+        Some(Inode {
+            mode: le16(&r, 0),
+            flags: le32(&r, 32),
+            size: u64::from(le32(&r, 4)) | (u64::from(le32(&r, 108)) << 32),
+            block,
+        })
+    }
+
+    /// Physical blocks of a (small) file: extents of any depth, or the 12
+    /// direct block pointers of the old block map.
+    fn file_blocks(&self, view: &View<'_, '_>, inode: &Inode) -> Option<Vec<u64>> {
+        let want = inode.size.div_ceil(self.block_size);
+        let mut out = Vec::new();
+        if inode.flags & 0x80000 != 0 {
+            self.extent_node(view, &inode.block, 0, &mut out, want)?;
+        } else if inode.flags & 0x1000_0000 != 0 {
+            return None; // inline data
+        } else {
+            for i in 0..12 {
+                let b = u64::from(le32(&inode.block, i * 4));
+                if b != 0 && u64::try_from(out.len()).ok()? < want {
+                    out.push(b);
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn extent_node(
+        &self,
+        view: &View<'_, '_>,
+        node: &[u8],
+        level: u32,
+        out: &mut Vec<u64>,
+        want: u64,
+    ) -> Option<()> {
+        if level > 5 || le16(node, 0) != 0xF30A {
+            return None;
+        }
+        let entries = usize::from(le16(node, 2));
+        let depth = le16(node, 6);
+        for i in 0..entries {
+            let e = 12 + i * 12;
+            if e + 12 > node.len() {
+                return None;
+            }
+            if depth == 0 {
+                let len = u64::from(le16(node, e + 4) & 0x7fff);
+                let start = (u64::from(le16(node, e + 6)) << 32) | u64::from(le32(node, e + 8));
+                for k in 0..len {
+                    if u64::try_from(out.len()).ok()? >= want {
+                        return Some(());
+                    }
+                    out.push(start + k);
+                }
+            } else {
+                let leaf = (u64::from(le16(node, e + 8)) << 32) | u64::from(le32(node, e + 4));
+                let child = view
+                    .read_vec(
+                        leaf.checked_mul(self.block_size)?,
+                        usize::try_from(self.block_size).ok()?,
+                    )
+                    .ok()?;
+                self.extent_node(view, &child, level + 1, out, want)?;
+            }
+        }
+        Some(())
+    }
+
+    fn dir_lookup(&self, view: &View<'_, '_>, dir: &Inode, name: &[u8]) -> Option<u64> {
+        if dir.size > MAX_DIR_BYTES {
+            return None;
+        }
+        let bs = usize::try_from(self.block_size).ok()?;
+        for b in self.file_blocks(view, dir)? {
+            let blk = view.read_vec(b.checked_mul(self.block_size)?, bs).ok()?;
+            let mut o = 0usize;
+            while o + 8 <= bs {
+                let ino = le32(&blk, o);
+                let rec = usize::from(le16(&blk, o + 4));
+                let nlen = usize::from(blk[o + 6]);
+                if rec < 8 {
+                    break;
+                }
+                if ino != 0 && o + 8 + nlen <= bs && &blk[o + 8..o + 8 + nlen] == name {
+                    return Some(u64::from(ino));
+                }
+                o += rec;
+            }
+        }
+        None
+    }
+}

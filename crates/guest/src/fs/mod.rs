@@ -1,0 +1,225 @@
+//! Filesystems: probing by magic, and one small read-only interface over the
+//! readers (ext4-view, lamxfs, fatfs, ntfs).
+
+pub(crate) mod ext4;
+mod fat;
+mod ntfs;
+mod xfs;
+
+use crate::cache::View;
+use serde::Serialize;
+
+/// What a filesystem reader can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum FsError {
+    /// No such file or directory.
+    #[error("not found")]
+    NotFound,
+    /// The file is bigger than the caller's limit.
+    #[error("file of {0} bytes is over the read limit")]
+    TooLarge(u64),
+    /// The filesystem's metadata is inconsistent, or a read failed.
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+/// A mounted filesystem, read-only. Paths are absolute, `/`-separated.
+pub(crate) trait Fs {
+    /// Whole file, if it is at most `limit` bytes. Follows symlinks.
+    fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError>;
+    /// Names in a directory (without `.` and `..`). Follows symlinks.
+    fn list(&mut self, path: &str) -> Result<Vec<String>, FsError>;
+    /// True if the path exists (following symlinks).
+    fn exists(&mut self, path: &str) -> bool;
+    /// True if the path is a directory (following symlinks).
+    fn is_dir(&mut self, path: &str) -> bool {
+        self.list(path).is_ok()
+    }
+    /// Whether the file has the immutable flag, where the reader can tell.
+    fn immutable(&self, _path: &str) -> Option<bool> {
+        None
+    }
+}
+
+/// What lives on a partition, by magic number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsKind {
+    /// ext2, ext3 or ext4 (the superblock says which).
+    Ext,
+    /// XFS.
+    Xfs,
+    /// FAT12/16/32.
+    Fat,
+    /// NTFS.
+    Ntfs,
+    /// btrfs (detected, not read).
+    Btrfs,
+    /// LVM2 physical volume (detected, not read).
+    Lvm2,
+    /// Linux swap.
+    Swap,
+    /// LUKS encrypted volume.
+    Luks,
+    /// exFAT (detected, not read).
+    Exfat,
+    /// ISO 9660.
+    Iso9660,
+}
+
+/// Identifies the contents of a volume from its first bytes.
+pub(crate) fn probe(view: &View<'_, '_>) -> Option<FsKind> {
+    let head = view
+        .read_vec(0, 4096.min(usize::try_from(view.len).unwrap_or(4096)))
+        .ok()?;
+    if head.len() >= 512 {
+        if &head[3..11] == b"NTFS    " {
+            return Some(FsKind::Ntfs);
+        }
+        if &head[3..11] == b"EXFAT   " {
+            return Some(FsKind::Exfat);
+        }
+        if head.starts_with(b"XFSB") {
+            return Some(FsKind::Xfs);
+        }
+        if head.starts_with(b"LUKS\xba\xbe") {
+            return Some(FsKind::Luks);
+        }
+        if head[510] == 0x55
+            && head[511] == 0xaa
+            && (head[0] == 0xeb || head[0] == 0xe9)
+            && (&head[54..57] == b"FAT" || &head[82..87] == b"FAT32")
+        {
+            return Some(FsKind::Fat);
+        }
+        for s in 0..4 {
+            let o = s * 512;
+            if head.len() >= o + 32
+                && &head[o..o + 8] == b"LABELONE"
+                && &head[o + 24..o + 32] == b"LVM2 001"
+            {
+                return Some(FsKind::Lvm2);
+            }
+        }
+    }
+    if head.len() >= 1024 + 58 && u16::from_le_bytes([head[1024 + 56], head[1024 + 57]]) == 0xEF53 {
+        return Some(FsKind::Ext);
+    }
+    if head.len() == 4096 && &head[4086..4096] == b"SWAPSPACE2" {
+        return Some(FsKind::Swap);
+    }
+    if let Ok(b) = view.read_vec(0x10040, 8) {
+        if b == b"_BHRfS_M" {
+            return Some(FsKind::Btrfs);
+        }
+    }
+    if let Ok(b) = view.read_vec(0x8001, 5) {
+        if b == b"CD001" {
+            return Some(FsKind::Iso9660);
+        }
+    }
+    None
+}
+
+/// Facts about one filesystem, as `blkid` would show them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FsInfo {
+    /// `ext2`, `ext3`, `ext4`, `xfs`, `vfat`, `ntfs`, `btrfs`, `LVM2_member`, `swap`…
+    /// (blkid's TYPE names).
+    pub fs_type: String,
+    /// UUID as blkid prints it (FAT: `ABCD-1234`; NTFS: 16 hex digits).
+    pub uuid: Option<String>,
+    /// Label.
+    pub label: Option<String>,
+    /// Size the filesystem says it has, in bytes (when read).
+    pub declared_size: Option<u64>,
+    /// ext2/3/4 feature names, as `dumpe2fs -h` lists them.
+    pub features: Vec<String>,
+}
+
+/// Opens a readable filesystem.
+pub(crate) fn open<'v>(
+    kind: FsKind,
+    view: View<'v, '_>,
+) -> Result<(Box<dyn Fs + 'v>, FsInfo), FsError> {
+    match kind {
+        FsKind::Ext => {
+            let (fs, info) = ext4::Ext4Fs::open(view)?;
+            Ok((Box::new(fs), info))
+        }
+        FsKind::Xfs => {
+            let (fs, info) = xfs::XfsFs::open(view)?;
+            Ok((Box::new(fs), info))
+        }
+        FsKind::Fat => {
+            let (fs, info) = fat::FatFs::open(view)?;
+            Ok((Box::new(fs), info))
+        }
+        FsKind::Ntfs => {
+            let (fs, info) = ntfs::NtfsFs::open(view)?;
+            Ok((Box::new(fs), info))
+        }
+        _ => Err(FsError::Corrupt(format!("{kind:?} is not readable"))),
+    }
+}
+
+/// What the superblock alone says, for a filesystem its reader refused (so
+/// the size and feature checks still run).
+pub(crate) fn raw_info(kind: FsKind, view: &View<'_, '_>) -> Option<FsInfo> {
+    match kind {
+        FsKind::Ext => ext4::Super::parse(&view.read_vec(1024, 1024).ok()?)
+            .ok()
+            .map(|s| s.info()),
+        FsKind::Xfs => {
+            let sb = view.read_vec(0, 512).ok()?;
+            let bsize = u64::from(u32::from_be_bytes([sb[4], sb[5], sb[6], sb[7]]));
+            let mut d = [0u8; 8];
+            d.copy_from_slice(&sb[8..16]);
+            Some(FsInfo {
+                fs_type: "xfs".into(),
+                uuid: Some(uuid_string(&sb[32..48])),
+                label: None,
+                declared_size: u64::from_be_bytes(d).checked_mul(bsize),
+                features: Vec::new(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// blkid's TYPE for a kind that is only detected.
+pub(crate) fn blkid_type(kind: FsKind) -> &'static str {
+    match kind {
+        FsKind::Ext => "ext4",
+        FsKind::Xfs => "xfs",
+        FsKind::Fat => "vfat",
+        FsKind::Ntfs => "ntfs",
+        FsKind::Btrfs => "btrfs",
+        FsKind::Lvm2 => "LVM2_member",
+        FsKind::Swap => "swap",
+        FsKind::Luks => "crypto_LUKS",
+        FsKind::Exfat => "exfat",
+        FsKind::Iso9660 => "iso9660",
+    }
+}
+
+/// Formats 16 bytes as a lowercase RFC 4122 UUID.
+pub(crate) fn uuid_string(b: &[u8]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    if h.len() != 32 {
+        return h;
+    }
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Splits a path into its components.
+pub(crate) fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+}

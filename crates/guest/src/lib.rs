@@ -1,0 +1,390 @@
+//! Offline guest inspection: what is inside a disk image, read in pure
+//! userspace through [`preflight_disk::BlockRead`] (no root, loop devices or
+//! VM), and whether it will boot on Alibaba Cloud ECS (KVM, virtio, NVMe).
+//!
+//! [`inspect`] reads the partition table (MBR with logical partitions, GPT
+//! with its backup), probes every volume (ext2/3/4, XFS, FAT, NTFS read;
+//! LVM2, btrfs, LUKS, swap detected), finds the OS root, and reports:
+//!
+//! * the OS (family, distro, version, hostname), architecture and the
+//!   ImportImage values `platform`, `os_type`, `architecture`, `boot_mode`,
+//!   `nvme_support`;
+//! * Linux: installed kernels, whether virtio_blk / virtio_scsi / virtio_pci
+//!   / virtio_net / nvme are built in or modules, and whether each module is
+//!   inside that kernel's initramfs (cpio newc; gzip, zstd, xz, lz4), plus
+//!   Alibaba's offline-checkable rules (fstab, GRUB root=, cloud-init,
+//!   qemu-guest-agent, SELinux, immutable /etc/shadow, ext4 features,
+//!   CONFIG_FW_CFG_SYSFS, RTC);
+//! * Windows: product and build from the SOFTWARE hive, the viostor /
+//!   vioscsi / netkvm services of the current control set and their files;
+//! * the boot mode: BIOS (MBR boot code, GRUB core, BIOS boot partition)
+//!   and/or UEFI (ESP with a loader).
+//!
+//! Every problem is a [`Finding`] with a stable `GUEST.*` code; the rules
+//! are listed in [`RULES`]. Nothing in the image can make it panic: corrupt
+//! structures become findings, every allocation is bounded by a named limit,
+//! and the third-party readers run behind a panic guard.
+//!
+//! Reads go through a 64 KiB-granule cache and are counted
+//! ([`GuestReport::bytes_read`]).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod boot;
+mod cache;
+mod exe;
+mod fs;
+pub mod initramfs;
+mod linux;
+mod lvm;
+mod part;
+pub mod regf;
+mod rules;
+mod windows;
+
+pub use boot::BootInfo;
+pub use fs::{FsInfo, FsKind};
+pub use linux::{DriverInfo, FstabEntry, KernelInfo, LinuxInfo};
+pub use part::{Partition, PartitionTable};
+pub use rules::*;
+pub use windows::{WindowsDriver, WindowsInfo};
+
+use cache::{CachedDisk, View};
+use fs::Fs;
+use preflight_disk::BlockRead;
+use preflight_report::{Finding, FindingSink};
+use serde::Serialize;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Findings kept per code (a badly corrupt disk gives a readable report).
+const MAX_FINDINGS_PER_CODE: usize = 20;
+
+/// Logical volumes read from one PV (a real VG has a handful).
+const MAX_LOGICAL_VOLUMES: usize = 64;
+
+pub(crate) type Sink = FindingSink;
+
+/// One filesystem (or detected volume) found on the disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct Filesystem {
+    /// Partition number, or `None` for a filesystem on the whole disk.
+    pub partition: Option<u32>,
+    /// Offset on the disk, in bytes.
+    pub start: u64,
+    /// Size of the partition (or disk) that holds it.
+    pub size: u64,
+    /// What the first bytes say it is.
+    pub kind: FsKind,
+    /// What the filesystem says about itself.
+    #[serde(flatten)]
+    pub info: FsInfo,
+    /// Where the guest mounts it, from the root's /etc/fstab.
+    pub mountpoint: Option<String>,
+    /// The LVM logical volume (`vg/lv`) it lives on.
+    pub volume: Option<String>,
+}
+
+/// The operating system found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OsInfo {
+    /// `linux` or `windows`.
+    pub family: String,
+    /// Distribution id (`debian`, `ubuntu`, `centos`, `rhel`, `windows`…).
+    pub distro: Option<String>,
+    /// Human name (`Debian GNU/Linux 12 (bookworm)`, `Windows Server 2022
+    /// Datacenter`).
+    pub name: Option<String>,
+    /// Version as the OS writes it (`12`, `22.04`, `10.0`).
+    pub version: Option<String>,
+    /// Major version.
+    pub major: Option<u32>,
+    /// Minor version.
+    pub minor: Option<u32>,
+    /// Host name.
+    pub hostname: Option<String>,
+    /// Index in [`GuestFacts::filesystems`] of the root filesystem.
+    pub root_filesystem: usize,
+}
+
+/// Everything the inspector learned. Field names are the JSON report's.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GuestFacts {
+    /// The partition table.
+    pub partition_table: PartitionTable,
+    /// Partitions, in table order.
+    pub partitions: Vec<Partition>,
+    /// Filesystems and volumes found.
+    pub filesystems: Vec<Filesystem>,
+    /// The OS, when a root was found.
+    pub os: Option<OsInfo>,
+    /// ImportImage `OSType`: `linux` or `windows`.
+    pub os_type: Option<String>,
+    /// ImportImage `Platform` (`Debian`, `Ubuntu`, `CentOS`, `Windows Server
+    /// 2022`, `Others Linux`…).
+    pub platform: Option<String>,
+    /// ImportImage `Architecture`: `x86_64`, `i386` or `arm64`.
+    pub architecture: Option<String>,
+    /// ImportImage `BootMode`: `BIOS` or `UEFI`.
+    pub boot_mode: Option<String>,
+    /// ImportImage `Features.NvmeSupport`: `supported` or `unsupported`.
+    pub nvme_support: Option<String>,
+    /// How the disk boots.
+    pub boot: BootInfo,
+    /// Linux details.
+    pub linux: Option<LinuxInfo>,
+    /// Windows details.
+    pub windows: Option<WindowsInfo>,
+}
+
+/// The result of [`inspect`].
+#[derive(Debug, Clone, Serialize)]
+pub struct GuestReport {
+    /// What was found.
+    pub facts: GuestFacts,
+    /// Problems, with codes from [`RULES`].
+    pub findings: Vec<Finding>,
+    /// Bytes read from the disk (through the cache: each 64 KiB granule
+    /// counts once while cached).
+    pub bytes_read: u64,
+}
+
+/// A volume during inspection.
+pub(crate) struct Volume<'v> {
+    /// Index in `facts.filesystems`.
+    pub(crate) fs_index: usize,
+    pub(crate) fs: Option<Box<dyn Fs + 'v>>,
+}
+
+/// Runs `f`, turning a panic in it (a bug, here or in a reader crate) into
+/// an internal-error finding.
+pub(crate) fn guarded<T>(sink: &mut Sink, what: &str, f: impl FnOnce(&mut Sink) -> T) -> Option<T> {
+    let mut local = Sink::new(MAX_FINDINGS_PER_CODE);
+    let r = catch_unwind(AssertUnwindSafe(|| f(&mut local)));
+    for finding in local.into_findings() {
+        sink.push(finding);
+    }
+    match r {
+        Ok(v) => Some(v),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            sink.push(rules::INTERNAL.finding(format!("{what}: reader panicked: {msg}")));
+            None
+        }
+    }
+}
+
+/// Inspects a guest disk. Never panics; corrupt structures become findings.
+pub fn inspect(disk: &dyn BlockRead) -> GuestReport {
+    let cache = CachedDisk::new(disk);
+    let mut sink = Sink::new(MAX_FINDINGS_PER_CODE);
+    let mut facts = GuestFacts::default();
+    inspect_cached(&cache, &mut facts, &mut sink);
+    GuestReport {
+        facts,
+        findings: sink.into_findings(),
+        bytes_read: cache.bytes_read(),
+    }
+}
+
+/// Reads only the partition table (MBR/GPT), with its findings.
+pub fn read_partitions(disk: &dyn BlockRead) -> (PartitionTable, Vec<Partition>, Vec<Finding>) {
+    let cache = CachedDisk::new(disk);
+    let mut sink = Sink::new(MAX_FINDINGS_PER_CODE);
+    let (table, parts) =
+        guarded(&mut sink, "partition table", |s| part::read(&cache, s)).unwrap_or_default();
+    (table, parts, sink.into_findings())
+}
+
+fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sink) {
+    let (table, parts) =
+        guarded(sink, "partition table", |s| part::read(cache, s)).unwrap_or_default();
+    facts.partition_table = table;
+    facts.partitions = parts;
+
+    // Volumes: each partition, or the whole disk when there is no table.
+    // (partition, LVM volume name, start, len)
+    let mut regions: std::collections::VecDeque<(Option<u32>, Option<String>, u64, u64)> = facts
+        .partitions
+        .iter()
+        .filter(|p| p.type_name.as_deref() != Some("extended"))
+        .map(|p| {
+            (
+                Some(p.number),
+                None,
+                p.start,
+                p.size.min(cache.size().saturating_sub(p.start)),
+            )
+        })
+        .collect();
+    if regions.is_empty() && facts.partition_table.kind == "none" {
+        regions.push_back((None, None, 0, cache.size()));
+    }
+    let mut volumes: Vec<Volume<'_>> = Vec::new();
+    while let Some((number, lv, start, len)) = regions.pop_front() {
+        let view = View {
+            disk: cache,
+            start,
+            len,
+        };
+        let Some(kind) = guarded(sink, "probe", |_| fs::probe(&view)).flatten() else {
+            continue;
+        };
+        let fs_index = facts.filesystems.len();
+        let mut fsys = Filesystem {
+            partition: number,
+            start,
+            size: len,
+            kind,
+            info: FsInfo {
+                fs_type: fs::blkid_type(kind).into(),
+                ..Default::default()
+            },
+            mountpoint: None,
+            volume: lv.clone(),
+        };
+        let where_ = match (&lv, number) {
+            (Some(lv), _) => format!("logical volume {lv}"),
+            (None, Some(n)) => format!("partition {n}"),
+            (None, None) => "the whole disk".to_string(),
+        };
+        let mut opened = None;
+        match kind {
+            FsKind::Ext | FsKind::Xfs | FsKind::Fat | FsKind::Ntfs => {
+                match guarded(sink, "filesystem", |_| fs::open(kind, view)) {
+                    Some(Ok((f, info))) => {
+                        fsys.info = info;
+                        opened = Some(f);
+                    }
+                    Some(Err(e)) => {
+                        sink.push(
+                            rules::FS_CORRUPT
+                                .finding(format!("{} on {where_}: {e}", fs::blkid_type(kind))),
+                        );
+                        if let Some(info) =
+                            guarded(sink, "superblock", |_| fs::raw_info(kind, &view)).flatten()
+                        {
+                            fsys.info = info;
+                        }
+                    }
+                    None => {}
+                }
+            }
+            // A PV inside a logical volume is not followed (a crafted one
+            // could point back at itself).
+            FsKind::Lvm2 if lv.is_some() => sink.push(rules::FS_UNSUPPORTED.finding(format!(
+                "{where_} holds another LVM2 physical volume, which is not read"
+            ))),
+            FsKind::Lvm2 => match guarded(sink, "lvm", |_| lvm::read(&view)) {
+                Some(Ok(pv)) => {
+                    let names: Vec<&str> = pv.lvs.iter().map(|l| l.name.as_str()).collect();
+                    sink.push(rules::LVM.finding(format!(
+                        "{where_} is an LVM2 physical volume of volume group {}; logical volumes read: {}",
+                        pv.vg.as_deref().unwrap_or("?"),
+                        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                    )));
+                    for s in &pv.skipped {
+                        sink.push(rules::FS_UNSUPPORTED.finding(format!(
+                            "logical volume {s} is not linear on this disk (striped, mirrored, thin or on other PVs) and was not read"
+                        )));
+                    }
+                    fsys.info.label = pv.vg.clone();
+                    for l in pv.lvs.into_iter().take(MAX_LOGICAL_VOLUMES) {
+                        let lv_len = l.len.min(len.saturating_sub(l.start));
+                        regions.push_back((number, Some(l.name), start.saturating_add(l.start), lv_len));
+                    }
+                }
+                Some(Err(e)) => sink.push(rules::LVM.finding(format!(
+                    "{where_} is an LVM2 physical volume whose metadata could not be read ({e}); its logical volumes were not inspected"
+                ))),
+                None => {}
+            },
+            FsKind::Btrfs | FsKind::Luks | FsKind::Exfat => {
+                sink.push(rules::FS_UNSUPPORTED.finding(format!(
+                    "{where_} holds {}, which is detected but not read",
+                    fs::blkid_type(kind)
+                )))
+            }
+            FsKind::Swap | FsKind::Iso9660 => {}
+        }
+        if let Some(declared) = fsys.info.declared_size {
+            if declared > len {
+                sink.push(rules::FS_LARGER_THAN_PARTITION.finding(format!(
+                    "{} on {where_} declares {declared} bytes but the partition holds {len}",
+                    fsys.info.fs_type
+                )));
+            }
+        }
+        if fsys.info.fs_type == "ext4" {
+            let has = |f: &str| fsys.info.features.iter().any(|x| x == f);
+            if has("64bit") {
+                sink.push(
+                    rules::EXT4_64BIT.finding(format!("ext4 on {where_} has the 64bit feature")),
+                );
+            }
+            if has("project") && has("quota") {
+                sink.push(rules::EXT4_PROJECT_QUOTA.finding(format!(
+                    "ext4 on {where_} has both the project and quota features"
+                )));
+            }
+        }
+        facts.filesystems.push(fsys);
+        volumes.push(Volume {
+            fs_index,
+            fs: opened,
+        });
+    }
+
+    // Roots.
+    let mut linux_roots = Vec::new();
+    let mut windows_roots = Vec::new();
+    for (i, v) in volumes.iter_mut().enumerate() {
+        if let Some(f) = v.fs.as_mut() {
+            let r = guarded(sink, "root detection", |_| {
+                (linux::is_root(f.as_mut()), windows::is_root(f.as_mut()))
+            });
+            match r {
+                Some((true, _)) => linux_roots.push(i),
+                Some((_, true)) => windows_roots.push(i),
+                _ => {}
+            }
+        }
+    }
+    let roots = linux_roots.len() + windows_roots.len();
+    if roots > 1 {
+        sink.push(rules::MULTIPLE_ROOTS.finding(format!(
+            "{roots} operating system roots found (filesystems {:?}); the first was inspected",
+            linux_roots
+                .iter()
+                .chain(&windows_roots)
+                .map(|&i| volumes[i].fs_index)
+                .collect::<Vec<_>>()
+        )));
+    }
+    if let Some(&root) = linux_roots.first() {
+        guarded(sink, "linux", |s| {
+            linux::inspect(&mut volumes, root, facts, s)
+        });
+    } else if let Some(&root) = windows_roots.first() {
+        guarded(sink, "windows", |s| {
+            windows::inspect(&mut volumes, root, facts, s)
+        });
+    } else {
+        let lvm = facts.filesystems.iter().any(|f| f.kind == FsKind::Lvm2);
+        sink.push(rules::NO_OS.finding(if lvm {
+            "no Linux or Windows root filesystem was found; the root is probably inside LVM, which is not read"
+                .to_string()
+        } else {
+            format!(
+                "no Linux or Windows root filesystem among {} volume(s)",
+                facts.filesystems.len()
+            )
+        }));
+    }
+    guarded(sink, "boot", |s| {
+        boot::inspect(cache, &mut volumes, facts, s)
+    });
+}

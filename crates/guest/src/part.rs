@@ -1,0 +1,514 @@
+//! Partition tables: MBR (with extended/logical partitions), GPT (primary
+//! and backup headers, CRCs), protective and hybrid MBRs.
+
+use crate::cache::CachedDisk;
+use crate::rules;
+use crate::Sink;
+use serde::Serialize;
+
+/// Most logical partitions followed in an extended partition's EBR chain
+/// (Linux stops at 60; a loop in the chain must not spin).
+const MAX_LOGICAL: usize = 128;
+
+/// Largest GPT entry array read (the usual one is 16 KiB; 1 MiB allows 8192
+/// entries of 128 bytes, beyond any real table).
+const MAX_GPT_ARRAY: u64 = 1024 * 1024;
+
+/// GPT partition type of an EFI System Partition.
+pub(crate) const GUID_ESP: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+/// GPT partition type of a GRUB BIOS boot partition.
+pub(crate) const GUID_BIOS_BOOT: &str = "21686148-6449-6E6F-744E-656564454649";
+
+/// The partition table found on the disk.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PartitionTable {
+    /// `mbr`, `gpt` or `none` (a filesystem on the whole disk, or nothing).
+    pub kind: String,
+    /// Sector size the table was found with (512 or 4096).
+    pub sector_size: u64,
+    /// MBR disk signature (hex) or GPT disk GUID.
+    pub disk_id: Option<String>,
+    /// A GPT disk whose MBR also lists partitions (a hybrid MBR).
+    pub hybrid_mbr: bool,
+    /// GPT only: the backup header was found, valid, and matches.
+    pub gpt_backup_ok: Option<bool>,
+}
+
+/// One partition.
+#[derive(Debug, Clone, Serialize)]
+pub struct Partition {
+    /// Partition number as Linux numbers it (sda1 = 1; logical from 5).
+    pub number: u32,
+    /// Offset on the disk, in bytes.
+    pub start: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// MBR type byte (`0x83`) or GPT type GUID.
+    pub type_id: String,
+    /// What the type means, when known (`linux`, `efi-system`, …).
+    pub type_name: Option<String>,
+    /// GPT partition name.
+    pub name: Option<String>,
+    /// GPT unique partition GUID (PARTUUID).
+    pub partuuid: Option<String>,
+    /// MBR active flag (or GPT legacy-BIOS-bootable attribute).
+    pub bootable: bool,
+}
+
+fn le16(b: &[u8], o: usize) -> u16 {
+    u16::from_le_bytes([b[o], b[o + 1]])
+}
+fn le32(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+fn le64(b: &[u8], o: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[o..o + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// Formats a mixed-endian GUID as text (`C12A7328-F81F-…`).
+pub(crate) fn guid(b: &[u8]) -> String {
+    format!(
+        "{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
+        le32(b, 0),
+        le16(b, 4),
+        le16(b, 6),
+        b[8],
+        b[9],
+        b[10],
+        b[11],
+        b[12],
+        b[13],
+        b[14],
+        b[15]
+    )
+}
+
+fn mbr_type_name(t: u8) -> Option<&'static str> {
+    Some(match t {
+        0x01 | 0x04 | 0x06 | 0x0b | 0x0c | 0x0e => "fat",
+        0x05 | 0x0f | 0x85 => "extended",
+        0x07 => "ntfs",
+        0x27 => "windows-recovery",
+        0x82 => "linux-swap",
+        0x83 => "linux",
+        0x8e => "linux-lvm",
+        0xee => "gpt-protective",
+        0xef => "efi-system",
+        0xfd => "linux-raid",
+        _ => return None,
+    })
+}
+
+fn gpt_type_name(g: &str) -> Option<&'static str> {
+    Some(match g {
+        GUID_ESP => "efi-system",
+        GUID_BIOS_BOOT => "bios-boot",
+        "0FC63DAF-8483-4772-8E79-3D69D8477DE4" => "linux",
+        "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709" => "linux-root-x86-64",
+        "B921B045-1DF0-41C3-AF44-4C6F280D3FAE" => "linux-root-arm64",
+        "BC13C2FF-59E6-4262-A352-B275FD6F7172" => "linux-xbootldr",
+        "E6D6D379-F507-44C2-A23C-238F2A3DF928" => "linux-lvm",
+        "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F" => "linux-swap",
+        "A19D880F-05FC-4D3B-A006-743F0F84911E" => "linux-raid",
+        "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7" => "microsoft-basic-data",
+        "E3C9E316-0B5C-4DB8-817D-F92DF00215AE" => "microsoft-reserved",
+        "DE94BBA4-06D1-4D40-A16A-BFD50179D6AC" => "windows-recovery",
+        _ => return None,
+    })
+}
+
+/// True when sector 0 is a filesystem boot sector rather than an MBR
+/// (a "superfloppy": FAT or NTFS on the whole disk).
+fn is_fs_boot_sector(s: &[u8]) -> bool {
+    &s[3..11] == b"NTFS    "
+        || &s[3..11] == b"EXFAT   "
+        || &s[82..87] == b"FAT32"
+        || &s[54..57] == b"FAT"
+}
+
+/// Reads the partition table. Problems become findings; partitions that
+/// cannot be trusted are left out.
+pub(crate) fn read(disk: &CachedDisk<'_>, sink: &mut Sink) -> (PartitionTable, Vec<Partition>) {
+    let mut table = PartitionTable {
+        kind: "none".into(),
+        sector_size: 512,
+        ..Default::default()
+    };
+    let size = disk.size();
+    if size < 512 {
+        return (table, Vec::new());
+    }
+    let mbr = match disk.read_vec(0, 512) {
+        Ok(m) => m,
+        Err(e) => {
+            sink.push(rules::READ_ERROR.finding(format!("sector 0: {e}")));
+            return (table, Vec::new());
+        }
+    };
+    // GPT first: at 512 or 4096 bytes, whatever the MBR says (a wiped MBR
+    // with an intact GPT still boots on UEFI).
+    for ss in [512u64, 4096] {
+        if size >= ss * 2 {
+            if let Ok(sig) = disk.read_vec(ss, 8) {
+                if sig == b"EFI PART" {
+                    table.sector_size = ss;
+                    return read_gpt(disk, &mbr, table, sink);
+                }
+            }
+        }
+    }
+    if le16(&mbr, 510) != 0xAA55 || is_fs_boot_sector(&mbr) {
+        return (table, Vec::new());
+    }
+    let statuses_ok = (0..4).all(|i| matches!(mbr[446 + i * 16], 0x00 | 0x80));
+    if !statuses_ok {
+        sink.push(
+            rules::PARTITION_TABLE_CORRUPT
+                .finding("MBR partition entries have status bytes other than 0x00/0x80"),
+        );
+        return (table, Vec::new());
+    }
+    if (0..4).any(|i| mbr[446 + i * 16 + 4] == 0xee) {
+        sink.push(rules::PARTITION_TABLE_CORRUPT.finding(
+            "the MBR is a GPT protective MBR, but no GPT header was found at LBA 1 (primary header lost)",
+        ));
+    }
+    table.kind = "mbr".into();
+    table.disk_id = Some(format!("{:08x}", le32(&mbr, 440)));
+    let parts = read_mbr(disk, &mbr, sink);
+    check_geometry(&parts, size, sink);
+    (table, parts)
+}
+
+fn mbr_entry(s: &[u8], i: usize) -> (u8, u8, u64, u64) {
+    let o = 446 + i * 16;
+    (
+        s[o],
+        s[o + 4],
+        u64::from(le32(s, o + 8)),
+        u64::from(le32(s, o + 12)),
+    )
+}
+
+fn read_mbr(disk: &CachedDisk<'_>, mbr: &[u8], sink: &mut Sink) -> Vec<Partition> {
+    let mut parts = Vec::new();
+    for i in 0..4 {
+        let (status, ty, lba, count) = mbr_entry(mbr, i);
+        if ty == 0 || count == 0 {
+            continue;
+        }
+        let number = u32::try_from(i + 1).unwrap_or(0);
+        let extended = matches!(ty, 0x05 | 0x0f | 0x85);
+        parts.push(Partition {
+            number,
+            start: lba * 512,
+            size: count * 512,
+            type_id: format!("0x{ty:02x}"),
+            type_name: mbr_type_name(ty).map(str::to_string),
+            name: None,
+            partuuid: Some(format!("{:08x}-{:02}", le32(mbr, 440), number)),
+            bootable: status == 0x80,
+        });
+        if extended {
+            read_ebr_chain(disk, lba, &mut parts, sink);
+        }
+    }
+    parts.sort_by_key(|p| p.number);
+    parts
+}
+
+fn read_ebr_chain(
+    disk: &CachedDisk<'_>,
+    ext_start: u64,
+    parts: &mut Vec<Partition>,
+    sink: &mut Sink,
+) {
+    let mut ebr_lba = ext_start;
+    let mut seen = std::collections::HashSet::new();
+    let mut number = 5u32;
+    for _ in 0..MAX_LOGICAL {
+        if !seen.insert(ebr_lba) {
+            sink.push(rules::PARTITION_TABLE_CORRUPT.finding(format!(
+                "the extended partition's EBR chain loops back to LBA {ebr_lba}"
+            )));
+            return;
+        }
+        let ebr = match ebr_lba.checked_mul(512).map(|o| disk.read_vec(o, 512)) {
+            Some(Ok(e)) => e,
+            _ => {
+                sink.push(
+                    rules::PARTITION_TABLE_CORRUPT
+                        .finding(format!("EBR at LBA {ebr_lba} is outside the disk")),
+                );
+                return;
+            }
+        };
+        if le16(&ebr, 510) != 0xAA55 {
+            sink.push(
+                rules::PARTITION_TABLE_CORRUPT
+                    .finding(format!("EBR at LBA {ebr_lba} has no 0x55AA signature")),
+            );
+            return;
+        }
+        let (status, ty, rel, count) = mbr_entry(&ebr, 0);
+        if ty != 0 && count != 0 {
+            parts.push(Partition {
+                number,
+                start: ebr_lba.saturating_add(rel).saturating_mul(512),
+                size: count * 512,
+                type_id: format!("0x{ty:02x}"),
+                type_name: mbr_type_name(ty).map(str::to_string),
+                name: None,
+                partuuid: None,
+                bootable: status == 0x80,
+            });
+            number += 1;
+        }
+        let (_, next_ty, next_rel, _) = mbr_entry(&ebr, 1);
+        if next_ty == 0 || next_rel == 0 {
+            return;
+        }
+        ebr_lba = ext_start.saturating_add(next_rel);
+    }
+    sink.push(rules::PARTITION_TABLE_CORRUPT.finding(format!(
+        "more than {MAX_LOGICAL} logical partitions; the rest were not read"
+    )));
+}
+
+struct GptHeader {
+    my_lba: u64,
+    alternate_lba: u64,
+    first_usable: u64,
+    last_usable: u64,
+    disk_guid: String,
+    entries_lba: u64,
+    num_entries: u32,
+    entry_size: u32,
+    entries_crc: u32,
+}
+
+fn parse_gpt_header(disk: &CachedDisk<'_>, lba: u64, ss: u64) -> Result<GptHeader, String> {
+    let off = lba.checked_mul(ss).ok_or("header LBA overflows")?;
+    let h = disk
+        .read_vec(off, 512)
+        .map_err(|e| format!("cannot read LBA {lba}: {e}"))?;
+    if &h[0..8] != b"EFI PART" {
+        return Err(format!("no 'EFI PART' signature at LBA {lba}"));
+    }
+    let hsize = le32(&h, 12);
+    if !(92..=512).contains(&hsize) {
+        return Err(format!("header size {hsize} is not 92..512"));
+    }
+    let hs = usize::try_from(hsize).map_err(|_| "header size")?;
+    let mut copy = h[..hs].to_vec();
+    copy[16..20].fill(0);
+    let crc = crc32fast::hash(&copy);
+    if crc != le32(&h, 16) {
+        return Err(format!(
+            "header CRC32 is {:#010x}, computed {crc:#010x}",
+            le32(&h, 16)
+        ));
+    }
+    let hdr = GptHeader {
+        my_lba: le64(&h, 24),
+        alternate_lba: le64(&h, 32),
+        first_usable: le64(&h, 40),
+        last_usable: le64(&h, 48),
+        disk_guid: guid(&h[56..72]),
+        entries_lba: le64(&h, 72),
+        num_entries: le32(&h, 80),
+        entry_size: le32(&h, 84),
+        entries_crc: le32(&h, 88),
+    };
+    if hdr.my_lba != lba {
+        return Err(format!(
+            "header at LBA {lba} says it is at LBA {}",
+            hdr.my_lba
+        ));
+    }
+    if hdr.entry_size < 128 || hdr.entry_size % 8 != 0 {
+        return Err(format!(
+            "entry size {} is not a multiple of 8 >= 128",
+            hdr.entry_size
+        ));
+    }
+    Ok(hdr)
+}
+
+fn read_gpt_entries(disk: &CachedDisk<'_>, h: &GptHeader, ss: u64) -> Result<Vec<u8>, String> {
+    let len = u64::from(h.num_entries) * u64::from(h.entry_size);
+    if len > MAX_GPT_ARRAY {
+        return Err(format!(
+            "{} entries of {} bytes exceed the {MAX_GPT_ARRAY}-byte limit",
+            h.num_entries, h.entry_size
+        ));
+    }
+    let off = h
+        .entries_lba
+        .checked_mul(ss)
+        .ok_or("entry array LBA overflows")?;
+    let n = usize::try_from(len).map_err(|_| "entry array too large")?;
+    let data = disk
+        .read_vec(off, n)
+        .map_err(|e| format!("cannot read the entry array at LBA {}: {e}", h.entries_lba))?;
+    let crc = crc32fast::hash(&data);
+    if crc != h.entries_crc {
+        return Err(format!(
+            "entry array CRC32 is {:#010x}, computed {crc:#010x}",
+            h.entries_crc
+        ));
+    }
+    Ok(data)
+}
+
+fn read_gpt(
+    disk: &CachedDisk<'_>,
+    mbr: &[u8],
+    mut table: PartitionTable,
+    sink: &mut Sink,
+) -> (PartitionTable, Vec<Partition>) {
+    let ss = table.sector_size;
+    let last_lba = disk.size() / ss - 1;
+    table.kind = "gpt".into();
+    let primary =
+        parse_gpt_header(disk, 1, ss).and_then(|h| read_gpt_entries(disk, &h, ss).map(|e| (h, e)));
+    let backup_lba = match &primary {
+        Ok((h, _)) => h.alternate_lba,
+        Err(_) => last_lba,
+    };
+    let backup = parse_gpt_header(disk, backup_lba, ss)
+        .and_then(|h| read_gpt_entries(disk, &h, ss).map(|e| (h, e)));
+    let (hdr, entries) = match (primary, backup) {
+        (Ok(p), Ok(b)) => {
+            let same = b.1 == p.1 && b.0.disk_guid == p.0.disk_guid;
+            table.gpt_backup_ok = Some(same);
+            if !same {
+                sink.push(
+                    rules::GPT_BACKUP
+                        .finding("the backup GPT header or entry array differs from the primary"),
+                );
+            } else if p.0.alternate_lba != last_lba {
+                table.gpt_backup_ok = Some(false);
+                sink.push(rules::GPT_BACKUP.finding(format!(
+                    "the backup GPT header is at LBA {}, not at the last LBA {last_lba} (the disk was resized)",
+                    p.0.alternate_lba
+                )));
+            }
+            p
+        }
+        (Ok(p), Err(e)) => {
+            table.gpt_backup_ok = Some(false);
+            sink.push(rules::GPT_BACKUP.finding(format!("backup GPT header: {e}")));
+            p
+        }
+        (Err(e), Ok(b)) => {
+            table.gpt_backup_ok = Some(true);
+            sink.push(rules::PARTITION_TABLE_CORRUPT.finding(format!(
+                "primary GPT: {e}; the partitions were read from the backup header"
+            )));
+            b
+        }
+        (Err(e), Err(e2)) => {
+            table.gpt_backup_ok = Some(false);
+            sink.push(
+                rules::PARTITION_TABLE_CORRUPT
+                    .finding(format!("primary GPT: {e}; backup GPT: {e2}")),
+            );
+            return (table, Vec::new());
+        }
+    };
+    table.disk_id = Some(hdr.disk_guid.clone());
+    // Protective or hybrid MBR.
+    if le16(mbr, 510) == 0xAA55 {
+        let mut protective = false;
+        let mut others = false;
+        for i in 0..4 {
+            let (_, ty, _, _) = mbr_entry(mbr, i);
+            match ty {
+                0 => {}
+                0xee => protective = true,
+                _ => others = true,
+            }
+        }
+        if others {
+            table.hybrid_mbr = true;
+            sink.push(rules::HYBRID_MBR.finding(if protective {
+                "the MBR lists partitions beside its 0xEE protective entry (hybrid MBR)"
+            } else {
+                "the MBR of a GPT disk has no 0xEE protective entry but lists partitions"
+            }));
+        }
+    }
+    let es = usize::try_from(hdr.entry_size).unwrap_or(128);
+    let mut parts = Vec::new();
+    for (i, e) in entries.chunks_exact(es).enumerate() {
+        if e[..16].iter().all(|&b| b == 0) {
+            continue;
+        }
+        let first = le64(e, 32);
+        let last = le64(e, 40);
+        let type_id = guid(&e[0..16]);
+        let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
+        if last < first || first < hdr.first_usable || last > hdr.last_usable {
+            sink.push(rules::PARTITION_GEOMETRY.finding(format!(
+                "GPT partition {number}: LBAs {first}..={last} are outside the usable range {}..={}",
+                hdr.first_usable, hdr.last_usable
+            )));
+            if last < first {
+                continue;
+            }
+        }
+        let name_units: Vec<u16> = e[56..128]
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .take_while(|&u| u != 0)
+            .collect();
+        let attrs = le64(e, 48);
+        parts.push(Partition {
+            number,
+            start: first.saturating_mul(ss),
+            size: (last - first + 1).saturating_mul(ss),
+            type_name: gpt_type_name(&type_id).map(str::to_string),
+            type_id,
+            name: Some(String::from_utf16_lossy(&name_units)),
+            partuuid: Some(guid(&e[16..32]).to_lowercase()),
+            bootable: attrs & 4 != 0,
+        });
+    }
+    check_geometry(&parts, disk.size(), sink);
+    (table, parts)
+}
+
+/// Partitions past the end of the disk, and overlaps.
+fn check_geometry(parts: &[Partition], disk_size: u64, sink: &mut Sink) {
+    for p in parts {
+        if p.start
+            .checked_add(p.size)
+            .is_none_or(|end| end > disk_size)
+        {
+            sink.push(rules::PARTITION_GEOMETRY.finding(format!(
+                "partition {} ({} bytes at {}) reaches past the end of the {disk_size}-byte disk",
+                p.number, p.size, p.start
+            )));
+        }
+    }
+    // An extended partition holds its logical ones: it overlaps nothing.
+    let plain: Vec<&Partition> = parts
+        .iter()
+        .filter(|p| p.type_name.as_deref() != Some("extended"))
+        .collect();
+    for (i, a) in plain.iter().enumerate() {
+        for b in &plain[i + 1..] {
+            let a_end = a.start.saturating_add(a.size);
+            let b_end = b.start.saturating_add(b.size);
+            if a.start < b_end && b.start < a_end {
+                sink.push(
+                    rules::PARTITION_GEOMETRY
+                        .finding(format!("partitions {} and {} overlap", a.number, b.number)),
+                );
+            }
+        }
+    }
+}

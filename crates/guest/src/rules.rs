@@ -1,0 +1,177 @@
+//! Every check the guest inspector makes, with its stable code.
+
+use preflight_report::{Rule, Severity};
+
+macro_rules! rules {
+    ($($(#[$m:meta])* $name:ident = ($code:literal, $sev:ident, $summary:literal, $hint:literal);)*) => {
+        $(
+            $(#[$m])*
+            pub static $name: Rule = Rule::new($code, Severity::$sev, $summary, $hint);
+        )*
+        /// Every guest rule, for `ecs-preflight rules`.
+        pub static RULES: &[&Rule] = &[$(&$name),*];
+    };
+}
+
+rules! {
+    /// A read of the guest disk failed.
+    READ_ERROR = ("GUEST.ReadError", Error,
+        "the guest disk could be read where its structures point",
+        "Check the image with `qemu-img check`; the container may be truncated or corrupt.");
+    /// MBR or GPT structures are invalid.
+    PARTITION_TABLE_CORRUPT = ("GUEST.PartitionTableCorrupt", Error,
+        "the partition table (MBR, GPT header, GPT entries) is valid",
+        "Repair the partition table in the source VM (gdisk/sgdisk, fdisk) and export the image again.");
+    /// GPT backup header missing or different.
+    GPT_BACKUP = ("GUEST.GptBackupHeader", Warning,
+        "the GPT backup header at the end of the disk is present and matches the primary",
+        "Run `sgdisk -e` (move the backup header to the end) or `gdisk` verify/repair in the source VM.");
+    /// A hybrid MBR.
+    HYBRID_MBR = ("GUEST.HybridMbr", Warning,
+        "a GPT disk has a plain protective MBR, not a hybrid one",
+        "Convert the hybrid MBR to a protective MBR (`sgdisk -z` is destructive; use gdisk's 'n' in the recovery menu).");
+    /// A partition reaches past the disk or overlaps another.
+    PARTITION_GEOMETRY = ("GUEST.PartitionGeometry", Error,
+        "partitions lie inside the disk and do not overlap",
+        "Fix the partition table; the image may have been truncated when it was exported.");
+    /// A filesystem declares more blocks than its partition holds.
+    FS_LARGER_THAN_PARTITION = ("GUEST.FilesystemLargerThanPartition", Error,
+        "each filesystem fits inside its partition",
+        "Shrink the filesystem (resize2fs) or grow the partition before exporting; the kernel refuses such a filesystem.");
+    /// A filesystem could not be read.
+    FS_CORRUPT = ("GUEST.FilesystemCorrupt", Error,
+        "each filesystem's metadata can be read",
+        "Run fsck on the filesystem in the source VM and export the image again.");
+    /// A filesystem or volume manager this inspector does not read.
+    FS_UNSUPPORTED = ("GUEST.FilesystemNotInspected", Warning,
+        "every volume can be inspected offline (LVM2, btrfs, unknown contents are not)",
+        "Checks that need files on this volume were skipped; verify them in the source VM.");
+    /// LVM2 physical volume found.
+    LVM = ("GUEST.Lvm", Warning,
+        "the system disk holds plain partitions, not LVM2 physical volumes",
+        "LVM roots import, but Alibaba's image check flags them and offline checks of the root cannot run; prefer a plain root partition.");
+    /// No operating system found.
+    NO_OS = ("GUEST.NoOperatingSystem", Error,
+        "a Linux or Windows root filesystem is found on the system disk",
+        "Import the system disk (the one holding / or C:\\), not a data disk.");
+    /// More than one root filesystem.
+    MULTIPLE_ROOTS = ("GUEST.MultipleRoots", Error,
+        "the system disk holds exactly one operating system root",
+        "ECS supports one root partition on the system disk; remove the other OS or import it separately.");
+    /// The root's fstab names a / that is not in the image.
+    ROOT_NOT_ON_DISK = ("GUEST.RootNotOnSystemDisk", Error,
+        "the root filesystem named by /etc/fstab is on this disk",
+        "Import the disk that holds the root filesystem as the system disk.");
+    /// A kernel without a virtio block driver reachable at boot.
+    NO_VIRTIO_BLK = ("GUEST.NoVirtioBlockDriver", Error,
+        "the boot kernel can reach a virtio disk: virtio_blk or virtio_scsi, and virtio_pci, built in or inside its initramfs",
+        "Add virtio_blk virtio_scsi virtio_pci virtio_ring virtio to /etc/initramfs-tools/modules (Debian/Ubuntu) or dracut add_drivers (RHEL family) and rebuild the initramfs (update-initramfs -u -k all / dracut -f --regenerate-all).");
+    /// Another installed kernel lacks the virtio block driver.
+    OTHER_KERNEL_NO_VIRTIO = ("GUEST.KernelWithoutVirtio", Warning,
+        "every installed kernel can reach a virtio disk at boot",
+        "Rebuild the initramfs of every kernel with the virtio drivers, or remove the kernels that lack them.");
+    /// No virtio_net.
+    NO_VIRTIO_NET = ("GUEST.NoVirtioNetDriver", Warning,
+        "the boot kernel has virtio_net (built in or as a module)",
+        "Install a kernel with virtio_net; without it the instance boots with no network.");
+    /// NVMe not reachable at boot.
+    NO_NVME = ("GUEST.NoNvmeDriver", Info,
+        "the boot kernel can reach an NVMe disk at boot (nvme built in or in the initramfs)",
+        "Instance types with NVMe system disks (e.g. g7se, g8i) need nvme in the initramfs; leave NvmeSupport=unsupported otherwise.");
+    /// No kernel found.
+    NO_KERNEL = ("GUEST.NoKernel", Error,
+        "a Linux root has a kernel in /boot",
+        "Install a kernel package; the image cannot boot without one.");
+    /// The initramfs is missing.
+    INITRAMFS_MISSING = ("GUEST.InitramfsMissing", Warning,
+        "each kernel has an initramfs in /boot",
+        "Rebuild it: update-initramfs -c -k <version> or dracut -f --kver <version>.");
+    /// The initramfs could not be read.
+    INITRAMFS_UNREADABLE = ("GUEST.InitramfsUnreadable", Warning,
+        "each initramfs can be unpacked (cpio newc; gzip, zstd, xz, lz4)",
+        "The drivers inside it could not be checked; verify with lsinitramfs/lsinitrd in the source VM.");
+    /// Decompression stopped at its limit.
+    DECOMPRESSION_LIMIT = ("GUEST.DecompressionLimit", Warning,
+        "an unpacked initramfs stays under the inspector's size limit",
+        "The file unpacks to more than the limit (a decompression bomb, or a huge initramfs); inspect it in the source VM.");
+    /// fstab names a device by kernel name.
+    FSTAB_DEVICE_NAME = ("GUEST.FstabDeviceName", Warning,
+        "/etc/fstab names filesystems by UUID or LABEL, not by /dev/sdX, /dev/vdX or /dev/xvdX",
+        "Device names change on ECS (disks are /dev/vdX or /dev/nvmeXnY); use UUID= from blkid in /etc/fstab.");
+    /// fstab names a UUID/LABEL no filesystem has.
+    FSTAB_UNKNOWN = ("GUEST.FstabUnknownDevice", Error,
+        "each UUID= or LABEL= in /etc/fstab names a filesystem in the image",
+        "Fix the entry, or add `nofail` for a data disk that is imported separately; a missing device stops the boot in emergency mode.");
+    /// GRUB passes root=/dev/sdX.
+    GRUB_ROOT_DEVICE = ("GUEST.GrubRootDeviceName", Warning,
+        "the GRUB kernel command line names root by UUID, not root=/dev/sdX",
+        "Set root=UUID=<uuid> (GRUB_DISABLE_LINUX_UUID=false, then update-grub / grub2-mkconfig).");
+    /// cloud-init not installed.
+    NO_CLOUD_INIT = ("GUEST.CloudInitMissing", Warning,
+        "cloud-init is installed, so ECS can set the hostname, password, keys and network",
+        "Install cloud-init (Alibaba Cloud's build for old systems).");
+    /// qemu-guest-agent installed.
+    QEMU_GA = ("GUEST.QemuGuestAgent", Warning,
+        "qemu-guest-agent is not installed (Alibaba's import requirements)",
+        "Uninstall qemu-guest-agent (apt remove / yum remove qemu-guest-agent); it conflicts with the ECS agent.");
+    /// SELinux enforcing.
+    SELINUX = ("GUEST.SelinuxEnforcing", Warning,
+        "SELinux is not enforcing in /etc/selinux/config",
+        "Set SELINUX=disabled or permissive; ECS initialisation may be blocked otherwise.");
+    /// /etc/shadow immutable.
+    SHADOW_IMMUTABLE = ("GUEST.ShadowImmutable", Error,
+        "/etc/shadow is not immutable (chattr +i)",
+        "Run `chattr -i /etc/shadow`; ECS cannot set the root password otherwise.");
+    /// ext4 64bit feature.
+    EXT4_64BIT = ("GUEST.Ext4Feature64bit", Warning,
+        "ext4 filesystems do not use the 64bit feature (Alibaba's import rules)",
+        "Older ECS import pipelines refuse 64bit ext4; recreate the filesystem with `mkfs.ext4 -O ^64bit` or `resize2fs -s` if the import fails.");
+    /// ext4 project + quota.
+    EXT4_PROJECT_QUOTA = ("GUEST.Ext4ProjectQuota", Error,
+        "ext4 filesystems do not have both the project and quota features",
+        "Remove one: `tune2fs -O ^project` (Alibaba's import rules refuse both together).");
+    /// CONFIG_FW_CFG_SYSFS missing.
+    FW_CFG = ("GUEST.FwCfgSysfs", Warning,
+        "the kernel has CONFIG_FW_CFG_SYSFS (needed on arm64, CentOS Stream, Anolis, AlmaLinux, UOS, Kylin, Rocky Linux)",
+        "Use a kernel with CONFIG_FW_CFG_SYSFS=y (Linux > 4.6, CentOS > 3.10.0-826.el7) so ECS can set passwords and keys.");
+    /// RTC not UTC on arm64.
+    RTC_LOCAL = ("GUEST.RtcNotUtc", Warning,
+        "arm64 guests keep the RTC in UTC (/etc/adjtime)",
+        "Run `timedatectl set-local-rtc 0` in the source VM.");
+    /// No boot loader.
+    NO_BOOT_LOADER = ("GUEST.NoBootLoader", Error,
+        "the disk can boot: BIOS boot code in the MBR, or an ESP with an EFI loader",
+        "Install GRUB to the disk (grub-install) or an EFI loader to the ESP before exporting.");
+    /// UEFI-only image and arch mismatch etc.
+    BOOT_MODE_UEFI_ONLY = ("GUEST.UefiOnly", Info,
+        "the image boots with BIOS, or is imported with BootMode=UEFI",
+        "Import with BootMode=UEFI; choose an instance type that supports UEFI.");
+    /// Windows without viostor/vioscsi.
+    WIN_NO_VIOSTOR = ("GUEST.WindowsNoVirtioStorage", Error,
+        "Windows has the viostor or vioscsi service as a boot-start driver (Start=0) with its .sys file",
+        "Install the virtio-win drivers (viostor) in the source VM, or inject them offline with virt-v2v-in-place, before exporting.");
+    /// Windows without netkvm.
+    WIN_NO_NETKVM = ("GUEST.WindowsNoVirtioNet", Warning,
+        "Windows has the netkvm (virtio network) service and driver file",
+        "Install the virtio-win network driver (netkvm) in the source VM.");
+    /// A registry hive cannot be read.
+    HIVE_CORRUPT = ("GUEST.RegistryHiveCorrupt", Error,
+        "the SYSTEM and SOFTWARE registry hives can be read",
+        "Boot the source VM cleanly and shut it down before exporting the disk.");
+    /// A dirty hive.
+    HIVE_DIRTY = ("GUEST.RegistryHiveDirty", Warning,
+        "the registry hives were cleanly written (primary and secondary sequence numbers match)",
+        "Shut Windows down cleanly (not hibernate, fast startup off) before exporting; pending .LOG1/.LOG2 changes were not read.");
+    /// Architecture not determined.
+    ARCH_UNKNOWN = ("GUEST.ArchitectureUnknown", Warning,
+        "the guest architecture can be read from its binaries",
+        "Pass the architecture explicitly when importing.");
+    /// The OS is not an ECS platform.
+    PLATFORM_OTHER = ("GUEST.PlatformNotListed", Info,
+        "the guest OS maps to a named ECS platform",
+        "The image is imported as 'Others Linux' / 'Other Windows'; ECS configures it less.");
+    /// A parser crashed (bug): the rest of the inspection continued.
+    INTERNAL = ("GUEST.InternalError", Error,
+        "the inspector read every structure without an internal error",
+        "This is a bug in ecs-preflight; please report it with the message.");
+}

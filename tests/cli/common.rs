@@ -1,0 +1,106 @@
+//! Helpers: run the binary, make images with qemu-img.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs `ecs-preflight` with `args`.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run ecs-preflight")
+}
+
+/// Runs `ecs-preflight` and parses stdout as JSON; returns (exit code, json).
+pub fn run_json(args: &[&str]) -> (i32, Value) {
+    let out = run(args);
+    let code = out.status.code().expect("exit code");
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}) for {args:?}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, json)
+}
+
+/// Runs a command and panics with its output if it fails.
+pub fn sh(program: &str, args: &[&str]) -> Output {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e} (run fixtures/install-deps.sh)"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `qemu-img info -f FORMAT --output=json PATH`.
+pub fn qemu_info(format: &str, path: &Path) -> Value {
+    let out = sh(
+        "qemu-img",
+        &[
+            "info",
+            "-f",
+            format,
+            "--output=json",
+            path.to_str().unwrap(),
+        ],
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Writes a raw image of `size` bytes holding an MBR and a few patterned
+/// and pseudo-random regions with holes between them.
+pub fn make_raw(path: &Path, size: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::File::create(path).unwrap();
+    f.set_len(size).unwrap();
+    let mut mbr = [0u8; 512];
+    mbr[446] = 0x80;
+    mbr[450] = 0x83;
+    mbr[454..458].copy_from_slice(&2048u32.to_le_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xAA;
+    f.write_all(&mbr).unwrap();
+    let mut state = 0x1234_5678_9abc_def0u64;
+    let mut offset = 1 << 20;
+    while offset + (96 << 10) < size {
+        f.seek(SeekFrom::Start(offset)).unwrap();
+        let mut chunk = vec![0u8; 96 << 10];
+        for b in chunk.iter_mut().take(64 << 10) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = (state >> 24) as u8;
+        }
+        f.write_all(&chunk).unwrap();
+        offset += 1 << 20;
+    }
+}
+
+/// A temporary directory that lives as long as the value.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// `dir/name` as a String.
+pub fn path_in(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+/// Codes of the findings in a report.
+pub fn codes(json: &Value) -> Vec<String> {
+    json["findings"]
+        .as_array()
+        .expect("findings is a list")
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect()
+}

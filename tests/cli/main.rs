@@ -1,0 +1,6 @@
+//! Integration tests of the `ecs-preflight` binary, driven as a user would.
+
+mod check;
+mod common;
+mod formats;
+mod usage;

@@ -1,0 +1,218 @@
+//! `ecs-preflight upload` against an in-process emulator: rules refuse before any byte is
+//! sent; kill -9 mid-way and the same command sends only the missing parts; a changed file
+//! aborts the stale upload; `--abort` cleans up.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use preflight_emulator::{Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use serde_json::Value;
+
+const MIB: u64 = 1 << 20;
+
+struct Env {
+    rt: tokio::runtime::Runtime,
+    emu: Option<Emulator>,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = crate::common::tempdir();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let mut cfg = Config::for_tests(dir.path().join("emu"));
+        cfg.buckets = vec![
+            "images@cn-hangzhou".parse().unwrap(),
+            "faraway@cn-beijing".parse().unwrap(),
+            "vault@cn-hangzhou:encrypted".parse().unwrap(),
+        ];
+        let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
+        Env { rt, emu: Some(emu), dir }
+    }
+
+    fn emu(&self) -> &Emulator {
+        self.emu.as_ref().unwrap()
+    }
+
+    /// The command with the emulator's key in the environment and a private HOME and cache.
+    fn cmd(&self, image: &Path, bucket: &str, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
+        c.arg("upload")
+            .arg(image)
+            .args(["--region", "cn-hangzhou", "--bucket", bucket, "--endpoint", &self.emu().endpoint()])
+            .args(extra)
+            .env_remove("ALIBABA_CLOUD_PROFILE")
+            .env("HOME", self.dir.path())
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn image(&self, name: &str, size: u64, seed: u64) -> std::path::PathBuf {
+        let p = self.dir.path().join(name);
+        write_random(&p, size, seed);
+        p
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(emu) = self.emu.take() {
+            self.rt.block_on(emu.shutdown());
+        }
+    }
+}
+
+fn write_random(path: &Path, len: u64, seed: u64) {
+    let mut x = seed | 1;
+    let data: Vec<u8> = (0..len / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(path, data).unwrap();
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e})\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+const MULTIPART: &[&str] = &["--part-size", "1MiB", "--parallel", "2", "--multipart-threshold", "1MiB", "-o", "json"];
+
+/// Starts the upload slowed down, kills it with SIGKILL once about half the parts are stored,
+/// and returns the part numbers the server stored.
+fn kill_half_way(env: &Env, image: &Path, parts: u64) -> Vec<u32> {
+    env.emu().set_faults(Faults { bandwidth_bytes_per_sec: 6 * MIB, ..Faults::default() });
+    let mut child = env.cmd(image, "images", MULTIPART).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stored = env.emu().counters().parts.iter().filter(|p| p.stored > 0).count() as u64;
+        if stored >= parts / 2 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the upload ended before it could be killed");
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup, no signal handler.
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    env.emu().set_faults(Faults::default());
+    let stored: Vec<u32> = env.emu().counters().parts.iter().filter(|p| p.stored > 0).map(|p| p.part_number).collect();
+    assert!((stored.len() as u64) < parts, "everything was stored before the kill");
+    env.emu().reset_counters();
+    stored
+}
+
+#[test]
+fn refused_by_rules_before_any_byte_is_sent() {
+    let env = Env::new();
+    let image = env.image("disk.raw", 2 * MIB, 1);
+    for (bucket, code) in [
+        ("faraway", "InvalidOSSBucket.NotMatched"),
+        ("vault", "InvalidOSSBucket.EncryptUnsupported"),
+        ("missing-bucket", "InvalidOSSBucket.NotFound"),
+    ] {
+        let out = env.cmd(&image, bucket, &["-o", "json"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{bucket}: {}", String::from_utf8_lossy(&out.stderr));
+        let json = json_of(&out);
+        assert_eq!(json["status"], "refused");
+        let codes: Vec<&str> = json["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+        assert!(codes.contains(&code), "{bucket}: {codes:?}");
+    }
+    let n = env.emu().counters();
+    for api in ["PutObject", "InitiateMultipartUpload", "UploadPart"] {
+        assert_eq!(n.requests_for(api), 0, "{api} was called");
+    }
+}
+
+#[test]
+fn environment_errors_exit_2() {
+    let env = Env::new();
+    let image = env.image("disk.raw", MIB, 2);
+    let out = env.cmd(&env.dir.path().join("nope.raw"), "images", &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = env
+        .cmd(&image, "images", &[])
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no Alibaba Cloud credentials"), "{err}");
+    let out = env.cmd(&image, "images", &["--part-size", "10KiB", "--multipart-threshold", "1KiB"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.emu().counters().requests_for("UploadPart"), 0);
+}
+
+#[test]
+fn single_put_then_summary() {
+    let env = Env::new();
+    let image = env.image("small.qcow2.raw", 3 * MIB, 3);
+    let out = env.cmd(&image, "images", &["--object", "small.raw", "-o", "json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let json = json_of(&out);
+    assert_eq!((json["status"].as_str(), json["parts"].as_u64(), json["size"].as_u64()), (Some("uploaded"), Some(1), Some(3 * MIB)));
+    let crc = preflight_oss::crc::crc64(&std::fs::read(&image).unwrap()).to_string();
+    assert_eq!(json["crc64"].as_str(), Some(crc.as_str()));
+    assert_eq!(env.emu().counters().requests_for("PutObject"), 1);
+}
+
+#[test]
+fn kill_9_then_rerun_sends_only_missing_parts() {
+    let env = Env::new();
+    let image = env.image("big.raw", 24 * MIB, 4);
+    let stored = kill_half_way(&env, &image, 24);
+    let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let json = json_of(&out);
+    let n = env.emu().counters();
+    assert_eq!(n.requests_for("InitiateMultipartUpload"), 0);
+    assert!(n.requests_for("ListParts") >= 1);
+    assert_eq!(n.requests_for("UploadPart"), 24 - stored.len() as u64);
+    assert!(n.parts.iter().all(|p| !stored.contains(&p.part_number)), "a stored part was sent again");
+    assert_eq!(json["parts_reused"].as_u64(), Some(stored.len() as u64));
+    let crc = preflight_oss::crc::crc64(&std::fs::read(&image).unwrap()).to_string();
+    assert_eq!(json["crc64"].as_str(), Some(crc.as_str()));
+    // Success deleted the checkpoint: another run starts a new upload.
+    let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(env.emu().counters().requests_for("InitiateMultipartUpload"), 1);
+}
+
+#[test]
+fn changed_file_aborts_the_stale_upload_and_abort_flag_cleans_up() {
+    let env = Env::new();
+    let image = env.image("vm.raw", 16 * MIB, 5);
+    kill_half_way(&env, &image, 16);
+    write_random(&image, 16 * MIB, 6);
+    let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("changed") && err.contains("aborted"), "{err}");
+    let n = env.emu().counters();
+    assert_eq!(n.requests_for("AbortMultipartUpload"), 1);
+    assert_eq!(n.requests_for("UploadPart"), 16);
+    assert_eq!(json_of(&out)["parts_reused"].as_u64(), Some(0));
+
+    env.emu().reset_counters();
+    kill_half_way(&env, &image, 16);
+    let out = env.cmd(&image, "images", &["--abort"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("aborted upload"));
+    assert_eq!(env.emu().counters().requests_for("AbortMultipartUpload"), 1);
+    let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(env.emu().counters().requests_for("InitiateMultipartUpload"), 1);
+    assert_eq!(json_of(&out)["parts_reused"].as_u64(), Some(0));
+}

@@ -1,0 +1,108 @@
+//! Help, completions, exit codes for usage and environment errors.
+
+use crate::common::*;
+
+#[test]
+fn every_subcommand_has_help_with_examples() {
+    for sub in ["info", "check", "rules", "emulator", "completions"] {
+        let out = run(&[sub, "--help"]);
+        assert!(out.status.success(), "{sub} --help failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Examples:"),
+            "{sub} --help has no examples:\n{text}"
+        );
+        assert!(
+            text.contains("ecs-preflight"),
+            "{sub} --help shows no command line"
+        );
+    }
+    let out = run(&["--help"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Exit codes"));
+}
+
+#[test]
+fn completions_for_bash_and_zsh() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(&["completions", shell]);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("ecs-preflight"),
+            "{shell} completion names the command"
+        );
+        assert!(
+            text.contains("check"),
+            "{shell} completion lists subcommands"
+        );
+    }
+}
+
+#[test]
+fn missing_file_is_an_environment_error() {
+    let out = run(&["info", "/nonexistent/disk.qcow2"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/disk.qcow2"),
+        "stderr names the file: {err}"
+    );
+    let out = run(&["check", "/nonexistent/disk.qcow2", "--output", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_directory_is_an_environment_error() {
+    let dir = tempdir();
+    let out = run(&["info", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn bad_flag_is_a_usage_error() {
+    let out = run(&["check", "x", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn rules_catalogue_lists_codes_from_every_crate() {
+    let (code, json) = run_json(&["rules", "--output", "json"]);
+    assert_eq!(code, 0);
+    let codes: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "FORMAT.Unsupported",
+        "InvalidVHDImage.IncorrectSize",
+        "InvalidImageSize",
+        "InvalidImageName.Malformed",
+    ] {
+        assert!(codes.contains(&expected), "{expected} missing from rules");
+    }
+    assert!(codes.iter().any(|c| c.starts_with("QCOW2.")));
+    assert!(codes.iter().any(|c| c.starts_with("VMDK.")));
+    assert!(codes.iter().any(|c| c.starts_with("VHDX.")));
+    let mut sorted = codes.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), codes.len(), "codes are unique");
+}
+
+#[test]
+fn docs_rules_md_is_generated_from_the_code() {
+    let out = run(&["rules", "--markdown"]);
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/rules.md"))
+            .expect("docs/rules.md exists");
+    assert!(
+        generated == committed,
+        "docs/rules.md is stale: run `cargo run -p ecs-preflight -- rules --markdown > docs/rules.md`"
+    );
+}
