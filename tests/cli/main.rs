@@ -3,4 +3,5 @@
 mod check;
 mod common;
 mod formats;
+mod guest;
 mod usage;

@@ -196,6 +196,10 @@ pub struct CheckReport {
     pub findings: Vec<preflight_rules::ScopedFinding>,
     /// Each disk's facts and its own findings.
     pub disks: Vec<ImageReport>,
+    /// What guest inspection found on the system disk (absent with
+    /// `--skip-guest`, or when the system disk could not be opened).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guest: Option<preflight_guest::GuestReport>,
     /// The ImportImage request that would be sent.
     pub plan: preflight_rules::Plan,
 }
@@ -231,20 +235,40 @@ pub fn check(image: &Path, args: &ImportArgs) -> anyhow::Result<CheckReport> {
     paths.extend(args.data_disk.iter().cloned());
     let mut disks = Vec::new();
     let mut facts = Vec::new();
+    let mut guest = None;
     for (index, path) in paths.iter().enumerate() {
         let inspection = crate::inspect(path, true)?;
         let report = ImageReport::from_inspection(path, &inspection);
+        let role = params.role_of(index);
         let mut disk = preflight_rules::DiskFacts::new(
             path.display().to_string(),
             inspection.info.as_ref().map(|i| i.format.as_str()),
             inspection.info.as_ref().map(|i| i.virtual_size),
-            params.role_of(index),
+            role,
         );
         disk.findings = report.findings.clone();
+        // The OS lives on the system disk; data disks are not inspected.
+        let inspect_guest = index == 0
+            && role == preflight_rules::DiskRole::System
+            && !params.skip_guest
+            && !preflight_report::has_errors(&report.findings);
+        if let (true, Some(image)) = (inspect_guest, inspection.image.as_ref()) {
+            let found = preflight_guest::inspect(image.as_ref());
+            disk.findings.extend(found.findings.iter().cloned());
+            guest = Some(found);
+        }
         facts.push(disk);
         disks.push(report);
     }
-    let evaluation = preflight_rules::evaluate(&facts, &params, None, params.size_limits);
+    let guest_facts = guest.as_ref().map(|g| preflight_rules::GuestFacts {
+        architecture: g.facts.architecture.clone(),
+        os_type: g.facts.os_type.clone(),
+        platform: g.facts.platform.clone(),
+        boot_mode: g.facts.boot_mode.clone(),
+        nvme_support: g.facts.nvme_support.clone(),
+    });
+    let evaluation =
+        preflight_rules::evaluate(&facts, &params, guest_facts.as_ref(), params.size_limits);
     let mut findings = evaluation.findings;
     // Errors first; within a severity, request-level findings, then by disk.
     findings.sort_by(|a, b| {
@@ -269,6 +293,7 @@ pub fn check(image: &Path, args: &ImportArgs) -> anyhow::Result<CheckReport> {
         system,
         findings,
         disks,
+        guest,
         plan: evaluation.plan,
     })
 }
@@ -291,6 +316,19 @@ pub fn print_check(report: &CheckReport, output: OutputFormat) -> anyhow::Result
         write!(out, "[{role} {index}] ")?;
         write_image_facts(&mut out, disk)?;
     }
+    if let Some(g) = &report.guest {
+        let f = &g.facts;
+        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".to_string());
+        writeln!(
+            out,
+            "  guest: platform {}, os type {}, architecture {}, boot mode {}, NVMe {}",
+            show(&f.platform),
+            show(&f.os_type),
+            show(&f.architecture),
+            show(&f.boot_mode),
+            show(&f.nvme_support)
+        )?;
+    }
     let scoped: Vec<Finding> = report
         .findings
         .iter()
@@ -310,6 +348,7 @@ pub fn print_check(report: &CheckReport, output: OutputFormat) -> anyhow::Result
 /// Every rule the tool checks, from the code itself.
 pub fn all_rules() -> Vec<&'static Rule> {
     let mut rules = preflight_formats::all_rules();
+    rules.extend_from_slice(preflight_guest::RULES);
     rules.extend_from_slice(preflight_rules::RULES);
     rules
 }

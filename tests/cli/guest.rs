@@ -1,0 +1,125 @@
+//! `check` with guest inspection on real Debian guests built from packages
+//! (fixtures/guest/build-debian.sh, shared with the guest crate's tests).
+
+use crate::common::*;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+/// Builds the Debian images once per run (the script is idempotent and
+/// locked, and keeps its output in the shared target tmp dir).
+fn debian() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guest-fixtures");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/guest/build-debian.sh"
+        );
+        sh("bash", &[script, out.to_str().unwrap()]);
+        out
+    })
+    .clone()
+}
+
+#[test]
+fn debian_guest_fills_the_plan_in_every_format() {
+    let dir = debian();
+    let work = tempdir();
+    let raw = dir.join("debian-bios.raw");
+    let qcow2 = path_in(work.path(), "debian.qcow2");
+    sh(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "qcow2",
+            raw.to_str().unwrap(),
+            qcow2.to_str().unwrap(),
+        ],
+    );
+    let vhd = path_in(work.path(), "debian.vhd");
+    sh(
+        "qemu-img",
+        &[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vpc",
+            "-o",
+            "subformat=dynamic,force_size=on",
+            raw.to_str().unwrap(),
+            vhd.to_str().unwrap(),
+        ],
+    );
+    for image in [raw, qcow2, vhd] {
+        let (code, json) = run_json(&[
+            "check",
+            image.to_str().unwrap(),
+            "--output",
+            "json",
+            "--region",
+            "cn-hangzhou",
+            "--bucket",
+            "images",
+            "--image-name",
+            "debian-12",
+        ]);
+        let name = image.display();
+        assert_eq!(code, 0, "{name}: {json:#}");
+        let plan = &json["plan"];
+        assert_eq!(plan["platform"], "Debian", "{name}");
+        assert_eq!(plan["os_type"], "linux", "{name}");
+        assert_eq!(plan["architecture"], "x86_64", "{name}");
+        assert_eq!(plan["boot_mode"], "BIOS", "{name}");
+        assert!(
+            json["guest"]["facts"].is_object(),
+            "{name}: guest facts in the report"
+        );
+    }
+}
+
+#[test]
+fn user_values_that_disagree_with_the_guest_are_findings() {
+    let raw = debian().join("debian-bios.raw");
+    let (code, json) = run_json(&[
+        "check",
+        raw.to_str().unwrap(),
+        "--output",
+        "json",
+        "--boot-mode",
+        "UEFI",
+        "--architecture",
+        "arm64",
+    ]);
+    assert_eq!(code, 1, "{json:#}");
+    let codes = codes(&json);
+    assert!(
+        codes.contains(&"GuestMismatch.BootMode".to_string()),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&"GuestMismatch.Architecture".to_string()),
+        "{codes:?}"
+    );
+}
+
+#[test]
+fn initramfs_without_virtio_is_an_error() {
+    let raw = debian().join("debian-novirtio.raw");
+    let (code, json) = run_json(&["check", raw.to_str().unwrap(), "--output", "json"]);
+    assert_eq!(code, 1, "{json:#}");
+    assert!(codes(&json).contains(&"GUEST.NoVirtioBlockDriver".to_string()));
+    // --skip-guest skips it.
+    let (code, json) = run_json(&[
+        "check",
+        raw.to_str().unwrap(),
+        "--output",
+        "json",
+        "--skip-guest",
+    ]);
+    assert_eq!(code, 0, "{json:#}");
+    assert!(json.get("guest").is_none());
+}
