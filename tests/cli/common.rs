@@ -78,7 +78,7 @@ pub fn make_raw(path: &Path, size: u64) {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            *b = (state >> 24) as u8;
+            *b = state.to_le_bytes()[3];
         }
         f.write_all(&chunk).unwrap();
         offset += 1 << 20;
