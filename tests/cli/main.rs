@@ -4,4 +4,5 @@ mod check;
 mod common;
 mod formats;
 mod guest;
+mod upload;
 mod usage;

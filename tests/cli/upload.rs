@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use preflight_emulator::{Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_emulator::{
+    Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
+};
 use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
@@ -20,7 +22,11 @@ struct Env {
 impl Env {
     fn new() -> Self {
         let dir = crate::common::tempdir();
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         let mut cfg = Config::for_tests(dir.path().join("emu"));
         cfg.buckets = vec![
             "images@cn-hangzhou".parse().unwrap(),
@@ -28,7 +34,11 @@ impl Env {
             "vault@cn-hangzhou:encrypted".parse().unwrap(),
         ];
         let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
-        Env { rt, emu: Some(emu), dir }
+        Env {
+            rt,
+            emu: Some(emu),
+            dir,
+        }
     }
 
     fn emu(&self) -> &Emulator {
@@ -40,7 +50,14 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
         c.arg("upload")
             .arg(image)
-            .args(["--region", "cn-hangzhou", "--bucket", bucket, "--endpoint", &self.emu().endpoint()])
+            .args([
+                "--region",
+                "cn-hangzhou",
+                "--bucket",
+                bucket,
+                "--endpoint",
+                &self.emu().endpoint(),
+            ])
             .args(extra)
             .env_remove("ALIBABA_CLOUD_PROFILE")
             .env("HOME", self.dir.path())
@@ -82,24 +99,54 @@ fn write_random(path: &Path, len: u64, seed: u64) {
 
 fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e})\nstdout: {}\nstderr: {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "stdout is not JSON ({e})\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 
-const MULTIPART: &[&str] = &["--part-size", "1MiB", "--parallel", "2", "--multipart-threshold", "1MiB", "-o", "json"];
+const MULTIPART: &[&str] = &[
+    "--part-size",
+    "1MiB",
+    "--parallel",
+    "2",
+    "--multipart-threshold",
+    "1MiB",
+    "-o",
+    "json",
+];
 
 /// Starts the upload slowed down, kills it with SIGKILL once about half the parts are stored,
 /// and returns the part numbers the server stored.
 fn kill_half_way(env: &Env, image: &Path, parts: u64) -> Vec<u32> {
-    env.emu().set_faults(Faults { bandwidth_bytes_per_sec: 6 * MIB, ..Faults::default() });
-    let mut child = env.cmd(image, "images", MULTIPART).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    env.emu().set_faults(Faults {
+        bandwidth_bytes_per_sec: 6 * MIB,
+        ..Faults::default()
+    });
+    let mut child = env
+        .cmd(image, "images", MULTIPART)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let stored = env.emu().counters().parts.iter().filter(|p| p.stored > 0).count() as u64;
+        let stored = env
+            .emu()
+            .counters()
+            .parts
+            .iter()
+            .filter(|p| p.stored > 0)
+            .count() as u64;
         if stored >= parts / 2 {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the upload ended before it could be killed");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the upload ended before it could be killed"
+        );
         assert!(Instant::now() < deadline, "no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -107,8 +154,18 @@ fn kill_half_way(env: &Env, image: &Path, parts: u64) -> Vec<u32> {
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     env.emu().set_faults(Faults::default());
-    let stored: Vec<u32> = env.emu().counters().parts.iter().filter(|p| p.stored > 0).map(|p| p.part_number).collect();
-    assert!((stored.len() as u64) < parts, "everything was stored before the kill");
+    let stored: Vec<u32> = env
+        .emu()
+        .counters()
+        .parts
+        .iter()
+        .filter(|p| p.stored > 0)
+        .map(|p| p.part_number)
+        .collect();
+    assert!(
+        (stored.len() as u64) < parts,
+        "everything was stored before the kill"
+    );
     env.emu().reset_counters();
     stored
 }
@@ -123,10 +180,20 @@ fn refused_by_rules_before_any_byte_is_sent() {
         ("missing-bucket", "InvalidOSSBucket.NotFound"),
     ] {
         let out = env.cmd(&image, bucket, &["-o", "json"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(1), "{bucket}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{bucket}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let json = json_of(&out);
         assert_eq!(json["status"], "refused");
-        let codes: Vec<&str> = json["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+        let codes: Vec<&str> = json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap())
+            .collect();
         assert!(codes.contains(&code), "{bucket}: {codes:?}");
     }
     let n = env.emu().counters();
@@ -139,7 +206,10 @@ fn refused_by_rules_before_any_byte_is_sent() {
 fn environment_errors_exit_2() {
     let env = Env::new();
     let image = env.image("disk.raw", MIB, 2);
-    let out = env.cmd(&env.dir.path().join("nope.raw"), "images", &[]).output().unwrap();
+    let out = env
+        .cmd(&env.dir.path().join("nope.raw"), "images", &[])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let out = env
         .cmd(&image, "images", &[])
@@ -150,8 +220,20 @@ fn environment_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no Alibaba Cloud credentials"), "{err}");
-    let out = env.cmd(&image, "images", &["--part-size", "10KiB", "--multipart-threshold", "1KiB"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .cmd(
+            &image,
+            "images",
+            &["--part-size", "10KiB", "--multipart-threshold", "1KiB"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(env.emu().counters().requests_for("UploadPart"), 0);
 }
 
@@ -159,10 +241,25 @@ fn environment_errors_exit_2() {
 fn single_put_then_summary() {
     let env = Env::new();
     let image = env.image("small.qcow2.raw", 3 * MIB, 3);
-    let out = env.cmd(&image, "images", &["--object", "small.raw", "-o", "json"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .cmd(&image, "images", &["--object", "small.raw", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = json_of(&out);
-    assert_eq!((json["status"].as_str(), json["parts"].as_u64(), json["size"].as_u64()), (Some("uploaded"), Some(1), Some(3 * MIB)));
+    assert_eq!(
+        (
+            json["status"].as_str(),
+            json["parts"].as_u64(),
+            json["size"].as_u64()
+        ),
+        (Some("uploaded"), Some(1), Some(3 * MIB))
+    );
     let crc = preflight_oss::crc::crc64(&std::fs::read(&image).unwrap()).to_string();
     assert_eq!(json["crc64"].as_str(), Some(crc.as_str()));
     assert_eq!(env.emu().counters().requests_for("PutObject"), 1);
@@ -174,20 +271,31 @@ fn kill_9_then_rerun_sends_only_missing_parts() {
     let image = env.image("big.raw", 24 * MIB, 4);
     let stored = kill_half_way(&env, &image, 24);
     let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = json_of(&out);
     let n = env.emu().counters();
     assert_eq!(n.requests_for("InitiateMultipartUpload"), 0);
     assert!(n.requests_for("ListParts") >= 1);
     assert_eq!(n.requests_for("UploadPart"), 24 - stored.len() as u64);
-    assert!(n.parts.iter().all(|p| !stored.contains(&p.part_number)), "a stored part was sent again");
+    assert!(
+        n.parts.iter().all(|p| !stored.contains(&p.part_number)),
+        "a stored part was sent again"
+    );
     assert_eq!(json["parts_reused"].as_u64(), Some(stored.len() as u64));
     let crc = preflight_oss::crc::crc64(&std::fs::read(&image).unwrap()).to_string();
     assert_eq!(json["crc64"].as_str(), Some(crc.as_str()));
     // Success deleted the checkpoint: another run starts a new upload.
     let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(env.emu().counters().requests_for("InitiateMultipartUpload"), 1);
+    assert_eq!(
+        env.emu().counters().requests_for("InitiateMultipartUpload"),
+        1
+    );
 }
 
 #[test]
@@ -197,7 +305,12 @@ fn changed_file_aborts_the_stale_upload_and_abort_flag_cleans_up() {
     kill_half_way(&env, &image, 16);
     write_random(&image, 16 * MIB, 6);
     let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("changed") && err.contains("aborted"), "{err}");
     let n = env.emu().counters();
@@ -208,11 +321,117 @@ fn changed_file_aborts_the_stale_upload_and_abort_flag_cleans_up() {
     env.emu().reset_counters();
     kill_half_way(&env, &image, 16);
     let out = env.cmd(&image, "images", &["--abort"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("aborted upload"));
     assert_eq!(env.emu().counters().requests_for("AbortMultipartUpload"), 1);
     let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(env.emu().counters().requests_for("InitiateMultipartUpload"), 1);
+    assert_eq!(
+        env.emu().counters().requests_for("InitiateMultipartUpload"),
+        1
+    );
     assert_eq!(json_of(&out)["parts_reused"].as_u64(), Some(0));
+}
+
+#[test]
+fn ctrl_c_leaves_a_resumable_upload_and_no_secret_is_written() {
+    let env = Env::new();
+    let image = env.image("int.raw", 16 * MIB, 7);
+    env.emu().set_faults(Faults {
+        bandwidth_bytes_per_sec: 4 * MIB,
+        ..Faults::default()
+    });
+    let child = env
+        .cmd(&image, "images", MULTIPART)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while env
+        .emu()
+        .counters()
+        .parts
+        .iter()
+        .filter(|p| p.stored > 0)
+        .count()
+        < 4
+    {
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    crate::common::sh("kill", &["-INT", &pid]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("resumable") && err.contains("--abort"),
+        "{err}"
+    );
+    env.emu().set_faults(Faults::default());
+
+    // The checkpoint names the upload, never a credential.
+    let cache = env.dir.path().join("cache");
+    let mut seen = 0;
+    for entry in walk(&cache) {
+        let text = std::fs::read_to_string(&entry).unwrap_or_default();
+        assert!(
+            !text.contains(DEFAULT_ACCESS_KEY_SECRET),
+            "{}",
+            entry.display()
+        );
+        seen += usize::from(text.contains("upload_id"));
+    }
+    assert_eq!(seen, 1, "one checkpoint expected");
+
+    env.emu().reset_counters();
+    let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(json_of(&out)["parts_reused"].as_u64().unwrap() >= 4);
+    assert_eq!(
+        env.emu().counters().requests_for("InitiateMultipartUpload"),
+        0
+    );
+
+    // A wrong secret: refused, and the secret appears nowhere in the output.
+    let wrong = "WrongSecretValueThatMustNotLeak123";
+    let out = env
+        .cmd(&image, "images", &[])
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", wrong)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(all.contains("SignatureDoesNotMatch"), "{all}");
+    assert!(!all.contains(wrong) && !all.contains(&wrong[..12]), "{all}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

@@ -4,7 +4,16 @@ use crate::common::*;
 
 #[test]
 fn every_subcommand_has_help_with_examples() {
-    for sub in ["info", "check", "rules", "emulator", "completions"] {
+    for sub in [
+        "info",
+        "check",
+        "rules",
+        "emulator",
+        "completions",
+        "upload",
+        "import",
+        "wait",
+    ] {
         let out = run(&[sub, "--help"]);
         assert!(out.status.success(), "{sub} --help failed");
         let text = String::from_utf8_lossy(&out.stdout);

@@ -6,6 +6,7 @@
 mod emulator_cmd;
 mod import_args;
 mod output;
+mod upload_cmd;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -92,6 +93,8 @@ enum Command {
         #[arg(long, conflicts_with = "output")]
         markdown: bool,
     },
+    /// Upload an image to OSS: cloud rules first, then a resumable, CRC-64-verified multipart upload.
+    Upload(upload_cmd::UploadArgs),
     /// Run a local emulator of OSS, ECS and RAM (for trying the whole flow offline, and for tests).
     Emulator(emulator_cmd::EmulatorArgs),
     /// Print a shell completion script.
@@ -143,6 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             output::print_rules(output, markdown)?;
             Ok(EXIT_OK)
         }
+        Command::Upload(args) => upload_cmd::run(args),
         Command::Emulator(args) => {
             emulator_cmd::run(args)?;
             Ok(EXIT_OK)

@@ -1,0 +1,192 @@
+//! The `aliyun` CLI's configuration file, `~/.aliyun/config.json`.
+//!
+//! reqsign-aliyun-oss has a reader for this file too, but it returns "no credentials" for every
+//! profile mode except AK and StsToken, so a user with an `EcsRamRole` or `RamRoleArn` profile
+//! would be told they have no credentials at all. This reader maps each mode onto reqsign's
+//! providers where one exists and refuses the rest with an error that names the mode.
+//! Field names follow aliyun-cli `config/profile.go`.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// The file: the current profile's name and the profiles.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CliConfig {
+    /// Name of the profile used when none is asked for.
+    #[serde(default)]
+    pub current: Option<String>,
+    /// Every profile.
+    #[serde(default)]
+    pub profiles: Vec<Profile>,
+}
+
+impl CliConfig {
+    /// Parses the JSON text.
+    pub fn parse(text: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(text)
+    }
+
+    /// The profile called `name`.
+    pub fn profile(&self, name: &str) -> Option<&Profile> {
+        self.profiles.iter().find(|p| p.name == name)
+    }
+}
+
+/// One profile. Only the fields the supported modes use are read.
+#[derive(Clone, Default, Deserialize)]
+pub struct Profile {
+    /// Profile name.
+    pub name: String,
+    /// `AK`, `StsToken`, `RamRoleArn`, `EcsRamRole`, `OIDC`, `CredentialsURI`, … (empty means AK).
+    #[serde(default)]
+    pub mode: String,
+    /// AccessKeyId.
+    #[serde(default)]
+    pub access_key_id: String,
+    /// AccessKeySecret.
+    #[serde(default, deserialize_with = "secret")]
+    pub access_key_secret: Option<Secret>,
+    /// STS token (`StsToken` mode).
+    #[serde(default, deserialize_with = "secret")]
+    pub sts_token: Option<Secret>,
+    /// Region of the profile.
+    #[serde(default)]
+    pub region_id: String,
+    /// Role name (`EcsRamRole`).
+    #[serde(default)]
+    pub ram_role_name: String,
+    /// Role ARN (`RamRoleArn`, `OIDC`).
+    #[serde(default)]
+    pub ram_role_arn: String,
+    /// Role session name.
+    #[serde(default)]
+    pub ram_session_name: String,
+    /// External id (`RamRoleArn`).
+    #[serde(default)]
+    pub external_id: String,
+    /// STS region (`RamRoleArn`, `OIDC`).
+    #[serde(default)]
+    pub sts_region: String,
+    /// OIDC provider ARN (`OIDC`).
+    #[serde(default)]
+    pub oidc_provider_arn: String,
+    /// OIDC token file (`OIDC`).
+    #[serde(default)]
+    pub oidc_token_file: String,
+    /// Credentials URI (`CredentialsURI`).
+    #[serde(default)]
+    pub credentials_uri: String,
+}
+
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    Ok(s.filter(|s| !s.is_empty()).map(Secret::from))
+}
+
+impl fmt::Debug for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Profile")
+            .field("name", &self.name)
+            .field("mode", &self.mode)
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &self.access_key_secret)
+            .field("sts_token", &self.sts_token)
+            .field("region_id", &self.region_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a profile's mode turns into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileKind {
+    /// A fixed key pair, perhaps with an STS token (`AK`, `StsToken`).
+    Static,
+    /// The ECS instance's RAM role (`EcsRamRole`), by name when given.
+    EcsRamRole,
+    /// STS AssumeRole with the profile's key pair (`RamRoleArn`).
+    RamRoleArn,
+    /// STS AssumeRoleWithOIDC (`OIDC`).
+    Oidc,
+    /// A credentials URI (`CredentialsURI`).
+    CredentialsUri,
+}
+
+/// Modes the aliyun CLI knows and this tool does not handle yet.
+pub const UNSUPPORTED_MODES: &[&str] = &[
+    "RsaKeyPair",
+    "RamRoleArnWithRoleName",
+    "ChainableRamRoleArn",
+    "External",
+    "CloudSSO",
+    "OAuth",
+    "BearerToken",
+];
+
+impl Profile {
+    /// The kind of credential this profile gives, or `Err(mode)` when the mode is not supported.
+    pub fn kind(&self) -> Result<ProfileKind, String> {
+        match self.mode.as_str() {
+            "" | "AK" | "StsToken" => Ok(ProfileKind::Static),
+            "EcsRamRole" => Ok(ProfileKind::EcsRamRole),
+            "RamRoleArn" => Ok(ProfileKind::RamRoleArn),
+            "OIDC" => Ok(ProfileKind::Oidc),
+            "CredentialsURI" => Ok(ProfileKind::CredentialsUri),
+            other => Err(other.to_string()),
+        }
+    }
+
+    /// The STS endpoint for `sts_region`, if set.
+    pub fn sts_endpoint(&self) -> Option<String> {
+        (!self.sts_region.is_empty())
+            .then(|| format!("https://sts.{}.aliyuncs.com", self.sts_region))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"{"current":"default","profiles":[
+      {"name":"default","mode":"AK","access_key_id":"LTAIdefault","access_key_secret":"sk-default-1234567890","region_id":"cn-hangzhou","output_format":"json","language":"en"},
+      {"name":"sts","mode":"StsToken","access_key_id":"STS.x","access_key_secret":"sk-sts","sts_token":"CAIS-token","region_id":"cn-hangzhou"},
+      {"name":"role","mode":"RamRoleArn","access_key_id":"a","access_key_secret":"b","ram_role_arn":"acs:ram::123:role/x","ram_session_name":"s","expired_seconds":3600,"sts_region":"cn-hangzhou"},
+      {"name":"ecs","mode":"EcsRamRole","ram_role_name":"MyEcsRole","region_id":"cn-hangzhou"},
+      {"name":"chain","mode":"ChainableRamRoleArn","source_profile":"default","ram_role_arn":"r"}],
+     "meta_path":""}"#;
+
+    #[test]
+    fn parses_the_documented_shape() {
+        let c = CliConfig::parse(SAMPLE.as_bytes()).unwrap();
+        assert_eq!(c.current.as_deref(), Some("default"));
+        let d = c.profile("default").unwrap();
+        assert_eq!(d.kind(), Ok(ProfileKind::Static));
+        assert_eq!(
+            d.access_key_secret.as_ref().unwrap().expose(),
+            "sk-default-1234567890"
+        );
+        assert!(!format!("{d:?}").contains("sk-default"));
+        let s = c.profile("sts").unwrap();
+        assert_eq!(s.sts_token.as_ref().unwrap().expose(), "CAIS-token");
+        assert!(!format!("{s:?}").contains("CAIS"));
+        assert_eq!(
+            c.profile("role").unwrap().kind(),
+            Ok(ProfileKind::RamRoleArn)
+        );
+        assert_eq!(
+            c.profile("role").unwrap().sts_endpoint().as_deref(),
+            Some("https://sts.cn-hangzhou.aliyuncs.com")
+        );
+        assert_eq!(
+            c.profile("ecs").unwrap().kind(),
+            Ok(ProfileKind::EcsRamRole)
+        );
+        assert_eq!(
+            c.profile("chain").unwrap().kind(),
+            Err("ChainableRamRoleArn".to_string())
+        );
+        assert!(c.profile("nope").is_none());
+    }
+}

@@ -1,0 +1,669 @@
+//! The credential chain, in the order of Alibaba's credentials library and the `aliyun` CLI:
+//!
+//! 1. environment: `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, optional
+//!    `ALIBABA_CLOUD_SECURITY_TOKEN` (reqsign's env provider; it also takes `OSS_ACCESS_KEY_ID`…);
+//! 2. OIDC, when `ALIBABA_CLOUD_ROLE_ARN`, `ALIBABA_CLOUD_OIDC_PROVIDER_ARN` and
+//!    `ALIBABA_CLOUD_OIDC_TOKEN_FILE` are all set (reqsign's AssumeRoleWithOIDC provider);
+//! 3. the aliyun CLI's `~/.aliyun/config.json`, profile `ALIBABA_CLOUD_PROFILE` or the file's
+//!    `current` (our reader, [`crate::cli_config`]; modes AK, StsToken, RamRoleArn, EcsRamRole,
+//!    OIDC, CredentialsURI; the others are refused by name);
+//! 4. the ECS instance RAM role from the metadata service (reqsign), unless
+//!    `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`.
+//!
+//! An explicit profile (`--profile`) uses only step 3 with that profile.
+//!
+//! The chain is resolved once; temporary credentials (STS, RAM role) are then refreshed from
+//! the same source five minutes before they expire, so an upload that outlives a token goes on.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use reqsign_aliyun_oss::{
+    AssumeRoleCredentialProvider, AssumeRoleWithOidcCredentialProvider, Credential,
+    CredentialsUriCredentialProvider, EcsRamRoleCredentialProvider, EnvCredentialProvider,
+    StaticCredentialProvider,
+};
+use reqsign_core::time::Timestamp;
+use reqsign_core::{Context, Env, ProvideCredentialDyn};
+use tokio::sync::Mutex;
+
+use crate::cli_config::{CliConfig, Profile, ProfileKind};
+use crate::secret::Secret;
+
+/// Refresh temporary credentials this long before they expire.
+pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
+
+/// A credential. `Debug` shows the AccessKeyId and nothing secret.
+#[derive(Clone)]
+pub struct Credentials {
+    /// AccessKeyId.
+    pub access_key_id: String,
+    /// AccessKeySecret.
+    pub access_key_secret: Secret,
+    /// STS security token, for temporary credentials.
+    pub security_token: Option<Secret>,
+    /// When temporary credentials expire.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &self.access_key_secret)
+            .field("security_token", &self.security_token)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// A fixed key pair.
+    pub fn new(access_key_id: impl Into<String>, access_key_secret: impl Into<Secret>) -> Self {
+        Credentials {
+            access_key_id: access_key_id.into(),
+            access_key_secret: access_key_secret.into(),
+            security_token: None,
+            expires_at: None,
+        }
+    }
+
+    /// With an STS token.
+    pub fn with_security_token(mut self, token: impl Into<Secret>) -> Self {
+        self.security_token = Some(token.into());
+        self
+    }
+
+    /// reqsign's form, for its signer.
+    pub fn to_reqsign(&self) -> Credential {
+        Credential {
+            access_key_id: self.access_key_id.clone(),
+            access_key_secret: self.access_key_secret.expose().to_string(),
+            security_token: self.security_token.as_ref().map(|s| s.expose().to_string()),
+            expires_in: self.expires_at.and_then(|t| {
+                let secs = t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
+                Timestamp::from_second(i64::try_from(secs).ok()?).ok()
+            }),
+        }
+    }
+
+    fn from_reqsign(c: Credential) -> Self {
+        Credentials {
+            access_key_id: c.access_key_id,
+            access_key_secret: Secret::new(c.access_key_secret),
+            security_token: c.security_token.filter(|t| !t.is_empty()).map(Secret::new),
+            expires_at: c.expires_in.map(Timestamp::as_system_time),
+        }
+    }
+
+    fn fresh(&self, now: SystemTime) -> bool {
+        self.expires_at
+            .is_none_or(|t| t > now + REFRESH_BEFORE_EXPIRY)
+    }
+}
+
+/// Where the credentials came from (shown to the user; holds no secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// Given by the caller.
+    Static,
+    /// `ALIBABA_CLOUD_ACCESS_KEY_ID` and friends.
+    Environment,
+    /// OIDC environment variables.
+    Oidc,
+    /// An aliyun CLI profile.
+    Profile {
+        /// Profile name.
+        name: String,
+        /// Its mode.
+        mode: String,
+    },
+    /// The ECS instance RAM role.
+    EcsRamRole,
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialSource::Static => f.write_str("given credentials"),
+            CredentialSource::Environment => {
+                f.write_str("environment (ALIBABA_CLOUD_ACCESS_KEY_ID)")
+            }
+            CredentialSource::Oidc => f.write_str("OIDC (ALIBABA_CLOUD_OIDC_TOKEN_FILE)"),
+            CredentialSource::Profile { name, mode } => {
+                write!(
+                    f,
+                    "aliyun CLI profile {name:?} (mode {})",
+                    if mode.is_empty() { "AK" } else { mode }
+                )
+            }
+            CredentialSource::EcsRamRole => f.write_str("ECS instance RAM role"),
+        }
+    }
+}
+
+/// Why no credential could be had. Messages never contain a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// Nothing in the chain gave a credential.
+    #[error("no Alibaba Cloud credentials found (tried: {tried}); set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, or run `aliyun configure`, or pass --profile")]
+    NotFound {
+        /// What was tried, in order.
+        tried: String,
+    },
+    /// The CLI config file could not be read or parsed.
+    #[error("cannot use the aliyun CLI config {path}: {reason}")]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The profile asked for is not in the file.
+    #[error("profile {profile:?} is not in {path}")]
+    ProfileNotFound {
+        /// Profile name.
+        profile: String,
+        /// The file.
+        path: PathBuf,
+    },
+    /// The profile's mode is not supported yet.
+    #[error("profile {profile:?} uses credential mode {mode:?}, which ecs-preflight does not support yet (supported: AK, StsToken, RamRoleArn, EcsRamRole, OIDC, CredentialsURI); use one of those or set ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET")]
+    UnsupportedMode {
+        /// Profile name.
+        profile: String,
+        /// Its mode.
+        mode: String,
+    },
+    /// The profile lacks a field its mode needs.
+    #[error("profile {profile:?} (mode {mode}) has no {field}")]
+    IncompleteProfile {
+        /// Profile name.
+        profile: String,
+        /// Its mode.
+        mode: String,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A provider (STS, metadata service, OIDC) failed.
+    #[error("{source_name}: {message}")]
+    Provider {
+        /// Which source.
+        source_name: String,
+        /// reqsign's message (reqsign errors carry no secret).
+        message: String,
+    },
+}
+
+/// How to build the chain.
+#[derive(Debug, Clone, Default)]
+pub struct ChainOptions {
+    /// An explicit aliyun CLI profile (`--profile`): only it is used.
+    pub profile: Option<String>,
+    /// The CLI config file; default `~/.aliyun/config.json`.
+    pub config_file: Option<PathBuf>,
+    /// Skip the ECS metadata service (also skipped when `ALIBABA_CLOUD_ECS_METADATA_DISABLED`
+    /// is `true`). Default false.
+    pub no_imds: bool,
+}
+
+type DynProvider = Box<dyn ProvideCredentialDyn<Credential = Credential>>;
+
+struct State {
+    provider: DynProvider,
+    source: CredentialSource,
+    current: Credentials,
+}
+
+/// The resolved chain with a cache. Cheap to share behind an `Arc`.
+pub struct CredentialProvider {
+    ctx: Context,
+    fixed: Option<(Credentials, CredentialSource)>,
+    options: ChainOptions,
+    state: Mutex<Option<State>>,
+}
+
+impl fmt::Debug for CredentialProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialProvider")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+fn env_true(ctx: &Context, key: &str) -> bool {
+    ctx.env_var(key)
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+}
+
+fn provider_error(source_name: &str, e: &reqsign_core::Error) -> CredentialError {
+    CredentialError::Provider {
+        source_name: source_name.to_string(),
+        message: e.to_string(),
+    }
+}
+
+impl CredentialProvider {
+    /// The default chain over the process environment.
+    pub fn new(options: ChainOptions) -> Self {
+        Self::with_env(options, reqsign_core::OsEnv)
+    }
+
+    /// The chain over a given environment (tests use `reqsign_core::StaticEnv`).
+    pub fn with_env(options: ChainOptions, env: impl Env) -> Self {
+        CredentialProvider {
+            ctx: crate::transport::context(env),
+            fixed: None,
+            options,
+            state: Mutex::new(None),
+        }
+    }
+
+    /// Fixed credentials, no chain.
+    pub fn fixed(credentials: Credentials) -> Self {
+        CredentialProvider {
+            ctx: Context::new(),
+            fixed: Some((credentials, CredentialSource::Static)),
+            options: ChainOptions::default(),
+            state: Mutex::new(None),
+        }
+    }
+
+    /// Current credentials: resolved on first use, refreshed near expiry.
+    pub async fn get(&self) -> Result<Credentials, CredentialError> {
+        Ok(self.get_with_source().await?.0)
+    }
+
+    /// Current credentials and where they came from.
+    pub async fn get_with_source(
+        &self,
+    ) -> Result<(Credentials, CredentialSource), CredentialError> {
+        if let Some((c, s)) = &self.fixed {
+            return Ok((c.clone(), s.clone()));
+        }
+        let mut guard = self.state.lock().await;
+        let now = SystemTime::now();
+        if let Some(state) = guard.as_mut() {
+            if !state.current.fresh(now) {
+                let name = state.source.to_string();
+                let c = state
+                    .provider
+                    .provide_credential_dyn(&self.ctx)
+                    .await
+                    .map_err(|e| provider_error(&name, &e))?
+                    .ok_or_else(|| CredentialError::Provider {
+                        source_name: name,
+                        message: "gave no credentials on refresh".to_string(),
+                    })?;
+                state.current = Credentials::from_reqsign(c);
+            }
+            return Ok((state.current.clone(), state.source.clone()));
+        }
+        let state = self.resolve().await?;
+        let out = (state.current.clone(), state.source.clone());
+        *guard = Some(state);
+        Ok(out)
+    }
+
+    async fn try_provider(
+        &self,
+        provider: DynProvider,
+        source: CredentialSource,
+    ) -> Result<Option<State>, CredentialError> {
+        let got = provider
+            .provide_credential_dyn(&self.ctx)
+            .await
+            .map_err(|e| provider_error(&source.to_string(), &e))?;
+        Ok(got.map(|c| State {
+            provider,
+            source,
+            current: Credentials::from_reqsign(c),
+        }))
+    }
+
+    async fn resolve(&self) -> Result<State, CredentialError> {
+        if let Some(name) = &self.options.profile {
+            let path = self.config_path();
+            let config =
+                self.read_config(&path)
+                    .await?
+                    .ok_or_else(|| CredentialError::ConfigFile {
+                        path: path.clone(),
+                        reason: "the file does not exist".to_string(),
+                    })?;
+            let profile = config
+                .profile(name)
+                .ok_or_else(|| CredentialError::ProfileNotFound {
+                    profile: name.clone(),
+                    path: path.clone(),
+                })?;
+            return self.load_profile(profile).await;
+        }
+        let mut tried = Vec::new();
+
+        tried.push("environment");
+        let env: DynProvider = Box::new(EnvCredentialProvider::new());
+        if let Some(s) = self
+            .try_provider(env, CredentialSource::Environment)
+            .await?
+        {
+            return Ok(s);
+        }
+
+        let oidc_vars = [
+            "ALIBABA_CLOUD_ROLE_ARN",
+            "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+            "ALIBABA_CLOUD_OIDC_TOKEN_FILE",
+        ];
+        if oidc_vars
+            .iter()
+            .all(|k| self.ctx.env_var(k).is_some_and(|v| !v.is_empty()))
+        {
+            tried.push("OIDC");
+            let oidc: DynProvider = Box::new(AssumeRoleWithOidcCredentialProvider::new());
+            if let Some(s) = self.try_provider(oidc, CredentialSource::Oidc).await? {
+                return Ok(s);
+            }
+        }
+
+        tried.push("aliyun CLI config");
+        let path = self.config_path();
+        if let Some(config) = self.read_config(&path).await? {
+            let explicit = self
+                .ctx
+                .env_var("ALIBABA_CLOUD_PROFILE")
+                .filter(|p| !p.is_empty());
+            let name = explicit
+                .clone()
+                .or_else(|| config.current.clone())
+                .unwrap_or_else(|| "default".to_string());
+            match config.profile(&name) {
+                Some(profile) => return self.load_profile(profile).await,
+                None if explicit.is_some() => {
+                    return Err(CredentialError::ProfileNotFound {
+                        profile: name,
+                        path,
+                    })
+                }
+                None => {}
+            }
+        }
+
+        let mut imds_error = None;
+        if !self.options.no_imds && !env_true(&self.ctx, "ALIBABA_CLOUD_ECS_METADATA_DISABLED") {
+            tried.push("ECS RAM role");
+            let imds: DynProvider = Box::new(EcsRamRoleCredentialProvider::new());
+            match self.try_provider(imds, CredentialSource::EcsRamRole).await {
+                Ok(Some(s)) => return Ok(s),
+                Ok(None) => {}
+                // Off ECS the metadata service does not answer: that means "not here".
+                Err(e) => imds_error = Some(e),
+            }
+        }
+        let mut tried = tried.join(", ");
+        if let Some(e) = imds_error {
+            tried.push_str(&format!(" ({e})"));
+        }
+        Err(CredentialError::NotFound { tried })
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.options.config_file.clone().unwrap_or_else(|| {
+            self.ctx
+                .home_dir()
+                .unwrap_or_default()
+                .join(".aliyun")
+                .join("config.json")
+        })
+    }
+
+    async fn read_config(&self, path: &PathBuf) -> Result<Option<CliConfig>, CredentialError> {
+        let text = match tokio::fs::read(path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(CredentialError::ConfigFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        CliConfig::parse(&text)
+            .map(Some)
+            .map_err(|e| CredentialError::ConfigFile {
+                path: path.clone(),
+                // serde_json's message names a line and column, never the value.
+                reason: e.to_string(),
+            })
+    }
+
+    async fn load_profile(&self, p: &Profile) -> Result<State, CredentialError> {
+        let source = CredentialSource::Profile {
+            name: p.name.clone(),
+            mode: p.mode.clone(),
+        };
+        let kind = p.kind().map_err(|mode| CredentialError::UnsupportedMode {
+            profile: p.name.clone(),
+            mode,
+        })?;
+        let need = |ok: bool, field: &'static str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(CredentialError::IncompleteProfile {
+                    profile: p.name.clone(),
+                    mode: if p.mode.is_empty() {
+                        "AK".to_string()
+                    } else {
+                        p.mode.clone()
+                    },
+                    field,
+                })
+            }
+        };
+        let key_pair = || -> Result<(String, Secret), CredentialError> {
+            need(!p.access_key_id.is_empty(), "access_key_id")?;
+            let secret = p.access_key_secret.clone();
+            need(secret.is_some(), "access_key_secret")?;
+            Ok((
+                p.access_key_id.clone(),
+                secret.unwrap_or_else(|| Secret::new("")),
+            ))
+        };
+        let provider: DynProvider = match kind {
+            ProfileKind::Static => {
+                let (id, secret) = key_pair()?;
+                if p.mode == "StsToken" {
+                    need(p.sts_token.is_some(), "sts_token")?;
+                }
+                let mut s = StaticCredentialProvider::new(&id, secret.expose());
+                if let Some(t) = &p.sts_token {
+                    s = s.with_security_token(t.expose());
+                }
+                Box::new(s)
+            }
+            ProfileKind::EcsRamRole => {
+                let mut e = EcsRamRoleCredentialProvider::new();
+                if !p.ram_role_name.is_empty() {
+                    e = e.with_role_name(&p.ram_role_name);
+                }
+                Box::new(e)
+            }
+            ProfileKind::RamRoleArn => {
+                let (id, secret) = key_pair()?;
+                need(!p.ram_role_arn.is_empty(), "ram_role_arn")?;
+                let mut a = AssumeRoleCredentialProvider::new()
+                    .with_base_provider(StaticCredentialProvider::new(&id, secret.expose()))
+                    .with_role_arn(&p.ram_role_arn)
+                    .with_role_session_name(session_name(p));
+                if !p.external_id.is_empty() {
+                    a = a.with_external_id(&p.external_id);
+                }
+                if let Some(ep) = p.sts_endpoint() {
+                    a = a.with_sts_endpoint(ep);
+                }
+                Box::new(a)
+            }
+            ProfileKind::Oidc => {
+                need(!p.ram_role_arn.is_empty(), "ram_role_arn")?;
+                need(!p.oidc_provider_arn.is_empty(), "oidc_provider_arn")?;
+                need(!p.oidc_token_file.is_empty(), "oidc_token_file")?;
+                let mut o = AssumeRoleWithOidcCredentialProvider::new()
+                    .with_role_arn(&p.ram_role_arn)
+                    .with_oidc_provider_arn(&p.oidc_provider_arn)
+                    .with_oidc_token_file(&p.oidc_token_file)
+                    .with_role_session_name(session_name(p));
+                if let Some(ep) = p.sts_endpoint() {
+                    o = o.with_sts_endpoint(ep);
+                }
+                Box::new(o)
+            }
+            ProfileKind::CredentialsUri => {
+                need(!p.credentials_uri.is_empty(), "credentials_uri")?;
+                Box::new(CredentialsUriCredentialProvider::new().with_uri(&p.credentials_uri))
+            }
+        };
+        let name = source.to_string();
+        self.try_provider(provider, source)
+            .await?
+            .ok_or(CredentialError::Provider {
+                source_name: name,
+                message: "gave no credentials".to_string(),
+            })
+    }
+}
+
+fn session_name(p: &Profile) -> String {
+    if p.ram_session_name.is_empty() {
+        "ecs-preflight".to_string()
+    } else {
+        p.ram_session_name.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqsign_core::StaticEnv;
+    use std::collections::HashMap;
+
+    fn provider(
+        envs: &[(&str, &str)],
+        home: &std::path::Path,
+        profile: Option<&str>,
+    ) -> CredentialProvider {
+        let env = StaticEnv {
+            home_dir: Some(home.to_path_buf()),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>(),
+        };
+        CredentialProvider::with_env(
+            ChainOptions {
+                profile: profile.map(str::to_string),
+                config_file: None,
+                no_imds: true,
+            },
+            env,
+        )
+    }
+
+    fn write_config(home: &std::path::Path) {
+        std::fs::create_dir_all(home.join(".aliyun")).unwrap();
+        std::fs::write(
+            home.join(".aliyun/config.json"),
+            r#"{"current":"dev","profiles":[
+              {"name":"dev","mode":"AK","access_key_id":"LTAIdev","access_key_secret":"dev-secret-0123456789"},
+              {"name":"sts","mode":"StsToken","access_key_id":"STS.id","access_key_secret":"sts-secret","sts_token":"CAIS-sts-token"},
+              {"name":"half","mode":"StsToken","access_key_id":"STS.id","access_key_secret":"s"},
+              {"name":"sso","mode":"CloudSSO"}]}"#,
+        )
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn environment_comes_first() {
+        let home = tempfile::tempdir().unwrap();
+        write_config(home.path());
+        let p = provider(
+            &[
+                ("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenv"),
+                ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "env-secret"),
+                ("ALIBABA_CLOUD_SECURITY_TOKEN", "env-token"),
+            ],
+            home.path(),
+            None,
+        );
+        let (c, s) = p.get_with_source().await.unwrap();
+        assert_eq!(s, CredentialSource::Environment);
+        assert_eq!(c.access_key_id, "LTAIenv");
+        assert_eq!(c.security_token.unwrap().expose(), "env-token");
+    }
+
+    #[tokio::test]
+    async fn current_profile_then_named_profile() {
+        let home = tempfile::tempdir().unwrap();
+        write_config(home.path());
+        let (c, s) = provider(&[], home.path(), None)
+            .get_with_source()
+            .await
+            .unwrap();
+        assert_eq!(c.access_key_id, "LTAIdev");
+        assert_eq!(s.to_string(), "aliyun CLI profile \"dev\" (mode AK)");
+        let p = provider(&[("ALIBABA_CLOUD_PROFILE", "sts")], home.path(), None);
+        let c = p.get().await.unwrap();
+        assert_eq!(c.access_key_id, "STS.id");
+        assert_eq!(c.security_token.unwrap().expose(), "CAIS-sts-token");
+        let c = provider(&[], home.path(), Some("sts")).get().await.unwrap();
+        assert_eq!(c.access_key_id, "STS.id");
+    }
+
+    #[tokio::test]
+    async fn clear_errors() {
+        let home = tempfile::tempdir().unwrap();
+        write_config(home.path());
+        let e = provider(&[], home.path(), Some("sso"))
+            .get()
+            .await
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("CloudSSO") && msg.contains("not support"),
+            "{msg}"
+        );
+        let e = provider(&[], home.path(), Some("half"))
+            .get()
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("sts_token"), "{e}");
+        let e = provider(&[], home.path(), Some("ghost"))
+            .get()
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CredentialError::ProfileNotFound { .. }));
+        let e = provider(&[("ALIBABA_CLOUD_PROFILE", "ghost")], home.path(), None)
+            .get()
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CredentialError::ProfileNotFound { .. }));
+        let empty = tempfile::tempdir().unwrap();
+        let e = provider(&[], empty.path(), None).get().await.unwrap_err();
+        assert!(matches!(e, CredentialError::NotFound { .. }), "{e}");
+        for text in [format!("{e}"), format!("{e:?}")] {
+            assert!(!text.contains("dev-secret"));
+        }
+    }
+
+    #[test]
+    fn debug_prints_no_secret() {
+        let c = Credentials::new("LTAIvisible", "very-secret-value-123")
+            .with_security_token("CAIS-token-xyz");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("LTAIvisible"));
+        assert!(!shown.contains("very") && !shown.contains("123") && !shown.contains("CAIS"));
+        let r = c.to_reqsign();
+        assert_eq!(r.access_key_secret, "very-secret-value-123");
+    }
+}

@@ -1,0 +1,484 @@
+//! `ecs-preflight upload`: check the cloud-side rules, then upload an image to OSS with the
+//! resumable, CRC-64-verified uploader of `preflight-oss`.
+//!
+//! Exit codes: 0 uploaded and verified; 1 a rule failed (missing bucket, bucket in another
+//! region, encrypted bucket, malformed key) — nothing was sent — or the upload failed
+//! verification (CRC-64 or size mismatch); 2 usage or environment error (missing file, no
+//! credentials, bad flag, network unreachable or server failing after all retries, any other
+//! OSS refusal); 130 interrupted by Ctrl-C (the upload is resumable: run the same command).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use preflight_aliyun::{ChainOptions, CredentialProvider};
+use preflight_oss::upload::{self, UploadOptions};
+use preflight_oss::{
+    Client, ClientConfig, ErrorKind, SignatureVersion, UploadEvent, UploadOutcome,
+};
+use preflight_report::Finding;
+use preflight_rules::{BucketFacts, CloudFacts, DiskFacts, DiskParams, DiskRole, ImportParams};
+use serde_json::json;
+
+use crate::OutputFormat;
+
+/// Exit code when Ctrl-C interrupted the upload.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Signature version flag.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignatureFlag {
+    /// OSS4-HMAC-SHA256 (default).
+    V4,
+    /// HMAC-SHA1, for old endpoints.
+    V1,
+}
+
+/// Flags of `ecs-preflight upload`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    ecs-preflight upload disk.qcow2 --region cn-hangzhou --bucket images\n  \
+    ecs-preflight upload disk.raw --region cn-hangzhou --bucket images --object vm/web-01.raw --part-size 64MiB --parallel 8\n  \
+    ecs-preflight upload disk.raw --region cn-hangzhou --bucket images --abort\n  \
+    ecs-preflight upload disk.qcow2 --region cn-hangzhou --bucket ecs-preflight --endpoint http://127.0.0.1:9090\n\n\
+    Credentials, first found wins: ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET[/_SECURITY_TOKEN]; OIDC \
+    (ALIBABA_CLOUD_ROLE_ARN, _OIDC_PROVIDER_ARN, _OIDC_TOKEN_FILE); the aliyun CLI profile \
+    (--profile, ALIBABA_CLOUD_PROFILE or the current one in ~/.aliyun/config.json); the ECS \
+    instance RAM role.\n\
+    An interrupted upload resumes when the same command runs again: parts OSS already has \
+    (checked by size and CRC-64) are not sent again.\n\n\
+    Exit codes: 0 uploaded and verified, 1 a rule failed (nothing sent) or verification failed, \
+    2 usage or environment error (no file, no credentials, network down after retries), \
+    130 interrupted (resumable).")]
+pub struct UploadArgs {
+    /// The disk image.
+    pub image: PathBuf,
+    /// Region of the import; the bucket must be in it (e.g. cn-hangzhou).
+    #[arg(long)]
+    pub region: String,
+    /// OSS bucket.
+    #[arg(long)]
+    pub bucket: String,
+    /// Object key [default: the image's file name].
+    #[arg(long, value_name = "KEY")]
+    pub object: Option<String>,
+    /// OSS endpoint URL [default: https://oss-REGION.aliyuncs.com]; an internal endpoint, or
+    /// the emulator (http://127.0.0.1:9090).
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Part size, with units (8MiB, 1GiB) [default: 32MiB, raised to keep ≤ 10,000 parts].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub part_size: Option<u64>,
+    /// Parts uploaded in parallel; memory is about this × the part size.
+    #[arg(long, value_name = "N", default_value_t = upload::DEFAULT_PARALLEL, value_parser = parse_parallel)]
+    pub parallel: usize,
+    /// Files smaller than this go in one PUT [default: 100MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub multipart_threshold: Option<u64>,
+    /// Where resume checkpoints live [default: ~/.cache/ecs-preflight/uploads].
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// aliyun CLI profile to take credentials from (~/.aliyun/config.json).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// OSS signature version.
+    #[arg(long, value_enum, default_value_t = SignatureFlag::V4)]
+    pub signature_version: SignatureFlag,
+    /// Cancel the interrupted upload of this image and key, and delete its parts.
+    #[arg(long)]
+    pub abort: bool,
+    /// Output format of the summary.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+    /// No progress bar and no summary; the exit code tells.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Parses 1..=64.
+fn parse_parallel(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=64).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a number from 1 to 64")),
+    }
+}
+
+/// Parses `8MiB`, `1GiB`, `100KiB`, `64M`, `1.5GB`, plain bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB, TiB)"
+            ))
+        }
+    };
+    if let Ok(n) = num.parse::<u64>() {
+        return n
+            .checked_mul(mult)
+            .ok_or_else(|| format!("{s} is too large"));
+    }
+    let f: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 8MiB"))?;
+    #[allow(clippy::cast_precision_loss)]
+    let bytes = f * mult as f64;
+    if !(0.0..1.8e19).contains(&bytes) {
+        return Err(format!("{s} is out of range"));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(bytes.round() as u64)
+}
+
+/// Runs the command; returns the exit code.
+pub fn run(args: UploadArgs) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(run_async(args))
+}
+
+fn key_of(args: &UploadArgs) -> anyhow::Result<String> {
+    match &args.object {
+        Some(k) => Ok(k.clone()),
+        None => args
+            .image
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_string)
+            .context("the image path has no UTF-8 file name; pass --object"),
+    }
+}
+
+async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
+    let meta = std::fs::metadata(&args.image)
+        .with_context(|| format!("cannot read {}", args.image.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a file", args.image.display());
+    }
+    let key = key_of(&args)?;
+    let creds = Arc::new(CredentialProvider::new(ChainOptions {
+        profile: args.profile.clone(),
+        ..ChainOptions::default()
+    }));
+    let (_, source) = creds.get_with_source().await?;
+    let mut config = ClientConfig::new(&args.region, &args.bucket);
+    if let Some(e) = &args.endpoint {
+        config = config.with_endpoint(e);
+    }
+    config.signature = match args.signature_version {
+        SignatureFlag::V4 => SignatureVersion::V4,
+        SignatureFlag::V1 => SignatureVersion::V1,
+    };
+    let client = Client::new(config, creds)?;
+    let checkpoint_dir = args
+        .checkpoint_dir
+        .clone()
+        .unwrap_or_else(upload::checkpoint::default_dir);
+    let say = |msg: &str| {
+        if !args.quiet {
+            eprintln!("{msg}");
+        }
+    };
+    say(&format!("credentials: {source}"));
+
+    if args.abort {
+        return match upload::abort_upload(&client, &key, &checkpoint_dir).await? {
+            Some(id) => {
+                say(&format!(
+                    "aborted upload {id} of oss://{}/{key}; its parts are deleted",
+                    args.bucket
+                ));
+                Ok(0)
+            }
+            None => {
+                let others = client.list_multipart_uploads(&key).await?;
+                let others: Vec<_> = others.into_iter().filter(|u| u.key == key).collect();
+                say(&format!(
+                    "no interrupted upload of oss://{}/{key} is recorded here",
+                    args.bucket
+                ));
+                for u in others {
+                    say(&format!("  in progress on OSS (not started here, left alone): upload id {} since {}", u.upload_id, u.initiated));
+                }
+                Ok(0)
+            }
+        };
+    }
+
+    // Before any byte is sent: the rules.
+    let findings = preflight(&args, &client, &key).await?;
+    let refused = preflight_report::has_errors(&findings);
+    if !args.quiet {
+        if args.output == OutputFormat::Json && refused {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &json!({"status": "refused", "bucket": args.bucket, "key": key, "findings": findings})
+                )?
+            );
+        } else {
+            for f in &findings {
+                eprintln!("{f}\n  hint: {}", f.hint);
+            }
+        }
+    }
+    if refused {
+        return Ok(crate::EXIT_FINDINGS);
+    }
+
+    let options = UploadOptions {
+        part_size: args.part_size,
+        parallel: args.parallel,
+        multipart_threshold: args
+            .multipart_threshold
+            .unwrap_or(upload::DEFAULT_MULTIPART_THRESHOLD),
+        checkpoint_dir,
+    };
+    let bar = ProgressBar::with_draw_target(
+        Some(meta.len()),
+        if args.quiet {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let sink = {
+        let bar = bar.clone();
+        let quiet = args.quiet;
+        Arc::new(move |e: UploadEvent| {
+            // indicatif drops println on a hidden bar (stderr not a terminal): print directly then.
+            let note = |m: String| {
+                if quiet {
+                } else if bar.is_hidden() {
+                    eprintln!("{m}");
+                } else {
+                    bar.println(m);
+                }
+            };
+            match e {
+                UploadEvent::PartDone { bytes, .. } => bar.inc(bytes),
+                UploadEvent::Resuming { upload_id, parts_on_server } => note(format!("resuming upload {upload_id}: OSS has {parts_on_server} parts; checking them against the file")),
+                UploadEvent::StaleUploadAborted { upload_id } => note(format!("the file changed since upload {upload_id} began: aborted it (its parts are deleted) and starting afresh")),
+                UploadEvent::UploadGone { upload_id } => note(format!("upload {upload_id} no longer exists on OSS: starting afresh")),
+                UploadEvent::Started { multipart, part_size, parts, .. } if multipart => bar.set_message(format!("{parts} parts of {}", indicatif::BinaryBytes(part_size))),
+                UploadEvent::Completing => bar.set_message("verifying"),
+                _ => {}
+            }
+        })
+    };
+    let started = Instant::now();
+    let result = tokio::select! {
+        r = upload::upload_file(&client, &args.image, &key, &options, sink) => r,
+        _ = tokio::signal::ctrl_c() => {
+            bar.abandon();
+            eprintln!("interrupted: the upload is resumable; run the same command again to continue, or add --abort to cancel it and delete its parts");
+            return Ok(EXIT_INTERRUPTED);
+        }
+    };
+    bar.finish_and_clear();
+    let out = match result {
+        Ok(o) => o,
+        Err(e) if e.kind() == ErrorKind::Integrity => {
+            eprintln!("ecs-preflight: upload failed verification: {e}");
+            return Ok(crate::EXIT_FINDINGS);
+        }
+        Err(e) => {
+            let resumable = e.is_retryable();
+            eprintln!("ecs-preflight: error: {e}");
+            if resumable {
+                eprintln!("the upload is resumable: run the same command again to continue");
+            }
+            return Ok(crate::EXIT_ENV);
+        }
+    };
+    summary(&args, &out, started.elapsed().as_secs_f64(), &findings)?;
+    Ok(crate::EXIT_OK)
+}
+
+fn summary(
+    args: &UploadArgs,
+    out: &UploadOutcome,
+    seconds: f64,
+    findings: &[Finding],
+) -> anyhow::Result<()> {
+    if args.quiet {
+        return Ok(());
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let mib_s = if seconds > 0.0 {
+        out.size as f64 / 1_048_576.0 / seconds
+    } else {
+        0.0
+    };
+    match args.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "status": "uploaded",
+                "bucket": out.bucket,
+                "key": out.key,
+                "size": out.size,
+                "crc64": out.crc64.to_string(),
+                "etag": out.etag,
+                "parts": out.parts,
+                "parts_sent": out.parts_sent,
+                "parts_reused": out.parts_reused,
+                "part_size": out.part_size,
+                "upload_id": out.upload_id,
+                "seconds": (seconds * 1000.0).round() / 1000.0,
+                "mib_per_s": (mib_s * 10.0).round() / 10.0,
+                "findings": findings,
+            }))?
+        ),
+        OutputFormat::Human => {
+            println!("uploaded oss://{}/{}", out.bucket, out.key);
+            println!("  size     {} bytes", out.size);
+            println!("  CRC-64   {} (verified: local = OSS)", out.crc64);
+            println!("  ETag     {}", out.etag);
+            println!(
+                "  parts    {} ({} sent, {} already on OSS)",
+                out.parts, out.parts_sent, out.parts_reused
+            );
+            println!("  time     {seconds:.1} s, {mib_s:.1} MiB/s");
+        }
+    }
+    Ok(())
+}
+
+/// The cloud-side and key rules, evaluated by `preflight-rules` from facts gathered here.
+async fn preflight(args: &UploadArgs, client: &Client, key: &str) -> anyhow::Result<Vec<Finding>> {
+    let inspection = crate::inspect(&args.image, false)?;
+    let disk = DiskFacts::new(
+        args.image.display().to_string(),
+        Some(&inspection.detected),
+        inspection.info.as_ref().map(|i| i.virtual_size),
+        DiskRole::System,
+    );
+    let params = ImportParams {
+        region: Some(args.region.clone()),
+        bucket: Some(args.bucket.clone()),
+        disks: vec![DiskParams {
+            object: Some(key.to_string()),
+            ..DiskParams::default()
+        }],
+        ..ImportParams::default()
+    };
+    let ev = preflight_rules::evaluate(&[disk], &params, None, Default::default());
+    // Only the rules about where the bytes go; the image itself is `check`'s business.
+    let mut findings: Vec<Finding> = ev
+        .findings
+        .iter()
+        .map(|s| s.finding.clone())
+        .filter(|f| {
+            f.code.starts_with("UnsupportedSuffix")
+                || f.code.starts_with("InvalidOSSObject.Malformed")
+                || f.code.starts_with("InvalidOSSBucket")
+        })
+        .collect();
+    if let Some(f) = suffix_mismatch(key, &inspection.detected) {
+        findings.push(f);
+    }
+    let facts = bucket_facts(client).await?;
+    let cloud = CloudFacts {
+        buckets: vec![facts],
+        ..CloudFacts::default()
+    };
+    findings.extend(
+        preflight_rules::evaluate_cloud(&ev.plan, &cloud)
+            .into_iter()
+            .map(|s| s.finding),
+    );
+    Ok(findings)
+}
+
+/// A known suffix naming another format than the file's (`disk.raw` holding qcow2).
+fn suffix_mismatch(key: &str, detected: &str) -> Option<Finding> {
+    let ext = Path::new(key).extension()?.to_str()?.to_ascii_lowercase();
+    let known = ["raw", "qcow2", "vhd", "vmdk"];
+    (known.contains(&ext.as_str()) && known.contains(&detected) && ext != detected).then(|| {
+        preflight_rules::disks::OBJECT_SUFFIX.finding_with_hint(
+            format!("object key {key:?} ends in .{ext} but the image is {detected}"),
+            format!(
+                "Name the object after its format: --object {}",
+                Path::new(key).with_extension(detected).display()
+            ),
+        )
+    })
+}
+
+/// Exists, region, encryption. Asked with a V1 signature: V4 binds the signature to a region,
+/// so a bucket in another region would refuse the question instead of answering it.
+async fn bucket_facts(client: &Client) -> anyhow::Result<BucketFacts> {
+    let probe = client.with_signature(SignatureVersion::V1);
+    let name = client.bucket().to_string();
+    let info = match probe.get_bucket_info().await {
+        Ok(i) => i,
+        Err(e) if e.code() == Some("NoSuchBucket") => {
+            return Ok(BucketFacts {
+                name,
+                exists: false,
+                region: None,
+                encrypted: None,
+            })
+        }
+        Err(e) => return Err(e).context("cannot look up the bucket"),
+    };
+    let encrypted = match probe.get_bucket_encryption().await {
+        Ok(alg) => alg.is_some() || info.sse_algorithm.is_some(),
+        Err(e) => return Err(e).context("cannot read the bucket's encryption"),
+    };
+    Ok(BucketFacts {
+        name,
+        exists: true,
+        region: Some(info.region),
+        encrypted: Some(encrypted),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("100KiB"), Ok(102_400));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("5GB"), Ok(5_000_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("8 parsecs").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn suffix_rules() {
+        assert!(suffix_mismatch("a.raw", "qcow2").is_some());
+        assert!(suffix_mismatch("a.qcow2", "qcow2").is_none());
+        assert!(suffix_mismatch("a.img", "raw").is_none());
+    }
+}

@@ -1,0 +1,501 @@
+//! The OSS client: addressing, signing, sending, error decoding and retries. The API
+//! functions ([`crate::api`]) describe a request as an [`Op`]; [`Client::send`] does the rest.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::Method;
+use percent_encoding::utf8_percent_encode;
+use preflight_aliyun::{CredentialProvider, RetryConfig};
+
+use crate::error::{Error, Result};
+use crate::sign::{self, Resource, SignatureVersion, UNRESERVED, UNRESERVED_SLASH};
+use crate::xml;
+
+/// Largest error body read (OSS error documents are a few hundred bytes).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// A clock offset below this is rounding of the server's 1-second Date, not skew: keep
+/// signing with reqsign (system clock).
+const SKEW_THRESHOLD_SECS: i64 = 5;
+/// Clock-skew answers retried in a row before giving up (each one corrects the clock).
+const MAX_SKEW_RETRIES: u32 = 2;
+
+/// Client settings. Defaults suit a public endpoint over a flaky link.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `scheme://host[:port]`. Default: `https://oss-<region>.aliyuncs.com`.
+    pub endpoint: String,
+    /// Region id (`cn-hangzhou`), for V4 signing.
+    pub region: String,
+    /// The bucket every call addresses.
+    pub bucket: String,
+    /// Signature version. Default V4.
+    pub signature: SignatureVersion,
+    /// Retries of retryable failures (5xx, network, clock skew). Default: [`RetryConfig::default`].
+    pub retry: RetryConfig,
+    /// Path-style addressing (`host/bucket/key`). `None` (default): path style for an IP
+    /// address or `localhost`, virtual-hosted (`bucket.host/key`) otherwise — what the SDKs do.
+    pub path_style: Option<bool>,
+    /// TCP connect timeout. Default 10 s.
+    pub connect_timeout: Duration,
+    /// Longest wait for any read progress. Default 120 s: a stalled connection is dropped and
+    /// the part retried, while a slow but moving one is left alone (no whole-request timeout:
+    /// a 64 MiB part on a slow link takes minutes).
+    pub read_timeout: Duration,
+    /// Seconds to add to the local clock when signing. Default 0; set from the server's `Date`
+    /// after a `RequestTimeTooSkewed` answer.
+    pub clock_offset_secs: i64,
+}
+
+impl ClientConfig {
+    /// Settings for `bucket` in `region` on the public endpoint.
+    pub fn new(region: impl Into<String>, bucket: impl Into<String>) -> Self {
+        let region = region.into();
+        ClientConfig {
+            endpoint: format!("https://oss-{region}.aliyuncs.com"),
+            region,
+            bucket: bucket.into(),
+            signature: SignatureVersion::V4,
+            retry: RetryConfig::default(),
+            path_style: None,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(120),
+            clock_offset_secs: 0,
+        }
+    }
+
+    /// With another endpoint (`http://127.0.0.1:9090`, an internal endpoint…). A bare host
+    /// gets `https://`.
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        let e: String = endpoint.into();
+        self.endpoint = if e.contains("://") {
+            e
+        } else {
+            format!("https://{e}")
+        };
+        self
+    }
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    Empty,
+    Bytes(Bytes),
+    /// `len` bytes of a file from its start, streamed anew on every attempt.
+    File {
+        path: PathBuf,
+        len: u64,
+    },
+}
+
+/// One request.
+#[derive(Debug, Clone)]
+pub(crate) struct Op<'a> {
+    pub name: &'static str,
+    pub method: Method,
+    pub key: Option<&'a str>,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Body,
+}
+
+impl<'a> Op<'a> {
+    pub fn new(name: &'static str, method: Method, key: Option<&'a str>) -> Self {
+        Op {
+            name,
+            method,
+            key,
+            query: Vec::new(),
+            headers: HeaderMap::new(),
+            body: Body::Empty,
+        }
+    }
+    pub fn query(mut self, k: &str, v: impl Into<String>) -> Self {
+        self.query.push((k.to_string(), v.into()));
+        self
+    }
+    pub fn header(mut self, k: &'static str, v: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            self.headers.insert(HeaderName::from_static(k), v);
+        }
+        self
+    }
+    pub fn body(mut self, b: Body) -> Self {
+        self.body = b;
+        self
+    }
+}
+
+/// An OSS client bound to one bucket. Clone it freely (it is an `Arc` inside).
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: ClientConfig,
+    scheme: String,
+    host: String,
+    path_style: bool,
+    credentials: Arc<CredentialProvider>,
+    offset: AtomicI64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_ip_or_localhost(host: &str) -> bool {
+    let h = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    h == "localhost" || h.parse::<IpAddr>().is_ok()
+}
+
+impl Client {
+    /// A client. Fails only on a malformed endpoint.
+    pub fn new(config: ClientConfig, credentials: Arc<CredentialProvider>) -> Result<Self> {
+        let (scheme, rest) = config.endpoint.split_once("://").ok_or_else(|| {
+            Error::InvalidArgument(format!("endpoint {:?} has no scheme", config.endpoint))
+        })?;
+        if scheme != "http" && scheme != "https" {
+            return Err(Error::InvalidArgument(format!(
+                "endpoint scheme {scheme:?} is not http or https"
+            )));
+        }
+        let host = rest.trim_end_matches('/').to_string();
+        if host.is_empty() || host.contains('/') {
+            return Err(Error::InvalidArgument(format!(
+                "endpoint {:?} is not scheme://host[:port]",
+                config.endpoint
+            )));
+        }
+        let path_style = config
+            .path_style
+            .unwrap_or_else(|| is_ip_or_localhost(&host));
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("HTTP client: {e}")))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                scheme: scheme.to_string(),
+                host,
+                path_style,
+                offset: AtomicI64::new(config.clock_offset_secs),
+                config,
+                credentials,
+            }),
+        })
+    }
+
+    /// The same client signing with another version (shares connections and credentials).
+    /// V1 binds no region into the signature, which lets the preflight ask a bucket in
+    /// another region where it is.
+    pub fn with_signature(&self, version: SignatureVersion) -> Client {
+        let i = &self.inner;
+        let mut config = i.config.clone();
+        config.signature = version;
+        Client {
+            inner: Arc::new(Inner {
+                http: i.http.clone(),
+                config,
+                scheme: i.scheme.clone(),
+                host: i.host.clone(),
+                path_style: i.path_style,
+                credentials: i.credentials.clone(),
+                offset: AtomicI64::new(i.offset.load(Ordering::Relaxed)),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.inner.config.bucket
+    }
+
+    /// The endpoint host (with port), as given.
+    pub fn host(&self) -> &str {
+        &self.inner.host
+    }
+
+    /// The clock correction in force, seconds.
+    pub fn clock_offset_secs(&self) -> i64 {
+        self.inner.offset.load(Ordering::Relaxed)
+    }
+
+    fn url(&self, key: Option<&str>, query: &[(String, String)]) -> String {
+        let i = &self.inner;
+        let bucket = &i.config.bucket;
+        let path = match key {
+            Some(k) => format!("/{}", utf8_percent_encode(k, UNRESERVED_SLASH)),
+            None => "/".to_string(),
+        };
+        let mut url = if i.path_style {
+            format!("{}://{}/{}{}", i.scheme, i.host, bucket, path)
+        } else {
+            format!("{}://{}.{}{}", i.scheme, bucket, i.host, path)
+        };
+        for (n, (k, v)) in query.iter().enumerate() {
+            url.push(if n == 0 { '?' } else { '&' });
+            url.push_str(&utf8_percent_encode(k, UNRESERVED).to_string());
+            if !v.is_empty() {
+                url.push('=');
+                url.push_str(&utf8_percent_encode(v, UNRESERVED).to_string());
+            }
+        }
+        url
+    }
+
+    /// Sends with retries. Returns the response of a 2xx answer.
+    pub(crate) async fn send(&self, op: &Op<'_>) -> Result<reqwest::Response> {
+        let retry = self.inner.config.retry;
+        let mut attempts = 0u32;
+        let mut skews = 0u32;
+        loop {
+            let err = match self.send_once(op).await {
+                Ok(r) => return Ok(r),
+                Err(e) => e,
+            };
+            if err.code() == Some("RequestTimeTooSkewed") && skews < MAX_SKEW_RETRIES {
+                // send_once has corrected the clock; retry at once.
+                skews += 1;
+                continue;
+            }
+            attempts += 1;
+            if !err.is_retryable() || !retry.may_retry(attempts) {
+                return Err(err);
+            }
+            tokio::time::sleep(retry.backoff(attempts - 1)).await;
+        }
+    }
+
+    async fn send_once(&self, op: &Op<'_>) -> Result<reqwest::Response> {
+        let i = &self.inner;
+        let cred = i.credentials.get().await?;
+        let url = self.url(op.key, &op.query);
+        let mut headers = op.headers.clone();
+        let offset = i.offset.load(Ordering::Relaxed);
+        let res = Resource {
+            bucket: Some(&i.config.bucket),
+            key: op.key,
+        };
+        if offset.abs() < SKEW_THRESHOLD_SECS {
+            let mut parts = http::Request::builder()
+                .method(op.method.clone())
+                .uri(&url)
+                .body(())
+                .map_err(|e| Error::Signing(e.to_string()))?
+                .into_parts()
+                .0;
+            parts.headers = headers;
+            sign::sign_reqsign(
+                i.config.signature,
+                &i.config.region,
+                &i.config.bucket,
+                &mut parts,
+                &cred,
+            )
+            .await?;
+            headers = parts.headers;
+        } else {
+            let now = if offset >= 0 {
+                SystemTime::now() + Duration::from_secs(offset.unsigned_abs())
+            } else {
+                SystemTime::now() - Duration::from_secs(offset.unsigned_abs())
+            };
+            let signing = sign::Signing {
+                version: i.config.signature,
+                region: &i.config.region,
+                now,
+            };
+            sign::sign_own(
+                &signing,
+                op.method.as_str(),
+                res,
+                &op.query,
+                &mut headers,
+                &cred,
+            )?;
+        }
+        let body = match &op.body {
+            Body::Empty => reqwest::Body::from(Bytes::new()),
+            Body::Bytes(b) => reqwest::Body::from(b.clone()),
+            Body::File { path, len } => {
+                // Set after signing: reqsign's V4 would list it as an additional header.
+                headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(*len));
+                crate::api::file_body(path, *len).await?
+            }
+        };
+        let resp = i
+            .http
+            .request(op.method.clone(), &url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| network(op.name, &e))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        Err(self.decode_error(op.name, resp).await)
+    }
+
+    async fn decode_error(&self, op: &'static str, resp: reqwest::Response) -> Error {
+        let status = resp.status().as_u16();
+        let h = resp.headers().clone();
+        let get = |n: &str| {
+            h.get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let mut text = String::new();
+        let mut resp = resp;
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            if text.len() + chunk.len() > MAX_ERROR_BODY {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        if text.trim().is_empty() {
+            // HEAD errors: the XML is base64 in x-oss-err.
+            use base64::Engine as _;
+            if let Ok(b) = base64::engine::general_purpose::STANDARD.decode(get("x-oss-err")) {
+                text = String::from_utf8_lossy(&b).into_owned();
+            }
+        }
+        let body: xml::ErrorBody = quick_xml::de::from_str(&text).unwrap_or_default();
+        let code = if body.code.is_empty() {
+            match status {
+                404 => "NotFound".to_string(),
+                s => format!("HTTP{s}"),
+            }
+        } else {
+            body.code
+        };
+        if code == "RequestTimeTooSkewed" {
+            if let Ok(server) = httpdate::parse_http_date(&get("date")) {
+                let local = SystemTime::now();
+                let off = match server.duration_since(local) {
+                    Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                    Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+                };
+                self.inner.offset.store(off, Ordering::Relaxed);
+            }
+        }
+        let request_id = if body.request_id.is_empty() {
+            get("x-oss-request-id")
+        } else {
+            body.request_id
+        };
+        let ec = if body.ec.is_empty() {
+            get("x-oss-ec")
+        } else {
+            body.ec
+        };
+        Error::Service {
+            op,
+            status,
+            code,
+            message: body.message,
+            request_id,
+            ec,
+        }
+    }
+}
+
+pub(crate) fn network(op: &'static str, e: &reqwest::Error) -> Error {
+    // Walk the source chain for the useful part ("connection reset by peer"); no URL.
+    let mut message = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        message = format!("{message}: {s}");
+        src = s.source();
+    }
+    Error::Network { op, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use preflight_aliyun::Credentials;
+
+    fn client(endpoint: &str) -> Client {
+        let creds = Arc::new(CredentialProvider::fixed(Credentials::new("id", "secret")));
+        Client::new(
+            ClientConfig::new("cn-hangzhou", "bkt").with_endpoint(endpoint),
+            creds,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn addressing() {
+        let q = vec![
+            ("uploadId".to_string(), "U 1".to_string()),
+            ("uploads".to_string(), String::new()),
+        ];
+        assert_eq!(
+            client("http://127.0.0.1:9090").url(Some("a b/c+d.qcow2"), &q),
+            "http://127.0.0.1:9090/bkt/a%20b/c%2Bd.qcow2?uploadId=U%201&uploads"
+        );
+        assert_eq!(
+            client("http://localhost:1").url(None, &[]),
+            "http://localhost:1/bkt/"
+        );
+        assert_eq!(
+            client("oss-cn-hangzhou.aliyuncs.com").url(Some("k"), &[]),
+            "https://bkt.oss-cn-hangzhou.aliyuncs.com/k"
+        );
+        assert_eq!(
+            client("http://[::1]:80").url(None, &[]),
+            "http://[::1]:80/bkt/"
+        );
+        let creds = Arc::new(CredentialProvider::fixed(Credentials::new("id", "secret")));
+        assert!(Client::new(
+            ClientConfig::new("r", "b").with_endpoint("ftp://x"),
+            creds.clone()
+        )
+        .is_err());
+        assert!(Client::new(
+            ClientConfig::new("r", "b").with_endpoint("http://x/y"),
+            creds
+        )
+        .is_err());
+        assert_eq!(
+            ClientConfig::new("cn-beijing", "b").endpoint,
+            "https://oss-cn-beijing.aliyuncs.com"
+        );
+    }
+}

@@ -1,0 +1,452 @@
+//! The upload itself: single PUT, multipart with resume, verification.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use md5::{Digest, Md5};
+use tokio::task::JoinSet;
+
+use super::checkpoint::{self, Checkpoint, FileIdentity};
+use super::{
+    choose_part_size, part_count, part_range, UploadEvent, UploadOptions, UploadOutcome,
+    PART_INTEGRITY_RETRIES,
+};
+use crate::client::Client;
+use crate::crc::{combine_all, Crc64};
+use crate::error::{Error, Result};
+use crate::xml::Part;
+
+/// Callback for [`UploadEvent`]s, shared with the worker tasks.
+pub type EventSink = Arc<dyn Fn(UploadEvent) + Send + Sync>;
+
+/// Read buffer for whole-file hashing.
+const HASH_CHUNK: usize = 4 << 20;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::InvalidArgument(format!("worker thread failed: {e}")))?
+}
+
+/// A part read from disk with its digests.
+struct LocalPart {
+    data: Bytes,
+    md5: [u8; 16],
+    crc: u64,
+}
+
+fn read_part(path: &Path, off: u64, len: u64) -> Result<LocalPart> {
+    let err = |e| Error::io(path, e);
+    let mut f = File::open(path).map_err(err)?;
+    f.seek(SeekFrom::Start(off)).map_err(err)?;
+    let mut buf = vec![
+        0u8;
+        usize::try_from(len).map_err(|_| Error::InvalidArgument(
+            "part too large for memory".into()
+        ))?
+    ];
+    f.read_exact(&mut buf).map_err(err)?;
+    let mut crc = Crc64::new();
+    crc.update(&buf);
+    let md5: [u8; 16] = Md5::digest(&buf).into();
+    Ok(LocalPart {
+        data: Bytes::from(buf),
+        md5,
+        crc: crc.finish(),
+    })
+}
+
+fn hash_file(path: &Path, len: u64) -> Result<(String, u64)> {
+    let err = |e| Error::io(path, e);
+    let mut f = File::open(path).map_err(err)?.take(len);
+    let (mut md5, mut crc) = (Md5::new(), Crc64::new());
+    let mut buf = vec![0u8; HASH_CHUNK];
+    loop {
+        let n = f.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            break;
+        }
+        md5.update(&buf[..n]);
+        crc.update(&buf[..n]);
+    }
+    use base64::Engine as _;
+    Ok((
+        base64::engine::general_purpose::STANDARD.encode(md5.finalize()),
+        crc.finish(),
+    ))
+}
+
+fn etag_is_md5(etag: &str, md5: &[u8; 16]) -> bool {
+    etag.trim_matches('"')
+        .eq_ignore_ascii_case(&hex::encode(md5))
+}
+
+/// Uploads `path` to `key` in the client's bucket. See the [module docs](super).
+pub async fn upload_file(
+    client: &Client,
+    path: &Path,
+    key: &str,
+    options: &UploadOptions,
+    events: EventSink,
+) -> Result<UploadOutcome> {
+    let p = path.to_path_buf();
+    let identity = blocking(move || FileIdentity::of(&p)).await?;
+    let size = identity.size;
+    if size < options.multipart_threshold {
+        return single_put(client, path, key, size, &events).await;
+    }
+    multipart(client, path, key, identity, options, events).await
+}
+
+async fn single_put(
+    client: &Client,
+    path: &Path,
+    key: &str,
+    size: u64,
+    events: &EventSink,
+) -> Result<UploadOutcome> {
+    events(UploadEvent::Started {
+        size,
+        multipart: false,
+        part_size: size,
+        parts: 1,
+    });
+    let p = path.to_path_buf();
+    let (md5, crc) = blocking(move || hash_file(&p, size)).await?;
+    let r = client.put_object_file(key, path, size, &md5).await?;
+    events(UploadEvent::PartDone {
+        number: 1,
+        bytes: size,
+        reused: false,
+    });
+    events(UploadEvent::Completing);
+    match r.crc64 {
+        Some(c) if c == crc => {}
+        Some(c) => {
+            return Err(Error::ChecksumMismatch {
+                what: format!("object {key:?}"),
+                local: crc,
+                server: c,
+            })
+        }
+        None => {
+            return Err(Error::MissingChecksum {
+                what: format!("object {key:?}"),
+            })
+        }
+    }
+    Ok(UploadOutcome {
+        bucket: client.bucket().to_string(),
+        key: key.to_string(),
+        size,
+        crc64: crc,
+        etag: r.etag,
+        parts: 1,
+        parts_sent: 1,
+        parts_reused: 0,
+        upload_id: None,
+        part_size: size,
+    })
+}
+
+/// A finished part.
+#[derive(Clone)]
+struct Done {
+    etag: String,
+    crc: u64,
+    len: u64,
+}
+
+async fn multipart(
+    client: &Client,
+    path: &Path,
+    key: &str,
+    identity: FileIdentity,
+    options: &UploadOptions,
+    events: EventSink,
+) -> Result<UploadOutcome> {
+    let size = identity.size;
+    let cp_path =
+        checkpoint::path_for(&options.checkpoint_dir, client.host(), client.bucket(), key);
+    let mut server_parts: HashMap<u32, Part> = HashMap::new();
+    let mut plan: Option<(String, u64)> = None;
+    if let Some(cp) = checkpoint::load(&cp_path) {
+        if cp.file == identity
+            && cp.part_size > 0
+            && part_count(size, cp.part_size) == cp.part_count
+        {
+            match client.list_parts(key, &cp.upload_id).await {
+                Ok(parts) => {
+                    events(UploadEvent::Resuming {
+                        upload_id: cp.upload_id.clone(),
+                        parts_on_server: u32::try_from(parts.len()).unwrap_or(u32::MAX),
+                    });
+                    server_parts = parts.into_iter().map(|p| (p.part_number, p)).collect();
+                    plan = Some((cp.upload_id, cp.part_size));
+                }
+                Err(e) if e.code() == Some("NoSuchUpload") => {
+                    events(UploadEvent::UploadGone {
+                        upload_id: cp.upload_id,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            // The file is not the one whose parts are on the server: abort that upload so
+            // its parts do not linger (and cost storage) forever.
+            match client.abort_multipart_upload(key, &cp.upload_id).await {
+                Ok(()) => {}
+                Err(e) if e.code() == Some("NoSuchUpload") => {}
+                Err(e) => return Err(e),
+            }
+            events(UploadEvent::StaleUploadAborted {
+                upload_id: cp.upload_id,
+            });
+        }
+        if plan.is_none() {
+            checkpoint::remove(&cp_path)?;
+        }
+    }
+    let (upload_id, part_size) = match plan {
+        Some(p) => p,
+        None => {
+            let part_size =
+                choose_part_size(size, options.part_size).map_err(Error::InvalidArgument)?;
+            let upload_id = client.initiate_multipart_upload(key).await?;
+            checkpoint::save(
+                &cp_path,
+                &Checkpoint {
+                    version: checkpoint::VERSION,
+                    endpoint: client.host().to_string(),
+                    bucket: client.bucket().to_string(),
+                    key: key.to_string(),
+                    path: path.display().to_string(),
+                    file: identity.clone(),
+                    upload_id: upload_id.clone(),
+                    part_size,
+                    part_count: part_count(size, part_size),
+                },
+            )?;
+            events(UploadEvent::Initiated {
+                upload_id: upload_id.clone(),
+            });
+            (upload_id, part_size)
+        }
+    };
+    let count = part_count(size, part_size);
+    events(UploadEvent::Started {
+        size,
+        multipart: true,
+        part_size,
+        parts: count,
+    });
+
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        path: path.to_path_buf(),
+        key: key.to_string(),
+        upload_id: upload_id.clone(),
+        size,
+        part_size,
+        todo: Mutex::new((1..=count).collect()),
+        server: server_parts,
+        done: Mutex::new(BTreeMap::new()),
+        sent: Mutex::new(0),
+        events: events.clone(),
+    });
+    let mut set = JoinSet::new();
+    for _ in 0..options
+        .parallel
+        .clamp(1, 64)
+        .min(usize::try_from(count).unwrap_or(1))
+    {
+        set.spawn(worker(shared.clone()));
+    }
+    while let Some(joined) = set.join_next().await {
+        let r = joined.map_err(|e| Error::InvalidArgument(format!("part worker failed: {e}")))?;
+        if let Err(e) = r {
+            set.abort_all();
+            return Err(e);
+        }
+    }
+    let done = lock(&shared.done).clone();
+    let sent = *lock(&shared.sent);
+    if done.len() != usize::try_from(count).unwrap_or(0) {
+        return Err(Error::InvalidArgument(format!(
+            "{} of {count} parts done",
+            done.len()
+        )));
+    }
+    events(UploadEvent::Completing);
+    let local_crc = combine_all(done.values().map(|d| (d.crc, d.len)));
+    let list: Vec<(u32, String)> = done.iter().map(|(n, d)| (*n, d.etag.clone())).collect();
+    let (etag, server_crc) = match client
+        .complete_multipart_upload(key, &upload_id, &list)
+        .await
+    {
+        Ok(r) => (r.etag, r.crc64),
+        // A retried Complete whose first attempt succeeded but lost its answer: the object
+        // is there; the CRC check below decides whether it is ours.
+        Err(e) if e.code() == Some("NoSuchUpload") => (String::new(), None),
+        Err(e) => return Err(e),
+    };
+    // The upload id is consumed: whatever the verification says, it cannot be resumed.
+    checkpoint::remove(&cp_path)?;
+    let (etag, server_crc) = if server_crc.is_none() || etag.is_empty() {
+        let head = client.head_object(key).await?;
+        if head.size != size {
+            return Err(Error::SizeMismatch {
+                what: format!("object {key:?}"),
+                expected: size,
+                actual: head.size,
+            });
+        }
+        (if etag.is_empty() { head.etag } else { etag }, head.crc64)
+    } else {
+        (etag, server_crc)
+    };
+    match server_crc {
+        Some(c) if c == local_crc => {}
+        Some(c) => {
+            return Err(Error::ChecksumMismatch {
+                what: format!("object {key:?}"),
+                local: local_crc,
+                server: c,
+            })
+        }
+        None => {
+            return Err(Error::MissingChecksum {
+                what: format!("object {key:?}"),
+            })
+        }
+    }
+    Ok(UploadOutcome {
+        bucket: client.bucket().to_string(),
+        key: key.to_string(),
+        size,
+        crc64: local_crc,
+        etag,
+        parts: count,
+        parts_sent: sent,
+        parts_reused: count - sent,
+        upload_id: Some(upload_id),
+        part_size,
+    })
+}
+
+struct Shared {
+    client: Client,
+    path: PathBuf,
+    key: String,
+    upload_id: String,
+    size: u64,
+    part_size: u64,
+    todo: Mutex<VecDeque<u32>>,
+    server: HashMap<u32, Part>,
+    done: Mutex<BTreeMap<u32, Done>>,
+    sent: Mutex<u32>,
+    events: EventSink,
+}
+
+async fn worker(s: Arc<Shared>) -> Result<()> {
+    loop {
+        let Some(n) = lock(&s.todo).pop_front() else {
+            return Ok(());
+        };
+        let (off, len) = part_range(s.size, s.part_size, n);
+        let path = s.path.clone();
+        let part = blocking(move || read_part(&path, off, len)).await?;
+        // ListParts is the truth: keep a server part only if it is provably ours.
+        if let Some(sp) = s.server.get(&n) {
+            let same = sp.size == len
+                && match sp.hash_crc64ecma {
+                    Some(c) => c == part.crc,
+                    None => etag_is_md5(&sp.etag, &part.md5),
+                };
+            if same {
+                lock(&s.done).insert(
+                    n,
+                    Done {
+                        etag: sp.etag.clone(),
+                        crc: part.crc,
+                        len,
+                    },
+                );
+                (s.events)(UploadEvent::PartDone {
+                    number: n,
+                    bytes: len,
+                    reused: true,
+                });
+                continue;
+            }
+        }
+        use base64::Engine as _;
+        let md5 = base64::engine::general_purpose::STANDARD.encode(part.md5);
+        let what = || format!("part {n} of {:?}", s.key);
+        let mut tries = 0;
+        let etag = loop {
+            let r = s
+                .client
+                .upload_part(&s.key, &s.upload_id, n, part.data.clone(), &md5)
+                .await?;
+            match r.crc64 {
+                Some(c) if c == part.crc => break r.etag,
+                Some(c) => {
+                    // Corrupted on the way despite Content-MD5 (or a server fault): the part
+                    // is overwritten by sending it again.
+                    tries += 1;
+                    if tries >= PART_INTEGRITY_RETRIES {
+                        return Err(Error::ChecksumMismatch {
+                            what: what(),
+                            local: part.crc,
+                            server: c,
+                        });
+                    }
+                }
+                None => return Err(Error::MissingChecksum { what: what() }),
+            }
+        };
+        lock(&s.done).insert(
+            n,
+            Done {
+                etag,
+                crc: part.crc,
+                len,
+            },
+        );
+        *lock(&s.sent) += 1;
+        (s.events)(UploadEvent::PartDone {
+            number: n,
+            bytes: len,
+            reused: false,
+        });
+    }
+}
+
+/// Cancels the upload recorded for `key` and deletes its checkpoint. Returns the aborted
+/// upload id, or `None` when there was no checkpoint.
+pub async fn abort_upload(
+    client: &Client,
+    key: &str,
+    checkpoint_dir: &Path,
+) -> Result<Option<String>> {
+    let cp_path = checkpoint::path_for(checkpoint_dir, client.host(), client.bucket(), key);
+    let Some(cp) = checkpoint::load(&cp_path) else {
+        return Ok(None);
+    };
+    match client.abort_multipart_upload(key, &cp.upload_id).await {
+        Ok(()) => {}
+        Err(e) if e.code() == Some("NoSuchUpload") => {}
+        Err(e) => return Err(e),
+    }
+    checkpoint::remove(&cp_path)?;
+    Ok(Some(cp.upload_id))
+}

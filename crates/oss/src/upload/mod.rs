@@ -1,0 +1,202 @@
+//! The uploader: one PutObject below [`UploadOptions::multipart_threshold`], a resumable
+//! multipart upload above it. Every byte is verified: `Content-MD5` on each request, the
+//! CRC-64 OSS computes compared with ours for each part, and the parts' CRCs combined locally
+//! compared with the object's. A mismatch is an error, never a silent success.
+//!
+//! Memory: each of the [`UploadOptions::parallel`] workers holds one part at a time, so the
+//! uploader needs about `parallel × part_size` whatever the image size. Reading and hashing
+//! run on blocking threads, off the async executor.
+//!
+//! Resume: a [`checkpoint`] records the upload id and part plan before the first part is
+//! sent. On the next run ListParts is the truth: a part the server has with the planned size
+//! whose CRC-64 (or, if the server reports none, MD5/ETag) equals the local part's is kept;
+//! every other part is sent. A checkpoint for a file that changed has its upload aborted.
+//! Dropping the future returned by [`upload_file`] (Ctrl-C) leaves a resumable state.
+
+pub mod checkpoint;
+mod engine;
+
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use md5::{Digest, Md5};
+
+pub use engine::{abort_upload, upload_file, EventSink};
+
+/// Smallest part OSS accepts (except the last), 100 KiB.
+pub const MIN_PART_SIZE: u64 = 100 * 1024;
+/// Largest part OSS accepts, 5 GiB.
+pub const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Most parts in one upload.
+pub const MAX_PARTS: u64 = 10_000;
+/// Default part size: 32 MiB is large enough that per-request overhead is noise at
+/// gigabit speeds, small enough that a retried part costs little and memory stays near
+/// `parallel × 32 MiB`.
+pub const DEFAULT_PART_SIZE: u64 = 32 * 1024 * 1024;
+/// Default single-PUT threshold, 100 MiB (ossutil's too).
+pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 100 * 1024 * 1024;
+/// Default parallel part uploads.
+pub const DEFAULT_PARALLEL: usize = 4;
+/// Re-sends of a part whose CRC-64 came back different before the upload fails.
+pub const PART_INTEGRITY_RETRIES: u32 = 3;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Upload settings.
+#[derive(Debug, Clone)]
+pub struct UploadOptions {
+    /// Part size; `None` picks [`DEFAULT_PART_SIZE`], raised so there are at most 10,000 parts.
+    pub part_size: Option<u64>,
+    /// Parts in flight at once. Default [`DEFAULT_PARALLEL`].
+    pub parallel: usize,
+    /// Files of at least this size go multipart. Default [`DEFAULT_MULTIPART_THRESHOLD`].
+    pub multipart_threshold: u64,
+    /// Where checkpoints live. Default [`checkpoint::default_dir`].
+    pub checkpoint_dir: PathBuf,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        UploadOptions {
+            part_size: None,
+            parallel: DEFAULT_PARALLEL,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            checkpoint_dir: checkpoint::default_dir(),
+        }
+    }
+}
+
+/// What happened, as it happens (for a progress bar and messages).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadEvent {
+    /// The plan.
+    Started {
+        /// File size.
+        size: u64,
+        /// Multipart or one PUT.
+        multipart: bool,
+        /// Part size (the file size for one PUT).
+        part_size: u64,
+        /// Number of parts (1 for one PUT).
+        parts: u32,
+    },
+    /// A checkpoint was found and its upload is being continued.
+    Resuming {
+        /// Upload id.
+        upload_id: String,
+        /// Parts the server already has (not yet verified).
+        parts_on_server: u32,
+    },
+    /// The checkpoint's file changed: its upload was aborted and a new one starts.
+    StaleUploadAborted {
+        /// The aborted upload id.
+        upload_id: String,
+    },
+    /// The checkpoint's upload no longer exists on the server (completed, aborted or
+    /// expired): a new one starts.
+    UploadGone {
+        /// Its id.
+        upload_id: String,
+    },
+    /// A multipart upload was created (its checkpoint is saved).
+    Initiated {
+        /// Upload id.
+        upload_id: String,
+    },
+    /// A part is done: sent and verified, or found on the server and verified.
+    PartDone {
+        /// Part number.
+        number: u32,
+        /// Its size.
+        bytes: u64,
+        /// True when the server already had it.
+        reused: bool,
+    },
+    /// The object was written (single PUT done or multipart completed), verification follows.
+    Completing,
+}
+
+/// The result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadOutcome {
+    /// Bucket.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// CRC-64 of the object, verified equal on both sides.
+    pub crc64: u64,
+    /// The object's ETag.
+    pub etag: String,
+    /// Parts (1 for a single PUT).
+    pub parts: u32,
+    /// Parts sent in this run.
+    pub parts_sent: u32,
+    /// Parts found on the server and kept.
+    pub parts_reused: u32,
+    /// Multipart upload id, if multipart.
+    pub upload_id: Option<String>,
+    /// Part size.
+    pub part_size: u64,
+}
+
+/// Base64 of the MD5 (a `Content-MD5` value).
+pub fn md5_base64(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(Md5::digest(data))
+}
+
+/// The part size for a file of `size` bytes: the requested one, checked against OSS's limits,
+/// or the default raised (to a whole MiB) so that there are at most 10,000 parts.
+pub fn choose_part_size(size: u64, requested: Option<u64>) -> Result<u64, String> {
+    let min_for_count = size.div_ceil(MAX_PARTS);
+    match requested {
+        Some(p) if p < MIN_PART_SIZE => Err(format!(
+            "part size {p} is below OSS's minimum of {MIN_PART_SIZE} bytes (100 KiB)"
+        )),
+        Some(p) if p > MAX_PART_SIZE => {
+            Err(format!("part size {p} is above OSS's maximum of 5 GiB"))
+        }
+        Some(p) if p < min_for_count => Err(format!(
+            "part size {p} would need more than 10,000 parts for {size} bytes; use at least {}",
+            min_for_count.div_ceil(MIB) * MIB
+        )),
+        Some(p) => Ok(p),
+        None => Ok(DEFAULT_PART_SIZE.max(min_for_count.div_ceil(MIB) * MIB)),
+    }
+}
+
+/// Number of parts of `size` bytes at `part_size` (at least 1).
+pub fn part_count(size: u64, part_size: u64) -> u32 {
+    u32::try_from(size.div_ceil(part_size.max(1)).max(1)).unwrap_or(u32::MAX)
+}
+
+/// Offset and length of part `number` (1-based).
+pub fn part_range(size: u64, part_size: u64, number: u32) -> (u64, u64) {
+    let off = u64::from(number.saturating_sub(1)) * part_size;
+    (off, part_size.min(size.saturating_sub(off)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sizes() {
+        assert_eq!(choose_part_size(300 * MIB, None), Ok(DEFAULT_PART_SIZE));
+        let tib2 = 2 * 1024 * 1024 * MIB;
+        let p = choose_part_size(tib2, None).unwrap();
+        assert!(tib2.div_ceil(p) <= MAX_PARTS && p % MIB == 0, "{p}");
+        assert_eq!(choose_part_size(300 * MIB, Some(8 * MIB)), Ok(8 * MIB));
+        assert!(choose_part_size(300 * MIB, Some(1000)).is_err());
+        assert!(choose_part_size(tib2, Some(8 * MIB))
+            .unwrap_err()
+            .contains("10,000"));
+        assert!(choose_part_size(1, Some(6 * 1024 * MIB)).is_err());
+        assert_eq!(part_count(300 * MIB, 8 * MIB), 38);
+        assert_eq!(part_range(300 * MIB, 8 * MIB, 38), (37 * 8 * MIB, 4 * MIB));
+        assert_eq!(part_range(10, 4, 1), (0, 4));
+        assert_eq!(part_count(0, 4), 1);
+        assert_eq!(md5_base64(b"123456789"), "JfnnlDI7RTiF9RgfG2JNCw==");
+    }
+}

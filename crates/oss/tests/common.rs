@@ -1,0 +1,104 @@
+//! Shared helpers: an emulator with the buckets the tests need, clients, files.
+#![allow(dead_code, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use preflight_aliyun::{CredentialProvider, Credentials, RetryConfig};
+use preflight_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_oss::upload::{EventSink, UploadOptions};
+use preflight_oss::{Client, ClientConfig, SignatureVersion, UploadEvent};
+
+pub const MIB: u64 = 1024 * 1024;
+
+pub async fn emulator(dir: &Path) -> Emulator {
+    let mut cfg = Config::for_tests(dir.join("emu"));
+    cfg.buckets = vec![
+        "images@cn-hangzhou".parse().unwrap(),
+        "faraway@cn-beijing".parse().unwrap(),
+        "vault@cn-hangzhou:encrypted".parse().unwrap(),
+    ];
+    preflight_emulator::start(cfg).await.unwrap()
+}
+
+pub fn client_with(
+    emu: &Emulator,
+    bucket: &str,
+    version: SignatureVersion,
+    tweak: impl FnOnce(&mut ClientConfig),
+) -> Client {
+    let creds = Arc::new(CredentialProvider::fixed(Credentials::new(
+        DEFAULT_ACCESS_KEY_ID,
+        DEFAULT_ACCESS_KEY_SECRET,
+    )));
+    let mut cfg = ClientConfig::new("cn-hangzhou", bucket).with_endpoint(emu.endpoint());
+    cfg.signature = version;
+    // Fast retries: the faults are injected, not real outages.
+    cfg.retry = RetryConfig {
+        max_attempts: 20,
+        base_delay: std::time::Duration::from_millis(5),
+        max_delay: std::time::Duration::from_millis(50),
+    };
+    tweak(&mut cfg);
+    Client::new(cfg, creds).unwrap()
+}
+
+pub fn client(emu: &Emulator, bucket: &str) -> Client {
+    client_with(emu, bucket, SignatureVersion::V4, |_| {})
+}
+
+/// Deterministic pseudo-random bytes (incompressible, every part different).
+pub fn write_file(path: &Path, len: u64, seed: u64) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x = seed | 1;
+    let mut left = len;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let b = x.to_le_bytes();
+            chunk.copy_from_slice(&b[..chunk.len()]);
+        }
+        let n = usize::try_from(left.min(buf.len() as u64)).unwrap();
+        f.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+}
+
+pub fn options(dir: &Path, part: u64, parallel: usize) -> UploadOptions {
+    UploadOptions {
+        part_size: Some(part),
+        parallel,
+        multipart_threshold: part,
+        checkpoint_dir: dir.join("checkpoints"),
+    }
+}
+
+/// An event sink that records everything.
+pub fn recorder() -> (EventSink, Arc<Mutex<Vec<UploadEvent>>>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    (Arc::new(move |e| l.lock().unwrap().push(e)), log)
+}
+
+pub fn crc_of_file(path: &Path) -> u64 {
+    preflight_oss::crc::crc64(&std::fs::read(path).unwrap())
+}
+
+/// The workspace's Python with oss2: `PREFLIGHT_PYTHON`, else `<workspace>/.venv/bin/python`.
+/// Missing is a failure, never a skip.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("PREFLIGHT_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: run fixtures/install-deps.sh (or set PREFLIGHT_PYTHON)",
+        p.display()
+    );
+    p
+}

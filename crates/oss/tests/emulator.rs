@@ -1,0 +1,303 @@
+//! The OSS client and uploader against the emulator, over real HTTP.
+
+mod common;
+
+use common::*;
+use preflight_oss::upload::{abort_upload, upload_file};
+use preflight_oss::{ErrorKind, SignatureVersion, UploadEvent};
+
+#[tokio::test]
+async fn bucket_apis_and_single_put_with_v1_and_v4() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path()).await;
+    for version in [SignatureVersion::V4, SignatureVersion::V1] {
+        let c = client_with(&emu, "images", version, |_| {});
+        let info = c.get_bucket_info().await.unwrap();
+        assert_eq!(
+            (
+                info.name.as_str(),
+                info.region.as_str(),
+                info.sse_algorithm.as_deref()
+            ),
+            ("images", "cn-hangzhou", None)
+        );
+        assert_eq!(c.get_bucket_location().await.unwrap(), "cn-hangzhou");
+        assert_eq!(c.get_bucket_encryption().await.unwrap(), None);
+        let v = client_with(&emu, "vault", version, |_| {});
+        assert!(v.get_bucket_info().await.unwrap().sse_algorithm.is_some());
+        assert!(v.get_bucket_encryption().await.unwrap().is_some());
+        // V1 does not bind a signature to a region, so it can ask a bucket in another region
+        // where it is; V4 signed for the wrong region is refused (as by OSS).
+        let far = client_with(&emu, "faraway", version, |_| {});
+        match version {
+            SignatureVersion::V1 => {
+                assert_eq!(far.get_bucket_location().await.unwrap(), "cn-beijing")
+            }
+            SignatureVersion::V4 => assert_eq!(
+                far.get_bucket_location().await.unwrap_err().kind(),
+                ErrorKind::Client
+            ),
+        }
+        let far = far.with_signature(SignatureVersion::V1);
+        assert_eq!(far.get_bucket_info().await.unwrap().region, "cn-beijing");
+        let e = client_with(&emu, "no-such-bucket", version, |_| {})
+            .get_bucket_info()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.kind(), e.code()),
+            (ErrorKind::NotFound, Some("NoSuchBucket"))
+        );
+        assert!(!e.is_retryable());
+
+        let key = format!("dir/a b+c {version:?}.raw");
+        let f = dir.path().join("small.raw");
+        write_file(&f, 3 * MIB + 5, 1);
+        let (sink, log) = recorder();
+        let out = upload_file(&c, &f, &key, &Default::default(), sink)
+            .await
+            .unwrap();
+        assert_eq!(out.parts, 1);
+        assert_eq!(out.crc64, crc_of_file(&f));
+        assert!(log.lock().unwrap().contains(&UploadEvent::Completing));
+        assert_eq!(
+            c.get_object(&key).await.unwrap().as_ref(),
+            std::fs::read(&f).unwrap().as_slice()
+        );
+        let head = c.head_object(&key).await.unwrap();
+        assert_eq!((head.size, head.crc64), (3 * MIB + 5, Some(out.crc64)));
+        c.delete_object(&key).await.unwrap();
+        let e = c.head_object(&key).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
+    assert_eq!(emu.counters().errors_for("SignatureDoesNotMatch"), 0);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn multipart_with_faults_completes_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path()).await;
+    let c = client(&emu, "images");
+    let f = dir.path().join("disk.raw");
+    write_file(&f, 39 * MIB + 12345, 2);
+    emu.set_faults(preflight_emulator::Faults {
+        seed: 11,
+        upload_part_error_rate: 0.1,
+        upload_part_reset_rate: 0.1,
+        ..Default::default()
+    });
+    let (sink, _) = recorder();
+    let out = upload_file(&c, &f, "disk.raw", &options(dir.path(), MIB, 4), sink)
+        .await
+        .unwrap();
+    emu.set_faults(Default::default());
+    let n = emu.counters();
+    assert_eq!(out.parts, 40);
+    assert!(
+        n.faults_for("upload_part_500") + n.faults_for("upload_part_503") > 0,
+        "{:?}",
+        n.faults
+    );
+    assert!(n.faults_for("upload_part_reset") > 0, "{:?}", n.faults);
+    // Every part stored, none twice; the object is the file.
+    let parts: Vec<_> = n
+        .parts
+        .iter()
+        .filter(|p| Some(&p.upload_id) == out.upload_id.as_ref())
+        .collect();
+    assert_eq!(parts.len(), 40);
+    assert!(parts.iter().all(|p| p.stored == 1), "{parts:?}");
+    assert_eq!(
+        c.get_object("disk.raw").await.unwrap().as_ref(),
+        std::fs::read(&f).unwrap().as_slice()
+    );
+    assert_eq!(
+        c.head_object("disk.raw").await.unwrap().crc64,
+        Some(crc_of_file(&f))
+    );
+    assert_eq!(out.crc64, crc_of_file(&f));
+    // Success removes the checkpoint.
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("checkpoints"))
+            .unwrap()
+            .count(),
+        0
+    );
+    emu.shutdown().await;
+}
+
+/// Runs an upload and drops it once `stop_after` parts are done (what Ctrl-C or a kill does).
+async fn interrupted(
+    c: &preflight_oss::Client,
+    f: &std::path::Path,
+    key: &str,
+    dir: &std::path::Path,
+    stop_after: usize,
+) {
+    let (sink, log) = recorder();
+    let opts = options(dir, MIB, 2);
+    let upload = upload_file(c, f, key, &opts, sink);
+    tokio::pin!(upload);
+    loop {
+        tokio::select! {
+            r = &mut upload => panic!("finished before the interruption: {r:?}"),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(2)) => {
+                let done = log.lock().unwrap().iter().filter(|e| matches!(e, UploadEvent::PartDone { .. })).count();
+                if done >= stop_after { return; }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn resume_sends_only_missing_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path()).await;
+    // Slow enough that the interruption lands mid-way.
+    emu.set_faults(preflight_emulator::Faults {
+        bandwidth_bytes_per_sec: 16 * MIB,
+        ..Default::default()
+    });
+    let c = client(&emu, "images");
+    let f = dir.path().join("big.qcow2");
+    write_file(&f, 20 * MIB, 3);
+    interrupted(&c, &f, "big.qcow2", dir.path(), 8).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let first = emu.counters();
+    let stored_first: Vec<u32> = first
+        .parts
+        .iter()
+        .filter(|p| p.stored > 0)
+        .map(|p| p.part_number)
+        .collect();
+    assert!(
+        stored_first.len() >= 8 && stored_first.len() < 20,
+        "{stored_first:?}"
+    );
+    emu.set_faults(Default::default());
+    emu.reset_counters();
+
+    let (sink, log) = recorder();
+    let out = upload_file(&c, &f, "big.qcow2", &options(dir.path(), MIB, 2), sink)
+        .await
+        .unwrap();
+    let n = emu.counters();
+    assert_eq!(n.requests_for("InitiateMultipartUpload"), 0);
+    assert!(n.requests_for("ListParts") >= 1);
+    assert_eq!(n.requests_for("UploadPart"), 20 - stored_first.len() as u64);
+    assert!(
+        n.parts
+            .iter()
+            .all(|p| !stored_first.contains(&p.part_number)),
+        "re-sent a stored part"
+    );
+    assert_eq!(
+        (out.parts_reused as usize, out.parts_sent as usize),
+        (stored_first.len(), 20 - stored_first.len())
+    );
+    assert!(log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, UploadEvent::Resuming { .. })));
+    assert_eq!(out.crc64, crc_of_file(&f));
+    assert_eq!(
+        c.get_object("big.qcow2").await.unwrap().as_ref(),
+        std::fs::read(&f).unwrap().as_slice()
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn changed_file_aborts_the_stale_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path()).await;
+    emu.set_faults(preflight_emulator::Faults {
+        bandwidth_bytes_per_sec: 16 * MIB,
+        ..Default::default()
+    });
+    let c = client(&emu, "images");
+    let f = dir.path().join("img.raw");
+    write_file(&f, 12 * MIB, 4);
+    interrupted(&c, &f, "img.raw", dir.path(), 3).await;
+    let stale = c.list_multipart_uploads("img.raw").await.unwrap();
+    assert_eq!(stale.len(), 1);
+    emu.set_faults(Default::default());
+    write_file(&f, 12 * MIB, 5);
+    let (sink, log) = recorder();
+    let out = upload_file(&c, &f, "img.raw", &options(dir.path(), MIB, 2), sink)
+        .await
+        .unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(
+        log.contains(&UploadEvent::StaleUploadAborted {
+            upload_id: stale[0].upload_id.clone()
+        }),
+        "{log:?}"
+    );
+    assert_eq!(out.parts_reused, 0);
+    assert_ne!(out.upload_id.as_deref(), Some(stale[0].upload_id.as_str()));
+    assert_eq!(emu.counters().requests_for("AbortMultipartUpload"), 1);
+    assert!(
+        c.list_multipart_uploads("img.raw")
+            .await
+            .unwrap()
+            .is_empty(),
+        "orphaned upload left"
+    );
+    assert_eq!(out.crc64, crc_of_file(&f));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn abort_cleans_up_and_skew_is_corrected() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path()).await;
+    emu.set_faults(preflight_emulator::Faults {
+        bandwidth_bytes_per_sec: 16 * MIB,
+        ..Default::default()
+    });
+    let c = client(&emu, "images");
+    let f = dir.path().join("x.vhd");
+    write_file(&f, 10 * MIB, 6);
+    interrupted(&c, &f, "x.vhd", dir.path(), 2).await;
+    emu.set_faults(Default::default());
+    let id = abort_upload(&c, "x.vhd", &dir.path().join("checkpoints"))
+        .await
+        .unwrap();
+    assert!(id.is_some());
+    assert!(c.list_multipart_uploads("").await.unwrap().is_empty());
+    assert_eq!(
+        abort_upload(&c, "x.vhd", &dir.path().join("checkpoints"))
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A clock an hour slow: OSS says RequestTimeTooSkewed, the client takes the server's
+    // Date and signs again (our signer, both versions).
+    for version in [SignatureVersion::V4, SignatureVersion::V1] {
+        let slow = client_with(&emu, "images", version, |cfg| cfg.clock_offset_secs = -3600);
+        emu.reset_counters();
+        let info = slow.get_bucket_info().await.unwrap();
+        assert_eq!(info.region, "cn-hangzhou");
+        assert_eq!(emu.counters().errors_for("RequestTimeTooSkewed"), 1);
+        assert!(
+            slow.clock_offset_secs().abs() < 5,
+            "{}",
+            slow.clock_offset_secs()
+        );
+        let out = upload_file(
+            &slow,
+            &f,
+            "skewed.vhd",
+            &options(dir.path(), 4 * MIB, 2),
+            recorder().0,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.crc64, crc_of_file(&f));
+    }
+    emu.shutdown().await;
+}
