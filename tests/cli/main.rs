@@ -4,5 +4,6 @@ mod check;
 mod common;
 mod formats;
 mod guest;
+mod import;
 mod upload;
 mod usage;

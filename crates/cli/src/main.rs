@@ -5,6 +5,7 @@
 
 mod emulator_cmd;
 mod import_args;
+mod import_cmd;
 mod output;
 mod upload_cmd;
 
@@ -95,6 +96,10 @@ enum Command {
     },
     /// Upload an image to OSS: cloud rules first, then a resumable, CRC-64-verified multipart upload.
     Upload(upload_cmd::UploadArgs),
+    /// Import an image already in OSS into ECS: cloud rules, ImportImage, then wait for the image.
+    Import(import_cmd::ImportCmdArgs),
+    /// Wait for an import task started earlier (e.g. with `import --detach`).
+    Wait(import_cmd::WaitArgs),
     /// Run a local emulator of OSS, ECS and RAM (for trying the whole flow offline, and for tests).
     Emulator(emulator_cmd::EmulatorArgs),
     /// Print a shell completion script.
@@ -147,6 +152,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(EXIT_OK)
         }
         Command::Upload(args) => upload_cmd::run(args),
+        Command::Import(args) => import_cmd::run(args),
+        Command::Wait(args) => import_cmd::run_wait(args),
         Command::Emulator(args) => {
             emulator_cmd::run(args)?;
             Ok(EXIT_OK)

@@ -1,0 +1,818 @@
+//! `ecs-preflight import` and `ecs-preflight wait`: import an image that is already in OSS.
+//!
+//! Local rules, then the cloud rules (object, bucket, RAM role, image name), then ImportImage
+//! with a ClientToken derived from the objects' ETags and the parameters (a rerun returns the
+//! same image), then a watch of the task until the image is Available or has failed. Ctrl-C
+//! cancels the import (CancelTask) unless `--detach`, which leaves it running and prints the
+//! `wait` command that picks it up again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use preflight_aliyun::{ChainOptions, CredentialProvider};
+use preflight_ecs::{self as ecs, watch, ImportOptions, ImportOutcome, WaitOutcome};
+use preflight_oss::{ErrorKind, SignatureVersion};
+use preflight_rules::{
+    evaluate, evaluate_cloud, BucketFacts, CloudFacts, DiskFacts, ObjectFacts, Plan, ScopedFinding,
+};
+use serde_json::{json, Value};
+
+use crate::OutputFormat;
+
+/// Exit codes (same meaning as the rest of the CLI).
+const EXIT_OK: u8 = 0;
+const EXIT_FAILED: u8 = 1;
+
+/// The trust policy the import role needs.
+const TRUST_POLICY: &str = r#"{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":["ecs.aliyuncs.com"]}}],"Version":"1"}"#;
+/// The system policy the import role needs.
+const ROLE_POLICY: &str = "AliyunECSImageImportRolePolicy";
+
+/// Which RPC signature to send.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RpcSignature {
+    /// HMAC-SHA1, SignatureVersion 1.0 (what the aliyun CLI sends).
+    HmacSha1,
+    /// ACS3-HMAC-SHA256 (the Tea SDK's default).
+    Acs3,
+}
+
+/// `ecs-preflight import`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    ecs-preflight import --region cn-hangzhou --bucket images --object web.qcow2 --format QCOW2 --image-name web-01\n  \
+    ecs-preflight import --region cn-hangzhou --bucket images --object web.qcow2 --image-name web-01 --dry-run\n  \
+    ecs-preflight import --region cn-hangzhou --bucket images --object web.qcow2 --image-name web-01 --detach --output json\n\n\
+    Ctrl-C while waiting cancels the import (CancelTask), unless --detach: then the import goes on and\n\
+    `ecs-preflight wait --region R --task-id T` picks it up.\n\n\
+    Exit codes: 0 image available (or started with --no-wait), 1 refused or failed, 2 usage or environment error.")]
+pub struct ImportCmdArgs {
+    #[command(flatten)]
+    pub import: crate::import_args::ImportArgs,
+
+    /// ECS endpoint URL [default: https://ecs.REGION.aliyuncs.com]. RAM and OSS use it too
+    /// unless --ram-endpoint / --oss-endpoint say otherwise (the emulator serves all three).
+    #[arg(help_heading = "Import options", long, value_name = "URL")]
+    pub ecs_endpoint: Option<String>,
+
+    /// RAM endpoint URL [default: the --ecs-endpoint if given, else https://ram.aliyuncs.com].
+    #[arg(help_heading = "Import options", long, value_name = "URL")]
+    pub ram_endpoint: Option<String>,
+
+    /// OSS endpoint URL [default: the --ecs-endpoint if given, else https://oss-REGION.aliyuncs.com].
+    #[arg(help_heading = "Import options", long, value_name = "URL")]
+    pub oss_endpoint: Option<String>,
+
+    /// Wait until the image is Available or the import failed [default].
+    #[arg(help_heading = "Import options", long, overrides_with = "no_wait")]
+    pub wait: bool,
+
+    /// Start the import and return at once with the task id.
+    #[arg(help_heading = "Import options", long, overrides_with = "wait")]
+    pub no_wait: bool,
+
+    /// On Ctrl-C, leave the import running (print the task id and the `wait` command)
+    /// instead of cancelling it.
+    #[arg(help_heading = "Import options", long)]
+    pub detach: bool,
+
+    /// Longest wait, e.g. 90s, 30m, 6h. The import goes on after it.
+    #[arg(help_heading = "Import options", long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Time between two status queries, e.g. 2s, 30s.
+    #[arg(help_heading = "Import options", long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+
+    /// Send DryRun=true: the API validates the request and imports nothing.
+    #[arg(help_heading = "Import options", long)]
+    pub dry_run: bool,
+
+    /// aliyun CLI profile to take credentials from [default: ALIBABA_CLOUD_PROFILE, else the
+    /// config's current profile].
+    #[arg(help_heading = "Import options", long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// RPC signature.
+    #[arg(help_heading = "Import options", long, value_enum, default_value_t = RpcSignature::HmacSha1)]
+    pub signature: RpcSignature,
+
+    /// Output format.
+    #[arg(help_heading = "Import options", long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+
+    /// Print nothing but the result (no progress).
+    #[arg(help_heading = "Import options", long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// `ecs-preflight wait`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    ecs-preflight wait --region cn-hangzhou --task-id t-bp67acfmxazb4p1234\n\n\
+    Ctrl-C stops waiting; the import goes on.\n\
+    Exit codes: 0 image available, 1 import failed or timed out, 2 usage or environment error.")]
+pub struct WaitArgs {
+    /// RegionId of the import.
+    #[arg(long, value_name = "REGION_ID")]
+    pub region: String,
+
+    /// The import task (t-…), as printed by `import`.
+    #[arg(long, value_name = "TASK_ID")]
+    pub task_id: String,
+
+    /// ECS endpoint URL [default: https://ecs.REGION.aliyuncs.com].
+    #[arg(long, value_name = "URL")]
+    pub ecs_endpoint: Option<String>,
+
+    /// Longest wait, e.g. 90s, 30m, 6h.
+    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Time between two status queries.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+
+    /// aliyun CLI profile to take credentials from.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Output format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+
+    /// Print nothing but the result.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Parses `90s`, `30m`, `6h`, `1d`, `500ms` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration such as 90s, 30m or 6h"))?;
+    let secs = |mul: u64| {
+        n.checked_mul(mul)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("{s:?} is too long"))
+    };
+    match unit.trim() {
+        "" | "s" => secs(1),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" | "min" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        other => Err(format!(
+            "unknown unit {other:?} in {s:?} (use ms, s, m, h or d)"
+        )),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Runs `import`.
+pub fn run(args: ImportCmdArgs) -> Result<u8> {
+    runtime()?.block_on(run_import(args))
+}
+
+/// Runs `wait`.
+pub fn run_wait(args: WaitArgs) -> Result<u8> {
+    runtime()?.block_on(run_wait_async(args))
+}
+
+/// Ctrl-C, registered when created (so a signal that comes right after is not lost).
+struct Interrupt {
+    #[cfg(unix)]
+    sig: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    fn new() -> Result<Self> {
+        Ok(Interrupt {
+            #[cfg(unix)]
+            sig: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("cannot catch Ctrl-C")?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            self.sig.recv().await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Prints a result: JSON on stdout, or the human lines.
+struct Printer {
+    output: OutputFormat,
+    quiet: bool,
+}
+
+impl Printer {
+    fn progress(&self, msg: &str) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    fn result(&self, v: &Value, human: &[String]) -> Result<()> {
+        match self.output {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(v)?),
+            OutputFormat::Human => {
+                for line in human {
+                    println!("{line}");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn findings_json(findings: &[ScopedFinding]) -> Value {
+    serde_json::to_value(findings).unwrap_or(Value::Null)
+}
+
+fn findings_human(findings: &[ScopedFinding]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in findings {
+        let sev = f.finding.severity;
+        out.push(format!("{sev} {}: {}", f.finding.code, f.finding.message));
+        if !f.finding.hint.is_empty() {
+            out.push(format!("  fix: {}", f.finding.hint));
+        }
+    }
+    out
+}
+
+fn required<'a>(v: &'a Option<String>, flag: &str) -> Result<&'a str> {
+    match v.as_deref() {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => bail!("{flag} is required for import"),
+    }
+}
+
+fn ecs_client(
+    region: &str,
+    ecs_endpoint: Option<&str>,
+    ram_endpoint: Option<&str>,
+    signature: RpcSignature,
+    creds: Arc<CredentialProvider>,
+) -> Result<ecs::Client> {
+    let mut cfg = ecs::ClientConfig::new(region);
+    if let Some(e) = ecs_endpoint {
+        cfg = cfg.with_endpoint(e);
+    }
+    if let Some(e) = ram_endpoint {
+        cfg.ram_endpoint = ecs::normalize_endpoint(e);
+    }
+    cfg.signature = match signature {
+        RpcSignature::HmacSha1 => ecs::SignatureMethod::HmacSha1,
+        RpcSignature::Acs3 => ecs::SignatureMethod::Acs3,
+    };
+    Ok(ecs::Client::new(cfg, creds)?)
+}
+
+/// What the OSS probes found: facts for the rules and the ETags for the ClientToken.
+struct OssProbe {
+    buckets: Vec<BucketFacts>,
+    objects: Vec<ObjectFacts>,
+    etags: Vec<String>,
+}
+
+/// GetBucketInfo (+ encryption) per bucket and HeadObject per disk, signed V1: V4 binds the
+/// signature to a region, so a bucket in another region would refuse instead of answering.
+async fn probe_oss(
+    plan: &Plan,
+    region: &str,
+    endpoint: Option<&str>,
+    creds: &Arc<CredentialProvider>,
+) -> Result<OssProbe> {
+    let mut out = OssProbe {
+        buckets: Vec::new(),
+        objects: Vec::new(),
+        etags: Vec::new(),
+    };
+    for m in &plan.disk_device_mappings {
+        let (Some(bucket), Some(key)) = (m.oss_bucket.as_deref(), m.oss_object.as_deref()) else {
+            continue;
+        };
+        let mut cfg = preflight_oss::ClientConfig::new(region, bucket);
+        if let Some(e) = endpoint {
+            cfg = cfg.with_endpoint(e);
+        }
+        cfg.signature = SignatureVersion::V1;
+        let client = preflight_oss::Client::new(cfg, creds.clone())?;
+        if !out.buckets.iter().any(|b| b.name == bucket) {
+            let facts = match client.get_bucket_info().await {
+                Ok(info) => {
+                    let encrypted = match client.get_bucket_encryption().await {
+                        Ok(alg) => alg.is_some() || info.sse_algorithm.is_some(),
+                        Err(e) if e.kind() == ErrorKind::NotFound => info.sse_algorithm.is_some(),
+                        Err(e) => {
+                            return Err(e)
+                                .context(format!("cannot read bucket {bucket:?}'s encryption"))
+                        }
+                    };
+                    BucketFacts {
+                        name: bucket.to_string(),
+                        exists: true,
+                        region: Some(info.region),
+                        encrypted: Some(encrypted),
+                    }
+                }
+                Err(e) if e.code() == Some("NoSuchBucket") => BucketFacts {
+                    name: bucket.to_string(),
+                    exists: false,
+                    region: None,
+                    encrypted: None,
+                },
+                Err(e) => return Err(e).context(format!("cannot look up bucket {bucket:?}")),
+            };
+            out.buckets.push(facts);
+        }
+        let usable = out
+            .buckets
+            .iter()
+            .find(|b| b.name == bucket)
+            .is_some_and(|b| {
+                b.exists
+                    && b.region.as_deref().map(|r| r.trim_start_matches("oss-")) == Some(region)
+            });
+        if !usable {
+            continue;
+        }
+        match client.head_object(key).await {
+            Ok(meta) => {
+                out.etags.push(meta.etag.clone());
+                out.objects.push(ObjectFacts {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                    exists: true,
+                    size: Some(meta.size),
+                    storage_class: meta.storage_class,
+                    restored: None,
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => out.objects.push(ObjectFacts {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                exists: false,
+                size: None,
+                storage_class: None,
+                restored: None,
+            }),
+            Err(e) => {
+                return Err(e).context(format!("cannot look up object {key:?} in {bucket:?}"))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether an existing image was imported from exactly the plan's objects (then it may be
+/// this command's own earlier import).
+fn same_source(image: &ecs::Image, plan: &Plan) -> bool {
+    let ours: Vec<(&str, &str)> = plan
+        .disk_device_mappings
+        .iter()
+        .map(|m| {
+            (
+                m.oss_bucket.as_deref().unwrap_or(""),
+                m.oss_object.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    let theirs: Vec<(&str, &str)> = image
+        .disk_device_mappings
+        .iter()
+        .map(|d| (d.import_oss_bucket.as_str(), d.import_oss_object.as_str()))
+        .collect();
+    !ours.is_empty() && ours == theirs
+}
+
+fn role_fix(role: &str) -> Vec<String> {
+    vec![
+        format!("The RAM role {role} is missing. ECS needs it to read your bucket. Create it once:"),
+        format!("  aliyun ram CreateRole --RoleName {role} --AssumeRolePolicyDocument '{TRUST_POLICY}'"),
+        format!("  aliyun ram AttachPolicyToRole --PolicyType System --PolicyName {ROLE_POLICY} --RoleName {role}"),
+        "or authorise ECS in the RAM console (Cloud resource access authorization).".to_string(),
+    ]
+}
+
+async fn run_import(args: ImportCmdArgs) -> Result<u8> {
+    let pr = Printer {
+        output: args.output,
+        quiet: args.quiet,
+    };
+    let region = required(&args.import.region, "--region")?.to_string();
+    required(&args.import.bucket, "--bucket")?;
+    let object = required(&args.import.object, "--object")?.to_string();
+    let mut params = args.import.to_params()?;
+    // Each disk's bucket is --bucket.
+    for d in &mut params.disks {
+        if d.bucket.is_none() {
+            d.bucket = params.bucket.clone();
+        }
+    }
+    // The image is not local: the format is what --format says, the virtual size unknown.
+    let mut disks = vec![DiskFacts::new(
+        object.clone(),
+        args.import
+            .format
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        None,
+        params.role_of(0),
+    )];
+    for (i, p) in args.import.data_disk.iter().enumerate() {
+        disks.push(DiskFacts::new(
+            p.to_string_lossy(),
+            None,
+            None,
+            params.role_of(i + 1),
+        ));
+    }
+    let eval = evaluate(&disks, &params, None, params.size_limits);
+    let mut plan = eval.plan.clone();
+    if eval.has_errors() {
+        return refused(&pr, &region, &plan, &eval.findings, Vec::new());
+    }
+
+    let creds = Arc::new(CredentialProvider::new(ChainOptions {
+        profile: args.profile.clone(),
+        ..ChainOptions::default()
+    }));
+    let (_, source) = creds.get_with_source().await?;
+    pr.progress(&format!("credentials: {source}"));
+    let ecs = ecs_client(
+        &region,
+        args.ecs_endpoint.as_deref(),
+        args.ram_endpoint.as_deref(),
+        args.signature,
+        creds.clone(),
+    )?;
+    let oss_endpoint = args
+        .oss_endpoint
+        .as_deref()
+        .or(args.ecs_endpoint.as_deref());
+
+    // Cloud rules, before ImportImage.
+    let probe = probe_oss(&plan, &region, oss_endpoint, &creds).await?;
+    let role = plan
+        .role_name
+        .clone()
+        .unwrap_or_else(|| preflight_rules::DEFAULT_ROLE.to_string());
+    let role_exists = match ecs.get_role(&role).await {
+        Ok(r) => Some(r.is_some()),
+        Err(e) if matches!(e.code(), Some(c) if c.starts_with("NoPermission") || c.starts_with("Forbidden")) =>
+        {
+            pr.progress(&format!("warning: cannot verify the RAM role {role}: {e}"));
+            None
+        }
+        Err(e) => return Err(e).context("cannot look up the RAM role"),
+    };
+    let mut own_earlier: Option<ecs::Image> = None;
+    let mut name_taken = None;
+    if let Some(name) = plan.image_name.clone() {
+        let found = ecs
+            .describe_images(&ecs::DescribeImagesQuery {
+                image_name: Some(name.clone()),
+                ..Default::default()
+            })
+            .await
+            .context("cannot list images")?;
+        let same: Vec<&ecs::Image> = found.iter().filter(|i| i.image_name == name).collect();
+        match same.as_slice() {
+            [] => name_taken = Some(false),
+            [one] if same_source(one, &plan) => {
+                own_earlier = Some((*one).clone());
+                name_taken = Some(false);
+            }
+            _ => name_taken = Some(true),
+        }
+    }
+    let facts = CloudFacts {
+        buckets: probe.buckets.clone(),
+        objects: probe.objects.clone(),
+        role_exists,
+        image_name_taken: name_taken,
+    };
+    let cloud = evaluate_cloud(&plan, &facts);
+    if cloud.iter().any(|f| f.finding.is_error()) {
+        let extra = if role_exists == Some(false) {
+            role_fix(&role)
+        } else {
+            Vec::new()
+        };
+        return refused(&pr, &region, &plan, &cloud, extra);
+    }
+
+    if plan.client_token.is_none() {
+        plan.client_token = Some(ecs::client_token(&plan, &probe.etags));
+    }
+    let started = match ecs
+        .import_image(
+            &plan,
+            &ImportOptions {
+                dry_run: args.dry_run,
+            },
+        )
+        .await
+    {
+        Ok(ImportOutcome::DryRunPassed { request_id }) => {
+            pr.result(
+                &json!({"status": "dry_run_passed", "region": region, "request_id": request_id,
+                        "client_token": plan.client_token, "plan": plan}),
+                &[format!(
+                    "dry run passed: ImportImage would be accepted in {region} (RequestId {request_id})"
+                )],
+            )?;
+            return Ok(EXIT_OK);
+        }
+        Ok(ImportOutcome::Started(r)) => r,
+        Err(e @ ecs::Error::Api { .. }) => {
+            let code = e.code().unwrap_or_default().to_string();
+            let message = e.message().unwrap_or_default().to_string();
+            pr.result(
+                &json!({"status": "refused", "region": region,
+                        "error": {"code": code, "message": message, "detail": e.to_string()}}),
+                &[format!("ImportImage refused: {e}")],
+            )?;
+            return Ok(EXIT_FAILED);
+        }
+        Err(e) => return Err(e).context("ImportImage"),
+    };
+    let reused = own_earlier
+        .as_ref()
+        .is_some_and(|i| i.image_id == started.image_id);
+    if reused {
+        pr.progress(&format!(
+            "image {} was already imported from these objects by an earlier run (same ClientToken)",
+            started.image_id
+        ));
+    }
+    let base = json!({
+        "region": region,
+        "image_id": started.image_id,
+        "task_id": started.task_id,
+        "image_name": plan.image_name,
+        "client_token": plan.client_token,
+        "reused": reused,
+        "request_id": started.request_id,
+    });
+    if args.no_wait {
+        let mut v = base.clone();
+        v["status"] = json!("importing");
+        pr.result(
+            &v,
+            &[
+                format!(
+                    "import started: image {} task {} in {region}",
+                    started.image_id, started.task_id
+                ),
+                format!(
+                    "follow it with: ecs-preflight wait --region {region} --task-id {}",
+                    started.task_id
+                ),
+            ],
+        )?;
+        return Ok(EXIT_OK);
+    }
+    let mut interrupt = Interrupt::new()?;
+    pr.progress(&format!(
+        "waiting for import task {} (image {}) in {region}; Ctrl-C {}",
+        started.task_id,
+        started.image_id,
+        if args.detach {
+            "detaches"
+        } else {
+            "cancels the import"
+        }
+    ));
+    let waited = tokio::select! {
+        r = watch::wait(&ecs, &started.task_id, &started.image_id, args.poll_interval, args.timeout, |p| {
+            pr.progress(&format!("task {} {}, image {} {}", p.task_status, p.task_process, p.image_status, p.image_progress));
+        }) => Some(r),
+        () = interrupt.recv() => None,
+    };
+    let Some(waited) = waited else {
+        if args.detach {
+            let mut v = base.clone();
+            v["status"] = json!("detached");
+            pr.result(
+                &v,
+                &[
+                    format!(
+                        "detached: import task {} (image {}) goes on in {region}",
+                        started.task_id, started.image_id
+                    ),
+                    format!(
+                        "ecs-preflight wait --region {region} --task-id {}",
+                        started.task_id
+                    ),
+                ],
+            )?;
+            return Ok(EXIT_OK);
+        }
+        pr.progress(&format!(
+            "interrupted: cancelling import task {} (CancelTask)",
+            started.task_id
+        ));
+        let cancelled = ecs.cancel_task(&started.task_id).await;
+        let mut v = base.clone();
+        v["status"] = json!("cancelled");
+        let line = match &cancelled {
+            Ok(_) => format!(
+                "cancelled import task {} (CancelTask sent); image {} will not be created",
+                started.task_id, started.image_id
+            ),
+            Err(e) => {
+                v["error"] = json!({"code": e.code(), "detail": e.to_string()});
+                format!("CancelTask for {} failed: {e}", started.task_id)
+            }
+        };
+        pr.result(&v, &[line])?;
+        return Ok(EXIT_FAILED);
+    };
+    finish(&pr, base, &region, &started.task_id, waited?)
+}
+
+fn refused(
+    pr: &Printer,
+    region: &str,
+    plan: &Plan,
+    findings: &[ScopedFinding],
+    extra: Vec<String>,
+) -> Result<u8> {
+    let mut human = vec!["import refused before ImportImage:".to_string()];
+    human.extend(
+        findings_human(findings)
+            .into_iter()
+            .map(|l| format!("  {l}")),
+    );
+    human.extend(extra.iter().cloned());
+    let mut v = json!({
+        "status": "refused",
+        "region": region,
+        "findings": findings_json(findings),
+        "plan": plan,
+    });
+    if !extra.is_empty() {
+        v["fix"] = json!({"trust_policy": serde_json::from_str::<Value>(TRUST_POLICY).unwrap_or(Value::Null),
+                          "attach_policy": ROLE_POLICY, "steps": extra});
+    }
+    pr.result(&v, &human)?;
+    Ok(EXIT_FAILED)
+}
+
+fn finish(
+    pr: &Printer,
+    base: Value,
+    region: &str,
+    task_id: &str,
+    waited: WaitOutcome,
+) -> Result<u8> {
+    let mut v = base;
+    match waited {
+        WaitOutcome::Available(image) => {
+            v["status"] = json!("available");
+            v["image_id"] = json!(image.image_id);
+            v["image"] = serde_json::to_value(&image)?;
+            pr.result(
+                &v,
+                &[
+                    format!("image {} is Available in {region}", image.image_id),
+                    format!("  name: {}", image.image_name),
+                    format!("  task: {task_id}"),
+                ],
+            )?;
+            Ok(EXIT_OK)
+        }
+        WaitOutcome::Failed { code, message } => {
+            v["status"] = json!("failed");
+            v["error"] = json!({"code": code, "message": message});
+            pr.result(
+                &v,
+                &[format!("import failed: {code}: {message} (task {task_id})")],
+            )?;
+            Ok(EXIT_FAILED)
+        }
+        WaitOutcome::TimedOut(p) => {
+            v["status"] = json!("timed_out");
+            v["progress"] = serde_json::to_value(&p)?;
+            pr.result(
+                &v,
+                &[
+                    format!(
+                        "still importing after the timeout (task {} {}); the import goes on",
+                        p.task_status, p.task_process
+                    ),
+                    format!("ecs-preflight wait --region {region} --task-id {task_id}"),
+                ],
+            )?;
+            Ok(EXIT_FAILED)
+        }
+    }
+}
+
+async fn run_wait_async(args: WaitArgs) -> Result<u8> {
+    let pr = Printer {
+        output: args.output,
+        quiet: args.quiet,
+    };
+    let creds = Arc::new(CredentialProvider::new(ChainOptions {
+        profile: args.profile.clone(),
+        ..ChainOptions::default()
+    }));
+    let ecs = ecs_client(
+        &args.region,
+        args.ecs_endpoint.as_deref(),
+        None,
+        RpcSignature::HmacSha1,
+        creds,
+    )?;
+    let tasks = ecs
+        .describe_tasks(&ecs::DescribeTasksQuery {
+            task_ids: vec![args.task_id.clone()],
+            ..Default::default()
+        })
+        .await
+        .context("cannot look up the task")?;
+    let Some(task) = tasks.into_iter().find(|t| t.task_id == args.task_id) else {
+        bail!("task {} is not in {}", args.task_id, args.region);
+    };
+    let base =
+        json!({"region": args.region, "task_id": task.task_id, "image_id": task.resource_id});
+    let mut interrupt = Interrupt::new()?;
+    pr.progress(&format!(
+        "waiting for import task {} (image {}) in {}; Ctrl-C stops waiting, the import goes on",
+        task.task_id, task.resource_id, args.region
+    ));
+    let waited = tokio::select! {
+        r = watch::wait(&ecs, &task.task_id, &task.resource_id, args.poll_interval, args.timeout, |p| {
+            pr.progress(&format!("task {} {}, image {} {}", p.task_status, p.task_process, p.image_status, p.image_progress));
+        }) => Some(r),
+        () = interrupt.recv() => None,
+    };
+    match waited {
+        Some(w) => finish(&pr, base, &args.region, &task.task_id, w?),
+        None => {
+            let mut v = base;
+            v["status"] = json!("detached");
+            pr.result(
+                &v,
+                &[format!(
+                    "stopped waiting; import task {} goes on",
+                    task.task_id
+                )],
+            )?;
+            Ok(EXIT_FAILED)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("6h"), Ok(Duration::from_secs(21_600)));
+        assert_eq!(parse_duration("15"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("5y").is_err());
+    }
+
+    #[test]
+    fn tokens_are_stable_and_bounded() {
+        let plan = Plan {
+            region_id: Some("cn-hangzhou".into()),
+            image_name: Some("web".into()),
+            ..Plan::default()
+        };
+        let a = ecs::client_token(&plan, &["\"E1\"".into()]);
+        assert_eq!(a, ecs::client_token(&plan, &["\"E1\"".into()]));
+        assert_ne!(a, ecs::client_token(&plan, &["\"E2\"".into()]));
+        assert!(a.len() <= 64 && a.is_ascii());
+    }
+}

@@ -1,0 +1,43 @@
+//! Alibaba Cloud ECS and RAM RPC client for `ecs-preflight`: the two RPC signatures
+//! ([`sign`]: HMAC-SHA1 version 1.0 and ACS3-HMAC-SHA256), a transport that retries
+//! throttling and 5xx answers with backoff ([`Client`]), one typed method per API the import
+//! needs ([`api`]: ImportImage, DescribeTasks, DescribeTaskAttribute, DescribeImages,
+//! CancelTask, DescribeRegions, RAM GetRole), and the loop that watches an import until the
+//! image is ready or has failed ([`watch`]).
+//!
+//! Credentials come from [`preflight_aliyun::CredentialProvider`] (environment, aliyun CLI
+//! profiles, ECS RAM role). Errors carry the API's `Code`, `Message`, `RequestId` and HTTP
+//! status, never a signed URL or a secret.
+//!
+//! ```no_run
+//! # async fn demo(plan: preflight_rules::Plan) -> Result<(), preflight_ecs::Error> {
+//! use std::sync::Arc;
+//! use preflight_aliyun::{ChainOptions, CredentialProvider};
+//! use preflight_ecs::{Client, ClientConfig, ImportOptions, ImportOutcome};
+//! let creds = Arc::new(CredentialProvider::new(ChainOptions::default()));
+//! let ecs = Client::new(ClientConfig::new("cn-hangzhou"), creds)?;
+//! if let ImportOutcome::Started(r) = ecs.import_image(&plan, &ImportOptions::default()).await? {
+//!     println!("image {} task {}", r.image_id, r.task_id);
+//! }
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod api;
+mod client;
+mod error;
+pub mod sign;
+pub mod watch;
+
+pub use api::{
+    client_token, import_image_params, DescribeImagesQuery, DescribeTasksQuery, Image, ImageDisk,
+    ImportImageResult, ImportOptions, ImportOutcome, OperationProgress, Region, Role, Task,
+    TaskAttribute, ALL_IMAGE_STATUSES,
+};
+pub use client::{
+    ecs_endpoint, normalize as normalize_endpoint, Answer, Client, ClientConfig, Service,
+    SignatureMethod, ECS_VERSION, RAM_ENDPOINT, RAM_VERSION,
+};
+pub use error::{retryable, Error, Result};
+pub use watch::{Progress, WaitOutcome};

@@ -1,0 +1,274 @@
+//! The client against the emulator, over real HTTP, with both signatures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use preflight_aliyun::{CredentialProvider, Credentials};
+use preflight_ecs::{
+    watch, Client, ClientConfig, DescribeImagesQuery, ImportOptions, ImportOutcome,
+    SignatureMethod, WaitOutcome,
+};
+use preflight_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_rules::{DiskDeviceMapping, Plan};
+
+/// PutObject with an OSS V1 signature (path-style).
+async fn put_object(emu: &Emulator, bucket: &str, key: &str, body: Vec<u8>) {
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let ct = "application/octet-stream";
+    let sts = format!("PUT\n\n{ct}\n{date}\n/{bucket}/{key}");
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(DEFAULT_ACCESS_KEY_SECRET.as_bytes()).unwrap();
+    mac.update(sts.as_bytes());
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let resp = reqwest::Client::new()
+        .put(format!("{}/{bucket}/{key}", emu.endpoint()))
+        .header("date", date)
+        .header("content-type", ct)
+        .header(
+            "authorization",
+            format!("OSS {DEFAULT_ACCESS_KEY_ID}:{sig}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{:?}", resp.text().await);
+}
+
+fn client(emu: &Emulator, signature: SignatureMethod) -> Client {
+    let creds = Arc::new(CredentialProvider::fixed(Credentials::new(
+        DEFAULT_ACCESS_KEY_ID,
+        DEFAULT_ACCESS_KEY_SECRET,
+    )));
+    let mut cfg = ClientConfig::new("cn-hangzhou").with_endpoint(&emu.endpoint());
+    cfg.signature = signature;
+    Client::new(cfg, creds).unwrap()
+}
+
+fn plan(name: &str, key: &str) -> Plan {
+    Plan {
+        region_id: Some("cn-hangzhou".into()),
+        image_name: Some(name.into()),
+        platform: Some("Ubuntu".into()),
+        client_token: Some(format!("tok-{name}")),
+        disk_device_mappings: vec![DiskDeviceMapping {
+            format: Some("RAW".into()),
+            oss_bucket: Some("ecs-preflight".into()),
+            oss_object: Some(key.into()),
+            disk_image_size: Some(20),
+        }],
+        ..Plan::default()
+    }
+}
+
+#[tokio::test]
+async fn import_and_watch_with_both_signatures() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::for_tests(dir.path());
+    cfg.task_seconds = 0.5;
+    let emu = preflight_emulator::start(cfg).await.unwrap();
+    put_object(&emu, "ecs-preflight", "disk.raw", vec![7u8; 4096]).await;
+    for (i, sig) in [SignatureMethod::HmacSha1, SignatureMethod::Acs3]
+        .into_iter()
+        .enumerate()
+    {
+        let ecs = client(&emu, sig);
+        assert!(ecs
+            .get_role("AliyunECSImageImportDefaultRole")
+            .await
+            .unwrap()
+            .unwrap()
+            .trusts_ecs());
+        assert!(ecs.get_role("NoSuchRole").await.unwrap().is_none());
+        assert!(!ecs.describe_regions().await.unwrap().is_empty());
+        let p = plan(&format!("img-{i}"), "disk.raw");
+        let dry = ecs
+            .import_image(&p, &ImportOptions { dry_run: true })
+            .await
+            .unwrap();
+        assert!(matches!(dry, ImportOutcome::DryRunPassed { .. }));
+        let ImportOutcome::Started(r) = ecs
+            .import_image(&p, &ImportOptions::default())
+            .await
+            .unwrap()
+        else {
+            panic!("not started")
+        };
+        assert!(r.image_id.starts_with("m-") && r.task_id.starts_with("t-"));
+        // Same ClientToken: same image.
+        let ImportOutcome::Started(again) = ecs
+            .import_image(&p, &ImportOptions::default())
+            .await
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(again.image_id, r.image_id);
+        let tasks = ecs
+            .describe_tasks(&preflight_ecs::DescribeTasksQuery {
+                task_ids: vec![r.task_id.clone()],
+                task_action: Some("ImportImage".into()),
+                task_status: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(tasks.len(), 1);
+        let out = watch::wait(
+            &ecs,
+            &r.task_id,
+            &r.image_id,
+            Duration::from_millis(100),
+            Duration::from_secs(20),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        let WaitOutcome::Available(img) = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(img.disk_device_mappings[0].import_oss_object, "disk.raw");
+        assert_eq!(img.disk_device_mappings[0].size, "20");
+        let listed = ecs
+            .describe_images(&DescribeImagesQuery {
+                image_name: Some(p.image_name.clone().unwrap()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        // A duplicate name with another token is a typed API error.
+        let mut dup = p.clone();
+        dup.client_token = Some("other".into());
+        let e = ecs
+            .import_image(&dup, &ImportOptions::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some("InvalidImageName.Duplicated"));
+        assert!(!e.to_string().contains(DEFAULT_ACCESS_KEY_SECRET));
+    }
+    let c = emu.counters();
+    assert_eq!(c.errors_for("SignatureDoesNotMatch"), 0);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn failed_task_and_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::for_tests(dir.path());
+    cfg.task_seconds = 30.0;
+    let emu = preflight_emulator::start(cfg).await.unwrap();
+    put_object(&emu, "ecs-preflight", "disk.raw", vec![7u8; 4096]).await;
+    let ecs = client(&emu, SignatureMethod::HmacSha1);
+    let ImportOutcome::Started(r) = ecs
+        .import_image(&plan("cancel-me", "disk.raw"), &ImportOptions::default())
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    ecs.cancel_task(&r.task_id).await.unwrap();
+    let out = watch::wait(
+        &ecs,
+        &r.task_id,
+        &r.image_id,
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(matches!(out, WaitOutcome::Failed { .. }), "{out:?}");
+    let e = ecs
+        .import_image(&plan("nope", "missing.raw"), &ImportOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("InvalidOSSObject.NotFound"));
+    emu.shutdown().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::for_tests(dir.path());
+    cfg.task_seconds = 0.5;
+    let emu = preflight_emulator::start(cfg).await.unwrap();
+    put_object(&emu, "ecs-preflight", "disk.raw", vec![7u8; 4096]).await;
+    let ecs = client(&emu, SignatureMethod::Acs3);
+    let mut f = emu.faults();
+    f.fail_import = true;
+    emu.set_faults(f);
+    let ImportOutcome::Started(r) = ecs
+        .import_image(&plan("fail-me", "disk.raw"), &ImportOptions::default())
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let out = watch::wait(
+        &ecs,
+        &r.task_id,
+        &r.image_id,
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let WaitOutcome::Failed { code, .. } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(code, "ImportImageFailed");
+    emu.shutdown().await;
+}
+
+/// A server that answers 503 Throttling once, then 200: the client retries with a new nonce.
+#[tokio::test]
+async fn throttling_is_retried_with_a_fresh_nonce() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let mut targets = Vec::new();
+        for i in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            let mut byte = [0u8; 1];
+            while !buf.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+                buf.push(byte[0]);
+            }
+            targets.push(
+                String::from_utf8_lossy(&buf)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            let (status, body) = if i == 0 {
+                (
+                    "503 Service Unavailable",
+                    r#"{"RequestId":"R0","Code":"Throttling","Message":"slow down"}"#,
+                )
+            } else {
+                (
+                    "200 OK",
+                    r#"{"RequestId":"R1","Regions":{"Region":[{"RegionId":"cn-hangzhou","RegionEndpoint":"ecs.cn-hangzhou.aliyuncs.com"}]}}"#,
+                )
+            };
+            let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+        targets
+    });
+    let creds = Arc::new(CredentialProvider::fixed(Credentials::new("id", "secret")));
+    let mut cfg =
+        ClientConfig::new("cn-hangzhou").with_endpoint(&format!("http://127.0.0.1:{port}"));
+    cfg.retry.base_delay = Duration::from_millis(10);
+    let ecs = Client::new(cfg, creds).unwrap();
+    let regions = ecs.describe_regions().await.unwrap();
+    assert_eq!(regions[0].region_id, "cn-hangzhou");
+    let targets = server.join().unwrap();
+    let nonce = |t: &str| {
+        t.split(['?', '&', ' '])
+            .find(|kv| kv.starts_with("SignatureNonce="))
+            .map(str::to_string)
+    };
+    assert!(nonce(&targets[0]).is_some());
+    assert_ne!(nonce(&targets[0]), nonce(&targets[1]));
+}

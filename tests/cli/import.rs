@@ -1,0 +1,647 @@
+//! `ecs-preflight import` and `wait` against an in-process emulator: the happy path, cloud
+//! rules that refuse before ImportImage, a failing task, rerun idempotency, Ctrl-C (cancel or
+//! detach), and parity of the ImportImage query with Alibaba's official Python SDK.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use preflight_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use serde_json::Value;
+
+fn creds(id: &str, secret: &str) -> Arc<preflight_aliyun::CredentialProvider> {
+    Arc::new(preflight_aliyun::CredentialProvider::fixed(
+        preflight_aliyun::Credentials::new(id, secret),
+    ))
+}
+
+/// Decodes `%XX` (and `+` as space) in a query component.
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).to_string()
+}
+
+struct Env {
+    rt: tokio::runtime::Runtime,
+    emu: Option<Emulator>,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(task_seconds: f64, import_role: bool) -> Self {
+        let dir = crate::common::tempdir();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut cfg = Config::for_tests(dir.path().join("emu"));
+        cfg.buckets = vec![
+            "images@cn-hangzhou".parse().unwrap(),
+            "faraway@cn-beijing".parse().unwrap(),
+        ];
+        cfg.task_seconds = task_seconds;
+        cfg.import_role = import_role;
+        let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
+        let env = Env {
+            rt,
+            emu: Some(emu),
+            dir,
+        };
+        env.put("images", "web.raw", 0x5a, 8192);
+        env.put("faraway", "web.raw", 0x5a, 8192);
+        env
+    }
+
+    fn emu(&self) -> &Emulator {
+        self.emu.as_ref().unwrap()
+    }
+
+    /// PutObject of `len` bytes of `byte` (the oss client, V1-signed; MD5s precomputed).
+    fn put(&self, bucket: &str, key: &str, byte: u8, len: u64) {
+        let md5 = match (byte, len) {
+            (0x5a, 8192) => "UXgm4XqfEGI28QCn2xPgpQ==",
+            (0x01, 4096) => "qo85ln3rRBpudISWOUWpYA==",
+            other => panic!("no MD5 for {other:?}"),
+        };
+        let path = self.dir.path().join(format!("{bucket}-{key}"));
+        std::fs::write(&path, vec![byte; usize::try_from(len).unwrap()]).unwrap();
+        let region = if bucket == "faraway" {
+            "cn-beijing"
+        } else {
+            "cn-hangzhou"
+        };
+        let mut cfg =
+            preflight_oss::ClientConfig::new(region, bucket).with_endpoint(self.emu().endpoint());
+        cfg.signature = preflight_oss::SignatureVersion::V1;
+        let client = preflight_oss::Client::new(
+            cfg,
+            creds(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        )
+        .unwrap();
+        self.rt
+            .block_on(client.put_object_file(key, &path, len, md5))
+            .unwrap();
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
+        c.args(args)
+            .args(["--ecs-endpoint", &self.emu().endpoint()])
+            .env_remove("ALIBABA_CLOUD_PROFILE")
+            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .env("HOME", self.dir.path())
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn import(&self, bucket: &str, name: &str, extra: &[&str]) -> Command {
+        let mut args = vec![
+            "import",
+            "--region",
+            "cn-hangzhou",
+            "--bucket",
+            bucket,
+            "--object",
+            "web.raw",
+            "--format",
+            "RAW",
+            "--image-name",
+            name,
+            "--disk-image-size",
+            "20",
+            "--platform",
+            "Ubuntu",
+            "--tag",
+            "env=prod",
+            "--poll-interval",
+            "200ms",
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        self.cmd(&args)
+    }
+
+    fn requests(&self, api: &str) -> u64 {
+        self.emu().counters().requests_for(api)
+    }
+
+    fn images_named(&self, name: &str) -> Vec<preflight_ecs::Image> {
+        let c = preflight_ecs::Client::new(
+            preflight_ecs::ClientConfig::new("cn-hangzhou").with_endpoint(&self.emu().endpoint()),
+            creds(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        )
+        .unwrap();
+        self.rt
+            .block_on(c.describe_images(&preflight_ecs::DescribeImagesQuery {
+                image_name: Some(name.into()),
+                ..Default::default()
+            }))
+            .unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(emu) = self.emu.take() {
+            self.rt.block_on(emu.shutdown());
+        }
+    }
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e})\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn codes(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| f["code"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn import_waits_for_available_and_a_rerun_returns_the_same_image() {
+    let env = Env::new(1.0, true);
+    let out = env.import("images", "web-01", &[]).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "available");
+    assert_eq!(v["region"], "cn-hangzhou");
+    let image_id = v["image_id"].as_str().unwrap().to_string();
+    assert!(image_id.starts_with("m-"));
+    assert!(v["task_id"].as_str().unwrap().starts_with("t-"));
+    let disks = &v["image"]["disk_device_mappings"];
+    assert_eq!(disks.as_array().unwrap().len(), 1);
+    assert_eq!(disks[0]["import_oss_bucket"], "images");
+    assert_eq!(disks[0]["import_oss_object"], "web.raw");
+    assert_eq!(disks[0]["format"], "RAW");
+    assert_eq!(disks[0]["size"], "20");
+    assert_eq!(v["image"]["platform"], "Ubuntu");
+    assert_eq!(env.requests("ImportImage"), 1);
+
+    // The same command again (ACS3-signed this time): same ClientToken, same image.
+    let out = env
+        .import("images", "web-01", &["--signature", "acs3"])
+        .output()
+        .unwrap();
+    let again = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{again}");
+    assert_eq!(again["image_id"], image_id.as_str());
+    assert_eq!(again["reused"], true);
+    let listed = env.images_named("web-01");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+
+    // Another object under the same name is refused before ImportImage.
+    env.put("images", "other.raw", 0x01, 4096);
+    let before = env.requests("ImportImage");
+    let mut c = env.cmd(&[
+        "import",
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        "images",
+        "--object",
+        "other.raw",
+        "--image-name",
+        "web-01",
+        "--output",
+        "json",
+    ]);
+    let out = c.output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert!(
+        codes(&v).contains(&"InvalidImageName.Duplicated".to_string()),
+        "{v}"
+    );
+    assert_eq!(env.requests("ImportImage"), before);
+}
+
+#[test]
+fn bucket_in_another_region_is_refused_before_import_image() {
+    let env = Env::new(1.0, true);
+    let out = env.import("faraway", "web-02", &[]).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert!(
+        codes(&v).contains(&"InvalidOSSBucket.NotMatched".to_string()),
+        "{v}"
+    );
+    assert_eq!(env.requests("ImportImage"), 0);
+    // A missing object too.
+    let mut c = env.cmd(&[
+        "import",
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        "images",
+        "--object",
+        "nope.raw",
+        "--output",
+        "json",
+    ]);
+    let out = c.output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert!(
+        codes(&v).contains(&"InvalidOSSObject.NotFound".to_string()),
+        "{v}"
+    );
+    assert_eq!(env.requests("ImportImage"), 0);
+}
+
+#[test]
+fn missing_role_is_explained_and_nothing_is_imported() {
+    let env = Env::new(1.0, false);
+    let out = env.import("images", "web-03", &[]).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert!(
+        codes(&v).contains(&"NoSetRoletoECSServiceAcount".to_string()),
+        "{v}"
+    );
+    assert_eq!(v["fix"]["attach_policy"], "AliyunECSImageImportRolePolicy");
+    assert!(v["fix"]["trust_policy"]
+        .to_string()
+        .contains("ecs.aliyuncs.com"));
+    assert_eq!(env.requests("ImportImage"), 0);
+    // Human output names the fix too.
+    let mut c = env.cmd(&[
+        "import",
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        "images",
+        "--object",
+        "web.raw",
+    ]);
+    let out = c.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("AliyunECSImageImportRolePolicy")
+            && text.contains("AssumeRolePolicyDocument"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_failing_task_exits_1_with_the_reason_quickly() {
+    let env = Env::new(1.0, true);
+    let mut f = env.emu().faults();
+    f.fail_import = true;
+    env.emu().set_faults(f);
+    let t = Instant::now();
+    let out = env.import("images", "web-04", &[]).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["error"]["code"], "ImportImageFailed");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("fail_import"));
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+}
+
+#[test]
+fn dry_run_reports_success_and_creates_nothing() {
+    let env = Env::new(1.0, true);
+    let out = env
+        .import("images", "web-05", &["--dry-run"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "dry_run_passed");
+    assert_eq!(env.requests("ImportImage"), 1);
+    assert!(env.images_named("web-05").is_empty());
+}
+
+#[test]
+fn timeout_exits_1_and_names_the_wait_command() {
+    let env = Env::new(30.0, true);
+    let out = env
+        .import("images", "web-08", &["--timeout", "1s"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["status"], "timed_out");
+    assert_eq!(env.requests("CancelTask"), 0);
+    let mut c = env.cmd(&[
+        "import",
+        "--region",
+        "cn-hangzhou",
+        "--bucket",
+        "images",
+        "--object",
+        "web.raw",
+        "--image-name",
+        "web-09",
+        "--timeout",
+        "1s",
+        "--poll-interval",
+        "200ms",
+    ]);
+    let text = String::from_utf8_lossy(&c.output().unwrap().stdout).to_string();
+    assert!(
+        text.contains("ecs-preflight wait --region cn-hangzhou --task-id t-"),
+        "{text}"
+    );
+}
+
+/// Starts the import, waits for the "waiting for import task" line, sends SIGINT.
+fn interrupt_while_waiting(env: &Env, name: &str, extra: &[&str]) -> (Output, Value) {
+    let mut child = env
+        .import("images", name, extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.starts_with("waiting for import task") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the import never started waiting");
+    std::thread::sleep(Duration::from_millis(300));
+    let st = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    let stderr = reader.join().unwrap();
+    let out = Output {
+        status,
+        stdout: stdout.into_bytes(),
+        stderr: stderr.into_bytes(),
+    };
+    let v = json_of(&out);
+    (out, v)
+}
+
+#[test]
+fn sigint_cancels_the_import() {
+    let env = Env::new(6.0, true);
+    let (out, v) = interrupt_while_waiting(&env, "web-06", &[]);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["status"], "cancelled");
+    assert_eq!(env.requests("CancelTask"), 1);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CancelTask"));
+}
+
+#[test]
+fn detach_leaves_the_import_running_and_wait_finishes_it() {
+    let env = Env::new(4.0, true);
+    let (out, v) = interrupt_while_waiting(&env, "web-07", &["--detach"]);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "detached");
+    assert_eq!(env.requests("CancelTask"), 0);
+    let task = v["task_id"].as_str().unwrap();
+    let out = env
+        .cmd(&[
+            "wait",
+            "--region",
+            "cn-hangzhou",
+            "--task-id",
+            task,
+            "--poll-interval",
+            "200ms",
+            "--output",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let w = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{w}");
+    assert_eq!(w["status"], "available");
+    assert_eq!(w["image_id"], v["image_id"]);
+}
+
+/// The official Python SDK: PREFLIGHT_PYTHON, else the workspace's `.venv`.
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("PREFLIGHT_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let p = root.join(".venv/bin/python");
+    assert!(
+        p.exists(),
+        "{} is missing: create the workspace venv with aliyun-python-sdk-ecs and alibabacloud_ecs20140526 (or set PREFLIGHT_PYTHON)",
+        p.display()
+    );
+    p
+}
+
+/// Accepts `n` HTTP requests, answers each with an ImportImage-like JSON, returns the
+/// request targets (`/?query`).
+fn capture(n: usize) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            let mut byte = [0u8; 1];
+            while !buf.ends_with(b"\r\n\r\n") {
+                if s.read(&mut byte).unwrap() == 0 {
+                    break;
+                }
+                buf.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&buf).to_string();
+            let target = head
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .split(' ')
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            seen.push(target);
+            let body =
+                r#"{"RequestId":"R","ImageId":"m-1","TaskId":"t-1","RegionId":"cn-hangzhou"}"#;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        seen
+    });
+    (port, h)
+}
+
+fn query_params(target: &str) -> Vec<(String, String)> {
+    let q = target.split_once('?').map(|x| x.1).unwrap_or_default();
+    let mut v: Vec<(String, String)> = q
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .filter(|(k, _)| !["Signature", "SignatureNonce", "Timestamp"].contains(&k.as_str()))
+        .collect();
+    v.sort();
+    v
+}
+
+const SDK_SCRIPT: &str = r#"
+import sys
+from alibabacloud_tea_openapi import models as open_api_models
+from alibabacloud_ecs20140526.client import Client
+from alibabacloud_ecs20140526 import models as m
+port = sys.argv[1]
+cfg = open_api_models.Config(access_key_id="testid", access_key_secret="testsecret",
+    endpoint="127.0.0.1:" + port, protocol="http", region_id="cn-hangzhou", signature_algorithm="v2")
+c = Client(cfg)
+req = m.ImportImageRequest(
+    region_id="cn-hangzhou", image_name="ecs-preflight-test", description="imported by ecs-preflight",
+    architecture="x86_64", ostype="linux", platform="Ubuntu", boot_mode="UEFI", license_type="Auto",
+    client_token="0f4a8c2e-2b7d-4e1a-9c3b-5d6e7f8a9b0c", role_name="AliyunECSImageImportDefaultRole",
+    detection_strategy="Standard", resource_group_id="rg-aek2",
+    features=m.ImportImageRequestFeatures(nvme_support="supported", imds_support="v2"),
+    tag=[m.ImportImageRequestTag(key="owner", value="team-a"), m.ImportImageRequestTag(key="env", value="")],
+    disk_device_mapping=[
+        m.ImportImageRequestDiskDeviceMapping(format="QCOW2", ossbucket="examplebucket", ossobject="images/ubuntu-22.04.qcow2", disk_image_size=40),
+        m.ImportImageRequestDiskDeviceMapping(format="RAW", ossbucket="examplebucket", ossobject="images/data disk+1.raw", disk_image_size=100),
+    ])
+r = c.import_image(req)
+print(r.body.image_id)
+"#;
+
+#[test]
+fn import_image_query_matches_the_official_python_sdk() {
+    use preflight_rules::{DiskDeviceMapping, Features, Plan, Tag};
+    let py = python();
+    let plan = Plan {
+        region_id: Some("cn-hangzhou".into()),
+        image_name: Some("ecs-preflight-test".into()),
+        description: Some("imported by ecs-preflight".into()),
+        architecture: Some("x86_64".into()),
+        os_type: Some("linux".into()),
+        platform: Some("Ubuntu".into()),
+        boot_mode: Some("UEFI".into()),
+        license_type: Some("Auto".into()),
+        client_token: Some("0f4a8c2e-2b7d-4e1a-9c3b-5d6e7f8a9b0c".into()),
+        role_name: Some("AliyunECSImageImportDefaultRole".into()),
+        detection_strategy: Some("Standard".into()),
+        resource_group_id: Some("rg-aek2".into()),
+        features: Some(Features {
+            nvme_support: Some("supported".into()),
+            imds_support: Some("v2".into()),
+        }),
+        tags: vec![
+            Tag {
+                key: "owner".into(),
+                value: "team-a".into(),
+            },
+            Tag {
+                key: "env".into(),
+                value: String::new(),
+            },
+        ],
+        disk_device_mappings: vec![
+            DiskDeviceMapping {
+                format: Some("QCOW2".into()),
+                oss_bucket: Some("examplebucket".into()),
+                oss_object: Some("images/ubuntu-22.04.qcow2".into()),
+                disk_image_size: Some(40),
+            },
+            DiskDeviceMapping {
+                format: Some("RAW".into()),
+                oss_bucket: Some("examplebucket".into()),
+                oss_object: Some("images/data disk+1.raw".into()),
+                disk_image_size: Some(100),
+            },
+        ],
+        ..Plan::default()
+    };
+    let (port, h) = capture(2);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = preflight_ecs::Client::new(
+        preflight_ecs::ClientConfig::new("cn-hangzhou")
+            .with_endpoint(&format!("http://127.0.0.1:{port}")),
+        creds("testid", "testsecret"),
+    )
+    .unwrap();
+    let ours = rt
+        .block_on(client.import_image(&plan, &preflight_ecs::ImportOptions::default()))
+        .unwrap();
+    assert!(matches!(ours, preflight_ecs::ImportOutcome::Started(_)));
+    let out = Command::new(&py)
+        .args(["-c", SDK_SCRIPT, &port.to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", py.display()));
+    assert!(
+        out.status.success(),
+        "the Python SDK failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = h.join().unwrap();
+    let (ours, theirs) = (query_params(&seen[0]), query_params(&seen[1]));
+    assert!(ours
+        .iter()
+        .any(|(k, _)| k == "DiskDeviceMapping.2.OSSObject"));
+    assert_eq!(ours, theirs, "\nours:   {}\ntheirs: {}", seen[0], seen[1]);
+}
