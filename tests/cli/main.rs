@@ -5,5 +5,6 @@ mod common;
 mod formats;
 mod guest;
 mod import;
+mod oneshot;
 mod upload;
 mod usage;

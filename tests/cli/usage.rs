@@ -13,6 +13,7 @@ fn every_subcommand_has_help_with_examples() {
         "upload",
         "import",
         "wait",
+        "upload-and-import",
     ] {
         let out = run(&[sub, "--help"]);
         assert!(out.status.success(), "{sub} --help failed");

@@ -6,6 +6,7 @@
 mod emulator_cmd;
 mod import_args;
 mod import_cmd;
+mod oneshot_cmd;
 mod output;
 mod upload_cmd;
 
@@ -34,6 +35,7 @@ const EXIT_ENV: u8 = 2;
         ecs-preflight check disk.qcow2 --region cn-hangzhou --image-name web-01\n  \
         ecs-preflight check disk.vhd --output json\n  \
         ecs-preflight rules\n  \
+        ecs-preflight upload-and-import disk.qcow2 --region cn-hangzhou --bucket images --image-name web-01\n  \
         ecs-preflight emulator --listen 127.0.0.1:9090\n\n\
         Exit codes: 0 no error finding, 1 at least one error finding, 2 usage or environment error."
 )]
@@ -98,6 +100,8 @@ enum Command {
     Upload(upload_cmd::UploadArgs),
     /// Import an image already in OSS into ECS: cloud rules, ImportImage, then wait for the image.
     Import(import_cmd::ImportCmdArgs),
+    /// The whole flow: check, upload every disk, import, wait for the image (resumable).
+    UploadAndImport(oneshot_cmd::OneShotArgs),
     /// Wait for an import task started earlier (e.g. with `import --detach`).
     Wait(import_cmd::WaitArgs),
     /// Run a local emulator of OSS, ECS and RAM (for trying the whole flow offline, and for tests).
@@ -154,6 +158,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Upload(args) => upload_cmd::run(args),
         Command::Import(args) => import_cmd::run(args),
         Command::Wait(args) => import_cmd::run_wait(args),
+        Command::UploadAndImport(args) => oneshot_cmd::run(args),
         Command::Emulator(args) => {
             emulator_cmd::run(args)?;
             Ok(EXIT_OK)

@@ -98,7 +98,7 @@ pub struct UploadArgs {
 }
 
 /// Parses 1..=64.
-fn parse_parallel(s: &str) -> Result<usize, String> {
+pub(crate) fn parse_parallel(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=64).contains(&n) => Ok(n),
         _ => Err(format!("{s:?} is not a number from 1 to 64")),

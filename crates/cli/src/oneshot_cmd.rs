@@ -1,0 +1,490 @@
+//! `ecs-preflight upload-and-import`: the whole flow in one command, via `preflight-pipeline`:
+//! check (local and cloud rules) → upload every disk (resumable) → ImportImage → wait.
+//!
+//! Exit codes: 0 image available; 1 refused by a rule (nothing uploaded), ImportImage refused,
+//! the import failed or timed out, or an upload failed verification; 2 usage or environment
+//! error; 130 interrupted by Ctrl-C (a rerun resumes: upload checkpoint, same ClientToken).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use preflight_aliyun::{ChainOptions, CredentialProvider};
+use preflight_oss::upload::{self, UploadOptions};
+use preflight_oss::UploadEvent;
+use preflight_pipeline::{Event, Pipeline, PipelineError};
+use serde_json::{json, Value};
+
+use crate::import_cmd::parse_duration;
+use crate::upload_cmd::{parse_parallel, parse_size};
+use crate::OutputFormat;
+
+/// Exit code when Ctrl-C interrupted the run.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Flags of `ecs-preflight upload-and-import`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    ecs-preflight upload-and-import web.qcow2 --region cn-hangzhou --bucket images --image-name web-01\n  \
+    ecs-preflight upload-and-import sys.qcow2 --data-disk data.qcow2 --region cn-hangzhou --bucket images --part-size 64MiB --output json\n  \
+    ecs-preflight upload-and-import blank.qcow2 --region cn-hangzhou --bucket images --allow GUEST.NoOperatingSystem --delete-object-after\n  \
+    ecs-preflight upload-and-import web.qcow2 --region cn-hangzhou --bucket ecs-preflight --endpoint http://127.0.0.1:9090 --skip-guest\n\n\
+    Stages: check (the image and every rule; an error finding stops it before any byte is sent, \
+    unless --allow CODE accepts it), upload every disk (resumable, CRC-64-verified), ImportImage \
+    with every disk in DiskDeviceMapping, wait until the image is Available.\n\
+    A rerun after an interruption resumes where it stopped (upload checkpoint, same ClientToken: \
+    no duplicate image).\n\
+    Ctrl-C while waiting cancels the import (CancelTask), unless --detach.\n\n\
+    Exit codes: 0 image available, 1 refused or failed, 2 usage or environment error, 130 interrupted.")]
+pub struct OneShotArgs {
+    /// The system disk image.
+    pub image: PathBuf,
+
+    #[command(flatten)]
+    pub import: crate::import_args::ImportArgs,
+
+    /// Accept error findings with this code (e.g. GUEST.NoOperatingSystem). Repeatable.
+    #[arg(help_heading = "Pipeline options", long, value_name = "CODE")]
+    pub allow: Vec<String>,
+
+    /// Delete the uploaded objects once the image is Available (never before).
+    #[arg(help_heading = "Pipeline options", long)]
+    pub delete_object_after: bool,
+
+    /// OSS endpoint URL [default: the --ecs-endpoint if given, else https://oss-REGION.aliyuncs.com];
+    /// the emulator serves OSS, ECS and RAM on one port.
+    #[arg(
+        help_heading = "Pipeline options",
+        long,
+        visible_alias = "oss-endpoint",
+        value_name = "URL"
+    )]
+    pub endpoint: Option<String>,
+
+    /// ECS endpoint URL [default: the --endpoint if given, else https://ecs.REGION.aliyuncs.com].
+    #[arg(help_heading = "Pipeline options", long, value_name = "URL")]
+    pub ecs_endpoint: Option<String>,
+
+    /// RAM endpoint URL [default: the ECS endpoint if given, else https://ram.aliyuncs.com].
+    #[arg(help_heading = "Pipeline options", long, value_name = "URL")]
+    pub ram_endpoint: Option<String>,
+
+    /// Part size, with units (8MiB, 1GiB) [default: 32MiB, raised to keep ≤ 10,000 parts].
+    #[arg(help_heading = "Pipeline options", long, value_name = "SIZE", value_parser = parse_size)]
+    pub part_size: Option<u64>,
+
+    /// Parts uploaded in parallel.
+    #[arg(help_heading = "Pipeline options", long, value_name = "N", default_value_t = upload::DEFAULT_PARALLEL,
+          value_parser = parse_parallel)]
+    pub parallel: usize,
+
+    /// Files smaller than this go in one PUT [default: 100MiB].
+    #[arg(help_heading = "Pipeline options", long, value_name = "SIZE", value_parser = parse_size)]
+    pub multipart_threshold: Option<u64>,
+
+    /// Where resume checkpoints live [default: ~/.cache/ecs-preflight/uploads].
+    #[arg(help_heading = "Pipeline options", long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+
+    /// Longest wait for the image, e.g. 90s, 30m, 6h. The import goes on after it.
+    #[arg(help_heading = "Pipeline options", long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Time between two status queries, e.g. 2s, 30s.
+    #[arg(help_heading = "Pipeline options", long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+
+    /// On Ctrl-C while waiting, leave the import running instead of cancelling it.
+    #[arg(help_heading = "Pipeline options", long)]
+    pub detach: bool,
+
+    /// aliyun CLI profile to take credentials from (~/.aliyun/config.json).
+    #[arg(help_heading = "Pipeline options", long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Output format of the result.
+    #[arg(help_heading = "Pipeline options", long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+
+    /// No progress; only the result.
+    #[arg(help_heading = "Pipeline options", long, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Runs the command; returns the exit code.
+pub fn run(args: OneShotArgs) -> Result<u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run_async(args))
+}
+
+/// What the event handler remembers for the Ctrl-C handling.
+#[derive(Default)]
+struct Seen {
+    import: Option<(String, String)>,
+    bar: Option<ProgressBar>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn on_event(
+    seen: Arc<Mutex<Seen>>,
+    talk: bool,
+    bars: bool,
+) -> impl Fn(&Event) + Send + Sync + 'static {
+    move |e: &Event| {
+        let say = |m: String| {
+            if talk {
+                eprintln!("{m}");
+            }
+        };
+        match e {
+            Event::StageStarted(s) => say(format!("== {s}")),
+            Event::StageFinished { stage, seconds } => say(format!("   {stage}: {seconds:.1} s")),
+            Event::Credentials(source) => say(format!("   credentials: {source}")),
+            Event::Finding { finding, allowed } => {
+                let f = &finding.finding;
+                let tag = if *allowed { " (allowed)" } else { "" };
+                say(format!("   {} {}{tag}: {}", f.severity, f.code, f.message));
+            }
+            Event::UploadStarted {
+                disk,
+                path,
+                key,
+                size,
+            } => {
+                say(format!(
+                    "   disk {disk}: {} → {key} ({size} bytes)",
+                    path.display()
+                ));
+                let bar = ProgressBar::with_draw_target(
+                    Some(*size),
+                    if bars {
+                        ProgressDrawTarget::stderr()
+                    } else {
+                        ProgressDrawTarget::hidden()
+                    },
+                );
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "   {bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                lock(&seen).bar = Some(bar);
+            }
+            Event::Upload { event, .. } => {
+                let bar = lock(&seen).bar.clone();
+                match event {
+                    UploadEvent::PartDone { bytes, .. } => {
+                        if let Some(b) = bar {
+                            b.inc(*bytes);
+                        }
+                    }
+                    UploadEvent::Resuming {
+                        upload_id,
+                        parts_on_server,
+                    } => say(format!(
+                        "   resuming upload {upload_id}: OSS has {parts_on_server} parts"
+                    )),
+                    UploadEvent::StaleUploadAborted { upload_id } => say(format!(
+                        "   the file changed since upload {upload_id} began: starting afresh"
+                    )),
+                    UploadEvent::Completing => {
+                        if let Some(b) = bar {
+                            b.set_message("verifying");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::UploadFinished {
+                disk,
+                etag,
+                parts_reused,
+            } => {
+                if let Some(b) = lock(&seen).bar.take() {
+                    b.finish_and_clear();
+                }
+                say(format!(
+                    "   disk {disk} uploaded and verified (ETag {etag}, {parts_reused} parts kept from an earlier run)"
+                ));
+            }
+            Event::ImportStarted {
+                image_id,
+                task_id,
+                reused,
+            } => {
+                lock(&seen).import = Some((image_id.clone(), task_id.clone()));
+                let again = if *reused {
+                    " (already imported by an earlier run: same ClientToken)"
+                } else {
+                    ""
+                };
+                say(format!("   image {image_id}, task {task_id}{again}"));
+            }
+            Event::TaskProgress(p) => say(format!(
+                "   task {} {}, image {} {}",
+                p.task_status, p.task_process, p.image_status, p.image_progress
+            )),
+            Event::ObjectDeleted { bucket, key } => say(format!("   deleted oss://{bucket}/{key}")),
+        }
+    }
+}
+
+fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
+    let mut params = args.import.to_params()?;
+    // The pipeline takes the data disks as paths; the params keep one entry per disk.
+    params.disks.truncate(1);
+    let creds = Arc::new(CredentialProvider::new(ChainOptions {
+        profile: args.profile.clone(),
+        ..ChainOptions::default()
+    }));
+    let talk = !args.quiet;
+    let bars = talk && args.output == OutputFormat::Human;
+    let mut b = Pipeline::builder()
+        .system_disk(&args.image)
+        .params(params)
+        .credentials(creds)
+        .delete_objects_after(args.delete_object_after)
+        .poll_interval(args.poll_interval)
+        .timeout(args.timeout)
+        .upload_options(UploadOptions {
+            part_size: args.part_size,
+            parallel: args.parallel,
+            multipart_threshold: args
+                .multipart_threshold
+                .unwrap_or(upload::DEFAULT_MULTIPART_THRESHOLD),
+            checkpoint_dir: args
+                .checkpoint_dir
+                .clone()
+                .unwrap_or_else(upload::checkpoint::default_dir),
+        })
+        .on_event(on_event(seen, talk, bars));
+    for d in &args.import.data_disk {
+        b = b.data_disk(d);
+    }
+    if let Some(r) = &args.import.region {
+        b = b.region(r);
+    }
+    if let Some(r) = &args.import.bucket {
+        b = b.bucket(r);
+    }
+    for code in &args.allow {
+        b = b.allow(code);
+    }
+    if let Some(e) = &args.endpoint {
+        b = b.oss_endpoint(e);
+    }
+    if let Some(e) = args.ecs_endpoint.as_ref().or(args.endpoint.as_ref()) {
+        b = b.ecs_endpoint(e);
+    }
+    if let Some(e) = &args.ram_endpoint {
+        b = b.ram_endpoint(e);
+    }
+    Ok(b.build()?)
+}
+
+async fn run_async(args: OneShotArgs) -> Result<u8> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let pipeline = match build(&args, seen.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            return match e.downcast_ref::<PipelineError>() {
+                Some(PipelineError::Usage(m)) => {
+                    anyhow::bail!("{m}: pass --region and --bucket")
+                }
+                _ => Err(e),
+            }
+        }
+    };
+    let region = pipeline.region().to_string();
+    let result = tokio::select! {
+        r = pipeline.run() => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    if let Some(b) = lock(&seen).bar.take() {
+        b.abandon();
+    }
+    let Some(result) = result else {
+        return interrupted(&args, &pipeline, &region, &seen).await;
+    };
+    match result {
+        Ok(o) => {
+            let v = json!({
+                "status": "available",
+                "image_id": o.image_id,
+                "task_id": o.task_id,
+                "region": o.region,
+                "client_token": o.client_token,
+                "reused": o.reused,
+                "stage_seconds": o.stage_seconds,
+                "objects_deleted": o.objects_deleted,
+                "uploads": o.uploads,
+                "findings": o.findings,
+                "plan": o.plan,
+                "image": o.image,
+            });
+            let s = o.stage_seconds;
+            print(
+                &args,
+                &v,
+                &[
+                    format!("image {} is Available in {}", o.image_id, o.region),
+                    format!("  task:   {}", o.task_id),
+                    format!("  region: {}", o.region),
+                    format!(
+                        "  time:   check {:.2} s, upload {:.2} s, import {:.2} s, wait {:.2} s",
+                        s.check, s.upload, s.import, s.wait
+                    ),
+                ],
+            )?;
+            Ok(crate::EXIT_OK)
+        }
+        Err(e) => failure(&args, &region, e),
+    }
+}
+
+fn print(args: &OneShotArgs, v: &Value, human: &[String]) -> Result<()> {
+    match args.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(v)?),
+        OutputFormat::Human => {
+            for l in human {
+                println!("{l}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
+    let code = if e.is_refusal() {
+        crate::EXIT_FINDINGS
+    } else {
+        crate::EXIT_ENV
+    };
+    let (v, human) = match &e {
+        PipelineError::Refused {
+            findings,
+            fix,
+            plan,
+        } => {
+            let mut v = json!({"status": "refused", "region": region, "error_code": e.code(),
+                               "findings": findings, "plan": plan});
+            let mut human = vec!["refused before any upload or ImportImage:".to_string()];
+            for f in findings {
+                human.push(format!(
+                    "  {} {}: {}",
+                    f.finding.severity, f.finding.code, f.finding.message
+                ));
+                if !f.finding.hint.is_empty() {
+                    human.push(format!("    fix: {}", f.finding.hint));
+                }
+            }
+            if !fix.is_empty() {
+                v["fix"] = json!({
+                    "trust_policy": serde_json::from_str::<Value>(preflight_pipeline::TRUST_POLICY).unwrap_or(Value::Null),
+                    "attach_policy": preflight_pipeline::ROLE_POLICY,
+                    "steps": fix,
+                });
+                human.extend(fix.iter().cloned());
+            }
+            if findings
+                .iter()
+                .any(|f| f.finding.code.starts_with("GUEST.") || f.disk.is_some())
+            {
+                human.push("  (accept a finding on purpose with --allow CODE)".to_string());
+            }
+            (v, human)
+        }
+        PipelineError::ImportFailed {
+            image_id,
+            task_id,
+            code: c,
+            message,
+        } => (
+            json!({"status": "failed", "region": region, "image_id": image_id, "task_id": task_id,
+                   "error": {"code": c, "message": message}}),
+            vec![format!(
+                "import failed: {c}: {message} (image {image_id}, task {task_id})"
+            )],
+        ),
+        PipelineError::TimedOut {
+            image_id, task_id, ..
+        } => (
+            json!({"status": "timed_out", "region": region, "image_id": image_id, "task_id": task_id}),
+            vec![
+                e.to_string(),
+                format!("ecs-preflight wait --region {region} --task-id {task_id}"),
+            ],
+        ),
+        PipelineError::ImportRefused { code: c, message } => (
+            json!({"status": "refused", "region": region, "error": {"code": c, "message": message}}),
+            vec![e.to_string()],
+        ),
+        _ => {
+            let mut v = json!({"status": "error", "region": region,
+                               "error": {"code": e.code(), "message": e.to_string()}});
+            if e.is_retryable() {
+                v["resumable"] = json!(true);
+            }
+            (v, Vec::new())
+        }
+    };
+    if args.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if !human.is_empty() {
+        for l in &human {
+            println!("{l}");
+        }
+    }
+    if code == crate::EXIT_ENV {
+        eprintln!("ecs-preflight: error: {e}");
+        if e.is_retryable() {
+            eprintln!("run the same command again to resume");
+        }
+    }
+    Ok(code)
+}
+
+async fn interrupted(
+    args: &OneShotArgs,
+    pipeline: &Pipeline,
+    region: &str,
+    seen: &Mutex<Seen>,
+) -> Result<u8> {
+    let started = lock(seen).import.clone();
+    let (v, line) = match started {
+        None => (
+            json!({"status": "interrupted", "region": region}),
+            "interrupted: run the same command again to resume (the upload continues from its checkpoint)".to_string(),
+        ),
+        Some((image_id, task_id)) if args.detach => (
+            json!({"status": "detached", "region": region, "image_id": image_id, "task_id": task_id}),
+            format!("detached: import task {task_id} (image {image_id}) goes on; ecs-preflight wait --region {region} --task-id {task_id}"),
+        ),
+        Some((image_id, task_id)) => match pipeline.cancel_import(&task_id).await {
+            Ok(()) => (
+                json!({"status": "cancelled", "region": region, "image_id": image_id, "task_id": task_id}),
+                format!("cancelled import task {task_id} (CancelTask sent); image {image_id} will not be created"),
+            ),
+            Err(e) => (
+                json!({"status": "interrupted", "region": region, "image_id": image_id, "task_id": task_id,
+                       "error": {"code": e.code(), "message": e.to_string()}}),
+                format!("CancelTask for {task_id} failed: {e}"),
+            ),
+        },
+    };
+    if args.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        eprintln!("{line}");
+    }
+    Ok(EXIT_INTERRUPTED)
+}

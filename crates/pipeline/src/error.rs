@@ -1,0 +1,154 @@
+//! Errors of the pipeline, each with a stable code.
+
+use std::path::PathBuf;
+
+use preflight_rules::{Plan, ScopedFinding};
+
+/// `Result` with a [`PipelineError`].
+pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
+
+/// Why a run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A required setting is missing or wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// A disk image cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No credentials were found.
+    #[error("no credentials: {0}")]
+    Credentials(String),
+    /// A rule failed (locally or in the cloud): nothing was uploaded or imported.
+    #[error("refused before upload: {}", summary(findings))]
+    Refused {
+        /// The error findings that stopped the run.
+        findings: Vec<ScopedFinding>,
+        /// Steps that fix it, when known (e.g. the commands that create the RAM role).
+        fix: Vec<String>,
+        /// The ImportImage request that would have been sent.
+        plan: Box<Plan>,
+    },
+    /// An OSS call other than the upload failed.
+    #[error("{context}: {source}")]
+    Oss {
+        /// What was being done.
+        context: String,
+        /// The OSS error.
+        source: Box<preflight_oss::Error>,
+    },
+    /// The upload of a disk failed (it is resumable when the error is transient).
+    #[error("upload of {} to {key} failed: {source}", path.display())]
+    Upload {
+        /// The image.
+        path: PathBuf,
+        /// The object key.
+        key: String,
+        /// The OSS error.
+        source: Box<preflight_oss::Error>,
+    },
+    /// An ECS or RAM call failed.
+    #[error("{context}: {source}")]
+    Ecs {
+        /// What was being done.
+        context: String,
+        /// The ECS error.
+        source: Box<preflight_ecs::Error>,
+    },
+    /// `ImportImage` was refused by the API.
+    #[error("ImportImage refused: {code}: {message}")]
+    ImportRefused {
+        /// API error code.
+        code: String,
+        /// API message.
+        message: String,
+    },
+    /// The import task failed.
+    #[error("import failed: {code}: {message} (image {image_id}, task {task_id})")]
+    ImportFailed {
+        /// The image.
+        image_id: String,
+        /// The task.
+        task_id: String,
+        /// Error code.
+        code: String,
+        /// Why.
+        message: String,
+    },
+    /// The timeout passed before the image was available; the import goes on.
+    #[error("still importing after the timeout (task {task_id}: {} {})", progress.task_status, progress.task_process)]
+    TimedOut {
+        /// The image.
+        image_id: String,
+        /// The task.
+        task_id: String,
+        /// The last observation.
+        progress: Box<preflight_ecs::Progress>,
+    },
+}
+
+fn summary(findings: &[ScopedFinding]) -> String {
+    findings
+        .iter()
+        .map(|f| format!("{}: {}", f.finding.code, f.finding.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl PipelineError {
+    /// A stable code: `PIPELINE.Usage`, `PIPELINE.Read`, `PIPELINE.Credentials`,
+    /// `PIPELINE.Refused`, `PIPELINE.Oss`, `PIPELINE.Upload`, `PIPELINE.Ecs`,
+    /// `PIPELINE.ImportRefused`, `PIPELINE.ImportFailed`, `PIPELINE.TimedOut`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PipelineError::Usage(_) => "PIPELINE.Usage",
+            PipelineError::Read { .. } => "PIPELINE.Read",
+            PipelineError::Credentials(_) => "PIPELINE.Credentials",
+            PipelineError::Refused { .. } => "PIPELINE.Refused",
+            PipelineError::Oss { .. } => "PIPELINE.Oss",
+            PipelineError::Upload { .. } => "PIPELINE.Upload",
+            PipelineError::Ecs { .. } => "PIPELINE.Ecs",
+            PipelineError::ImportRefused { .. } => "PIPELINE.ImportRefused",
+            PipelineError::ImportFailed { .. } => "PIPELINE.ImportFailed",
+            PipelineError::TimedOut { .. } => "PIPELINE.TimedOut",
+        }
+    }
+
+    /// True when the image or the request was refused or the import failed (the CLI's exit
+    /// code 1); false for environment errors (exit code 2).
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            PipelineError::Refused { .. }
+            | PipelineError::ImportRefused { .. }
+            | PipelineError::ImportFailed { .. }
+            | PipelineError::TimedOut { .. } => true,
+            PipelineError::Upload { source, .. } => {
+                source.kind() == preflight_oss::ErrorKind::Integrity
+            }
+            _ => false,
+        }
+    }
+
+    /// True when running the same thing again may succeed (a transient network or server
+    /// error; an interrupted upload resumes).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PipelineError::Upload { source, .. } | PipelineError::Oss { source, .. } => {
+                source.is_retryable()
+            }
+            PipelineError::Ecs { source, .. } => match source.as_ref() {
+                preflight_ecs::Error::Api { status, code, .. } => {
+                    preflight_ecs::retryable(*status, code)
+                }
+                preflight_ecs::Error::Network { .. } => true,
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}

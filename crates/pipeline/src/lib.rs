@@ -1,0 +1,911 @@
+//! The whole import of a VM disk image into Alibaba Cloud ECS, as a library.
+//!
+//! [`Pipeline`] runs the four stages `ecs-preflight upload-and-import` runs, without any CLI:
+//!
+//! 1. **check** — every disk is inspected (format, integrity, and the guest OS on the system
+//!    disk unless [`ImportParams::skip_guest`]), the local ImportImage rules are evaluated, then
+//!    the cloud rules (bucket exists and is in the region and unencrypted, the RAM role ECS
+//!    needs exists, the image name is free). Any error finding stops the run before a byte is
+//!    sent, unless its code was accepted with [`PipelineBuilder::allow`].
+//! 2. **upload** — every disk goes to OSS with the resumable, CRC-64-verified uploader of
+//!    `preflight-oss` (an interrupted run resumes from its checkpoint).
+//! 3. **import** — one `ImportImage` with every disk in `DiskDeviceMapping`, and a
+//!    `ClientToken` derived from the objects' ETags and the parameters, so a rerun returns the
+//!    same image instead of creating a second one.
+//! 4. **wait** — the task is polled until the image is `Available` (or the import failed);
+//!    then, with [`PipelineBuilder::delete_objects_after`], the uploaded objects are deleted.
+//!
+//! Progress is reported as [`Event`]s to the closure given to [`PipelineBuilder::on_event`].
+//! Cancellation: drop the future returned by [`Pipeline::run`] (e.g. in `tokio::select!`).
+//! An upload stopped this way resumes on the next run; an import already started goes on in
+//! the cloud — [`Pipeline::cancel_import`] stops it (the task id is in
+//! [`Event::ImportStarted`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), preflight_pipeline::PipelineError> {
+//! use preflight_pipeline::{Event, Pipeline};
+//! use preflight_rules::ImportParams;
+//!
+//! let outcome = Pipeline::builder()
+//!     .system_disk("web.qcow2")
+//!     .data_disk("data.qcow2")
+//!     .region("cn-hangzhou")
+//!     .bucket("images")
+//!     .params(ImportParams { image_name: Some("web-01".into()), ..Default::default() })
+//!     .on_event(|e: &Event| eprintln!("{e:?}"))
+//!     .build()?
+//!     .run()
+//!     .await?;
+//! println!("{} {} {}", outcome.image_id, outcome.task_id, outcome.region);
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod error;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use preflight_aliyun::{ChainOptions, CredentialProvider};
+use preflight_ecs::{self as ecs, watch, ImportOptions, ImportOutcome, WaitOutcome};
+use preflight_oss::upload;
+use preflight_oss::{ErrorKind, SignatureVersion, UploadEvent};
+use preflight_rules::{
+    evaluate, evaluate_cloud, BucketFacts, CloudFacts, DiskFacts, DiskRole, GuestFacts, Plan,
+    ScopedFinding,
+};
+use serde::Serialize;
+
+pub use error::{PipelineError, Result};
+pub use preflight_aliyun::CredentialProvider as Credentials;
+pub use preflight_ecs::Progress as TaskProgress;
+pub use preflight_oss::UploadOptions;
+pub use preflight_rules::ImportParams;
+
+/// The trust policy the import role needs (`sts:AssumeRole` by `ecs.aliyuncs.com`).
+pub const TRUST_POLICY: &str = r#"{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":["ecs.aliyuncs.com"]}}],"Version":"1"}"#;
+/// The system policy the import role needs.
+pub const ROLE_POLICY: &str = "AliyunECSImageImportRolePolicy";
+/// Default time between two status queries of the import task.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(10);
+/// Default longest wait for the import task.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
+
+/// A stage of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Inspection and the local and cloud rules.
+    Check,
+    /// The uploads to OSS.
+    Upload,
+    /// `ImportImage`.
+    Import,
+    /// Polling the import task until the image is available.
+    Wait,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Check => "check",
+            Stage::Upload => "upload",
+            Stage::Import => "import",
+            Stage::Wait => "wait",
+        })
+    }
+}
+
+/// What the pipeline is doing, as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A stage began.
+    StageStarted(Stage),
+    /// A stage ended successfully after `seconds`.
+    StageFinished {
+        /// The stage.
+        stage: Stage,
+        /// Its duration.
+        seconds: f64,
+    },
+    /// Credentials were found (the source, never the secret).
+    Credentials(String),
+    /// A finding that does not stop the run: a warning, or an error accepted with `allow`.
+    Finding {
+        /// The finding.
+        finding: ScopedFinding,
+        /// True when it is an error the caller accepted.
+        allowed: bool,
+    },
+    /// The upload of one disk begins.
+    UploadStarted {
+        /// Disk index (0 = system disk).
+        disk: usize,
+        /// Local path.
+        path: PathBuf,
+        /// Object key.
+        key: String,
+        /// File size in bytes.
+        size: u64,
+    },
+    /// Progress of one disk's upload (parts done, resume, verification).
+    Upload {
+        /// Disk index.
+        disk: usize,
+        /// What the uploader reported.
+        event: UploadEvent,
+    },
+    /// One disk is uploaded and verified.
+    UploadFinished {
+        /// Disk index.
+        disk: usize,
+        /// The object's ETag.
+        etag: String,
+        /// Parts found on OSS from an earlier run and kept.
+        parts_reused: u32,
+    },
+    /// `ImportImage` answered.
+    ImportStarted {
+        /// The image (`m-…`).
+        image_id: String,
+        /// The import task (`t-…`).
+        task_id: String,
+        /// True when an earlier run had already imported these objects (same ClientToken).
+        reused: bool,
+    },
+    /// An observation of the import task that differs from the previous one.
+    TaskProgress(TaskProgress),
+    /// An uploaded object was deleted after the image became available.
+    ObjectDeleted {
+        /// Bucket.
+        bucket: String,
+        /// Key.
+        key: String,
+    },
+}
+
+type EventFn = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Seconds spent in each stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct StageSeconds {
+    /// Inspection and rules.
+    pub check: f64,
+    /// Uploads.
+    pub upload: f64,
+    /// `ImportImage`.
+    pub import: f64,
+    /// Waiting for the image.
+    pub wait: f64,
+}
+
+/// One uploaded disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UploadedDisk {
+    /// Local path.
+    pub path: PathBuf,
+    /// Bucket.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// CRC-64 (verified equal locally and on OSS), as a decimal string.
+    pub crc64: String,
+    /// ETag.
+    pub etag: String,
+    /// Parts sent in this run.
+    pub parts_sent: u32,
+    /// Parts kept from an earlier, interrupted run.
+    pub parts_reused: u32,
+}
+
+/// The result of a successful run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The available image.
+    pub image_id: String,
+    /// The import task.
+    pub task_id: String,
+    /// The region.
+    pub region: String,
+    /// The ClientToken sent (the same for a rerun with the same objects and parameters).
+    pub client_token: String,
+    /// True when an earlier run had already imported these objects and this run got its image.
+    pub reused: bool,
+    /// Seconds spent in each stage.
+    pub stage_seconds: StageSeconds,
+    /// The ImportImage request that was sent.
+    pub plan: Plan,
+    /// The image as ECS describes it.
+    pub image: ecs::Image,
+    /// Each disk's upload.
+    pub uploads: Vec<UploadedDisk>,
+    /// Warnings, and the errors accepted with `allow`.
+    pub findings: Vec<ScopedFinding>,
+    /// True when the uploaded objects were deleted.
+    pub objects_deleted: bool,
+}
+
+/// Builds a [`Pipeline`]. Only [`system_disk`](Self::system_disk), [`region`](Self::region)
+/// and [`bucket`](Self::bucket) are required.
+#[derive(Default)]
+pub struct PipelineBuilder {
+    system_disk: Option<PathBuf>,
+    data_disks: Vec<PathBuf>,
+    params: ImportParams,
+    region: Option<String>,
+    bucket: Option<String>,
+    oss_endpoint: Option<String>,
+    ecs_endpoint: Option<String>,
+    ram_endpoint: Option<String>,
+    credentials: Option<Arc<CredentialProvider>>,
+    allow: Vec<String>,
+    delete_objects_after: bool,
+    upload: Option<UploadOptions>,
+    poll_interval: Option<Duration>,
+    timeout: Option<Duration>,
+    on_event: Option<EventFn>,
+}
+
+impl PipelineBuilder {
+    /// The system disk image (the first `DiskDeviceMapping`).
+    #[must_use]
+    pub fn system_disk(mut self, path: impl Into<PathBuf>) -> Self {
+        self.system_disk = Some(path.into());
+        self
+    }
+
+    /// A data disk image; call once per disk, in order (at most 16).
+    #[must_use]
+    pub fn data_disk(mut self, path: impl Into<PathBuf>) -> Self {
+        self.data_disks.push(path.into());
+        self
+    }
+
+    /// The ImportImage parameters (image name, platform, tags, …). `region`, `bucket` and the
+    /// number of disks are filled in from the builder; `disks[0]` may name the system disk's
+    /// object key, format and size; a data disk's key defaults to its file name.
+    #[must_use]
+    pub fn params(mut self, params: ImportParams) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// The region to import into (`cn-hangzhou`); the bucket must be in it.
+    #[must_use]
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+
+    /// The OSS bucket the disks are uploaded to.
+    #[must_use]
+    pub fn bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.bucket = Some(bucket.into());
+        self
+    }
+
+    /// OSS endpoint URL [default: the ECS endpoint if given, else `https://oss-REGION.aliyuncs.com`].
+    #[must_use]
+    pub fn oss_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.oss_endpoint = Some(url.into());
+        self
+    }
+
+    /// ECS endpoint URL [default: `https://ecs.REGION.aliyuncs.com`]. RAM and OSS use it too
+    /// unless their own endpoints are set (the emulator serves all three on one port).
+    #[must_use]
+    pub fn ecs_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.ecs_endpoint = Some(url.into());
+        self
+    }
+
+    /// RAM endpoint URL [default: the ECS endpoint if given, else `https://ram.aliyuncs.com`].
+    #[must_use]
+    pub fn ram_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.ram_endpoint = Some(url.into());
+        self
+    }
+
+    /// Credentials [default: the aliyun CLI chain — environment, OIDC, profile, instance role].
+    #[must_use]
+    pub fn credentials(mut self, provider: Arc<CredentialProvider>) -> Self {
+        self.credentials = Some(provider);
+        self
+    }
+
+    /// Accepts error findings with this code (e.g. `GUEST.NoOperatingSystem`): they are
+    /// reported as [`Event::Finding`] and in [`Outcome::findings`] but do not stop the run.
+    #[must_use]
+    pub fn allow(mut self, code: impl Into<String>) -> Self {
+        self.allow.push(code.into());
+        self
+    }
+
+    /// Deletes the uploaded objects once the image is `Available` (never before).
+    #[must_use]
+    pub fn delete_objects_after(mut self, delete: bool) -> Self {
+        self.delete_objects_after = delete;
+        self
+    }
+
+    /// Upload settings: part size, parallelism, checkpoint directory.
+    #[must_use]
+    pub fn upload_options(mut self, options: UploadOptions) -> Self {
+        self.upload = Some(options);
+        self
+    }
+
+    /// Time between two status queries of the import task [default: 10 s].
+    #[must_use]
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = Some(interval);
+        self
+    }
+
+    /// Longest wait for the image [default: 6 h]; the import goes on after it.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Observes progress. Called from the pipeline's task: keep it quick.
+    #[must_use]
+    pub fn on_event(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(f));
+        self
+    }
+
+    /// Checks that the required settings are there and builds the clients.
+    pub fn build(self) -> Result<Pipeline> {
+        let system = self
+            .system_disk
+            .ok_or_else(|| PipelineError::Usage("a system disk image is required".into()))?;
+        let region = nonempty(self.region.or(self.params.region.clone()), "region")?;
+        let bucket = nonempty(self.bucket.or(self.params.bucket.clone()), "bucket")?;
+        let mut disks = vec![system];
+        disks.extend(self.data_disks);
+        let mut params = self.params;
+        params.region = Some(region.clone());
+        params.bucket = Some(bucket.clone());
+        params.disks.resize(disks.len(), Default::default());
+        for (i, d) in params.disks.iter_mut().enumerate() {
+            if d.bucket.is_none() {
+                d.bucket = Some(bucket.clone());
+            }
+            if d.object.is_none() {
+                d.object = disks[i]
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string);
+            }
+        }
+        let credentials = self
+            .credentials
+            .unwrap_or_else(|| Arc::new(CredentialProvider::new(ChainOptions::default())));
+        let mut cfg = ecs::ClientConfig::new(&region);
+        if let Some(e) = &self.ecs_endpoint {
+            cfg = cfg.with_endpoint(e);
+        }
+        if let Some(e) = &self.ram_endpoint {
+            cfg.ram_endpoint = ecs::normalize_endpoint(e);
+        }
+        let ecs =
+            ecs::Client::new(cfg, credentials.clone()).map_err(|source| PipelineError::Ecs {
+                context: "cannot create the ECS client".into(),
+                source: Box::new(source),
+            })?;
+        Ok(Pipeline {
+            disks,
+            params,
+            region,
+            bucket,
+            oss_endpoint: self.oss_endpoint.or(self.ecs_endpoint),
+            credentials,
+            ecs,
+            allow: self.allow,
+            delete_objects_after: self.delete_objects_after,
+            upload: self.upload.unwrap_or_default(),
+            poll_interval: self.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
+            timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            on_event: self.on_event.unwrap_or_else(|| Arc::new(|_: &Event| {})),
+        })
+    }
+}
+
+fn nonempty(v: Option<String>, what: &str) -> Result<String> {
+    match v {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(PipelineError::Usage(format!("the {what} is required"))),
+    }
+}
+
+/// The import of one image: built by [`Pipeline::builder`], started by [`Pipeline::run`].
+pub struct Pipeline {
+    disks: Vec<PathBuf>,
+    params: ImportParams,
+    region: String,
+    bucket: String,
+    oss_endpoint: Option<String>,
+    credentials: Arc<CredentialProvider>,
+    ecs: ecs::Client,
+    allow: Vec<String>,
+    delete_objects_after: bool,
+    upload: UploadOptions,
+    poll_interval: Duration,
+    timeout: Duration,
+    on_event: EventFn,
+}
+
+/// The result of the check stage.
+struct Checked {
+    plan: Plan,
+    findings: Vec<ScopedFinding>,
+    own_earlier: Option<String>,
+}
+
+impl Pipeline {
+    /// A builder.
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::default()
+    }
+
+    /// The disk images, system disk first.
+    pub fn disks(&self) -> &[PathBuf] {
+        &self.disks
+    }
+
+    /// The region.
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    fn emit(&self, e: Event) {
+        (self.on_event)(&e);
+    }
+
+    /// Runs every stage. Errors stop it at once: nothing is uploaded when the check fails,
+    /// and `ImportImage` is not sent when an upload fails.
+    pub async fn run(&self) -> Result<Outcome> {
+        let mut secs = StageSeconds::default();
+
+        let t = self.stage(Stage::Check);
+        let checked = self.check().await?;
+        secs.check = self.done(Stage::Check, t);
+        let mut plan = checked.plan;
+
+        let t = self.stage(Stage::Upload);
+        let uploads = self.upload_all(&plan).await?;
+        secs.upload = self.done(Stage::Upload, t);
+
+        let t = self.stage(Stage::Import);
+        if plan.client_token.is_none() {
+            let etags: Vec<String> = uploads.iter().map(|u| u.etag.clone()).collect();
+            plan.client_token = Some(ecs::client_token(&plan, &etags));
+        }
+        let started = match self
+            .ecs
+            .import_image(&plan, &ImportOptions::default())
+            .await
+        {
+            Ok(ImportOutcome::Started(r)) => r,
+            Ok(ImportOutcome::DryRunPassed { .. }) => {
+                return Err(PipelineError::ImportRefused {
+                    code: "DryRunOperation".into(),
+                    message: "ImportImage answered as for a dry run".into(),
+                })
+            }
+            Err(e @ ecs::Error::Api { .. }) => {
+                return Err(PipelineError::ImportRefused {
+                    code: e.code().unwrap_or_default().to_string(),
+                    message: e.to_string(),
+                })
+            }
+            Err(source) => {
+                return Err(PipelineError::Ecs {
+                    context: "ImportImage".into(),
+                    source: Box::new(source),
+                })
+            }
+        };
+        let reused = checked.own_earlier.as_deref() == Some(started.image_id.as_str());
+        self.emit(Event::ImportStarted {
+            image_id: started.image_id.clone(),
+            task_id: started.task_id.clone(),
+            reused,
+        });
+        secs.import = self.done(Stage::Import, t);
+
+        let t = self.stage(Stage::Wait);
+        let waited = watch::wait(
+            &self.ecs,
+            &started.task_id,
+            &started.image_id,
+            self.poll_interval,
+            self.timeout,
+            |p| self.emit(Event::TaskProgress(p.clone())),
+        )
+        .await
+        .map_err(|source| PipelineError::Ecs {
+            context: format!("cannot follow import task {}", started.task_id),
+            source: Box::new(source),
+        })?;
+        let image = match waited {
+            WaitOutcome::Available(image) => image,
+            WaitOutcome::Failed { code, message } => {
+                return Err(PipelineError::ImportFailed {
+                    image_id: started.image_id,
+                    task_id: started.task_id,
+                    code,
+                    message,
+                })
+            }
+            WaitOutcome::TimedOut(progress) => {
+                return Err(PipelineError::TimedOut {
+                    image_id: started.image_id,
+                    task_id: started.task_id,
+                    progress: Box::new(progress),
+                })
+            }
+        };
+        let mut objects_deleted = false;
+        if self.delete_objects_after {
+            for u in &uploads {
+                self.oss_client(SignatureVersion::V4)?
+                    .delete_object(&u.key)
+                    .await
+                    .map_err(|source| PipelineError::Oss {
+                        context: format!(
+                            "the image is available, but deleting oss://{}/{} failed",
+                            u.bucket, u.key
+                        ),
+                        source: Box::new(source),
+                    })?;
+                self.emit(Event::ObjectDeleted {
+                    bucket: u.bucket.clone(),
+                    key: u.key.clone(),
+                });
+            }
+            objects_deleted = true;
+        }
+        secs.wait = self.done(Stage::Wait, t);
+
+        Ok(Outcome {
+            image_id: image.image_id.clone(),
+            task_id: started.task_id,
+            region: self.region.clone(),
+            client_token: plan.client_token.clone().unwrap_or_default(),
+            reused,
+            stage_seconds: secs,
+            plan,
+            image,
+            uploads,
+            findings: checked.findings,
+            objects_deleted,
+        })
+    }
+
+    /// Cancels an import started by [`run`](Self::run) (`CancelTask`), e.g. when the caller
+    /// dropped the run future on Ctrl-C after [`Event::ImportStarted`].
+    pub async fn cancel_import(&self, task_id: &str) -> Result<()> {
+        self.ecs
+            .cancel_task(task_id)
+            .await
+            .map(|_| ())
+            .map_err(|source| PipelineError::Ecs {
+                context: format!("CancelTask {task_id}"),
+                source: Box::new(source),
+            })
+    }
+
+    fn stage(&self, s: Stage) -> Instant {
+        self.emit(Event::StageStarted(s));
+        Instant::now()
+    }
+
+    fn done(&self, stage: Stage, t: Instant) -> f64 {
+        let seconds = (t.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+        self.emit(Event::StageFinished { stage, seconds });
+        seconds
+    }
+
+    fn oss_client(&self, signature: SignatureVersion) -> Result<preflight_oss::Client> {
+        let mut cfg = preflight_oss::ClientConfig::new(&self.region, &self.bucket);
+        if let Some(e) = &self.oss_endpoint {
+            cfg = cfg.with_endpoint(e);
+        }
+        cfg.signature = signature;
+        preflight_oss::Client::new(cfg, self.credentials.clone()).map_err(|source| {
+            PipelineError::Oss {
+                context: "cannot create the OSS client".into(),
+                source: Box::new(source),
+            }
+        })
+    }
+
+    /// Splits findings into the errors that stop the run and the rest (reported as events).
+    fn sort_out(
+        &self,
+        findings: Vec<ScopedFinding>,
+        kept: &mut Vec<ScopedFinding>,
+    ) -> Vec<ScopedFinding> {
+        let mut stop = Vec::new();
+        for f in findings {
+            let error = f.finding.is_error();
+            let allowed = error && self.allow.contains(&f.finding.code);
+            if error && !allowed {
+                stop.push(f);
+            } else {
+                self.emit(Event::Finding {
+                    finding: f.clone(),
+                    allowed,
+                });
+                kept.push(f);
+            }
+        }
+        stop
+    }
+
+    async fn check(&self) -> Result<Checked> {
+        let disks = self.disks.clone();
+        let params = self.params.clone();
+        let evaluation = tokio::task::spawn_blocking(move || local_rules(&disks, &params))
+            .await
+            .map_err(|e| PipelineError::Usage(format!("the check stopped: {e}")))??;
+        let mut kept = Vec::new();
+        let stop = self.sort_out(evaluation.findings, &mut kept);
+        let plan = evaluation.plan;
+        if !stop.is_empty() {
+            return Err(PipelineError::Refused {
+                findings: stop,
+                fix: Vec::new(),
+                plan: Box::new(plan),
+            });
+        }
+
+        let (_, source) = self
+            .credentials
+            .get_with_source()
+            .await
+            .map_err(|e| PipelineError::Credentials(e.to_string()))?;
+        self.emit(Event::Credentials(source.to_string()));
+
+        // The cloud rules, before any byte is sent.
+        let bucket = self.bucket_facts().await?;
+        let role = plan
+            .role_name
+            .clone()
+            .unwrap_or_else(|| preflight_rules::DEFAULT_ROLE.to_string());
+        let role_exists = match self.ecs.get_role(&role).await {
+            Ok(r) => Some(r.is_some()),
+            Err(e) if matches!(e.code(), Some(c) if c.starts_with("NoPermission") || c.starts_with("Forbidden")) => {
+                None
+            }
+            Err(source) => {
+                return Err(PipelineError::Ecs {
+                    context: "cannot look up the RAM role".into(),
+                    source: Box::new(source),
+                })
+            }
+        };
+        let mut own_earlier = None;
+        let mut image_name_taken = None;
+        if let Some(name) = plan.image_name.clone() {
+            let found = self
+                .ecs
+                .describe_images(&ecs::DescribeImagesQuery {
+                    image_name: Some(name.clone()),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|source| PipelineError::Ecs {
+                    context: "cannot list images".into(),
+                    source: Box::new(source),
+                })?;
+            let same: Vec<&ecs::Image> = found.iter().filter(|i| i.image_name == name).collect();
+            image_name_taken = Some(match same.as_slice() {
+                [] => false,
+                [one] if same_source(one, &plan) => {
+                    own_earlier = Some(one.image_id.clone());
+                    false
+                }
+                _ => true,
+            });
+        }
+        let facts = CloudFacts {
+            buckets: vec![bucket],
+            objects: Vec::new(),
+            role_exists,
+            image_name_taken,
+        };
+        let stop = self.sort_out(evaluate_cloud(&plan, &facts), &mut kept);
+        if !stop.is_empty() {
+            let fix = if role_exists == Some(false) {
+                role_fix(&role)
+            } else {
+                Vec::new()
+            };
+            return Err(PipelineError::Refused {
+                findings: stop,
+                fix,
+                plan: Box::new(plan),
+            });
+        }
+        Ok(Checked {
+            plan,
+            findings: kept,
+            own_earlier,
+        })
+    }
+
+    /// Exists, region, encryption; asked with a V1 signature (V4 binds the signature to a
+    /// region, so a bucket in another region would refuse the question instead of answering).
+    async fn bucket_facts(&self) -> Result<BucketFacts> {
+        let client = self.oss_client(SignatureVersion::V1)?;
+        let name = self.bucket.clone();
+        let info = match client.get_bucket_info().await {
+            Ok(i) => i,
+            Err(e) if e.code() == Some("NoSuchBucket") => {
+                return Ok(BucketFacts {
+                    name,
+                    exists: false,
+                    region: None,
+                    encrypted: None,
+                })
+            }
+            Err(source) => {
+                return Err(PipelineError::Oss {
+                    context: format!("cannot look up bucket {name:?}"),
+                    source: Box::new(source),
+                })
+            }
+        };
+        let encrypted = match client.get_bucket_encryption().await {
+            Ok(alg) => alg.is_some() || info.sse_algorithm.is_some(),
+            Err(e) if e.kind() == ErrorKind::NotFound => info.sse_algorithm.is_some(),
+            Err(source) => {
+                return Err(PipelineError::Oss {
+                    context: format!("cannot read bucket {name:?}'s encryption"),
+                    source: Box::new(source),
+                })
+            }
+        };
+        Ok(BucketFacts {
+            name,
+            exists: true,
+            region: Some(info.region),
+            encrypted: Some(encrypted),
+        })
+    }
+
+    async fn upload_all(&self, plan: &Plan) -> Result<Vec<UploadedDisk>> {
+        let client = self.oss_client(SignatureVersion::V4)?;
+        let mut out = Vec::with_capacity(self.disks.len());
+        for (disk, path) in self.disks.iter().enumerate() {
+            let key = plan
+                .disk_device_mappings
+                .get(disk)
+                .and_then(|m| m.oss_object.clone())
+                .ok_or_else(|| {
+                    PipelineError::Usage(format!("no object key for {}", path.display()))
+                })?;
+            let size = std::fs::metadata(path)
+                .map_err(|e| PipelineError::Read {
+                    path: path.clone(),
+                    source: e,
+                })?
+                .len();
+            self.emit(Event::UploadStarted {
+                disk,
+                path: path.clone(),
+                key: key.clone(),
+                size,
+            });
+            let sink = {
+                let f = self.on_event.clone();
+                Arc::new(move |event: UploadEvent| f(&Event::Upload { disk, event }))
+            };
+            let done = upload::upload_file(&client, path, &key, &self.upload, sink)
+                .await
+                .map_err(|source| PipelineError::Upload {
+                    path: path.clone(),
+                    key: key.clone(),
+                    source: Box::new(source),
+                })?;
+            self.emit(Event::UploadFinished {
+                disk,
+                etag: done.etag.clone(),
+                parts_reused: done.parts_reused,
+            });
+            out.push(UploadedDisk {
+                path: path.clone(),
+                bucket: done.bucket,
+                key: done.key,
+                size: done.size,
+                crc64: done.crc64.to_string(),
+                etag: done.etag,
+                parts_sent: done.parts_sent,
+                parts_reused: done.parts_reused,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Inspects every disk (and the guest on the system disk) and evaluates the local rules.
+fn local_rules(disks: &[PathBuf], params: &ImportParams) -> Result<preflight_rules::Evaluation> {
+    let mut facts = Vec::with_capacity(disks.len());
+    let mut guest = None;
+    for (index, path) in disks.iter().enumerate() {
+        let inspection = inspect(path)?;
+        let role = params.role_of(index);
+        let mut disk = DiskFacts::new(
+            path.display().to_string(),
+            inspection.info.as_ref().map(|i| i.format.as_str()),
+            inspection.info.as_ref().map(|i| i.virtual_size),
+            role,
+        );
+        disk.findings = inspection.findings.clone();
+        let inspect_guest = index == 0
+            && role == DiskRole::System
+            && !params.skip_guest
+            && !preflight_report::has_errors(&inspection.findings);
+        if let (true, Some(image)) = (inspect_guest, inspection.image.as_ref()) {
+            let found = preflight_guest::inspect(image.as_ref());
+            disk.findings.extend(found.findings.iter().cloned());
+            guest = Some(GuestFacts {
+                architecture: found.facts.architecture.clone(),
+                os_type: found.facts.os_type.clone(),
+                platform: found.facts.platform.clone(),
+                boot_mode: found.facts.boot_mode.clone(),
+                nvme_support: found.facts.nvme_support.clone(),
+            });
+        }
+        facts.push(disk);
+    }
+    Ok(evaluate(&facts, params, guest.as_ref(), params.size_limits))
+}
+
+fn inspect(path: &Path) -> Result<preflight_formats::Inspection> {
+    preflight_formats::inspect(path, preflight_formats::InspectOptions { check: true }).map_err(
+        |source| PipelineError::Read {
+            path: path.to_path_buf(),
+            source,
+        },
+    )
+}
+
+/// Whether an existing image was imported from exactly the plan's objects.
+fn same_source(image: &ecs::Image, plan: &Plan) -> bool {
+    let ours: Vec<(&str, &str)> = plan
+        .disk_device_mappings
+        .iter()
+        .map(|m| {
+            (
+                m.oss_bucket.as_deref().unwrap_or(""),
+                m.oss_object.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    let theirs: Vec<(&str, &str)> = image
+        .disk_device_mappings
+        .iter()
+        .map(|d| (d.import_oss_bucket.as_str(), d.import_oss_object.as_str()))
+        .collect();
+    !ours.is_empty() && ours == theirs
+}
+
+/// The commands that create the missing import role.
+pub fn role_fix(role: &str) -> Vec<String> {
+    vec![
+        format!("The RAM role {role} is missing. ECS needs it to read your bucket. Create it once:"),
+        format!("  aliyun ram CreateRole --RoleName {role} --AssumeRolePolicyDocument '{TRUST_POLICY}'"),
+        format!("  aliyun ram AttachPolicyToRole --PolicyType System --PolicyName {ROLE_POLICY} --RoleName {role}"),
+        "or authorise ECS in the RAM console (Cloud resource access authorization).".to_string(),
+    ]
+}

@@ -1,0 +1,452 @@
+//! `ecs-preflight upload-and-import` against an in-process emulator over HTTP: the full flow
+//! with a data disk, refusals before any upload (bucket in another region, missing role, a
+//! guest finding unless allowed), a failing task, rerun idempotency, --delete-object-after.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use preflight_emulator::{
+    Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
+};
+use serde_json::Value;
+
+/// APIs that put bytes or an import in the cloud.
+const WRITES: [&str; 4] = [
+    "PutObject",
+    "InitiateMultipartUpload",
+    "UploadPart",
+    "ImportImage",
+];
+
+struct Env {
+    rt: tokio::runtime::Runtime,
+    emu: Option<Emulator>,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new(import_role: bool) -> Self {
+        let dir = crate::common::tempdir();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut cfg = Config::for_tests(dir.path().join("emu"));
+        cfg.buckets = vec![
+            "images@cn-hangzhou".parse().unwrap(),
+            "faraway@cn-beijing".parse().unwrap(),
+        ];
+        cfg.task_seconds = 1.0;
+        cfg.import_role = import_role;
+        let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
+        Env {
+            rt,
+            emu: Some(emu),
+            dir,
+        }
+    }
+
+    fn emu(&self) -> &Emulator {
+        self.emu.as_ref().unwrap()
+    }
+
+    /// A sparse qcow2 image (tiny on disk).
+    fn qcow2(&self, name: &str, size: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        crate::common::sh(
+            "qemu-img",
+            &["create", "-q", "-f", "qcow2", p.to_str().unwrap(), size],
+        );
+        p
+    }
+
+    fn cmd(&self, image: &Path, bucket: &str, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
+        c.arg("upload-and-import")
+            .arg(image)
+            .args([
+                "--region",
+                "cn-hangzhou",
+                "--bucket",
+                bucket,
+                "--endpoint",
+                &self.emu().endpoint(),
+                "--poll-interval",
+                "200ms",
+            ])
+            .args(extra)
+            .args(if extra.contains(&"--output") {
+                &[][..]
+            } else {
+                &["--output", "json"][..]
+            })
+            .env_remove("ALIBABA_CLOUD_PROFILE")
+            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .env("HOME", self.dir.path())
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn requests(&self, api: &str) -> u64 {
+        self.emu().counters().requests_for(api)
+    }
+
+    fn creds(&self) -> Arc<preflight_aliyun::CredentialProvider> {
+        Arc::new(preflight_aliyun::CredentialProvider::fixed(
+            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ))
+    }
+
+    fn object_exists(&self, bucket: &str, key: &str) -> bool {
+        let cfg = preflight_oss::ClientConfig::new("cn-hangzhou", bucket)
+            .with_endpoint(self.emu().endpoint());
+        let client = preflight_oss::Client::new(cfg, self.creds()).unwrap();
+        match self.rt.block_on(client.head_object(key)) {
+            Ok(_) => true,
+            Err(e) if e.kind() == preflight_oss::ErrorKind::NotFound => false,
+            Err(e) => panic!("HeadObject {key}: {e}"),
+        }
+    }
+
+    fn images_named(&self, name: &str) -> Vec<preflight_ecs::Image> {
+        let c = preflight_ecs::Client::new(
+            preflight_ecs::ClientConfig::new("cn-hangzhou").with_endpoint(&self.emu().endpoint()),
+            self.creds(),
+        )
+        .unwrap();
+        self.rt
+            .block_on(c.describe_images(&preflight_ecs::DescribeImagesQuery {
+                image_name: Some(name.into()),
+                ..Default::default()
+            }))
+            .unwrap()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(emu) = self.emu.take() {
+            self.rt.block_on(emu.shutdown());
+        }
+    }
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e})\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn codes(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|f| f["code"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_nothing_written(env: &Env) {
+    for api in WRITES {
+        assert_eq!(env.requests(api), 0, "{api} was called");
+    }
+}
+
+#[test]
+fn full_flow_imports_every_disk_and_a_rerun_returns_the_same_image() {
+    let env = Env::new(true);
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let data = env.qcow2("data.qcow2", "6G");
+    let extra = [
+        "--data-disk",
+        data.to_str().unwrap(),
+        "--skip-guest",
+        "--image-name",
+        "web-01",
+        "--platform",
+        "Ubuntu",
+    ];
+    let out = env.cmd(&sys, "images", &extra).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "available");
+    assert_eq!(v["region"], "cn-hangzhou");
+    let image_id = v["image_id"].as_str().unwrap().to_string();
+    assert!(image_id.starts_with("m-"), "{v}");
+    assert!(v["task_id"].as_str().unwrap().starts_with("t-"), "{v}");
+    for stage in ["check", "upload", "import", "wait"] {
+        assert!(v["stage_seconds"][stage].as_f64().is_some(), "{v}");
+    }
+    // The emulator's image: Available, its disks exactly the plan's mappings.
+    assert_eq!(v["image"]["status"], "Available", "{v}");
+    let plan = v["plan"]["disk_device_mappings"].as_array().unwrap();
+    let disks = v["image"]["disk_device_mappings"].as_array().unwrap();
+    assert_eq!(plan.len(), 2, "{v}");
+    assert_eq!(disks.len(), 2, "{v}");
+    for (p, d) in plan.iter().zip(disks) {
+        assert_eq!(d["import_oss_bucket"], p["oss_bucket"]);
+        assert_eq!(d["import_oss_object"], p["oss_object"]);
+        assert_eq!(d["format"], p["format"]);
+        assert_eq!(d["size"], p["disk_image_size"].to_string());
+    }
+    assert_eq!(plan[0]["oss_object"], "sys.qcow2");
+    assert_eq!(plan[1]["oss_object"], "data.qcow2");
+    assert_eq!(plan[0]["format"], "QCOW2");
+    let listed = env.images_named("web-01");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, "Available");
+    assert_eq!(env.requests("ImportImage"), 1);
+    assert!(env.object_exists("images", "sys.qcow2"));
+
+    // Rerun: same ClientToken, same image, no second one.
+    let out = env.cmd(&sys, "images", &extra).output().unwrap();
+    let again = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{again}");
+    assert_eq!(again["image_id"], image_id.as_str());
+    assert_eq!(again["client_token"], v["client_token"]);
+    assert_eq!(again["reused"], true);
+    assert_eq!(env.images_named("web-01").len(), 1);
+
+    // Human output names the image, task, region and the seconds per stage.
+    let out = env
+        .cmd(
+            &sys,
+            "images",
+            &[&extra[..], &["--output", "human", "--quiet"]].concat(),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&image_id) && text.contains("cn-hangzhou") && text.contains("upload"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bucket_in_another_region_is_refused_before_any_upload() {
+    let env = Env::new(true);
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let out = env
+        .cmd(&sys, "faraway", &["--skip-guest"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["status"], "refused");
+    assert!(
+        codes(&v).contains(&"InvalidOSSBucket.NotMatched".to_string()),
+        "{v}"
+    );
+    assert_nothing_written(&env);
+}
+
+#[test]
+fn missing_role_is_explained_and_nothing_is_uploaded() {
+    let env = Env::new(false);
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let out = env.cmd(&sys, "images", &["--skip-guest"]).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert!(
+        codes(&v).contains(&"NoSetRoletoECSServiceAcount".to_string()),
+        "{v}"
+    );
+    assert_eq!(v["fix"]["attach_policy"], "AliyunECSImageImportRolePolicy");
+    assert_nothing_written(&env);
+    let out = env
+        .cmd(&sys, "images", &["--skip-guest", "--output", "human"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("aliyun ram CreateRole") && text.contains("AliyunECSImageImportRolePolicy"),
+        "{text}"
+    );
+    assert!(!env.object_exists("images", "sys.qcow2"));
+}
+
+#[test]
+fn a_failing_task_exits_1_with_the_reason_and_keeps_the_objects() {
+    let env = Env::new(true);
+    let mut f = env.emu().faults();
+    f.fail_import = true;
+    env.emu().set_faults(f);
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let t = Instant::now();
+    let out = env
+        .cmd(&sys, "images", &["--skip-guest", "--delete-object-after"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["error"]["code"], "ImportImageFailed");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fail_import"),
+        "{v}"
+    );
+    assert!(v["task_id"].as_str().unwrap().starts_with("t-"));
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    // Not Available: the uploaded object stays.
+    assert_eq!(env.requests("DeleteObject"), 0);
+    assert!(env.object_exists("images", "sys.qcow2"));
+}
+
+#[test]
+fn delete_object_after_removes_the_objects_once_available() {
+    let env = Env::new(true);
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let data = env.qcow2("data.qcow2", "5G");
+    let out = env
+        .cmd(
+            &sys,
+            "images",
+            &[
+                "--skip-guest",
+                "--data-disk",
+                data.to_str().unwrap(),
+                "--image-name",
+                "web-del",
+                "--delete-object-after",
+            ],
+        )
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["image"]["status"], "Available");
+    assert_eq!(v["objects_deleted"], true);
+    assert_eq!(env.requests("DeleteObject"), 2);
+    assert!(!env.object_exists("images", "sys.qcow2"));
+    assert!(!env.object_exists("images", "data.qcow2"));
+    assert_eq!(env.images_named("web-del")[0].status, "Available");
+}
+
+#[test]
+fn a_guest_error_stops_it_unless_allowed() {
+    let env = Env::new(true);
+    // A blank disk: no partition table, no OS.
+    let sys = env.qcow2("blank.qcow2", "5G");
+    let out = env.cmd(&sys, "images", &[]).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    let errors = codes(&v);
+    assert!(!errors.is_empty(), "{v}");
+    assert!(errors.iter().all(|c| c.starts_with("GUEST.")), "{v}");
+    assert_nothing_written(&env);
+
+    let mut extra = Vec::new();
+    for c in &errors {
+        extra.push("--allow");
+        extra.push(c.as_str());
+    }
+    let out = env.cmd(&sys, "images", &extra).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "available");
+    let kept = codes(&v);
+    assert!(errors.iter().all(|c| kept.contains(c)), "{v}");
+}
+
+/// Pseudo-random bytes (incompressible, distinct parts).
+fn write_random(path: &Path, len: u64, seed: u64) {
+    let mut x = seed | 1;
+    let data: Vec<u8> = (0..len / 8)
+        .flat_map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(path, data).unwrap();
+}
+
+#[test]
+fn a_rerun_after_kill_9_resumes_the_upload_and_imports_once() {
+    const MIB: u64 = 1 << 20;
+    let env = Env::new(true);
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let data = env.dir.path().join("data.raw");
+    write_random(&data, 16 * MIB, 9);
+    let args = [
+        "--skip-guest",
+        "--data-disk",
+        data.to_str().unwrap(),
+        "--image-name",
+        "web-resume",
+        "--part-size",
+        "1MiB",
+        "--multipart-threshold",
+        "1MiB",
+        "--parallel",
+        "2",
+    ];
+    env.emu().set_faults(Faults {
+        bandwidth_bytes_per_sec: 4 * MIB,
+        ..Faults::default()
+    });
+    let mut child = env
+        .cmd(&sys, "images", &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stored = env
+            .emu()
+            .counters()
+            .parts
+            .iter()
+            .filter(|p| p.stored > 0)
+            .count();
+        if stored >= 8 {
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        assert!(Instant::now() < deadline, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup.
+    child.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    env.emu().set_faults(Faults::default());
+    assert_eq!(env.requests("ImportImage"), 0);
+    let sent_before = env.requests("UploadPart");
+
+    let out = env.cmd(&sys, "images", &args).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "available");
+    let reused = v["uploads"][1]["parts_reused"].as_u64().unwrap();
+    assert!(reused >= 1, "{v}");
+    assert_eq!(
+        env.requests("UploadPart") - sent_before,
+        16 - reused,
+        "only the missing parts are sent"
+    );
+    assert_eq!(env.requests("ImportImage"), 1);
+    assert_eq!(env.images_named("web-resume").len(), 1);
+}
