@@ -287,7 +287,6 @@ fn a_failing_task_exits_1_with_the_reason_and_keeps_the_objects() {
     f.fail_import = true;
     env.emu().set_faults(f);
     let sys = env.qcow2("sys.qcow2", "5G");
-    let t = Instant::now();
     let out = env
         .cmd(&sys, "images", &["--skip-guest", "--delete-object-after"])
         .output()
@@ -304,7 +303,8 @@ fn a_failing_task_exits_1_with_the_reason_and_keeps_the_objects() {
         "{v}"
     );
     assert!(v["task_id"].as_str().unwrap().starts_with("t-"));
-    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    // No timing assertion: a client that kept waiting on a failed task would
+    // poll until its 6-hour timeout, and this test would never finish.
     // Not Available: the uploaded object stays.
     assert_eq!(env.requests("DeleteObject"), 0);
     assert!(env.object_exists("images", "sys.qcow2"));
