@@ -5,6 +5,8 @@
 //! `fuzz/fuzz_targets/vhdx.rs`, which runs it under libFuzzer.
 #![allow(clippy::cast_possible_truncation)]
 
+// Shared with the VHD tests: raw images with holes, qemu-img helpers, hashing.
+#[path = "../../vhd/tests/common/mod.rs"]
 mod common;
 
 use common::*;

@@ -2,6 +2,8 @@
 //! give the same virtual size and guest bytes as `qemu-img info` and
 //! `qemu-img convert -O raw`, and their corruptions the expected codes.
 
+// Shared with the VHD tests: raw images with holes, qemu-img helpers, hashing.
+#[path = "../../vhd/tests/common/mod.rs"]
 mod common;
 
 use common::*;
