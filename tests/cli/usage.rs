@@ -116,3 +116,41 @@ fn docs_rules_md_is_generated_from_the_code() {
         "docs/rules.md is stale: run `cargo run -p ecs-preflight -- rules --markdown > docs/rules.md`"
     );
 }
+
+#[test]
+fn emulator_subcommand_serves_until_ctrl_c() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let data = tempdir();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
+        .args(["emulator", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut endpoint = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(e) = line.strip_prefix("endpoint: ") {
+            endpoint = Some(e.trim_start_matches("http://").to_string());
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    let addr = endpoint.expect("prints its endpoint before `ready`");
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        conn,
+        "GET /_emulator/counters HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    sh("kill", &["-INT", &child.id().to_string()]);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "stops cleanly on Ctrl-C: {status:?}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l == "stopped"), "{rest:?}");
+}
