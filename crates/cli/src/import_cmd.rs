@@ -20,15 +20,11 @@ use preflight_rules::{
 use serde_json::{json, Value};
 
 use crate::OutputFormat;
+use preflight_pipeline::{role_fix, same_source, ROLE_POLICY, TRUST_POLICY};
 
 /// Exit codes (same meaning as the rest of the CLI).
 const EXIT_OK: u8 = 0;
 const EXIT_FAILED: u8 = 1;
-
-/// The trust policy the import role needs.
-const TRUST_POLICY: &str = r#"{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":["ecs.aliyuncs.com"]}}],"Version":"1"}"#;
-/// The system policy the import role needs.
-const ROLE_POLICY: &str = "AliyunECSImageImportRolePolicy";
 
 /// Which RPC signature to send.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,31 +315,9 @@ async fn probe_oss(
         cfg.signature = SignatureVersion::V1;
         let client = preflight_oss::Client::new(cfg, creds.clone())?;
         if !out.buckets.iter().any(|b| b.name == bucket) {
-            let facts = match client.get_bucket_info().await {
-                Ok(info) => {
-                    let encrypted = match client.get_bucket_encryption().await {
-                        Ok(alg) => alg.is_some() || info.sse_algorithm.is_some(),
-                        Err(e) if e.kind() == ErrorKind::NotFound => info.sse_algorithm.is_some(),
-                        Err(e) => {
-                            return Err(e)
-                                .context(format!("cannot read bucket {bucket:?}'s encryption"))
-                        }
-                    };
-                    BucketFacts {
-                        name: bucket.to_string(),
-                        exists: true,
-                        region: Some(info.region),
-                        encrypted: Some(encrypted),
-                    }
-                }
-                Err(e) if e.code() == Some("NoSuchBucket") => BucketFacts {
-                    name: bucket.to_string(),
-                    exists: false,
-                    region: None,
-                    encrypted: None,
-                },
-                Err(e) => return Err(e).context(format!("cannot look up bucket {bucket:?}")),
-            };
+            let facts = preflight_pipeline::bucket_facts(&client)
+                .await
+                .with_context(|| format!("cannot read the facts of bucket {bucket:?}"))?;
             out.buckets.push(facts);
         }
         let usable = out
@@ -383,36 +357,6 @@ async fn probe_oss(
         }
     }
     Ok(out)
-}
-
-/// Whether an existing image was imported from exactly the plan's objects (then it may be
-/// this command's own earlier import).
-fn same_source(image: &ecs::Image, plan: &Plan) -> bool {
-    let ours: Vec<(&str, &str)> = plan
-        .disk_device_mappings
-        .iter()
-        .map(|m| {
-            (
-                m.oss_bucket.as_deref().unwrap_or(""),
-                m.oss_object.as_deref().unwrap_or(""),
-            )
-        })
-        .collect();
-    let theirs: Vec<(&str, &str)> = image
-        .disk_device_mappings
-        .iter()
-        .map(|d| (d.import_oss_bucket.as_str(), d.import_oss_object.as_str()))
-        .collect();
-    !ours.is_empty() && ours == theirs
-}
-
-fn role_fix(role: &str) -> Vec<String> {
-    vec![
-        format!("The RAM role {role} is missing. ECS needs it to read your bucket. Create it once:"),
-        format!("  aliyun ram CreateRole --RoleName {role} --AssumeRolePolicyDocument '{TRUST_POLICY}'"),
-        format!("  aliyun ram AttachPolicyToRole --PolicyType System --PolicyName {ROLE_POLICY} --RoleName {role}"),
-        "or authorise ECS in the RAM console (Cloud resource access authorization).".to_string(),
-    ]
 }
 
 async fn run_import(args: ImportCmdArgs) -> Result<u8> {

@@ -19,7 +19,7 @@ use preflight_oss::{
     Client, ClientConfig, ErrorKind, SignatureVersion, UploadEvent, UploadOutcome,
 };
 use preflight_report::Finding;
-use preflight_rules::{BucketFacts, CloudFacts, DiskFacts, DiskParams, DiskRole, ImportParams};
+use preflight_rules::{CloudFacts, DiskFacts, DiskParams, DiskRole, ImportParams};
 use serde_json::json;
 
 use crate::OutputFormat;
@@ -401,7 +401,9 @@ async fn preflight(args: &UploadArgs, client: &Client, key: &str) -> anyhow::Res
     if let Some(f) = suffix_mismatch(key, &inspection.detected) {
         findings.push(f);
     }
-    let facts = bucket_facts(client).await?;
+    let facts = preflight_pipeline::bucket_facts(client)
+        .await
+        .context("cannot read the bucket's facts")?;
     let cloud = CloudFacts {
         buckets: vec![facts],
         ..CloudFacts::default()
@@ -426,35 +428,6 @@ fn suffix_mismatch(key: &str, detected: &str) -> Option<Finding> {
                 Path::new(key).with_extension(detected).display()
             ),
         )
-    })
-}
-
-/// Exists, region, encryption. Asked with a V1 signature: V4 binds the signature to a region,
-/// so a bucket in another region would refuse the question instead of answering it.
-async fn bucket_facts(client: &Client) -> anyhow::Result<BucketFacts> {
-    let probe = client.with_signature(SignatureVersion::V1);
-    let name = client.bucket().to_string();
-    let info = match probe.get_bucket_info().await {
-        Ok(i) => i,
-        Err(e) if e.code() == Some("NoSuchBucket") => {
-            return Ok(BucketFacts {
-                name,
-                exists: false,
-                region: None,
-                encrypted: None,
-            })
-        }
-        Err(e) => return Err(e).context("cannot look up the bucket"),
-    };
-    let encrypted = match probe.get_bucket_encryption().await {
-        Ok(alg) => alg.is_some() || info.sse_algorithm.is_some(),
-        Err(e) => return Err(e).context("cannot read the bucket's encryption"),
-    };
-    Ok(BucketFacts {
-        name,
-        exists: true,
-        region: Some(info.region),
-        encrypted: Some(encrypted),
     })
 }
 

@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 use preflight_aliyun::{ChainOptions, CredentialProvider};
 use preflight_ecs::{self as ecs, watch, ImportOptions, ImportOutcome, WaitOutcome};
 use preflight_oss::upload;
-use preflight_oss::{ErrorKind, SignatureVersion, UploadEvent};
+use preflight_oss::{SignatureVersion, UploadEvent};
 use preflight_rules::{
     evaluate, evaluate_cloud, BucketFacts, CloudFacts, DiskFacts, DiskRole, GuestFacts, Plan,
     ScopedFinding,
@@ -743,44 +743,15 @@ impl Pipeline {
         })
     }
 
-    /// Exists, region, encryption; asked with a V1 signature (V4 binds the signature to a
-    /// region, so a bucket in another region would refuse the question instead of answering).
+    /// The bucket's facts for the cloud rules, with this run's credentials and endpoint.
     async fn bucket_facts(&self) -> Result<BucketFacts> {
         let client = self.oss_client(SignatureVersion::V1)?;
-        let name = self.bucket.clone();
-        let info = match client.get_bucket_info().await {
-            Ok(i) => i,
-            Err(e) if e.code() == Some("NoSuchBucket") => {
-                return Ok(BucketFacts {
-                    name,
-                    exists: false,
-                    region: None,
-                    encrypted: None,
-                })
-            }
-            Err(source) => {
-                return Err(PipelineError::Oss {
-                    context: format!("cannot look up bucket {name:?}"),
-                    source: Box::new(source),
-                })
-            }
-        };
-        let encrypted = match client.get_bucket_encryption().await {
-            Ok(alg) => alg.is_some() || info.sse_algorithm.is_some(),
-            Err(e) if e.kind() == ErrorKind::NotFound => info.sse_algorithm.is_some(),
-            Err(source) => {
-                return Err(PipelineError::Oss {
-                    context: format!("cannot read bucket {name:?}'s encryption"),
-                    source: Box::new(source),
-                })
-            }
-        };
-        Ok(BucketFacts {
-            name,
-            exists: true,
-            region: Some(info.region),
-            encrypted: Some(encrypted),
-        })
+        bucket_facts(&client)
+            .await
+            .map_err(|source| PipelineError::Oss {
+                context: format!("cannot read the facts of bucket {:?}", self.bucket),
+                source: Box::new(source),
+            })
     }
 
     async fn upload_all(&self, plan: &Plan) -> Result<Vec<UploadedDisk>> {
@@ -880,8 +851,39 @@ fn inspect(path: &Path) -> Result<preflight_formats::Inspection> {
     )
 }
 
-/// Whether an existing image was imported from exactly the plan's objects.
-fn same_source(image: &ecs::Image, plan: &Plan) -> bool {
+/// Exists, region and encryption of `client`'s bucket, for the cloud rules. Asked with a V1
+/// signature: V4 binds the signature to a region, so a bucket in another region would refuse
+/// the question instead of answering it. A missing bucket is a fact, not an error.
+pub async fn bucket_facts(
+    client: &preflight_oss::Client,
+) -> std::result::Result<BucketFacts, preflight_oss::Error> {
+    let probe = client.with_signature(SignatureVersion::V1);
+    let name = client.bucket().to_string();
+    let info = match probe.get_bucket_info().await {
+        Ok(info) => info,
+        Err(e) if e.code() == Some("NoSuchBucket") => {
+            return Ok(BucketFacts {
+                name,
+                exists: false,
+                region: None,
+                encrypted: None,
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    // `get_bucket_encryption` already answers None when no rule is set.
+    let encrypted = probe.get_bucket_encryption().await?.is_some() || info.sse_algorithm.is_some();
+    Ok(BucketFacts {
+        name,
+        exists: true,
+        region: Some(info.region),
+        encrypted: Some(encrypted),
+    })
+}
+
+/// Whether an existing image was imported from exactly the plan's objects (then it may be
+/// this tool's own earlier import of the same request).
+pub fn same_source(image: &ecs::Image, plan: &Plan) -> bool {
     let ours: Vec<(&str, &str)> = plan
         .disk_device_mappings
         .iter()
