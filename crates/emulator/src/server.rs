@@ -282,7 +282,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut rx: watch::
                 let mut conn_rx = rx.clone();
                 conns.spawn(async move {
                     let svc = service_fn(move |req| handle(shared.clone(), peer, req));
+                    // A client that half-closes after its request (shutdown of its
+                        // write side) still gets the answer, as from a real server.
                     let conn = http1::Builder::new()
+                        .half_close(true)
                         .timer(TokioTimer::new())
                         .serve_connection(TokioIo::new(stream), svc);
                     tokio::pin!(conn);
