@@ -2,6 +2,7 @@
 
 mod check;
 mod common;
+mod convert;
 mod formats;
 mod guest;
 mod import;

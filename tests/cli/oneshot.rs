@@ -211,10 +211,14 @@ fn full_flow_imports_every_disk_and_a_rerun_returns_the_same_image() {
     assert_eq!(env.requests("ImportImage"), 1);
     assert!(env.object_exists("images", "sys.qcow2"));
 
-    // Rerun: same ClientToken, same image, no second one.
+    // Rerun: same ClientToken, same image, no second one, and no byte sent again.
+    env.emu().reset_counters();
     let out = env.cmd(&sys, "images", &extra).output().unwrap();
     let again = json_of(&out);
     assert_eq!(out.status.code(), Some(0), "{again}");
+    assert_eq!(env.requests("PutObject") + env.requests("UploadPart"), 0);
+    assert_eq!(again["uploads"][0]["already_there"], true, "{again}");
+    assert_eq!(again["uploads"][1]["already_there"], true, "{again}");
     assert_eq!(again["image_id"], image_id.as_str());
     assert_eq!(again["client_token"], v["client_token"]);
     assert_eq!(again["reused"], true);
@@ -235,6 +239,60 @@ fn full_flow_imports_every_disk_and_a_rerun_returns_the_same_image() {
         text.contains(&image_id) && text.contains("cn-hangzhou") && text.contains("upload"),
         "{text}"
     );
+}
+
+#[test]
+fn a_sparse_raw_is_imported_as_the_qcow2_of_its_data() {
+    let env = Env::new(true);
+    let sys = env.dir.path().join("sys.raw");
+    let p = sys.to_str().unwrap();
+    crate::common::sh("qemu-img", &["create", "-q", "-f", "raw", p, "5G"]);
+    crate::common::sh(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0x5a 1M 3M",
+            "-c",
+            "write -P 0xa5 3G 1M",
+            p,
+        ],
+    );
+    let out = env
+        .cmd(&sys, "images", &["--skip-guest", "--image-name", "conv-01"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    let mapping = &v["plan"]["disk_device_mappings"][0];
+    assert_eq!(mapping["format"], "QCOW2", "{v}");
+    assert_eq!(mapping["oss_object"], "sys.qcow2", "{v}");
+    assert_eq!(mapping["disk_image_size"], 5, "{v}");
+    assert_eq!(v["image"]["disk_device_mappings"][0]["format"], "QCOW2");
+    let upload = &v["uploads"][0];
+    assert_eq!(upload["conversion"]["converted"], true, "{v}");
+    assert!(upload["size"].as_u64().unwrap() < 5 << 20, "{v}");
+    // The object ECS imports is the same disk.
+    let cfg = preflight_oss::ClientConfig::new("cn-hangzhou", "images")
+        .with_endpoint(env.emu().endpoint());
+    let client = preflight_oss::Client::new(cfg, env.creds()).unwrap();
+    let bytes = env.rt.block_on(client.get_object("sys.qcow2")).unwrap();
+    let object = env.dir.path().join("object.qcow2");
+    std::fs::write(&object, bytes).unwrap();
+    let cmp = crate::common::sh(
+        "qemu-img",
+        &[
+            "compare",
+            "-f",
+            "raw",
+            "-F",
+            "qcow2",
+            p,
+            object.to_str().unwrap(),
+        ],
+    );
+    assert!(String::from_utf8_lossy(&cmp.stdout).contains("identical"));
 }
 
 #[test]

@@ -13,14 +13,14 @@ use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
 
-struct Env {
+pub(crate) struct Env {
     rt: tokio::runtime::Runtime,
     emu: Option<Emulator>,
     dir: tempfile::TempDir,
 }
 
 impl Env {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = crate::common::tempdir();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -41,12 +41,12 @@ impl Env {
         }
     }
 
-    fn emu(&self) -> &Emulator {
+    pub(crate) fn emu(&self) -> &Emulator {
         self.emu.as_ref().unwrap()
     }
 
     /// The command with the emulator's key in the environment and a private HOME and cache.
-    fn cmd(&self, image: &Path, bucket: &str, extra: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, image: &Path, bucket: &str, extra: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
         c.arg("upload")
             .arg(image)
@@ -69,10 +69,29 @@ impl Env {
         c
     }
 
-    fn image(&self, name: &str, size: u64, seed: u64) -> std::path::PathBuf {
+    pub(crate) fn image(&self, name: &str, size: u64, seed: u64) -> std::path::PathBuf {
         let p = self.dir.path().join(name);
         write_random(&p, size, seed);
         p
+    }
+
+    /// The bytes of an object, fetched over HTTP with our OSS client.
+    pub(crate) fn download(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let cfg = preflight_oss::ClientConfig::new("cn-hangzhou", bucket)
+            .with_endpoint(self.emu().endpoint());
+        let creds = std::sync::Arc::new(preflight_aliyun::CredentialProvider::fixed(
+            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ));
+        let client = preflight_oss::Client::new(cfg, creds).unwrap();
+        self.rt
+            .block_on(client.get_object(key))
+            .unwrap_or_else(|e| panic!("GetObject {key}: {e}"))
+            .to_vec()
+    }
+
+    /// The scratch directory.
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir.path()
     }
 }
 
@@ -84,7 +103,7 @@ impl Drop for Env {
     }
 }
 
-fn write_random(path: &Path, len: u64, seed: u64) {
+pub(crate) fn write_random(path: &Path, len: u64, seed: u64) {
     let mut x = seed | 1;
     let data: Vec<u8> = (0..len / 8)
         .flat_map(|_| {
@@ -97,7 +116,7 @@ fn write_random(path: &Path, len: u64, seed: u64) {
     std::fs::write(path, data).unwrap();
 }
 
-fn json_of(out: &Output) -> Value {
+pub(crate) fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "stdout is not JSON ({e})\nstdout: {}\nstderr: {}",
@@ -107,7 +126,7 @@ fn json_of(out: &Output) -> Value {
     })
 }
 
-const MULTIPART: &[&str] = &[
+pub(crate) const MULTIPART: &[&str] = &[
     "--part-size",
     "1MiB",
     "--parallel",
@@ -120,13 +139,18 @@ const MULTIPART: &[&str] = &[
 
 /// Starts the upload slowed down, kills it with SIGKILL once about half the parts are stored,
 /// and returns the part numbers the server stored.
-fn kill_half_way(env: &Env, image: &Path, parts: u64) -> Vec<u32> {
+pub(crate) fn kill_half_way(env: &Env, image: &Path, parts: u64) -> Vec<u32> {
+    kill_half_way_with(env, image, parts, MULTIPART)
+}
+
+/// [`kill_half_way`] with these flags.
+pub(crate) fn kill_half_way_with(env: &Env, image: &Path, parts: u64, flags: &[&str]) -> Vec<u32> {
     env.emu().set_faults(Faults {
         bandwidth_bytes_per_sec: 6 * MIB,
         ..Faults::default()
     });
     let mut child = env
-        .cmd(image, "images", MULTIPART)
+        .cmd(image, "images", flags)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -289,9 +313,23 @@ fn kill_9_then_rerun_sends_only_missing_parts() {
     assert_eq!(json["parts_reused"].as_u64(), Some(stored.len() as u64));
     let crc = preflight_oss::crc::crc64(&std::fs::read(&image).unwrap()).to_string();
     assert_eq!(json["crc64"].as_str(), Some(crc.as_str()));
-    // Success deleted the checkpoint: another run starts a new upload.
+    // A rerun finds the identical object (size and CRC-64) and sends nothing.
+    env.emu().reset_counters();
     let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json_of(&out)["already_there"], true);
+    let n = env.emu().counters();
+    assert_eq!(n.requests_for("InitiateMultipartUpload"), 0);
+    assert_eq!(
+        n.requests_for("UploadPart") + n.requests_for("PutObject"),
+        0
+    );
+    // Success deleted the checkpoint: --force starts a new upload.
+    let mut forced = MULTIPART.to_vec();
+    forced.push("--force");
+    let out = env.cmd(&image, "images", &forced).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json_of(&out)["already_there"], false);
     assert_eq!(
         env.emu().counters().requests_for("InitiateMultipartUpload"),
         1
@@ -319,7 +357,10 @@ fn changed_file_aborts_the_stale_upload_and_abort_flag_cleans_up() {
     assert_eq!(json_of(&out)["parts_reused"].as_u64(), Some(0));
 
     env.emu().reset_counters();
-    kill_half_way(&env, &image, 16);
+    // The same file again: --force, or the identical object on OSS would end it at once.
+    let mut forced = MULTIPART.to_vec();
+    forced.push("--force");
+    kill_half_way_with(&env, &image, 16, &forced);
     let out = env.cmd(&image, "images", &["--abort"]).output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -329,7 +370,7 @@ fn changed_file_aborts_the_stale_upload_and_abort_flag_cleans_up() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("aborted upload"));
     assert_eq!(env.emu().counters().requests_for("AbortMultipartUpload"), 1);
-    let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
+    let out = env.cmd(&image, "images", &forced).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         env.emu().counters().requests_for("InitiateMultipartUpload"),

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use preflight_aliyun::{ChainOptions, CredentialProvider};
 use preflight_oss::upload::{self, UploadOptions};
 use preflight_oss::UploadEvent;
-use preflight_pipeline::{Event, Pipeline, PipelineError};
+use preflight_pipeline::{ConvertMode, Event, Pipeline, PipelineError};
 use serde_json::{json, Value};
 
 use crate::import_cmd::parse_duration;
@@ -96,6 +96,16 @@ pub struct OneShotArgs {
     #[arg(help_heading = "Pipeline options", long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub poll_interval: Duration,
 
+    /// Send a qcow2 of only each disk's non-zero clusters instead of the file: auto (RAW or
+    /// fixed VHD, when at least 20 % smaller), qcow2 (always), none.
+    #[arg(help_heading = "Pipeline options", long, value_name = "MODE", default_value = "auto",
+          value_parser = crate::upload_cmd::parse_convert)]
+    pub convert: ConvertMode,
+
+    /// Upload even when OSS already has an identical object (same size and CRC-64) at the key.
+    #[arg(help_heading = "Pipeline options", long)]
+    pub force: bool,
+
     /// On Ctrl-C while waiting, leave the import running instead of cancelling it.
     #[arg(help_heading = "Pipeline options", long)]
     pub detach: bool,
@@ -153,6 +163,11 @@ fn on_event(
                 let tag = if *allowed { " (allowed)" } else { "" };
                 say(format!("   {} {}{tag}: {}", f.severity, f.code, f.message));
             }
+            Event::Mapping { .. } => {}
+            Event::Conversion { disk, conversion } => say(format!(
+                "   disk {disk}: {}",
+                crate::upload_cmd::conversion_line(conversion)
+            )),
             Event::UploadStarted {
                 disk,
                 path,
@@ -201,6 +216,10 @@ fn on_event(
                             b.set_message("verifying");
                         }
                     }
+                    UploadEvent::AlreadyThere { .. } => say(
+                        "   OSS already has this exact object (same size and CRC-64): nothing to send"
+                            .to_string(),
+                    ),
                     _ => {}
                 }
             }
@@ -265,7 +284,9 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
                 .checkpoint_dir
                 .clone()
                 .unwrap_or_else(upload::checkpoint::default_dir),
+            skip_identical: !args.force,
         })
+        .convert(args.convert)
         .on_event(on_event(seen, talk, bars));
     for d in &args.import.data_disk {
         b = b.data_disk(d);

@@ -18,6 +18,7 @@ use preflight_oss::upload::{self, UploadOptions};
 use preflight_oss::{
     Client, ClientConfig, ErrorKind, SignatureVersion, UploadEvent, UploadOutcome,
 };
+use preflight_pipeline::{ConvertMode, PreparedUpload};
 use preflight_report::Finding;
 use preflight_rules::{CloudFacts, DiskFacts, DiskParams, DiskRole, ImportParams};
 use serde_json::json;
@@ -42,7 +43,11 @@ pub enum SignatureFlag {
     ecs-preflight upload disk.qcow2 --region cn-hangzhou --bucket images\n  \
     ecs-preflight upload disk.raw --region cn-hangzhou --bucket images --object vm/web-01.raw --part-size 64MiB --parallel 8\n  \
     ecs-preflight upload disk.raw --region cn-hangzhou --bucket images --abort\n  \
-    ecs-preflight upload disk.qcow2 --region cn-hangzhou --bucket ecs-preflight --endpoint http://127.0.0.1:9090\n\n\
+    ecs-preflight upload disk.qcow2 --region cn-hangzhou --bucket ecs-preflight --endpoint http://127.0.0.1:9090\n  \
+    ecs-preflight upload disk.raw --region cn-hangzhou --bucket images --convert qcow2   # sends disk.qcow2: only the data\n\n\
+    --convert auto (the default) sends a RAW or fixed-VHD disk as a qcow2 of its non-zero \
+    clusters when that is at least 20 % smaller, with no temporary file; the object is then \
+    named .qcow2 and ImportImage takes it as QCOW2.\n\n\
     Credentials, first found wins: ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET[/_SECURITY_TOKEN]; OIDC \
     (ALIBABA_CLOUD_ROLE_ARN, _OIDC_PROVIDER_ARN, _OIDC_TOKEN_FILE); the aliyun CLI profile \
     (--profile, ALIBABA_CLOUD_PROFILE or the current one in ~/.aliyun/config.json); the ECS \
@@ -86,6 +91,13 @@ pub struct UploadArgs {
     /// OSS signature version.
     #[arg(long, value_enum, default_value_t = SignatureFlag::V4)]
     pub signature_version: SignatureFlag,
+    /// Send a qcow2 of only the disk's non-zero clusters instead of the file: auto (RAW or
+    /// fixed VHD, when at least 20 % smaller), qcow2 (always), none.
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parse_convert)]
+    pub convert: ConvertMode,
+    /// Send even when OSS already has an identical object (same size and CRC-64) at the key.
+    #[arg(long)]
+    pub force: bool,
     /// Cancel the interrupted upload of this image and key, and delete its parts.
     #[arg(long)]
     pub abort: bool,
@@ -95,6 +107,11 @@ pub struct UploadArgs {
     /// No progress bar and no summary; the exit code tells.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// Parses `auto`, `qcow2`, `none`.
+pub(crate) fn parse_convert(s: &str) -> Result<ConvertMode, String> {
+    s.parse()
 }
 
 /// Parses 1..=64.
@@ -154,25 +171,41 @@ pub fn run(args: UploadArgs) -> anyhow::Result<u8> {
     rt.block_on(run_async(args))
 }
 
-fn key_of(args: &UploadArgs) -> anyhow::Result<String> {
+fn key_of(args: &UploadArgs, prepared: &PreparedUpload) -> anyhow::Result<String> {
     match &args.object {
         Some(k) => Ok(k.clone()),
-        None => args
-            .image
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_string)
+        None => preflight_pipeline::convert::default_key(&args.image, prepared)
             .context("the image path has no UTF-8 file name; pass --object"),
     }
 }
 
-async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
-    let meta = std::fs::metadata(&args.image)
-        .with_context(|| format!("cannot read {}", args.image.display()))?;
-    if !meta.is_file() {
-        bail!("{} is not a file", args.image.display());
+/// The keys an earlier run may have used: `--object`, else the file name and, for a
+/// converted disk, its `.qcow2` twin.
+fn candidate_keys(args: &UploadArgs) -> anyhow::Result<Vec<String>> {
+    if let Some(k) = &args.object {
+        return Ok(vec![k.clone()]);
     }
-    let key = key_of(&args)?;
+    let name = args
+        .image
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the image path has no UTF-8 file name; pass --object")?;
+    let mut keys = vec![name.to_string()];
+    let twin = Path::new(name).with_extension("qcow2");
+    if let Some(t) = twin.to_str().filter(|t| *t != name) {
+        keys.push(t.to_string());
+    }
+    Ok(keys)
+}
+
+async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
+    if !args.abort {
+        let meta = std::fs::metadata(&args.image)
+            .with_context(|| format!("cannot read {}", args.image.display()))?;
+        if !meta.is_file() {
+            bail!("{} is not a file", args.image.display());
+        }
+    }
     let creds = Arc::new(CredentialProvider::new(ChainOptions {
         profile: args.profile.clone(),
         ..ChainOptions::default()
@@ -199,31 +232,17 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     say(&format!("credentials: {source}"));
 
     if args.abort {
-        return match upload::abort_upload(&client, &key, &checkpoint_dir).await? {
-            Some(id) => {
-                say(&format!(
-                    "aborted upload {id} of oss://{}/{key}; its parts are deleted",
-                    args.bucket
-                ));
-                Ok(0)
-            }
-            None => {
-                let others = client.list_multipart_uploads(&key).await?;
-                let others: Vec<_> = others.into_iter().filter(|u| u.key == key).collect();
-                say(&format!(
-                    "no interrupted upload of oss://{}/{key} is recorded here",
-                    args.bucket
-                ));
-                for u in others {
-                    say(&format!("  in progress on OSS (not started here, left alone): upload id {} since {}", u.upload_id, u.initiated));
-                }
-                Ok(0)
-            }
-        };
+        return abort(&args, &client, &checkpoint_dir, &say).await;
+    }
+
+    let prepared = prepare(&args).await?;
+    let key = key_of(&args, &prepared)?;
+    if let Some(c) = &prepared.conversion {
+        say(&conversion_line(c));
     }
 
     // Before any byte is sent: the rules.
-    let findings = preflight(&args, &client, &key).await?;
+    let findings = preflight(&args, &client, &key, &prepared.format).await?;
     let refused = preflight_report::has_errors(&findings);
     if !args.quiet {
         if args.output == OutputFormat::Json && refused {
@@ -250,9 +269,10 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
             .multipart_threshold
             .unwrap_or(upload::DEFAULT_MULTIPART_THRESHOLD),
         checkpoint_dir,
+        skip_identical: !args.force,
     };
     let bar = ProgressBar::with_draw_target(
-        Some(meta.len()),
+        Some(prepared.source.size()),
         if args.quiet {
             ProgressDrawTarget::hidden()
         } else {
@@ -285,13 +305,15 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
                 UploadEvent::UploadGone { upload_id } => note(format!("upload {upload_id} no longer exists on OSS: starting afresh")),
                 UploadEvent::Started { multipart, part_size, parts, .. } if multipart => bar.set_message(format!("{parts} parts of {}", indicatif::BinaryBytes(part_size))),
                 UploadEvent::Completing => bar.set_message("verifying"),
+                UploadEvent::Verifying { .. } => bar.set_message("OSS has an object of this size: comparing CRC-64"),
+                UploadEvent::AlreadyThere { .. } => note("OSS already has this exact object (same size and CRC-64): nothing to send (--force sends it anyway)".to_string()),
                 _ => {}
             }
         })
     };
     let started = Instant::now();
     let result = tokio::select! {
-        r = upload::upload_file(&client, &args.image, &key, &options, sink) => r,
+        r = upload::upload_source(&client, prepared.source.clone(), &key, &options, sink) => r,
         _ = tokio::signal::ctrl_c() => {
             bar.abandon();
             eprintln!("interrupted: the upload is resumable; run the same command again to continue, or add --abort to cancel it and delete its parts");
@@ -314,13 +336,114 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
             return Ok(crate::EXIT_ENV);
         }
     };
-    summary(&args, &out, started.elapsed().as_secs_f64(), &findings)?;
+    summary(
+        &args,
+        &out,
+        &prepared,
+        started.elapsed().as_secs_f64(),
+        &findings,
+    )?;
     Ok(crate::EXIT_OK)
+}
+
+/// Decides what is sent (the map pass runs here when a conversion is possible), with a
+/// progress bar over the bytes scanned.
+async fn prepare(args: &UploadArgs) -> anyhow::Result<PreparedUpload> {
+    let size = std::fs::metadata(&args.image)
+        .with_context(|| format!("cannot read {}", args.image.display()))?
+        .len();
+    let bar = ProgressBar::with_draw_target(
+        Some(size),
+        if args.quiet || args.convert == ConvertMode::None {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {binary_bytes} scanned {binary_bytes_per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message("finding the data");
+    let mode = preflight_pipeline::convert::mode_for_key(
+        args.convert,
+        &args.image,
+        args.object.as_deref(),
+    )?;
+    let (path, b) = (args.image.clone(), bar.clone());
+    let prepared = tokio::task::spawn_blocking(move || {
+        preflight_pipeline::prepare_upload(&path, mode, &|n| b.inc(n))
+    })
+    .await
+    .context("the map pass stopped")??;
+    bar.finish_and_clear();
+    Ok(prepared)
+}
+
+/// One line on a conversion: what is sent instead of what.
+pub(crate) fn conversion_line(c: &preflight_pipeline::Conversion) -> String {
+    let b = indicatif::BinaryBytes;
+    if c.converted {
+        format!(
+            "sending a qcow2 of the data: {} instead of the {} {} file ({} of data)",
+            b(c.qcow2_size),
+            b(c.file_size),
+            c.from,
+            b(c.data_bytes)
+        )
+    } else {
+        format!(
+            "sending the {} file as it is: a qcow2 of its data would be {} of {}, less than {} % smaller",
+            c.from,
+            b(c.qcow2_size),
+            b(c.file_size),
+            preflight_pipeline::convert::AUTO_MIN_SAVING_PERCENT
+        )
+    }
+}
+
+async fn abort(
+    args: &UploadArgs,
+    client: &Client,
+    checkpoint_dir: &Path,
+    say: &dyn Fn(&str),
+) -> anyhow::Result<u8> {
+    let keys = candidate_keys(args)?;
+    let mut aborted = false;
+    for key in &keys {
+        if let Some(id) = upload::abort_upload(client, key, checkpoint_dir).await? {
+            say(&format!(
+                "aborted upload {id} of oss://{}/{key}; its parts are deleted",
+                args.bucket
+            ));
+            aborted = true;
+        }
+    }
+    if aborted {
+        return Ok(0);
+    }
+    for key in &keys {
+        let others = client.list_multipart_uploads(key).await?;
+        say(&format!(
+            "no interrupted upload of oss://{}/{key} is recorded here",
+            args.bucket
+        ));
+        for u in others.into_iter().filter(|u| &u.key == key) {
+            say(&format!(
+                "  in progress on OSS (not started here, left alone): upload id {} since {}",
+                u.upload_id, u.initiated
+            ));
+        }
+    }
+    Ok(0)
 }
 
 fn summary(
     args: &UploadArgs,
     out: &UploadOutcome,
+    prepared: &PreparedUpload,
     seconds: f64,
     findings: &[Finding],
 ) -> anyhow::Result<()> {
@@ -348,13 +471,24 @@ fn summary(
                 "parts_reused": out.parts_reused,
                 "part_size": out.part_size,
                 "upload_id": out.upload_id,
+                "already_there": out.already_there,
+                "format": prepared.format,
+                "conversion": prepared.conversion,
                 "seconds": (seconds * 1000.0).round() / 1000.0,
                 "mib_per_s": (mib_s * 10.0).round() / 10.0,
                 "findings": findings,
             }))?
         ),
         OutputFormat::Human => {
-            println!("uploaded oss://{}/{}", out.bucket, out.key);
+            if out.already_there {
+                println!(
+                    "already on OSS, nothing sent: oss://{}/{}",
+                    out.bucket, out.key
+                );
+            } else {
+                println!("uploaded oss://{}/{}", out.bucket, out.key);
+            }
+            println!("  format   {}", prepared.format);
             println!("  size     {} bytes", out.size);
             println!("  CRC-64   {} (verified: local = OSS)", out.crc64);
             println!("  ETag     {}", out.etag);
@@ -369,7 +503,12 @@ fn summary(
 }
 
 /// The cloud-side and key rules, evaluated by `preflight-rules` from facts gathered here.
-async fn preflight(args: &UploadArgs, client: &Client, key: &str) -> anyhow::Result<Vec<Finding>> {
+async fn preflight(
+    args: &UploadArgs,
+    client: &Client,
+    key: &str,
+    format: &str,
+) -> anyhow::Result<Vec<Finding>> {
     let inspection = crate::inspect(&args.image, false)?;
     let disk = DiskFacts::new(
         args.image.display().to_string(),
@@ -398,7 +537,7 @@ async fn preflight(args: &UploadArgs, client: &Client, key: &str) -> anyhow::Res
                 || f.code.starts_with("InvalidOSSBucket")
         })
         .collect();
-    if let Some(f) = suffix_mismatch(key, &inspection.detected) {
+    if let Some(f) = suffix_mismatch(key, format) {
         findings.push(f);
     }
     let facts = preflight_pipeline::bucket_facts(client)

@@ -21,6 +21,10 @@
 use preflight_disk::{BlockRead, ReadError};
 use rayon::prelude::*;
 
+/// Version of the output layout. Bumped whenever the bytes produced for a
+/// given map change, so a resumed upload never mixes parts of two layouts.
+pub const LAYOUT_VERSION: u32 = 1;
+
 /// Default cluster size: 64 KiB (cluster_bits 16), as qemu-img uses.
 pub const DEFAULT_CLUSTER_SIZE: u64 = 65536;
 
@@ -135,25 +139,33 @@ fn usize_of(v: u64) -> usize {
 }
 
 /// Reads every cluster of `src` (in parallel) and keeps those that are not
-/// all zero.
+/// all zero. Stretches the source reports as holes
+/// ([`BlockRead::next_data`], e.g. `SEEK_HOLE` on a sparse RAW file) are
+/// not read at all.
 pub fn map_clusters(src: &dyn BlockRead, cluster_size: u64) -> Result<ClusterMap, ConvertError> {
+    map_clusters_with_progress(src, cluster_size, &|_| {})
+}
+
+/// [`map_clusters`], calling `progress` with the number of bytes just
+/// scanned (from several threads; the sum reaches the bytes that may hold
+/// data, not the virtual size).
+pub fn map_clusters_with_progress(
+    src: &dyn BlockRead,
+    cluster_size: u64,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ClusterMap, ConvertError> {
     check_cluster_size(cluster_size)?;
     let size = src.size();
-    let n = size.div_ceil(cluster_size);
-    let per_chunk = (MAP_CHUNK_BYTES / cluster_size).max(1);
-    let chunks = n.div_ceil(per_chunk);
-    let parts: Vec<Vec<u64>> = (0..chunks)
+    let chunks = data_chunks(src, cluster_size)?;
+    let parts: Vec<Vec<u64>> = chunks
         .into_par_iter()
-        .map(|k| -> Result<Vec<u64>, ConvertError> {
-            let first = k * per_chunk;
-            let last = (first + per_chunk).min(n);
-            let start = first * cluster_size;
-            let end = (last * cluster_size).min(size);
+        .map(|(start, end)| -> Result<Vec<u64>, ConvertError> {
             let mut buf = vec![0u8; usize_of(end - start)];
             src.read_at(start, &mut buf)?;
+            progress(end - start);
             Ok(buf
                 .chunks(usize_of(cluster_size))
-                .zip(first..)
+                .zip(start / cluster_size..)
                 .filter(|(c, _)| c.iter().any(|&b| b != 0))
                 .map(|(_, i)| i)
                 .collect())
@@ -164,6 +176,37 @@ pub fn map_clusters(src: &dyn BlockRead, cluster_size: u64) -> Result<ClusterMap
         virtual_size: size,
         data: parts.into_iter().flatten().collect(),
     })
+}
+
+/// The byte ranges to scan: the source's data stretches widened to whole
+/// clusters, in order, without overlap, cut into pieces of at most
+/// [`MAP_CHUNK_BYTES`] (and at least one cluster).
+fn data_chunks(src: &dyn BlockRead, cs: u64) -> Result<Vec<(u64, u64)>, ConvertError> {
+    let size = src.size();
+    let per_chunk = (MAP_CHUNK_BYTES / cs).max(1) * cs;
+    let mut chunks = Vec::new();
+    let mut pos = 0u64;
+    while pos < size {
+        let (start, end) = match src.next_data(pos)? {
+            None => break,
+            Some((start, _)) if start >= size => break,
+            // A hint that goes backwards or is empty is not trusted: scan the rest.
+            Some((start, end)) if start < pos || end <= start => (pos, size),
+            Some(stretch) => stretch,
+        };
+        let start = start / cs * cs;
+        let end = end.min(size).div_ceil(cs).saturating_mul(cs).min(size);
+        let mut at = start;
+        while at < end {
+            let next = (at + per_chunk).min(end);
+            chunks.push((at, next));
+            at = next;
+        }
+        // `end` (> `pos`) is a cluster boundary or the disk's end, so the
+        // next stretch starts at or after a boundary: no cluster is scanned twice.
+        pos = end;
+    }
+    Ok(chunks)
 }
 
 /// Where everything goes in the output qcow2. All positions are in clusters.

@@ -226,3 +226,70 @@ fn zero_size_disk() {
     let (_, q) = round_trip(0, &[], 8);
     assert!(q <= 4 * DEFAULT_CLUSTER_SIZE);
 }
+
+/// A disk that reads like `inner` but reports stretches from a fixed list.
+struct Hinted<'a> {
+    inner: &'a dyn BlockRead,
+    stretches: Vec<(u64, u64)>,
+}
+
+impl BlockRead for Hinted<'_> {
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), preflight_disk::ReadError> {
+        self.inner.read_at(offset, buf)
+    }
+
+    fn next_data(&self, offset: u64) -> Result<Option<(u64, u64)>, preflight_disk::ReadError> {
+        Ok(self
+            .stretches
+            .iter()
+            .find(|s| s.1 > offset)
+            .map(|&(a, b)| (a.max(offset), b)))
+    }
+}
+
+#[test]
+fn the_map_skips_holes_the_file_reports_and_finds_the_same_clusters() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.raw");
+    // Data at unaligned edges: the stretch boundaries fall inside clusters.
+    let extents = [(65536 * 7 + 100, 5), (20 * MIB - 3, 10), (60 * MIB, 70_000)];
+    make_raw(&p, 64 * MIB, &extents, 9);
+    let raw = open_raw(&p);
+    // The filesystem reports holes: far less than the disk may hold data.
+    let mut reported = 0;
+    let mut at = 0;
+    while let Some((a, b)) = raw.next_data(at).unwrap() {
+        assert!(a >= at && b > a);
+        reported += b - a;
+        at = b;
+    }
+    assert!(
+        reported < 8 * MIB,
+        "SEEK_HOLE reported {reported} bytes of data"
+    );
+    let everything = Hinted {
+        inner: &raw,
+        stretches: vec![(0, 64 * MIB)],
+    };
+    let expected = map_clusters(&everything, DEFAULT_CLUSTER_SIZE).unwrap();
+    assert_eq!(expected.data_clusters(), &[7, 319, 320, 960, 961]);
+    assert_eq!(map_clusters(&raw, DEFAULT_CLUSTER_SIZE).unwrap(), expected);
+    // Stretches that start and end mid-cluster, and one that overlaps the previous.
+    let ragged = Hinted {
+        inner: &raw,
+        stretches: vec![
+            (65536 * 7 + 100, 65536 * 7 + 105),
+            (20 * MIB - 3, 20 * MIB + 7),
+            (20 * MIB, 20 * MIB + 9),
+            (60 * MIB + 1, 60 * MIB + 70_000),
+        ],
+    };
+    assert_eq!(
+        map_clusters(&ragged, DEFAULT_CLUSTER_SIZE).unwrap(),
+        expected
+    );
+}

@@ -136,6 +136,15 @@ pub trait BlockRead: Send + Sync {
     /// Fills `buf` with guest bytes starting at `offset`. Unallocated areas
     /// read as zeros. Fails if the range passes [`BlockRead::size`].
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError>;
+
+    /// The next guest stretch `(start, end)` at or after `offset` that may
+    /// hold data; `None` when the rest reads as zeros. A hint for readers
+    /// that want to skip holes (the converter's map pass): the default, and
+    /// any format that does not know better, reports everything as data.
+    fn next_data(&self, offset: u64) -> Result<Option<(u64, u64)>, ReadError> {
+        let size = self.size();
+        Ok((offset < size).then_some((offset, size)))
+    }
 }
 
 /// An opened image of any format.

@@ -31,6 +31,10 @@ impl BlockRead for RawImage {
         self.src.read_exact_at(offset, buf)?;
         Ok(())
     }
+
+    fn next_data(&self, offset: u64) -> Result<Option<(u64, u64)>, ReadError> {
+        Ok(self.src.next_data(offset)?)
+    }
 }
 
 impl DiskImage for RawImage {

@@ -13,6 +13,14 @@ pub trait Source: Send + Sync {
     /// Reads exactly `buf.len()` bytes at `offset`; an error if the file is
     /// shorter.
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+
+    /// The next stretch `(start, end)` at or after `offset` that may hold
+    /// data; `None` when only holes remain. Bytes outside every stretch read
+    /// as zeros, so a reader may skip them. The default knows of no holes.
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        let size = self.size();
+        Ok((offset < size).then_some((offset, size)))
+    }
 }
 
 impl Source for [u8] {
@@ -92,5 +100,26 @@ impl Source for FileSource {
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.file.read_exact_at(buf, offset)
+    }
+
+    /// Asks the filesystem with `SEEK_DATA`/`SEEK_HOLE`, so a sparse file's
+    /// holes are skipped without reading them. A filesystem without them
+    /// (`EINVAL`) reports the whole rest of the file as data.
+    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+        use rustix::fs::{seek, SeekFrom};
+        if offset >= self.size {
+            return Ok(None);
+        }
+        // The file position moves, but every read here is positional (pread).
+        let start = match seek(&self.file, SeekFrom::Data(offset)) {
+            Ok(start) => start,
+            Err(rustix::io::Errno::NXIO) => return Ok(None),
+            Err(_) => return Ok(Some((offset, self.size))),
+        };
+        if start >= self.size {
+            return Ok(None);
+        }
+        let end = seek(&self.file, SeekFrom::Hole(start)).map_or(self.size, |e| e.min(self.size));
+        Ok(Some((start, end.max(start))))
     }
 }

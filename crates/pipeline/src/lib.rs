@@ -43,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod convert;
 mod error;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +60,7 @@ use preflight_rules::{
 };
 use serde::Serialize;
 
+pub use convert::{prepare_upload, Conversion, ConvertMode, PreparedUpload};
 pub use error::{PipelineError, Result};
 pub use preflight_aliyun::CredentialProvider as Credentials;
 pub use preflight_ecs::Progress as TaskProgress;
@@ -120,6 +122,20 @@ pub enum Event {
         /// True when it is an error the caller accepted.
         allowed: bool,
     },
+    /// The map pass of a disk that may be sent as qcow2 scanned `bytes` more bytes.
+    Mapping {
+        /// Disk index (0 = system disk).
+        disk: usize,
+        /// Bytes scanned since the last event.
+        bytes: u64,
+    },
+    /// A conversion to qcow2 was considered for one disk, and decided.
+    Conversion {
+        /// Disk index (0 = system disk).
+        disk: usize,
+        /// What the map pass found and whether the qcow2 is sent.
+        conversion: Conversion,
+    },
     /// The upload of one disk begins.
     UploadStarted {
         /// Disk index (0 = system disk).
@@ -128,7 +144,7 @@ pub enum Event {
         path: PathBuf,
         /// Object key.
         key: String,
-        /// File size in bytes.
+        /// Bytes to send: the file's size, or the qcow2's when the disk is converted.
         size: u64,
     },
     /// Progress of one disk's upload (parts done, resume, verification).
@@ -201,6 +217,13 @@ pub struct UploadedDisk {
     pub parts_sent: u32,
     /// Parts kept from an earlier, interrupted run.
     pub parts_reused: u32,
+    /// True when OSS already had this exact object and nothing was sent.
+    pub already_there: bool,
+    /// Format of the object (lowercase): `qcow2` when the disk was converted.
+    pub format: String,
+    /// The conversion considered for this disk, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<Conversion>,
 }
 
 /// The result of a successful run.
@@ -246,12 +269,20 @@ pub struct PipelineBuilder {
     allow: Vec<String>,
     delete_objects_after: bool,
     upload: Option<UploadOptions>,
+    convert: ConvertMode,
     poll_interval: Option<Duration>,
     timeout: Option<Duration>,
     on_event: Option<EventFn>,
 }
 
 impl PipelineBuilder {
+    /// Whether disks are re-packed as qcow2 on the way to OSS. Default [`ConvertMode::Auto`].
+    #[must_use]
+    pub fn convert(mut self, mode: ConvertMode) -> Self {
+        self.convert = mode;
+        self
+    }
+
     /// The system disk image (the first `DiskDeviceMapping`).
     #[must_use]
     pub fn system_disk(mut self, path: impl Into<PathBuf>) -> Self {
@@ -374,6 +405,7 @@ impl PipelineBuilder {
         params.region = Some(region.clone());
         params.bucket = Some(bucket.clone());
         params.disks.resize(disks.len(), Default::default());
+        let objects_given = params.disks.iter().map(|d| d.object.is_some()).collect();
         for (i, d) in params.disks.iter_mut().enumerate() {
             if d.bucket.is_none() {
                 d.bucket = Some(bucket.clone());
@@ -411,6 +443,8 @@ impl PipelineBuilder {
             allow: self.allow,
             delete_objects_after: self.delete_objects_after,
             upload: self.upload.unwrap_or_default(),
+            convert: self.convert,
+            objects_given,
             poll_interval: self.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
             timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
             on_event: self.on_event.unwrap_or_else(|| Arc::new(|_: &Event| {})),
@@ -437,6 +471,9 @@ pub struct Pipeline {
     allow: Vec<String>,
     delete_objects_after: bool,
     upload: UploadOptions,
+    convert: ConvertMode,
+    /// Per disk: the caller named the object (its key is not ours to change).
+    objects_given: Vec<bool>,
     poll_interval: Duration,
     timeout: Duration,
     on_event: EventFn,
@@ -447,6 +484,7 @@ struct Checked {
     plan: Plan,
     findings: Vec<ScopedFinding>,
     own_earlier: Option<String>,
+    prepared: Vec<PreparedUpload>,
 }
 
 impl Pipeline {
@@ -480,7 +518,7 @@ impl Pipeline {
         let mut plan = checked.plan;
 
         let t = self.stage(Stage::Upload);
-        let uploads = self.upload_all(&plan).await?;
+        let uploads = self.upload_all(&plan, checked.prepared).await?;
         secs.upload = self.done(Stage::Upload, t);
 
         let t = self.stage(Stage::Import);
@@ -659,7 +697,7 @@ impl Pipeline {
             .map_err(|e| PipelineError::Usage(format!("the check stopped: {e}")))??;
         let mut kept = Vec::new();
         let stop = self.sort_out(evaluation.findings, &mut kept);
-        let plan = evaluation.plan;
+        let mut plan = evaluation.plan;
         if !stop.is_empty() {
             return Err(PipelineError::Refused {
                 findings: stop,
@@ -667,6 +705,7 @@ impl Pipeline {
                 plan: Box::new(plan),
             });
         }
+        let prepared = self.prepare_all(&mut plan).await?;
 
         let (_, source) = self
             .credentials
@@ -740,7 +779,44 @@ impl Pipeline {
             plan,
             findings: kept,
             own_earlier,
+            prepared,
         })
+    }
+
+    /// Decides, disk by disk, what is sent (the file, or a qcow2 of its data), and makes the
+    /// plan say so: format `QCOW2` and, unless the caller named it, a `.qcow2` object key.
+    async fn prepare_all(&self, plan: &mut Plan) -> Result<Vec<PreparedUpload>> {
+        let mut out = Vec::with_capacity(self.disks.len());
+        for (disk, path) in self.disks.iter().enumerate() {
+            let given = self.objects_given.get(disk).copied().unwrap_or(false);
+            let mapping = plan.disk_device_mappings.get_mut(disk);
+            let given_key = mapping
+                .as_ref()
+                .and_then(|m| m.oss_object.as_deref())
+                .filter(|_| given);
+            let mode = convert::mode_for_key(self.convert, path, given_key)?;
+            let p = path.clone();
+            let f = self.on_event.clone();
+            let prepared = tokio::task::spawn_blocking(move || {
+                prepare_upload(&p, mode, &|bytes| f(&Event::Mapping { disk, bytes }))
+            })
+            .await
+            .map_err(|e| PipelineError::Usage(format!("the map pass stopped: {e}")))??;
+            if let Some(c) = &prepared.conversion {
+                self.emit(Event::Conversion {
+                    disk,
+                    conversion: c.clone(),
+                });
+            }
+            if let (true, Some(m)) = (prepared.converted(), mapping) {
+                m.format = Some("QCOW2".into());
+                if !given {
+                    m.oss_object = convert::default_key(path, &prepared);
+                }
+            }
+            out.push(prepared);
+        }
+        Ok(out)
     }
 
     /// The bucket's facts for the cloud rules, with this run's credentials and endpoint.
@@ -754,10 +830,14 @@ impl Pipeline {
             })
     }
 
-    async fn upload_all(&self, plan: &Plan) -> Result<Vec<UploadedDisk>> {
+    async fn upload_all(
+        &self,
+        plan: &Plan,
+        prepared: Vec<PreparedUpload>,
+    ) -> Result<Vec<UploadedDisk>> {
         let client = self.oss_client(SignatureVersion::V4)?;
         let mut out = Vec::with_capacity(self.disks.len());
-        for (disk, path) in self.disks.iter().enumerate() {
+        for (disk, (path, prepared)) in self.disks.iter().zip(prepared).enumerate() {
             let key = plan
                 .disk_device_mappings
                 .get(disk)
@@ -765,29 +845,24 @@ impl Pipeline {
                 .ok_or_else(|| {
                     PipelineError::Usage(format!("no object key for {}", path.display()))
                 })?;
-            let size = std::fs::metadata(path)
-                .map_err(|e| PipelineError::Read {
-                    path: path.clone(),
-                    source: e,
-                })?
-                .len();
             self.emit(Event::UploadStarted {
                 disk,
                 path: path.clone(),
                 key: key.clone(),
-                size,
+                size: prepared.source.size(),
             });
             let sink = {
                 let f = self.on_event.clone();
                 Arc::new(move |event: UploadEvent| f(&Event::Upload { disk, event }))
             };
-            let done = upload::upload_file(&client, path, &key, &self.upload, sink)
-                .await
-                .map_err(|source| PipelineError::Upload {
-                    path: path.clone(),
-                    key: key.clone(),
-                    source: Box::new(source),
-                })?;
+            let done =
+                upload::upload_source(&client, prepared.source.clone(), &key, &self.upload, sink)
+                    .await
+                    .map_err(|source| PipelineError::Upload {
+                        path: path.clone(),
+                        key: key.clone(),
+                        source: Box::new(source),
+                    })?;
             self.emit(Event::UploadFinished {
                 disk,
                 etag: done.etag.clone(),
@@ -802,6 +877,9 @@ impl Pipeline {
                 etag: done.etag,
                 parts_sent: done.parts_sent,
                 parts_reused: done.parts_reused,
+                already_there: done.already_there,
+                format: prepared.format.clone(),
+                conversion: prepared.conversion.clone(),
             });
         }
         Ok(out)

@@ -18,6 +18,23 @@ pub(crate) fn read_at(img: &VhdImage, offset: u64, buf: &mut [u8]) -> Result<(),
     }
 }
 
+/// A fixed disk's guest offset is its file offset, so the file's holes are
+/// the disk's; a dynamic disk reports everything (its BAT is small to walk,
+/// but nothing needs it yet).
+pub(crate) fn next_data(img: &VhdImage, offset: u64) -> Result<Option<(u64, u64)>, ReadError> {
+    let size = img.info.virtual_size;
+    if offset >= size {
+        return Ok(None);
+    }
+    match &img.layout {
+        Layout::Fixed => Ok(img
+            .src
+            .next_data(offset)?
+            .and_then(|(start, end)| (start < size).then_some((start, end.min(size))))),
+        Layout::Sparse(_) => Ok(Some((offset, size))),
+    }
+}
+
 fn len64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use super::checkpoint::{self, Checkpoint, FileIdentity};
 use super::{
     choose_part_size, part_count, part_range, UploadEvent, UploadOptions, UploadOutcome,
-    PART_INTEGRITY_RETRIES,
+    DEFAULT_MULTIPART_THRESHOLD, PART_INTEGRITY_RETRIES,
 };
 use crate::client::Client;
 use crate::crc::{combine_all, Crc64};
@@ -36,6 +36,66 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::InvalidArgument(format!("worker thread failed: {e}")))?
 }
 
+/// The bytes an upload sends: a file, or bytes made on demand (a converted image). Read from
+/// blocking threads, several at once, so `&self`.
+pub trait UploadSource: Send + Sync {
+    /// Length in bytes.
+    fn size(&self) -> u64;
+    /// Fills `buf` with the bytes at `offset`; the same offset always gives the same bytes
+    /// (a resumed upload re-reads parts to verify them against the server's).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()>;
+    /// What the checkpoint is keyed by: it must change whenever the bytes would.
+    fn identity(&self) -> &FileIdentity;
+    /// The local file the bytes come from, named in the checkpoint and in errors.
+    fn path(&self) -> &Path;
+    /// `Some` when the bytes are exactly the file at this path, so a single PUT can
+    /// stream it from disk instead of holding it in memory.
+    fn file(&self) -> Option<&Path> {
+        None
+    }
+}
+
+/// A file uploaded as it is.
+pub struct FileUpload {
+    path: PathBuf,
+    file: File,
+    identity: FileIdentity,
+}
+
+impl FileUpload {
+    /// Opens `path` and reads its identity (size, mtime, sampled hash).
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        Ok(FileUpload {
+            path: path.to_path_buf(),
+            file,
+            identity: FileIdentity::of(path)?,
+        })
+    }
+}
+
+impl UploadSource for FileUpload {
+    fn size(&self) -> u64 {
+        self.identity.size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
+    fn identity(&self) -> &FileIdentity {
+        &self.identity
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn file(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+}
+
 /// A part read from disk with its digests.
 struct LocalPart {
     data: Bytes,
@@ -43,17 +103,16 @@ struct LocalPart {
     crc: u64,
 }
 
-fn read_part(path: &Path, off: u64, len: u64) -> Result<LocalPart> {
-    let err = |e| Error::io(path, e);
-    let mut f = File::open(path).map_err(err)?;
-    f.seek(SeekFrom::Start(off)).map_err(err)?;
+fn read_part(source: &dyn UploadSource, off: u64, len: u64) -> Result<LocalPart> {
     let mut buf = vec![
         0u8;
         usize::try_from(len).map_err(|_| Error::InvalidArgument(
             "part too large for memory".into()
         ))?
     ];
-    f.read_exact(&mut buf).map_err(err)?;
+    source
+        .read_at(off, &mut buf)
+        .map_err(|e| Error::io(source.path(), e))?;
     let mut crc = Crc64::new();
     crc.update(&buf);
     let md5: [u8; 16] = Md5::digest(&buf).into();
@@ -64,18 +123,19 @@ fn read_part(path: &Path, off: u64, len: u64) -> Result<LocalPart> {
     })
 }
 
-fn hash_file(path: &Path, len: u64) -> Result<(String, u64)> {
-    let err = |e| Error::io(path, e);
-    let mut f = File::open(path).map_err(err)?.take(len);
+fn hash_source(source: &dyn UploadSource) -> Result<(String, u64)> {
+    let size = source.size();
     let (mut md5, mut crc) = (Md5::new(), Crc64::new());
     let mut buf = vec![0u8; HASH_CHUNK];
-    loop {
-        let n = f.read(&mut buf).map_err(err)?;
-        if n == 0 {
-            break;
-        }
+    let mut at = 0u64;
+    while at < size {
+        let n = usize::try_from(size - at).map_or(HASH_CHUNK, |left| left.min(HASH_CHUNK));
+        source
+            .read_at(at, &mut buf[..n])
+            .map_err(|e| Error::io(source.path(), e))?;
         md5.update(&buf[..n]);
         crc.update(&buf[..n]);
+        at += n as u64;
     }
     use base64::Engine as _;
     Ok((
@@ -98,30 +158,105 @@ pub async fn upload_file(
     events: EventSink,
 ) -> Result<UploadOutcome> {
     let p = path.to_path_buf();
-    let identity = blocking(move || FileIdentity::of(&p)).await?;
-    let size = identity.size;
-    if size < options.multipart_threshold {
-        return single_put(client, path, key, size, &events).await;
+    let source = blocking(move || FileUpload::open(&p)).await?;
+    upload_source(client, Arc::new(source), key, options, events).await
+}
+
+/// Uploads the bytes of `source` to `key` in the client's bucket: one PUT below
+/// [`UploadOptions::multipart_threshold`] (and, for a source that is not a plain file, below
+/// [`DEFAULT_MULTIPART_THRESHOLD`] too, since its single PUT is held in memory), a resumable
+/// multipart upload above. The checkpoint is keyed by [`UploadSource::identity`].
+pub async fn upload_source(
+    client: &Client,
+    source: Arc<dyn UploadSource>,
+    key: &str,
+    options: &UploadOptions,
+    events: EventSink,
+) -> Result<UploadOutcome> {
+    let size = source.size();
+    if options.skip_identical {
+        if let Some(done) = already_there(client, &source, key, &events).await? {
+            return Ok(done);
+        }
     }
-    multipart(client, path, key, identity, options, events).await
+    let threshold = if source.file().is_some() {
+        options.multipart_threshold
+    } else {
+        options.multipart_threshold.min(DEFAULT_MULTIPART_THRESHOLD)
+    };
+    if size < threshold {
+        return single_put(client, source, key, &events).await;
+    }
+    multipart(client, source, key, options, events).await
+}
+
+/// The object already at `key`, when it is byte for byte what `source` would make of it (same
+/// size, same CRC-64), so a rerun after a finished upload sends nothing. An upload in
+/// progress (a checkpoint for this key) is left to the resume logic.
+async fn already_there(
+    client: &Client,
+    source: &Arc<dyn UploadSource>,
+    key: &str,
+    events: &EventSink,
+) -> Result<Option<UploadOutcome>> {
+    let size = source.size();
+    let head = match client.head_object(key).await {
+        Ok(h) => h,
+        Err(e) if e.kind() == crate::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(server_crc) = head.crc64 else {
+        return Ok(None);
+    };
+    if head.size != size {
+        return Ok(None);
+    }
+    events(UploadEvent::Verifying { size });
+    let hashed = source.clone();
+    let (_, local_crc) = blocking(move || hash_source(hashed.as_ref())).await?;
+    if local_crc != server_crc {
+        return Ok(None);
+    }
+    events(UploadEvent::AlreadyThere { size });
+    Ok(Some(UploadOutcome {
+        bucket: client.bucket().to_string(),
+        key: key.to_string(),
+        size,
+        crc64: local_crc,
+        etag: head.etag,
+        parts: 0,
+        parts_sent: 0,
+        parts_reused: 0,
+        upload_id: None,
+        part_size: 0,
+        already_there: true,
+    }))
 }
 
 async fn single_put(
     client: &Client,
-    path: &Path,
+    source: Arc<dyn UploadSource>,
     key: &str,
-    size: u64,
     events: &EventSink,
 ) -> Result<UploadOutcome> {
+    let size = source.size();
     events(UploadEvent::Started {
         size,
         multipart: false,
         part_size: size,
         parts: 1,
     });
-    let p = path.to_path_buf();
-    let (md5, crc) = blocking(move || hash_file(&p, size)).await?;
-    let r = client.put_object_file(key, path, size, &md5).await?;
+    let hashed = source.clone();
+    let (md5, crc) = blocking(move || hash_source(hashed.as_ref())).await?;
+    let r = match source.file() {
+        Some(path) => client.put_object_file(key, path, size, &md5).await?,
+        None => {
+            // Below DEFAULT_MULTIPART_THRESHOLD (see upload_source): bounded memory.
+            let whole = source.clone();
+            let part = blocking(move || read_part(whole.as_ref(), 0, size)).await?;
+            client.put_object(key, part.data, &md5).await?
+        }
+    };
     events(UploadEvent::PartDone {
         number: 1,
         bytes: size,
@@ -154,6 +289,7 @@ async fn single_put(
         parts_reused: 0,
         upload_id: None,
         part_size: size,
+        already_there: false,
     })
 }
 
@@ -167,13 +303,13 @@ struct Done {
 
 async fn multipart(
     client: &Client,
-    path: &Path,
+    source: Arc<dyn UploadSource>,
     key: &str,
-    identity: FileIdentity,
     options: &UploadOptions,
     events: EventSink,
 ) -> Result<UploadOutcome> {
-    let size = identity.size;
+    let identity = source.identity().clone();
+    let size = source.size();
     let cp_path =
         checkpoint::path_for(&options.checkpoint_dir, client.host(), client.bucket(), key);
     let mut server_parts: HashMap<u32, Part> = HashMap::new();
@@ -228,7 +364,7 @@ async fn multipart(
                     endpoint: client.host().to_string(),
                     bucket: client.bucket().to_string(),
                     key: key.to_string(),
-                    path: path.display().to_string(),
+                    path: source.path().display().to_string(),
                     file: identity.clone(),
                     upload_id: upload_id.clone(),
                     part_size,
@@ -251,7 +387,7 @@ async fn multipart(
 
     let shared = Arc::new(Shared {
         client: client.clone(),
-        path: path.to_path_buf(),
+        source,
         key: key.to_string(),
         upload_id: upload_id.clone(),
         size,
@@ -339,12 +475,13 @@ async fn multipart(
         parts_reused: count - sent,
         upload_id: Some(upload_id),
         part_size,
+        already_there: false,
     })
 }
 
 struct Shared {
     client: Client,
-    path: PathBuf,
+    source: Arc<dyn UploadSource>,
     key: String,
     upload_id: String,
     size: u64,
@@ -362,8 +499,8 @@ async fn worker(s: Arc<Shared>) -> Result<()> {
             return Ok(());
         };
         let (off, len) = part_range(s.size, s.part_size, n);
-        let path = s.path.clone();
-        let part = blocking(move || read_part(&path, off, len)).await?;
+        let source = s.source.clone();
+        let part = blocking(move || read_part(source.as_ref(), off, len)).await?;
         // ListParts is the truth: keep a server part only if it is provably ours.
         if let Some(sp) = s.server.get(&n) {
             let same = sp.size == len

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use md5::{Digest, Md5};
 
-pub use engine::{abort_upload, upload_file, EventSink};
+pub use engine::{abort_upload, upload_file, upload_source, EventSink, FileUpload, UploadSource};
 
 /// Smallest part OSS accepts (except the last), 100 KiB.
 pub const MIN_PART_SIZE: u64 = 100 * 1024;
@@ -53,6 +53,10 @@ pub struct UploadOptions {
     pub multipart_threshold: u64,
     /// Where checkpoints live. Default [`checkpoint::default_dir`].
     pub checkpoint_dir: PathBuf,
+    /// Before sending, look at the object already at the key: when its size and CRC-64 equal
+    /// the local bytes' (one local read to hash them), send nothing. Default true: a rerun of
+    /// a finished upload costs a read, not a transfer.
+    pub skip_identical: bool,
 }
 
 impl Default for UploadOptions {
@@ -62,6 +66,7 @@ impl Default for UploadOptions {
             parallel: DEFAULT_PARALLEL,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             checkpoint_dir: checkpoint::default_dir(),
+            skip_identical: true,
         }
     }
 }
@@ -114,6 +119,17 @@ pub enum UploadEvent {
     },
     /// The object was written (single PUT done or multipart completed), verification follows.
     Completing,
+    /// An object of the same size is already at the key: the local bytes are being hashed to
+    /// compare CRC-64s.
+    Verifying {
+        /// Bytes to hash.
+        size: u64,
+    },
+    /// The object at the key is identical (size and CRC-64): nothing is sent.
+    AlreadyThere {
+        /// Its size.
+        size: u64,
+    },
 }
 
 /// The result.
@@ -137,8 +153,11 @@ pub struct UploadOutcome {
     pub parts_reused: u32,
     /// Multipart upload id, if multipart.
     pub upload_id: Option<String>,
-    /// Part size.
+    /// Part size (0 when nothing was sent because the object was already there).
     pub part_size: u64,
+    /// True when OSS already had this exact object (same size and CRC-64) and nothing was
+    /// sent: a rerun after a finished upload.
+    pub already_there: bool,
 }
 
 /// Base64 of the MD5 (a `Content-MD5` value).
