@@ -107,6 +107,66 @@ fn user_values_that_disagree_with_the_guest_are_findings() {
 }
 
 #[test]
+fn a_disk_that_boots_both_ways_accepts_either_boot_mode() {
+    // The UEFI guest made hybrid: a BIOS boot partition in the gap before the ESP and
+    // GRUB's boot code in the protective MBR, as grub-install --target=i386-pc does.
+    let dir = crate::common::tempdir();
+    let hybrid = dir.path().join("hybrid.raw");
+    sh(
+        "cp",
+        &[
+            "--sparse=always",
+            debian().join("debian-uefi-xfs.raw").to_str().unwrap(),
+            hybrid.to_str().unwrap(),
+        ],
+    );
+    let disk = hybrid.to_str().unwrap();
+    // The image's GPT starts its usable area at LBA 2048: rewrite the table with the same
+    // two partitions, a first usable LBA of 34, and the BIOS boot partition at LBA 40.
+    let table = String::from_utf8(sh("sfdisk", &["-d", disk]).stdout)
+        .unwrap()
+        .replace("first-lba: 2048", "first-lba: 34")
+        + "start=40, size=2000, type=21686148-6449-6E6F-744E-656564454649\n";
+    let mut sfdisk = std::process::Command::new("sfdisk")
+        .args(["-q", disk])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(table.as_bytes())
+        .unwrap();
+    assert!(sfdisk.wait().unwrap().success());
+    sh(
+        "dd",
+        &[
+            "if=/usr/lib/grub/i386-pc/boot.img",
+            &format!("of={disk}"),
+            "bs=440",
+            "count=1",
+            "conv=notrunc",
+            "status=none",
+        ],
+    );
+    for mode in ["UEFI", "BIOS"] {
+        let (_, json) = run_json(&["check", disk, "--output", "json", "--boot-mode", mode]);
+        let boot = &json["guest"]["facts"]["boot"];
+        assert_eq!(boot["bios"], true, "{json:#}");
+        assert_eq!(boot["uefi"], true, "{json:#}");
+        assert!(
+            !codes(&json).contains(&"GuestMismatch.BootMode".to_string()),
+            "--boot-mode {mode}: {:?}",
+            codes(&json)
+        );
+        assert_eq!(json["plan"]["boot_mode"], mode);
+    }
+}
+
+#[test]
 fn initramfs_without_virtio_is_an_error() {
     let raw = debian().join("debian-novirtio.raw");
     let (code, json) = run_json(&["check", raw.to_str().unwrap(), "--output", "json"]);

@@ -156,14 +156,16 @@ fn write_findings(
     findings: &[Finding],
     indent: &str,
 ) -> std::io::Result<()> {
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    let warnings = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Warning)
-        .count();
+    write_finding_lines(out, style, findings, indent)?;
+    write_verdict(out, findings, indent)
+}
+
+fn write_finding_lines(
+    out: &mut impl Write,
+    style: &Style,
+    findings: &[Finding],
+    indent: &str,
+) -> std::io::Result<()> {
     for f in findings {
         writeln!(
             out,
@@ -174,6 +176,18 @@ fn write_findings(
         )?;
         writeln!(out, "{indent}    fix: {}", f.hint)?;
     }
+    Ok(())
+}
+
+fn write_verdict(out: &mut impl Write, findings: &[Finding], indent: &str) -> std::io::Result<()> {
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let warnings = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .count();
     let verdict = if errors > 0 { "FAIL" } else { "OK" };
     writeln!(
         out,
@@ -260,13 +274,7 @@ pub fn check(image: &Path, args: &ImportArgs) -> anyhow::Result<CheckReport> {
         facts.push(disk);
         disks.push(report);
     }
-    let guest_facts = guest.as_ref().map(|g| preflight_rules::GuestFacts {
-        architecture: g.facts.architecture.clone(),
-        os_type: g.facts.os_type.clone(),
-        platform: g.facts.platform.clone(),
-        boot_mode: g.facts.boot_mode.clone(),
-        nvme_support: g.facts.nvme_support.clone(),
-    });
+    let guest_facts = guest.as_ref().map(preflight_pipeline::guest_facts);
     let evaluation =
         preflight_rules::evaluate(&facts, &params, guest_facts.as_ref(), params.size_limits);
     let mut findings = evaluation.findings;
@@ -307,6 +315,16 @@ pub fn print_check(report: &CheckReport, output: OutputFormat) -> anyhow::Result
         return Ok(());
     }
     let style = Style::detect();
+    // One group per disk (its facts, then its findings, errors first), then the findings
+    // about the request as a whole.
+    let group = |disk: Option<usize>| -> Vec<Finding> {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.disk == disk)
+            .map(|f| f.finding.clone())
+            .collect()
+    };
     for (index, disk) in report.disks.iter().enumerate() {
         let role = if index == 0 {
             "system disk"
@@ -315,34 +333,36 @@ pub fn print_check(report: &CheckReport, output: OutputFormat) -> anyhow::Result
         };
         write!(out, "[{role} {index}] ")?;
         write_image_facts(&mut out, disk)?;
+        if let (0, Some(g)) = (index, &report.guest) {
+            let f = &g.facts;
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".to_string());
+            writeln!(
+                out,
+                "  guest: platform {}, os type {}, architecture {}, boot mode {}, NVMe {}",
+                show(&f.platform),
+                show(&f.os_type),
+                show(&f.architecture),
+                show(&f.boot_mode),
+                show(&f.nvme_support)
+            )?;
+        }
+        write_group(&mut out, &style, &group(Some(index)))?;
+        writeln!(out)?;
     }
-    if let Some(g) = &report.guest {
-        let f = &g.facts;
-        let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".to_string());
-        writeln!(
-            out,
-            "  guest: platform {}, os type {}, architecture {}, boot mode {}, NVMe {}",
-            show(&f.platform),
-            show(&f.os_type),
-            show(&f.architecture),
-            show(&f.boot_mode),
-            show(&f.nvme_support)
-        )?;
-    }
-    let scoped: Vec<Finding> = report
-        .findings
-        .iter()
-        .map(|f| {
-            let mut finding = f.finding.clone();
-            if let Some(d) = f.disk {
-                finding.message = format!("disk {d}: {}", finding.message);
-            }
-            finding
-        })
-        .collect();
+    writeln!(out, "[request]")?;
+    write_group(&mut out, &style, &group(None))?;
+    let all: Vec<Finding> = report.findings.iter().map(|f| f.finding.clone()).collect();
     writeln!(out)?;
-    write_findings(&mut out, &style, &scoped, "")?;
+    write_verdict(&mut out, &all, "")?;
     Ok(())
+}
+
+/// A group's findings, indented, or a line saying there are none.
+fn write_group(out: &mut impl Write, style: &Style, findings: &[Finding]) -> std::io::Result<()> {
+    if findings.is_empty() {
+        return writeln!(out, "  no findings");
+    }
+    write_finding_lines(out, style, findings, "  ")
 }
 
 /// Every rule the tool checks, from the code itself.

@@ -34,6 +34,19 @@ pub struct BootInfo {
     pub efi_arch: Option<String>,
 }
 
+impl BootInfo {
+    /// Every ImportImage `BootMode` the disk has a boot loader for: `BIOS`, `UEFI`, or both
+    /// (a hybrid disk). arm64 has no BIOS, so an arm64 guest lists at most `UEFI`.
+    pub fn modes(&self, architecture: Option<&str>) -> Vec<String> {
+        let bios = self.bios && architecture != Some("arm64");
+        [(bios, "BIOS"), (self.uefi, "UEFI")]
+            .into_iter()
+            .filter(|(ok, _)| *ok)
+            .map(|(_, m)| m.to_string())
+            .collect()
+    }
+}
+
 fn classify_mbr_code(code: &[u8]) -> Option<String> {
     if code.iter().all(|&b| b == 0) {
         return None;

@@ -907,17 +907,24 @@ fn local_rules(disks: &[PathBuf], params: &ImportParams) -> Result<preflight_rul
         if let (true, Some(image)) = (inspect_guest, inspection.image.as_ref()) {
             let found = preflight_guest::inspect(image.as_ref());
             disk.findings.extend(found.findings.iter().cloned());
-            guest = Some(GuestFacts {
-                architecture: found.facts.architecture.clone(),
-                os_type: found.facts.os_type.clone(),
-                platform: found.facts.platform.clone(),
-                boot_mode: found.facts.boot_mode.clone(),
-                nvme_support: found.facts.nvme_support.clone(),
-            });
+            guest = Some(guest_facts(&found));
         }
         facts.push(disk);
     }
     Ok(evaluate(&facts, params, guest.as_ref(), params.size_limits))
+}
+
+/// What the rules need of a guest inspection, in the API's spelling.
+pub fn guest_facts(found: &preflight_guest::GuestReport) -> GuestFacts {
+    let f = &found.facts;
+    GuestFacts {
+        architecture: f.architecture.clone(),
+        os_type: f.os_type.clone(),
+        platform: f.platform.clone(),
+        boot_mode: f.boot_mode.clone(),
+        boot_modes: f.boot.modes(f.architecture.as_deref()),
+        nvme_support: f.nvme_support.clone(),
+    }
 }
 
 fn inspect(path: &Path) -> Result<preflight_formats::Inspection> {

@@ -66,6 +66,8 @@ pub(crate) fn check(params: &ImportParams, guest: &GuestFacts) -> Vec<Finding> {
     pairs
         .into_iter()
         .filter_map(|(rule, what, given, found)| match (given, found) {
+            // A disk that boots both ways takes either.
+            (Some(g), Some(_)) if rule == &BOOT_MODE && guest.boot_modes.contains(g) => None,
             (Some(g), Some(f)) if g != f => {
                 Some(rule.finding(format!("{what} {g:?} was given but the guest is {f:?}")))
             }

@@ -259,8 +259,13 @@ pub struct GuestFacts {
     pub os_type: Option<String>,
     /// `Platform` of the installed OS.
     pub platform: Option<String>,
-    /// `BootMode` the disk can boot with.
+    /// `BootMode` the plan takes when the user gives none (BIOS on a disk that boots both
+    /// ways).
     pub boot_mode: Option<String>,
+    /// Every `BootMode` the disk has a boot loader for; a given `--boot-mode` among them is
+    /// no mismatch. Empty: only `boot_mode` is known.
+    #[serde(default)]
+    pub boot_modes: Vec<String>,
     /// `Features.NvmeSupport`: whether the guest has an NVMe driver.
     pub nvme_support: Option<String>,
 }

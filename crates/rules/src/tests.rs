@@ -975,8 +975,44 @@ fn guest() -> GuestFacts {
         os_type: Some("linux".into()),
         platform: Some("Debian".into()),
         boot_mode: Some("UEFI".into()),
+        boot_modes: vec!["UEFI".into()],
         nvme_support: Some("supported".into()),
     }
+}
+
+#[test]
+fn a_disk_that_boots_both_ways_takes_either_boot_mode() {
+    let hybrid = GuestFacts {
+        boot_mode: Some("BIOS".into()),
+        boot_modes: vec!["BIOS".into(), "UEFI".into()],
+        ..guest()
+    };
+    for given in ["BIOS", "UEFI"] {
+        let mut p = valid_params();
+        p.boot_mode = Some(given.into());
+        let ev = evaluate(
+            &[disk("d.qcow2", "qcow2", QCOW2_20G)],
+            &p,
+            Some(&hybrid),
+            SizeLimits::Classic,
+        );
+        assert!(
+            !codes(&ev).contains(&"GuestMismatch.BootMode"),
+            "{given}: {:?}",
+            codes(&ev)
+        );
+        assert_eq!(ev.plan.boot_mode.as_deref(), Some(given));
+    }
+    // A UEFI-only disk still refuses BIOS.
+    let mut p = valid_params();
+    p.boot_mode = Some("BIOS".into());
+    let ev = evaluate(
+        &[disk("d.qcow2", "qcow2", QCOW2_20G)],
+        &p,
+        Some(&guest()),
+        SizeLimits::Classic,
+    );
+    assert_error(&ev, "GuestMismatch.BootMode");
 }
 
 #[test]
