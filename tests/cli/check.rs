@@ -247,6 +247,39 @@ fn human_output_groups_errors_first_with_fixes() {
 }
 
 #[test]
+fn human_output_groups_findings_by_disk() {
+    let dir = tempdir();
+    let sys = qcow2(dir.path(), "sys.qcow2", "2G");
+    let data = qcow2(dir.path(), "data.qcow2", "1001G");
+    let out = run(&[
+        "check",
+        &sys,
+        "--skip-guest",
+        "--data-disk",
+        &data,
+        "--image-name",
+        "aliyun-x",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let at = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} missing from\n{text}"))
+    };
+    let (sys_group, data_group, request) =
+        (at("[system disk 0]"), at("[data disk 1]"), at("[request]"));
+    assert!(sys_group < data_group && data_group < request, "{text}");
+    // Each finding sits in its disk's group: the raised size under the system disk, the
+    // oversized data disk under the data disk, the image name under the request.
+    let raised = at("DiskImageSize.Raised");
+    assert!(sys_group < raised && raised < data_group, "{text}");
+    let too_big = at("InvalidDataDiskSize");
+    assert!(data_group < too_big && too_big < request, "{text}");
+    assert!(at("InvalidImageName.Malformed") > request, "{text}");
+    assert!(at("verdict: FAIL") > request, "{text}");
+}
+
+#[test]
 fn quiet_prints_nothing_and_keeps_the_exit_code() {
     let dir = tempdir();
     let image = qcow2(dir.path(), "disk.qcow2", "20G");
