@@ -10,7 +10,7 @@
 mod walk;
 
 use crate::header::{Geometry, CRYPT_AES, CRYPT_LUKS, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE};
-use crate::header::{COMPAT_LAZY_REFCOUNTS, INCOMPAT_DIRTY};
+use crate::header::{COMPAT_LAZY_REFCOUNTS, COMPRESSION_ZSTD, INCOMPAT_DIRTY};
 use crate::tables::{self, OFLAG_COPIED};
 use crate::{rules, Qcow2Image};
 use preflight_disk::Source;
@@ -247,6 +247,19 @@ impl Checker<'_> {
     fn header_findings(&mut self) {
         let p = &self.img.parsed;
         let h = &p.header;
+        // Conservative: ECS documents neither (formats-inspection.md, qcow2 features).
+        if h.compression_type == COMPRESSION_ZSTD {
+            self.push(
+                &rules::ZSTD_COMPRESSION,
+                "compression_type is 1 (zstd)".to_string(),
+            );
+        }
+        if p.geo.extended_l2 {
+            self.push(
+                &rules::EXTENDED_L2,
+                "incompatible feature bit 4 (extended L2 entries) is set".to_string(),
+            );
+        }
         if let Some(b) = &p.backing_file {
             let fmt = p
                 .ext

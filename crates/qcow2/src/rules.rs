@@ -291,6 +291,25 @@ pub static CHECK_LIMIT: Rule = Rule::new(
     "Run `qemu-img check in.qcow2` to check the image fully.",
 );
 
+/// zstd-compressed clusters: newer than the qcow2 readers ECS is documented to use.
+pub static ZSTD_COMPRESSION: Rule = Rule::new(
+    "QCOW2.ZstdCompression",
+    Severity::Warning,
+    "The image's compressed clusters use zstd (compression_type 1), which qemu added in 5.1; \
+    whether ECS's import reads it is not documented",
+    "Rewrite it with zlib or uncompressed: `qemu-img convert -O qcow2 -o compression_type=zlib \
+    in.qcow2 out.qcow2` (or without -c to store clusters uncompressed).",
+);
+
+/// Extended L2 entries (subclusters).
+pub static EXTENDED_L2: Rule = Rule::new(
+    "QCOW2.ExtendedL2",
+    Severity::Warning,
+    "The image uses extended L2 entries (subclusters), which qemu added in 5.2; whether ECS's \
+    import reads them is not documented",
+    "Rewrite it without them: `qemu-img convert -O qcow2 -o extended_l2=off in.qcow2 out.qcow2`.",
+);
+
 /// The image carries internal snapshots.
 pub static SNAPSHOTS: Rule = Rule::new(
     "QCOW2.Snapshots",
@@ -336,4 +355,6 @@ pub static RULES: &[&Rule] = &[
     &LEAKED_CLUSTERS,
     &CHECK_LIMIT,
     &SNAPSHOTS,
+    &ZSTD_COMPRESSION,
+    &EXTENDED_L2,
 ];
