@@ -49,6 +49,25 @@ fn completions_for_bash_and_zsh() {
 }
 
 #[test]
+fn completions_into_an_unwritable_output_fail_without_a_panic() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
+        .args(["completions", "bash"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an environment error, not a panic (101)"
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+#[test]
 fn missing_file_is_an_environment_error() {
     let out = run(&["info", "/nonexistent/disk.qcow2"]);
     assert_eq!(out.status.code(), Some(2));
