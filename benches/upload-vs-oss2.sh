@@ -59,7 +59,7 @@ e0=$(emu_cpu)
 t0=$(now)
 /usr/bin/time -f '%U %S' -o "$work/cpu-ours.txt" \
   "$bin" upload "$src" --region cn-hangzhou --bucket bench --endpoint "$endpoint" --object ours.raw \
-  --part-size "${part_mib}MiB" --parallel "$threads" --multipart-threshold 100MiB -q
+  --part-size "${part_mib}MiB" --parallel "$threads" --multipart-threshold 100MiB --convert none -q
 t1=$(now)
 ours=$("$py" -c "print(f'{$size_mib / ($t1 - $t0):.1f}')")
 e1=$(emu_cpu)
@@ -105,7 +105,7 @@ if [ "$rss_gib" != 0 ]; then
   echo
   echo "== peak RSS, $rss_gib GiB upload (default 32 MiB parts x $threads) =="
   /usr/bin/time -f '%M' -o "$work/rss.txt" "$bin" upload "$big" --region cn-hangzhou --bucket bench \
-    --endpoint "$endpoint" --object rss.raw --parallel "$threads" -q
+    --endpoint "$endpoint" --object rss.raw --parallel "$threads" --convert none -q
   kib=$(cat "$work/rss.txt")
   echo "peak RSS: $((kib / 1024)) MiB (bound: $threads x 32 MiB parts + constant)"
 fi
