@@ -334,12 +334,21 @@ impl Qcow2Layout {
             let pos = offset + done;
             let cluster = pos / cs;
             let within = pos % cs;
-            let n = (cs - within).min(len - done);
-            let out = &mut buf[usize_of(done)..usize_of(done + n)];
+            let mut n = (cs - within).min(len - done);
             if cluster >= self.data_start {
                 let q = usize_of(cluster - self.data_start);
-                self.read_data(src, self.map.data[q], within, out)?;
+                let first = self.map.data[q];
+                // Output clusters whose guest clusters follow each other are read with one
+                // call: a run of data is one pread, not one per cluster.
+                let mut run = 1;
+                while done + n < len && self.map.data.get(q + run) == Some(&(first + run as u64)) {
+                    n += cs.min(len - done - n);
+                    run += 1;
+                }
+                let out = &mut buf[usize_of(done)..usize_of(done + n)];
+                self.read_data(src, first, within, out)?;
             } else {
+                let out = &mut buf[usize_of(done)..usize_of(done + n)];
                 scratch.resize(usize_of(cs), 0);
                 self.metadata_cluster(cluster, &mut scratch);
                 out.copy_from_slice(&scratch[usize_of(within)..usize_of(within + n)]);
