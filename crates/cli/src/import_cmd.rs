@@ -524,6 +524,13 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     if args.no_wait {
         let mut v = base.clone();
         v["status"] = json!("importing");
+        let resume = wait_command(
+            &region,
+            &started.task_id,
+            args.ecs_endpoint.as_deref(),
+            args.profile.as_deref(),
+        );
+        v["wait_command"] = json!(resume);
         pr.result(
             &v,
             &[
@@ -531,10 +538,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
                     "import started: image {} task {} in {region}",
                     started.image_id, started.task_id
                 ),
-                format!(
-                    "follow it with: ecs-preflight wait --region {region} --task-id {}",
-                    started.task_id
-                ),
+                format!("follow it with: {resume}"),
             ],
         )?;
         return Ok(EXIT_OK);
@@ -560,6 +564,13 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         if args.detach {
             let mut v = base.clone();
             v["status"] = json!("detached");
+            let resume = wait_command(
+                &region,
+                &started.task_id,
+                args.ecs_endpoint.as_deref(),
+                args.profile.as_deref(),
+            );
+            v["wait_command"] = json!(resume);
             pr.result(
                 &v,
                 &[
@@ -567,10 +578,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
                         "detached: import task {} (image {}) goes on in {region}",
                         started.task_id, started.image_id
                     ),
-                    format!(
-                        "ecs-preflight wait --region {region} --task-id {}",
-                        started.task_id
-                    ),
+                    resume,
                 ],
             )?;
             return Ok(EXIT_OK);
@@ -595,7 +603,13 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         pr.result(&v, &[line])?;
         return Ok(EXIT_FAILED);
     };
-    finish(&pr, base, &region, &started.task_id, waited?)
+    let resume = wait_command(
+        &region,
+        &started.task_id,
+        args.ecs_endpoint.as_deref(),
+        args.profile.as_deref(),
+    );
+    finish(&pr, base, &region, &started.task_id, waited?, &resume)
 }
 
 fn refused(
@@ -626,12 +640,31 @@ fn refused(
     Ok(EXIT_FAILED)
 }
 
+/// The `ecs-preflight wait` command that picks up an import: the region and task, plus the
+/// endpoint and profile this run used, so it asks the same service with the same identity.
+pub(crate) fn wait_command(
+    region: &str,
+    task_id: &str,
+    ecs_endpoint: Option<&str>,
+    profile: Option<&str>,
+) -> String {
+    let mut cmd = format!("ecs-preflight wait --region {region} --task-id {task_id}");
+    if let Some(e) = ecs_endpoint {
+        cmd.push_str(&format!(" --ecs-endpoint {e}"));
+    }
+    if let Some(p) = profile {
+        cmd.push_str(&format!(" --profile {p}"));
+    }
+    cmd
+}
+
 fn finish(
     pr: &Printer,
     base: Value,
     region: &str,
     task_id: &str,
     waited: WaitOutcome,
+    resume: &str,
 ) -> Result<u8> {
     let mut v = base;
     match waited {
@@ -668,7 +701,7 @@ fn finish(
                         "still importing after the timeout (task {} {}); the import goes on",
                         p.task_status, p.task_process
                     ),
-                    format!("ecs-preflight wait --region {region} --task-id {task_id}"),
+                    resume.to_string(),
                 ],
             )?;
             Ok(EXIT_FAILED)
@@ -716,7 +749,15 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
         () = interrupt.recv() => None,
     };
     match waited {
-        Some(w) => finish(&pr, base, &args.region, &task.task_id, w?),
+        Some(w) => {
+            let resume = wait_command(
+                &args.region,
+                &task.task_id,
+                args.ecs_endpoint.as_deref(),
+                args.profile.as_deref(),
+            );
+            finish(&pr, base, &args.region, &task.task_id, w?, &resume)
+        }
         None => {
             let mut v = base;
             v["status"] = json!("detached");

@@ -442,7 +442,12 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
             json!({"status": "timed_out", "region": region, "image_id": image_id, "task_id": task_id}),
             vec![
                 e.to_string(),
-                format!("ecs-preflight wait --region {region} --task-id {task_id}"),
+                crate::import_cmd::wait_command(
+                    region,
+                    task_id,
+                    args.ecs_endpoint.as_deref().or(args.endpoint.as_deref()),
+                    args.profile.as_deref(),
+                ),
             ],
         ),
         PipelineError::ImportRefused { code: c, message } => (
@@ -486,10 +491,19 @@ async fn interrupted(
             json!({"status": "interrupted", "region": region}),
             "interrupted: run the same command again to resume (the upload continues from its checkpoint)".to_string(),
         ),
-        Some((image_id, task_id)) if args.detach => (
-            json!({"status": "detached", "region": region, "image_id": image_id, "task_id": task_id}),
-            format!("detached: import task {task_id} (image {image_id}) goes on; ecs-preflight wait --region {region} --task-id {task_id}"),
-        ),
+        Some((image_id, task_id)) if args.detach => {
+            let resume = crate::import_cmd::wait_command(
+                region,
+                &task_id,
+                args.ecs_endpoint.as_deref().or(args.endpoint.as_deref()),
+                args.profile.as_deref(),
+            );
+            (
+                json!({"status": "detached", "region": region, "image_id": image_id,
+                       "task_id": task_id, "wait_command": resume}),
+                format!("detached: import task {task_id} (image {image_id}) goes on; {resume}"),
+            )
+        }
         Some((image_id, task_id)) => match pipeline.cancel_import(&task_id).await {
             Ok(()) => (
                 json!({"status": "cancelled", "region": region, "image_id": image_id, "task_id": task_id}),
