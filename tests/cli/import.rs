@@ -436,6 +436,40 @@ fn interrupt_while_waiting(env: &Env, name: &str, extra: &[&str]) -> (Output, Va
 }
 
 #[test]
+fn waiting_on_a_terminal_draws_a_progress_bar_and_a_pipe_gets_lines() {
+    let env = Env::new(2.0, true);
+    // On a pseudo-terminal (script(1)), the wait is a bar.
+    let cmd = env.import("images", "web-09", &[]);
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_str().unwrap().to_string())
+        .collect();
+    let typescript = env.dir.path().join("typescript");
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &line.join(" "), typescript.to_str().unwrap()])
+        .stdout(Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    assert!(script.status().unwrap().success());
+    let shown = std::fs::read_to_string(&typescript).unwrap();
+    assert!(
+        shown.contains('\u{2588}'),
+        "a filled bar on the terminal:\n{shown}"
+    );
+    assert!(shown.contains("100%"), "{shown}");
+    // Through a pipe: one plain line per change, no redraws.
+    let out = env.import("images", "web-10", &[]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("task Finished 100%"), "{err}");
+    assert!(!err.contains('\u{2588}') && !err.contains('\r'), "{err}");
+}
+
+#[test]
 fn sigint_cancels_the_import() {
     let env = Env::new(6.0, true);
     let (out, v) = interrupt_while_waiting(&env, "web-06", &[]);

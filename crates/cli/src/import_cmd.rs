@@ -554,12 +554,14 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
             "cancels the import"
         }
     ));
+    let bar = crate::task_bar::TaskBar::new(pr.quiet);
     let waited = tokio::select! {
         r = watch::wait(&ecs, &started.task_id, &started.image_id, args.poll_interval, args.timeout, |p| {
-            pr.progress(&format!("task {} {}, image {} {}", p.task_status, p.task_process, p.image_status, p.image_progress));
+            bar.update(p);
         }) => Some(r),
         () = interrupt.recv() => None,
     };
+    bar.finish();
     let Some(waited) = waited else {
         if args.detach {
             let mut v = base.clone();
@@ -742,12 +744,14 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
         "waiting for import task {} (image {}) in {}; Ctrl-C stops waiting, the import goes on",
         task.task_id, task.resource_id, args.region
     ));
+    let bar = crate::task_bar::TaskBar::new(pr.quiet);
     let waited = tokio::select! {
         r = watch::wait(&ecs, &task.task_id, &task.resource_id, args.poll_interval, args.timeout, |p| {
-            pr.progress(&format!("task {} {}, image {} {}", p.task_status, p.task_process, p.image_status, p.image_progress));
+            bar.update(p);
         }) => Some(r),
         () = interrupt.recv() => None,
     };
+    bar.finish();
     match waited {
         Some(w) => {
             let resume = wait_command(

@@ -8,6 +8,7 @@ mod import_args;
 mod import_cmd;
 mod oneshot_cmd;
 mod output;
+mod task_bar;
 mod upload_cmd;
 
 use anyhow::Context;

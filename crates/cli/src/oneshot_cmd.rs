@@ -137,6 +137,7 @@ pub fn run(args: OneShotArgs) -> Result<u8> {
 struct Seen {
     import: Option<(String, String)>,
     bar: Option<ProgressBar>,
+    task_bar: Option<crate::task_bar::TaskBar>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -156,7 +157,12 @@ fn on_event(
         };
         match e {
             Event::StageStarted(s) => say(format!("== {s}")),
-            Event::StageFinished { stage, seconds } => say(format!("   {stage}: {seconds:.1} s")),
+            Event::StageFinished { stage, seconds } => {
+                if let Some(bar) = lock(&seen).task_bar.take() {
+                    bar.finish();
+                }
+                say(format!("   {stage}: {seconds:.1} s"));
+            }
             Event::Credentials(source) => say(format!("   credentials: {source}")),
             Event::Finding { finding, allowed } => {
                 let f = &finding.finding;
@@ -248,10 +254,10 @@ fn on_event(
                 };
                 say(format!("   image {image_id}, task {task_id}{again}"));
             }
-            Event::TaskProgress(p) => say(format!(
-                "   task {} {}, image {} {}",
-                p.task_status, p.task_process, p.image_status, p.image_progress
-            )),
+            Event::TaskProgress(p) => lock(&seen)
+                .task_bar
+                .get_or_insert_with(|| crate::task_bar::TaskBar::new(!talk))
+                .update(p),
             Event::ObjectDeleted { bucket, key } => say(format!("   deleted oss://{bucket}/{key}")),
         }
     }
