@@ -296,6 +296,45 @@ fn a_sparse_raw_is_imported_as_the_qcow2_of_its_data() {
 }
 
 #[test]
+fn no_wait_returns_after_import_image_and_the_printed_wait_finishes() {
+    let env = Env::new(true);
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let out = env
+        .cmd(
+            &sys,
+            "images",
+            &["--skip-guest", "--image-name", "nw-01", "--no-wait"],
+        )
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "importing", "{v}");
+    assert_eq!(env.requests("ImportImage"), 1);
+    assert_eq!(env.requests("CancelTask"), 0);
+    let printed = v["wait_command"].as_str().unwrap();
+    assert!(
+        printed.contains(v["task_id"].as_str().unwrap()),
+        "{printed}"
+    );
+    let words: Vec<&str> = printed.split_whitespace().collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
+        .args(&words[1..])
+        .args(["--poll-interval", "200ms", "--output", "json"])
+        .env_remove("ALIBABA_CLOUD_PROFILE")
+        .env("HOME", env.dir.path())
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
+        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let w = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{w}");
+    assert_eq!(w["status"], "available");
+    assert_eq!(w["image_id"], v["image_id"]);
+}
+
+#[test]
 fn bucket_in_another_region_is_refused_before_any_upload() {
     let env = Env::new(true);
     let sys = env.qcow2("sys.qcow2", "5G");

@@ -30,7 +30,8 @@ const EXIT_INTERRUPTED: u8 = 130;
     ecs-preflight upload-and-import web.qcow2 --region cn-hangzhou --bucket images --image-name web-01\n  \
     ecs-preflight upload-and-import sys.qcow2 --data-disk data.qcow2 --region cn-hangzhou --bucket images --part-size 64MiB --output json\n  \
     ecs-preflight upload-and-import blank.qcow2 --region cn-hangzhou --bucket images --allow GUEST.NoOperatingSystem --delete-object-after\n  \
-    ecs-preflight upload-and-import web.qcow2 --region cn-hangzhou --bucket ecs-preflight --endpoint http://127.0.0.1:9090 --skip-guest\n\n\
+    ecs-preflight upload-and-import web.qcow2 --region cn-hangzhou --bucket ecs-preflight --endpoint http://127.0.0.1:9090 --skip-guest\n  \
+    ecs-preflight upload-and-import web.raw --region cn-hangzhou --bucket images --no-wait   # sends web.qcow2 (only the data)\n\n\
     Stages: check (the image and every rule; an error finding stops it before any byte is sent, \
     unless --allow CODE accepts it), upload every disk (resumable, CRC-64-verified), ImportImage \
     with every disk in DiskDeviceMapping, wait until the image is Available.\n\
@@ -110,6 +111,15 @@ pub struct OneShotArgs {
     #[arg(help_heading = "Pipeline options", long)]
     pub detach: bool,
 
+    /// Return once ImportImage has answered: print the image and task ids and the
+    /// `ecs-preflight wait` command that follows the import.
+    #[arg(
+        help_heading = "Pipeline options",
+        long,
+        conflicts_with = "delete_object_after"
+    )]
+    pub no_wait: bool,
+
     /// aliyun CLI profile to take credentials from (~/.aliyun/config.json).
     #[arg(help_heading = "Pipeline options", long, value_name = "NAME")]
     pub profile: Option<String>,
@@ -136,6 +146,8 @@ pub fn run(args: OneShotArgs) -> Result<u8> {
 #[derive(Default)]
 struct Seen {
     import: Option<(String, String)>,
+    /// Signalled when ImportImage has answered (for --no-wait).
+    import_started: Arc<tokio::sync::Notify>,
     bar: Option<ProgressBar>,
     task_bar: Option<crate::task_bar::TaskBar>,
 }
@@ -246,7 +258,11 @@ fn on_event(
                 task_id,
                 reused,
             } => {
-                lock(&seen).import = Some((image_id.clone(), task_id.clone()));
+                {
+                    let mut seen = lock(&seen);
+                    seen.import = Some((image_id.clone(), task_id.clone()));
+                    seen.import_started.notify_one();
+                }
                 let again = if *reused {
                     " (already imported by an earlier run: same ClientToken)"
                 } else {
@@ -332,8 +348,12 @@ async fn run_async(args: OneShotArgs) -> Result<u8> {
         }
     };
     let region = pipeline.region().to_string();
+    let import_started = lock(&seen).import_started.clone();
     let result = tokio::select! {
         r = pipeline.run() => Some(r),
+        () = import_started.notified(), if args.no_wait => {
+            return not_waiting(&args, &region, &seen);
+        }
         _ = tokio::signal::ctrl_c() => None,
     };
     if let Some(b) = lock(&seen).bar.take() {
@@ -376,6 +396,33 @@ async fn run_async(args: OneShotArgs) -> Result<u8> {
         }
         Err(e) => failure(&args, &region, e),
     }
+}
+
+/// `--no-wait`: ImportImage answered; the import goes on in the cloud.
+fn not_waiting(args: &OneShotArgs, region: &str, seen: &Mutex<Seen>) -> Result<u8> {
+    if let Some(b) = lock(seen).task_bar.take() {
+        b.finish();
+    }
+    let Some((image_id, task_id)) = lock(seen).import.clone() else {
+        anyhow::bail!("ImportImage answered without an image and task id");
+    };
+    let resume = crate::import_cmd::wait_command(
+        region,
+        &task_id,
+        args.ecs_endpoint.as_deref().or(args.endpoint.as_deref()),
+        args.profile.as_deref(),
+    );
+    let v = json!({"status": "importing", "region": region, "image_id": image_id,
+                   "task_id": task_id, "wait_command": resume});
+    print(
+        args,
+        &v,
+        &[
+            format!("import started: image {image_id} task {task_id} in {region}"),
+            format!("follow it with: {resume}"),
+        ],
+    )?;
+    Ok(crate::EXIT_OK)
 }
 
 fn print(args: &OneShotArgs, v: &Value, human: &[String]) -> Result<()> {
