@@ -41,6 +41,14 @@ pub fn sh(program: &str, args: &[&str]) -> Output {
     out
 }
 
+/// `qemu-img convert -f raw -O FORMAT [OPTIONS] RAW OUT`.
+pub fn qemu_convert_raw(raw: &Path, format: &str, options: &[&str], out: &Path) {
+    let mut args = vec!["convert", "-f", "raw", "-O", format];
+    args.extend_from_slice(options);
+    args.extend([raw.to_str().unwrap(), out.to_str().unwrap()]);
+    sh("qemu-img", &args);
+}
+
 /// `qemu-img info -f FORMAT --output=json PATH`.
 pub fn qemu_info(format: &str, path: &Path) -> Value {
     let out = sh(
@@ -103,4 +111,27 @@ pub fn codes(json: &Value) -> Vec<String> {
         .iter()
         .map(|f| f["code"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// Runs a command the tool printed for the user (`ecs-preflight wait …`) exactly as printed,
+/// plus `extra`, with the emulator's key and a private HOME.
+pub fn run_printed(printed: &str, home: &Path, extra: &[&str]) -> Output {
+    let words: Vec<&str> = printed.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"ecs-preflight"), "{printed}");
+    Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
+        .args(&words[1..])
+        .args(extra)
+        .env_remove("ALIBABA_CLOUD_PROFILE")
+        .env("HOME", home)
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            preflight_emulator::DEFAULT_ACCESS_KEY_ID,
+        )
+        .env(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+            preflight_emulator::DEFAULT_ACCESS_KEY_SECRET,
+        )
+        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+        .output()
+        .expect("run the printed command")
 }

@@ -5,7 +5,7 @@
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::common::sh;
+use crate::common::{qemu_convert_raw, sh};
 use crate::upload::{json_of, kill_half_way_with, write_random, Env, MULTIPART};
 
 const MIB: u64 = 1 << 20;
@@ -94,20 +94,7 @@ fn a_fixed_vhd_is_converted_and_any_format_on_request() {
     let env = Env::new();
     let raw = sparse_raw(env.dir(), "src.raw", 64, &[(1, 2), (40, 1)]);
     let vhd = env.dir().join("fixed.vhd");
-    sh(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vpc",
-            "-o",
-            "subformat=fixed,force_size=on",
-            raw.to_str().unwrap(),
-            vhd.to_str().unwrap(),
-        ],
-    );
+    qemu_convert_raw(&raw, "vpc", &["-o", "subformat=fixed,force_size=on"], &vhd);
     let out = env.cmd(&vhd, "images", &["-o", "json"]).output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -122,18 +109,7 @@ fn a_fixed_vhd_is_converted_and_any_format_on_request() {
 
     // A dynamic VMDK is not converted by auto (already sparse), but is with --convert qcow2.
     let vmdk = env.dir().join("disk.vmdk");
-    sh(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            raw.to_str().unwrap(),
-            vmdk.to_str().unwrap(),
-        ],
-    );
+    qemu_convert_raw(&raw, "vmdk", &[], &vmdk);
     let out = env.cmd(&vmdk, "images", &["-o", "json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let json = json_of(&out);

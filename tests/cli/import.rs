@@ -488,19 +488,13 @@ fn detach_leaves_the_import_running_and_wait_finishes_it() {
     assert_eq!(env.requests("CancelTask"), 0);
     // The printed command, exactly as printed (it names the endpoint this run used).
     let printed = v["wait_command"].as_str().unwrap();
-    let words: Vec<&str> = printed.split_whitespace().collect();
-    assert_eq!(words[..2], ["ecs-preflight", "wait"], "{printed}");
+    assert!(printed.starts_with("ecs-preflight wait "), "{printed}");
     assert!(printed.contains(&env.emu().endpoint()), "{printed}");
-    let out = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
-        .args(&words[1..])
-        .args(["--poll-interval", "200ms", "--output", "json"])
-        .env_remove("ALIBABA_CLOUD_PROFILE")
-        .env("HOME", env.dir.path())
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+    let out = crate::common::run_printed(
+        printed,
+        env.dir.path(),
+        &["--poll-interval", "200ms", "--output", "json"],
+    );
     let w = json_of(&out);
     assert_eq!(out.status.code(), Some(0), "{w}");
     assert_eq!(w["status"], "available");

@@ -317,17 +317,11 @@ fn no_wait_returns_after_import_image_and_the_printed_wait_finishes() {
         printed.contains(v["task_id"].as_str().unwrap()),
         "{printed}"
     );
-    let words: Vec<&str> = printed.split_whitespace().collect();
-    let out = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
-        .args(&words[1..])
-        .args(["--poll-interval", "200ms", "--output", "json"])
-        .env_remove("ALIBABA_CLOUD_PROFILE")
-        .env("HOME", env.dir.path())
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-        .output()
-        .unwrap();
+    let out = crate::common::run_printed(
+        printed,
+        env.dir.path(),
+        &["--poll-interval", "200ms", "--output", "json"],
+    );
     let w = json_of(&out);
     assert_eq!(out.status.code(), Some(0), "{w}");
     assert_eq!(w["status"], "available");

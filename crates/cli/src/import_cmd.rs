@@ -521,15 +521,16 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         "reused": reused,
         "request_id": started.request_id,
     });
+    // What follows this import from another shell: printed on --no-wait, detach, timeout.
+    let resume = wait_command(
+        &region,
+        &started.task_id,
+        args.ecs_endpoint.as_deref(),
+        args.profile.as_deref(),
+    );
     if args.no_wait {
         let mut v = base.clone();
         v["status"] = json!("importing");
-        let resume = wait_command(
-            &region,
-            &started.task_id,
-            args.ecs_endpoint.as_deref(),
-            args.profile.as_deref(),
-        );
         v["wait_command"] = json!(resume);
         pr.result(
             &v,
@@ -566,12 +567,6 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         if args.detach {
             let mut v = base.clone();
             v["status"] = json!("detached");
-            let resume = wait_command(
-                &region,
-                &started.task_id,
-                args.ecs_endpoint.as_deref(),
-                args.profile.as_deref(),
-            );
             v["wait_command"] = json!(resume);
             pr.result(
                 &v,
@@ -580,7 +575,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
                         "detached: import task {} (image {}) goes on in {region}",
                         started.task_id, started.image_id
                     ),
-                    resume,
+                    resume.clone(),
                 ],
             )?;
             return Ok(EXIT_OK);
@@ -605,12 +600,6 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         pr.result(&v, &[line])?;
         return Ok(EXIT_FAILED);
     };
-    let resume = wait_command(
-        &region,
-        &started.task_id,
-        args.ecs_endpoint.as_deref(),
-        args.profile.as_deref(),
-    );
     finish(&pr, base, &region, &started.task_id, waited?, &resume)
 }
 
