@@ -380,6 +380,40 @@ fn changed_file_aborts_the_stale_upload_and_abort_flag_cleans_up() {
 }
 
 #[test]
+fn an_identical_object_ends_the_run_and_aborts_an_obsolete_upload() {
+    let env = Env::new();
+    let image = env.image("vm.raw", 16 * MIB, 10);
+    let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    env.emu().reset_counters();
+    // Another content is half uploaded (its checkpoint and parts stay), then the file is
+    // back to what OSS holds.
+    write_random(&image, 16 * MIB, 12);
+    kill_half_way(&env, &image, 16);
+    write_random(&image, 16 * MIB, 10);
+    let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_of(&out)["already_there"], true);
+    let n = env.emu().counters();
+    assert_eq!(n.requests_for("UploadPart"), 0);
+    assert_eq!(
+        n.requests_for("AbortMultipartUpload"),
+        1,
+        "the obsolete upload's parts are deleted"
+    );
+    let out = env.cmd(&image, "images", &["--abort"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no interrupted upload"),
+        "and its checkpoint is gone"
+    );
+}
+
+#[test]
 fn ctrl_c_leaves_a_resumable_upload_and_no_secret_is_written() {
     let env = Env::new();
     let image = env.image("int.raw", 16 * MIB, 7);

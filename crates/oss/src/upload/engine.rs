@@ -175,7 +175,9 @@ pub async fn upload_source(
 ) -> Result<UploadOutcome> {
     let size = source.size();
     if options.skip_identical {
-        if let Some(done) = already_there(client, &source, key, &events).await? {
+        if let Some(done) =
+            already_there(client, &source, key, &options.checkpoint_dir, &events).await?
+        {
             return Ok(done);
         }
     }
@@ -191,12 +193,14 @@ pub async fn upload_source(
 }
 
 /// The object already at `key`, when it is byte for byte what `source` would make of it (same
-/// size, same CRC-64), so a rerun after a finished upload sends nothing. An upload in
-/// progress (a checkpoint for this key) is left to the resume logic.
+/// size, same CRC-64), so a rerun after a finished upload sends nothing. An interrupted upload
+/// recorded for this key is obsolete then (the object it would make is there): it is aborted,
+/// so its parts do not linger on OSS.
 async fn already_there(
     client: &Client,
     source: &Arc<dyn UploadSource>,
     key: &str,
+    checkpoint_dir: &Path,
     events: &EventSink,
 ) -> Result<Option<UploadOutcome>> {
     let size = source.size();
@@ -216,6 +220,9 @@ async fn already_there(
     let (_, local_crc) = blocking(move || hash_source(hashed.as_ref())).await?;
     if local_crc != server_crc {
         return Ok(None);
+    }
+    if let Some(upload_id) = abort_upload(client, key, checkpoint_dir).await? {
+        events(UploadEvent::StaleUploadAborted { upload_id });
     }
     events(UploadEvent::AlreadyThere { size });
     Ok(Some(UploadOutcome {
