@@ -147,19 +147,42 @@ pub fn build_config(args: &EmulatorArgs) -> anyhow::Result<Config> {
     Ok(cfg.normalized()?)
 }
 
-async fn wait_for_stop() {
+/// Signal handlers installed before `ready` is printed, so a Ctrl-C that follows `ready`
+/// at once still stops the emulator cleanly instead of killing it.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let unix = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Some((int, term)),
+                _ => None,
+            };
+            StopSignals { unix }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.unix {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Runs the emulator: prints `endpoint: …`, the key pair when the documented default is in use,
@@ -175,6 +198,7 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         let emu = preflight_emulator::start(cfg)
             .await
             .context("cannot start the emulator")?;
+        let stop = StopSignals::install();
         println!("endpoint: {}", emu.endpoint());
         if uses_default {
             println!("access key id: {DEFAULT_ACCESS_KEY_ID}");
@@ -190,7 +214,7 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         println!("ready");
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        wait_for_stop().await;
+        stop.wait().await;
         println!("stopping");
         emu.shutdown().await;
         println!("stopped");
