@@ -473,7 +473,7 @@ fn waiting_on_a_terminal_draws_a_progress_bar_and_a_pipe_gets_lines() {
 fn sigint_cancels_the_import() {
     let env = Env::new(6.0, true);
     let (out, v) = interrupt_while_waiting(&env, "web-06", &[]);
-    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(out.status.code(), Some(130), "{v}");
     assert_eq!(v["status"], "cancelled");
     assert_eq!(env.requests("CancelTask"), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("CancelTask"));

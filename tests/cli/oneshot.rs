@@ -28,6 +28,11 @@ struct Env {
 
 impl Env {
     fn new(import_role: bool) -> Self {
+        Env::with_task_seconds(import_role, 1.0)
+    }
+
+    /// An emulator whose import tasks end after `task_seconds`.
+    fn with_task_seconds(import_role: bool, task_seconds: f64) -> Self {
         let dir = crate::common::tempdir();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -39,7 +44,7 @@ impl Env {
             "images@cn-hangzhou".parse().unwrap(),
             "faraway@cn-beijing".parse().unwrap(),
         ];
-        cfg.task_seconds = 1.0;
+        cfg.task_seconds = task_seconds;
         cfg.import_role = import_role;
         let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
         Env {
@@ -74,9 +79,12 @@ impl Env {
                 bucket,
                 "--endpoint",
                 &self.emu().endpoint(),
-                "--poll-interval",
-                "200ms",
             ])
+            .args(if extra.contains(&"--poll-interval") {
+                &[][..]
+            } else {
+                &["--poll-interval", "200ms"][..]
+            })
             .args(extra)
             .args(if extra.contains(&"--output") {
                 &[][..]
@@ -394,11 +402,159 @@ fn a_failing_task_exits_1_with_the_reason_and_keeps_the_objects() {
         "{v}"
     );
     assert!(v["task_id"].as_str().unwrap().starts_with("t-"));
-    // No timing assertion: a client that kept waiting on a failed task would
-    // poll until its 6-hour timeout, and this test would never finish.
     // Not Available: the uploaded object stays.
     assert_eq!(env.requests("DeleteObject"), 0);
     assert!(env.object_exists("images", "sys.qcow2"));
+}
+
+#[test]
+fn a_failed_task_ends_the_run_at_the_first_poll_that_sees_it() {
+    // The task has failed by the first poll; the next poll would come an hour later, and the
+    // 20 s timeout would end a client that missed the failure with `timed_out`.
+    let env = Env::with_task_seconds(true, 0.0);
+    let mut f = env.emu().faults();
+    f.fail_import = true;
+    env.emu().set_faults(f);
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let out = env
+        .cmd(
+            &sys,
+            "images",
+            &["--skip-guest", "--poll-interval", "1h", "--timeout", "20s"],
+        )
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["status"], "failed", "{v}");
+    assert_eq!(v["error"]["code"], "ImportImageFailed");
+    assert_eq!(
+        env.requests("DescribeTaskAttribute"),
+        1,
+        "one status query, the one that saw the failure"
+    );
+}
+
+/// Starts the one-shot, waits for its wait stage, sends SIGINT; returns its output.
+fn interrupt_while_waiting(env: &Env, image: &Path, extra: &[&str]) -> (Output, Value) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = env
+        .cmd(image, "images", extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line == "== wait" {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the run never reached its wait stage");
+    std::thread::sleep(Duration::from_millis(300));
+    crate::common::sh("kill", &["-INT", &child.id().to_string()]);
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    let out = Output {
+        status,
+        stdout: stdout.into_bytes(),
+        stderr: reader.join().unwrap().into_bytes(),
+    };
+    let v = json_of(&out);
+    (out, v)
+}
+
+#[test]
+fn sigint_while_waiting_cancels_the_import_unless_detached() {
+    let env = Env::with_task_seconds(true, 8.0);
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let (out, v) = interrupt_while_waiting(&env, &sys, &["--skip-guest", "--image-name", "c-01"]);
+    assert_eq!(out.status.code(), Some(130), "{v}");
+    assert_eq!(v["status"], "cancelled", "{v}");
+    assert_eq!(env.requests("CancelTask"), 1);
+
+    let (out, v) = interrupt_while_waiting(
+        &env,
+        &sys,
+        &["--skip-guest", "--image-name", "d-01", "--detach"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "detached", "{v}");
+    assert_eq!(env.requests("CancelTask"), 1, "no second CancelTask");
+    let out = crate::common::run_printed(
+        v["wait_command"].as_str().unwrap(),
+        env.dir.path(),
+        &["--poll-interval", "200ms", "--output", "json"],
+    );
+    let w = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{w}");
+    assert_eq!(w["status"], "available");
+    assert_eq!(w["image_id"], v["image_id"]);
+}
+
+#[test]
+fn dry_run_runs_every_check_and_sends_nothing() {
+    let env = Env::new(true);
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let data = env.qcow2("data.qcow2", "1G");
+    let out = env
+        .cmd(
+            &sys,
+            "images",
+            &[
+                "--skip-guest",
+                "--image-name",
+                "dry-01",
+                "--data-disk",
+                data.to_str().unwrap(),
+                "--dry-run",
+            ],
+        )
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "dry_run_passed", "{v}");
+    assert_eq!(v["uploads"][0]["key"], "sys.qcow2");
+    assert_eq!(v["uploads"][1]["key"], "data.qcow2");
+    assert_eq!(
+        v["uploads"][0]["size"].as_u64(),
+        Some(std::fs::metadata(&sys).unwrap().len())
+    );
+    assert_eq!(v["plan"]["image_name"], "dry-01", "{v}");
+    // The cloud-side rules ran: the role and the image name were looked up.
+    assert_eq!(env.requests("GetRole"), 1);
+    assert!(env.requests("DescribeImages") >= 1);
+    assert_nothing_written(&env);
+    assert!(env.images_named("dry-01").is_empty());
+
+    // The same dry run against a bucket in another region is refused, still sending nothing.
+    let out = env
+        .cmd(&sys, "faraway", &["--skip-guest", "--dry-run"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert!(
+        codes(&v).contains(&"InvalidOSSBucket.NotMatched".to_string()),
+        "{v}"
+    );
+    assert_nothing_written(&env);
 }
 
 #[test]

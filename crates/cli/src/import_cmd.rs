@@ -35,6 +35,16 @@ pub enum RpcSignature {
     Acs3,
 }
 
+impl RpcSignature {
+    /// The ECS client's signature method.
+    pub fn method(self) -> ecs::SignatureMethod {
+        match self {
+            RpcSignature::HmacSha1 => ecs::SignatureMethod::HmacSha1,
+            RpcSignature::Acs3 => ecs::SignatureMethod::Acs3,
+        }
+    }
+}
+
 /// `ecs-preflight import`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -43,7 +53,8 @@ pub enum RpcSignature {
     ecs-preflight import --region cn-hangzhou --bucket images --object web.qcow2 --image-name web-01 --detach --output json\n\n\
     Ctrl-C while waiting cancels the import (CancelTask), unless --detach: then the import goes on and\n\
     `ecs-preflight wait --region R --task-id T` picks it up.\n\n\
-    Exit codes: 0 image available (or started with --no-wait), 1 refused or failed, 2 usage or environment error.")]
+    Exit codes: 0 image available (or started with --no-wait, or detached), 1 refused or failed, \
+    2 usage or environment error, 130 interrupted (the import was cancelled).")]
 pub struct ImportCmdArgs {
     #[command(flatten)]
     pub import: crate::import_args::ImportArgs,
@@ -277,10 +288,7 @@ fn ecs_client(
     if let Some(e) = ram_endpoint {
         cfg.ram_endpoint = ecs::normalize_endpoint(e);
     }
-    cfg.signature = match signature {
-        RpcSignature::HmacSha1 => ecs::SignatureMethod::HmacSha1,
-        RpcSignature::Acs3 => ecs::SignatureMethod::Acs3,
-    };
+    cfg.signature = signature.method();
     Ok(ecs::Client::new(cfg, creds)?)
 }
 
@@ -598,7 +606,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
             }
         };
         pr.result(&v, &[line])?;
-        return Ok(EXIT_FAILED);
+        return Ok(crate::EXIT_INTERRUPTED);
     };
     finish(&pr, base, &region, &started.task_id, waited?, &resume)
 }

@@ -22,6 +22,8 @@ const EXIT_OK: u8 = 0;
 const EXIT_FINDINGS: u8 = 1;
 /// Exit code: usage or environment error (missing file, unreadable, bad flag).
 const EXIT_ENV: u8 = 2;
+/// Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Parser, Debug)]
 #[command(

@@ -3,7 +3,8 @@
 //!
 //! Exit codes: 0 image available; 1 refused by a rule (nothing uploaded), ImportImage refused,
 //! the import failed or timed out, or an upload failed verification; 2 usage or environment
-//! error; 130 interrupted by Ctrl-C (a rerun resumes: upload checkpoint, same ClientToken).
+//! error; 130 interrupted by Ctrl-C (a rerun resumes: upload checkpoint, same ClientToken),
+//! except that with `--detach` a Ctrl-C while waiting leaves the import running and exits 0.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -21,9 +22,6 @@ use crate::import_cmd::parse_duration;
 use crate::upload_cmd::{parse_parallel, parse_size};
 use crate::OutputFormat;
 
-/// Exit code when Ctrl-C interrupted the run.
-const EXIT_INTERRUPTED: u8 = 130;
-
 /// Flags of `ecs-preflight upload-and-import`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
@@ -31,14 +29,17 @@ const EXIT_INTERRUPTED: u8 = 130;
     ecs-preflight upload-and-import sys.qcow2 --data-disk data.qcow2 --region cn-hangzhou --bucket images --part-size 64MiB --output json\n  \
     ecs-preflight upload-and-import blank.qcow2 --region cn-hangzhou --bucket images --allow GUEST.NoOperatingSystem --delete-object-after\n  \
     ecs-preflight upload-and-import web.qcow2 --region cn-hangzhou --bucket ecs-preflight --endpoint http://127.0.0.1:9090 --skip-guest\n  \
-    ecs-preflight upload-and-import web.raw --region cn-hangzhou --bucket images --no-wait   # sends web.qcow2 (only the data)\n\n\
+    ecs-preflight upload-and-import web.raw --region cn-hangzhou --bucket images --no-wait   # sends web.qcow2 (only the data)\n  \
+    ecs-preflight upload-and-import web.qcow2 --region cn-hangzhou --bucket images --image-name web-01 --dry-run\n\n\
     Stages: check (the image and every rule; an error finding stops it before any byte is sent, \
     unless --allow CODE accepts it), upload every disk (resumable, CRC-64-verified), ImportImage \
     with every disk in DiskDeviceMapping, wait until the image is Available.\n\
     A rerun after an interruption resumes where it stopped (upload checkpoint, same ClientToken: \
     no duplicate image).\n\
-    Ctrl-C while waiting cancels the import (CancelTask), unless --detach.\n\n\
-    Exit codes: 0 image available, 1 refused or failed, 2 usage or environment error, 130 interrupted.")]
+    Ctrl-C while waiting cancels the import (CancelTask), unless --detach: then it exits 0 and \
+    prints the `ecs-preflight wait` command that follows the import.\n\n\
+    Exit codes: 0 image available (or import started with --no-wait / --detach, or --dry-run \
+    passed), 1 refused or failed, 2 usage or environment error, 130 interrupted.")]
 pub struct OneShotArgs {
     /// The system disk image.
     pub image: PathBuf,
@@ -111,11 +112,35 @@ pub struct OneShotArgs {
     #[arg(help_heading = "Pipeline options", long)]
     pub detach: bool,
 
+    /// Wait until the image is Available or the import failed [default].
+    #[arg(help_heading = "Pipeline options", long, overrides_with = "no_wait")]
+    pub wait: bool,
+
+    /// Run every check, local and cloud-side (bucket region and encryption, the role, the
+    /// image name), and print what would be sent; upload nothing and send no ImportImage.
+    #[arg(
+        help_heading = "Pipeline options",
+        long,
+        conflicts_with_all = ["no_wait", "detach", "delete_object_after"]
+    )]
+    pub dry_run: bool,
+
+    /// OSS signature version of the upload.
+    #[arg(help_heading = "Pipeline options", long, value_enum,
+          default_value_t = crate::upload_cmd::SignatureFlag::V4)]
+    pub signature_version: crate::upload_cmd::SignatureFlag,
+
+    /// ECS and RAM RPC signature.
+    #[arg(help_heading = "Pipeline options", long, value_enum,
+          default_value_t = crate::import_cmd::RpcSignature::HmacSha1)]
+    pub signature: crate::import_cmd::RpcSignature,
+
     /// Return once ImportImage has answered: print the image and task ids and the
     /// `ecs-preflight wait` command that follows the import.
     #[arg(
         help_heading = "Pipeline options",
         long,
+        overrides_with = "wait",
         conflicts_with = "delete_object_after"
     )]
     pub no_wait: bool,
@@ -309,6 +334,8 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
             skip_identical: !args.force,
         })
         .convert(args.convert)
+        .oss_signature(args.signature_version.version())
+        .rpc_signature(args.signature.method())
         .on_event(on_event(seen, talk, bars));
     for d in &args.import.data_disk {
         b = b.data_disk(d);
@@ -348,6 +375,12 @@ async fn run_async(args: OneShotArgs) -> Result<u8> {
         }
     };
     let region = pipeline.region().to_string();
+    if args.dry_run {
+        return match pipeline.dry_run().await {
+            Ok(d) => dry_run_passed(&args, &d),
+            Err(e) => failure(&args, &region, e),
+        };
+    }
     let import_started = lock(&seen).import_started.clone();
     let result = tokio::select! {
         r = pipeline.run() => Some(r),
@@ -396,6 +429,33 @@ async fn run_async(args: OneShotArgs) -> Result<u8> {
         }
         Err(e) => failure(&args, &region, e),
     }
+}
+
+/// `--dry-run`: every check passed; say what a run would send.
+fn dry_run_passed(args: &OneShotArgs, d: &preflight_pipeline::DryRun) -> Result<u8> {
+    let mut v = serde_json::to_value(d)?;
+    v["status"] = json!("dry_run_passed");
+    let mut human = vec![format!(
+        "dry run passed: every check holds in {}; nothing was uploaded or imported",
+        d.region
+    )];
+    for (disk, u) in d.uploads.iter().enumerate() {
+        human.push(format!(
+            "  disk {disk}: {} → oss://{}/{} ({} bytes, {})",
+            u.path.display(),
+            u.bucket,
+            u.key,
+            u.size,
+            u.format
+        ));
+    }
+    if let Some(id) = &d.earlier_image {
+        human.push(format!(
+            "  an earlier run already imported image {id} from these objects: a run reports it"
+        ));
+    }
+    print(args, &v, &human)?;
+    Ok(crate::EXIT_OK)
 }
 
 /// `--no-wait`: ImportImage answered; the import goes on in the cloud.
@@ -569,10 +629,18 @@ async fn interrupted(
             ),
         },
     };
+    let detached = v["status"] == "detached";
     if args.output == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if detached {
+        println!("{line}");
     } else {
         eprintln!("{line}");
     }
-    Ok(EXIT_INTERRUPTED)
+    // Detaching is what --detach asked for, as in `import --detach`: the import goes on.
+    Ok(if detached {
+        crate::EXIT_OK
+    } else {
+        crate::EXIT_INTERRUPTED
+    })
 }

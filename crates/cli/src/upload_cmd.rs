@@ -25,9 +25,6 @@ use serde_json::json;
 
 use crate::OutputFormat;
 
-/// Exit code when Ctrl-C interrupted the upload.
-const EXIT_INTERRUPTED: u8 = 130;
-
 /// Signature version flag.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignatureFlag {
@@ -35,6 +32,16 @@ pub enum SignatureFlag {
     V4,
     /// HMAC-SHA1, for old endpoints.
     V1,
+}
+
+impl SignatureFlag {
+    /// The OSS client's signature version.
+    pub fn version(self) -> SignatureVersion {
+        match self {
+            SignatureFlag::V4 => SignatureVersion::V4,
+            SignatureFlag::V1 => SignatureVersion::V1,
+        }
+    }
 }
 
 /// Flags of `ecs-preflight upload`.
@@ -215,10 +222,7 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     if let Some(e) = &args.endpoint {
         config = config.with_endpoint(e);
     }
-    config.signature = match args.signature_version {
-        SignatureFlag::V4 => SignatureVersion::V4,
-        SignatureFlag::V1 => SignatureVersion::V1,
-    };
+    config.signature = args.signature_version.version();
     let client = Client::new(config, creds)?;
     let checkpoint_dir = args
         .checkpoint_dir
@@ -317,7 +321,7 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
         _ = tokio::signal::ctrl_c() => {
             bar.abandon();
             eprintln!("interrupted: the upload is resumable; run the same command again to continue, or add --abort to cancel it and delete its parts");
-            return Ok(EXIT_INTERRUPTED);
+            return Ok(crate::EXIT_INTERRUPTED);
         }
     };
     bar.finish_and_clear();

@@ -64,7 +64,8 @@ pub use convert::{prepare_upload, Conversion, ConvertMode, PreparedUpload};
 pub use error::{PipelineError, Result};
 pub use preflight_aliyun::CredentialProvider as Credentials;
 pub use preflight_ecs::Progress as TaskProgress;
-pub use preflight_oss::UploadOptions;
+pub use preflight_ecs::SignatureMethod as RpcSignature;
+pub use preflight_oss::{SignatureVersion as OssSignature, UploadOptions};
 pub use preflight_rules::ImportParams;
 
 /// The trust policy the import role needs (`sts:AssumeRole` by `ecs.aliyuncs.com`).
@@ -253,6 +254,42 @@ pub struct Outcome {
     pub objects_deleted: bool,
 }
 
+/// One disk a run would send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedUpload {
+    /// Local path.
+    pub path: PathBuf,
+    /// Bucket.
+    pub bucket: String,
+    /// Object key.
+    pub key: String,
+    /// Bytes that would be sent (the qcow2's size when the disk is converted).
+    pub size: u64,
+    /// Format of the object (lowercase).
+    pub format: String,
+    /// The conversion considered for this disk, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<Conversion>,
+}
+
+/// What [`Pipeline::dry_run`] found: every check passed; this is what a run would do.
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    /// The region.
+    pub region: String,
+    /// The ImportImage request a run would send (its ClientToken comes from the uploaded
+    /// objects' ETags, so it is absent here unless the caller gave one).
+    pub plan: Plan,
+    /// Each disk's upload.
+    pub uploads: Vec<PlannedUpload>,
+    /// Warnings, and the errors accepted with `allow`.
+    pub findings: Vec<ScopedFinding>,
+    /// An image an earlier run made from the same objects under this name, which a run
+    /// would report instead of importing again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub earlier_image: Option<String>,
+}
+
 /// Builds a [`Pipeline`]. Only [`system_disk`](Self::system_disk), [`region`](Self::region)
 /// and [`bucket`](Self::bucket) are required.
 #[derive(Default)]
@@ -272,10 +309,27 @@ pub struct PipelineBuilder {
     convert: ConvertMode,
     poll_interval: Option<Duration>,
     timeout: Option<Duration>,
+    oss_signature: SignatureVersion,
+    rpc_signature: ecs::SignatureMethod,
     on_event: Option<EventFn>,
 }
 
 impl PipelineBuilder {
+    /// The OSS signature of uploads and deletes. Default V4 (OSS4-HMAC-SHA256); V1 for old
+    /// endpoints. The bucket probe always signs V1, which any region answers.
+    #[must_use]
+    pub fn oss_signature(mut self, signature: SignatureVersion) -> Self {
+        self.oss_signature = signature;
+        self
+    }
+
+    /// The ECS and RAM RPC signature. Default HMAC-SHA1 (signature version 1.0).
+    #[must_use]
+    pub fn rpc_signature(mut self, signature: ecs::SignatureMethod) -> Self {
+        self.rpc_signature = signature;
+        self
+    }
+
     /// Whether disks are re-packed as qcow2 on the way to OSS. Default [`ConvertMode::Auto`].
     #[must_use]
     pub fn convert(mut self, mode: ConvertMode) -> Self {
@@ -421,6 +475,7 @@ impl PipelineBuilder {
             .credentials
             .unwrap_or_else(|| Arc::new(CredentialProvider::new(ChainOptions::default())));
         let mut cfg = ecs::ClientConfig::new(&region);
+        cfg.signature = self.rpc_signature;
         if let Some(e) = &self.ecs_endpoint {
             cfg = cfg.with_endpoint(e);
         }
@@ -447,6 +502,7 @@ impl PipelineBuilder {
             objects_given,
             poll_interval: self.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
             timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            oss_signature: self.oss_signature,
             on_event: self.on_event.unwrap_or_else(|| Arc::new(|_: &Event| {})),
         })
     }
@@ -476,6 +532,7 @@ pub struct Pipeline {
     objects_given: Vec<bool>,
     poll_interval: Duration,
     timeout: Duration,
+    oss_signature: SignatureVersion,
     on_event: EventFn,
 }
 
@@ -594,7 +651,7 @@ impl Pipeline {
         let mut objects_deleted = false;
         if self.delete_objects_after {
             for u in &uploads {
-                self.oss_client(SignatureVersion::V4)?
+                self.oss_client(self.oss_signature)?
                     .delete_object(&u.key)
                     .await
                     .map_err(|source| PipelineError::Oss {
@@ -625,6 +682,38 @@ impl Pipeline {
             uploads,
             findings: checked.findings,
             objects_deleted,
+        })
+    }
+
+    /// Runs the check stage only: the local rules, guest inspection and the cloud-side
+    /// rules (bucket region and encryption, the role, the image name). Uploads nothing and
+    /// sends no `ImportImage`. Refusals are the same errors [`run`](Self::run) returns.
+    pub async fn dry_run(&self) -> Result<DryRun> {
+        let t = self.stage(Stage::Check);
+        let checked = self.check().await?;
+        self.done(Stage::Check, t);
+        let mut uploads = Vec::with_capacity(self.disks.len());
+        for (disk, (path, prepared)) in self.disks.iter().zip(&checked.prepared).enumerate() {
+            let mapping = checked.plan.disk_device_mappings.get(disk);
+            uploads.push(PlannedUpload {
+                path: path.clone(),
+                bucket: mapping
+                    .and_then(|m| m.oss_bucket.clone())
+                    .unwrap_or_else(|| self.bucket.clone()),
+                key: mapping
+                    .and_then(|m| m.oss_object.clone())
+                    .unwrap_or_default(),
+                size: prepared.source.size(),
+                format: prepared.format.clone(),
+                conversion: prepared.conversion.clone(),
+            });
+        }
+        Ok(DryRun {
+            region: self.region.clone(),
+            plan: checked.plan,
+            uploads,
+            findings: checked.findings,
+            earlier_image: checked.own_earlier,
         })
     }
 
@@ -835,7 +924,7 @@ impl Pipeline {
         plan: &Plan,
         prepared: Vec<PreparedUpload>,
     ) -> Result<Vec<UploadedDisk>> {
-        let client = self.oss_client(SignatureVersion::V4)?;
+        let client = self.oss_client(self.oss_signature)?;
         let mut out = Vec::with_capacity(self.disks.len());
         for (disk, (path, prepared)) in self.disks.iter().zip(prepared).enumerate() {
             let key = plan
