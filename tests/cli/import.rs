@@ -341,6 +341,33 @@ fn a_failing_task_exits_1_with_the_reason_quickly() {
 }
 
 #[test]
+fn a_refusal_only_the_service_decides_comes_with_its_fix() {
+    // The emulator, like a region without CloudBox import, refuses any StorageLocationArn.
+    let env = Env::new(1.0, true);
+    let out = env
+        .import(
+            "images",
+            "web-11",
+            &[
+                "--storage-location-arn",
+                "arn:acs:cloudbox:cn-hangzhou:1234567890123456:cloudbox/cb-abc",
+                "--role-name",
+                "AliyunECSImageImportDefaultRole",
+            ],
+        )
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["status"], "refused", "{v}");
+    let code = "InvalidOperation.CloudBoxImageImportUnsupported";
+    assert_eq!(v["error"]["code"], code, "{v}");
+    let fix = preflight_rules::service_code(code).unwrap().fix;
+    assert_eq!(v["error"]["fix"], fix, "{v}");
+    assert_eq!(env.requests("ImportImage"), 1);
+}
+
+#[test]
 fn dry_run_reports_success_and_creates_nothing() {
     let env = Env::new(1.0, true);
     let out = env

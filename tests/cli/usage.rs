@@ -122,6 +122,95 @@ fn rules_catalogue_lists_codes_from_every_crate() {
     assert_eq!(sorted.len(), codes.len(), "codes are unique");
 }
 
+/// The error table of the ImportImage API pages (both editions), status and code.
+const API_ERROR_TABLE: &[(u16, &str)] = &[
+    (400, "Account.Arrearage"),
+    (403, "ImageCheckUnsupported.WindowsImage"),
+    (403, "ImageIsImporting"),
+    (403, "ImportImageFailed"),
+    (403, "InvalidAccountStatus.OSSDisabled"),
+    (400, "InvalidArchitecture.Malformed"),
+    (403, "InvalidArchitecture.PlatformUnsupported"),
+    (403, "InvalidBlockSize.NotSupport"),
+    (400, "InvalidBootMode.Malformed"),
+    (400, "InvalidBootMode.NotSupport"),
+    (400, "InvalidClientToken.Malformed"),
+    (400, "InvalidDataDiskSize"),
+    (400, "InvalidDescription.Malformed"),
+    (400, "InvalidImageFormat.Malformed"),
+    (400, "InvalidImageFormat.RegionNotSupported"),
+    (400, "InvalidImageName.Duplicated"),
+    (400, "InvalidImageName.Malformed"),
+    (400, "InvalidImageSize"),
+    (400, "InvalidLicenseType.BYOLOnly"),
+    (400, "InvalidLicenseType.NotSupported"),
+    (403, "InvalidOSS.NotAuthorized"),
+    (403, "InvalidOSSBucket.EncryptUnsupported"),
+    (400, "InvalidOSSBucket.FlowLimit"),
+    (400, "InvalidOSSBucket.Malformed"),
+    (400, "InvalidOSSBucket.NotFound"),
+    (400, "InvalidOSSBucket.NotMatched"),
+    (400, "InvalidOSSObject.Malformed"),
+    (400, "InvalidOSSObject.NeedRestore"),
+    (400, "InvalidOSSObject.NotFound"),
+    (400, "InvalidOSSObject.Size"),
+    (400, "InvalidOSType.Malformed"),
+    (403, "InvalidOperation.CloudBoxImageImportRoleRequired"),
+    (403, "InvalidOperation.CloudBoxImageImportUnsupported"),
+    (400, "InvalidParameter.DetectionStrategy"),
+    (400, "InvalidParameter.FeaturesImdsSupport"),
+    (403, "InvalidParameter.Malformed"),
+    (400, "InvalidPlatform.Malformed"),
+    (400, "InvalidRegion.NotSupport"),
+    (400, "InvalidRegionId.NotFound"),
+    (404, "InvalidResourceGroup.NotFound"),
+    (403, "InvalidStorageLocation.NotFound"),
+    (403, "InvalidVHDImage.IncorrectSize"),
+    (400, "MissingParameter"),
+    (403, "MissingParameter.DiskDeviceMapping"),
+    (403, "NoSetRoletoECSServiceAcount"),
+    (403, "QuotaExceed.Image"),
+    (403, "TagKey.Duplication"),
+    (400, "UnsupportedSuffix.OSSObject"),
+    (403, "UserNotInTheWhiteList"),
+];
+
+#[test]
+fn every_api_error_code_is_a_rule_or_a_documented_service_code() {
+    use preflight_rules::{service_code, SERVICE_CODES};
+    let (status, json) = run_json(&["rules", "--output", "json"]);
+    assert_eq!(status, 0);
+    let rules: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    let human = String::from_utf8(run(&["rules"]).stdout).unwrap();
+    for (status, code) in API_ERROR_TABLE {
+        // `MissingParameter` is checked as `MissingParameter.RegionId`, … .
+        let rule = rules
+            .iter()
+            .any(|r| r == code || r.starts_with(&format!("{code}.")));
+        if !rule {
+            assert!(human.contains(code), "`rules` does not name {code}");
+        }
+        match (rule, service_code(code)) {
+            (true, None) => {}
+            (false, Some(s)) => assert_eq!(s.http_status, *status, "{code}"),
+            (true, Some(_)) => panic!("{code} is both a rule and a service code"),
+            (false, None) => panic!("{code} is neither checked nor listed in SERVICE_CODES"),
+        }
+    }
+    for s in SERVICE_CODES {
+        assert!(
+            API_ERROR_TABLE.iter().any(|(_, c)| *c == s.code),
+            "{} is not in the API's table",
+            s.code
+        );
+    }
+}
+
 #[test]
 fn docs_rules_md_is_generated_from_the_code() {
     let out = run(&["rules", "--markdown"]);

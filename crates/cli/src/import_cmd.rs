@@ -502,11 +502,14 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         Err(e @ ecs::Error::Api { .. }) => {
             let code = e.code().unwrap_or_default().to_string();
             let message = e.message().unwrap_or_default().to_string();
-            pr.result(
-                &json!({"status": "refused", "region": region,
-                        "error": {"code": code, "message": message, "detail": e.to_string()}}),
-                &[format!("ImportImage refused: {e}")],
-            )?;
+            let mut v = json!({"status": "refused", "region": region,
+                               "error": {"code": code, "message": message, "detail": e.to_string()}});
+            let mut human = vec![format!("ImportImage refused: {e}")];
+            if let Some(fix) = crate::output::fix_for_api_code(&code) {
+                v["error"]["fix"] = json!(fix);
+                human.push(format!("  fix: {fix}"));
+            }
+            pr.result(&v, &human)?;
             return Ok(EXIT_FAILED);
         }
         Err(e) => return Err(e).context("ImportImage"),

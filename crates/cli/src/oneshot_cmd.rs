@@ -563,10 +563,16 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
                 ),
             ],
         ),
-        PipelineError::ImportRefused { code: c, message } => (
-            json!({"status": "refused", "region": region, "error": {"code": c, "message": message}}),
-            vec![e.to_string()],
-        ),
+        PipelineError::ImportRefused { code: c, message } => {
+            let mut v = json!({"status": "refused", "region": region,
+                               "error": {"code": c, "message": message}});
+            let mut human = vec![e.to_string()];
+            if let Some(fix) = crate::output::fix_for_api_code(c) {
+                v["error"]["fix"] = json!(fix);
+                human.push(format!("  fix: {fix}"));
+            }
+            (v, human)
+        }
         _ => {
             let mut v = json!({"status": "error", "region": region,
                                "error": {"code": e.code(), "message": e.to_string()}});

@@ -373,6 +373,19 @@ pub fn all_rules() -> Vec<&'static Rule> {
     rules
 }
 
+/// The fix for an error code ImportImage answered with: a service-decided code's, else the
+/// hint of the rule with that code.
+pub fn fix_for_api_code(code: &str) -> Option<&'static str> {
+    if let Some(s) = preflight_rules::service_code(code) {
+        return Some(s.fix);
+    }
+    all_rules()
+        .into_iter()
+        .find(|r| r.code == code)
+        .map(|r| r.hint)
+        .filter(|h| !h.is_empty())
+}
+
 /// Prints the catalogue: `rules`, `rules --output json`, `rules --markdown`.
 pub fn print_rules(output: OutputFormat, markdown: bool) -> anyhow::Result<()> {
     let rules = all_rules();
@@ -395,6 +408,24 @@ pub fn print_rules(output: OutputFormat, markdown: bool) -> anyhow::Result<()> {
                 r.hint.replace('|', "\\|")
             )?;
         }
+        writeln!(out, "\n## Decided by the service\n")?;
+        writeln!(
+            out,
+            "ImportImage error codes no check can foresee. When ImportImage answers with one, \
+             `import` and `upload-and-import` print its fix.\n"
+        )?;
+        writeln!(out, "| code | HTTP | why it is not checked first | fix |")?;
+        writeln!(out, "|---|---|---|---|")?;
+        for s in preflight_rules::SERVICE_CODES {
+            writeln!(
+                out,
+                "| `{}` | {} | {} | {} |",
+                s.code,
+                s.http_status,
+                s.why_unchecked.replace('|', "\\|"),
+                s.fix.replace('|', "\\|")
+            )?;
+        }
     } else if output == OutputFormat::Json {
         serde_json::to_writer_pretty(&mut out, &rules)?;
         writeln!(out)?;
@@ -404,6 +435,14 @@ pub fn print_rules(output: OutputFormat, markdown: bool) -> anyhow::Result<()> {
                 out,
                 "{} ({})\n    {}\n    fix: {}",
                 r.code, r.severity, r.summary, r.hint
+            )?;
+        }
+        writeln!(out, "\ndecided by the service (not checked first):")?;
+        for s in preflight_rules::SERVICE_CODES {
+            writeln!(
+                out,
+                "{} (HTTP {})\n    not checked: {}\n    fix: {}",
+                s.code, s.http_status, s.why_unchecked, s.fix
             )?;
         }
     }

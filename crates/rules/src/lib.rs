@@ -13,7 +13,9 @@
 //! The rules come from the two editions of the ImportImage API page (the
 //! older one and the Jun-2026 one); each is reported with the API error code
 //! it prevents, or with a code of ours (`Family.What`) where the API has
-//! none. [`RULES`] lists them all.
+//! none. [`RULES`] lists them all. The API's codes that only the service can
+//! decide (quota, billing, allow lists, …) are in [`SERVICE_CODES`], each with
+//! the reason and the fix.
 //!
 //! # Size limits profiles
 //!
@@ -104,6 +106,7 @@ pub mod guest;
 mod input;
 pub mod params;
 mod plan;
+pub mod service;
 pub mod tables;
 
 #[cfg(test)]
@@ -118,6 +121,7 @@ pub use input::{
 };
 pub use params::MAX_TAGS;
 pub use plan::{DiskDeviceMapping, Features, Plan, Tag};
+pub use service::{service_code, ServiceCode, SERVICE_CODES};
 
 use preflight_report::{Finding, Rule};
 use serde::{Deserialize, Serialize};

@@ -1387,3 +1387,29 @@ fn rules_have_unique_codes_and_hints() {
     }
     assert_eq!(RULES.len(), 52);
 }
+
+#[test]
+fn service_codes_are_unique_and_carry_a_fix() {
+    for (i, s) in SERVICE_CODES.iter().enumerate() {
+        assert!(
+            !s.fix.is_empty() && !s.why_unchecked.is_empty(),
+            "{}",
+            s.code
+        );
+        assert!(
+            SERVICE_CODES[..i].iter().all(|o| o.code != s.code),
+            "{} twice",
+            s.code
+        );
+        assert!(
+            RULES.iter().all(|r| r.code != s.code),
+            "{} is also a rule",
+            s.code
+        );
+    }
+    assert_eq!(
+        service_code("QuotaExceed.Image").map(|s| s.http_status),
+        Some(403)
+    );
+    assert!(service_code("InvalidImageSize").is_none());
+}
