@@ -19,6 +19,24 @@ pub const RAM_VERSION: &str = "2015-05-01";
 pub const RAM_ENDPOINT: &str = "https://ram.aliyuncs.com";
 /// Longest honoured `x-acs-retry-after`: beyond this the backoff decides.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Largest answer read: a 100-image DescribeImages page is well under 1 MB.
+const MAX_ANSWER: usize = 8 * 1024 * 1024;
+
+/// Reads an answer as text, at most [`MAX_ANSWER`] bytes; `Err` names what went wrong.
+async fn read_answer(mut resp: reqwest::Response) -> std::result::Result<String, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(format!("the answer is longer than {MAX_ANSWER} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
 
 /// The public ECS endpoint of a region: `https://ecs.<region>.aliyuncs.com`.
 pub fn ecs_endpoint(region: &str) -> String {
@@ -200,11 +218,11 @@ impl Client {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
-                    match resp.text().await {
-                        Err(e) => Error::Network {
+                    match read_answer(resp).await {
+                        Err(detail) => Error::Network {
                             action: action.to_string(),
                             host: host.clone(),
-                            detail: e.without_url().to_string(),
+                            detail,
                         },
                         Ok(text) => match interpret(action, status, &text) {
                             Ok(a) => return Ok(a),

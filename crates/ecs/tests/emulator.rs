@@ -272,3 +272,80 @@ async fn throttling_is_retried_with_a_fresh_nonce() {
     assert!(nonce(&targets[0]).is_some());
     assert_ne!(nonce(&targets[0]), nonce(&targets[1]));
 }
+
+/// A server that first cuts its answer off mid-body, then streams an answer far longer than
+/// any real one: the cut-off is retried, the endless answer is refused at the size limit.
+#[tokio::test]
+async fn cut_off_answers_are_retried_and_endless_ones_refused() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let regions = r#"{"RequestId":"R1","Regions":{"Region":[{"RegionId":"cn-hangzhou","RegionEndpoint":"ecs.cn-hangzhou.aliyuncs.com"}]}}"#;
+    let server = std::thread::spawn(move || {
+        let mut served = 0;
+        while let Ok((mut s, _)) = listener.accept() {
+            let mut buf = Vec::new();
+            let mut byte = [0u8; 1];
+            while !buf.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                buf.push(byte[0]);
+            }
+            served += 1;
+            let head = |len: usize| {
+                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+            };
+            match served {
+                1 => {
+                    let _ = write!(s, "{}{}", head(regions.len()), &regions[..20]);
+                }
+                2 => {
+                    let _ = write!(s, "{}{regions}", head(regions.len()));
+                }
+                _ => {
+                    let len = 64 << 20;
+                    let _ = s.write_all(head(len).as_bytes());
+                    let chunk = vec![b' '; 1 << 16];
+                    for _ in 0..len / chunk.len() {
+                        if s.write_all(&chunk).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            if served == 3 {
+                return served;
+            }
+        }
+        served
+    });
+    let creds = Arc::new(CredentialProvider::fixed(Credentials::new("id", "secret")));
+    let mut cfg =
+        ClientConfig::new("cn-hangzhou").with_endpoint(&format!("http://127.0.0.1:{port}"));
+    cfg.retry.base_delay = Duration::from_millis(10);
+    cfg.retry.max_attempts = 1;
+    let ecs = Client::new(cfg.clone(), creds.clone()).unwrap();
+    // One attempt only: the cut-off answer is an error, not a panic or a parse of half a body.
+    assert!(ecs.describe_regions().await.is_err());
+    let ecs = Client::new(
+        {
+            let mut c = cfg.clone();
+            c.retry.max_attempts = 3;
+            c
+        },
+        creds.clone(),
+    )
+    .unwrap();
+    let got = ecs.describe_regions().await.unwrap();
+    assert_eq!(got[0].region_id, "cn-hangzhou");
+    let err = Client::new(cfg, creds)
+        .unwrap()
+        .describe_regions()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("longer than"), "{err}");
+    // Joined off the runtime: the client's connection task must run to close the socket
+    // the server is still writing to.
+    let served = tokio::task::spawn_blocking(move || server.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(served, 3);
+}

@@ -65,10 +65,6 @@ fn crc_header(resp: &reqwest::Response) -> Option<u64> {
     header(resp, "x-oss-hash-crc64ecma").and_then(|v| v.trim().parse().ok())
 }
 
-async fn text(op: &'static str, resp: reqwest::Response) -> Result<String> {
-    resp.text().await.map_err(|e| network(op, &e))
-}
-
 fn sse(alg: Option<String>) -> Option<String> {
     alg.filter(|a| !a.is_empty() && a != "None")
 }
@@ -161,11 +157,10 @@ impl Client {
 
     /// GetBucketInfo.
     pub async fn get_bucket_info(&self) -> Result<BucketInfo> {
-        let r = self
-            .send(&Op::new("GetBucketInfo", Method::GET, None).query("bucketInfo", ""))
+        let (_, body) = self
+            .send_text(&Op::new("GetBucketInfo", Method::GET, None).query("bucketInfo", ""))
             .await?;
-        let doc: xml::BucketInfoDoc =
-            xml::parse("GetBucketInfo", &text("GetBucketInfo", r).await?)?;
+        let doc: xml::BucketInfoDoc = xml::parse("GetBucketInfo", &body)?;
         let b = doc.bucket;
         Ok(BucketInfo {
             region: b
@@ -182,11 +177,10 @@ impl Client {
 
     /// GetBucketLocation: the region id (`oss-` prefix removed).
     pub async fn get_bucket_location(&self) -> Result<String> {
-        let r = self
-            .send(&Op::new("GetBucketLocation", Method::GET, None).query("location", ""))
+        let (_, body) = self
+            .send_text(&Op::new("GetBucketLocation", Method::GET, None).query("location", ""))
             .await?;
-        let doc: xml::LocationDoc =
-            xml::parse("GetBucketLocation", &text("GetBucketLocation", r).await?)?;
+        let doc: xml::LocationDoc = xml::parse("GetBucketLocation", &body)?;
         let v = doc.value.trim();
         Ok(v.strip_prefix("oss-").unwrap_or(v).to_string())
     }
@@ -195,14 +189,11 @@ impl Client {
     /// (`NoSuchServerSideEncryptionRule`).
     pub async fn get_bucket_encryption(&self) -> Result<Option<String>> {
         match self
-            .send(&Op::new("GetBucketEncryption", Method::GET, None).query("encryption", ""))
+            .send_text(&Op::new("GetBucketEncryption", Method::GET, None).query("encryption", ""))
             .await
         {
-            Ok(r) => {
-                let doc: xml::EncryptionDoc = xml::parse(
-                    "GetBucketEncryption",
-                    &text("GetBucketEncryption", r).await?,
-                )?;
+            Ok((_, body)) => {
+                let doc: xml::EncryptionDoc = xml::parse("GetBucketEncryption", &body)?;
                 Ok(sse(doc.default.and_then(|d| d.sse_algorithm)))
             }
             Err(e) if e.code() == Some("NoSuchServerSideEncryptionRule") => Ok(None),
@@ -216,11 +207,8 @@ impl Client {
             .query("uploads", "")
             .query("encoding-type", "url")
             .header("content-type", "application/octet-stream");
-        let r = self.send(&op).await?;
-        let doc: xml::InitiateResult = xml::parse(
-            "InitiateMultipartUpload",
-            &text("InitiateMultipartUpload", r).await?,
-        )?;
+        let (_, body) = self.send_text(&op).await?;
+        let doc: xml::InitiateResult = xml::parse("InitiateMultipartUpload", &body)?;
         Ok(doc.upload_id)
     }
 
@@ -263,12 +251,14 @@ impl Client {
             .header("content-type", "application/xml")
             .header("content-md5", &md5)
             .body(Body::Bytes(Bytes::from(body)));
-        let r = self.send(&op).await?;
-        let crc64 = crc_header(&r);
-        let doc: xml::CompleteResult = xml::parse(
-            "CompleteMultipartUpload",
-            &text("CompleteMultipartUpload", r).await?,
-        )?;
+        // A retried Complete whose first answer was lost gets NoSuchUpload; the uploader
+        // then checks the object itself.
+        let (headers, body) = self.send_text(&op).await?;
+        let crc64 = headers
+            .get("x-oss-hash-crc64ecma")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let doc: xml::CompleteResult = xml::parse("CompleteMultipartUpload", &body)?;
         Ok(PutResult {
             etag: doc.etag,
             crc64,
@@ -287,8 +277,8 @@ impl Client {
             .query("max-parts", PAGE.to_string())
             .query("part-number-marker", marker.to_string())
             .query("encoding-type", "url");
-        let r = self.send(&op).await?;
-        xml::parse("ListParts", &text("ListParts", r).await?)
+        let (_, body) = self.send_text(&op).await?;
+        xml::parse("ListParts", &body)
     }
 
     /// ListParts, every page.
@@ -335,11 +325,8 @@ impl Client {
                     .query("key-marker", key_marker.clone())
                     .query("upload-id-marker", id_marker.clone());
             }
-            let r = self.send(&op).await?;
-            let page: xml::ListUploadsPage = xml::parse(
-                "ListMultipartUploads",
-                &text("ListMultipartUploads", r).await?,
-            )?;
+            let (_, body) = self.send_text(&op).await?;
+            let page: xml::ListUploadsPage = xml::parse("ListMultipartUploads", &body)?;
             out.extend(page.uploads.into_iter().map(|u| Upload {
                 key: xml::url_decode(&u.key),
                 ..u

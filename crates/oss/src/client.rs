@@ -19,6 +19,8 @@ use crate::xml;
 
 /// Largest error body read (OSS error documents are a few hundred bytes).
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Largest XML answer read: a 1,000-entry ListParts page is about 300 KB.
+pub(crate) const MAX_XML_BODY: usize = 8 * 1024 * 1024;
 /// A clock offset below this is rounding of the server's 1-second Date, not skew: keep
 /// signing with reqsign (system clock).
 const SKEW_THRESHOLD_SECS: i64 = 5;
@@ -294,6 +296,26 @@ impl Client {
         }
     }
 
+    /// Sends with retries and reads the whole answer (at most [`MAX_XML_BODY`] bytes). A body
+    /// cut off mid-read is retried like a request that got no answer.
+    pub(crate) async fn send_text(&self, op: &Op<'_>) -> Result<(http::HeaderMap, String)> {
+        let retry = self.inner.config.retry;
+        let mut attempts = 0u32;
+        loop {
+            let resp = self.send(op).await?;
+            let headers = resp.headers().clone();
+            let err = match read_limited(op.name, resp, MAX_XML_BODY).await {
+                Ok(text) => return Ok((headers, text)),
+                Err(e) => e,
+            };
+            attempts += 1;
+            if !err.is_retryable() || !retry.may_retry(attempts) {
+                return Err(err);
+            }
+            tokio::time::sleep(retry.backoff(attempts - 1)).await;
+        }
+    }
+
     async fn send_once(&self, op: &Op<'_>) -> Result<reqwest::Response> {
         let i = &self.inner;
         let cred = i.credentials.get().await?;
@@ -427,6 +449,28 @@ impl Client {
             ec,
         }
     }
+}
+
+/// Reads a body as UTF-8 text, refusing more than `limit` bytes.
+pub(crate) async fn read_limited(
+    op: &'static str,
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| network(op, &e))? {
+        if body.len() + chunk.len() > limit {
+            return Err(Error::Response {
+                op,
+                message: format!("the answer is longer than {limit} bytes"),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|e| Error::Response {
+        op,
+        message: format!("the answer is not UTF-8: {e}"),
+    })
 }
 
 pub(crate) fn network(op: &'static str, e: &reqwest::Error) -> Error {
