@@ -335,3 +335,242 @@ fn truncated_qcow2_is_an_error() {
     assert_eq!(code, 1, "{json:#}");
     assert!(codes(&json).iter().any(|c| c.starts_with("QCOW2.")));
 }
+
+/// The VHD footer checksum: one's complement of the byte sum of the 512
+/// bytes with the checksum field (bytes 64..68) read as zero.
+fn vhd_footer_checksum(footer: &[u8]) -> u32 {
+    let sum = footer
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !(64..68).contains(i))
+        .fold(0u32, |acc, (_, &b)| acc.wrapping_add(u32::from(b)));
+    !sum
+}
+
+/// Corrupts the VHD footer at `at` (its size field, so that a reader that
+/// believed it would print a wrong size), leaving the stored checksum stale.
+/// Returns (stored, computed) checksums.
+fn corrupt_vhd_footer(bytes: &mut [u8], at: usize) -> (u32, u32) {
+    bytes[at + 48] ^= 0x01; // current_size, top byte: +2^56 bytes
+    let footer = &bytes[at..at + 512];
+    let stored = u32::from_be_bytes(footer[64..68].try_into().unwrap());
+    (stored, vhd_footer_checksum(footer))
+}
+
+/// `info` and `check` refuse a VHD none of whose footers has a valid
+/// checksum: exit 1, `VHD.FooterChecksum` naming the stored and computed
+/// checksums, and no virtual size (the size field cannot be trusted).
+#[test]
+fn vhd_without_a_valid_footer_checksum_is_an_error_without_a_size() {
+    let dir = tempdir();
+    let raw = path_in(dir.path(), "disk.raw");
+    make_raw(&raw, 8 << 20);
+    let dynamic = convert(
+        dir.path(),
+        &raw,
+        "dyn.vhd",
+        "vpc",
+        &["-o", "subformat=dynamic"],
+    );
+    let fixed = convert(
+        dir.path(),
+        &raw,
+        "fixed.vhd",
+        "vpc",
+        &["-o", "subformat=fixed,force_size=on"],
+    );
+    // (what, file bytes, (stored, computed) checksum of each footer).
+    type Case = (&'static str, Vec<u8>, Vec<(u32, u32)>);
+    let mut cases: Vec<Case> = Vec::new();
+
+    let mut b = std::fs::read(&dynamic).unwrap();
+    let end = b.len() - 512;
+    let sums = vec![
+        corrupt_vhd_footer(&mut b, end),
+        corrupt_vhd_footer(&mut b, 0),
+    ];
+    cases.push(("dynamic, both footers", b, sums));
+
+    let mut b = std::fs::read(&fixed).unwrap();
+    let end = b.len() - 512;
+    let sums = vec![corrupt_vhd_footer(&mut b, end)];
+    cases.push(("fixed, its only footer", b, sums));
+
+    // Not a VHD at all: a file that merely ends in `conectix` and garbage.
+    let mut b = vec![0u8; 1 << 20];
+    let end = b.len() - 512;
+    b[end..end + 8].copy_from_slice(b"conectix");
+    for (i, x) in b[end + 8..].iter_mut().enumerate() {
+        *x = u8::try_from(i * 131 % 251).unwrap();
+    }
+    let footer = &b[end..];
+    let sums = vec![(
+        u32::from_be_bytes(footer[64..68].try_into().unwrap()),
+        vhd_footer_checksum(footer),
+    )];
+    cases.push(("conectix look-alike", b, sums));
+
+    for (what, bytes, sums) in cases {
+        let path = path_in(dir.path(), "bad.vhd");
+        std::fs::write(&path, &bytes).unwrap();
+        let p = path.to_str().unwrap();
+        for args in [
+            vec!["info", p, "--output", "json"],
+            vec!["check", p, "--output", "json", "--skip-guest"],
+        ] {
+            let (code, json) = run_json(&args);
+            assert_eq!(code, 1, "{what} {}: {json:#}", args[0]);
+            assert_eq!(json["format"], "vhd", "{what}");
+            assert!(json["virtual_size"].is_null(), "{what}: no size: {json:#}");
+            let f = json["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["code"] == "VHD.FooterChecksum")
+                .unwrap_or_else(|| panic!("{what}: VHD.FooterChecksum in {json:#}"));
+            assert_eq!(f["severity"], "error");
+            let msg = f["message"].as_str().unwrap();
+            for (stored, computed) in &sums {
+                assert!(
+                    msg.contains(&format!("{stored:#010x}"))
+                        && msg.contains(&format!("{computed:#010x}")),
+                    "{what}: checksums {stored:#010x}/{computed:#010x} named: {msg}"
+                );
+            }
+        }
+        // The human output of info exits 1 too and prints no size.
+        let out = run(&["info", p]);
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("virtual size"), "{what}: {text}");
+        assert!(text.contains("VHD.FooterChecksum"), "{what}: {text}");
+    }
+}
+
+/// A refcount table that starts in the last, partly written cluster of the
+/// file and ends past its end is `QCOW2.TableOutOfBounds` (like an L1 or L2
+/// table past the end), naming offset, length and file size; not `QCOW2.Io`.
+#[test]
+fn qcow2_refcount_table_past_eof_has_its_code() {
+    let dir = tempdir();
+    let image = path_in(dir.path(), "r.qcow2");
+    sh(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            image.to_str().unwrap(),
+            "64M",
+        ],
+    );
+    let mut b = std::fs::read(&image).unwrap();
+    let cluster_bits = u32::from_be_bytes(b[20..24].try_into().unwrap());
+    let cs = 1usize << cluster_bits;
+    if b.len() % cs == 0 {
+        b.extend_from_slice(&[0u8; 8]); // a partly written last cluster
+    }
+    let offset = b.len() / cs * cs;
+    b[48..56].copy_from_slice(&(offset as u64).to_be_bytes());
+    let clusters = u32::from_be_bytes(b[56..60].try_into().unwrap()) as usize;
+    std::fs::write(&image, &b).unwrap();
+
+    let (code, json) = run_json(&[
+        "check",
+        image.to_str().unwrap(),
+        "--output",
+        "json",
+        "--skip-guest",
+    ]);
+    assert_eq!(code, 1, "{json:#}");
+    let codes = codes(&json);
+    assert!(!codes.contains(&"QCOW2.Io".to_string()), "{json:#}");
+    let f = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| {
+            f["code"] == "QCOW2.TableOutOfBounds"
+                && f["message"].as_str().unwrap().contains("refcount table")
+        })
+        .unwrap_or_else(|| panic!("QCOW2.TableOutOfBounds for the refcount table: {json:#}"));
+    assert_eq!(f["severity"], "error");
+    let msg = f["message"].as_str().unwrap();
+    for part in [
+        format!("{offset:#x}"),
+        format!("{} bytes", clusters * cs),
+        format!("{} bytes", b.len()),
+    ] {
+        assert!(msg.contains(&part), "{part} in {msg}");
+    }
+}
+
+/// A qcow2's subformat is its compat level, named as qemu-img names it.
+#[test]
+fn qcow2_subformat_is_the_compat_level() {
+    let dir = tempdir();
+    for compat in ["0.10", "1.1"] {
+        let image = path_in(dir.path(), &format!("c{compat}.qcow2"));
+        sh(
+            "qemu-img",
+            &[
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-o",
+                &format!("compat={compat}"),
+                image.to_str().unwrap(),
+                "16M",
+            ],
+        );
+        let theirs = qemu_info("qcow2", &image);
+        assert_eq!(theirs["format-specific"]["data"]["compat"], compat);
+        let (code, ours) = run_json(&["info", image.to_str().unwrap(), "--output", "json"]);
+        assert_eq!(code, 0, "{ours:#}");
+        assert_eq!(ours["subformat"], compat, "{ours:#}");
+    }
+}
+
+/// `allocated_size` means the same for every format: bytes of the file
+/// holding guest data. A streamOptimized VMDK counts its compressed grains
+/// as stored, as a compressed qcow2 counts its compressed clusters, so on
+/// compressible data neither is more than the file.
+#[test]
+fn stream_optimized_vmdk_allocated_size_is_bytes_in_the_file() {
+    let dir = tempdir();
+    let raw = path_in(dir.path(), "text.raw");
+    let line = b"ecs-preflight checks disk images before ImportImage.\n";
+    let mut data: Vec<u8> = line.iter().copied().cycle().take(8 << 20).collect();
+    data[4 << 20..6 << 20].fill(0); // a hole
+    std::fs::write(&raw, &data).unwrap();
+    let stream = convert(
+        dir.path(),
+        &raw,
+        "s.vmdk",
+        "vmdk",
+        &["-o", "subformat=streamOptimized"],
+    );
+    let sparse = convert(
+        dir.path(),
+        &raw,
+        "m.vmdk",
+        "vmdk",
+        &["-o", "subformat=monolithicSparse"],
+    );
+    let compressed = convert(dir.path(), &raw, "c.qcow2", "qcow2", &["-c"]);
+    let info = |p: &Path| run_json(&["info", p.to_str().unwrap(), "--output", "json"]).1;
+    let (s, m, c) = (info(&stream), info(&sparse), info(&compressed));
+    assert_eq!(s["subformat"], "streamOptimized");
+    // Uncompressed: 6 MiB of data in whole grains.
+    assert_eq!(m["allocated_size"], 6u64 << 20, "{m:#}");
+    for (what, j) in [("streamOptimized", &s), ("compressed qcow2", &c)] {
+        let allocated = j["allocated_size"].as_u64().unwrap();
+        let file = j["file_size"].as_u64().unwrap();
+        assert!(
+            allocated > 0 && allocated <= file,
+            "{what}: allocated {allocated} within the {file}-byte file"
+        );
+    }
+}

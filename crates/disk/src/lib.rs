@@ -63,19 +63,21 @@ impl fmt::Display for Format {
 pub struct ImageInfo {
     /// Detected container format.
     pub format: Format,
-    /// Variant within the format, e.g. `dynamic`, `fixed`, `streamOptimized`,
-    /// `v3`.
+    /// Variant within the format, e.g. `dynamic`, `fixed` (VHD, VHDX),
+    /// `streamOptimized` (VMDK), `1.1` or `0.10` (qcow2 v3 or v2, as
+    /// qemu-img's `compat` option names them).
     pub subformat: Option<String>,
     /// Size of the disk the guest sees, in bytes.
     pub virtual_size: u64,
     /// Size of the image file (for a VMDK with extents, the sum of its files).
     pub file_size: u64,
-    /// Bytes of guest data actually stored (allocated clusters, blocks or
-    /// grains; for RAW, the file size).
+    /// Bytes of the image file holding guest data: allocated clusters,
+    /// blocks or grains, a compressed one (qcow2 cluster, streamOptimized
+    /// VMDK grain) by the bytes it takes in the file; for RAW, the file size.
     pub allocated_size: u64,
     /// Allocation unit: cluster (qcow2), block (VHD, VHDX) or grain (VMDK).
     pub cluster_size: Option<u64>,
-    /// Format version, e.g. `3` for qcow2 v3, `1.1` for compat.
+    /// Format version, e.g. `1.1` for qcow2 v3 (its compat level), `1.0` for VHD.
     pub version: Option<String>,
     /// Feature flags that are set, by name (e.g. `lazy_refcounts`,
     /// `extended_l2`, `compression_zstd`).

@@ -38,8 +38,9 @@ use tables::{Cluster, L1E_OFFSET_MASK};
 
 /// An opened QCOW2 image.
 ///
-/// [`DiskImage::info`] gives `version` `"0.10"` (v2) or `"1.1"` (v3), the
-/// cluster size, feature names (`dirty`, `corrupt`, `external_data_file`,
+/// [`DiskImage::info`] gives `subformat` and `version` `"0.10"` (v2) or
+/// `"1.1"` (v3), the names of qemu-img's `compat` option, the cluster size,
+/// feature names (`dirty`, `corrupt`, `external_data_file`,
 /// `extended_l2`, `compression_zstd`, `lazy_refcounts`, `bitmaps`,
 /// `data_file_raw`, and `compatible_bit_N` / `autoclear_bit_N` for unknown
 /// bits), the backing file name and the encryption method (`aes`, `luks`).
@@ -121,7 +122,11 @@ fn image_info(p: &Parsed) -> ImageInfo {
     let h = &p.header;
     let mut info = ImageInfo::new(Format::Qcow2, h.size, p.geo.file_size);
     info.cluster_size = Some(p.geo.cluster_size);
-    info.version = Some(if h.version == 2 { "0.10" } else { "1.1" }.to_string());
+    // qemu-img names the two versions by their `compat` option: 0.10 (v2)
+    // and 1.1 (v3). That is the subformat, as `fixed`/`dynamic` is a VHD's.
+    let compat = if h.version == 2 { "0.10" } else { "1.1" };
+    info.subformat = Some(compat.to_string());
+    info.version = Some(compat.to_string());
     info.backing_file = p.backing_file.clone();
     info.encryption = match h.crypt_method {
         CRYPT_AES => Some("aes".to_string()),

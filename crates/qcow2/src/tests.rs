@@ -101,11 +101,22 @@ fn golden_image_opens_reads_and_checks_clean() {
     assert_eq!(info.cluster_size, Some(512));
     assert_eq!(info.allocated_size, 512);
     assert_eq!(info.version.as_deref(), Some("1.1"));
+    assert_eq!(info.subformat.as_deref(), Some("1.1"));
     let mut buf = vec![0u8; 1024];
     img.read_at(0, &mut buf).unwrap();
     assert!(buf[..512].iter().all(|&b| b == 0xab));
     assert!(buf[512..].iter().all(|&b| b == 0));
     assert_eq!(img.check(), vec![]);
+}
+
+/// The subformat is what qemu-img calls the version: compat 0.10 or 1.1.
+#[test]
+fn version_2_is_compat_0_10() {
+    let mut b = golden();
+    put32(&mut b, 4, 2);
+    let img = open_bytes(b).unwrap();
+    assert_eq!(img.info().subformat.as_deref(), Some("0.10"));
+    assert_eq!(img.info().version.as_deref(), Some("0.10"));
 }
 
 #[test]
@@ -373,6 +384,49 @@ fn one_field_mutations_give_their_code() {
             "{what}: expected {code}, got {codes:?}"
         );
     }
+}
+
+/// A refcount table that starts in the file's last, partly written cluster
+/// (which the cluster-granular bounds check accepts, as qemu's does) but
+/// ends past the end of the file is out of bounds, not an I/O error.
+#[test]
+fn refcount_table_ending_past_eof_is_out_of_bounds() {
+    let mut b = golden();
+    b.extend_from_slice(&[0u8; 8]); // 3080 bytes: cluster 6 holds 8 bytes
+    put64(&mut b, 48, 6 * CS as u64);
+    let img = open_bytes(b).unwrap();
+    let findings = img.check();
+    let codes: Vec<&str> = findings.iter().map(|f| f.code.as_str()).collect();
+    assert!(!codes.contains(&"QCOW2.Io"), "{findings:#?}");
+    let f = findings
+        .iter()
+        .find(|f| f.code == "QCOW2.TableOutOfBounds")
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    assert!(f.is_error());
+    for part in ["refcount table", "0xc00", "512 bytes", "3080 bytes"] {
+        assert!(f.message.contains(part), "{part}: {}", f.message);
+    }
+}
+
+/// Snapshot L1 tables and bitmap tables are read the same way.
+#[test]
+fn snapshot_l1_ending_past_eof_is_out_of_bounds() {
+    // One snapshot whose L1 table (2 entries = 16 bytes) sits 8 bytes
+    // before the end of the file.
+    let mut b = golden();
+    let table = b.len();
+    b.resize(table + CS, 0);
+    put64(&mut b, table, 0x2000); // snapshot L1 at cluster 16...
+    put32(&mut b, table + 8, 2); // ...with 2 entries
+    put64(&mut b, 64, table as u64); // snapshots_offset
+    put32(&mut b, 60, 1); // nb_snapshots
+    b.resize(0x2000 + 8, 0);
+    let codes = exercise(b);
+    assert!(!codes.contains(&"QCOW2.Io".to_string()), "{codes:?}");
+    assert!(
+        codes.contains(&"QCOW2.TableOutOfBounds".to_string()),
+        "{codes:?}"
+    );
 }
 
 #[test]

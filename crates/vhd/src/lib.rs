@@ -16,8 +16,9 @@
 //!   [`BlockRead::read_at`] returns [`ReadError::Unsupported`].
 //!
 //! [`open`] fails, with one error finding, only when the layout cannot be
-//! understood at all (no footer, unknown disk type, unreadable dynamic
-//! header, invalid block size, a BAT that does not fit the file). Everything
+//! understood at all (no footer, no footer with a valid checksum
+//! (`VHD.FooterChecksum`), unknown disk type, unreadable dynamic header,
+//! invalid block size, a BAT that does not fit the file). Everything
 //! else is a finding of [`DiskImage::check`]; the codes are listed in
 //! [`RULES`].
 //!
@@ -87,6 +88,11 @@ enum OpenError {
         entries: u32,
         source: BoundsError,
     },
+    #[error(
+        "no VHD footer has a valid checksum, so the disk size is unknown: {}",
+        bad_sums(.0)
+    )]
+    FooterChecksum(Vec<BadSum>),
     #[error("reading {what}: {source}")]
     Io {
         what: &'static str,
@@ -109,10 +115,31 @@ impl OpenError {
                 BoundsError::TooLarge { .. } => &check::MAX_TABLE_ENTRIES,
                 BoundsError::Io { .. } => &check::IO,
             },
+            OpenError::FooterChecksum(_) => &check::FOOTER_CHECKSUM,
             OpenError::Io { .. } => &check::IO,
         };
         rule.finding(self.to_string())
     }
+}
+
+/// A footer whose stored checksum is not the one its bytes give.
+#[derive(Debug)]
+struct BadSum {
+    place: &'static str,
+    stored: u32,
+    computed: u32,
+}
+
+fn bad_sums(sums: &[BadSum]) -> String {
+    sums.iter()
+        .map(|b| {
+            format!(
+                "the footer {} stores checksum {:#010x} but its bytes give {:#010x}",
+                b.place, b.stored, b.computed
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// One footer found in the file.
@@ -197,11 +224,30 @@ fn open_inner(src: Arc<dyn Source>) -> Result<VhdImage, OpenError> {
     } else {
         None
     };
-    // Prefer a footer whose checksum is right, the one at the end first.
-    let chosen = [(&end, true), (&start, true), (&end, false), (&start, false)]
+    if end.is_none() && start.is_none() {
+        return Err(OpenError::NoCookie);
+    }
+    // Only a footer whose checksum is right is believed, the one at the end
+    // first. Without one, every field (the size first) could be anything:
+    // a damaged footer, or a file that merely ends in `conectix`. qemu
+    // refuses such a file too ("Incorrect header checksum").
+    let chosen = [&end, &start].into_iter().flatten().find(|f| f.checksum_ok);
+    let Some(chosen) = chosen else {
+        let sums = [
+            (&end, "at the end of the file"),
+            (&start, "copy at offset 0"),
+        ]
         .into_iter()
-        .find_map(|(f, need_ok)| f.as_ref().filter(|f| f.checksum_ok || !need_ok))
-        .ok_or(OpenError::NoCookie)?;
+        .filter_map(|(f, place)| {
+            f.as_ref().map(|f| BadSum {
+                place,
+                stored: f.footer.checksum,
+                computed: header::footer_checksum(&f.raw),
+            })
+        })
+        .collect();
+        return Err(OpenError::FooterChecksum(sums));
+    };
     let footer = chosen.footer.clone();
 
     let layout = match footer.disk_type {

@@ -109,6 +109,48 @@ fn clean_fixed() {
 }
 
 #[test]
+fn fixed_with_bad_footer_checksum_does_not_open() {
+    let data = vec![7u8; 4096];
+    let mut raw = fixed(&data);
+    let n = raw.len();
+    raw[n - 512 + 48] ^= 0x40; // current_size, checksum left stale
+    let stored = u32::from_be_bytes(raw[n - 512 + 64..n - 512 + 68].try_into().unwrap());
+    let computed = header::footer_checksum(&raw[n - 512..]);
+    let f = open(Arc::new(raw)).expect_err("the only footer is not believed");
+    assert_eq!(f.code, "VHD.FooterChecksum");
+    assert!(
+        f.message.contains("at the end of the file"),
+        "{}",
+        f.message
+    );
+    assert!(!f.message.contains("offset 0"), "{}", f.message);
+    assert!(
+        f.message.contains(&format!("{stored:#010x}")),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.contains(&format!("{computed:#010x}")),
+        "{}",
+        f.message
+    );
+}
+
+/// A file that merely ends in something starting with `conectix` (the
+/// format detector calls it VHD) gives an error, never a size.
+#[test]
+fn conectix_lookalike_tail_does_not_open() {
+    let mut raw = vec![0u8; 8192];
+    let n = raw.len();
+    raw[n - 512..n - 504].copy_from_slice(b"conectix");
+    for (i, b) in raw[n - 504..].iter_mut().enumerate() {
+        *b = (i * 37 % 251) as u8;
+    }
+    assert!(has_footer_at_end(&raw));
+    assert_eq!(open_err(raw), "VHD.FooterChecksum");
+}
+
+#[test]
 fn fixed_size_mismatch() {
     let mut raw = fixed(&[0u8; 4096]);
     mutate_footers(&mut raw, |f| put(f, 48, &8192u64.to_be_bytes()));
@@ -181,18 +223,38 @@ fn checksums_and_copies() {
     assert!(c.contains(&"VHD.FooterChecksum".to_string()), "{c:?}");
     assert!(c.contains(&"VHD.FooterCopyMismatch".to_string()), "{c:?}");
 
-    // Both footers' checksums bad: still opens, reported.
+    // Bad checksum in the copy at 0 only: opens by the end footer, reported.
+    let mut bad = good.clone();
+    bad[70] ^= 1;
+    let img = open(Arc::new(bad)).unwrap();
+    assert_eq!(img.size(), 4 << 20);
+    let c = codes(&img);
+    assert!(c.contains(&"VHD.FooterChecksum".to_string()), "{c:?}");
+
+    // Both footers' checksums bad: nothing is believed, open fails.
     let mut bad = good.clone();
     bad[64] ^= 1;
     bad[n - 512 + 64] ^= 1;
-    let img = open(Arc::new(bad)).unwrap();
-    assert_eq!(
-        img.check()
-            .iter()
-            .filter(|f| f.code == "VHD.FooterChecksum")
-            .count(),
-        2
+    let stored = u32::from_be_bytes(bad[64..68].try_into().unwrap());
+    let computed = header::footer_checksum(&bad[..512]);
+    let f = open(Arc::new(bad)).expect_err("no footer to believe");
+    assert_eq!(f.code, "VHD.FooterChecksum");
+    assert!(f.is_error());
+    for place in ["at the end of the file", "copy at offset 0"] {
+        assert!(f.message.contains(place), "{}", f.message);
+    }
+    assert!(
+        f.message.contains(&format!("{stored:#010x}"))
+            && f.message.contains(&format!("{computed:#010x}")),
+        "{}",
+        f.message
     );
+
+    // A bad size field in both footers (checksums left stale) yields no size.
+    let mut bad = good.clone();
+    put(&mut bad, 48, &(1u64 << 40).to_be_bytes());
+    put(&mut bad, n - 512 + 48, &(1u64 << 40).to_be_bytes());
+    assert_eq!(open_err(bad), "VHD.FooterChecksum");
 
     // End footer gone (truncated): opens by the copy, FooterMissing.
     let mut bad = good.clone();

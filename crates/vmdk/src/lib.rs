@@ -16,6 +16,11 @@
 //!
 //! Every table is bounded by the file size and a named limit before it is
 //! allocated, and a compressed grain never inflates past the grain size.
+//!
+//! `allocated_size` is, as for every format, the bytes of the file(s)
+//! holding guest data: one grain per allocated grain of a sparse extent,
+//! but a compressed (streamOptimized) grain by the whole sectors its marker
+//! and deflate data take; a flat extent by its length.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -189,7 +194,7 @@ fn open_sparse_image(src: Arc<dyn Source>, name: &str) -> Result<VmdkImage, Open
         "monolithicSparse"
     };
     info.subformat = Some(subformat.to_string());
-    info.allocated_size = s.allocated_grains.saturating_mul(s.geo.grain_bytes);
+    info.allocated_size = s.allocated_bytes;
     info.cluster_size = Some(s.geo.grain_bytes);
     info.version = Some(s.header.version.to_string());
     sparse_features(&s, &mut info.features);
@@ -387,8 +392,7 @@ fn open_descriptor(
                             s.header.capacity, line.line, line.sectors
                         )));
                     }
-                    allocated = allocated
-                        .saturating_add(s.allocated_grains.saturating_mul(s.geo.grain_bytes));
+                    allocated = allocated.saturating_add(s.allocated_bytes);
                     if info.cluster_size.is_none() {
                         info.cluster_size = Some(s.geo.grain_bytes);
                     }

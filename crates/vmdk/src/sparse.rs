@@ -66,8 +66,8 @@ pub(crate) struct SparseExtent {
     pub desc_range: Option<(u64, u64)>,
     /// Problems found at open that do not stop reading.
     pub notes: Vec<Finding>,
-    /// Grains with data (allocated, not zeroed).
-    pub allocated_grains: u64,
+    /// Bytes of the file holding guest data: see [`SparseExtent::count_allocated`].
+    pub allocated_bytes: u64,
     cache: Mutex<Option<(u64, Vec<u8>)>>,
 }
 
@@ -164,7 +164,7 @@ impl SparseExtent {
             descriptor,
             desc_range,
             notes,
-            allocated_grains: 0,
+            allocated_bytes: 0,
             cache: Mutex::new(None),
         };
         if extent.header.markers() && !gd_at_end && !extent.ends_with_eos() {
@@ -172,7 +172,7 @@ impl SparseExtent {
                 "{name}: the stream does not end with an end-of-stream marker"
             )));
         }
-        extent.allocated_grains = extent.count_allocated().map_err(|e| io_err(name, e))?;
+        extent.allocated_bytes = extent.count_allocated().map_err(|e| io_err(name, e))?;
         Ok(extent)
     }
 
@@ -235,7 +235,16 @@ impl SparseExtent {
         e != 0 && !(e == 1 && self.zero_grain())
     }
 
+    /// Bytes of the file holding guest data, as every format counts them
+    /// (a qcow2 compressed cluster counts its compressed size): a grain
+    /// table entry with data counts one grain, except a compressed grain
+    /// with a marker (streamOptimized), which counts the whole sectors its
+    /// marker and deflate data take in the file. A compressed grain whose
+    /// marker is past the end of the file or invalid holds nothing readable
+    /// and counts nothing (the check reports it); one without a marker,
+    /// whose length the file does not record, counts one grain.
     fn count_allocated(&self) -> std::io::Result<u64> {
+        let sized = self.compressed() && self.header.markers();
         let mut n = 0u64;
         for (i, off) in self.distinct_tables(&self.gd) {
             let first = u64::try_from(i)
@@ -245,11 +254,29 @@ impl SparseExtent {
             for (j, e) in table.into_iter().enumerate() {
                 let grain = first.saturating_add(u64::try_from(j).unwrap_or(u64::MAX));
                 if grain < self.geo.grains && self.entry_has_data(e) {
-                    n = n.saturating_add(1);
+                    let bytes = if sized {
+                        self.stored_grain_bytes(u64::from(e) * SECTOR)
+                    } else {
+                        self.geo.grain_bytes
+                    };
+                    n = n.saturating_add(bytes);
                 }
             }
         }
         Ok(n)
+    }
+
+    /// The bytes a compressed grain with a marker takes in the file: its
+    /// marker and data rounded up to whole sectors (0 if the marker is bad).
+    fn stored_grain_bytes(&self, base: u64) -> u64 {
+        let Ok(r) = self.compressed_range(base) else {
+            return 0;
+        };
+        let end = r.data.saturating_add(r.len);
+        let sectors = end.saturating_sub(base).div_ceil(SECTOR);
+        sectors
+            .saturating_mul(SECTOR)
+            .min(self.file_size().saturating_sub(base))
     }
 
     /// Where grain `index` (counted from the extent's start) lives.

@@ -99,10 +99,52 @@ fn stream_optimized_both_layouts_read_back() {
             assert!(info.features.contains(&f.to_string()));
         }
         assert_eq!(info.features.contains(&"gd_at_end".to_string()), gd_at_end);
-        assert_eq!(info.allocated_size, l.grains.len() as u64 * 8192);
+        // Bytes of the file holding data, as for qcow2's compressed clusters:
+        // each grain's marker and deflate data, in whole sectors.
+        let stored: u64 = l
+            .grains
+            .iter()
+            .map(|&(_, at)| {
+                let at = usize::try_from(at).unwrap();
+                let len = u32::from_le_bytes(l.bytes[at + 8..at + 12].try_into().unwrap());
+                (12 + u64::from(len)).div_ceil(512) * 512
+            })
+            .sum();
+        assert_eq!(info.allocated_size, stored, "gd_at_end={gd_at_end}");
+        assert!(info.allocated_size <= info.file_size);
         assert!(img.check().is_empty(), "{:#?}", img.check());
         assert!(img.check_grains().is_empty());
     }
+}
+
+/// streamOptimized counts the bytes its compressed grains take in the file
+/// (like qcow2's compressed clusters), not their inflated size; a grain
+/// whose marker is bad counts nothing.
+#[test]
+fn stream_optimized_allocated_size_is_stored_bytes() {
+    // Compressible grains: a repeated byte each.
+    let mut raw = vec![0u8; 64 * 8192];
+    for (g, chunk) in raw.chunks_mut(8192).enumerate() {
+        if g % 2 == 0 {
+            chunk.fill(u8::try_from(g).unwrap() | 1);
+        }
+    }
+    let l = write(&raw, &Options::stream(false));
+    assert_eq!(l.grains.len(), 32);
+    let img = open(Arc::new(l.bytes.clone())).unwrap();
+    let info = img.info();
+    // Each grain deflates to a few bytes: marker + data fit one sector.
+    assert_eq!(info.allocated_size, 32 * 512);
+    assert!(info.allocated_size < info.file_size);
+    // The same data uncompressed (monolithicSparse) counts whole grains.
+    let s = open(Arc::new(sparse(&raw).bytes)).unwrap();
+    assert_eq!(s.info().allocated_size, 32 * 8192);
+    // A marker with an absurd compressed size: that grain counts nothing.
+    let mut bad = l.bytes.clone();
+    let at = usize::try_from(l.grains[3].1).unwrap();
+    bad[at + 8..at + 12].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    let img = open(Arc::new(bad)).unwrap();
+    assert_eq!(img.info().allocated_size, 31 * 512);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use crate::rules;
 use crate::tables::{self, Cluster, L1E_OFFSET_MASK, L1E_RESERVED_MASK, L2E_STD_RESERVED_MASK};
 use crate::tables::{BME_OFFSET_MASK, BME_RESERVED_MASK, OFLAG_COPIED, REFT_OFFSET_MASK};
 use crate::tables::{MAX_SNAPSHOTS_BYTES, REFT_RESERVED_MASK};
-use preflight_disk::read_vec;
+use preflight_disk::{read_vec, BoundsError};
 
 use std::sync::Arc;
 
@@ -191,19 +191,55 @@ impl Checker<'_> {
             if !self.spend(bytes, "snapshot L1 tables") {
                 return;
             }
-            let l1 = match read_vec(
-                self.src.as_ref(),
-                "snapshot L1 table",
+            let Some(l1) = self.read_table(
+                &format!("{what} table"),
                 s.l1_table_offset,
                 bytes,
                 header::MAX_L1_BYTES,
-            ) {
-                Ok(b) => b,
-                Err(e) => return self.push(&rules::IO, e.to_string()),
+            ) else {
+                continue;
             };
             let table_id = u32::try_from(n + 1).unwrap_or(u32::MAX);
             for (i, c) in l1.chunks_exact(8).enumerate() {
                 self.l1_entry(table_id, &what, i, tables::be_u64_at(c, 0), false);
+            }
+        }
+    }
+
+    /// Reads a metadata table that [`Checker::region`] has accepted. The
+    /// region check works in whole clusters, as qemu's does (the last
+    /// cluster of a file may be partly written), so a table that starts in
+    /// that last cluster can still end past the end of the file: that is
+    /// `TableOutOfBounds`, naming the offset, the length and the file size,
+    /// like every other table past the end. `None` after a finding.
+    pub(super) fn read_table(
+        &mut self,
+        what: &str,
+        offset: u64,
+        len: u64,
+        limit: u64,
+    ) -> Option<Vec<u8>> {
+        match read_vec(self.src.as_ref(), "metadata table", offset, len, limit) {
+            Ok(t) => Some(t),
+            Err(BoundsError::PastEnd { file_size, .. }) => {
+                let msg = format!(
+                    "the {what} at {offset:#x} ({len} bytes) passes the end of the file \
+                    ({file_size} bytes)"
+                );
+                self.push(&rules::TABLE_OUT_OF_BOUNDS, msg);
+                None
+            }
+            Err(BoundsError::TooLarge { limit, .. }) => {
+                let msg = format!(
+                    "the {what} at {offset:#x} is {len} bytes, over the limit of {limit} bytes"
+                );
+                self.push(&rules::IO, msg);
+                None
+            }
+            Err(BoundsError::Io { source, .. }) => {
+                let msg = format!("reading the {what} ({len} bytes at {offset:#x}): {source}");
+                self.push(&rules::IO, msg);
+                None
             }
         }
     }
@@ -421,19 +457,7 @@ impl Checker<'_> {
         ) {
             return None;
         }
-        let table = match read_vec(
-            self.src.as_ref(),
-            "refcount table",
-            off,
-            len,
-            header::MAX_REFTABLE_BYTES,
-        ) {
-            Ok(t) => t,
-            Err(e) => {
-                self.push(&rules::IO, e.to_string());
-                return None;
-            }
-        };
+        let table = self.read_table("refcount table", off, len, header::MAX_REFTABLE_BYTES)?;
         // Only blocks that cover clusters of the file matter for the
         // comparison, but every block is a reference.
         let mut blocks = Vec::new();
@@ -488,15 +512,13 @@ impl Checker<'_> {
         ) {
             return;
         }
-        let dir = match read_vec(
-            self.src.as_ref(),
+        let Some(dir) = self.read_table(
             "bitmap directory",
             off,
             size,
             header::MAX_BITMAP_DIRECTORY_BYTES,
-        ) {
-            Ok(d) => d,
-            Err(e) => return self.push(&rules::IO, e.to_string()),
+        ) else {
+            return;
         };
         let (entries, problem) =
             tables::parse_bitmap_directory(&dir, bm.nb_bitmaps, geo.cluster_size);
@@ -519,15 +541,8 @@ impl Checker<'_> {
             if !self.spend(bytes, "bitmap tables") {
                 return;
             }
-            let t = match read_vec(
-                self.src.as_ref(),
-                "bitmap table",
-                b.table_offset,
-                bytes,
-                bytes,
-            ) {
-                Ok(t) => t,
-                Err(e) => return self.push(&rules::IO, e.to_string()),
+            let Some(t) = self.read_table(&what, b.table_offset, bytes, bytes) else {
+                continue;
             };
             for (i, c) in t.chunks_exact(8).enumerate() {
                 let e = tables::be_u64_at(c, 0);
