@@ -160,6 +160,28 @@ pub trait DiskImage: BlockRead {
     fn check(&self) -> Vec<Finding>;
 }
 
+/// Every stretch of `img` that may hold data, in order, from [`BlockRead::next_data`].
+/// A reader whose answers go backwards, overlap or pass the disk's end is reported as
+/// corrupt rather than followed.
+pub fn data_runs(img: &dyn BlockRead) -> Result<Vec<(u64, u64)>, ReadError> {
+    let size = img.size();
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut pos = 0;
+    while let Some((start, end)) = img.next_data(pos)? {
+        if start < pos || end <= start || end > size {
+            return Err(ReadError::Corrupt(format!(
+                "data stretch {start}..{end} asked from {pos} on a {size}-byte disk"
+            )));
+        }
+        match runs.last_mut() {
+            Some(last) if last.1 == start => last.1 = end,
+            _ => runs.push((start, end)),
+        }
+        pos = end;
+    }
+    Ok(runs)
+}
+
 /// Checks that `offset..offset+len` lies inside a guest disk of `size`.
 pub fn check_guest_range(offset: u64, len: usize, size: u64) -> Result<(), ReadError> {
     let len64 = u64::try_from(len).unwrap_or(u64::MAX);

@@ -19,8 +19,7 @@ pub(crate) fn read_at(img: &VhdImage, offset: u64, buf: &mut [u8]) -> Result<(),
 }
 
 /// A fixed disk's guest offset is its file offset, so the file's holes are
-/// the disk's; a dynamic disk reports everything (its BAT is small to walk,
-/// but nothing needs it yet).
+/// the disk's; a dynamic disk's data is its allocated blocks (from the BAT).
 pub(crate) fn next_data(img: &VhdImage, offset: u64) -> Result<Option<(u64, u64)>, ReadError> {
     let size = img.info.virtual_size;
     if offset >= size {
@@ -31,8 +30,20 @@ pub(crate) fn next_data(img: &VhdImage, offset: u64) -> Result<Option<(u64, u64)
             .src
             .next_data(offset)?
             .and_then(|(start, end)| (start < size).then_some((start, end.min(size))))),
-        Layout::Sparse(_) => Ok(Some((offset, size))),
+        Layout::Sparse(s) => Ok(allocated_run(s, offset, size)),
     }
+}
+
+/// The first run of allocated blocks at or after `offset`, clipped to `size`.
+fn allocated_run(s: &Sparse, offset: u64, size: u64) -> Option<(u64, u64)> {
+    let bs = s.block_size.max(1);
+    let from = usize::try_from(offset / bs).ok()?;
+    let allocated = |e: &u32| *e != tables::UNALLOCATED;
+    let first = from + s.bat.get(from..)?.iter().position(allocated)?;
+    let run = s.bat[first..].iter().take_while(|e| allocated(e)).count();
+    let start = (len64(first) * bs).max(offset);
+    let end = len64(first + run).saturating_mul(bs).min(size);
+    (start < end).then_some((start, end))
 }
 
 fn len64(n: usize) -> u64 {

@@ -360,3 +360,59 @@ fn virtual_pc_creator_chs_rule() {
     let codes: Vec<String> = img.check().into_iter().map(|f| f.code).collect();
     assert_eq!(codes, vec!["VHD.ChsSize"]);
 }
+
+/// `next_data` of a dynamic VHD: its runs cover every non-zero byte, what lies between them
+/// reads as zeros, and the holes of a mostly empty disk are found.
+#[test]
+fn dynamic_next_data_finds_the_holes_and_misses_no_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = 64 * MIB;
+    let mut raw = vec![0u8; size as usize];
+    // Data in three places: inside block 0, across blocks 9 and 10, in the last block.
+    for (at, len) in [
+        (4096u64, 512u64),
+        (19 * MIB + 100, 3 * MIB),
+        (size - 1024, 1024),
+    ] {
+        for (i, b) in raw[at as usize..(at + len) as usize].iter_mut().enumerate() {
+            *b = (i % 251) as u8 + 1;
+        }
+    }
+    let raw_path = dir.path().join("sparse.raw");
+    std::fs::write(&raw_path, &raw).unwrap();
+    let vhd = dir.path().join("sparse.vhd");
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        "-o",
+        "subformat=dynamic",
+        raw_path.to_str().unwrap(),
+        vhd.to_str().unwrap(),
+    ]);
+    let img = open_path(&vhd);
+    let runs = preflight_disk::data_runs(&img).unwrap();
+    // qemu-img allocates only the 2 MiB blocks holding data: 0, 9–11 and 31.
+    assert_eq!(
+        runs,
+        [(0, 2 * MIB), (18 * MIB, 24 * MIB), (62 * MIB, 64 * MIB)]
+    );
+    let mut gap_start = 0;
+    for &(a, b) in runs
+        .iter()
+        .chain(std::iter::once(&(img.size(), img.size())))
+    {
+        let mut gap = vec![1u8; (a - gap_start) as usize];
+        img.read_at(gap_start, &mut gap).unwrap();
+        assert!(
+            gap.iter().all(|&x| x == 0),
+            "data in the gap {gap_start}..{a}"
+        );
+        // qemu rounds the disk up to its CHS geometry: past the raw, the disk is zeros.
+        let in_raw = &raw[(gap_start as usize).min(raw.len())..(a as usize).min(raw.len())];
+        assert!(in_raw.iter().all(|&x| x == 0));
+        gap_start = b;
+    }
+}

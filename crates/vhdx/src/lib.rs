@@ -109,6 +109,10 @@ impl BlockRead for VhdxImage {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         reader::read_at(self, offset, buf)
     }
+
+    fn next_data(&self, offset: u64) -> Result<Option<(u64, u64)>, ReadError> {
+        reader::next_data(self, offset)
+    }
 }
 
 impl DiskImage for VhdxImage {

@@ -68,3 +68,41 @@ pub(crate) fn read_at(img: &VhdxImage, offset: u64, buf: &mut [u8]) -> Result<()
     }
     Ok(())
 }
+
+/// The first run of blocks that may hold data at or after `offset`: every block whose BAT
+/// state is not one of the zero states (a state the reader refuses counts as data, so the
+/// read reports it).
+pub(crate) fn next_data(img: &VhdxImage, offset: u64) -> Result<Option<(u64, u64)>, ReadError> {
+    let size = img.info.virtual_size;
+    let g = &img.geometry;
+    let bs = g.block_size.max(1);
+    let reads_zero = |block: u64| {
+        let entry = usize::try_from(g.payload_index(block))
+            .ok()
+            .and_then(|i| img.bat.get(i))
+            .copied();
+        matches!(
+            entry.map(|e| e & tables::STATE_MASK),
+            Some(
+                tables::PAYLOAD_NOT_PRESENT
+                    | tables::PAYLOAD_UNDEFINED
+                    | tables::PAYLOAD_ZERO
+                    | tables::PAYLOAD_UNMAPPED
+                    | tables::PAYLOAD_UNMAPPED_V095
+            )
+        )
+    };
+    let blocks = size.div_ceil(bs);
+    let mut block = offset / bs;
+    while block < blocks && reads_zero(block) {
+        block += 1;
+    }
+    if block >= blocks {
+        return Ok(None);
+    }
+    let start = (block * bs).max(offset);
+    while block < blocks && !reads_zero(block) {
+        block += 1;
+    }
+    Ok(Some((start, block.saturating_mul(bs).min(size))))
+}

@@ -251,3 +251,44 @@ fn truncation_anywhere_is_an_error() {
         }
     }
 }
+
+/// `next_data` of a dynamic VHDX: the runs are the blocks qemu-img allocated, and what lies
+/// between them reads as zeros.
+#[test]
+#[allow(clippy::cast_possible_truncation)] // offsets in a 64 MiB test disk
+fn dynamic_next_data_finds_the_holes_and_misses_no_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = 64 * MIB;
+    let mut raw = vec![0u8; size as usize];
+    for (at, len) in [
+        (4096u64, 512u64),
+        (19 * MIB + 100, 3 * MIB),
+        (size - 1024, 1024),
+    ] {
+        for (i, b) in raw[at as usize..(at + len) as usize].iter_mut().enumerate() {
+            *b = u8::try_from(i % 251).unwrap() + 1;
+        }
+    }
+    let raw_path = dir.path().join("sparse.raw");
+    std::fs::write(&raw_path, &raw).unwrap();
+    let img = open_path(&convert(
+        dir.path(),
+        &raw_path,
+        "subformat=dynamic,block_size=2097152",
+    ));
+    let runs = preflight_disk::data_runs(&img).unwrap();
+    assert_eq!(
+        runs,
+        [(0, 2 * MIB), (18 * MIB, 24 * MIB), (62 * MIB, 64 * MIB)]
+    );
+    let mut gap_start = 0;
+    for &(a, b) in runs.iter().chain(std::iter::once(&(size, size))) {
+        let mut gap = vec![1u8; usize::try_from(a - gap_start).unwrap()];
+        img.read_at(gap_start, &mut gap).unwrap();
+        assert!(
+            gap.iter().all(|&x| x == 0),
+            "data in the gap {gap_start}..{a}"
+        );
+        gap_start = b;
+    }
+}

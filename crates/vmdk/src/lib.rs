@@ -488,6 +488,10 @@ impl BlockRead for VmdkImage {
         self.info.virtual_size
     }
 
+    fn next_data(&self, offset: u64) -> Result<Option<(u64, u64)>, ReadError> {
+        self.next_data_from(offset)
+    }
+
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         check_guest_range(offset, buf.len(), self.info.virtual_size)?;
         let mut done = 0usize;
@@ -520,6 +524,39 @@ impl BlockRead for VmdkImage {
             done += n;
         }
         Ok(())
+    }
+}
+
+impl VmdkImage {
+    /// See [`BlockRead::next_data`]: zero extents are holes, a sparse
+    /// extent's data is its allocated grains, a flat extent is all data.
+    fn next_data_from(&self, offset: u64) -> Result<Option<(u64, u64)>, ReadError> {
+        let size = self.info.virtual_size;
+        let mut pos = offset;
+        let mut idx = self
+            .extents
+            .partition_point(|e| e.start.saturating_add(e.len) <= pos);
+        while pos < size {
+            let Some(e) = self.extents.get(idx) else {
+                return Ok(None);
+            };
+            let in_ext = pos.saturating_sub(e.start);
+            let found = match &e.data {
+                ExtentData::Zero => None,
+                ExtentData::Flat { .. } => Some((in_ext, e.len)),
+                ExtentData::Sparse(s) => s.next_data(in_ext, e.len)?,
+            };
+            if let Some((a, b)) = found {
+                let end = e.start.saturating_add(b).min(size);
+                let start = e.start.saturating_add(a);
+                if start < end {
+                    return Ok(Some((start, end)));
+                }
+            }
+            pos = e.start.saturating_add(e.len);
+            idx += 1;
+        }
+        Ok(None)
     }
 }
 

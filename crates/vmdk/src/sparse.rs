@@ -309,6 +309,58 @@ impl SparseExtent {
         })
     }
 
+    /// The first run of grains holding data at or after extent offset
+    /// `from`, clipped to `len` (the extent's length). Reads each grain table
+    /// it passes once; a directory entry of 0 skips its whole table.
+    pub(crate) fn next_data(&self, from: u64, len: u64) -> Result<Option<(u64, u64)>, ReadError> {
+        let gb = self.geo.grain_bytes.max(1);
+        let gtes = self.geo.gtes.max(1);
+        let total = len.div_ceil(gb);
+        let mut index = from / gb;
+        let mut start: Option<u64> = None;
+        let run =
+            |s: u64, end_grain: u64| Some((s.max(from), end_grain.saturating_mul(gb).min(len)));
+        while index < total {
+            let gd_index = index / gtes;
+            let table = usize::try_from(gd_index)
+                .ok()
+                .and_then(|i| self.gd.get(i))
+                .copied()
+                .unwrap_or(0);
+            if table == 0 {
+                if let Some(s) = start {
+                    return Ok(run(s, index));
+                }
+                index = (gd_index + 1).saturating_mul(gtes);
+                continue;
+            }
+            let entries = self.read_table(u64::from(table) * SECTOR).map_err(|_| {
+                ReadError::Corrupt(format!(
+                    "{}: {}: grain table {gd_index} at file offset {} passes the end of the file ({} bytes)",
+                    rules::GT_OFFSET.code,
+                    self.name,
+                    u64::from(table) * SECTOR,
+                    self.file_size()
+                ))
+            })?;
+            let first = usize::try_from(index % gtes).unwrap_or(usize::MAX);
+            for &e in entries.get(first..).unwrap_or_default() {
+                if index >= total {
+                    break;
+                }
+                match (self.entry_has_data(e), start) {
+                    (true, None) => start = Some(index * gb),
+                    (false, Some(s)) => return Ok(run(s, index)),
+                    _ => {}
+                }
+                index += 1;
+            }
+            // A short table (cut off by the file's end) ends here too.
+            index = index.max((gd_index + 1).saturating_mul(gtes));
+        }
+        Ok(start.and_then(|s| run(s, total)))
+    }
+
     /// Fills `buf` from extent offset `offset` (the caller keeps the range
     /// inside the extent).
     pub(crate) fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {

@@ -520,3 +520,57 @@ fn smoke_fuzz_mutations() {
         );
     }
 }
+
+/// `next_data` of sparse VMDKs (monolithicSparse, streamOptimized): runs cover every non-zero
+/// byte, what lies between them reads as zeros, and a mostly empty disk's holes are found.
+#[test]
+fn sparse_next_data_finds_the_holes_and_misses_no_data() {
+    const MIB: u64 = 1 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let size = 80 * MIB;
+    let mut raw = vec![0u8; size as usize];
+    // Data inside one grain, across grain tables (32 MiB each with 64 KiB grains), at the end.
+    for (at, len) in [
+        (4096u64, 512u64),
+        (31 * MIB + 100, 3 * MIB),
+        (size - 1024, 1024),
+    ] {
+        for (i, b) in raw[at as usize..(at + len) as usize].iter_mut().enumerate() {
+            *b = (i % 251) as u8 + 1;
+        }
+    }
+    let raw_path = dir.path().join("sparse.raw");
+    std::fs::write(&raw_path, &raw).unwrap();
+    for sub in ["monolithicSparse", "streamOptimized"] {
+        let out = dir.path().join(format!("{sub}.vmdk"));
+        qemu_img(&[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vmdk",
+            "-o",
+            &format!("subformat={sub}"),
+            raw_path.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ]);
+        let img = open_path(&out).unwrap();
+        let runs = preflight_disk::data_runs(&img).unwrap();
+        let data: u64 = runs.iter().map(|(a, b)| b - a).sum();
+        assert!(data <= 4 * MIB, "{sub}: holes skipped: {runs:?}");
+        let mut gap_start = 0;
+        for &(a, b) in runs
+            .iter()
+            .chain(std::iter::once(&(img.size(), img.size())))
+        {
+            let mut gap = vec![1u8; (a - gap_start) as usize];
+            img.read_at(gap_start, &mut gap).unwrap();
+            assert!(
+                gap.iter().all(|&x| x == 0),
+                "{sub}: data in {gap_start}..{a}"
+            );
+            assert!(raw[gap_start as usize..a as usize].iter().all(|&x| x == 0));
+            gap_start = b;
+        }
+    }
+}
