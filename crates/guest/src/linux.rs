@@ -580,7 +580,10 @@ fn kernel(tree: &mut Tree<'_, '_>, version: &str, image: String, sink: &mut Sink
         let cfg = config.get(*sym).map(String::as_str);
         let status = if builtin.contains(*name) || cfg == Some("y") {
             "builtin"
-        } else if modules.contains(*name) || cfg == Some("m") {
+        // A module counts when modules.dep lists it; the config's `=m` only says the kernel
+        // was built with it, so it decides only when there is no modules.dep to read (a
+        // stripped module tree lacks what its config promises).
+        } else if modules.contains(*name) || (cfg == Some("m") && modules.is_empty()) {
             "module"
         } else {
             "absent"

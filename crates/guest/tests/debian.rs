@@ -262,6 +262,37 @@ fn debian_uefi_xfs_raw() {
 }
 
 #[test]
+fn debian_without_virtio_net_is_a_warning_and_boots_from_virtio() {
+    let dir = debian();
+    let raw = dir.join("debian-nonet.raw");
+    let r = inspect_raw(&raw);
+    common_debian(&r);
+    let k = kernel_drivers(&r);
+    assert!(k.virtio_boot, "the block path is intact");
+    assert_eq!(driver(k, "virtio_net").kernel, "absent");
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "GUEST.NoVirtioNetDriver")
+        .expect("finding");
+    assert!(!f.is_error(), "a missing NIC driver is a warning");
+    assert!(!has(&r, "GUEST.NoVirtioBlockDriver"));
+    // debugfs reads the same modules.dep from the image's root filesystem.
+    let env = facts_env(&dir);
+    let start = r.facts.filesystems[0].start;
+    let dep = run(
+        "debugfs",
+        &[
+            "-R",
+            &format!("cat /lib/modules/{}/modules.dep", env["KVER"]),
+            &format!("{}?offset={start}", raw.display()),
+        ],
+    );
+    assert!(dep.contains("virtio_blk.ko"), "debugfs read modules.dep");
+    assert!(!dep.contains("virtio_net.ko"));
+}
+
+#[test]
 fn debian_without_virtio_in_initramfs_is_an_error() {
     let dir = debian();
     let r = inspect_raw(&dir.join("debian-novirtio.raw"));

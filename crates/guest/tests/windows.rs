@@ -95,6 +95,35 @@ fn windows_without_viostor_is_an_error() {
     assert!(!has(&r, "GUEST.WindowsNoVirtioNet"));
 }
 
+/// viostor registered but loaded on demand (Start=3) cannot boot the disk; no netkvm is a
+/// warning. The hive says so to hivexget too.
+#[test]
+fn demand_start_viostor_is_an_error_and_missing_netkvm_a_warning() {
+    let dir = windows();
+    assert_eq!(
+        hivexget(
+            &dir.join("windows-demand.SYSTEM"),
+            "\\ControlSet001\\Services\\viostor",
+            "Start"
+        ),
+        "3"
+    );
+    let r = inspect_raw(&dir.join("windows-demand.raw"));
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "GUEST.WindowsNoVirtioStorage")
+        .expect("finding");
+    assert!(f.is_error());
+    assert!(f.message.contains("viostor: Start=3"), "{}", f.message);
+    let net = r
+        .findings
+        .iter()
+        .find(|f| f.code == "GUEST.WindowsNoVirtioNet")
+        .expect("netkvm finding");
+    assert!(!net.is_error(), "a missing virtio NIC driver is a warning");
+}
+
 /// Our regf reader against hivex on every value the fixture wrote.
 #[test]
 fn regf_reader_agrees_with_hivexget() {
