@@ -21,6 +21,11 @@ pub(crate) struct Env {
 
 impl Env {
     pub(crate) fn new() -> Self {
+        Env::with(|_| {})
+    }
+
+    /// An emulator whose configuration `tweak` adjusts (keys, buckets).
+    pub(crate) fn with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = crate::common::tempdir();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -33,6 +38,7 @@ impl Env {
             "faraway@cn-beijing".parse().unwrap(),
             "vault@cn-hangzhou:encrypted".parse().unwrap(),
         ];
+        tweak(&mut cfg);
         let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
         Env {
             rt,
@@ -509,4 +515,160 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// A one-purpose HTTP server: answers each request with `answer(method, target)` and records
+/// the request heads. Stands in for the ECS metadata service and STS, which the credential
+/// chain finds through their documented override variables.
+fn fake_server(
+    answer: impl Fn(&str, &str) -> (u16, String) + Send + 'static,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let mut first = head.lines().next().unwrap_or_default().split(' ');
+            let (method, target) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
+            let (status, body) = answer(method, target);
+            log.lock().unwrap().push(head.clone());
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (endpoint, seen)
+}
+
+const STS_ID: &str = "STS.NUz9Fv8Preflight";
+const STS_SECRET: &str = "StsSecretForTheEmulator000000000";
+const STS_TOKEN: &str = "CAISPreflightSecurityToken";
+
+/// An emulator that also knows the STS key (the test downloads with the default key), for a
+/// command with no key in its environment or HOME: only the chain's source can supply one.
+fn sts_env() -> Env {
+    Env::with(|cfg| {
+        cfg.access_keys = vec![
+            format!("{DEFAULT_ACCESS_KEY_ID}:{DEFAULT_ACCESS_KEY_SECRET}")
+                .parse()
+                .unwrap(),
+            format!("{STS_ID}:{STS_SECRET}:{STS_TOKEN}")
+                .parse()
+                .unwrap(),
+        ];
+    })
+}
+
+fn keyless(mut c: Command) -> Command {
+    c.env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+        .env_remove("ALIBABA_CLOUD_ECS_METADATA_DISABLED")
+        .env_remove("ALIBABA_CLOUD_ROLE_ARN")
+        .env_remove("ALIBABA_CLOUD_OIDC_PROVIDER_ARN")
+        .env_remove("ALIBABA_CLOUD_OIDC_TOKEN_FILE");
+    c
+}
+
+#[test]
+fn credentials_from_the_ecs_instance_ram_role() {
+    let env = sts_env();
+    let expiration = "2099-01-01T00:00:00Z";
+    let (metadata, seen) = fake_server(move |method, target| match (method, target) {
+        ("PUT", "/latest/api/token") => (200, "metadata-token-1".into()),
+        ("GET", "/latest/meta-data/ram/security-credentials/") => (200, "ImageBuilderRole".into()),
+        ("GET", "/latest/meta-data/ram/security-credentials/ImageBuilderRole") => (
+            200,
+            format!(
+                r#"{{"Code":"Success","AccessKeyId":"{STS_ID}","AccessKeySecret":"{STS_SECRET}","SecurityToken":"{STS_TOKEN}","Expiration":"{expiration}","LastUpdated":"2026-12-02T00:00:00Z"}}"#
+            ),
+        ),
+        _ => (404, String::new()),
+    });
+    let image = env.image("disk.raw", 2 * MIB, 7);
+    let out = keyless(env.cmd(&image, "images", &["--output", "json"]))
+        .env("ALIBABA_CLOUD_ECS_METADATA_SERVICE_ENDPOINT", &metadata)
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(
+        env.download("images", "disk.raw"),
+        std::fs::read(&image).unwrap()
+    );
+    let heads = seen.lock().unwrap().join("\n");
+    // IMDSv2: the credential request carried the session token.
+    assert!(
+        heads
+            .to_ascii_lowercase()
+            .contains("x-aliyun-ecs-metadata-token: metadata-token-1"),
+        "{heads}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("credentials: ECS"), "{stderr}");
+    assert!(
+        !stderr.contains(STS_SECRET)
+            && !out
+                .stdout
+                .windows(STS_SECRET.len())
+                .any(|w| w == STS_SECRET.as_bytes())
+    );
+}
+
+#[test]
+fn credentials_from_oidc_role_assumption() {
+    let env = sts_env();
+    let token_file = env.dir().join("oidc-token");
+    std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.preflight.sig\n").unwrap();
+    let (sts, seen) = fake_server(move |method, target| {
+        if method == "GET" && target.contains("Action=AssumeRoleWithOIDC") {
+            (
+                200,
+                format!(
+                    r#"{{"RequestId":"R","Credentials":{{"AccessKeyId":"{STS_ID}","AccessKeySecret":"{STS_SECRET}","SecurityToken":"{STS_TOKEN}","Expiration":"2099-01-01T00:00:00Z"}}}}"#
+                ),
+            )
+        } else {
+            (400, r#"{"Code":"InvalidParameter"}"#.into())
+        }
+    });
+    let image = env.image("disk.raw", 2 * MIB, 8);
+    let out = keyless(env.cmd(&image, "images", &["--output", "json"]))
+        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+        .env(
+            "ALIBABA_CLOUD_ROLE_ARN",
+            "acs:ram::1234567890123456:role/image-builder",
+        )
+        .env(
+            "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+            "acs:ram::1234567890123456:oidc-provider/ack-rrsa",
+        )
+        .env("ALIBABA_CLOUD_OIDC_TOKEN_FILE", &token_file)
+        .env("ALIBABA_CLOUD_STS_ENDPOINT", &sts)
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(
+        env.download("images", "disk.raw"),
+        std::fs::read(&image).unwrap()
+    );
+    let heads = seen.lock().unwrap().join("\n");
+    assert!(
+        heads.contains("OIDCToken=eyJhbGciOiJSUzI1NiJ9.preflight.sig"),
+        "the token file's content went to STS: {heads}"
+    );
+    assert!(heads.contains("RoleArn=acs%3Aram%3A%3A1234567890123456%3Arole%2Fimage-builder"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("credentials: OIDC"));
 }
