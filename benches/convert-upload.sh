@@ -4,6 +4,8 @@
 #   convert   ecs-preflight upload --convert qcow2 (map pass + qcow2 streamed into the parts)
 #   as-is     ecs-preflight upload --convert none (every byte of the RAW)
 #   qemu-img  qemu-img convert -O qcow2 to a temporary file, then ecs-preflight upload of it
+#   vmdk      the same disk as a dynamic (monolithicSparse) VMDK, --convert qcow2: the map
+#             pass follows the grain tables, so it reads only the allocated grains
 # For each: bytes sent (from the emulator's counters), wall seconds and peak RSS; then the
 # ratios. Target: convert sends <= 1.05 GiB.
 #
@@ -75,10 +77,15 @@ upload via-qemu.qcow2 "$work/via-qemu.qcow2"
 t1=$(now)
 secs[qemu-img]=$(python3 -c "print(f'{$t1 - $t0:.1f}')"); bytes[qemu-img]=$(received); rss[qemu-img]=$(cat "$work/rss-via-qemu.qcow2.txt")
 rm -f "$work/via-qemu.qcow2"
+vmdk="${src%.raw}.vmdk"
+[ -f "$vmdk" ] || qemu-img convert -f raw -O vmdk -o subformat=monolithicSparse "$src" "$vmdk"
+reset
+t0=$(now); upload vmdk.qcow2 "$vmdk" --convert qcow2; t1=$(now)
+secs[vmdk]=$(python3 -c "print(f'{$t1 - $t0:.1f}')"); bytes[vmdk]=$(received); rss[vmdk]=$(cat "$work/rss-vmdk.qcow2.txt")
 
 echo "== $virtual_gib GiB RAW holding $data_mib MiB of data, loopback emulator, 4 parallel parts =="
 printf '%-10s %14s %10s %8s %10s\n' way "bytes sent" GiB seconds "RSS MiB"
-for w in convert as-is qemu-img; do
+for w in convert as-is qemu-img vmdk; do
   printf '%-10s %14d %10.3f %8s %10d\n' "$w" "${bytes[$w]}" \
     "$(python3 -c "print(${bytes[$w]} / 2**30)")" "${secs[$w]}" "$((${rss[$w]} / 1024))"
 done
