@@ -10,7 +10,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 c="$here/corpus"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$c"/{qcow2,vhd,vhdx,vmdk,detect,regf}
+mkdir -p "$c"/{qcow2,vhd,vhdx,vmdk,detect,regf,fs_ext4,fs_xfs,fs_fat,fs_ntfs,partitions}
 qemu-img create -q -f raw "$tmp/src.raw" 2M
 qemu-io -f raw -c "write -P 0x5a 0 64k" -c "write -P 0x11 1M 4k" "$tmp/src.raw" >/dev/null
 qemu-img convert -O qcow2 -o cluster_size=4k "$tmp/src.raw" "$c/qcow2/v3.qcow2"
@@ -22,4 +22,23 @@ qemu-img convert -O vmdk "$tmp/src.raw" "$c/vmdk/sparse.vmdk"
 qemu-img convert -O vmdk -o subformat=streamOptimized "$tmp/src.raw" "$c/vmdk/stream.vmdk"
 cp "$c"/qcow2/v3.qcow2 "$c"/vhd/dynamic.vhd "$c"/vmdk/sparse.vmdk "$c/detect/"
 python3 "$here/../fixtures/guest/make-empty-hive.py" "$c/regf/empty"
+# Small filesystems holding a few files, and partition tables.
+mkdir -p "$tmp/tree/etc" "$tmp/tree/boot/grub"
+echo 'ID=debian' >"$tmp/tree/etc/os-release"
+echo 'set timeout=1' >"$tmp/tree/boot/grub/grub.cfg"
+truncate -s 1M "$c/fs_ext4/small.ext4"
+mkfs.ext4 -q -F -b 1024 -N 64 -d "$tmp/tree" "$c/fs_ext4/small.ext4"
+truncate -s 300M "$tmp/xfs.img"
+mkfs.xfs -q -f "$tmp/xfs.img"
+# The XFS seed is the first 256 KiB (superblocks, AG headers, root inode chunk).
+head -c 262144 "$tmp/xfs.img" >"$c/fs_xfs/head.xfs"
+truncate -s 1M "$c/fs_fat/small.fat"
+mkfs.vfat -F 12 "$c/fs_fat/small.fat" >/dev/null
+mcopy -s -i "$c/fs_fat/small.fat" "$tmp/tree/etc" "$tmp/tree/boot" ::/
+truncate -s 2M "$c/fs_ntfs/small.ntfs"
+mkntfs -q -F -Q "$c/fs_ntfs/small.ntfs" >/dev/null 2>&1
+truncate -s 64K "$c/partitions/mbr.img" "$c/partitions/gpt.img"
+printf 'label: dos\nstart=2, size=20, type=83\nstart=30, size=90, type=5\nstart=40, size=20, type=83\nstart=70, size=20, type=83\n' |
+  sfdisk -q "$c/partitions/mbr.img"
+printf 'label: gpt\nfirst-lba: 34\nstart=34, size=50\n' | sfdisk -q "$c/partitions/gpt.img"
 echo "seeds in $c"

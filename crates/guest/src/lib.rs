@@ -190,6 +190,45 @@ pub fn inspect(disk: &dyn BlockRead) -> GuestReport {
     }
 }
 
+/// Opens the whole of `disk` as a filesystem of `kind` (ext, XFS, FAT or NTFS) and walks it:
+/// every directory down to eight levels, every file up to 1 MiB read, at most 10,000 entries.
+/// Returns the entries seen, or why the filesystem could not be opened. For fuzzing one
+/// reader at a time and for tests; [`inspect`] reads only what it needs.
+pub fn walk_filesystem(kind: FsKind, disk: &dyn BlockRead) -> Result<usize, String> {
+    const MAX_ENTRIES: usize = 10_000;
+    const MAX_DEPTH: usize = 8;
+    let cache = CachedDisk::new(disk);
+    let view = View {
+        disk: &cache,
+        start: 0,
+        len: cache.size(),
+    };
+    let (mut fs, _) = fs::open(kind, view).map_err(|e| e.to_string())?;
+    let mut seen = 0usize;
+    let mut dirs = vec![(String::new(), 0usize)];
+    while let Some((dir, depth)) = dirs.pop() {
+        let Ok(names) = fs.list(if dir.is_empty() { "/" } else { &dir }) else {
+            continue;
+        };
+        for name in names {
+            if seen >= MAX_ENTRIES {
+                return Ok(seen);
+            }
+            seen += 1;
+            let path = format!("{dir}/{name}");
+            let _ = fs.immutable(&path);
+            if fs.is_dir(&path) {
+                if depth < MAX_DEPTH {
+                    dirs.push((path, depth + 1));
+                }
+            } else {
+                let _ = fs.read(&path, 1 << 20);
+            }
+        }
+    }
+    Ok(seen)
+}
+
 /// Reads only the partition table (MBR/GPT), with its findings.
 pub fn read_partitions(disk: &dyn BlockRead) -> (PartitionTable, Vec<Partition>, Vec<Finding>) {
     let cache = CachedDisk::new(disk);
