@@ -127,9 +127,24 @@ impl<'d, 'a> View<'d, 'a> {
         Ok(v)
     }
 
-    /// A `Read + Seek` cursor over the view (for the ntfs and fatfs crates).
+    /// A `Read + Seek` cursor over the view (for the fatfs crate).
     pub(crate) fn cursor(self) -> Cursor<'d, 'a> {
-        Cursor { view: self, pos: 0 }
+        Cursor {
+            view: self,
+            pos: 0,
+            zeros_past_end: false,
+        }
+    }
+
+    /// A cursor that reads zeros past the view's end instead of ending the read. For the ntfs
+    /// crate, which panics on an end of file met inside a structure (binrw wraps the I/O
+    /// error in a backtrace it declares unreachable); zeros fail its signature checks.
+    pub(crate) fn cursor_zero_padded(self) -> Cursor<'d, 'a> {
+        Cursor {
+            view: self,
+            pos: 0,
+            zeros_past_end: true,
+        }
     }
 }
 
@@ -145,6 +160,7 @@ impl lamxfs::BlockRead for View<'_, '_> {
 pub(crate) struct Cursor<'d, 'a> {
     view: View<'d, 'a>,
     pos: u64,
+    zeros_past_end: bool,
 }
 
 impl io::Read for Cursor<'_, '_> {
@@ -153,6 +169,13 @@ impl io::Read for Cursor<'_, '_> {
         let n =
             usize::try_from(left.min(u64::try_from(buf.len()).unwrap_or(u64::MAX))).unwrap_or(0);
         if n == 0 {
+            if self.zeros_past_end && !buf.is_empty() {
+                buf.fill(0);
+                self.pos = self
+                    .pos
+                    .saturating_add(u64::try_from(buf.len()).unwrap_or(0));
+                return Ok(buf.len());
+            }
             return Ok(0);
         }
         self.view

@@ -20,7 +20,7 @@ fn corrupt(e: impl std::fmt::Display) -> FsError {
 
 impl<'v, 'a> NtfsFs<'v, 'a> {
     pub(crate) fn open(view: View<'v, 'a>) -> Result<(Self, FsInfo), FsError> {
-        let mut cur = view.cursor();
+        let mut cur = view.cursor_zero_padded();
         let mut ntfs = Ntfs::new(&mut cur).map_err(corrupt)?;
         ntfs.read_upcase_table(&mut cur).map_err(corrupt)?;
         let label = match ntfs.volume_name(&mut cur) {
