@@ -12,6 +12,73 @@ const B: &str = "ecs-preflight";
 /// (parameters to change, expected status, expected code).
 type Case<'a> = (Vec<(&'a str, &'a str)>, u16, &'a str);
 
+/// ImportImage's error table as the seeds document it (seed 004, the Jun-2026 edition, which
+/// includes every row of seed 003): code → HTTP status(es). `InvalidImageFormat.Malformed` is
+/// listed twice: 400 "The specified Image Format is wrongly formed." and 403 "%s".
+const DOCUMENTED: &[(&str, &[u16])] = &[
+    ("UnsupportedSuffix.OSSObject", &[400]),
+    ("MissingParameter", &[400]),
+    ("InvalidImageName.Malformed", &[400]),
+    ("InvalidOSSObject.Malformed", &[400]),
+    ("InvalidOSSBucket.Malformed", &[400]),
+    ("InvalidOSSObject.Size", &[400]),
+    ("InvalidDescription.Malformed", &[400]),
+    ("InvalidArchitecture.Malformed", &[400]),
+    ("InvalidPlatform.Malformed", &[400]),
+    ("InvalidOSType.Malformed", &[400]),
+    ("InvalidImageName.Duplicated", &[400]),
+    ("InvalidImageSize", &[400]),
+    ("InvalidDataDiskSize", &[400]),
+    ("InvalidImageFormat.Malformed", &[400, 403]),
+    ("InvalidRegionId.NotFound", &[400]),
+    ("InvalidRegion.NotSupport", &[400]),
+    ("InvalidOSSBucket.NotFound", &[400]),
+    ("InvalidOSSObject.NotFound", &[400]),
+    ("InvalidOSSObject.NeedRestore", &[400]),
+    ("InvalidOSSBucket.NotMatched", &[400]),
+    ("InvalidLicenseType.NotSupported", &[400]),
+    ("InvalidLicenseType.BYOLOnly", &[400]),
+    ("InvalidOSSBucket.FlowLimit", &[400]),
+    ("InvalidImageFormat.RegionNotSupported", &[400]),
+    ("InvalidBootMode.Malformed", &[400]),
+    ("InvalidParameter.DetectionStrategy", &[400]),
+    ("InvalidBootMode.NotSupport", &[400]),
+    ("DRYRUN.SUCCESS", &[400]),
+    ("InvalidClientToken.Malformed", &[400]),
+    ("InvalidParameter.FeaturesImdsSupport", &[400]),
+    ("Account.Arrearage", &[400]),
+    ("ImageIsImporting", &[403]),
+    ("QuotaExceed.Image", &[403]),
+    ("ImportImageFailed", &[403]),
+    ("UserNotInTheWhiteList", &[403]),
+    ("NoSetRoletoECSServiceAcount", &[403]),
+    ("InvalidParameter.Malformed", &[403]),
+    ("MissingParameter.DiskDeviceMapping", &[403]),
+    ("InvalidOSS.NotAuthorized", &[403]),
+    ("InvalidBlockSize.NotSupport", &[403]),
+    ("ImageCheckUnsupported.WindowsImage", &[403]),
+    ("InvalidVHDImage.IncorrectSize", &[403]),
+    ("InvalidOSSBucket.EncryptUnsupported", &[403]),
+    ("InvalidArchitecture.PlatformUnsupported", &[403]),
+    ("InvalidAccountStatus.OSSDisabled", &[403]),
+    ("InvalidStorageLocation.NotFound", &[403]),
+    ("InvalidOperation.CloudBoxImageImportRoleRequired", &[403]),
+    ("InvalidOperation.CloudBoxImageImportUnsupported", &[403]),
+    ("TagKey.Duplication", &[403]),
+    ("InvalidResourceGroup.NotFound", &[404]),
+];
+
+/// Fails unless `status` is a status the seeds document for `code` (codes they do not list,
+/// such as `DryRunOperation` or `IdempotentParameterMismatch`, are not checked here).
+fn assert_documented(code: &str, status: u16, context: &str) {
+    if let Some((_, statuses)) = DOCUMENTED.iter().find(|(c, _)| *c == code) {
+        assert!(
+            statuses.contains(&status),
+            "{context}: {code} answered {status}, the seeds document {statuses:?}"
+        );
+    }
+}
+
 fn import_params<'a>(name: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut v = vec![
         ("RegionId", "cn-hangzhou"),
@@ -155,6 +222,13 @@ async fn import_image_validation() {
     let ep = emu.endpoint();
     put(&ep, B, "img/sys.raw", vec![0u8; 4096]).await;
     put(&ep, B, "img/empty.raw", Vec::new()).await;
+    let mut qcow2 = vec![0u8; 4096];
+    qcow2[0..4].copy_from_slice(b"QFI\xfb");
+    qcow2[24..32].copy_from_slice(&(5u64 << 30).to_be_bytes());
+    put(&ep, B, "img/disk.qcow2", qcow2).await;
+    let mut vhd = vec![0u8; 4096];
+    vhd[4096 - 512..4096 - 504].copy_from_slice(b"conectix");
+    put(&ep, B, "img/disk.vhd", vhd).await;
     put(&ep, "vault", "img/sys.raw", vec![0u8; 10]).await;
     put(&ep, "north", "img/sys.raw", vec![0u8; 10]).await;
     let archive = common::OssReq {
@@ -251,6 +325,64 @@ async fn import_image_validation() {
             "InvalidImageFormat.Malformed",
         ),
         (
+            vec![("DiskDeviceMapping.1.Format", "qcow2")],
+            400,
+            "InvalidImageFormat.Malformed",
+        ),
+        // A Format the API takes, contradicted by the object's header: the documented 403.
+        (
+            vec![
+                ("DiskDeviceMapping.1.OSSObject", "img/disk.qcow2"),
+                ("DiskDeviceMapping.1.Format", "RAW"),
+            ],
+            403,
+            "InvalidImageFormat.Malformed",
+        ),
+        (
+            vec![
+                ("DiskDeviceMapping.1.OSSObject", "img/disk.vhd"),
+                ("DiskDeviceMapping.1.Format", "QCOW2"),
+            ],
+            403,
+            "InvalidImageFormat.Malformed",
+        ),
+        (
+            vec![
+                ("DiskDeviceMapping.2.OSSBucket", B),
+                ("DiskDeviceMapping.2.OSSObject", "img/disk.qcow2"),
+                ("DiskDeviceMapping.2.Format", "VMDK"),
+            ],
+            403,
+            "InvalidImageFormat.Malformed",
+        ),
+        // The format the header names, or no Format at all, passes.
+        (
+            vec![
+                ("DiskDeviceMapping.1.OSSObject", "img/disk.qcow2"),
+                ("DiskDeviceMapping.1.Format", "QCOW2"),
+                ("DryRun", "true"),
+            ],
+            400,
+            "DryRunOperation",
+        ),
+        (
+            vec![
+                ("DiskDeviceMapping.1.OSSObject", "img/disk.vhd"),
+                ("DiskDeviceMapping.1.Format", "VHD"),
+                ("DryRun", "true"),
+            ],
+            400,
+            "DryRunOperation",
+        ),
+        (
+            vec![
+                ("DiskDeviceMapping.1.OSSObject", "img/disk.qcow2"),
+                ("DryRun", "true"),
+            ],
+            400,
+            "DryRunOperation",
+        ),
+        (
             vec![("DiskDeviceMapping.1.DiskImageSize", "4")],
             400,
             "InvalidImageSize",
@@ -329,15 +461,16 @@ async fn import_image_validation() {
     ];
     for (extra, status, code) in cases {
         let params = import_params("valid-name", &extra);
-        assert_eq!(
-            code_of(&ep, &params).await,
-            (status, code.to_string()),
-            "{extra:?}"
-        );
+        let got = code_of(&ep, &params).await;
+        assert_eq!(got, (status, code.to_string()), "{extra:?}");
+        assert_documented(&got.1, got.0, &format!("{extra:?}"));
     }
     // No DiskDeviceMapping at all.
     let (s, c) = code_of(&ep, &[("RegionId", "cn-hangzhou")]).await;
     assert_eq!((s, c.as_str()), (403, "MissingParameter.DiskDeviceMapping"));
+    assert_documented(&c, s, "no DiskDeviceMapping");
+    // The counters saw both kinds: the 400 value check and the 403 content check.
+    assert_eq!(emu.counters().errors_for("InvalidImageFormat.Malformed"), 5);
     // The current limits profile accepts 1..2048.
     assert_eq!(emu.config().limits, LimitsProfile::Classic);
     // A valid import, then ClientToken idempotency and name uniqueness.
@@ -570,5 +703,182 @@ async fn current_limits_profile() {
     );
     let (s, v) = rpc(&ep, ECS, "ImportImage", &p).await;
     assert_eq!(s, 200, "{v}");
+    emu.shutdown().await;
+}
+
+/// DescribeTasks' StartTime/EndTime filter on task creation time (UTC; the documented
+/// `yyyy-MM-ddTHH:mm:ssZ`, or the minute form ECS prints task times in), and refuse a value in
+/// any other form.
+#[tokio::test]
+async fn describe_tasks_time_window() {
+    use preflight_emulator::ecs::state::{EcsData, Task};
+    use preflight_emulator::util::{parse_iso8601, Utc};
+    // Four finished tasks with known creation times, written where the emulator keeps its
+    // state, and one made live below.
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let mut state = EcsData::default();
+    for (id, at) in [
+        ("t-a", "2015-11-23T15:10:30Z"),
+        ("t-b", "2015-11-23T15:12:00Z"),
+        ("t-c", "2015-11-23T15:16:59Z"),
+        ("t-d", "2015-11-24T12:50:00Z"),
+    ] {
+        let created_ms = parse_iso8601(at).unwrap() * 1000;
+        state.tasks.insert(
+            id.into(),
+            Task {
+                task_id: id.into(),
+                region: "cn-hangzhou".into(),
+                image_id: format!("m-{id}"),
+                created_ms,
+                duration_ms: 1000,
+                failure: None,
+                cancelled_ms: None,
+            },
+        );
+    }
+    std::fs::write(
+        data_dir.join("ecs.json"),
+        serde_json::to_vec(&state).unwrap(),
+    )
+    .unwrap();
+    let mut cfg = preflight_emulator::Config::for_tests(&data_dir);
+    cfg.task_seconds = 0.0;
+    let emu = preflight_emulator::start(cfg).await.unwrap();
+    let ep = emu.endpoint();
+    put(&ep, B, "img/sys.raw", vec![0u8; 4096]).await;
+    let (s, live) = rpc(&ep, ECS, "ImportImage", &import_params("live-one", &[])).await;
+    assert_eq!(s, 200, "{live}");
+    let live = live["TaskId"].as_str().unwrap().to_string();
+
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        let mut out: Vec<String> = v["TaskSet"]["Task"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no TaskSet in {v}"))
+            .iter()
+            .map(|t| t["TaskId"].as_str().unwrap().to_string())
+            .collect();
+        out.sort();
+        out
+    };
+    let query = |window: Vec<(&'static str, String)>| {
+        let ep = ep.clone();
+        async move {
+            let mut p: Vec<(&str, &str)> = vec![("RegionId", "cn-hangzhou"), ("PageSize", "100")];
+            p.extend(window.iter().map(|(k, v)| (*k, v.as_str())));
+            let (s, v) = rpc(&ep, ECS, "DescribeTasks", &p).await;
+            assert_eq!(s, 200, "{window:?}: {v}");
+            assert_eq!(v["TotalCount"], ids(&v).len(), "{v}");
+            ids(&v)
+        }
+    };
+    let w = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    };
+    let all = ["t-a", "t-b", "t-c", "t-d", live.as_str()];
+    let mut everything: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+    everything.sort();
+    assert_eq!(query(w(&[])).await, everything);
+    // Minute precision: EndTime takes in the whole minute it names (t-c at 15:16:59).
+    assert_eq!(
+        query(w(&[
+            ("StartTime", "2015-11-23T15:10Z"),
+            ("EndTime", "2015-11-23T15:16Z")
+        ]))
+        .await,
+        ["t-a", "t-b", "t-c"]
+    );
+    // A task's printed CreationTime as both bounds finds it.
+    assert_eq!(
+        query(w(&[
+            ("StartTime", "2015-11-23T15:10Z"),
+            ("EndTime", "2015-11-23T15:10Z")
+        ]))
+        .await,
+        ["t-a"]
+    );
+    // Second precision, the documented form.
+    assert_eq!(
+        query(w(&[
+            ("StartTime", "2015-11-23T15:10:31Z"),
+            ("EndTime", "2015-11-23T15:16:00Z")
+        ]))
+        .await,
+        ["t-b"]
+    );
+    assert_eq!(
+        query(w(&[("StartTime", "2015-11-23T15:12:00Z")]))
+            .await
+            .len(),
+        4,
+        "t-b, t-c, t-d and the live task"
+    );
+    assert_eq!(
+        query(w(&[("EndTime", "2015-11-23T23:59:59Z")])).await,
+        ["t-a", "t-b", "t-c"]
+    );
+    // Bounds that meet nothing, or cross, find nothing.
+    assert!(query(w(&[("EndTime", "2015-11-23T15:10:29Z")]))
+        .await
+        .is_empty());
+    assert!(query(w(&[
+        ("StartTime", "2015-11-24T00:00Z"),
+        ("EndTime", "2015-11-23T00:00Z")
+    ]))
+    .await
+    .is_empty());
+    // The live task, by a window around now; combined with TaskIds and TaskStatus.
+    let now = preflight_emulator::util::unix_now();
+    let minute = |secs: u64| Utc::from_unix(secs).iso8601_minutes();
+    assert_eq!(
+        query(vec![
+            ("StartTime", minute(now - 120)),
+            ("EndTime", minute(now + 120))
+        ])
+        .await,
+        vec![live.clone()]
+    );
+    assert_eq!(
+        query(vec![
+            ("StartTime", "2015-11-23T00:00Z".into()),
+            ("EndTime", "2015-11-24T00:00Z".into()),
+            ("TaskIds", "t-a,t-d".into()),
+            ("TaskStatus", "Finished".into()),
+        ])
+        .await,
+        ["t-a"]
+    );
+    // Anything else is refused with the parameter's own code.
+    for bad in [
+        "yesterday",
+        "2015-11-23",
+        "2015-11-23 15:10Z",
+        "2015-11-23T15:10",
+        "2015-11-23T15:10:00+08:00",
+        "2015-11-23T15:10:00.000Z",
+        "2015-13-01T00:00Z",
+        "1448291400",
+    ] {
+        for (name, code) in [
+            ("StartTime", "InvalidStartTime.Malformed"),
+            ("EndTime", "InvalidEndTime.Malformed"),
+        ] {
+            let (s, v) = rpc(
+                &ep,
+                ECS,
+                "DescribeTasks",
+                &[("RegionId", "cn-hangzhou"), (name, bad)],
+            )
+            .await;
+            assert_eq!(
+                (s, v["Code"].as_str().unwrap_or("")),
+                (400, code),
+                "{name}={bad}: {v}"
+            );
+        }
+    }
+    assert_eq!(emu.counters().errors_for("InvalidStartTime.Malformed"), 8);
     emu.shutdown().await;
 }

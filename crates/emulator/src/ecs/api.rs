@@ -7,7 +7,7 @@ use crate::config::ACCOUNT_ID;
 use crate::ecs::import::{known_region, region, DEFAULT_ROLE, REGIONS};
 use crate::ecs::state::{Image, Task};
 use crate::ecs::{Call, EcsError};
-use crate::util::{unix_now_ms, Utc};
+use crate::util::{parse_iso8601, unix_now_ms, Utc};
 
 /// Largest page of DescribeTasks / DescribeImages.
 pub const MAX_PAGE_SIZE: u64 = 100;
@@ -45,6 +45,46 @@ fn slice<T: Clone>(items: &[T], num: u64, size: u64) -> Vec<T> {
     let start = usize::try_from(num.saturating_sub(1).saturating_mul(size)).unwrap_or(usize::MAX);
     let size = usize::try_from(size).unwrap_or(usize::MAX);
     items.iter().skip(start).take(size).cloned().collect()
+}
+
+/// A `StartTime`/`EndTime` of DescribeTasks: UTC, `yyyy-MM-ddTHH:mm:ssZ` as the API reference
+/// documents, or `yyyy-MM-ddTHH:mmZ` (the minute precision in which ECS prints task times).
+/// Returns (Unix seconds, precision in seconds: 60 or 1).
+pub fn parse_task_time(s: &str) -> Option<(u64, u64)> {
+    let b = s.as_bytes();
+    if b.len() == 17 && b[16] == b'Z' {
+        // 2015-11-23T15:10Z: the seconds form with `:00` inserted.
+        let full = format!("{}:00Z", s.get(..16)?);
+        return parse_iso8601(&full).map(|t| (t, 60));
+    }
+    if b.len() == 20 {
+        return parse_iso8601(s).map(|t| (t, 1));
+    }
+    None
+}
+
+/// The creation-time window of DescribeTasks in Unix ms: `[start, end)`, where `EndTime` takes
+/// in the whole minute (or second) it names, so that a task's printed `CreationTime` used as
+/// both bounds finds it. Malformed values are `400 InvalidStartTime.Malformed` /
+/// `InvalidEndTime.Malformed`.
+fn time_window(call: &Call<'_>) -> Result<(u64, u64), EcsError> {
+    let bound = |name: &str| -> Result<Option<(u64, u64)>, EcsError> {
+        match call.params.get(name) {
+            None | Some("") => Ok(None),
+            Some(v) => parse_task_time(v).map(Some).ok_or_else(|| {
+                EcsError::new(
+                    400,
+                    format!("Invalid{name}.Malformed"),
+                    format!("The specified {name} is malformed: use UTC yyyy-MM-ddTHH:mm:ssZ (or yyyy-MM-ddTHH:mmZ)."),
+                )
+            }),
+        }
+    };
+    let start = bound("StartTime")?.map_or(0, |(t, _)| t.saturating_mul(1000));
+    let end = bound("EndTime")?.map_or(u64::MAX, |(t, precision)| {
+        t.saturating_add(precision).saturating_mul(1000)
+    });
+    Ok((start, end))
 }
 
 fn task_json(t: &Task, now: u64) -> Value {
@@ -90,6 +130,7 @@ pub fn describe_tasks(call: &Call<'_>) -> Result<Value, EcsError> {
     if ids.as_ref().is_some_and(|v| v.len() > MAX_TASK_IDS) {
         return Err(EcsError::invalid("TaskIds", "at most 100 ids"));
     }
+    let (from_ms, until_ms) = time_window(call)?;
     let action = call.params.get("TaskAction").unwrap_or("");
     let status = call.params.get("TaskStatus").unwrap_or("");
     let now = unix_now_ms();
@@ -99,6 +140,7 @@ pub fn describe_tasks(call: &Call<'_>) -> Result<Value, EcsError> {
         .values()
         .filter(|t| t.region == region)
         .filter(|t| ids.as_ref().is_none_or(|v| v.contains(&t.task_id)))
+        .filter(|t| (from_ms..until_ms).contains(&t.created_ms))
         .filter(|_| action.is_empty() || action == "ImportImage")
         .filter(|t| {
             !["Finished", "Processing", "Failed"].contains(&status) || t.phase(now).status == status
@@ -427,4 +469,44 @@ pub fn list_policies_for_role(call: &Call<'_>) -> Result<Value, EcsError> {
         "DefaultVersion": "v1",
         "AttachDate": "2024-01-01T00:00:00Z",
     }]}}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_times() {
+        // 2015-11-23T15:10:00Z = 1448291400.
+        assert_eq!(
+            parse_task_time("2015-11-23T15:10Z"),
+            Some((1_448_291_400, 60))
+        );
+        assert_eq!(
+            parse_task_time("2015-11-23T15:10:00Z"),
+            Some((1_448_291_400, 1))
+        );
+        assert_eq!(
+            parse_task_time("2015-11-23T15:10:07Z"),
+            Some((1_448_291_407, 1))
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2015-11-23",
+            "2015-11-23T15Z",
+            "2015-11-23 15:10Z",
+            "2015-11-23T15:10",
+            "2015-11-23T15:10:00",
+            "2015-11-23T15:10:00.5Z",
+            "2015-11-23T15:10+08:00",
+            "2015-11-23T15:10:00+08:00",
+            "2015-13-23T15:10Z",
+            "2015-11-23T24:10Z",
+            "2015-11-23T15:60:00Z",
+            "20151123T151000Z",
+        ] {
+            assert_eq!(parse_task_time(bad), None, "{bad}");
+        }
+    }
 }
