@@ -508,6 +508,59 @@ fn sigint_while_waiting_cancels_the_import_unless_detached() {
 }
 
 #[test]
+fn signature_flags_choose_what_every_request_carries() {
+    let env = Env::new(true);
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let sig = |scheme: &str| env.emu().counters().signatures_for(scheme);
+    let out = env
+        .cmd(
+            &sys,
+            "images",
+            &["--skip-guest", "--image-name", "sig-default"],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", json_of(&out));
+    let (oss_v4, rpc_sha1) = (sig("OSS4-HMAC-SHA256"), sig("HMAC-SHA1"));
+    assert!(
+        oss_v4 > 0 && rpc_sha1 > 0,
+        "defaults: V4 uploads, HMAC-SHA1 RPC"
+    );
+    assert_eq!(sig("ACS3-HMAC-SHA256"), 0);
+
+    let data = env.qcow2("data.qcow2", "1G");
+    let out = env
+        .cmd(
+            &data,
+            "images",
+            &[
+                "--skip-guest",
+                "--image-name",
+                "sig-flags",
+                "--signature",
+                "acs3",
+                "--signature-version",
+                "v1",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", json_of(&out));
+    assert_eq!(
+        sig("OSS4-HMAC-SHA256"),
+        oss_v4,
+        "no V4 request in the second run"
+    );
+    assert_eq!(
+        sig("HMAC-SHA1"),
+        rpc_sha1,
+        "no HMAC-SHA1 RPC in the second run"
+    );
+    assert!(sig("ACS3-HMAC-SHA256") > 0);
+    assert!(env.requests("PutObject") + env.requests("UploadPart") > 0);
+}
+
+#[test]
 fn dry_run_runs_every_check_and_sends_nothing() {
     let env = Env::new(true);
     let sys = env.qcow2("sys.qcow2", "5G");

@@ -37,6 +37,10 @@ pub struct Counters {
     /// Injected faults per kind (`upload_part_500`, `upload_part_503`, `upload_part_reset`,
     /// `time_skew`).
     pub faults: BTreeMap<String, u64>,
+    /// Requests that passed signature verification, per scheme: `OSS-HMAC-SHA1`,
+    /// `OSS4-HMAC-SHA256` (OSS), `HMAC-SHA1`, `ACS3-HMAC-SHA256` (ECS and RAM RPC).
+    #[serde(default)]
+    pub signatures: BTreeMap<String, u64>,
     /// Every part seen, sorted by upload id then part number.
     pub parts: Vec<PartCounter>,
     /// UploadPart attempts beyond the first for the same part (retries and re-sends).
@@ -62,6 +66,11 @@ impl Counters {
     pub fn faults_for(&self, kind: &str) -> u64 {
         self.faults.get(kind).copied().unwrap_or(0)
     }
+
+    /// Verified requests signed with one scheme (0 if none).
+    pub fn signatures_for(&self, scheme: &str) -> u64 {
+        self.signatures.get(scheme).copied().unwrap_or(0)
+    }
 }
 
 #[derive(Default)]
@@ -69,6 +78,7 @@ struct Inner {
     requests: BTreeMap<String, u64>,
     errors: BTreeMap<String, u64>,
     faults: BTreeMap<String, u64>,
+    signatures: BTreeMap<String, u64>,
     parts: HashMap<(String, u32), PartCounter>,
     bytes_received: u64,
     bytes_sent: u64,
@@ -104,6 +114,11 @@ impl CounterSink {
     /// One injected fault.
     pub fn fault(&self, kind: &str) {
         self.with(|i| bump(&mut i.faults, kind, 1));
+    }
+
+    /// One request whose signature, of `scheme`, verified.
+    pub fn signature(&self, scheme: &str) {
+        self.with(|i| bump(&mut i.signatures, scheme, 1));
     }
 
     /// Request body bytes.
@@ -169,6 +184,7 @@ impl CounterSink {
                 requests: i.requests.clone(),
                 errors: i.errors.clone(),
                 faults: i.faults.clone(),
+                signatures: i.signatures.clone(),
                 parts,
                 parts_resent,
                 bytes_received: i.bytes_received,

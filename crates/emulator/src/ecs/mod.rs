@@ -458,8 +458,10 @@ pub async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Bo
                 &body,
                 now,
             )?;
+            shared.counters.signature(sign::ACS3);
         } else {
             verify_rpc(shared, parts.method.as_str(), &params, now)?;
+            shared.counters.signature("HMAC-SHA1");
         }
         let call = Call {
             shared,

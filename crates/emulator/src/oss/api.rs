@@ -407,6 +407,15 @@ async fn run(ctx: &mut Ctx, api: Api) -> OssResult {
         region.as_deref(),
         ctx.now,
     )?;
+    let v4 = ctx
+        .header("authorization")
+        .is_some_and(|a| a.starts_with("OSS4-HMAC-SHA256 "))
+        || ctx.q("x-oss-signature-version").is_some();
+    ctx.shared.counters.signature(if v4 {
+        "OSS4-HMAC-SHA256"
+    } else {
+        "OSS-HMAC-SHA1"
+    });
     if let Some(enc) = ctx.q("encoding-type") {
         if enc != "url" {
             return Err(OssError::invalid_argument(
