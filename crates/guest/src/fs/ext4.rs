@@ -247,7 +247,7 @@ impl super::Fs for Ext4Fs<'_, '_> {
     fn exists(&mut self, path: &str) -> bool {
         matches!(self.call(Cmd::Exists(path.to_string())), Reply::Bool(true))
     }
-    fn immutable(&self, path: &str) -> Option<bool> {
+    fn immutable(&mut self, path: &str) -> Option<bool> {
         self.inode_flags(path).map(|f| f & 0x10 != 0)
     }
 }

@@ -36,7 +36,7 @@ pub(crate) trait Fs {
         self.list(path).is_ok()
     }
     /// Whether the file has the immutable flag, where the reader can tell.
-    fn immutable(&self, _path: &str) -> Option<bool> {
+    fn immutable(&mut self, _path: &str) -> Option<bool> {
         None
     }
 }

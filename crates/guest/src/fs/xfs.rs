@@ -11,7 +11,13 @@ const MAX_SYMLINK_HOPS: u32 = 40;
 /// An XFS filesystem.
 pub(crate) struct XfsFs<'v, 'a> {
     fs: Xfs<View<'v, 'a>>,
+    view: View<'v, 'a>,
 }
+
+/// `XFS_DIFLAG_IMMUTABLE` in the inode core's `di_flags`.
+const DIFLAG_IMMUTABLE: u16 = 0x0008;
+/// Offset of `di_flags` in the inode core (`xfs_dinode`).
+const DI_FLAGS: usize = 90;
 
 fn map_err(e: lamxfs::Error) -> FsError {
     match e {
@@ -39,7 +45,7 @@ impl<'v, 'a> XfsFs<'v, 'a> {
             declared_size: dblocks.checked_mul(bsize),
             features: Vec::new(),
         };
-        Ok((XfsFs { fs }, info))
+        Ok((XfsFs { fs, view }, info))
     }
 
     /// The path with every symlink replaced by its target.
@@ -90,6 +96,30 @@ impl<'v, 'a> XfsFs<'v, 'a> {
         }
         Ok(format!("/{}", done.join("/")))
     }
+
+    /// The inode core's `di_flags` of `ino` (lamxfs does not expose them). The inode number
+    /// encodes its place: AG, block in the AG, slot in the block (superblock log sizes).
+    fn inode_flags(&self, ino: u64) -> Option<u16> {
+        let sb = self.view.read_vec(0, 128).ok()?;
+        let be32 =
+            |o: usize| u64::from(u32::from_be_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]));
+        let (block_size, ag_blocks) = (be32(4), be32(84));
+        let inode_size = u64::from(u16::from_be_bytes([sb[104], sb[105]]));
+        let (inopb_log, agblk_log) = (u32::from(sb[123]), u32::from(sb[124]));
+        if inopb_log + agblk_log >= 64 {
+            return None;
+        }
+        let ag = ino >> (inopb_log + agblk_log);
+        let block = (ino >> inopb_log) & ((1u64 << agblk_log) - 1);
+        let slot = ino & ((1u64 << inopb_log) - 1);
+        let at = ag
+            .checked_mul(ag_blocks)?
+            .checked_add(block)?
+            .checked_mul(block_size)?
+            .checked_add(slot.checked_mul(inode_size)?)?;
+        let core = self.view.read_vec(at, DI_FLAGS + 2).ok()?;
+        (core.get(..2)? == b"IN").then(|| u16::from_be_bytes([core[DI_FLAGS], core[DI_FLAGS + 1]]))
+    }
 }
 
 impl super::Fs for XfsFs<'_, '_> {
@@ -113,5 +143,10 @@ impl super::Fs for XfsFs<'_, '_> {
     }
     fn exists(&mut self, path: &str) -> bool {
         self.canonical(path).is_ok()
+    }
+    fn immutable(&mut self, path: &str) -> Option<bool> {
+        let p = self.canonical(path).ok()?;
+        let ino = self.fs.resolve(Path::new(p.as_bytes())).ok()?;
+        self.inode_flags(ino.ino).map(|f| f & DIFLAG_IMMUTABLE != 0)
     }
 }
