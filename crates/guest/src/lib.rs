@@ -229,6 +229,24 @@ pub fn walk_filesystem(kind: FsKind, disk: &dyn BlockRead) -> Result<usize, Stri
     Ok(seen)
 }
 
+/// The first directory on the way to a Linux or Windows root that the reader finds corrupt.
+fn corrupt_root_path(fs: &mut dyn Fs) -> Option<String> {
+    [
+        "/",
+        "/etc",
+        "/usr",
+        "/usr/bin",
+        "/bin",
+        "/Windows",
+        "/Windows/System32",
+    ]
+    .into_iter()
+    .find_map(|dir| match fs.list(dir) {
+        Err(fs::FsError::Corrupt(m)) => Some(format!("directory {dir}: {m}")),
+        _ => None,
+    })
+}
+
 /// Reads only the partition table (MBR/GPT), with its findings.
 pub fn read_partitions(disk: &dyn BlockRead) -> (PartitionTable, Vec<Partition>, Vec<Finding>) {
     let cache = CachedDisk::new(disk);
@@ -412,6 +430,20 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
             windows::inspect(&mut volumes, root, facts, s)
         });
     } else {
+        // A corrupt directory on the way to /etc or /Windows hides the root: say so, so
+        // the fix is a filesystem repair rather than a search for the OS.
+        for v in &mut volumes {
+            if let Some(f) = v.fs.as_mut() {
+                if let Some(Some(why)) =
+                    guarded(sink, "root detection", |_| corrupt_root_path(f.as_mut()))
+                {
+                    sink.push(rules::FS_CORRUPT.finding(format!(
+                        "filesystem {}: {why}; an operating system on it cannot be seen",
+                        v.fs_index
+                    )));
+                }
+            }
+        }
         let lvm = facts.filesystems.iter().any(|f| f.kind == FsKind::Lvm2);
         sink.push(rules::NO_OS.finding(if lvm {
             "no Linux or Windows root filesystem was found; the root is probably inside LVM, which is not read"

@@ -195,6 +195,35 @@ fn ext4_superblock_corrupt() {
     );
 }
 
+/// A corrupt /etc directory block: the filesystem is reported corrupt (naming /etc), not
+/// only "no operating system". debugfs finds the block.
+#[test]
+fn corrupt_etc_directory_is_a_filesystem_finding() {
+    let root = 133120u64 * 512;
+    let image = small().join("small-arm64.raw");
+    let dev = format!("{}?offset={root}", image.display());
+    let blocks = run("debugfs", &["-R", "blocks /etc", &dev]);
+    let block: u64 = blocks.split_whitespace().next().unwrap().parse().unwrap();
+    let dump = run("dumpe2fs", &["-h", &dev]);
+    let block_size: u64 = dump
+        .lines()
+        .find_map(|l| l.strip_prefix("Block size:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut d = arm64();
+    d.set(root + block * block_size, &[0xab; 64]);
+    let r = preflight_guest::inspect(&d);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "GUEST.FilesystemCorrupt")
+        .unwrap_or_else(|| panic!("{:?}", codes(&r)));
+    assert!(f.message.contains("directory /etc"), "{}", f.message);
+    assert!(has(&r, "GUEST.NoOperatingSystem"));
+}
+
 #[test]
 fn mbr_partition_past_the_end_and_ebr_loop() {
     let mut d = Patched::new(&small().join("small-rules.raw"));
