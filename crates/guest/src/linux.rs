@@ -670,6 +670,36 @@ fn boot_configs(tree: &mut Tree<'_, '_>, info: &mut LinuxInfo) -> Option<String>
 }
 
 /// Installed packages from the dpkg database: name → version.
+/// cloud-init's version from its Python package, for systems without dpkg (RPM
+/// distributions): `cloudinit/version.py` under the interpreter's site- or dist-packages.
+/// The packaged version (`_PACKAGED_VERSION`, e.g. `23.4-7.el9`) wins over `__VERSION__`.
+fn cloud_init_python_version(tree: &mut Tree<'_, '_>) -> Option<String> {
+    let mut dirs = Vec::new();
+    for lib in ["/usr/lib", "/usr/lib64", "/usr/local/lib"] {
+        for py in tree.list(lib) {
+            if py.starts_with("python3") {
+                for pkgs in ["site-packages", "dist-packages"] {
+                    dirs.push(format!("{lib}/{py}/{pkgs}"));
+                }
+            }
+        }
+    }
+    dirs.iter().find_map(|d| {
+        let text = tree.text(&format!("{d}/cloudinit/version.py"))?;
+        let value = |name: &str| {
+            text.lines().find_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == name)
+                    .then(|| v.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
+            })
+        };
+        value("_PACKAGED_VERSION")
+            .filter(|v| !v.is_empty() && !v.contains("@@"))
+            .or_else(|| value("__VERSION__"))
+            .filter(|v| !v.is_empty())
+    })
+}
+
 fn dpkg_packages(tree: &mut Tree<'_, '_>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let Ok(b) = tree.read("/var/lib/dpkg/status", MAX_DPKG_STATUS) else {
@@ -862,10 +892,14 @@ pub(crate) fn inspect(
 
     // Packages and services.
     let pkgs = dpkg_packages(&mut tree);
-    info.cloud_init = pkgs.get("cloud-init").cloned().or_else(|| {
-        (tree.exists("/usr/bin/cloud-init") || tree.exists("/etc/cloud/cloud.cfg"))
-            .then(|| "installed".to_string())
-    });
+    info.cloud_init = pkgs
+        .get("cloud-init")
+        .cloned()
+        .or_else(|| cloud_init_python_version(&mut tree))
+        .or_else(|| {
+            (tree.exists("/usr/bin/cloud-init") || tree.exists("/etc/cloud/cloud.cfg"))
+                .then(|| "installed".to_string())
+        });
     info.cloud_init_disabled = tree.exists("/etc/cloud/cloud-init.disabled");
     if info.cloud_init.is_none() {
         sink.push(rules::NO_CLOUD_INIT.finding("cloud-init is not installed"));
