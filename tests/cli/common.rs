@@ -135,3 +135,70 @@ pub fn run_printed(printed: &str, home: &Path, extra: &[&str]) -> Output {
         .output()
         .expect("run the printed command")
 }
+
+/// Stdout parsed as JSON; a failure shows both streams.
+pub fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e})\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Spawns `cmd`, waits (at most 60 s) for a stderr line starting with `ready`, lets it run
+/// 300 ms more, sends SIGINT, and returns what it wrote and how it ended.
+pub fn interrupt_after(mut cmd: Command, ready: &'static str) -> Output {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if line.starts_with(ready) {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("no stderr line starting with {ready:?}"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    sh("kill", &["-INT", &child.id().to_string()]);
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    Output {
+        status,
+        stdout: stdout.into_bytes(),
+        stderr: reader.join().unwrap().into_bytes(),
+    }
+}
+
+/// Runs the `ecs-preflight wait …` command a run printed, exactly as printed, and checks
+/// that it ends with the image `image_id` Available.
+pub fn printed_wait_reaches_available(printed: &str, home: &Path, image_id: &Value) {
+    let out = run_printed(
+        printed,
+        home,
+        &["--poll-interval", "200ms", "--output", "json"],
+    );
+    let w = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{w}");
+    assert_eq!(w["status"], "available", "{w}");
+    assert_eq!(&w["image_id"], image_id);
+}

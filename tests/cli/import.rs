@@ -2,11 +2,10 @@
 //! rules that refuse before ImportImage, a failing task, rerun idempotency, Ctrl-C (cancel or
 //! detach), and parity of the ImportImage query with Alibaba's official Python SDK.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use preflight_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
 use serde_json::Value;
@@ -175,15 +174,7 @@ impl Drop for Env {
     }
 }
 
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e})\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
+use crate::common::json_of;
 
 fn codes(v: &Value) -> Vec<String> {
     v["findings"]
@@ -416,48 +407,10 @@ fn timeout_exits_1_and_names_the_wait_command() {
 
 /// Starts the import, waits for the "waiting for import task" line, sends SIGINT.
 fn interrupt_while_waiting(env: &Env, name: &str, extra: &[&str]) -> (Output, Value) {
-    let mut child = env
-        .import("images", name, extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap_or_default();
-            if line.starts_with("waiting for import task") {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("the import never started waiting");
-    std::thread::sleep(Duration::from_millis(300));
-    let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let status = child.wait().unwrap();
-    let stderr = reader.join().unwrap();
-    let out = Output {
-        status,
-        stdout: stdout.into_bytes(),
-        stderr: stderr.into_bytes(),
-    };
+    let out = crate::common::interrupt_after(
+        env.import("images", name, extra),
+        "waiting for import task",
+    );
     let v = json_of(&out);
     (out, v)
 }
@@ -517,15 +470,7 @@ fn detach_leaves_the_import_running_and_wait_finishes_it() {
     let printed = v["wait_command"].as_str().unwrap();
     assert!(printed.starts_with("ecs-preflight wait "), "{printed}");
     assert!(printed.contains(&env.emu().endpoint()), "{printed}");
-    let out = crate::common::run_printed(
-        printed,
-        env.dir.path(),
-        &["--poll-interval", "200ms", "--output", "json"],
-    );
-    let w = json_of(&out);
-    assert_eq!(out.status.code(), Some(0), "{w}");
-    assert_eq!(w["status"], "available");
-    assert_eq!(w["image_id"], v["image_id"]);
+    crate::common::printed_wait_reaches_available(printed, env.dir.path(), &v["image_id"]);
 }
 
 /// The official Python SDK: PREFLIGHT_PYTHON, else the workspace's `.venv`.

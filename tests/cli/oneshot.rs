@@ -146,15 +146,7 @@ impl Drop for Env {
     }
 }
 
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e})\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
+use crate::common::json_of;
 
 fn codes(v: &Value) -> Vec<String> {
     v["findings"]
@@ -325,15 +317,7 @@ fn no_wait_returns_after_import_image_and_the_printed_wait_finishes() {
         printed.contains(v["task_id"].as_str().unwrap()),
         "{printed}"
     );
-    let out = crate::common::run_printed(
-        printed,
-        env.dir.path(),
-        &["--poll-interval", "200ms", "--output", "json"],
-    );
-    let w = json_of(&out);
-    assert_eq!(out.status.code(), Some(0), "{w}");
-    assert_eq!(w["status"], "available");
-    assert_eq!(w["image_id"], v["image_id"]);
+    crate::common::printed_wait_reaches_available(printed, env.dir.path(), &v["image_id"]);
 }
 
 #[test]
@@ -437,44 +421,7 @@ fn a_failed_task_ends_the_run_at_the_first_poll_that_sees_it() {
 
 /// Starts the one-shot, waits for its wait stage, sends SIGINT; returns its output.
 fn interrupt_while_waiting(env: &Env, image: &Path, extra: &[&str]) -> (Output, Value) {
-    use std::io::{BufRead, BufReader, Read};
-    let mut child = env
-        .cmd(image, "images", extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap_or_default();
-            if line == "== wait" {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the run never reached its wait stage");
-    std::thread::sleep(Duration::from_millis(300));
-    crate::common::sh("kill", &["-INT", &child.id().to_string()]);
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    let status = child.wait().unwrap();
-    let out = Output {
-        status,
-        stdout: stdout.into_bytes(),
-        stderr: reader.join().unwrap().into_bytes(),
-    };
+    let out = crate::common::interrupt_after(env.cmd(image, "images", extra), "== wait");
     let v = json_of(&out);
     (out, v)
 }
@@ -496,15 +443,11 @@ fn sigint_while_waiting_cancels_the_import_unless_detached() {
     assert_eq!(out.status.code(), Some(0), "{v}");
     assert_eq!(v["status"], "detached", "{v}");
     assert_eq!(env.requests("CancelTask"), 1, "no second CancelTask");
-    let out = crate::common::run_printed(
+    crate::common::printed_wait_reaches_available(
         v["wait_command"].as_str().unwrap(),
         env.dir.path(),
-        &["--poll-interval", "200ms", "--output", "json"],
+        &v["image_id"],
     );
-    let w = json_of(&out);
-    assert_eq!(out.status.code(), Some(0), "{w}");
-    assert_eq!(w["status"], "available");
-    assert_eq!(w["image_id"], v["image_id"]);
 }
 
 #[test]

@@ -3,13 +3,12 @@
 //! aborts the stale upload; `--abort` cleans up.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use preflight_emulator::{
     Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
 };
-use serde_json::Value;
 
 const MIB: u64 = 1 << 20;
 
@@ -122,15 +121,7 @@ pub(crate) fn write_random(path: &Path, len: u64, seed: u64) {
     std::fs::write(path, data).unwrap();
 }
 
-pub(crate) fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e})\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
+pub(crate) use crate::common::json_of;
 
 pub(crate) const MULTIPART: &[&str] = &[
     "--part-size",
