@@ -34,6 +34,13 @@ struct Emu {
 impl Emu {
     /// Starts the binary with `args` (add `--listen 127.0.0.1:0` yourself, or a config that
     /// sets `listen`) and waits for `ready`.
+    /// On an ephemeral loopback port with its data in `data`, plus `extra` flags.
+    fn on_loopback(data: &Path, extra: &[&str]) -> Emu {
+        let mut args = vec!["--listen", "127.0.0.1:0", "--data", path_str(data)];
+        args.extend_from_slice(extra);
+        Emu::start(&args)
+    }
+
     fn start(args: &[&str]) -> Emu {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
             .arg("emulator")
@@ -451,16 +458,15 @@ delay_ms = 5
 #[test]
 fn access_key_flag_replaces_the_default_pair() {
     let data = crate::common::tempdir();
-    let emu = Emu::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        path_str(data.path()),
-        "--access-key",
-        "LTAI-cli-test:cli-test-secret-0001",
-        "--access-key",
-        "STS.cli-test:sts-secret-0002:CAIS-token-0003",
-    ]);
+    let emu = Emu::on_loopback(
+        data.path(),
+        &[
+            "--access-key",
+            "LTAI-cli-test:cli-test-secret-0001",
+            "--access-key",
+            "STS.cli-test:sts-secret-0002:CAIS-token-0003",
+        ],
+    );
     assert!(
         !emu.banner.iter().any(|l| l.starts_with("access key id:")),
         "{:?}",
@@ -510,18 +516,17 @@ fn access_key_flag_replaces_the_default_pair() {
 #[test]
 fn bucket_flag_sets_buckets_regions_and_encryption() {
     let data = crate::common::tempdir();
-    let emu = Emu::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        path_str(data.path()),
-        "--bucket",
-        "north-images@cn-beijing",
-        "--bucket",
-        "north-vault@cn-beijing:encrypted",
-        "--task-seconds",
-        "0",
-    ]);
+    let emu = Emu::on_loopback(
+        data.path(),
+        &[
+            "--bucket",
+            "north-images@cn-beijing",
+            "--bucket",
+            "north-vault@cn-beijing:encrypted",
+            "--task-seconds",
+            "0",
+        ],
+    );
     assert!(
         emu.printed("bucket: north-images@cn-beijing"),
         "{:?}",
@@ -576,13 +581,7 @@ fn bucket_flag_sets_buckets_regions_and_encryption() {
 #[test]
 fn no_import_role_flag_removes_the_role() {
     let data = crate::common::tempdir();
-    let emu = Emu::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        path_str(data.path()),
-        "--no-import-role",
-    ]);
+    let emu = Emu::on_loopback(data.path(), &["--no-import-role"]);
     let a = emu.addr.as_str();
     let (s, v) = rpc(
         a,
@@ -616,14 +615,7 @@ fn no_import_role_flag_removes_the_role() {
 #[test]
 fn storage_class_flag_is_the_class_of_new_objects() {
     let data = crate::common::tempdir();
-    let emu = Emu::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        path_str(data.path()),
-        "--storage-class",
-        "Archive",
-    ]);
+    let emu = Emu::on_loopback(data.path(), &["--storage-class", "Archive"]);
     let a = emu.addr.as_str();
     let (k, b) = (DEFAULT_KEY, "ecs-preflight");
     assert_eq!(put(a, k, b, "cold.raw", &[5u8; 4096]).status, 200);
@@ -660,16 +652,7 @@ fn storage_class_flag_is_the_class_of_new_objects() {
 #[test]
 fn task_seconds_and_limits_flags_set_the_import() {
     let data = crate::common::tempdir();
-    let emu = Emu::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        path_str(data.path()),
-        "--task-seconds",
-        "1",
-        "--limits",
-        "current",
-    ]);
+    let emu = Emu::on_loopback(data.path(), &["--task-seconds", "1", "--limits", "current"]);
     let a = emu.addr.as_str();
     assert_eq!(
         put(a, DEFAULT_KEY, "ecs-preflight", "sys.raw", &[1u8; 4096]).status,
@@ -758,16 +741,10 @@ fn upload_part_error_rate_with_a_seed_fails_the_same_calls() {
     assert_ne!(expected, expected_statuses(0, rate, PARTS));
     for _ in 0..2 {
         let data = crate::common::tempdir();
-        let emu = Emu::start(&[
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            path_str(data.path()),
-            "--fault-upload-part-error-rate",
-            "0.5",
-            "--fault-seed",
-            "7",
-        ]);
+        let emu = Emu::on_loopback(
+            data.path(),
+            &["--fault-upload-part-error-rate", "0.5", "--fault-seed", "7"],
+        );
         let f = emu.faults();
         assert_eq!(f["seed"], 7);
         assert_eq!(f["upload_part_error_rate"], 0.5);
@@ -800,17 +777,16 @@ fn upload_part_error_rate_with_a_seed_fails_the_same_calls() {
 #[test]
 fn fail_import_and_delay_flags() {
     let data = crate::common::tempdir();
-    let emu = Emu::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        path_str(data.path()),
-        "--fail-import",
-        "--task-seconds",
-        "0",
-        "--fault-delay-ms",
-        "400",
-    ]);
+    let emu = Emu::on_loopback(
+        data.path(),
+        &[
+            "--fail-import",
+            "--task-seconds",
+            "0",
+            "--fault-delay-ms",
+            "400",
+        ],
+    );
     let a = emu.addr.as_str();
     let f = emu.faults();
     assert_eq!(
