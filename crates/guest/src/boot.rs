@@ -83,7 +83,11 @@ pub(crate) fn inspect(
             }
         }
     }
-    b.bios_boot_partition = facts.partitions.iter().any(|p| p.type_id == GUID_BIOS_BOOT);
+    // FreeBSD's gptboot partition plays the part of GRUB's BIOS boot partition.
+    b.bios_boot_partition = facts
+        .partitions
+        .iter()
+        .any(|p| p.type_id == GUID_BIOS_BOOT || p.type_id == crate::foreign::GUID_FREEBSD_BOOT);
     b.bios =
         b.mbr_boot_code.is_some() && (facts.partition_table.kind != "gpt" || b.bios_boot_partition);
 

@@ -100,25 +100,78 @@ impl<'a> CachedDisk<'a> {
     }
 }
 
+/// One piece of a volume made of pieces (an LVM logical volume): `len` bytes
+/// at volume offset `start` lie at `disk` on the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Extent {
+    pub(crate) start: u64,
+    pub(crate) disk: u64,
+    pub(crate) len: u64,
+}
+
 /// A partition (or the whole disk): reads are bounded to `start..start+len`.
+/// A volume made of pieces has them in `extents` (in volume order, covering
+/// `0..len`); `start` is then where the first one lies.
 #[derive(Clone, Copy)]
 pub(crate) struct View<'d, 'a> {
     pub(crate) disk: &'d CachedDisk<'a>,
     pub(crate) start: u64,
     pub(crate) len: u64,
+    pub(crate) extents: &'d [Extent],
 }
 
 impl<'d, 'a> View<'d, 'a> {
+    /// A contiguous range of the disk.
+    pub(crate) fn new(disk: &'d CachedDisk<'a>, start: u64, len: u64) -> Self {
+        View {
+            disk,
+            start,
+            len,
+            extents: &[],
+        }
+    }
+
     pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
         let n = u64::try_from(buf.len()).unwrap_or(u64::MAX);
         match offset.checked_add(n) {
-            Some(end) if end <= self.len => self.disk.read_at(self.start + offset, buf),
+            Some(end) if end <= self.len => {
+                if self.extents.is_empty() {
+                    return self.disk.read_at(self.start + offset, buf);
+                }
+                self.read_extents(offset, buf)
+            }
             _ => Err(ReadError::OutOfRange {
                 offset,
                 len: n,
                 size: self.len,
             }),
         }
+    }
+
+    /// A read that may cross from one extent to the next.
+    fn read_extents(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + u64::try_from(done).unwrap_or(u64::MAX);
+            let i = self.extents.partition_point(|e| e.start + e.len <= pos);
+            let e =
+                self.extents
+                    .get(i)
+                    .filter(|e| e.start <= pos)
+                    .ok_or(ReadError::OutOfRange {
+                        offset: pos,
+                        len: 1,
+                        size: self.len,
+                    })?;
+            let within = pos - e.start;
+            let n = usize::try_from(e.len - within)
+                .unwrap_or(usize::MAX)
+                .min(buf.len() - done);
+            self.disk
+                .read_at(e.disk + within, &mut buf[done..done + n])?;
+            done += n;
+        }
+        Ok(())
     }
 
     pub(crate) fn read_vec(&self, offset: u64, len: usize) -> Result<Vec<u8>, ReadError> {

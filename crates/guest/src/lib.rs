@@ -32,11 +32,14 @@
 
 mod boot;
 mod cache;
+mod devnames;
 mod exe;
+mod foreign;
 mod fs;
 pub mod initramfs;
 mod linux;
 mod lvm;
+mod md;
 mod part;
 pub mod regf;
 mod rules;
@@ -59,8 +62,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// Findings kept per code (a badly corrupt disk gives a readable report).
 const MAX_FINDINGS_PER_CODE: usize = 20;
 
-/// Logical volumes read from one PV (a real VG has a handful).
+/// Logical volumes read from one disk (a real VG has a handful).
 const MAX_LOGICAL_VOLUMES: usize = 64;
+
+/// LVM2 physical volumes read from one disk.
+const MAX_PHYSICAL_VOLUMES: usize = 64;
 
 pub(crate) type Sink = FindingSink;
 
@@ -82,6 +88,12 @@ pub struct Filesystem {
     pub mountpoint: Option<String>,
     /// The LVM logical volume (`vg/lv`) it lives on.
     pub volume: Option<String>,
+    /// udev's `dm-uuid-LVM-<vg uuid><lv uuid>` of that logical volume (uuids without dashes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dm_uuid: Option<String>,
+    /// The md RAID array (`host:0`, or the uuid for metadata 0.90) whose member holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raid_array: Option<String>,
 }
 
 /// The operating system found.
@@ -198,11 +210,7 @@ pub fn walk_filesystem(kind: FsKind, disk: &dyn BlockRead) -> Result<usize, Stri
     const MAX_ENTRIES: usize = 10_000;
     const MAX_DEPTH: usize = 8;
     let cache = CachedDisk::new(disk);
-    let view = View {
-        disk: &cache,
-        start: 0,
-        len: cache.size(),
-    };
+    let view = View::new(&cache, 0, cache.size());
     let (mut fs, _) = fs::open(kind, view).map_err(|e| e.to_string())?;
     let mut seen = 0usize;
     let mut dirs = vec![(String::new(), 0usize)];
@@ -262,32 +270,22 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
     facts.partition_table = table;
     facts.partitions = parts;
 
-    // Volumes: each partition, or the whole disk when there is no table.
-    // (partition, LVM volume name, start, len)
-    let mut regions: std::collections::VecDeque<(Option<u32>, Option<String>, u64, u64)> = facts
-        .partitions
-        .iter()
-        .filter(|p| p.type_name.as_deref() != Some("extended"))
-        .map(|p| {
-            (
-                Some(p.number),
-                None,
-                p.start,
-                p.size.min(cache.size().saturating_sub(p.start)),
-            )
-        })
-        .collect();
-    if regions.is_empty() && facts.partition_table.kind == "none" {
-        regions.push_back((None, None, 0, cache.size()));
-    }
+    let regions = regions(cache, facts, sink);
     let mut volumes: Vec<Volume<'_>> = Vec::new();
-    while let Some((number, lv, start, len)) = regions.pop_front() {
+    // Encrypted volumes, and FreeBSD filesystems: (filesystem index, kind).
+    let mut unread_roots: Vec<(usize, FsKind)> = Vec::new();
+    for region in regions.iter().filter(|r| !r.md_member) {
+        let (number, lv, start, len) = (region.partition, &region.volume, region.start, region.len);
         let view = View {
             disk: cache,
             start,
             len,
+            extents: &region.extents,
         };
-        let Some(kind) = guarded(sink, "probe", |_| fs::probe(&view)).flatten() else {
+        let probed = guarded(sink, "probe", |_| {
+            fs::probe(&view).or_else(|| foreign::probe(&view))
+        });
+        let Some(kind) = probed.flatten() else {
             continue;
         };
         let fs_index = facts.filesystems.len();
@@ -302,11 +300,15 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
             },
             mountpoint: None,
             volume: lv.clone(),
+            dm_uuid: region.dm_uuid.clone(),
+            raid_array: region.array.clone(),
         };
-        let where_ = match (&lv, number) {
-            (Some(lv), _) => format!("logical volume {lv}"),
-            (None, Some(n)) => format!("partition {n}"),
-            (None, None) => "the whole disk".to_string(),
+        let where_ = match (&lv, &region.array, number) {
+            (Some(lv), _, _) => format!("logical volume {lv}"),
+            (None, Some(a), Some(n)) => format!("md array {a} (member partition {n})"),
+            (None, Some(a), None) => format!("md array {a} (member: the whole disk)"),
+            (None, None, Some(n)) => format!("partition {n}"),
+            (None, None, None) => "the whole disk".to_string(),
         };
         let mut opened = None;
         match kind {
@@ -335,31 +337,40 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
             FsKind::Lvm2 if lv.is_some() => sink.push(rules::FS_UNSUPPORTED.finding(format!(
                 "{where_} holds another LVM2 physical volume, which is not read"
             ))),
-            FsKind::Lvm2 => match guarded(sink, "lvm", |_| lvm::read(&view)) {
-                Some(Ok(pv)) => {
-                    let names: Vec<&str> = pv.lvs.iter().map(|l| l.name.as_str()).collect();
+            FsKind::Lvm2 => match &region.pv {
+                Some(Ok(vg)) => {
+                    let prefix = format!("{vg}/");
+                    let names: Vec<&str> = regions
+                        .iter()
+                        .filter_map(|r| r.volume.as_deref())
+                        .filter(|v| v.starts_with(&prefix))
+                        .collect();
                     sink.push(rules::LVM.finding(format!(
-                        "{where_} is an LVM2 physical volume of volume group {}; logical volumes read: {}",
-                        pv.vg.as_deref().unwrap_or("?"),
+                        "{where_} is an LVM2 physical volume of volume group {vg}; logical volumes read: {}",
                         if names.is_empty() { "none".to_string() } else { names.join(", ") }
                     )));
-                    for s in &pv.skipped {
-                        sink.push(rules::FS_UNSUPPORTED.finding(format!(
-                            "logical volume {s} is not linear on this disk (striped, mirrored, thin or on other PVs) and was not read"
-                        )));
-                    }
-                    fsys.info.label = pv.vg.clone();
-                    for l in pv.lvs.into_iter().take(MAX_LOGICAL_VOLUMES) {
-                        let lv_len = l.len.min(len.saturating_sub(l.start));
-                        regions.push_back((number, Some(l.name), start.saturating_add(l.start), lv_len));
-                    }
+                    fsys.info.label = Some(vg.clone());
                 }
                 Some(Err(e)) => sink.push(rules::LVM.finding(format!(
                     "{where_} is an LVM2 physical volume whose metadata could not be read ({e}); its logical volumes were not inspected"
                 ))),
                 None => {}
             },
-            FsKind::Btrfs | FsKind::Luks | FsKind::Exfat => {
+            FsKind::Luks | FsKind::BitLocker => {
+                unread_roots.push((fs_index, kind));
+                sink.push(rules::FS_UNSUPPORTED.finding(format!(
+                    "{where_} is encrypted ({}) and was not read",
+                    fs::blkid_type(kind)
+                )))
+            }
+            FsKind::Ufs | FsKind::Zfs => {
+                unread_roots.push((fs_index, kind));
+                sink.push(rules::FS_UNSUPPORTED.finding(format!(
+                    "{where_} holds FreeBSD's {}, which is detected but not read",
+                    fs::blkid_type(kind)
+                )))
+            }
+            FsKind::Btrfs | FsKind::Exfat => {
                 sink.push(rules::FS_UNSUPPORTED.finding(format!(
                     "{where_} holds {}, which is detected but not read",
                     fs::blkid_type(kind)
@@ -444,18 +455,191 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
                 }
             }
         }
-        let lvm = facts.filesystems.iter().any(|f| f.kind == FsKind::Lvm2);
-        sink.push(rules::NO_OS.finding(if lvm {
-            "no Linux or Windows root filesystem was found; the root is probably inside LVM, which is not read"
-                .to_string()
-        } else {
-            format!(
-                "no Linux or Windows root filesystem among {} volume(s)",
-                facts.filesystems.len()
-            )
-        }));
+        // An encrypted or FreeBSD root is named for what it is.
+        if !not_inspected_root(&unread_roots, facts, sink) {
+            let lvm = facts.filesystems.iter().any(|f| f.kind == FsKind::Lvm2);
+            sink.push(rules::NO_OS.finding(if lvm {
+                "no Linux or Windows root filesystem was found; the root is probably inside LVM, which is not read"
+                    .to_string()
+            } else {
+                format!(
+                    "no Linux or Windows root filesystem among {} volume(s)",
+                    facts.filesystems.len()
+                )
+            }));
+        }
     }
     guarded(sink, "boot", |s| {
         boot::inspect(cache, &mut volumes, facts, s)
     });
+}
+
+/// A volume to probe: a partition, the whole disk, an md array's data, or an LVM logical volume.
+struct Region {
+    partition: Option<u32>,
+    /// `vg/lv` of a logical volume.
+    volume: Option<String>,
+    dm_uuid: Option<String>,
+    /// The md array whose data this is.
+    array: Option<String>,
+    /// An md member: its data is the next region, this one is not probed.
+    md_member: bool,
+    start: u64,
+    len: u64,
+    /// The pieces of a logical volume on the disk.
+    extents: Vec<cache::Extent>,
+    /// An LVM2 PV: its volume group, or why its metadata was not read.
+    pv: Option<Result<String, String>>,
+}
+
+/// Every volume of the disk: partitions (or the whole disk), the data of md
+/// RAID members, then the logical volumes of every LVM2 PV found, mapped
+/// across all of them.
+fn regions(cache: &CachedDisk<'_>, facts: &GuestFacts, sink: &mut Sink) -> Vec<Region> {
+    let plain = |partition, start, len| Region {
+        partition,
+        volume: None,
+        dm_uuid: None,
+        array: None,
+        md_member: false,
+        start,
+        len,
+        extents: Vec::new(),
+        pv: None,
+    };
+    let mut regions: Vec<Region> = facts
+        .partitions
+        .iter()
+        .filter(|p| p.type_name.as_deref() != Some("extended"))
+        .map(|p| {
+            plain(
+                Some(p.number),
+                p.start,
+                p.size.min(cache.size().saturating_sub(p.start)),
+            )
+        })
+        .collect();
+    if regions.is_empty() && facts.partition_table.kind == "none" {
+        regions.push(plain(None, 0, cache.size()));
+    }
+    let mut pvs = Vec::new();
+    let mut i = 0;
+    while i < regions.len() {
+        let view = View::new(cache, regions[i].start, regions[i].len);
+        // An array's data is not searched for another array.
+        if regions[i].array.is_none() {
+            if let Some(Some(m)) = guarded(sink, "md", |_| md::read(&view)) {
+                let r = &regions[i];
+                let where_ = r
+                    .partition
+                    .map_or("the whole disk".to_string(), |n| format!("partition {n}"));
+                if m.level == 1 {
+                    sink.push(rules::MD_RAID.finding(format!(
+                        "{where_} is a member of md RAID1 array {} (metadata {}, {} members); its data was read, but ECS sees one plain disk",
+                        m.name, m.version, m.raid_disks
+                    )));
+                    let mut data = plain(
+                        r.partition,
+                        r.start.saturating_add(m.data_offset),
+                        m.data_size,
+                    );
+                    data.array = Some(m.name);
+                    regions[i].md_member = true;
+                    regions.push(data);
+                } else {
+                    sink.push(rules::MD_RAID.finding(format!(
+                        "{where_} is a member of md RAID{} array {} (metadata {}); only RAID1 members are read, ECS sees one plain disk",
+                        m.level, m.name, m.version
+                    )));
+                    regions[i].md_member = true;
+                }
+                i += 1;
+                continue;
+            }
+        }
+        if guarded(sink, "probe", |_| fs::probe(&view)).flatten() == Some(FsKind::Lvm2) {
+            match guarded(sink, "lvm", |_| lvm::read(&view)) {
+                Some(Ok(pv)) => {
+                    regions[i].pv = Some(Ok(pv.vg.clone()));
+                    if pvs.len() < MAX_PHYSICAL_VOLUMES {
+                        pvs.push((regions[i].start, regions[i].len, pv));
+                    }
+                }
+                Some(Err(e)) => regions[i].pv = Some(Err(e)),
+                None => {}
+            }
+        }
+        i += 1;
+    }
+    let Some((lvs, skipped)) = guarded(sink, "lvm", |_| lvm::assemble(&pvs)) else {
+        return regions;
+    };
+    for s in &skipped {
+        sink.push(
+            rules::FS_UNSUPPORTED
+                .finding(format!("logical volume {} was not read: {}", s.name, s.why)),
+        );
+    }
+    for lv in lvs.into_iter().take(MAX_LOGICAL_VOLUMES) {
+        let mut r = plain(
+            pvs.iter()
+                .zip(&regions)
+                .find(|((start, _, _), _)| lv.extents.first().is_some_and(|e| e.disk >= *start))
+                .and_then(|(_, r)| r.partition),
+            lv.extents.first().map_or(0, |e| e.disk),
+            lv.len,
+        );
+        r.volume = Some(lv.name);
+        r.dm_uuid = Some(lv.dm_uuid);
+        r.extents = lv.extents;
+        regions.push(r);
+    }
+    regions
+}
+
+/// An encrypted root, or a FreeBSD one, when no Linux or Windows root was
+/// found: says so (instead of "no operating system") and returns true.
+fn not_inspected_root(unread: &[(usize, FsKind)], facts: &mut GuestFacts, sink: &mut Sink) -> bool {
+    let mut said = false;
+    for &(i, kind) in unread {
+        let f = &facts.filesystems[i];
+        let where_ = match (&f.volume, f.partition) {
+            (Some(lv), _) => format!("logical volume {lv}"),
+            (None, Some(n)) => format!("partition {n}"),
+            (None, None) => "the whole disk".to_string(),
+        };
+        if matches!(kind, FsKind::Luks | FsKind::BitLocker) {
+            sink.push(rules::ENCRYPTED.finding(format!(
+                "{where_} is encrypted ({}); no readable root was found, so the system is inside it, and ECS cannot unlock it at boot",
+                if kind == FsKind::Luks { "LUKS" } else { "BitLocker" }
+            )));
+            said = true;
+        }
+    }
+    if said {
+        return true;
+    }
+    let Some(&(i, kind)) = unread
+        .iter()
+        .find(|(_, k)| matches!(k, FsKind::Ufs | FsKind::Zfs))
+    else {
+        return false;
+    };
+    let where_ = facts.filesystems[i]
+        .partition
+        .map_or("the whole disk".to_string(), |n| format!("partition {n}"));
+    sink.push(rules::OS_NOT_INSPECTED.finding(format!(
+        "a FreeBSD guest ({} on {where_}); it is not inspected: drivers, boot configuration and fstab were not checked",
+        if kind == FsKind::Ufs { "UFS2" } else { "ZFS" }
+    )));
+    facts.os = Some(OsInfo {
+        family: "freebsd".into(),
+        distro: Some("freebsd".into()),
+        name: Some("FreeBSD".into()),
+        root_filesystem: i,
+        ..Default::default()
+    });
+    facts.platform = Some("FreeBSD".into());
+    facts.os_type = Some("linux".into());
+    true
 }

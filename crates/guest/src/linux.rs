@@ -5,7 +5,7 @@
 
 use crate::fs::{Fs, FsError};
 use crate::initramfs::{self, module_name};
-use crate::{exe, rules, GuestFacts, OsInfo, Sink, Volume};
+use crate::{devnames, exe, rules, GuestFacts, OsInfo, Sink, Volume};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -120,7 +120,23 @@ pub(crate) fn is_root(fs: &mut dyn Fs) -> bool {
         && (fs.exists("/etc/fstab")
             || fs.exists("/etc/os-release")
             || fs.exists("/usr/lib/os-release"))
-        && (fs.is_dir("/bin") || fs.is_dir("/usr/bin"))
+        && (fs.is_dir("/bin") || fs.is_dir("/usr/bin") || separate_merged_usr(fs))
+}
+
+/// A merged-/usr root (`/bin -> usr/bin`) whose /usr is another filesystem:
+/// /bin is there, dangling until fstab mounts /usr.
+fn separate_merged_usr(fs: &mut dyn Fs) -> bool {
+    let Ok(names) = fs.list("/") else {
+        return false;
+    };
+    names.iter().any(|n| n == "bin")
+        && fs.is_dir("/usr")
+        && fs.read("/etc/fstab", MAX_TEXT).is_ok_and(|t| {
+            String::from_utf8_lossy(&t).lines().any(|l| {
+                let mut f = l.split_whitespace();
+                !l.trim_start().starts_with('#') && f.nth(1) == Some("/usr")
+            })
+        })
 }
 
 /// The root with the filesystems /etc/fstab mounts on it.
@@ -406,19 +422,24 @@ fn resolve_spec(facts: &GuestFacts, spec: &str) -> Option<usize> {
 
 /// `/dev/sda1`, `/dev/vdb`, `/dev/xvda2`, `/dev/hda1`, `/dev/nvme0n1p1`.
 fn is_kernel_device_name(spec: &str) -> bool {
-    let Some(rest) = spec.strip_prefix("/dev/") else {
-        return false;
-    };
-    ["sd", "vd", "xvd", "hd", "nvme"].iter().any(|p| {
-        rest.strip_prefix(p)
-            .is_some_and(|r| r.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()))
-    })
+    devnames::parse(spec).is_some()
+}
+
+/// A kernel device name for `/` or `/boot` that ECS does not have (anything
+/// but /dev/vdX): the boot stops there.
+fn boot_device_name_breaks(mountpoint: &str, spec: &str) -> bool {
+    matches!(mountpoint, "/" | "/boot") && devnames::parse(spec).is_some_and(|d| !d.is_virtio())
 }
 
 fn fstab(tree: &mut Tree<'_, '_>, facts: &GuestFacts, sink: &mut Sink) -> Vec<FstabEntry> {
     let Some(text) = tree.text("/etc/fstab") else {
         return Vec::new();
     };
+    let this_disk = devnames::this_disk(text.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let spec = f.next()?;
+        (!spec.starts_with('#') && f.next() == Some("/")).then_some(spec)
+    }));
     let mut out = Vec::new();
     for line in text.lines() {
         let line = line.trim();
@@ -431,7 +452,8 @@ fn fstab(tree: &mut Tree<'_, '_>, facts: &GuestFacts, sink: &mut Sink) -> Vec<Fs
         }
         let (spec, mp, fstype) = (f[0], f[1], f[2]);
         let options = f.get(3).copied().unwrap_or("defaults");
-        let fs = resolve_spec(facts, spec);
+        let fs = resolve_spec(facts, spec)
+            .or_else(|| devnames::resolve(facts, spec, this_disk.as_deref()));
         let by_id = [
             "UUID=",
             "LABEL=",
@@ -442,7 +464,11 @@ fn fstab(tree: &mut Tree<'_, '_>, facts: &GuestFacts, sink: &mut Sink) -> Vec<Fs
         .iter()
         .any(|p| spec.starts_with(p));
         let optional = options.split(',').any(|o| o == "nofail" || o == "noauto");
-        if is_kernel_device_name(spec) {
+        if boot_device_name_breaks(mp, spec) {
+            sink.push(rules::BOOT_DEVICE_NAME.finding(format!(
+                "/etc/fstab mounts {mp} from {spec}; ECS names the system disk /dev/vda or /dev/nvme0n1, so the boot stops"
+            )));
+        } else if is_kernel_device_name(spec) {
             sink.push(rules::FSTAB_DEVICE_NAME.finding(format!(
                 "/etc/fstab mounts {mp} from {spec}, a kernel device name"
             )));
@@ -883,7 +909,11 @@ pub(crate) fn inspect(
         }
     }
     for r in &info.kernel_roots {
-        if is_kernel_device_name(r) {
+        if boot_device_name_breaks("/", r) {
+            sink.push(rules::BOOT_DEVICE_NAME.finding(format!(
+                "the kernel command line has root={r}; ECS names the system disk /dev/vda or /dev/nvme0n1, so the root is not found"
+            )));
+        } else if is_kernel_device_name(r) {
             sink.push(
                 rules::GRUB_ROOT_DEVICE.finding(format!("the kernel command line has root={r}")),
             );

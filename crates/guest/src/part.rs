@@ -1,7 +1,7 @@
 //! Partition tables: MBR (with extended/logical partitions), GPT (primary
 //! and backup headers, CRCs), protective and hybrid MBRs.
 
-use crate::cache::CachedDisk;
+use crate::cache::{CachedDisk, View};
 use crate::rules;
 use crate::Sink;
 use serde::Serialize;
@@ -94,6 +94,7 @@ fn mbr_type_name(t: u8) -> Option<&'static str> {
         0x82 => "linux-swap",
         0x83 => "linux",
         0x8e => "linux-lvm",
+        0xa5 => "freebsd",
         0xee => "gpt-protective",
         0xef => "efi-system",
         0xfd => "linux-raid",
@@ -115,6 +116,10 @@ fn gpt_type_name(g: &str) -> Option<&'static str> {
         "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7" => "microsoft-basic-data",
         "E3C9E316-0B5C-4DB8-817D-F92DF00215AE" => "microsoft-reserved",
         "DE94BBA4-06D1-4D40-A16A-BFD50179D6AC" => "windows-recovery",
+        crate::foreign::GUID_FREEBSD_BOOT => "freebsd-boot",
+        "516E7CB5-6ECF-11D6-8FF8-00022D09712B" => "freebsd-swap",
+        "516E7CB6-6ECF-11D6-8FF8-00022D09712B" => "freebsd-ufs",
+        "516E7CBA-6ECF-11D6-8FF8-00022D09712B" => "freebsd-zfs",
         _ => return None,
     })
 }
@@ -154,6 +159,11 @@ pub(crate) fn read(disk: &CachedDisk<'_>, sink: &mut Sink) -> (PartitionTable, V
             if let Ok(sig) = disk.read_vec(ss, 8) {
                 if sig == b"EFI PART" {
                     table.sector_size = ss;
+                    if ss != 512 {
+                        sink.push(rules::SECTOR_4KN.finding(
+                            "the GPT is in 4096-byte sectors (a 4Kn disk); it was read so, but ECS disks have 512-byte logical sectors",
+                        ));
+                    }
                     return read_gpt(disk, &mbr, table, sink);
                 }
             }
@@ -177,7 +187,13 @@ pub(crate) fn read(disk: &CachedDisk<'_>, sink: &mut Sink) -> (PartitionTable, V
     }
     table.kind = "mbr".into();
     table.disk_id = Some(format!("{:08x}", le32(&mbr, 440)));
-    let parts = read_mbr(disk, &mbr, sink);
+    table.sector_size = mbr_sector_size(disk, &mbr);
+    if table.sector_size != 512 {
+        sink.push(rules::SECTOR_4KN.finding(
+            "the MBR's partitions are in 4096-byte sectors (a 4Kn disk); they were read so, but ECS disks have 512-byte logical sectors",
+        ));
+    }
+    let parts = read_mbr(disk, &mbr, table.sector_size, sink);
     check_geometry(&parts, size, sink);
     (table, parts)
 }
@@ -192,7 +208,31 @@ fn mbr_entry(s: &[u8], i: usize) -> (u8, u8, u64, u64) {
     )
 }
 
-fn read_mbr(disk: &CachedDisk<'_>, mbr: &[u8], sink: &mut Sink) -> Vec<Partition> {
+/// The sector size an MBR's LBAs count: 4096 when something is found where
+/// the partitions start counted in 4 KiB sectors and nothing where they start
+/// counted in 512-byte ones (an MBR does not say; Linux asks the disk).
+fn mbr_sector_size(disk: &CachedDisk<'_>, mbr: &[u8]) -> u64 {
+    let found = |ss: u64| {
+        (0..4)
+            .map(|i| mbr_entry(mbr, i))
+            .filter(|&(_, ty, _, count)| {
+                ty != 0 && count != 0 && !matches!(ty, 0x05 | 0x0f | 0x85 | 0xee)
+            })
+            .filter(|&(_, _, lba, count)| {
+                let (start, len) = (lba.saturating_mul(ss), count.saturating_mul(ss));
+                start.checked_add(len).is_some_and(|end| end <= disk.size())
+                    && crate::fs::probe(&View::new(disk, start, len)).is_some()
+            })
+            .count()
+    };
+    if disk.size() % 4096 == 0 && found(512) == 0 && found(4096) > 0 {
+        4096
+    } else {
+        512
+    }
+}
+
+fn read_mbr(disk: &CachedDisk<'_>, mbr: &[u8], ss: u64, sink: &mut Sink) -> Vec<Partition> {
     let mut parts = Vec::new();
     for i in 0..4 {
         let (status, ty, lba, count) = mbr_entry(mbr, i);
@@ -203,25 +243,33 @@ fn read_mbr(disk: &CachedDisk<'_>, mbr: &[u8], sink: &mut Sink) -> Vec<Partition
         let extended = matches!(ty, 0x05 | 0x0f | 0x85);
         parts.push(Partition {
             number,
-            start: lba * 512,
-            size: count * 512,
+            start: lba.saturating_mul(ss),
+            size: count.saturating_mul(ss),
             type_id: format!("0x{ty:02x}"),
             type_name: mbr_type_name(ty).map(str::to_string),
             name: None,
-            partuuid: Some(format!("{:08x}-{:02}", le32(mbr, 440), number)),
+            partuuid: Some(mbr_partuuid(le32(mbr, 440), number)),
             bootable: status == 0x80,
         });
         if extended {
-            read_ebr_chain(disk, lba, &mut parts, sink);
+            read_ebr_chain(disk, lba, ss, le32(mbr, 440), &mut parts, sink);
         }
     }
     parts.sort_by_key(|p| p.number);
     parts
 }
 
+/// The PARTUUID Linux gives an MBR partition: the disk signature and the
+/// partition number, both in hex (`%08x-%02x`): partition 10 is `…-0a`.
+fn mbr_partuuid(signature: u32, number: u32) -> String {
+    format!("{signature:08x}-{number:02x}")
+}
+
 fn read_ebr_chain(
     disk: &CachedDisk<'_>,
     ext_start: u64,
+    ss: u64,
+    signature: u32,
     parts: &mut Vec<Partition>,
     sink: &mut Sink,
 ) {
@@ -235,7 +283,7 @@ fn read_ebr_chain(
             )));
             return;
         }
-        let ebr = match ebr_lba.checked_mul(512).map(|o| disk.read_vec(o, 512)) {
+        let ebr = match ebr_lba.checked_mul(ss).map(|o| disk.read_vec(o, 512)) {
             Some(Ok(e)) => e,
             _ => {
                 sink.push(
@@ -256,12 +304,12 @@ fn read_ebr_chain(
         if ty != 0 && count != 0 {
             parts.push(Partition {
                 number,
-                start: ebr_lba.saturating_add(rel).saturating_mul(512),
-                size: count * 512,
+                start: ebr_lba.saturating_add(rel).saturating_mul(ss),
+                size: count.saturating_mul(ss),
                 type_id: format!("0x{ty:02x}"),
                 type_name: mbr_type_name(ty).map(str::to_string),
                 name: None,
-                partuuid: None,
+                partuuid: Some(mbr_partuuid(signature, number)),
                 bootable: status == 0x80,
             });
             number += 1;
@@ -510,5 +558,14 @@ fn check_geometry(parts: &[Partition], disk_size: u64, sink: &mut Sink) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mbr_partuuids_are_hex_like_linux() {
+        assert_eq!(super::mbr_partuuid(0xdeadbeef, 5), "deadbeef-05");
+        assert_eq!(super::mbr_partuuid(0x1234, 10), "00001234-0a");
     }
 }

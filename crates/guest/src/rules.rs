@@ -170,6 +170,26 @@ rules! {
     PLATFORM_OTHER = ("GUEST.PlatformNotListed", Info,
         "the guest OS maps to a named ECS platform",
         "The image is imported as 'Others Linux' / 'Other Windows'; ECS configures it less.");
+    /// `/` or `/boot` (fstab, or the kernel's root=) named by a device name ECS changes.
+    BOOT_DEVICE_NAME = ("GUEST.BootDeviceName", Error,
+        "/ and /boot are not named by /dev/sdX, /dev/hdX, /dev/xvdX or /dev/nvmeXnYpZ in /etc/fstab or root=",
+        "ECS system disks are /dev/vda (virtio) or /dev/nvme0n1: the name does not exist there and the boot stops. Use UUID= (blkid) in /etc/fstab and root=UUID=… (update-grub / grub2-mkconfig).");
+    /// An encrypted volume where the root should be.
+    ENCRYPTED = ("GUEST.EncryptedDisk", Error,
+        "the system disk is not encrypted (LUKS, BitLocker)",
+        "ECS cannot unlock an encrypted system disk at boot (no passphrase prompt, no TPM): decrypt it in the source VM (cryptsetup reencrypt --decrypt, manage-bde -off) and export again.");
+    /// A partition is an md RAID member.
+    MD_RAID = ("GUEST.MdRaidMember", Warning,
+        "the system disk holds plain partitions, not md RAID members",
+        "ECS attaches this one disk: the array can only run degraded from it, if the initramfs assembles a degraded array. Prefer a plain partition (the RAID1 member's data is a plain filesystem).");
+    /// An OS that is recognised but not inspected (FreeBSD).
+    OS_NOT_INSPECTED = ("GUEST.OsNotInspected", Warning,
+        "the guest OS is one the inspector reads (Linux, Windows)",
+        "The guest was recognised but not inspected: drivers, boot configuration and fstab were not checked. Verify in the source VM that it boots from a virtio disk (FreeBSD: virtio_blk, if_vtnet).");
+    /// A partition table written for 4096-byte sectors.
+    SECTOR_4KN = ("GUEST.Sector4Kn", Warning,
+        "the partition table is written for 512-byte sectors (ECS disks are 512e)",
+        "On an ECS disk with 512-byte logical sectors a 4Kn table's partitions land in the wrong place; recreate the table and filesystems on a 512-byte-sector disk before exporting.");
     /// A parser crashed (bug): the rest of the inspection continued.
     INTERNAL = ("GUEST.InternalError", Error,
         "the inspector read every structure without an internal error",

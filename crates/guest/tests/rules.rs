@@ -99,9 +99,9 @@ fn rules_image_breaks_each_rule() {
     assert_eq!(linux.shadow_immutable, Some(true));
 
     for (code, sev) in [
-        ("GUEST.FstabDeviceName", Severity::Warning),
+        // `/dev/sda1 /` in fstab and root=/dev/sda1: gone on ECS (vda, nvme0n1).
+        ("GUEST.BootDeviceName", Severity::Error),
         ("GUEST.FstabUnknownDevice", Severity::Error),
-        ("GUEST.GrubRootDeviceName", Severity::Warning),
         ("GUEST.SelinuxEnforcing", Severity::Warning),
         ("GUEST.QemuGuestAgent", Severity::Warning),
         ("GUEST.ShadowImmutable", Severity::Error),
@@ -223,5 +223,5 @@ fn root_on_lvm_with_separate_boot() {
         codes(&r)
     );
     // root=/dev/mapper/… is not a kernel device name.
-    assert!(!has(&r, "GUEST.GrubRootDeviceName"));
+    assert!(!has(&r, "GUEST.GrubRootDeviceName") && !has(&r, "GUEST.BootDeviceName"));
 }

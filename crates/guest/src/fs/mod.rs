@@ -65,6 +65,12 @@ pub enum FsKind {
     Exfat,
     /// ISO 9660.
     Iso9660,
+    /// FreeBSD UFS2 (detected, not read).
+    Ufs,
+    /// ZFS pool member (detected, not read).
+    Zfs,
+    /// BitLocker encrypted volume (detected, not read).
+    BitLocker,
 }
 
 /// Identifies the contents of a volume from its first bytes.
@@ -200,6 +206,9 @@ pub(crate) fn blkid_type(kind: FsKind) -> &'static str {
         FsKind::Luks => "crypto_LUKS",
         FsKind::Exfat => "exfat",
         FsKind::Iso9660 => "iso9660",
+        FsKind::Ufs => "ufs",
+        FsKind::Zfs => "zfs_member",
+        FsKind::BitLocker => "BitLocker",
     }
 }
 

@@ -1,0 +1,43 @@
+//! Volumes that are recognised but never read: encrypted ones (BitLocker)
+//! and FreeBSD's UFS2 and ZFS. Knowing what they are lets the report say why
+//! the guest was not inspected instead of calling the disk empty.
+
+use crate::cache::View;
+use crate::fs::FsKind;
+
+/// UFS2 superblock magic (`FS_UFS2_MAGIC`), at 1372 in the superblock.
+const UFS2_MAGIC: u32 = 0x1954_0119;
+/// Where FreeBSD looks for a UFS2 superblock (SBLOCK_UFS2).
+const UFS2_SUPERBLOCK: u64 = 65536;
+/// ZFS uberblock magic; the uberblock ring is 128 KiB into each vdev label.
+const ZFS_UBERBLOCK_MAGIC: u64 = 0x00ba_b10c;
+
+/// GPT type of a FreeBSD boot partition (gptboot).
+pub(crate) const GUID_FREEBSD_BOOT: &str = "83BD6B9D-7F41-11DC-BE0B-001560B84F0F";
+
+/// Identifies a volume [`crate::fs::probe`] does not know.
+pub(crate) fn probe(view: &View<'_, '_>) -> Option<FsKind> {
+    if let Ok(b) = view.read_vec(0, 512) {
+        if &b[3..11] == b"-FVE-FS-" {
+            return Some(FsKind::BitLocker);
+        }
+    }
+    if let Ok(b) = view.read_vec(UFS2_SUPERBLOCK + 1372, 4) {
+        let m = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        if m == UFS2_MAGIC || m.swap_bytes() == UFS2_MAGIC {
+            return Some(FsKind::Ufs);
+        }
+    }
+    // Uberblocks are at least 1 KiB apart in the ring; the first few suffice.
+    for slot in 0..4u64 {
+        if let Ok(b) = view.read_vec(128 * 1024 + slot * 1024, 8) {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b);
+            let m = u64::from_le_bytes(a);
+            if m == ZFS_UBERBLOCK_MAGIC || m.swap_bytes() == ZFS_UBERBLOCK_MAGIC {
+                return Some(FsKind::Zfs);
+            }
+        }
+    }
+    None
+}

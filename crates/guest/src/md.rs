@@ -1,0 +1,101 @@
+//! Linux md RAID member superblocks (metadata 0.90, 1.0, 1.1, 1.2), read so a
+//! RAID1 member's data can be inspected like a plain partition: ECS attaches
+//! one disk, so the array can only ever run from this one member.
+
+use crate::cache::View;
+
+/// The md superblock magic (both versions).
+const MD_MAGIC: u32 = 0xa92b_4efc;
+
+/// What one member's superblock says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Member {
+    /// `0.90`, `1.0`, `1.1` or `1.2`.
+    pub(crate) version: &'static str,
+    /// RAID level (1 for a mirror).
+    pub(crate) level: i32,
+    /// Array name (`host:0`), or the uuid for 0.90 which has no name.
+    pub(crate) name: String,
+    /// Members of the array.
+    pub(crate) raid_disks: u32,
+    /// Where the array's data starts in this member, in bytes.
+    pub(crate) data_offset: u64,
+    /// Bytes of array data in this member.
+    pub(crate) data_size: u64,
+}
+
+fn le32(b: &[u8], o: usize) -> u32 {
+    b.get(o..o + 4)
+        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+fn le64(b: &[u8], o: usize) -> u64 {
+    b.get(o..o + 8).map_or(0, |s| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        u64::from_le_bytes(a)
+    })
+}
+
+/// Finds an md superblock in the member `view`, where each version puts it.
+pub(crate) fn read(view: &View<'_, '_>) -> Option<Member> {
+    let len = view.len;
+    // 1.1 at 0, 1.2 at 4 KiB, 1.0 at the end less 8 KiB rounded down to 4 KiB.
+    let v1 = [
+        (Some(0), "1.1"),
+        (Some(4096), "1.2"),
+        (len.checked_sub(8192).map(|o| o & !4095), "1.0"),
+    ];
+    for (at, version) in v1 {
+        let Some(at) = at else { continue };
+        let Ok(sb) = view.read_vec(at, 256) else {
+            continue;
+        };
+        if le32(&sb, 0) != MD_MAGIC || le32(&sb, 4) != 1 {
+            continue;
+        }
+        let uuid = crate::fs::uuid_string(&sb[16..32]);
+        let name: String = sb[32..64]
+            .iter()
+            .take_while(|&&b| b != 0)
+            .map(|&b| char::from(b))
+            .collect();
+        let data_offset = le64(&sb, 128).saturating_mul(512);
+        // The array's size per member (`size`) when set, else all the data area.
+        let data_size = le64(&sb, 136).saturating_mul(512);
+        let data_size = match le64(&sb, 80).saturating_mul(512) {
+            0 => data_size,
+            used => used.min(data_size),
+        };
+        if data_offset.checked_add(data_size).is_none_or(|e| e > len) || data_size == 0 {
+            continue;
+        }
+        return Some(Member {
+            version,
+            level: le32(&sb, 72) as i32,
+            name: if name.is_empty() { uuid } else { name },
+            raid_disks: le32(&sb, 92),
+            data_offset,
+            data_size,
+        });
+    }
+    // 0.90: 64 KiB from the end, 64 KiB aligned; data from 0.
+    let at = (len & !65535).checked_sub(65536)?;
+    let sb = view.read_vec(at, 128).ok()?;
+    if le32(&sb, 0) != MD_MAGIC || le32(&sb, 4) != 0 || le32(&sb, 8) != 90 {
+        return None;
+    }
+    // The uuid is in four words: word 0 at 5, words 1-3 at 13..16.
+    let mut uuid = [0u8; 16];
+    for (i, w) in [5usize, 13, 14, 15].iter().enumerate() {
+        uuid[i * 4..i * 4 + 4].copy_from_slice(&sb[w * 4..w * 4 + 4]);
+    }
+    let size_kib = u64::from(le32(&sb, 4 * 8));
+    Some(Member {
+        version: "0.90",
+        level: le32(&sb, 4 * 7) as i32,
+        name: uuid.iter().map(|b| format!("{b:02x}")).collect(),
+        raid_disks: le32(&sb, 4 * 10),
+        data_offset: 0,
+        data_size: size_kib.saturating_mul(1024).min(at),
+    })
+}
