@@ -581,14 +581,17 @@ fn regions(cache: &CachedDisk<'_>, facts: &GuestFacts, sink: &mut Sink) -> Vec<R
         );
     }
     for lv in lvs.into_iter().take(MAX_LOGICAL_VOLUMES) {
-        let mut r = plain(
-            pvs.iter()
-                .zip(&regions)
-                .find(|((start, _, _), _)| lv.extents.first().is_some_and(|e| e.disk >= *start))
-                .and_then(|(_, r)| r.partition),
-            lv.extents.first().map_or(0, |e| e.disk),
-            lv.len,
-        );
+        // The partition of the PV that holds the LV's first extent.
+        let first = lv.extents.first().map_or(0, |e| e.disk);
+        let partition = regions
+            .iter()
+            .find(|r| {
+                matches!(r.pv, Some(Ok(_)))
+                    && r.start <= first
+                    && first < r.start.saturating_add(r.len)
+            })
+            .and_then(|r| r.partition);
+        let mut r = plain(partition, first, lv.len);
         r.volume = Some(lv.name);
         r.dm_uuid = Some(lv.dm_uuid);
         r.extents = lv.extents;

@@ -438,10 +438,10 @@ fn map_lv(
             ));
         }
         let lv_off = next.checked_mul(extent).ok_or("LV offset overflows")?;
-        let disk = base + off;
+        let disk = base.checked_add(off).ok_or("PE overflows")?;
         match out.last_mut() {
             // lvextend onto the next free extents: one piece.
-            Some(last) if last.disk + last.len == disk => last.len += len,
+            Some(last) if last.disk.checked_add(last.len) == Some(disk) => last.len += len,
             _ => out.push(Extent {
                 start: lv_off,
                 disk,

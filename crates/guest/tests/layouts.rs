@@ -63,6 +63,8 @@ fn lvm_root_grown_with_lvextend_over_two_pvs_is_read() {
     assert!(!has(&r, "GUEST.NoOperatingSystem"), "{:#?}", r.findings);
     let root = root(&r);
     assert_eq!(root.volume.as_deref(), Some("grownvg/root"));
+    // Its first extent is on the first PV, partition 2.
+    assert_eq!(root.partition, Some(2));
     assert_eq!(
         root.info.uuid.as_deref(),
         Some(e["GROWN_ROOT_UUID"].as_str())
@@ -303,4 +305,100 @@ fn md_raid1_member_metadata_1_2() {
 #[test]
 fn md_raid1_member_metadata_1_0() {
     md_member("1.0");
+}
+
+/// A fixture with some bytes replaced.
+struct Patched {
+    base: preflight_disk::raw::RawImage,
+    patches: std::collections::BTreeMap<u64, u8>,
+}
+
+impl Patched {
+    fn new(name: &str) -> Self {
+        let path = build("build-layouts.sh", &LAYOUTS).join(name);
+        let src = preflight_disk::FileSource::open(&path).unwrap();
+        Patched {
+            base: preflight_disk::raw::RawImage::new(std::sync::Arc::new(src)),
+            patches: Default::default(),
+        }
+    }
+    fn set(&mut self, off: u64, data: &[u8]) {
+        for (i, &b) in data.iter().enumerate() {
+            self.patches.insert(off + i as u64, b);
+        }
+    }
+    fn partition_start(&self, number: u32) -> u64 {
+        let (_, parts, _) = preflight_guest::read_partitions(self);
+        parts.iter().find(|p| p.number == number).unwrap().start
+    }
+}
+
+impl preflight_disk::BlockRead for Patched {
+    fn size(&self) -> u64 {
+        self.base.size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), preflight_disk::ReadError> {
+        self.base.read_at(offset, buf)?;
+        for (&o, &b) in self.patches.range(offset..offset + buf.len() as u64) {
+            buf[(o - offset) as usize] = b;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn zfs_pool_member_is_freebsd_too() {
+    let mut d = Patched::new("layout-freebsd.raw");
+    let p3 = d.partition_start(3);
+    d.set(p3 + 65536 + 1372, &[0; 4]);
+    d.set(p3 + 128 * 1024, &0x00ba_b10cu64.to_le_bytes());
+    let r = preflight_guest::inspect(&d);
+    let w = r
+        .findings
+        .iter()
+        .find(|f| f.code == "GUEST.OsNotInspected")
+        .unwrap();
+    assert!(w.message.contains("ZFS on partition 3"), "{}", w.message);
+    assert!(!has(&r, "GUEST.NoOperatingSystem"));
+}
+
+#[test]
+fn bitlocker_volume_is_an_encryption_error() {
+    let mut d = Patched::new("layout-luks.raw");
+    let p2 = d.partition_start(2);
+    d.set(p2, b"\xeb\x58\x90-FVE-FS-");
+    let r = preflight_guest::inspect(&d);
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.code == "GUEST.EncryptedDisk")
+        .unwrap();
+    assert!(f.message.contains("BitLocker"), "{}", f.message);
+}
+
+#[test]
+fn lv_with_a_segment_on_a_missing_pv_is_named_not_read() {
+    // Wipe the second PV's label: the root's third segment is then on no PV of this disk.
+    let mut d = Patched::new("layout-lvm-grown.raw");
+    let p3 = d.partition_start(3);
+    d.set(p3 + 512, &[0; 8]);
+    let r = preflight_guest::inspect(&d);
+    let skipped = messages(&r, "GUEST.FilesystemNotInspected");
+    assert!(
+        skipped
+            .iter()
+            .any(|m| m.contains("grownvg/root") && m.contains("not on this disk")),
+        "{skipped:?}"
+    );
+    assert!(!has(&r, "GUEST.InternalError"), "{:#?}", r.findings);
+}
+
+#[test]
+fn md_superblock_pointing_past_the_member_is_ignored() {
+    let mut d = Patched::new("layout-md-1.2.raw");
+    let p1 = d.partition_start(1);
+    d.set(p1 + 4096 + 128, &u64::MAX.to_le_bytes());
+    let r = preflight_guest::inspect(&d);
+    assert!(!has(&r, "GUEST.MdRaidMember"), "{:#?}", r.findings);
+    assert!(!has(&r, "GUEST.InternalError"), "{:#?}", r.findings);
 }
