@@ -340,7 +340,7 @@ impl preflight_disk::BlockRead for Patched {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), preflight_disk::ReadError> {
         self.base.read_at(offset, buf)?;
         for (&o, &b) in self.patches.range(offset..offset + buf.len() as u64) {
-            buf[(o - offset) as usize] = b;
+            buf[usize::try_from(o - offset).unwrap()] = b;
         }
         Ok(())
     }
