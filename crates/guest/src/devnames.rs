@@ -13,10 +13,10 @@ pub(crate) struct DeviceName {
 }
 
 impl DeviceName {
-    /// `/dev/vdX` is what a virtio-blk ECS disk is called; every other name
-    /// is gone there.
-    pub(crate) fn is_virtio(&self) -> bool {
-        self.disk.starts_with("vd")
+    /// The ECS system disk has this name on some instance types: `vda`
+    /// (virtio-blk) or `nvme0n1` (NVMe); every other name is gone there.
+    pub(crate) fn is_ecs_system_disk(&self) -> bool {
+        self.disk == "vda" || self.disk == "nvme0n1"
     }
 }
 
@@ -136,6 +136,9 @@ mod tests {
         assert_eq!(d("/dev/mapper/vg-root"), None);
         assert_eq!(d("/dev/sda1x"), None);
         assert_eq!(d("/dev/nvme0n1q1"), None);
-        assert!(parse("/dev/vda2").unwrap().is_virtio());
+        assert!(parse("/dev/vda2").unwrap().is_ecs_system_disk());
+        assert!(parse("/dev/nvme0n1p2").unwrap().is_ecs_system_disk());
+        assert!(!parse("/dev/vdb1").unwrap().is_ecs_system_disk());
+        assert!(!parse("/dev/sda1").unwrap().is_ecs_system_disk());
     }
 }

@@ -425,10 +425,12 @@ fn is_kernel_device_name(spec: &str) -> bool {
     devnames::parse(spec).is_some()
 }
 
-/// A kernel device name for `/` or `/boot` that ECS does not have (anything
-/// but /dev/vdX): the boot stops there.
+/// A kernel device name for `/` or `/boot` that no ECS system disk has
+/// (anything but vda and nvme0n1, which some instance types have): the boot
+/// stops there.
 fn boot_device_name_breaks(mountpoint: &str, spec: &str) -> bool {
-    matches!(mountpoint, "/" | "/boot") && devnames::parse(spec).is_some_and(|d| !d.is_virtio())
+    matches!(mountpoint, "/" | "/boot")
+        && devnames::parse(spec).is_some_and(|d| !d.is_ecs_system_disk())
 }
 
 fn fstab(tree: &mut Tree<'_, '_>, facts: &GuestFacts, sink: &mut Sink) -> Vec<FstabEntry> {

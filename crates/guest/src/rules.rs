@@ -172,7 +172,7 @@ rules! {
         "The image is imported as 'Others Linux' / 'Other Windows'; ECS configures it less.");
     /// `/` or `/boot` (fstab, or the kernel's root=) named by a device name ECS changes.
     BOOT_DEVICE_NAME = ("GUEST.BootDeviceName", Error,
-        "/ and /boot are not named by /dev/sdX, /dev/hdX, /dev/xvdX or /dev/nvmeXnYpZ in /etc/fstab or root=",
+        "/ and /boot are not named in /etc/fstab or root= by a device name no ECS system disk has (/dev/sdX, /dev/hdX, /dev/xvdX, /dev/vdb…; only vda and nvme0n1 exist)",
         "ECS system disks are /dev/vda (virtio) or /dev/nvme0n1: the name does not exist there and the boot stops. Use UUID= (blkid) in /etc/fstab and root=UUID=… (update-grub / grub2-mkconfig).");
     /// An encrypted volume where the root should be.
     ENCRYPTED = ("GUEST.EncryptedDisk", Error,
