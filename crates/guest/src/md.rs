@@ -99,3 +99,55 @@ pub(crate) fn read(view: &View<'_, '_>) -> Option<Member> {
         data_size: size_kib.saturating_mul(1024).min(at),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::CachedDisk;
+    use preflight_disk::raw::RawImage;
+    use std::sync::Arc;
+
+    fn member(image: Vec<u8>) -> Option<Member> {
+        let disk = RawImage::new(Arc::new(image));
+        let cache = CachedDisk::new(&disk);
+        read(&View::new(&cache, 0, cache.size()))
+    }
+
+    #[test]
+    fn metadata_0_90_at_the_end() {
+        let len = 4 << 20;
+        let mut d = vec![0u8; len];
+        let at = (len & !65535) - 65536;
+        let w = |d: &mut Vec<u8>, word: usize, v: u32| {
+            d[at + word * 4..at + word * 4 + 4].copy_from_slice(&v.to_le_bytes());
+        };
+        w(&mut d, 0, MD_MAGIC);
+        w(&mut d, 1, 0);
+        w(&mut d, 2, 90);
+        w(&mut d, 5, 0x0102_0304);
+        w(&mut d, 7, 1);
+        w(&mut d, 8, 3 * 1024); // KiB
+        w(&mut d, 10, 2);
+        let m = member(d).unwrap();
+        assert_eq!((m.version, m.level, m.raid_disks), ("0.90", 1, 2));
+        assert_eq!((m.data_offset, m.data_size), (0, 3 << 20));
+        assert!(m.name.starts_with("04030201"), "{}", m.name);
+    }
+
+    #[test]
+    fn metadata_1_1_at_the_start_and_hostile_sizes() {
+        let mut d = vec![0u8; 4 << 20];
+        d[0..4].copy_from_slice(&MD_MAGIC.to_le_bytes());
+        d[4..8].copy_from_slice(&1u32.to_le_bytes());
+        d[32..38].copy_from_slice(b"web:md");
+        d[72..76].copy_from_slice(&1u32.to_le_bytes());
+        d[128..136].copy_from_slice(&2048u64.to_le_bytes());
+        d[136..144].copy_from_slice(&4096u64.to_le_bytes());
+        let m = member(d.clone()).unwrap();
+        assert_eq!((m.version, m.name.as_str()), ("1.1", "web:md"));
+        assert_eq!((m.data_offset, m.data_size), (1 << 20, 2 << 20));
+        // Data past the member: not an array we can read.
+        d[136..144].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(member(d), None);
+    }
+}
