@@ -31,20 +31,24 @@
 #![deny(missing_docs)]
 
 mod boot;
+mod bootloader;
 mod cache;
 mod exe;
 mod fs;
 pub mod initramfs;
 mod linux;
 mod lvm;
+mod network;
 mod part;
 pub mod regf;
+pub mod rpmvercmp;
 mod rules;
 mod windows;
 
 pub use boot::BootInfo;
 pub use fs::{FsInfo, FsKind};
 pub use linux::{DriverInfo, FstabEntry, KernelInfo, LinuxInfo};
+pub use network::{InterfaceConfig, NetworkInfo};
 pub use part::{Partition, PartitionTable};
 pub use rules::*;
 pub use windows::{WindowsDriver, WindowsInfo};
