@@ -688,6 +688,15 @@ fn kernel(
         let found = by_version
             .keys()
             .find_map(|v| moddir_of(tree, v).map(|d| (v.clone(), d)));
+        // Arch writes the package name beside each module tree (`pkgbase`): the way to a
+        // version when the initramfs could not be read.
+        let found = found.or_else(|| {
+            tree.list("/usr/lib/modules").into_iter().find_map(|v| {
+                let d = format!("/usr/lib/modules/{v}");
+                let base = tree.text(&format!("{d}/pkgbase"))?;
+                (base.trim() == name).then_some((v, d))
+            })
+        });
         if let Some((v, d)) = found {
             version = v;
             moddir = Some(d);
