@@ -51,7 +51,11 @@ fn debugfs_cat(name: &str, path: &str) -> String {
     let img = boot_dir().join(format!("boot-{name}.raw"));
     run(
         "debugfs",
-        &["-R", &format!("cat {path}"), &format!("{}?offset=1048576", img.display())],
+        &[
+            "-R",
+            &format!("cat {path}"),
+            &format!("{}?offset=1048576", img.display()),
+        ],
     )
 }
 
@@ -70,8 +74,17 @@ fn virtio_scsi_without_virtio_blk_is_an_error() {
     assert!(scsi.at_boot);
     let f = finding(&r, "GUEST.NoVirtioBlockDriver");
     assert!(f.is_error());
-    assert!(f.message.contains("virtio_blk: module NOT in the initramfs"), "{}", f.message);
-    assert!(f.message.contains("virtio_scsi is usable at boot"), "{}", f.message);
+    assert!(
+        f.message
+            .contains("virtio_blk: module NOT in the initramfs"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.contains("virtio_scsi is usable at boot"),
+        "{}",
+        f.message
+    );
 }
 
 /// An initramfs holding another kernel's module tree: its modules do not load.
@@ -88,7 +101,13 @@ fn initramfs_of_another_kernel_is_named() {
     assert_eq!(old.initramfs_modules, 0);
     let f = finding(&r, "GUEST.InitramfsKernelMismatch");
     assert!(!f.is_error());
-    assert!(f.message.contains("holds modules for kernel 5.14.0-427.el9.x86_64, not for 5.14.0-362.el9.x86_64"), "{}", f.message);
+    assert!(
+        f.message.contains(
+            "holds modules for kernel 5.14.0-427.el9.x86_64, not for 5.14.0-362.el9.x86_64"
+        ),
+        "{}",
+        f.message
+    );
 }
 
 /// virtio_blk and virtio_pci are in the initramfs, virtio_ring (which modules.dep says both
@@ -97,7 +116,10 @@ fn initramfs_of_another_kernel_is_named() {
 fn a_module_without_what_it_needs_does_not_load() {
     let r = inspect("deps");
     let dep = debugfs_cat("deps", "/lib/modules/3.16.0-11-amd64/modules.dep");
-    assert!(dep.contains("virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko"), "{dep}");
+    assert!(
+        dep.contains("virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko"),
+        "{dep}"
+    );
     let theirs = lsinitramfs_modules("deps");
     assert!(theirs.contains(&"virtio_blk".into()) && !theirs.contains(&"virtio_ring".into()));
     let k = default_kernel(&r);
@@ -107,7 +129,11 @@ fn a_module_without_what_it_needs_does_not_load() {
     assert!(!blk.at_boot);
     let f = finding(&r, "GUEST.NoVirtioBlockDriver");
     assert!(f.is_error());
-    assert!(f.message.contains("without virtio_ring, which it needs"), "{}", f.message);
+    assert!(
+        f.message.contains("without virtio_ring, which it needs"),
+        "{}",
+        f.message
+    );
 }
 
 /// ifupdown with a static eth0, and udev's persistent-net rules pinning it to a MAC.
@@ -116,11 +142,23 @@ fn static_ifupdown_and_persistent_net_rules_are_warned() {
     let r = inspect("deps");
     let f = finding(&r, "GUEST.NetworkStatic");
     assert!(!f.is_error());
-    assert!(f.message.contains("/etc/network/interfaces gives eth0 the static address 192.168.10.21"), "{}", f.message);
+    assert!(
+        f.message
+            .contains("/etc/network/interfaces gives eth0 the static address 192.168.10.21"),
+        "{}",
+        f.message
+    );
     let f = finding(&r, "GUEST.NetworkMacPinned");
-    assert!(f.message.contains("52:54:00:6b:3c:01 -> eth0"), "{}", f.message);
+    assert!(
+        f.message.contains("52:54:00:6b:3c:01 -> eth0"),
+        "{}",
+        f.message
+    );
     let net = &r.facts.linux.as_ref().unwrap().network;
-    assert_eq!(net.primary.map(|i| net.interfaces[i].interface.as_str()), Some("eth0"));
+    assert_eq!(
+        net.primary.map(|i| net.interfaces[i].interface.as_str()),
+        Some("eth0")
+    );
 }
 
 /// RHEL 9: the default is the BLS entry grubenv's saved_entry names, 5.14.0-362.8.1.el9_3,
@@ -131,15 +169,26 @@ fn rhel_default_kernel_is_grubenvs_saved_bls_entry() {
     let r = inspect("rpm");
     let env = debugfs_cat("rpm", "/boot/grub2/grubenv");
     assert!(env.starts_with("# GRUB Environment Block"), "{env}");
-    assert!(env.contains("saved_entry=0c5f1e7a2b3d4c5e8f9a0b1c2d3e4f50-5.14.0-362.8.1.el9_3.x86_64"));
+    assert!(
+        env.contains("saved_entry=0c5f1e7a2b3d4c5e8f9a0b1c2d3e4f50-5.14.0-362.8.1.el9_3.x86_64")
+    );
     let linux = r.facts.linux.as_ref().unwrap();
-    assert_eq!(linux.kernels[0].version, "5.14.0-362.8.1.el9_3.x86_64", "rpm order");
-    assert_eq!(linux.default_kernel.as_deref(), Some("5.14.0-362.8.1.el9_3.x86_64"));
+    assert_eq!(
+        linux.kernels[0].version, "5.14.0-362.8.1.el9_3.x86_64",
+        "rpm order"
+    );
+    assert_eq!(
+        linux.default_kernel.as_deref(),
+        Some("5.14.0-362.8.1.el9_3.x86_64")
+    );
     assert_eq!(
         linux.default_kernel_source.as_deref(),
         Some("/boot/grub2/grubenv saved_entry")
     );
-    assert!(linux.boot_configs.iter().any(|c| c.starts_with("/boot/loader/entries/")));
+    assert!(linux
+        .boot_configs
+        .iter()
+        .any(|c| c.starts_with("/boot/loader/entries/")));
     assert!(linux.kernel_roots.contains(&"LABEL=rpm-root".to_string()));
     let theirs = lsinitramfs_modules("rpm");
     assert_eq!(theirs, vec!["ata_piix"]);
@@ -153,8 +202,12 @@ fn rhel_default_kernel_is_grubenvs_saved_bls_entry() {
 #[test]
 fn networkmanager_keyfile_static_and_mac() {
     let r = inspect("rpm");
-    assert!(finding(&r, "GUEST.NetworkStatic").message.contains("ens3 the static address 10.20.30.40/24"));
-    assert!(finding(&r, "GUEST.NetworkMacPinned").message.contains("52:54:00:4E:21:9A"));
+    assert!(finding(&r, "GUEST.NetworkStatic")
+        .message
+        .contains("ens3 the static address 10.20.30.40/24"));
+    assert!(finding(&r, "GUEST.NetworkMacPinned")
+        .message
+        .contains("52:54:00:4E:21:9A"));
 }
 
 /// CentOS 5: no os-release, /etc/redhat-release says CentOS; GRUB legacy's default=1 boots
@@ -170,12 +223,24 @@ fn centos5_grub_legacy_default() {
     assert!(conf.contains("default=1"));
     let linux = r.facts.linux.as_ref().unwrap();
     assert_eq!(linux.default_kernel.as_deref(), Some("2.6.18-398.el5"));
-    assert_eq!(linux.default_kernel_source.as_deref(), Some("/boot/grub/grub.conf default=1"));
+    assert_eq!(
+        linux.default_kernel_source.as_deref(),
+        Some("/boot/grub/grub.conf default=1")
+    );
     assert_eq!(lsinitramfs_modules("legacy"), vec!["ata_piix"]);
-    assert!(finding(&r, "GUEST.NoVirtioBlockDriver").message.contains("2.6.18-398.el5"));
+    assert!(finding(&r, "GUEST.NoVirtioBlockDriver")
+        .message
+        .contains("2.6.18-398.el5"));
     // ifcfg-eth0 is DHCP but bound to the old NIC's MAC.
     assert!(!has(&r, "GUEST.NetworkStatic"));
-    assert!(finding(&r, "GUEST.NetworkMacPinned").message.contains("HWADDR") || finding(&r, "GUEST.NetworkMacPinned").message.contains("52:54:00:C5:05:11"));
+    assert!(
+        finding(&r, "GUEST.NetworkMacPinned")
+            .message
+            .contains("HWADDR")
+            || finding(&r, "GUEST.NetworkMacPinned")
+                .message
+                .contains("52:54:00:C5:05:11")
+    );
 }
 
 /// Arch: vmlinuz-linux has no version in its name; the version and modules come from its
@@ -196,12 +261,24 @@ fn kernels_without_a_version_suffix() {
     assert!(!has(&r, "GUEST.NoVirtioBlockDriver"), "{:#?}", r.findings);
     // The lts kernel's initramfs is bzip2: a warning naming what was not checked, and its
     // version from Arch's pkgbase file.
-    let lts = linux.kernels.iter().find(|k| k.image == "/boot/vmlinuz-linux-lts").unwrap();
+    let lts = linux
+        .kernels
+        .iter()
+        .find(|k| k.image == "/boot/vmlinuz-linux-lts")
+        .unwrap();
     assert_eq!(lts.version, "6.6.16-1-lts");
     let f = finding(&r, "GUEST.InitramfsUnreadable");
     assert!(!f.is_error());
-    assert!(f.message.contains("bzip2") && f.message.contains("were not checked"), "{}", f.message);
-    assert!(!preflight_report::has_errors(&r.findings), "{:#?}", r.findings);
+    assert!(
+        f.message.contains("bzip2") && f.message.contains("were not checked"),
+        "{}",
+        f.message
+    );
+    assert!(
+        !preflight_report::has_errors(&r.findings),
+        "{:#?}",
+        r.findings
+    );
 }
 
 /// CentOS 7 under UEFI: the ESP holds only \EFI\centos\ (no \EFI\BOOT\BOOTX64.EFI), and its
@@ -210,15 +287,28 @@ fn kernels_without_a_version_suffix() {
 fn esp_without_fallback_loader_and_its_grub_cfg() {
     let r = inspect("uefi");
     let img = boot_dir().join("boot-uefi.raw");
-    let listing = run("mdir", &["-b", "-i", &format!("{}@@1048576", img.display()), "::/EFI"]);
-    assert!(listing.contains("centos") && !listing.to_ascii_uppercase().contains("/BOOT"), "{listing}");
+    let listing = run(
+        "mdir",
+        &["-b", "-i", &format!("{}@@1048576", img.display()), "::/EFI"],
+    );
+    assert!(
+        listing.contains("centos") && !listing.to_ascii_uppercase().contains("/BOOT"),
+        "{listing}"
+    );
     assert_eq!(r.facts.boot_mode.as_deref(), Some("UEFI"));
     assert!(r.facts.boot.uefi && !r.facts.boot.efi_fallback_loader);
     let f = finding(&r, "GUEST.EfiNoFallbackLoader");
     assert!(!f.is_error());
-    assert!(f.message.contains("no \\EFI\\BOOT\\BOOTX64.EFI"), "{}", f.message);
+    assert!(
+        f.message.contains("no \\EFI\\BOOT\\BOOTX64.EFI"),
+        "{}",
+        f.message
+    );
     let linux = r.facts.linux.as_ref().unwrap();
-    assert_eq!(linux.default_kernel.as_deref(), Some("3.10.0-957.el7.x86_64"));
+    assert_eq!(
+        linux.default_kernel.as_deref(),
+        Some("3.10.0-957.el7.x86_64")
+    );
     assert_eq!(
         linux.default_kernel_source.as_deref(),
         Some("/boot/efi/EFI/centos/grubenv saved_entry")
@@ -244,21 +334,45 @@ fn hivexget(hive: &str, key: &str, value: &str) -> Option<String> {
 #[test]
 fn windows_vioscsi_alone_is_an_error_and_windows_11_is_named() {
     assert_eq!(
-        hivexget("boot-win11.SYSTEM", "\\ControlSet001\\Services\\vioscsi", "Start").as_deref(),
+        hivexget(
+            "boot-win11.SYSTEM",
+            "\\ControlSet001\\Services\\vioscsi",
+            "Start"
+        )
+        .as_deref(),
         Some("0")
     );
-    assert_eq!(hivexget("boot-win11.SYSTEM", "\\ControlSet001\\Services\\viostor", "Start"), None);
     assert_eq!(
-        hivexget("boot-win11.SOFTWARE", "\\Microsoft\\Windows NT\\CurrentVersion", "ProductName").as_deref(),
+        hivexget(
+            "boot-win11.SYSTEM",
+            "\\ControlSet001\\Services\\viostor",
+            "Start"
+        ),
+        None
+    );
+    assert_eq!(
+        hivexget(
+            "boot-win11.SOFTWARE",
+            "\\Microsoft\\Windows NT\\CurrentVersion",
+            "ProductName"
+        )
+        .as_deref(),
         Some("Windows 10 Pro")
     );
     let r = inspect("win11");
     let f = finding(&r, "GUEST.WindowsNoVirtioStorage");
     assert!(f.is_error());
-    assert!(f.message.contains("vioscsi (virtio-scsi) is boot-start"), "{}", f.message);
+    assert!(
+        f.message.contains("vioscsi (virtio-scsi) is boot-start"),
+        "{}",
+        f.message
+    );
     let os = r.facts.os.as_ref().unwrap();
     assert_eq!(os.name.as_deref(), Some("Windows 11 Pro"));
-    assert_eq!(r.facts.windows.as_ref().unwrap().build.as_deref(), Some("22631"));
+    assert_eq!(
+        r.facts.windows.as_ref().unwrap().build.as_deref(),
+        Some("22631")
+    );
 }
 
 /// A SYSTEM hive with a broken header: the filesystem's content is corrupt, and the drivers
@@ -268,7 +382,15 @@ fn corrupt_system_hive_is_filesystem_corrupt_not_missing_drivers() {
     let r = inspect("wincorrupt");
     let f = finding(&r, "GUEST.FilesystemCorrupt");
     assert!(f.is_error());
-    assert!(f.message.contains("SYSTEM") && f.message.contains("were not checked"), "{}", f.message);
-    assert!(!has(&r, "GUEST.WindowsNoVirtioStorage"), "{:#?}", r.findings);
+    assert!(
+        f.message.contains("SYSTEM") && f.message.contains("were not checked"),
+        "{}",
+        f.message
+    );
+    assert!(
+        !has(&r, "GUEST.WindowsNoVirtioStorage"),
+        "{:#?}",
+        r.findings
+    );
     assert!(!has(&r, "GUEST.WindowsNoVirtioNet"));
 }
