@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 /// Menu entries kept per file (a real menu has a handful).
 const MAX_ENTRIES: usize = 256;
 
+/// A GRUB submenu: its title and id.
+type Submenu = (String, Option<String>);
+
 /// One boot menu entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct BootEntry {
@@ -23,7 +26,7 @@ pub(crate) struct BootEntry {
     /// Kernel command line.
     pub(crate) options: String,
     /// Titles/ids of the submenus that hold it (GRUB `submenu`).
-    pub(crate) submenu: Vec<(String, Option<String>)>,
+    pub(crate) submenu: Vec<Submenu>,
     /// BLS `version`.
     pub(crate) version: Option<String>,
 }
@@ -94,7 +97,7 @@ pub(crate) struct GrubCfg {
 pub(crate) fn parse_grub_cfg(text: &str) -> GrubCfg {
     let mut cfg = GrubCfg::default();
     // Open blocks: Some(menu title, id) for a submenu, None for menuentry/if/function.
-    let mut stack: Vec<Option<(String, Option<String>)>> = Vec::new();
+    let mut stack: Vec<Option<Submenu>> = Vec::new();
     let mut current: Option<BootEntry> = None;
     for line in text.lines() {
         let line = line.trim();
@@ -121,15 +124,11 @@ pub(crate) fn parse_grub_cfg(text: &str) -> GrubCfg {
                     stack.push(None);
                 }
             }
-            "}" | "fi" | "done" => {
-                if first == "}" {
-                    let top = stack.pop();
-                    if top == Some(None) {
-                        if let Some(e) = current.take() {
-                            if !e.kernel.is_empty() && cfg.entries.len() < MAX_ENTRIES {
-                                cfg.entries.push(e);
-                            }
-                        }
+            // The closing brace of a menuentry (not of a submenu or function) ends the entry.
+            "}" if stack.pop() == Some(None) => {
+                if let Some(e) = current.take().filter(|e| !e.kernel.is_empty()) {
+                    if cfg.entries.len() < MAX_ENTRIES {
+                        cfg.entries.push(e);
                     }
                 }
             }
@@ -220,7 +219,7 @@ pub(crate) fn resolve_grub_default<'e>(menu: &'e [BootEntry], spec: &str) -> Opt
     }
     let parts: Vec<&str> = spec.split('>').collect();
     // Top-level items: an entry, or a whole submenu (counted once).
-    let mut items: Vec<(Option<(String, Option<String>)>, Vec<&BootEntry>)> = Vec::new();
+    let mut items: Vec<(Option<Submenu>, Vec<&BootEntry>)> = Vec::new();
     for e in menu {
         let head = e.submenu.first().cloned();
         match (&head, items.last_mut()) {
