@@ -32,6 +32,10 @@ pub struct BootInfo {
     pub efi_loaders: Vec<String>,
     /// Architecture of the EFI loaders (PE machine).
     pub efi_arch: Option<String>,
+    /// The ESP has the removable-media fallback loader for the guest's architecture
+    /// (`/EFI/BOOT/BOOTX64.EFI`, `BOOTAA64.EFI`): the only one UEFI firmware boots on a new
+    /// machine, which has no NVRAM boot entry.
+    pub efi_fallback_loader: bool,
 }
 
 impl BootInfo {
@@ -153,6 +157,27 @@ pub(crate) fn inspect(
     }
 
     let arch = facts.architecture.clone().or_else(|| b.efi_arch.clone());
+    let fallback_name = match arch.as_deref() {
+        Some("arm64") => Some("BOOTAA64.EFI"),
+        Some("x86_64") => Some("BOOTX64.EFI"),
+        Some("i386") => Some("BOOTIA32.EFI"),
+        _ => None,
+    };
+    b.efi_fallback_loader = b.efi_loaders.iter().any(|l| {
+        let up = l.to_ascii_uppercase();
+        match fallback_name {
+            Some(n) => up == format!("/EFI/BOOT/{n}"),
+            None => up.starts_with("/EFI/BOOT/BOOT"),
+        }
+    });
+    if b.uefi && !b.efi_fallback_loader {
+        sink.push(rules::EFI_NO_FALLBACK.finding(format!(
+            "the ESP has {} but no \\EFI\\BOOT\\{}; UEFI firmware with no NVRAM boot entry (a new ECS instance) finds nothing to boot{}",
+            b.efi_loaders.join(", "),
+            fallback_name.unwrap_or("BOOTX64.EFI"),
+            if b.bios { "; the disk still boots with BIOS" } else { "" }
+        )));
+    }
     facts.boot_mode = if arch.as_deref() == Some("arm64") {
         b.uefi.then(|| "UEFI".to_string())
     } else if b.bios {

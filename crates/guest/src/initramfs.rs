@@ -1,6 +1,6 @@
 //! initramfs: concatenated cpio "newc" archives, each possibly compressed
-//! (an uncompressed early archive with CPU microcode, then a gzip, zstd, xz
-//! or lz4-legacy main archive). We keep only the file names.
+//! (an uncompressed early archive with CPU microcode, then a gzip, zstd, xz,
+//! lzma or lz4-legacy main archive; bzip2 and lzo are named, not decoded). We keep only the file names.
 //!
 //! The cpio reader is ours (newc is a 110-byte ASCII header; ~100 lines);
 //! it is a push parser, so every decompressor streams into it and memory
@@ -299,6 +299,14 @@ fn decompress(kind: &'static str, input: &[u8], cpio: &mut Cpio) -> Result<(), I
                 w.err
                     .take()
                     .unwrap_or_else(|| InitramfsError::Corrupt(format!("xz: {e}")))
+            })?;
+        }
+        "lzma" => {
+            let mut r = io::BufReader::new(input);
+            lzma_rs::lzma_decompress(&mut r, &mut w).map_err(|e| {
+                w.err
+                    .take()
+                    .unwrap_or_else(|| InitramfsError::Corrupt(format!("lzma: {e}")))
             })?;
         }
         "lz4" => {

@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod boot;
+mod bootloader;
 mod cache;
 mod devnames;
 mod exe;
@@ -40,14 +41,17 @@ pub mod initramfs;
 mod linux;
 mod lvm;
 mod md;
+mod network;
 mod part;
 pub mod regf;
+pub mod rpmvercmp;
 mod rules;
 mod windows;
 
 pub use boot::BootInfo;
 pub use fs::{FsInfo, FsKind};
 pub use linux::{DriverInfo, FstabEntry, KernelInfo, LinuxInfo};
+pub use network::{InterfaceConfig, NetworkInfo};
 pub use part::{Partition, PartitionTable};
 pub use rules::*;
 pub use windows::{WindowsDriver, WindowsInfo};

@@ -3,9 +3,11 @@
 //! rules (fstab, GRUB root=, cloud-init, qemu-guest-agent, SELinux,
 //! immutable /etc/shadow, CONFIG_FW_CFG_SYSFS, RTC).
 
+use crate::bootloader::{self, DefaultEntry};
 use crate::fs::{Fs, FsError};
 use crate::initramfs::{self, module_name};
-use crate::{devnames, exe, rules, GuestFacts, OsInfo, Sink, Volume};
+use crate::rpmvercmp::rpmvercmp;
+use crate::{devnames, exe, network, rules, GuestFacts, OsInfo, Sink, Volume};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,7 +45,11 @@ pub struct DriverInfo {
     /// For a module: whether it is inside the kernel's initramfs (`None`
     /// when the initramfs could not be read).
     pub in_initramfs: Option<bool>,
-    /// Usable while the initramfs runs: built in, or a module inside it.
+    /// Modules it needs (modules.dep, followed through) that are neither built in nor
+    /// inside the initramfs: without them it does not load.
+    pub missing_dependencies: Vec<String>,
+    /// Usable while the initramfs runs: built in, or a module inside it with every module it
+    /// depends on.
     pub at_boot: bool,
 }
 
@@ -66,8 +72,11 @@ pub struct KernelInfo {
     pub config: bool,
     /// The checked drivers.
     pub drivers: Vec<DriverInfo>,
-    /// virtio_blk or virtio_scsi, and virtio_pci, usable at boot.
+    /// virtio_blk and virtio_pci usable at boot (ECS system disks are virtio-blk; virtio_scsi
+    /// does not reach them).
     pub virtio_boot: bool,
+    /// Kernel versions whose module trees (`lib/modules/<v>/`) the initramfs holds.
+    pub initramfs_kernels: Vec<String>,
     /// nvme usable at boot.
     pub nvme_boot: bool,
 }
@@ -92,8 +101,13 @@ pub struct FstabEntry {
 pub struct LinuxInfo {
     /// Installed kernels, newest first.
     pub kernels: Vec<KernelInfo>,
-    /// The kernel GRUB boots by default (or the newest).
+    /// The kernel the boot loader boots by default (or the newest, by rpm's ordering).
     pub default_kernel: Option<String>,
+    /// What decided the default kernel (`/boot/grub2/grubenv saved_entry`…), when a boot
+    /// loader configuration did.
+    pub default_kernel_source: Option<String>,
+    /// The network configuration of the primary interface.
+    pub network: network::NetworkInfo,
     /// /etc/fstab.
     pub fstab: Vec<FstabEntry>,
     /// GRUB / BLS configuration files read.
@@ -201,6 +215,15 @@ impl Tree<'_, '_> {
     }
 }
 
+impl bootloader::Files for Tree<'_, '_> {
+    fn text(&mut self, path: &str) -> Option<String> {
+        Tree::text(self, path)
+    }
+    fn list(&mut self, path: &str) -> Vec<String> {
+        Tree::list(self, path)
+    }
+}
+
 fn unquote(v: &str) -> String {
     let v = v.trim();
     let v = v
@@ -273,12 +296,52 @@ const FW_CFG_PLATFORMS: &[&str] = &[
     "Rocky Linux",
 ];
 
-fn release(tree: &mut Tree<'_, '_>, os: &mut OsInfo) {
+/// The distribution named by the first line of /etc/redhat-release, which every RHEL
+/// rebuild writes (CentOS 5 has no centos-release).
+fn redhat_release_id(line: &str) -> &'static str {
+    let l = line.to_ascii_lowercase();
+    [
+        ("centos stream", "centos"),
+        ("centos", "centos"),
+        ("red hat", "rhel"),
+        ("oracle", "ol"),
+        ("scientific", "scientific"),
+        ("rocky", "rocky"),
+        ("almalinux", "almalinux"),
+        ("fedora", "fedora"),
+        ("anolis", "anolis"),
+        ("alibaba cloud linux", "alinux"),
+    ]
+    .into_iter()
+    .find(|(p, _)| l.starts_with(p))
+    .map_or("rhel", |(_, id)| id)
+}
+
+/// The ImportImage platform: from ID, or, for a distribution we do not know, from the
+/// first of its ID_LIKE that we do (Linux Mint → Ubuntu). Oracle Linux is known and
+/// has no platform of its own.
+fn platform_with_like(id: &str, name: &str, id_like: Option<&str>) -> &'static str {
+    let own = platform_of(id, name);
+    if own != "Others Linux" || id == "ol" {
+        return own;
+    }
+    id_like
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|like| platform_of(&like.to_ascii_lowercase(), name))
+        .find(|p| *p != "Others Linux")
+        .unwrap_or(own)
+}
+
+/// Fills the release facts; returns os-release's ID_LIKE.
+fn release(tree: &mut Tree<'_, '_>, os: &mut OsInfo) -> Option<String> {
+    let mut id_like = None;
     let text = tree
         .text("/etc/os-release")
         .or_else(|| tree.text("/usr/lib/os-release"));
     if let Some(t) = text {
         let kv = key_values(&t);
+        id_like = kv.get("ID_LIKE").cloned();
         os.distro = kv.get("ID").map(|s| s.to_ascii_lowercase());
         os.name = kv.get("PRETTY_NAME").or_else(|| kv.get("NAME")).cloned();
         os.version = kv.get("VERSION_ID").cloned();
@@ -301,12 +364,18 @@ fn release(tree: &mut Tree<'_, '_>, os: &mut OsInfo) {
             ("/etc/centos-release", "centos"),
             ("/etc/rocky-release", "rocky"),
             ("/etc/almalinux-release", "almalinux"),
+            ("/etc/oracle-release", "ol"),
             ("/etc/redhat-release", "rhel"),
             ("/etc/SuSE-release", "sles"),
             ("/etc/alpine-release", "alpine"),
         ] {
             if let Some(t) = tree.text(file) {
                 let line = t.lines().next().unwrap_or("").trim().to_string();
+                let id = if file == "/etc/redhat-release" {
+                    redhat_release_id(&line)
+                } else {
+                    id
+                };
                 os.distro = Some(id.into());
                 let v: String = line
                     .split_whitespace()
@@ -342,13 +411,14 @@ fn release(tree: &mut Tree<'_, '_>, os: &mut OsInfo) {
                 .find(|l| !l.is_empty() && !l.starts_with('#'));
             if let Some(h) = h {
                 os.hostname = Some(h.to_string());
-                return;
+                return id_like;
             }
         }
     }
     if let Some(t) = tree.text("/etc/sysconfig/network") {
         os.hostname = key_values(&t).get("HOSTNAME").cloned();
     }
+    id_like
 }
 
 fn arch(tree: &mut Tree<'_, '_>) -> Option<String> {
@@ -513,78 +583,92 @@ fn kconfig(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Orders kernel versions the way `sort -V` roughly does.
-fn version_key(v: &str) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    let mut num = String::new();
-    let mut txt = String::new();
-    for c in v.chars() {
-        if c.is_ascii_digit() {
-            if !txt.is_empty() {
-                out.push((0, std::mem::take(&mut txt)));
-            }
-            num.push(c);
-        } else {
-            if !num.is_empty() {
-                out.push((num.parse().unwrap_or(u64::MAX), String::new()));
-                num.clear();
-            }
-            txt.push(c);
+/// modules.dep: each module and the modules it needs.
+fn module_deps(text: &str) -> BTreeMap<String, Vec<String>> {
+    text.lines()
+        .filter_map(|l| {
+            let (m, deps) = l.split_once(':')?;
+            let deps = deps.split_whitespace().filter_map(module_name).collect();
+            Some((module_name(m.trim())?, deps))
+        })
+        .collect()
+}
+
+/// The kernel versions whose module trees (`lib/modules/<v>/`, `usr/lib/modules/<v>/`) an
+/// initramfs holds, with the module names under each.
+fn initrd_modules(names: &[String]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for n in names {
+        let n = n.strip_prefix("usr/").unwrap_or(n);
+        let Some(rest) = n.strip_prefix("lib/modules/") else {
+            continue;
+        };
+        let (v, file) = rest.split_once('/').unwrap_or((rest, ""));
+        if v.is_empty() {
+            continue;
         }
-    }
-    if !num.is_empty() {
-        out.push((num.parse().unwrap_or(u64::MAX), String::new()));
-    }
-    if !txt.is_empty() {
-        out.push((0, txt));
+        let set = out.entry(v.to_string()).or_default();
+        if let Some(m) = module_name(file) {
+            set.insert(m);
+        }
     }
     out
 }
 
-fn kernel(tree: &mut Tree<'_, '_>, version: &str, image: String, sink: &mut Sink) -> KernelInfo {
-    let mut moddir = format!("/lib/modules/{version}");
-    if !tree.exists(&moddir) {
-        let usr = format!("/usr/lib/modules/{version}");
-        if tree.exists(&usr) {
-            moddir = usr;
-        }
-    }
-    let modules_dir = tree.exists(&moddir);
-    let read_list = |tree: &mut Tree<'_, '_>, name: &str| {
-        tree.read(&format!("{moddir}/{name}"), MAX_MODULE_LIST)
-            .ok()
-            .map(|b| module_list(&String::from_utf8_lossy(&b)))
-            .unwrap_or_default()
+/// Where an initramfs named by a boot entry (`/initramfs-x.img $tuned_initrd`,
+/// `(hd0,0)/initrd-x`) is in the tree. Microcode archives are passed over.
+fn initrd_from_entry(initrds: &[String]) -> Vec<String> {
+    let Some(first) = initrds
+        .iter()
+        .filter_map(|i| i.split_whitespace().next())
+        .map(|i| i.rsplit_once(')').map_or(i, |(_, p)| p))
+        .find(|i| !i.contains("ucode") && !i.starts_with('$') && i.contains('/'))
+    else {
+        return Vec::new();
     };
-    let builtin = read_list(tree, "modules.builtin");
-    let modules = read_list(tree, "modules.dep");
-    let config_text = tree.text(&format!("/boot/config-{version}"));
-    let config = config_text.as_deref().map(kconfig).unwrap_or_default();
+    if first.starts_with("/boot/") {
+        vec![first.to_string()]
+    } else {
+        vec![format!("/boot{first}"), first.to_string()]
+    }
+}
 
+/// Reads one kernel: its module tree, config and initramfs. `initrd_paths` are the boot
+/// entry's own initramfs paths, tried before the names the distributions use. A kernel whose
+/// file name has no version (`vmlinuz-linux`) takes it from the module tree in its initramfs.
+fn kernel(
+    tree: &mut Tree<'_, '_>,
+    name: &str,
+    image: String,
+    initrd_paths: Vec<String>,
+    sink: &mut Sink,
+) -> KernelInfo {
     let mut initramfs = None;
     let mut layers = Vec::new();
-    let mut in_initrd: Option<BTreeSet<String>> = None;
-    for cand in [
-        format!("/boot/initrd.img-{version}"),
-        format!("/boot/initramfs-{version}.img"),
-        format!("/boot/initrd-{version}"),
-        format!("/boot/initrd-{version}.img"),
-        format!("/boot/initramfs-{version}"),
-    ] {
+    let mut listing: Option<Vec<String>> = None;
+    let mut candidates = initrd_paths;
+    candidates.extend([
+        format!("/boot/initrd.img-{name}"),
+        format!("/boot/initramfs-{name}.img"),
+        format!("/boot/initrd-{name}"),
+        format!("/boot/initrd-{name}.img"),
+        format!("/boot/initramfs-{name}"),
+    ]);
+    for cand in candidates {
         match tree.read(&cand, MAX_INITRD_FILE) {
             Ok(data) => {
                 initramfs = Some(cand.clone());
                 match initramfs::list(&data, initramfs::MAX_UNPACKED) {
                     Ok(l) => {
                         layers = l.layers;
-                        in_initrd = Some(l.names.iter().filter_map(|n| module_name(n)).collect());
+                        listing = Some(l.names);
                     }
                     Err(e @ initramfs::InitramfsError::TooLarge { .. }) => {
                         sink.push(rules::DECOMPRESSION_LIMIT.finding(format!("{cand}: {e}")));
                     }
-                    Err(e) => {
-                        sink.push(rules::INITRAMFS_UNREADABLE.finding(format!("{cand}: {e}")))
-                    }
+                    Err(e) => sink.push(rules::INITRAMFS_UNREADABLE.finding(format!(
+                        "{cand}: {e}; virtio_blk, virtio_pci and nvme in it were not checked"
+                    ))),
                 }
                 break;
             }
@@ -598,9 +682,80 @@ fn kernel(tree: &mut Tree<'_, '_>, version: &str, image: String, sink: &mut Sink
             }
             Err(e) => {
                 initramfs = Some(cand.clone());
-                sink.push(rules::INITRAMFS_UNREADABLE.finding(format!("{cand}: {e}")));
+                sink.push(rules::INITRAMFS_UNREADABLE.finding(format!(
+                    "{cand}: {e}; virtio_blk, virtio_pci and nvme in it were not checked"
+                )));
                 break;
             }
+        }
+    }
+    let by_version = listing.as_deref().map(initrd_modules).unwrap_or_default();
+    // dracut's squash module keeps the modules in a squashfs inside the archive.
+    let squashed = listing.as_ref().and_then(|names| {
+        names
+            .iter()
+            .find(|n| n.ends_with("squash-root.img") || n.ends_with("squash/root.img"))
+            .cloned()
+    });
+    if let (Some(sq), Some(path)) = (&squashed, &initramfs) {
+        sink.push(rules::INITRAMFS_UNREADABLE.finding(format!(
+            "{path} keeps its modules in {sq} (dracut's squash module, a squashfs), which is not read; virtio_blk, virtio_pci and nvme in it were not checked"
+        )));
+        listing = None;
+    }
+    let moddir_of = |tree: &mut Tree<'_, '_>, v: &str| {
+        [format!("/lib/modules/{v}"), format!("/usr/lib/modules/{v}")]
+            .into_iter()
+            .find(|d| tree.exists(d))
+    };
+    // The version: the file name's, or (vmlinuz-linux, vmlinuz-lts) the one module tree of the
+    // initramfs that the root also has.
+    let mut version = name.to_string();
+    let mut moddir = moddir_of(tree, name);
+    if moddir.is_none() {
+        let found = by_version
+            .keys()
+            .find_map(|v| moddir_of(tree, v).map(|d| (v.clone(), d)));
+        // Arch writes the package name beside each module tree (`pkgbase`): the way to a
+        // version when the initramfs could not be read.
+        let found = found.or_else(|| {
+            tree.list("/usr/lib/modules").into_iter().find_map(|v| {
+                let d = format!("/usr/lib/modules/{v}");
+                let base = tree.text(&format!("{d}/pkgbase"))?;
+                (base.trim() == name).then_some((v, d))
+            })
+        });
+        if let Some((v, d)) = found {
+            version = v;
+            moddir = Some(d);
+        }
+    }
+    let modules_dir = moddir.is_some();
+    let moddir = moddir.unwrap_or_else(|| format!("/lib/modules/{version}"));
+    let read_text = |tree: &mut Tree<'_, '_>, file: &str| {
+        tree.read(&format!("{moddir}/{file}"), MAX_MODULE_LIST)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    };
+    let builtin = module_list(&read_text(tree, "modules.builtin"));
+    let deps = module_deps(&read_text(tree, "modules.dep"));
+    let config_text = tree
+        .text(&format!("/boot/config-{version}"))
+        .or_else(|| tree.text(&format!("{moddir}/config")));
+    let config = config_text.as_deref().map(kconfig).unwrap_or_default();
+
+    // Only modules built for this kernel load: another version's tree in the initramfs is
+    // dead weight.
+    let in_initrd: Option<BTreeSet<String>> = listing
+        .as_ref()
+        .map(|_| by_version.get(&version).cloned().unwrap_or_default());
+    if let (Some(path), true) = (&initramfs, listing.is_some()) {
+        if !by_version.is_empty() && !by_version.contains_key(&version) {
+            sink.push(rules::INITRAMFS_KERNEL_MISMATCH.finding(format!(
+                "{path} holds modules for kernel {}, not for {version}, the kernel it belongs to",
+                by_version.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
         }
     }
     let mut drivers = Vec::new();
@@ -611,7 +766,7 @@ fn kernel(tree: &mut Tree<'_, '_>, version: &str, image: String, sink: &mut Sink
         // A module counts when modules.dep lists it; the config's `=m` only says the kernel
         // was built with it, so it decides only when there is no modules.dep to read (a
         // stripped module tree lacks what its config promises).
-        } else if modules.contains(*name) || (cfg == Some("m") && modules.is_empty()) {
+        } else if deps.contains_key(*name) || (cfg == Some("m") && deps.is_empty()) {
             "module"
         } else {
             "absent"
@@ -620,22 +775,33 @@ fn kernel(tree: &mut Tree<'_, '_>, version: &str, image: String, sink: &mut Sink
             "module" => in_initrd.as_ref().map(|s| s.contains(*name)),
             _ => None,
         };
+        let missing_dependencies = match (in_initramfs, &in_initrd) {
+            (Some(true), Some(inside)) => missing_deps(name, &deps, &builtin, inside),
+            _ => Vec::new(),
+        };
         drivers.push(DriverInfo {
             name: (*name).into(),
             kernel: status.into(),
             in_initramfs,
-            at_boot: status == "builtin" || in_initramfs == Some(true),
+            at_boot: status == "builtin"
+                || (in_initramfs == Some(true) && missing_dependencies.is_empty()),
+            missing_dependencies,
         });
     }
     let at_boot = |n: &str| drivers.iter().any(|d| d.name == n && d.at_boot);
-    let virtio_boot = (at_boot("virtio_blk") || at_boot("virtio_scsi")) && at_boot("virtio_pci");
+    let virtio_boot = at_boot("virtio_blk") && at_boot("virtio_pci");
     let nvme_boot = at_boot("nvme");
     KernelInfo {
-        version: version.into(),
+        version,
         image,
         initramfs,
-        initramfs_layers: layers,
-        initramfs_modules: in_initrd.map_or(0, |s| s.len()),
+        initramfs_layers: if listing.is_some() {
+            layers
+        } else {
+            Vec::new()
+        },
+        initramfs_modules: in_initrd.as_ref().map_or(0, BTreeSet::len),
+        initramfs_kernels: by_version.into_keys().collect(),
         modules_dir,
         config: config_text.is_some(),
         drivers,
@@ -644,10 +810,42 @@ fn kernel(tree: &mut Tree<'_, '_>, version: &str, image: String, sink: &mut Sink
     }
 }
 
-/// Kernel command lines and the default kernel from GRUB and BLS configs.
-fn boot_configs(tree: &mut Tree<'_, '_>, info: &mut LinuxInfo) -> Option<String> {
-    let mut default = None;
-    let mut cmdlines = Vec::new();
+/// The modules `name` needs (modules.dep, followed through) that are neither built in nor in
+/// the initramfs.
+fn missing_deps(
+    name: &str,
+    deps: &BTreeMap<String, Vec<String>>,
+    builtin: &BTreeSet<String>,
+    inside: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    let mut seen = BTreeSet::from([name.to_string()]);
+    let mut todo = deps.get(name).cloned().unwrap_or_default();
+    while let Some(d) = todo.pop() {
+        if !seen.insert(d.clone()) {
+            continue;
+        }
+        if builtin.contains(&d) {
+            continue;
+        }
+        if inside.contains(&d) {
+            todo.extend(deps.get(&d).into_iter().flatten().cloned());
+        } else {
+            missing.push(d);
+        }
+    }
+    missing.sort();
+    missing
+}
+
+/// Kernel command lines from GRUB and BLS configs, and the entry the boot loader boots.
+fn boot_configs(tree: &mut Tree<'_, '_>, info: &mut LinuxInfo) -> Option<DefaultEntry> {
+    let mut configs = Vec::new();
+    let default = bootloader::default_entry(tree, &mut configs);
+    let mut cmdlines: Vec<String> = default
+        .iter()
+        .flat_map(|d| d.all.iter().map(|e| e.options.clone()))
+        .collect();
     for p in ["/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"] {
         if let Some(t) = tree.text(p) {
             info.boot_configs.push(p.into());
@@ -655,11 +853,7 @@ fn boot_configs(tree: &mut Tree<'_, '_>, info: &mut LinuxInfo) -> Option<String>
                 let l = l.trim();
                 let mut w = l.split_whitespace();
                 if matches!(w.next(), Some("linux" | "linuxefi" | "linux16")) {
-                    if let Some(img) = w.next() {
-                        if default.is_none() {
-                            default = img.rsplit('/').next().map(str::to_string);
-                        }
-                    }
+                    w.next();
                     cmdlines.push(w.collect::<Vec<_>>().join(" "));
                 }
             }
@@ -683,6 +877,11 @@ fn boot_configs(tree: &mut Tree<'_, '_>, info: &mut LinuxInfo) -> Option<String>
             if let Some(v) = kv.get(k) {
                 cmdlines.push(v.clone());
             }
+        }
+    }
+    for c in configs {
+        if !info.boot_configs.contains(&c) {
+            info.boot_configs.push(c);
         }
     }
     for c in cmdlines {
@@ -796,15 +995,17 @@ pub(crate) fn inspect(
         root_filesystem: root_fs,
         ..Default::default()
     };
-    release(&mut tree, &mut os);
-    let platform = platform_of(
+    let id_like = release(&mut tree, &mut os);
+    let platform = platform_with_like(
         os.distro.as_deref().unwrap_or(""),
         os.name.as_deref().unwrap_or(""),
+        id_like.as_deref(),
     );
     if platform == "Others Linux" {
         sink.push(rules::PLATFORM_OTHER.finding(format!(
-            "distribution {:?} is not an ECS platform; it maps to Others Linux",
-            os.distro.as_deref().unwrap_or("unknown")
+            "distribution {:?} ({}) is not an ECS platform; it maps to Others Linux",
+            os.distro.as_deref().unwrap_or("unknown"),
+            os.name.as_deref().unwrap_or("no name")
         )));
     }
     facts.platform = Some(platform.into());
@@ -827,20 +1028,46 @@ pub(crate) fn inspect(
                 .then(|| (v, format!("/boot/{n}")))
         })
         .collect();
-    versions.sort_by_key(|(v, _)| std::cmp::Reverse(version_key(v)));
+    versions.sort_by(|a, b| rpmvercmp(&b.0, &a.0));
     versions.dedup_by(|a, b| a.0 == b.0);
-    versions.truncate(MAX_KERNELS);
-    let default_image = boot_configs(&mut tree, &mut info);
-    for (v, image) in versions {
-        info.kernels.push(kernel(&mut tree, &v, image, sink));
+    let default_entry = boot_configs(&mut tree, &mut info);
+    let default_file = default_entry
+        .as_ref()
+        .map(|d| d.entry.kernel_file().to_string());
+    let is_default = |image: &str| {
+        default_file
+            .as_deref()
+            .is_some_and(|f| image.rsplit('/').next() == Some(f))
+    };
+    // The default kernel is inspected even when more than MAX_KERNELS are installed.
+    if let Some(i) = versions.iter().position(|(_, img)| is_default(img)) {
+        if i >= MAX_KERNELS {
+            let d = versions.remove(i);
+            versions.insert(0, d);
+        }
     }
-    let default = default_image
-        .and_then(|img| {
-            info.kernels
-                .iter()
-                .position(|k| k.image.ends_with(&format!("/{img}")))
-        })
+    versions.truncate(MAX_KERNELS);
+    for (v, image) in versions {
+        let initrds = match &default_entry {
+            Some(d) if is_default(&image) => initrd_from_entry(&d.entry.initrds),
+            _ => Vec::new(),
+        };
+        info.kernels
+            .push(kernel(&mut tree, &v, image, initrds, sink));
+    }
+    // What the boot loader boots; the newest (rpm's order) when no configuration says.
+    let default = info
+        .kernels
+        .iter()
+        .position(|k| is_default(&k.image))
         .unwrap_or(0);
+    if info
+        .kernels
+        .get(default)
+        .is_some_and(|k| is_default(&k.image))
+    {
+        info.default_kernel_source = default_entry.map(|d| d.source);
+    }
     info.default_kernel = info.kernels.get(default).map(|k| k.version.clone());
     match info.kernels.get(default) {
         None => sink.push(rules::NO_KERNEL.finding("no vmlinuz-* kernel image in /boot")),
@@ -854,9 +1081,10 @@ pub(crate) fn inspect(
             let unread = k.initramfs.is_some() && k.initramfs_layers.is_empty();
             if !k.virtio_boot && !unread {
                 sink.push(rules::NO_VIRTIO_BLK.finding(format!(
-                    "kernel {}: {}",
+                    "kernel {}: {}{}",
                     k.version,
-                    describe_missing(k, &["virtio_blk", "virtio_scsi", "virtio_pci"])
+                    describe_missing(k, &["virtio_blk", "virtio_pci"]),
+                    scsi_only_note(k)
                 )));
             }
             let net = k
@@ -906,7 +1134,7 @@ pub(crate) fn inspect(
             sink.push(rules::OTHER_KERNEL_NO_VIRTIO.finding(format!(
                 "kernel {} (not the default): {}",
                 k.version,
-                describe_missing(k, &["virtio_blk", "virtio_scsi", "virtio_pci"])
+                describe_missing(k, &["virtio_blk", "virtio_pci"])
             )));
         }
     }
@@ -941,6 +1169,15 @@ pub(crate) fn inspect(
                 .finding("cloud-init is installed but disabled by /etc/cloud/cloud-init.disabled"),
         );
     }
+    let network_manager = pkgs.contains_key("network-manager")
+        || tree.exists("/usr/sbin/NetworkManager")
+        || tree.exists("/usr/bin/NetworkManager");
+    info.network = network::inspect(
+        &mut tree,
+        info.cloud_init.is_some() && !info.cloud_init_disabled,
+        network_manager,
+        sink,
+    );
     info.qemu_guest_agent = pkgs.contains_key("qemu-guest-agent")
         || tree.exists("/usr/bin/qemu-ga")
         || tree.exists("/usr/sbin/qemu-ga");
@@ -977,12 +1214,28 @@ pub(crate) fn inspect(
     facts.linux = Some(info);
 }
 
+/// Says so when virtio_scsi is usable at boot: it does not reach an ECS system disk.
+fn scsi_only_note(k: &KernelInfo) -> &'static str {
+    if k.drivers
+        .iter()
+        .any(|d| d.name == "virtio_scsi" && d.at_boot)
+    {
+        "; virtio_scsi is usable at boot, but ECS system disks are virtio-blk (or NVMe), which it does not drive"
+    } else {
+        ""
+    }
+}
+
 fn describe_missing(k: &KernelInfo, names: &[&str]) -> String {
     let mut parts = Vec::new();
     for n in names {
         if let Some(d) = k.drivers.iter().find(|d| d.name == *n) {
             let s = match (d.kernel.as_str(), d.in_initramfs) {
                 ("builtin", _) => "built in".to_string(),
+                ("module", Some(true)) if !d.missing_dependencies.is_empty() => format!(
+                    "module in the initramfs without {}, which it needs",
+                    d.missing_dependencies.join(", ")
+                ),
                 ("module", Some(true)) => "module in the initramfs".to_string(),
                 ("module", Some(false)) => "module NOT in the initramfs".to_string(),
                 ("module", None) => "module (no initramfs)".to_string(),
@@ -1006,7 +1259,23 @@ mod tests {
         assert!(!is_kernel_device_name("UUID=x"));
         assert_eq!(platform_of("centos", "CentOS Stream 9"), "CentOS Stream");
         assert_eq!(platform_of("debian", ""), "Debian");
-        assert!(version_key("6.1.0-18-amd64") > version_key("6.1.0-9-amd64"));
+        assert_eq!(redhat_release_id("CentOS release 5.11 (Final)"), "centos");
+        assert_eq!(
+            redhat_release_id("Red Hat Enterprise Linux Server release 6.10 (Santiago)"),
+            "rhel"
+        );
+        assert_eq!(
+            platform_with_like("linuxmint", "Linux Mint 21", Some("ubuntu debian")),
+            "Ubuntu"
+        );
+        assert_eq!(
+            platform_with_like("ol", "Oracle Linux Server 8.9", Some("fedora")),
+            "Others Linux"
+        );
+        assert_eq!(
+            platform_with_like("eurolinux", "EuroLinux 9", Some("rhel fedora centos")),
+            "RedHat"
+        );
         let kv = key_values("ID=debian\nVERSION_ID=\"12\"\n# x\n");
         assert_eq!(kv.get("VERSION_ID").map(String::as_str), Some("12"));
         let m = module_list(

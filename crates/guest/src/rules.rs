@@ -64,8 +64,8 @@ rules! {
         "Import the disk that holds the root filesystem as the system disk.");
     /// A kernel without a virtio block driver reachable at boot.
     NO_VIRTIO_BLK = ("GUEST.NoVirtioBlockDriver", Error,
-        "the boot kernel can reach a virtio disk: virtio_blk or virtio_scsi, and virtio_pci, built in or inside its initramfs",
-        "Add virtio_blk virtio_scsi virtio_pci virtio_ring virtio to /etc/initramfs-tools/modules (Debian/Ubuntu) or dracut add_drivers (RHEL family) and rebuild the initramfs (update-initramfs -u -k all / dracut -f --regenerate-all).");
+        "the boot kernel can reach an ECS system disk (virtio-blk): virtio_blk and virtio_pci, with the modules they need, built in or inside its initramfs (virtio_scsi alone does not)",
+        "Add virtio_blk virtio_pci virtio_ring virtio to /etc/initramfs-tools/modules (Debian/Ubuntu) or dracut add_drivers (RHEL family) and rebuild the initramfs (update-initramfs -u -k all / dracut -f --regenerate-all).");
     /// Another installed kernel lacks the virtio block driver.
     OTHER_KERNEL_NO_VIRTIO = ("GUEST.KernelWithoutVirtio", Warning,
         "every installed kernel can reach a virtio disk at boot",
@@ -88,8 +88,12 @@ rules! {
         "Rebuild it: update-initramfs -c -k <version> or dracut -f --kver <version>.");
     /// The initramfs could not be read.
     INITRAMFS_UNREADABLE = ("GUEST.InitramfsUnreadable", Warning,
-        "each initramfs can be unpacked (cpio newc; gzip, zstd, xz, lz4)",
+        "each initramfs can be unpacked (cpio newc; gzip, zstd, xz, lzma, lz4; not bzip2, lzo or a dracut squashfs)",
         "The drivers inside it could not be checked; verify with lsinitramfs/lsinitrd in the source VM.");
+    /// The initramfs holds modules of another kernel version.
+    INITRAMFS_KERNEL_MISMATCH = ("GUEST.InitramfsKernelMismatch", Warning,
+        "each initramfs holds the modules of the kernel it belongs to (lib/modules/<version>/)",
+        "Rebuild the initramfs for its kernel: update-initramfs -u -k <version> or dracut -f --kver <version>; modules of another version do not load.");
     /// Decompression stopped at its limit.
     DECOMPRESSION_LIMIT = ("GUEST.DecompressionLimit", Warning,
         "an unpacked initramfs stays under the inspector's size limit",
@@ -146,9 +150,25 @@ rules! {
     BOOT_MODE_UEFI_ONLY = ("GUEST.UefiOnly", Info,
         "the image boots with BIOS, or is imported with BootMode=UEFI",
         "Import with BootMode=UEFI; choose an instance type that supports UEFI.");
-    /// Windows without viostor/vioscsi.
+    /// An ESP without the removable-media fallback loader.
+    EFI_NO_FALLBACK = ("GUEST.EfiNoFallbackLoader", Warning,
+        "the ESP has the fallback loader \\EFI\\BOOT\\BOOTX64.EFI (BOOTAA64.EFI on arm64), which UEFI firmware boots without an NVRAM entry",
+        "A new ECS instance has no NVRAM boot entry: copy the loader to the fallback path in the source VM (e.g. grub-install --removable, or cp shimx64.efi /boot/efi/EFI/BOOT/BOOTX64.EFI with fbx64.efi beside it).");
+    /// The primary interface has a static address.
+    NETWORK_STATIC = ("GUEST.NetworkStatic", Warning,
+        "the primary network interface gets its address by DHCP",
+        "ECS assigns the address by DHCP; a static address from the source network leaves the instance unreachable. Configure the interface for DHCP.");
+    /// The network configuration is pinned to a MAC address.
+    NETWORK_MAC_PINNED = ("GUEST.NetworkMacPinned", Warning,
+        "no network configuration is bound to the source VM's MAC address",
+        "The ECS NIC has another MAC address: remove HWADDR/MACADDR, netplan macaddress/match, [Match] MACAddress= and /etc/udev/rules.d/70-persistent-net.rules.");
+    /// No configuration for the first NIC.
+    NETWORK_NOT_CONFIGURED = ("GUEST.NetworkNotConfigured", Warning,
+        "the first network interface is configured (DHCP), or cloud-init configures it",
+        "Configure eth0 (or the predictable name) for DHCP, or install cloud-init; without it the instance has no network.");
+    /// Windows without viostor.
     WIN_NO_VIOSTOR = ("GUEST.WindowsNoVirtioStorage", Error,
-        "Windows has the viostor or vioscsi service as a boot-start driver (Start=0) with its .sys file",
+        "Windows has the viostor service (virtio-blk, the ECS system disk) as a boot-start driver (Start=0) with its .sys file; vioscsi alone does not reach the disk",
         "Install the virtio-win drivers (viostor) in the source VM, or inject them offline with virt-v2v-in-place, before exporting.");
     /// Windows without netkvm.
     WIN_NO_NETKVM = ("GUEST.WindowsNoVirtioNet", Warning,

@@ -75,7 +75,17 @@ pub(crate) fn platform_of(product: &str) -> &'static str {
     "Other Windows"
 }
 
+/// What is not checked when a hive cannot be read.
+fn unchecked(name: &str) -> &'static str {
+    if name == "SYSTEM" {
+        "the virtio drivers (viostor, netkvm) were not checked"
+    } else {
+        "the Windows version was not read"
+    }
+}
+
 fn read_hive(fs: &mut dyn Fs, path: &str, sink: &mut Sink) -> Option<Vec<u8>> {
+    let name = path.rsplit('/').next().unwrap_or(path);
     match fs.read(path, MAX_HIVE) {
         Ok(b) => Some(b),
         Err(FsError::NotFound) => {
@@ -83,9 +93,22 @@ fn read_hive(fs: &mut dyn Fs, path: &str, sink: &mut Sink) -> Option<Vec<u8>> {
             None
         }
         Err(e) => {
-            sink.push(rules::HIVE_CORRUPT.finding(format!("{path}: {e}")));
+            sink.push(rules::FS_CORRUPT.finding(format!(
+                "NTFS: the registry hive {path} cannot be read ({e}); {}",
+                unchecked(name)
+            )));
             None
         }
+    }
+}
+
+/// The name Windows 11 goes by: its registry still says "Windows 10" in ProductName; the
+/// build number (22000 and up) tells them apart.
+pub(crate) fn product_display_name(product: &str, build: Option<&str>) -> String {
+    let build = build.and_then(|b| b.trim().parse::<u32>().ok());
+    match (product.strip_prefix("Windows 10"), build) {
+        (Some(rest), Some(b)) if b >= 22000 => format!("Windows 11{rest}"),
+        _ => product.to_string(),
     }
 }
 
@@ -104,7 +127,10 @@ fn open_hive<'h>(
             Some(h)
         }
         Err(e) => {
-            sink.push(rules::HIVE_CORRUPT.finding(format!("{name}: {e}")));
+            sink.push(rules::FS_CORRUPT.finding(format!(
+                "the registry hive {name} (\\Windows\\System32\\config\\{name}) is corrupt: {e}; {}",
+                unchecked(name)
+            )));
             None
         }
     }
@@ -195,7 +221,10 @@ pub(crate) fn inspect(
                         (Some(a), Some(b)) => Some(format!("{a}.{b}")),
                         _ => cur,
                     };
-                    os.name = info.product_name.clone();
+                    os.name = info
+                        .product_name
+                        .as_deref()
+                        .map(|p| product_display_name(p, info.build.as_deref()));
                 }
             }
         }
@@ -214,6 +243,8 @@ pub(crate) fn inspect(
     for d in drivers.iter_mut() {
         d.file_present = fs.exists(&format!("/Windows/System32/drivers/{}.sys", d.service));
     }
+    // The driver verdict needs the services of the current control set, read without error.
+    let mut services_read = false;
     if let Some(data) = read_hive(fs, "/Windows/System32/config/SYSTEM", sink) {
         if let Some(h) = open_hive(&data, "SYSTEM", &mut info, sink) {
             if let Some(root_key) = key_or_finding(h.root_key().map(Some), "SYSTEM", sink) {
@@ -234,9 +265,12 @@ pub(crate) fn inspect(
                                 .flatten()
                                 .and_then(|k| k.string("ComputerName"))
                         });
+                    services_read = true;
                     for d in drivers.iter_mut() {
                         let path = format!("Services\\{}", d.service);
-                        if let Some(k) = key_or_finding(set.subpath(&path), &path, sink) {
+                        let key = set.subpath(&path);
+                        services_read &= key.is_ok();
+                        if let Some(k) = key_or_finding(key, &path, sink) {
                             d.registered = true;
                             d.start = k.dword("Start");
                             d.image_path = k.string("ImagePath");
@@ -252,14 +286,15 @@ pub(crate) fn inspect(
         }
     }
 
-    let storage_ok = drivers.iter().any(|d| {
-        (d.service == "viostor" || d.service == "vioscsi")
-            && d.registered
-            && d.start == Some(0)
-            && d.file_present
-    });
-    if !storage_ok {
-        let why: Vec<String> = drivers
+    let boot_start = |name: &str| {
+        drivers
+            .iter()
+            .any(|d| d.service == name && d.registered && d.start == Some(0) && d.file_present)
+    };
+    // ECS system disks are virtio-blk (viostor) or NVMe; vioscsi drives neither.
+    let storage_ok = boot_start("viostor");
+    if !storage_ok && services_read {
+        let mut why: Vec<String> = drivers
             .iter()
             .filter(|d| d.service == "viostor" || d.service == "vioscsi")
             .map(|d| match (d.registered, d.start, d.file_present) {
@@ -273,15 +308,21 @@ pub(crate) fn inspect(
                 ),
             })
             .collect();
+        if boot_start("vioscsi") {
+            why.push("vioscsi (virtio-scsi) is boot-start, but ECS system disks are virtio-blk, which it does not drive".into());
+        }
+        if boot_start("stornvme") {
+            why.push("stornvme is boot-start: only an NVMe system disk would boot".into());
+        }
         sink.push(rules::WIN_NO_VIOSTOR.finding(format!(
-            "no boot-start virtio storage driver ({})",
+            "no boot-start virtio-blk storage driver ({})",
             why.join("; ")
         )));
     }
     let net_ok = drivers
         .iter()
         .any(|d| d.service == "netkvm" && d.registered && d.file_present);
-    if !net_ok {
+    if !net_ok && services_read {
         sink.push(rules::WIN_NO_NETKVM.finding("the netkvm service or netkvm.sys is missing"));
     }
     let nvme = drivers
@@ -292,7 +333,7 @@ pub(crate) fn inspect(
     if platform == "Other Windows" {
         sink.push(rules::PLATFORM_OTHER.finding(format!(
             "product {:?} is not an ECS Windows Server platform; it maps to Other Windows",
-            info.product_name.as_deref().unwrap_or("unknown")
+            os.name.as_deref().unwrap_or("unknown")
         )));
     }
     facts.platform = Some(platform.into());

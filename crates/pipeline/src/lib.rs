@@ -1013,6 +1013,7 @@ pub fn guest_facts(found: &preflight_guest::GuestReport) -> GuestFacts {
         boot_mode: f.boot_mode.clone(),
         boot_modes: f.boot.modes(f.architecture.as_deref()),
         nvme_support: f.nvme_support.clone(),
+        uefi_without_fallback: f.boot.uefi && !f.boot.efi_fallback_loader,
     }
 }
 

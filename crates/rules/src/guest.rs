@@ -63,6 +63,12 @@ pub(crate) fn check(params: &ImportParams, guest: &GuestFacts) -> Vec<Finding> {
             &guest.nvme_support,
         ),
     ];
+    let fallback = (params.boot_mode.as_deref() == Some("UEFI") && guest.uefi_without_fallback)
+        .then(|| {
+            BOOT_MODE.finding(
+                "boot mode \"UEFI\" was given but the ESP has no fallback loader (\\EFI\\BOOT\\BOOTX64.EFI): a new instance's firmware has no NVRAM entry and finds nothing to boot",
+            )
+        });
     pairs
         .into_iter()
         .filter_map(|(rule, what, given, found)| match (given, found) {
@@ -73,5 +79,6 @@ pub(crate) fn check(params: &ImportParams, guest: &GuestFacts) -> Vec<Finding> {
             }
             _ => None,
         })
+        .chain(fallback)
         .collect()
 }

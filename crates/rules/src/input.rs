@@ -268,4 +268,8 @@ pub struct GuestFacts {
     pub boot_modes: Vec<String>,
     /// `Features.NvmeSupport`: whether the guest has an NVMe driver.
     pub nvme_support: Option<String>,
+    /// The ESP has EFI loaders but not the removable-media fallback (`\EFI\BOOT\BOOTX64.EFI`)
+    /// that UEFI firmware boots without an NVRAM entry: `BootMode=UEFI` cannot start.
+    #[serde(default)]
+    pub uefi_without_fallback: bool,
 }

@@ -977,7 +977,34 @@ fn guest() -> GuestFacts {
         boot_mode: Some("UEFI".into()),
         boot_modes: vec!["UEFI".into()],
         nvme_support: Some("supported".into()),
+        uefi_without_fallback: false,
     }
+}
+
+#[test]
+fn uefi_given_without_a_fallback_loader_is_an_error() {
+    let g = GuestFacts {
+        uefi_without_fallback: true,
+        ..guest()
+    };
+    let mut p = valid_params();
+    p.boot_mode = Some("UEFI".into());
+    let ev = evaluate(
+        &[disk("d.qcow2", "qcow2", QCOW2_20G)],
+        &p,
+        Some(&g),
+        SizeLimits::Classic,
+    );
+    assert_error(&ev, "GuestMismatch.BootMode");
+    // Not given: the guest's own warning speaks; no mismatch.
+    p.boot_mode = None;
+    let ev = evaluate(
+        &[disk("d.qcow2", "qcow2", QCOW2_20G)],
+        &p,
+        Some(&g),
+        SizeLimits::Classic,
+    );
+    assert!(!codes(&ev).contains(&"GuestMismatch.BootMode"));
 }
 
 #[test]

@@ -1,0 +1,417 @@
+//! Kernels, initramfs, boot loaders, network configuration and Windows storage drivers
+//! (issue 12), on the small guests of fixtures/guest/build-boot.sh, each checked against
+//! what the real tools (lsinitramfs, debugfs, grub-editenv's file, mtools, hivexget) say.
+
+mod common;
+use common::*;
+use preflight_guest::{GuestReport, KernelInfo};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+static BOOT: OnceLock<PathBuf> = OnceLock::new();
+
+fn boot_dir() -> PathBuf {
+    build("build-boot.sh", &BOOT)
+}
+
+fn inspect(name: &str) -> GuestReport {
+    inspect_raw(&boot_dir().join(format!("boot-{name}.raw")))
+}
+
+fn finding<'r>(r: &'r GuestReport, code: &str) -> &'r preflight_report::Finding {
+    r.findings
+        .iter()
+        .find(|f| f.code == code)
+        .unwrap_or_else(|| panic!("no {code} in {:#?}", r.findings))
+}
+
+fn default_kernel(r: &GuestReport) -> &KernelInfo {
+    let linux = r.facts.linux.as_ref().expect("linux");
+    let v = linux.default_kernel.as_ref().expect("default kernel");
+    linux.kernels.iter().find(|k| &k.version == v).unwrap()
+}
+
+/// Module names lsinitramfs lists.
+fn lsinitramfs_modules(name: &str) -> Vec<String> {
+    let path = boot_dir().join(format!("boot-{name}.initrd"));
+    run("lsinitramfs", &[path.to_str().unwrap()])
+        .lines()
+        .filter_map(|l| {
+            let f = l.rsplit('/').next()?;
+            let stem = [".ko.zst", ".ko.xz", ".ko"]
+                .iter()
+                .find_map(|e| f.strip_suffix(e))?;
+            Some(stem.replace('-', "_"))
+        })
+        .collect()
+}
+
+/// A file of the ext4 root (partition 1 at 1 MiB) as debugfs reads it.
+fn debugfs_cat(name: &str, path: &str) -> String {
+    let img = boot_dir().join(format!("boot-{name}.raw"));
+    run(
+        "debugfs",
+        &[
+            "-R",
+            &format!("cat {path}"),
+            &format!("{}?offset=1048576", img.display()),
+        ],
+    )
+}
+
+/// virtio_scsi with virtio_pci in the initramfs but no virtio_blk: ECS system disks are
+/// virtio-blk, so this boots into a dracut shell. It used to pass.
+#[test]
+fn virtio_scsi_without_virtio_blk_is_an_error() {
+    let r = inspect("scsi");
+    let theirs = lsinitramfs_modules("scsi");
+    assert!(theirs.contains(&"virtio_scsi".into()) && !theirs.contains(&"virtio_blk".into()));
+    let k = default_kernel(&r);
+    assert_eq!(k.version, "5.14.0-427.el9.x86_64");
+    assert_eq!(k.initramfs_modules, theirs.len());
+    assert!(!k.virtio_boot);
+    let scsi = k.drivers.iter().find(|d| d.name == "virtio_scsi").unwrap();
+    assert!(scsi.at_boot);
+    let f = finding(&r, "GUEST.NoVirtioBlockDriver");
+    assert!(f.is_error());
+    assert!(
+        f.message
+            .contains("virtio_blk: module NOT in the initramfs"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.contains("virtio_scsi is usable at boot"),
+        "{}",
+        f.message
+    );
+}
+
+/// An initramfs holding another kernel's module tree: its modules do not load.
+#[test]
+fn initramfs_of_another_kernel_is_named() {
+    let r = inspect("scsi");
+    let linux = r.facts.linux.as_ref().unwrap();
+    let old = linux
+        .kernels
+        .iter()
+        .find(|k| k.version == "5.14.0-362.el9.x86_64")
+        .unwrap();
+    assert_eq!(old.initramfs_kernels, vec!["5.14.0-427.el9.x86_64"]);
+    assert_eq!(old.initramfs_modules, 0);
+    let f = finding(&r, "GUEST.InitramfsKernelMismatch");
+    assert!(!f.is_error());
+    assert!(
+        f.message.contains(
+            "holds modules for kernel 5.14.0-427.el9.x86_64, not for 5.14.0-362.el9.x86_64"
+        ),
+        "{}",
+        f.message
+    );
+}
+
+/// virtio_blk and virtio_pci are in the initramfs, virtio_ring (which modules.dep says both
+/// need) is not: modprobe fails at boot.
+#[test]
+fn a_module_without_what_it_needs_does_not_load() {
+    let r = inspect("deps");
+    let dep = debugfs_cat("deps", "/lib/modules/3.16.0-11-amd64/modules.dep");
+    assert!(
+        dep.contains("virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko"),
+        "{dep}"
+    );
+    let theirs = lsinitramfs_modules("deps");
+    assert!(theirs.contains(&"virtio_blk".into()) && !theirs.contains(&"virtio_ring".into()));
+    let k = default_kernel(&r);
+    let blk = k.drivers.iter().find(|d| d.name == "virtio_blk").unwrap();
+    assert_eq!(blk.in_initramfs, Some(true));
+    assert_eq!(blk.missing_dependencies, vec!["virtio_ring"]);
+    assert!(!blk.at_boot);
+    let f = finding(&r, "GUEST.NoVirtioBlockDriver");
+    assert!(f.is_error());
+    assert!(
+        f.message.contains("without virtio_ring, which it needs"),
+        "{}",
+        f.message
+    );
+}
+
+/// ifupdown with a static eth0, and udev's persistent-net rules pinning it to a MAC.
+#[test]
+fn static_ifupdown_and_persistent_net_rules_are_warned() {
+    let r = inspect("deps");
+    let f = finding(&r, "GUEST.NetworkStatic");
+    assert!(!f.is_error());
+    assert!(
+        f.message
+            .contains("/etc/network/interfaces gives eth0 the static address 192.168.10.21"),
+        "{}",
+        f.message
+    );
+    let f = finding(&r, "GUEST.NetworkMacPinned");
+    assert!(
+        f.message.contains("52:54:00:6b:3c:01 -> eth0"),
+        "{}",
+        f.message
+    );
+    let net = &r.facts.linux.as_ref().unwrap().network;
+    assert_eq!(
+        net.primary.map(|i| net.interfaces[i].interface.as_str()),
+        Some("eth0")
+    );
+}
+
+/// RHEL 9: the default is the BLS entry grubenv's saved_entry names, 5.14.0-362.8.1.el9_3,
+/// which rpm ranks above 5.14.0-362.el9 (our old order did not) and whose initramfs has no
+/// virtio. The old inspector checked 5.14.0-362.el9 and passed.
+#[test]
+fn rhel_default_kernel_is_grubenvs_saved_bls_entry() {
+    let r = inspect("rpm");
+    let env = debugfs_cat("rpm", "/boot/grub2/grubenv");
+    assert!(env.starts_with("# GRUB Environment Block"), "{env}");
+    assert!(
+        env.contains("saved_entry=0c5f1e7a2b3d4c5e8f9a0b1c2d3e4f50-5.14.0-362.8.1.el9_3.x86_64")
+    );
+    let linux = r.facts.linux.as_ref().unwrap();
+    assert_eq!(
+        linux.kernels[0].version, "5.14.0-362.8.1.el9_3.x86_64",
+        "rpm order"
+    );
+    assert_eq!(
+        linux.default_kernel.as_deref(),
+        Some("5.14.0-362.8.1.el9_3.x86_64")
+    );
+    assert_eq!(
+        linux.default_kernel_source.as_deref(),
+        Some("/boot/grub2/grubenv saved_entry")
+    );
+    assert!(linux
+        .boot_configs
+        .iter()
+        .any(|c| c.starts_with("/boot/loader/entries/")));
+    assert!(linux.kernel_roots.contains(&"LABEL=rpm-root".to_string()));
+    let theirs = lsinitramfs_modules("rpm");
+    assert_eq!(theirs, vec!["ata_piix"]);
+    let k = default_kernel(&r);
+    assert_eq!(k.initramfs_layers, vec!["xz"]);
+    assert!(finding(&r, "GUEST.NoVirtioBlockDriver").is_error());
+    assert!(!has(&r, "GUEST.KernelWithoutVirtio"), "362.el9 has virtio");
+}
+
+/// A NetworkManager keyfile with a static address and a MAC binding.
+#[test]
+fn networkmanager_keyfile_static_and_mac() {
+    let r = inspect("rpm");
+    assert!(finding(&r, "GUEST.NetworkStatic")
+        .message
+        .contains("ens3 the static address 10.20.30.40/24"));
+    assert!(finding(&r, "GUEST.NetworkMacPinned")
+        .message
+        .contains("52:54:00:4E:21:9A"));
+}
+
+/// CentOS 5: no os-release, /etc/redhat-release says CentOS; GRUB legacy's default=1 boots
+/// the older kernel, whose initrd has no virtio.
+#[test]
+fn centos5_grub_legacy_default() {
+    let r = inspect("legacy");
+    let os = r.facts.os.as_ref().unwrap();
+    assert_eq!(os.distro.as_deref(), Some("centos"));
+    assert_eq!((os.major, os.minor), (Some(5), Some(11)));
+    assert_eq!(r.facts.platform.as_deref(), Some("CentOS"));
+    let conf = debugfs_cat("legacy", "/boot/grub/grub.conf");
+    assert!(conf.contains("default=1"));
+    let linux = r.facts.linux.as_ref().unwrap();
+    assert_eq!(linux.default_kernel.as_deref(), Some("2.6.18-398.el5"));
+    assert_eq!(
+        linux.default_kernel_source.as_deref(),
+        Some("/boot/grub/grub.conf default=1")
+    );
+    assert_eq!(lsinitramfs_modules("legacy"), vec!["ata_piix"]);
+    assert!(finding(&r, "GUEST.NoVirtioBlockDriver")
+        .message
+        .contains("2.6.18-398.el5"));
+    // ifcfg-eth0 is DHCP but bound to the old NIC's MAC.
+    assert!(!has(&r, "GUEST.NetworkStatic"));
+    assert!(
+        finding(&r, "GUEST.NetworkMacPinned")
+            .message
+            .contains("HWADDR")
+            || finding(&r, "GUEST.NetworkMacPinned")
+                .message
+                .contains("52:54:00:C5:05:11")
+    );
+}
+
+/// Arch: vmlinuz-linux has no version in its name; the version and modules come from its
+/// lzma initramfs (usr/lib/modules/6.7.4-arch1-1); the microcode archive GRUB loads first is
+/// passed over. It used to be "no virtio" (a false FAIL).
+#[test]
+fn kernels_without_a_version_suffix() {
+    let r = inspect("arch");
+    let linux = r.facts.linux.as_ref().unwrap();
+    assert_eq!(linux.default_kernel.as_deref(), Some("6.7.4-arch1-1"));
+    let k = default_kernel(&r);
+    assert_eq!(k.image, "/boot/vmlinuz-linux");
+    assert_eq!(k.initramfs.as_deref(), Some("/boot/initramfs-linux.img"));
+    assert_eq!(k.initramfs_layers, vec!["lzma"]);
+    let theirs = lsinitramfs_modules("arch");
+    assert_eq!(k.initramfs_modules, theirs.len());
+    assert!(k.modules_dir && k.virtio_boot && k.nvme_boot);
+    assert!(!has(&r, "GUEST.NoVirtioBlockDriver"), "{:#?}", r.findings);
+    // The lts kernel's initramfs is bzip2: a warning naming what was not checked, and its
+    // version from Arch's pkgbase file.
+    let lts = linux
+        .kernels
+        .iter()
+        .find(|k| k.image == "/boot/vmlinuz-linux-lts")
+        .unwrap();
+    assert_eq!(lts.version, "6.6.16-1-lts");
+    let f = finding(&r, "GUEST.InitramfsUnreadable");
+    assert!(!f.is_error());
+    assert!(
+        f.message.contains("bzip2") && f.message.contains("were not checked"),
+        "{}",
+        f.message
+    );
+    assert!(
+        !preflight_report::has_errors(&r.findings),
+        "{:#?}",
+        r.findings
+    );
+}
+
+/// CentOS 7 under UEFI: the ESP holds only \EFI\centos\ (no \EFI\BOOT\BOOTX64.EFI), and its
+/// grub.cfg and grubenv decide the default kernel.
+#[test]
+fn esp_without_fallback_loader_and_its_grub_cfg() {
+    let r = inspect("uefi");
+    let img = boot_dir().join("boot-uefi.raw");
+    let listing = run(
+        "mdir",
+        &["-b", "-i", &format!("{}@@1048576", img.display()), "::/EFI"],
+    );
+    assert!(
+        listing.contains("centos") && !listing.to_ascii_uppercase().contains("/BOOT"),
+        "{listing}"
+    );
+    assert_eq!(r.facts.boot_mode.as_deref(), Some("UEFI"));
+    assert!(r.facts.boot.uefi && !r.facts.boot.efi_fallback_loader);
+    let f = finding(&r, "GUEST.EfiNoFallbackLoader");
+    assert!(!f.is_error());
+    assert!(
+        f.message.contains("no \\EFI\\BOOT\\BOOTX64.EFI"),
+        "{}",
+        f.message
+    );
+    let linux = r.facts.linux.as_ref().unwrap();
+    assert_eq!(
+        linux.default_kernel.as_deref(),
+        Some("3.10.0-957.el7.x86_64")
+    );
+    assert_eq!(
+        linux.default_kernel_source.as_deref(),
+        Some("/boot/efi/EFI/centos/grubenv saved_entry")
+    );
+    assert!(finding(&r, "GUEST.NoVirtioBlockDriver").is_error());
+    // No network configuration and no cloud-init to write one.
+    assert!(has(&r, "GUEST.NetworkNotConfigured"));
+}
+
+/// hivexget's view of a hive file.
+fn hivexget(hive: &str, key: &str, value: &str) -> Option<String> {
+    let out = std::process::Command::new("hivexget")
+        .args([boot_dir().join(hive).to_str().unwrap(), key, value])
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Windows with vioscsi as its only boot-start virtio driver: an error (ECS system disks are
+/// virtio-blk). Windows 11 is named from its build, although its registry says Windows 10.
+#[test]
+fn windows_vioscsi_alone_is_an_error_and_windows_11_is_named() {
+    assert_eq!(
+        hivexget(
+            "boot-win11.SYSTEM",
+            "\\ControlSet001\\Services\\vioscsi",
+            "Start"
+        )
+        .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        hivexget(
+            "boot-win11.SYSTEM",
+            "\\ControlSet001\\Services\\viostor",
+            "Start"
+        ),
+        None
+    );
+    assert_eq!(
+        hivexget(
+            "boot-win11.SOFTWARE",
+            "\\Microsoft\\Windows NT\\CurrentVersion",
+            "ProductName"
+        )
+        .as_deref(),
+        Some("Windows 10 Pro")
+    );
+    let r = inspect("win11");
+    let f = finding(&r, "GUEST.WindowsNoVirtioStorage");
+    assert!(f.is_error());
+    assert!(
+        f.message.contains("vioscsi (virtio-scsi) is boot-start"),
+        "{}",
+        f.message
+    );
+    let os = r.facts.os.as_ref().unwrap();
+    assert_eq!(os.name.as_deref(), Some("Windows 11 Pro"));
+    assert_eq!(
+        r.facts.windows.as_ref().unwrap().build.as_deref(),
+        Some("22631")
+    );
+}
+
+/// A SYSTEM hive with a broken header: the filesystem's content is corrupt, and the drivers
+/// were not checked, which is not the same as "drivers missing".
+#[test]
+fn corrupt_system_hive_is_filesystem_corrupt_not_missing_drivers() {
+    let r = inspect("wincorrupt");
+    let f = finding(&r, "GUEST.FilesystemCorrupt");
+    assert!(f.is_error());
+    assert!(
+        f.message.contains("SYSTEM") && f.message.contains("were not checked"),
+        "{}",
+        f.message
+    );
+    assert!(
+        !has(&r, "GUEST.WindowsNoVirtioStorage"),
+        "{:#?}",
+        r.findings
+    );
+    assert!(!has(&r, "GUEST.WindowsNoVirtioNet"));
+}
+
+/// dracut's squash module: the modules are inside squash-root.img (a squashfs, unsquashfs
+/// lists them). Not read: a warning naming it, and no "no virtio" verdict (the old false FAIL).
+#[test]
+fn dracut_squash_initramfs_is_a_warning_naming_what_was_not_checked() {
+    let dir = boot_dir();
+    let outer = run("lsinitramfs", &[dir.join("boot-squash.initrd").to_str().unwrap()]);
+    assert!(outer.lines().any(|l| l == "squash-root.img"), "{outer}");
+    let inner = run("unsquashfs", &["-l", dir.join("boot-squash.squashfs").to_str().unwrap()]);
+    assert!(inner.contains("virtio_blk.ko.xz"), "{inner}");
+    let r = inspect("squash");
+    let f = finding(&r, "GUEST.InitramfsUnreadable");
+    assert!(!f.is_error());
+    assert!(
+        f.message.contains("squash-root.img") && f.message.contains("were not checked"),
+        "{}",
+        f.message
+    );
+    assert!(!has(&r, "GUEST.NoVirtioBlockDriver"), "{:#?}", r.findings);
+    assert!(!preflight_report::has_errors(&r.findings), "{:#?}", r.findings);
+}
