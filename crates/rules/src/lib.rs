@@ -122,7 +122,8 @@ pub mod tables;
 mod tests;
 
 pub use cloud::{
-    evaluate_cloud, BucketFacts, CloudFacts, ObjectFacts, DEFAULT_CLOUDBOX_ROLE, DEFAULT_ROLE,
+    evaluate_cloud, import_role, BucketFacts, CloudFacts, ObjectFacts, CLOUDBOX_ROLE_POLICY,
+    DEFAULT_CLOUDBOX_ROLE, DEFAULT_ROLE, DEFAULT_ROLE_POLICY,
 };
 pub use input::{
     DiskFacts, DiskParams, DiskRole, GuestFacts, ImportParams, ParseError, SizeLimits, GIB,
