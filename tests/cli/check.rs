@@ -27,7 +27,7 @@ const VALID: &[&str] = &[
     "--boot-mode",
     "BIOS",
     "--license-type",
-    "Auto",
+    "Aliyun",
     // These images hold no OS: guest inspection has its own tests (guest.rs).
     "--skip-guest",
     "",
@@ -125,7 +125,7 @@ fn parameter_violations_exit_1_with_their_codes() {
             "InvalidLicenseType.NotSupported",
         ),
         (&["--tag", "a=1", "--tag", "A=2"], "TagKey.Duplication"),
-        (&["--format", "VHD"], "InvalidImageFormat.Malformed"),
+        (&["--format", "ISO"], "InvalidImageFormat.Malformed"),
         (
             &["--client-token", &"x".repeat(65)],
             "InvalidClientToken.Malformed",
@@ -295,6 +295,54 @@ fn quiet_prints_nothing_and_keeps_the_exit_code() {
     assert!(out.stdout.is_empty());
     let out = run(&["check", &image, "--quiet", "--skip-guest"]);
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// `--quiet` silences the human report only: asked-for JSON is printed.
+#[test]
+fn quiet_with_json_still_prints_the_json() {
+    let dir = tempdir();
+    let image = qcow2(dir.path(), "disk.qcow2", "20G");
+    let out = run(&[
+        "check",
+        &image,
+        "--quiet",
+        "--output",
+        "json",
+        "--skip-guest",
+        "--image-name",
+        "aliyun-x",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let v = json_of(&out);
+    assert!(codes(&v).contains(&"InvalidImageName.Malformed".to_string()));
+}
+
+/// Seed 004 (Format): "The detected format prevails." A warning, and the
+/// plan sends the detected format.
+#[test]
+fn a_format_other_than_the_detected_one_warns_and_the_detected_one_is_planned() {
+    let dir = tempdir();
+    let image = qcow2(dir.path(), "disk.qcow2", "20G");
+    let (code, json) = check(&image, &["--format", "VHD"]);
+    assert_eq!(code, 0, "{json:#}");
+    assert!(codes(&json).contains(&"Format.DetectedPrevails".to_string()));
+    assert_eq!(json["plan"]["disk_device_mappings"][0]["format"], "QCOW2");
+}
+
+/// Seed 004: "When N is 1, the value specifies the system disk size": the
+/// first disk is the system disk whatever --disk-role says.
+#[test]
+fn disk_role_data_does_not_hide_a_system_disk_size_error() {
+    let dir = tempdir();
+    let image = qcow2(dir.path(), "big.qcow2", "501G");
+    let (code, json) = check(&image, &["--disk-role", "data"]);
+    assert_eq!(code, 1, "{json:#}");
+    let c = codes(&json);
+    assert!(c.contains(&"InvalidImageSize".to_string()), "{c:?}");
+    assert!(
+        c.contains(&"DiskDeviceMapping.DataDiskFirst".to_string()),
+        "{c:?}"
+    );
 }
 
 #[test]

@@ -649,6 +649,75 @@ fn storage_class_flag_is_the_class_of_new_objects() {
     emu.stop();
 }
 
+/// A restored Archive object is importable: RestoreObject, then HeadObject's
+/// `x-oss-restore: ongoing-request="false"` clears `import`'s own
+/// InvalidOSSObject.NeedRestore rule and the emulator's.
+#[test]
+fn a_restored_archive_object_is_imported() {
+    let data = crate::common::tempdir();
+    let emu = Emu::on_loopback(
+        data.path(),
+        &["--storage-class", "Archive", "--task-seconds", "0.2"],
+    );
+    let a = emu.addr.as_str();
+    let (k, b) = (DEFAULT_KEY, "ecs-preflight");
+    assert_eq!(put(a, k, b, "cold.raw", &[5u8; 4096]).status, 200);
+    let import = || {
+        Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
+            .args([
+                "import",
+                "--region",
+                "cn-hangzhou",
+                "--bucket",
+                b,
+                "--object",
+                "cold.raw",
+                "--image-name",
+                "cold-01",
+                "--disk-image-size",
+                "5",
+                "--poll-interval",
+                "100ms",
+                "--output",
+                "json",
+                "--ecs-endpoint",
+                &format!("http://{a}"),
+            ])
+            .env_remove("ALIBABA_CLOUD_PROFILE")
+            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .env("HOME", data.path())
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            .output()
+            .unwrap()
+    };
+    let out = import();
+    let v = crate::common::json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(
+        v["findings"][0]["code"], "InvalidOSSObject.NeedRestore",
+        "{v}"
+    );
+    assert_eq!(requests(&emu.counters(), "ImportImage"), 0);
+
+    let r = oss(a, k, "POST", &format!("{b}/cold.raw?restore"), &[], b"");
+    assert_eq!(r.status, 202, "{}", r.text());
+    let r = oss(a, k, "HEAD", &format!("{b}/cold.raw"), &[], b"");
+    let restore = r.header("x-oss-restore").unwrap_or_default();
+    assert!(
+        restore.starts_with("ongoing-request=\"false\""),
+        "{restore:?}"
+    );
+    assert_eq!(get(a, k, b, "cold.raw").status, 200);
+
+    let out = import();
+    let v = crate::common::json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "available", "{v}");
+    emu.stop();
+}
+
 #[test]
 fn task_seconds_and_limits_flags_set_the_import() {
     let data = crate::common::tempdir();

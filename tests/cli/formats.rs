@@ -152,6 +152,47 @@ fn fixed_vhd_is_vhd_although_qemu_probes_raw() {
     assert_eq!(ours["virtual_size"], 8u64 << 20);
 }
 
+/// A Bochs "Redolog/Growing" v2 image of 32 KiB: the 512-byte header (magic,
+/// type, subtype, version, header size, catalog entries, bitmap size,
+/// extent size, disk size) and a catalog of 8 unallocated extents.
+fn bochs_header() -> Vec<u8> {
+    let mut b = vec![0u8; 512 + 8 * 4];
+    b[..22].copy_from_slice(b"Bochs Virtual HD Image");
+    b[32..39].copy_from_slice(b"Redolog");
+    b[48..55].copy_from_slice(b"Growing");
+    b[64..68].copy_from_slice(&0x0002_0000u32.to_le_bytes());
+    b[68..72].copy_from_slice(&512u32.to_le_bytes());
+    b[72..76].copy_from_slice(&8u32.to_le_bytes());
+    b[76..80].copy_from_slice(&1u32.to_le_bytes());
+    b[80..84].copy_from_slice(&4096u32.to_le_bytes());
+    b[88..96].copy_from_slice(&(8u64 * 4096).to_le_bytes());
+    for entry in b[512..].chunks_mut(4) {
+        entry.copy_from_slice(&u32::MAX.to_le_bytes());
+    }
+    b
+}
+
+/// A cloop v2 image with no blocks: the shell preamble (128 bytes), then
+/// block size and block count, big-endian.
+fn cloop_header() -> Vec<u8> {
+    let magic: &[u8] =
+        b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n";
+    let mut c = vec![0u8; 128 + 8];
+    c[..magic.len()].copy_from_slice(magic);
+    c[128..132].copy_from_slice(&512u32.to_be_bytes());
+    c
+}
+
+/// The format `qemu-img info` probes for `path`.
+fn qemu_probe(path: &std::path::Path) -> String {
+    let out = sh(
+        "qemu-img",
+        &["info", "--output", "json", path.to_str().unwrap()],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["format"].as_str().unwrap_or_default().to_string()
+}
+
 #[test]
 fn refused_formats_are_named_with_a_fix() {
     let dir = tempdir();
@@ -160,7 +201,12 @@ fn refused_formats_are_named_with_a_fix() {
     make_raw(&raw, 4 << 20);
     let r = raw.to_str().unwrap();
     let mut cases: Vec<(std::path::PathBuf, &str)> = Vec::new();
-    for (format, name) in [("vdi", "vdi"), ("qed", "qed"), ("qcow", "qcow")] {
+    for (format, name) in [
+        ("vdi", "vdi"),
+        ("qed", "qed"),
+        ("qcow", "qcow"),
+        ("parallels", "parallels"),
+    ] {
         let out = path_in(d, &format!("x.{format}"));
         sh(
             "qemu-img",
@@ -250,6 +296,19 @@ fn refused_formats_are_named_with_a_fix() {
         ],
     );
     cases.push((iso, "iso"));
+
+    // Formats qemu-img reads but cannot write: hand-made headers, which
+    // qemu-img itself names (so they are the real thing, not raw).
+    for (name, bytes) in [("bochs", bochs_header()), ("cloop", cloop_header())] {
+        let path = path_in(d, &format!("x.{name}"));
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(
+            qemu_probe(&path),
+            name,
+            "qemu-img names the hand-made {name}"
+        );
+        cases.push((path, name));
+    }
 
     for (path, name) in cases {
         let (code, json) = run_json(&["info", path.to_str().unwrap(), "--output", "json"]);

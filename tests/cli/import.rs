@@ -85,7 +85,10 @@ impl Env {
             (0x01, 4096) => "qo85ln3rRBpudISWOUWpYA==",
             other => panic!("no MD5 for {other:?}"),
         };
-        let path = self.dir.path().join(format!("{bucket}-{key}"));
+        let path = self
+            .dir
+            .path()
+            .join(format!("{bucket}-{}", key.replace('/', "_")));
         std::fs::write(&path, vec![byte; usize::try_from(len).unwrap()]).unwrap();
         let region = if bucket == "faraway" {
             "cn-beijing"
@@ -243,6 +246,56 @@ fn import_waits_for_available_and_a_rerun_returns_the_same_image() {
         "{v}"
     );
     assert_eq!(env.requests("ImportImage"), before);
+}
+
+/// `--data-disk vm/d1.raw` is the object key, whole: the emulator receives
+/// `DiskDeviceMapping.2.OSSObject=vm/d1.raw`, not `d1.raw`.
+#[test]
+fn a_data_disk_key_is_sent_whole() {
+    let env = Env::new(0.2, true);
+    env.put("images", "vm/d1.raw", 0x01, 4096);
+    let out = env
+        .import("images", "web-dd", &["--data-disk", "vm/d1.raw"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    let disks = &v["image"]["disk_device_mappings"];
+    assert_eq!(disks[1]["import_oss_object"], "vm/d1.raw", "{v}");
+    let listed = env.images_named("web-dd");
+    assert_eq!(
+        listed[0].disk_device_mappings[1].import_oss_object,
+        "vm/d1.raw"
+    );
+}
+
+/// Seed 004: "Import an image file by using CloudBox: ... Create a role named
+/// AliyunECSCloudBoxImageImportDefaultRole". The default role exists here,
+/// the CloudBox one does not.
+#[test]
+fn a_cloudbox_import_looks_up_the_cloudbox_role() {
+    let env = Env::new(1.0, true);
+    let arn = "arn:acs:cloudbox:cn-hangzhou:123456:cloudbox/cb-1";
+    let out = env
+        .import("images", "web-cb", &["--storage-location-arn", arn])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert!(
+        codes(&v).contains(&"InvalidOperation.CloudBoxImageImportRoleRequired".to_string()),
+        "{v}"
+    );
+    assert!(
+        v.to_string()
+            .contains("AliyunECSCloudBoxImageImportDefaultRole"),
+        "{v}"
+    );
+    assert_eq!(
+        v["fix"]["attach_policy"],
+        "AliyunECSCloudBoxImageImportRolePolicy"
+    );
+    assert_eq!(env.requests("ImportImage"), 0);
 }
 
 #[test]

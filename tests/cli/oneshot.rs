@@ -363,6 +363,40 @@ fn missing_role_is_explained_and_nothing_is_uploaded() {
     assert!(!env.object_exists("images", "sys.qcow2"));
 }
 
+/// Seed 004: "Import an image file by using CloudBox: ... Create a role named
+/// AliyunECSCloudBoxImageImportDefaultRole". The default import role exists
+/// here, the CloudBox one does not: the one-shot looks up the latter.
+#[test]
+fn a_cloudbox_import_looks_up_the_cloudbox_role() {
+    let env = Env::new(true);
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let arn = "arn:acs:cloudbox:cn-hangzhou:123456:cloudbox/cb-1";
+    let out = env
+        .cmd(
+            &sys,
+            "images",
+            &["--skip-guest", "--storage-location-arn", arn],
+        )
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert!(
+        codes(&v).contains(&"InvalidOperation.CloudBoxImageImportRoleRequired".to_string()),
+        "{v}"
+    );
+    assert!(
+        v.to_string()
+            .contains("AliyunECSCloudBoxImageImportDefaultRole"),
+        "{v}"
+    );
+    assert_eq!(
+        v["fix"]["attach_policy"],
+        "AliyunECSCloudBoxImageImportRolePolicy"
+    );
+    assert_nothing_written(&env);
+}
+
 #[test]
 fn a_failing_task_exits_1_with_the_reason_and_keeps_the_objects() {
     let env = Env::new(true);

@@ -286,6 +286,35 @@ fn single_put_then_summary() {
     assert_eq!(env.emu().counters().requests_for("PutObject"), 1);
 }
 
+/// `--quiet` silences progress and the human summary; asked-for JSON (the
+/// result, or a refusal) is still printed.
+#[test]
+fn quiet_with_json_still_prints_the_json() {
+    let env = Env::new();
+    let image = env.image("q.raw", MIB, 7);
+    let out = env
+        .cmd(&image, "images", &["--quiet", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json_of(&out)["status"], "uploaded");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = env
+        .cmd(&image, "faraway", &["--quiet", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_of(&out)["status"], "refused");
+    // Human output with --quiet: nothing.
+    let out = env.cmd(&image, "images", &["--quiet"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn kill_9_then_rerun_sends_only_missing_parts() {
     let env = Env::new();

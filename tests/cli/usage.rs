@@ -180,12 +180,37 @@ fn every_api_error_code_is_a_rule_or_a_documented_service_code() {
     use preflight_rules::{service_code, SERVICE_CODES};
     let (status, json) = run_json(&["rules", "--output", "json"]);
     assert_eq!(status, 0);
-    let rules: Vec<&str> = json
-        .as_array()
-        .unwrap()
+    let entries = json.as_array().unwrap();
+    let rules: Vec<&str> = entries
         .iter()
+        .filter(|r| r["decided_by"] == "ecs-preflight")
         .map(|r| r["code"].as_str().unwrap())
         .collect();
+    // The JSON lists the service-decided codes too, marked as such.
+    let by_service: Vec<&str> = entries
+        .iter()
+        .filter(|r| r["decided_by"] == "service")
+        .map(|r| r["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(by_service.len(), SERVICE_CODES.len());
+    assert_eq!(rules.len() + by_service.len(), entries.len());
+    for e in entries.iter().filter(|r| r["decided_by"] == "service") {
+        assert!(e["fix"].as_str().is_some_and(|f| !f.is_empty()), "{e}");
+        assert_eq!(e["code_from"], "API", "{e}");
+    }
+    // Codes of ours are marked so, the API's too.
+    let origin = |code: &str| {
+        entries
+            .iter()
+            .find(|r| r["code"] == code)
+            .map(|r| r["code_from"].clone())
+    };
+    assert_eq!(origin("InvalidTagKey.Malformed"), Some("ours".into()));
+    assert_eq!(
+        origin("InvalidParameter.FeaturesNvmeSupport"),
+        Some("ours".into())
+    );
+    assert_eq!(origin("InvalidImageName.Malformed"), Some("API".into()));
     let human = String::from_utf8(run(&["rules"]).stdout).unwrap();
     for (status, code) in API_ERROR_TABLE {
         // `MissingParameter` is checked as `MissingParameter.RegionId`, … .

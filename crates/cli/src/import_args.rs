@@ -23,7 +23,8 @@ pub struct ImportArgs {
     pub bucket: Option<String>,
 
     /// OSSObject: the object key of the system disk image [default: the
-    /// image's file name]. Data disks use their file names.
+    /// image's file name]. Data disks use their file names (with `import`,
+    /// the keys given to --data-disk, whole).
     #[arg(long, value_name = "KEY")]
     pub object: Option<String>,
 
@@ -68,7 +69,7 @@ pub struct ImportArgs {
     pub resource_group_id: Option<String>,
 
     /// Format of the system disk image: RAW, VHD, QCOW2 or VMDK [default:
-    /// detected]. Must match the detected format.
+    /// detected]. ECS uses the detected format; a different one is a warning.
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
 
@@ -86,13 +87,13 @@ pub struct ImportArgs {
     )]
     pub disk_role: Option<DiskRole>,
 
-    /// A data disk image, imported with the system disk (the first image).
-    /// Repeatable, at most 16.
+    /// A data disk image, imported with the system disk (the first image);
+    /// with `import`, its object key in the bucket. Repeatable, at most 16.
     #[arg(long, value_name = "IMAGE")]
     pub data_disk: Vec<PathBuf>,
 
     /// DetectionStrategy: Standard runs the cloud-side image check after the
-    /// import (not for Windows).
+    /// import (most Linux and Windows versions).
     #[arg(long, value_name = "STRATEGY")]
     pub detection_strategy: Option<String>,
 

@@ -20,7 +20,7 @@ use preflight_rules::{
 use serde_json::{json, Value};
 
 use crate::OutputFormat;
-use preflight_pipeline::{role_fix, same_source, ROLE_POLICY, TRUST_POLICY};
+use preflight_pipeline::{role_fix, same_source, TRUST_POLICY};
 
 /// Exit codes (same meaning as the rest of the CLI).
 const EXIT_OK: u8 = 0;
@@ -110,7 +110,8 @@ pub struct ImportCmdArgs {
     #[arg(help_heading = "Import options", long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 
-    /// Print nothing but the result (no progress).
+    /// Print nothing but the result (no progress); with --output json the
+    /// JSON result is still printed.
     #[arg(help_heading = "Import options", long, short = 'q')]
     pub quiet: bool,
 }
@@ -347,8 +348,8 @@ async fn probe_oss(
                     key: key.to_string(),
                     exists: true,
                     size: Some(meta.size),
+                    restored: meta.restored(),
                     storage_class: meta.storage_class,
-                    restored: None,
                 });
             }
             Err(e) if e.kind() == ErrorKind::NotFound => out.objects.push(ObjectFacts {
@@ -381,6 +382,11 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         if d.bucket.is_none() {
             d.bucket = params.bucket.clone();
         }
+    }
+    // A data disk of `import` is an object key, sent whole (`vm/d1.qcow2`):
+    // not a local path whose file name would be the key.
+    for (d, key) in params.disks.iter_mut().skip(1).zip(&args.import.data_disk) {
+        d.object = Some(key.to_string_lossy().into_owned());
     }
     // The image is not local: the format is what --format says, the virtual size unknown.
     let mut disks = vec![DiskFacts::new(
@@ -427,10 +433,9 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
 
     // Cloud rules, before ImportImage.
     let probe = probe_oss(&plan, &region, oss_endpoint, &creds).await?;
-    let role = plan
-        .role_name
-        .clone()
-        .unwrap_or_else(|| preflight_rules::DEFAULT_ROLE.to_string());
+    // With StorageLocationArn, the CloudBox role (seed 004).
+    let (role, policy) = preflight_rules::import_role(&plan);
+    let role = role.to_string();
     let role_exists = match ecs.get_role(&role).await {
         Ok(r) => Some(r.is_some()),
         Err(e) if matches!(e.code(), Some(c) if c.starts_with("NoPermission") || c.starts_with("Forbidden")) =>
@@ -469,7 +474,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     let cloud = evaluate_cloud(&plan, &facts);
     if cloud.iter().any(|f| f.finding.is_error()) {
         let extra = if role_exists == Some(false) {
-            role_fix(&role)
+            role_fix(&role, policy)
         } else {
             Vec::new()
         };
@@ -636,7 +641,7 @@ fn refused(
     });
     if !extra.is_empty() {
         v["fix"] = json!({"trust_policy": serde_json::from_str::<Value>(TRUST_POLICY).unwrap_or(Value::Null),
-                          "attach_policy": ROLE_POLICY, "steps": extra});
+                          "attach_policy": preflight_rules::import_role(plan).1, "steps": extra});
     }
     pr.result(&v, &human)?;
     Ok(EXIT_FAILED)

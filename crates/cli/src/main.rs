@@ -81,7 +81,8 @@ enum Command {
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
         output: OutputFormat,
-        /// Print nothing; the exit code tells the verdict.
+        /// Print no human report; the exit code tells the verdict. With
+        /// --output json the JSON report is still printed (JSON wins).
         #[arg(long, short = 'q')]
         quiet: bool,
         #[command(flatten)]
@@ -145,7 +146,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             import,
         } => {
             let report = output::check(&image, &import)?;
-            if !quiet {
+            // --quiet silences the human report only: asked-for JSON is the result.
+            if !quiet || output == OutputFormat::Json {
                 output::print_check(&report, output)?;
             }
             Ok(if report.has_errors() {

@@ -524,7 +524,7 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
             if !fix.is_empty() {
                 v["fix"] = json!({
                     "trust_policy": serde_json::from_str::<Value>(preflight_pipeline::TRUST_POLICY).unwrap_or(Value::Null),
-                    "attach_policy": preflight_pipeline::ROLE_POLICY,
+                    "attach_policy": preflight_rules::import_role(plan).1,
                     "steps": fix,
                 });
                 human.extend(fix.iter().cloned());

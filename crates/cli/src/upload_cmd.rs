@@ -111,7 +111,8 @@ pub struct UploadArgs {
     /// Output format of the summary.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
-    /// No progress bar and no summary; the exit code tells.
+    /// No progress bar, no human summary; the exit code tells. With --output
+    /// json the JSON result is still printed (JSON wins).
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
@@ -248,18 +249,17 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     // Before any byte is sent: the rules.
     let findings = preflight(&args, &client, &key, &prepared.format).await?;
     let refused = preflight_report::has_errors(&findings);
-    if !args.quiet {
-        if args.output == OutputFormat::Json && refused {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(
-                    &json!({"status": "refused", "bucket": args.bucket, "key": key, "findings": findings})
-                )?
-            );
-        } else {
-            for f in &findings {
-                eprintln!("{f}\n  hint: {}", f.hint);
-            }
+    // JSON is the result, printed even with --quiet.
+    if args.output == OutputFormat::Json && refused {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"status": "refused", "bucket": args.bucket, "key": key, "findings": findings})
+            )?
+        );
+    } else if !args.quiet {
+        for f in &findings {
+            eprintln!("{f}\n  hint: {}", f.hint);
         }
     }
     if refused {
@@ -451,7 +451,7 @@ fn summary(
     seconds: f64,
     findings: &[Finding],
 ) -> anyhow::Result<()> {
-    if args.quiet {
+    if args.quiet && args.output != OutputFormat::Json {
         return Ok(());
     }
     #[allow(clippy::cast_precision_loss)]

@@ -47,6 +47,9 @@ pub struct ObjectMeta {
     pub multipart: bool,
     /// `x-oss-meta-*` headers (names lower-cased, without the prefix).
     pub user_meta: BTreeMap<String, String>,
+    /// For a cold object: RestoreObject made a readable copy.
+    #[serde(default)]
+    pub restored: bool,
 }
 
 /// Stored facts about one uploaded part.
@@ -257,6 +260,22 @@ impl Store {
         Ok(())
     }
 
+    /// Marks a cold object restored (RestoreObject); its metadata, or `None`
+    /// if it does not exist.
+    pub fn mark_restored(&self, bucket: &str, key: &str) -> io::Result<Option<ObjectMeta>> {
+        let mut idx = self.lock();
+        let Some(meta) = idx.objects.get_mut(bucket).and_then(|m| m.get_mut(key)) else {
+            return Ok(None);
+        };
+        meta.restored = true;
+        let (_, json) = self.object_paths(bucket, key);
+        write_atomic(
+            &json,
+            &serde_json::to_vec(&*meta).map_err(io::Error::other)?,
+        )?;
+        Ok(Some(meta.clone()))
+    }
+
     /// Deletes an object; `Ok(false)` if it did not exist.
     pub fn delete_object(&self, bucket: &str, key: &str) -> io::Result<bool> {
         let mut idx = self.lock();
@@ -363,6 +382,7 @@ mod tests {
             storage_class: StorageClass::Standard,
             multipart: false,
             user_meta: BTreeMap::new(),
+            restored: false,
         }
     }
 

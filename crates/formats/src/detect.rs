@@ -45,6 +45,16 @@ fn refuse(name: &'static str, what: &str, hint: &str) -> Detected {
 
 const CONVERT_HINT: &str = "Convert it to qcow2: `qemu-img convert -O qcow2 IN OUT.qcow2`.";
 
+/// A Bochs growing or undoable disk: its header opens with this string
+/// (NUL-padded to 32 bytes), then the type `Redolog`.
+const BOCHS_MAGIC: &[u8] = b"Bochs Virtual HD Image\0";
+const BOCHS_TYPE: &[u8] = b"Redolog\0";
+
+/// A cloop (compressed loop) image opens with this shell preamble, which
+/// qemu-img compares whole when probing.
+const CLOOP_MAGIC: &[u8] =
+    b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n";
+
 /// Detects the format of `src` from its content. Only I/O errors fail.
 pub fn detect(src: &dyn Source) -> io::Result<Detected> {
     let size = src.size();
@@ -104,6 +114,20 @@ pub fn detect(src: &dyn Source) -> io::Result<Detected> {
     }
     if starts(b"WithoutFreeSpace") || starts(b"WithouFreSpacExt") {
         return Ok(refuse("parallels", "a Parallels image", CONVERT_HINT));
+    }
+    if starts(BOCHS_MAGIC) && at(32, BOCHS_TYPE) {
+        return Ok(refuse(
+            "bochs",
+            "a Bochs disk image",
+            "Convert it to qcow2: `qemu-img convert -f bochs -O qcow2 IN OUT.qcow2`.",
+        ));
+    }
+    if starts(CLOOP_MAGIC) {
+        return Ok(refuse(
+            "cloop",
+            "a cloop compressed image",
+            "Convert it to qcow2: `qemu-img convert -f cloop -O qcow2 IN OUT.qcow2`.",
+        ));
     }
     if starts(&[0x1f, 0x8b]) {
         return Ok(refuse(
@@ -178,7 +202,11 @@ pub fn detect(src: &dyn Source) -> io::Result<Detected> {
             return Ok(Detected::Format(Format::Vhd));
         }
         if tail.starts_with(b"koly") {
-            return Ok(refuse("dmg", "an Apple disk image (DMG)", CONVERT_HINT));
+            return Ok(refuse(
+                "dmg",
+                "an Apple disk image (DMG)",
+                "Convert it to qcow2: `qemu-img convert -f dmg -O qcow2 IN OUT.qcow2` (qemu-img takes a DMG only by its .dmg name or -f dmg).",
+            ));
         }
     }
     if size >= ISO9660_MAGIC_OFFSET + 5 {
@@ -279,6 +307,27 @@ mod tests {
         assert_eq!(detect_bytes(tar.clone()), "refused:tar");
         tar[..8].copy_from_slice(b"appl.ovf");
         assert_eq!(detect_bytes(tar), "refused:ova");
+    }
+
+    /// Hand-made headers of the formats qemu-img reads but cannot write.
+    #[test]
+    fn bochs_cloop_and_dmg_are_refused() {
+        let mut bochs = with_prefix(b"Bochs Virtual HD Image", 512);
+        bochs[32..39].copy_from_slice(b"Redolog");
+        bochs[48..55].copy_from_slice(b"Growing");
+        bochs[64..68].copy_from_slice(&0x0002_0000u32.to_le_bytes());
+        assert_eq!(detect_bytes(bochs), "refused:bochs");
+        // The magic without the Redolog type is not a Bochs image.
+        assert_eq!(
+            detect_bytes(with_prefix(b"Bochs Virtual HD Image", 512)),
+            "raw"
+        );
+        let mut cloop = with_prefix(CLOOP_MAGIC, 4096);
+        cloop[128..132].copy_from_slice(&65536u32.to_be_bytes());
+        assert_eq!(detect_bytes(cloop), "refused:cloop");
+        let mut dmg = vec![0u8; 8192];
+        dmg[8192 - 512..8192 - 508].copy_from_slice(b"koly");
+        assert_eq!(detect_bytes(dmg), "refused:dmg");
     }
 
     #[test]

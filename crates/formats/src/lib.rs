@@ -4,9 +4,10 @@
 //! [`detect`] looks at magic numbers at the start and the end of the file:
 //! qcow2, VHD (dynamic: `conectix` at 0; fixed: `conectix` in the last 512
 //! bytes only, which qemu's own probe misses), VHDX, VMDK (sparse, COWD, text
-//! descriptor), and RAW for anything else. Formats ECS cannot import (VDI,
-//! QED, qcow v1, LUKS, ISO 9660, compressed and archived files, …) are named
-//! and refused with a hint saying what to do instead, never taken for RAW.
+//! descriptor), and RAW for anything else. Formats ECS cannot import (every
+//! other format qemu-img probes: VDI, QED, qcow v1, LUKS, Parallels, Bochs,
+//! cloop, DMG; and ISO 9660, compressed and archived files) are named and
+//! refused with a hint saying what to do instead, never taken for RAW.
 //!
 //! [`inspect`] opens the detected format, runs its integrity check and
 //! returns an [`Inspection`] with the facts and every finding.
@@ -27,7 +28,7 @@ use std::sync::Arc;
 pub static UNSUPPORTED_FORMAT: Rule = Rule::new(
     "FORMAT.Unsupported",
     Severity::Error,
-    "The file is in a format ECS ImportImage does not take (VDI, QED, qcow v1, LUKS, ISO, compressed or archived files)",
+    "The file is in a format ECS ImportImage does not take (VDI, QED, qcow v1, LUKS, Parallels, Bochs, cloop, DMG, ISO, compressed or archived files)",
     "Convert it to qcow2 with `qemu-img convert -O qcow2 IN OUT.qcow2`, or extract it first.",
 );
 

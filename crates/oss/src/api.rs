@@ -37,6 +37,34 @@ pub struct ObjectMeta {
     pub storage_class: Option<String>,
     /// `x-oss-server-side-encryption`.
     pub encryption: Option<String>,
+    /// `x-oss-restore`: the state of a RestoreObject on an Archive or Cold
+    /// Archive object, e.g. `ongoing-request="false", expiry-date="…"`.
+    pub restore: Option<String>,
+}
+
+impl ObjectMeta {
+    /// For a cold object: whether a restored copy is readable now
+    /// (`x-oss-restore: ongoing-request="false"`); `Some(false)` while the
+    /// restore runs or when none was asked for; `None` for other classes.
+    pub fn restored(&self) -> Option<bool> {
+        let cold = matches!(
+            self.storage_class.as_deref(),
+            Some("Archive" | "ColdArchive" | "DeepColdArchive")
+        );
+        if !cold {
+            return None;
+        }
+        Some(self.restore.as_deref().is_some_and(restore_done))
+    }
+}
+
+/// Whether an `x-oss-restore` header value says the restore is done.
+fn restore_done(value: &str) -> bool {
+    value.split(',').any(|part| {
+        part.trim()
+            .strip_prefix("ongoing-request=")
+            .is_some_and(|v| v.trim_matches('"') == "false")
+    })
 }
 
 /// What GetBucketInfo says.
@@ -137,6 +165,7 @@ impl Client {
             crc64: crc_header(&r),
             storage_class: header(&r, "x-oss-storage-class"),
             encryption: header(&r, "x-oss-server-side-encryption"),
+            restore: header(&r, "x-oss-restore"),
         })
     }
 
@@ -344,5 +373,34 @@ impl Client {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod restore_tests {
+    use super::*;
+
+    fn meta(class: &str, restore: Option<&str>) -> ObjectMeta {
+        ObjectMeta {
+            size: 1,
+            etag: String::new(),
+            crc64: None,
+            storage_class: Some(class.to_string()),
+            encryption: None,
+            restore: restore.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn x_oss_restore_says_when_a_cold_object_is_readable() {
+        let done = r#"ongoing-request="false", expiry-date="Sun, 16 Apr 2017 08:12:33 GMT""#;
+        assert_eq!(meta("Archive", Some(done)).restored(), Some(true));
+        assert_eq!(meta("ColdArchive", Some(done)).restored(), Some(true));
+        assert_eq!(
+            meta("Archive", Some(r#"ongoing-request="true""#)).restored(),
+            Some(false)
+        );
+        assert_eq!(meta("Archive", None).restored(), Some(false));
+        assert_eq!(meta("Standard", None).restored(), None);
     }
 }

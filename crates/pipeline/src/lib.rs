@@ -70,8 +70,8 @@ pub use preflight_rules::ImportParams;
 
 /// The trust policy the import role needs (`sts:AssumeRole` by `ecs.aliyuncs.com`).
 pub const TRUST_POLICY: &str = r#"{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":["ecs.aliyuncs.com"]}}],"Version":"1"}"#;
-/// The system policy the import role needs.
-pub const ROLE_POLICY: &str = "AliyunECSImageImportRolePolicy";
+/// The system policy the import role needs (outside CloudBox).
+pub const ROLE_POLICY: &str = preflight_rules::DEFAULT_ROLE_POLICY;
 /// Default time between two status queries of the import task.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(10);
 /// Default longest wait for the import task.
@@ -805,10 +805,9 @@ impl Pipeline {
 
         // The cloud rules, before any byte is sent.
         let bucket = self.bucket_facts().await?;
-        let role = plan
-            .role_name
-            .clone()
-            .unwrap_or_else(|| preflight_rules::DEFAULT_ROLE.to_string());
+        // With StorageLocationArn, the CloudBox role (seed 004).
+        let (role, policy) = preflight_rules::import_role(&plan);
+        let role = role.to_string();
         let role_exists = match self.ecs.get_role(&role).await {
             Ok(r) => Some(r.is_some()),
             Err(e) if matches!(e.code(), Some(c) if c.starts_with("NoPermission") || c.starts_with("Forbidden")) => {
@@ -854,7 +853,7 @@ impl Pipeline {
         let stop = self.sort_out(evaluate_cloud(&plan, &facts), &mut kept);
         if !stop.is_empty() {
             let fix = if role_exists == Some(false) {
-                role_fix(&role)
+                role_fix(&role, policy)
             } else {
                 Vec::new()
             };
@@ -1077,12 +1076,13 @@ pub fn same_source(image: &ecs::Image, plan: &Plan) -> bool {
     !ours.is_empty() && ours == theirs
 }
 
-/// The commands that create the missing import role.
-pub fn role_fix(role: &str) -> Vec<String> {
+/// The commands that create the missing import role `role` with the system
+/// policy `policy` (see [`preflight_rules::import_role`]).
+pub fn role_fix(role: &str, policy: &str) -> Vec<String> {
     vec![
         format!("The RAM role {role} is missing. ECS needs it to read your bucket. Create it once:"),
         format!("  aliyun ram CreateRole --RoleName {role} --AssumeRolePolicyDocument '{TRUST_POLICY}'"),
-        format!("  aliyun ram AttachPolicyToRole --PolicyType System --PolicyName {ROLE_POLICY} --RoleName {role}"),
+        format!("  aliyun ram AttachPolicyToRole --PolicyType System --PolicyName {policy} --RoleName {role}"),
         "or authorise ECS in the RAM console (Cloud resource access authorization).".to_string(),
     ]
 }

@@ -13,6 +13,26 @@ pub const DEFAULT_ROLE: &str = "AliyunECSImageImportDefaultRole";
 /// The role ECS assumes for an import from OSS on CloudBox.
 pub const DEFAULT_CLOUDBOX_ROLE: &str = "AliyunECSCloudBoxImageImportDefaultRole";
 
+/// The system policy of [`DEFAULT_ROLE`].
+pub const DEFAULT_ROLE_POLICY: &str = "AliyunECSImageImportRolePolicy";
+/// The system policy of [`DEFAULT_CLOUDBOX_ROLE`].
+pub const CLOUDBOX_ROLE_POLICY: &str = "AliyunECSCloudBoxImageImportRolePolicy";
+
+/// The RAM role ECS assumes for `plan`, and the system policy it needs:
+/// `RoleName` if given, else the default for where the image is. Seed 004:
+/// "Import an image file by using CloudBox: ... Create a role named
+/// AliyunECSCloudBoxImageImportDefaultRole"; "Attach the system policy
+/// AliyunECSCloudBoxImageImportRolePolicy to the role".
+pub fn import_role(plan: &Plan) -> (&str, &'static str) {
+    let cloudbox = plan.storage_location_arn.is_some();
+    let (default, policy) = if cloudbox {
+        (DEFAULT_CLOUDBOX_ROLE, CLOUDBOX_ROLE_POLICY)
+    } else {
+        (DEFAULT_ROLE, DEFAULT_ROLE_POLICY)
+    };
+    (plan.role_name.as_deref().unwrap_or(default), policy)
+}
+
 /// OSS storage classes whose objects must be restored before reading.
 const COLD_CLASSES: &[&str] = &["Archive", "ColdArchive", "DeepColdArchive"];
 
@@ -178,11 +198,10 @@ pub fn evaluate_cloud(plan: &Plan, cloud: &CloudFacts) -> Vec<ScopedFinding> {
         finding,
     };
     if cloud.role_exists == Some(false) {
+        let (role, _) = import_role(plan);
         let finding = if plan.storage_location_arn.is_some() {
-            let role = plan.role_name.as_deref().unwrap_or(DEFAULT_CLOUDBOX_ROLE);
             CLOUDBOX_ROLE_MISSING.finding(format!("RAM role {role:?} does not exist"))
         } else {
-            let role = plan.role_name.as_deref().unwrap_or(DEFAULT_ROLE);
             ROLE_MISSING.finding(format!("RAM role {role:?} does not exist"))
         };
         out.push(request(finding));

@@ -48,20 +48,38 @@ pub static DUPLICATE_OBJECT: Rule = Rule::new(
     "Give the images different file names, or different --object keys.",
 );
 
-/// System disk `DiskImageSize` out of range or below the image's virtual size.
+/// System disk `DiskImageSize` out of the profile's range. The first disk is
+/// checked against these limits whatever role was declared: "When N is 1,
+/// the value specifies the system disk size" (seed 004; seed 003: "When N
+/// is set to 1, the disk is a system disk and its size ranges from 5 GiB to
+/// 500 GiB").
 pub static SYSTEM_DISK_SIZE: Rule = Rule::new(
     "InvalidImageSize",
     Severity::Error,
-    "System disk DiskImageSize must be at least the image's virtual size (rounded up to GiB) and within the profile's limits (classic 5–500 GiB, 2026 1–2048 GiB)",
-    "Pass a --disk-image-size within the limits and at least the virtual size, or leave it out to let the plan choose.",
+    "System disk (DiskDeviceMapping.1) DiskImageSize must be within the profile's limits (classic 5–500 GiB, 2026 1–2048 GiB)",
+    "Pass a --disk-image-size within the limits, or leave it out to let the plan choose.",
 );
 
-/// Data disk `DiskImageSize` out of range or below the image's virtual size.
+/// Data disk `DiskImageSize` out of the profile's range.
 pub static DATA_DISK_SIZE: Rule = Rule::new(
     "InvalidDataDiskSize",
     Severity::Error,
-    "Data disk DiskImageSize must be at least the image's virtual size (rounded up to GiB) and within the profile's limits (classic 5–1000 GiB, 2026 1–2048 GiB)",
+    "Data disk DiskImageSize must be within the profile's limits (classic 5–1000 GiB, 2026 1–2048 GiB)",
     "Shrink the data disk image to fit, or choose the size within the limits.",
+);
+
+/// A given `DiskImageSize` below the image's virtual size. Our rule, not the
+/// API's words: the pages ask for at least "the actual space used by file
+/// systems" (seed 003) or "the size of the imported image file" (seed 004).
+/// Both are at most the virtual size, but the guest's partition table spans
+/// the virtual disk (a GPT keeps its backup header in the last sector) and
+/// its partitions and filesystems are laid out up to it: a disk cut below
+/// the virtual size loses what lies past the cut.
+pub static BELOW_VIRTUAL_SIZE: Rule = Rule::new(
+    "DiskImageSize.BelowVirtualSize",
+    Severity::Error,
+    "ecs-preflight's rule (not the API's): DiskImageSize must be at least the image's virtual size rounded up to GiB, since the partitions reach the end of the virtual disk",
+    "Pass a --disk-image-size of at least the virtual size, or leave it out to let the plan choose.",
 );
 
 /// The plan raised a small image's `DiskImageSize` to the minimum.
@@ -72,12 +90,23 @@ pub static SIZE_RAISED: Rule = Rule::new(
     "Nothing to do: the disk is created at the minimum size and the guest can grow its filesystem.",
 );
 
-/// `Format` is not a value the API takes, or contradicts the detected format.
+/// `Format` is not a value the API takes.
 pub static FORMAT: Rule = Rule::new(
     "InvalidImageFormat.Malformed",
     Severity::Error,
-    "Format must be RAW, VHD, QCOW2 or VMDK and match the format detected in the file",
-    "Leave out --format (ECS detects it, and so does ecs-preflight), or give the detected one.",
+    "Format must be RAW, VHD, QCOW2 or VMDK",
+    "Leave out --format (ECS detects it, and so does ecs-preflight), or give one of RAW, VHD, QCOW2, VMDK.",
+);
+
+/// `Format` differs from the format detected in the file: the service uses
+/// the detected one. Seed 004 (Format): "Default value: null, which
+/// indicates that Alibaba Cloud automatically detects the image format. The
+/// detected format prevails." The plan sends the detected format.
+pub static FORMAT_MISMATCH: Rule = Rule::new(
+    "Format.DetectedPrevails",
+    Severity::Warning,
+    "The given Format differs from the format detected in the file; ECS uses the detected one, and so does the plan",
+    "Leave out --format, or give the detected one.",
 );
 
 /// VMDK is importable only in invitational preview.
@@ -124,7 +153,7 @@ pub static OBJECT_MALFORMED: Rule = Rule::new(
 pub static OBJECT_SUFFIX: Rule = Rule::new(
     "UnsupportedSuffix.OSSObject",
     Severity::Warning,
-    "The object key does not end in .raw, .qcow2, .vhd or .vmdk; ECS refuses some suffixes and publishes no list",
+    "The object key does not end in .raw, .img, .qcow2, .vhd or .vmdk; ECS refuses some suffixes and publishes no list",
     "Name the object after its format, e.g. --object NAME.qcow2.",
 );
 
@@ -166,7 +195,7 @@ pub(crate) fn check(
             (0, DiskRole::Data) => sink.disk(
                 index,
                 DATA_DISK_FIRST.finding(format!(
-                    "{:?} is a data disk in first position, which ImportImage takes as the system disk",
+                    "{:?} is a data disk in first position, which ImportImage takes as the system disk (checked against the system-disk limits)",
                     disk.path
                 )),
             ),
@@ -181,7 +210,15 @@ pub(crate) fn check(
             _ => {}
         }
         let format = format(disk, dp.format.as_deref(), index, sink);
-        let disk_image_size = size(disk, dp.disk_image_size, limits, index, sink);
+        // ImportImage takes DiskDeviceMapping.1 as the system disk and the
+        // others as data disks, whatever role was declared (DataDiskFirst
+        // and SystemDiskNotFirst say so): the limits follow the position.
+        let role = if index == 0 {
+            DiskRole::System
+        } else {
+            DiskRole::Data
+        };
+        let disk_image_size = size(disk, role, dp.disk_image_size, limits, index, sink);
 
         if let Some(bucket) = dp.bucket.as_deref() {
             if let Some(f) = bucket_name(bucket) {
@@ -267,17 +304,21 @@ fn format(
         Some(g) => match api_format(g) {
             Some(api) => {
                 if let Some(d) = detected.filter(|d| !d.eq_ignore_ascii_case(api)) {
+                    let (sent, hint) = match detected_api {
+                        Some(d) => (
+                            format!("the plan sends Format={d}, the detected format, which ECS uses (\"The detected format prevails\")"),
+                            format!("Pass --format {d} or leave --format out."),
+                        ),
+                        None => (
+                            format!("the detected format is not importable, so the plan sends Format={api} as given"),
+                            "Convert the image (see the other findings) and leave --format out.".to_string(),
+                        ),
+                    };
                     sink.disk(
                         index,
-                        FORMAT.finding_with_hint(
-                            format!("format {g:?} was given but {:?} is {d}", disk.path),
-                            match detected_api {
-                                Some(d) => format!("Pass --format {d} or leave --format out."),
-                                None => {
-                                    "Leave --format out; the detected format is not importable."
-                                        .to_string()
-                                }
-                            },
+                        FORMAT_MISMATCH.finding_with_hint(
+                            format!("format {g:?} was given but {:?} is {d}; {sent}", disk.path),
+                            hint,
                         ),
                     );
                 }
@@ -318,12 +359,12 @@ fn format(
 /// The size checks; returns the planned `DiskImageSize`.
 fn size(
     disk: &DiskFacts,
+    role: DiskRole,
     given: Option<u64>,
     limits: SizeLimits,
     index: usize,
     sink: &mut Sink<'_>,
 ) -> Option<u64> {
-    let role = disk.role;
     let (lo, hi) = limits.range(role);
     let rule = match role {
         DiskRole::System => &SYSTEM_DISK_SIZE,
@@ -337,6 +378,15 @@ fn size(
     match given {
         Some(s) => {
             if !(lo..=hi).contains(&s) {
+                let from = needed.map_or(lo, |n| n.max(lo));
+                let hint = if from > hi {
+                    // No size fits: the image itself is over the limit.
+                    too_big_hint(limits).to_string()
+                } else {
+                    format!(
+                        "Choose a size from {from} to {hi} GiB, or leave --disk-image-size out to let the plan choose."
+                    )
+                };
                 sink.disk(
                     index,
                     rule.finding_with_hint(
@@ -344,23 +394,28 @@ fn size(
                             "DiskImageSize {s} GiB for the {role} disk {:?} is outside {lo}–{hi} GiB (size limits {limits})",
                             disk.path
                         ),
-                        format!(
-                            "Choose a size from {} to {hi} GiB, or leave --disk-image-size out to let the plan choose.",
-                            needed.map_or(lo, |n| n.max(lo))
-                        ),
+                        hint,
                     ),
                 );
             }
             if let Some(n) = needed.filter(|&n| s < n) {
+                let hint = if n.max(lo) > hi {
+                    too_big_hint(limits).to_string()
+                } else {
+                    format!(
+                        "Pass --disk-image-size {} or more, or leave it out.",
+                        n.max(lo)
+                    )
+                };
                 sink.disk(
                     index,
-                    rule.finding_with_hint(
+                    BELOW_VIRTUAL_SIZE.finding_with_hint(
                         format!(
-                            "DiskImageSize {s} GiB for {:?} is smaller than the image's virtual size, {}",
+                            "DiskImageSize {s} GiB for {:?} is smaller than the image's virtual size, {} (ecs-preflight's rule, not the API's)",
                             disk.path,
                             virtual_note(n)
                         ),
-                        format!("Pass --disk-image-size {} or more, or leave it out.", n.max(lo)),
+                        hint,
                     ),
                 );
             }
@@ -369,10 +424,7 @@ fn size(
         None => {
             let n = needed?;
             if n > hi {
-                let hint = match limits {
-                    SizeLimits::Classic => "Shrink the guest's filesystems and the virtual disk (e.g. `virt-resize --shrink`), or pass --size-limits 2026 if the Jun-2026 limits (up to 2048 GiB) apply to your account.",
-                    SizeLimits::Y2026 => "ECS imports disks of at most 2048 GiB: shrink the guest's filesystems and the virtual disk (e.g. `virt-resize --shrink`).",
-                };
+                let hint = too_big_hint(limits);
                 sink.disk(
                     index,
                     rule.finding_with_hint(
@@ -397,6 +449,14 @@ fn size(
             }
             Some(n.max(lo))
         }
+    }
+}
+
+/// What to do when the image's virtual size is over the profile's limit.
+fn too_big_hint(limits: SizeLimits) -> &'static str {
+    match limits {
+        SizeLimits::Classic => "Shrink the guest's filesystems and the virtual disk (e.g. `virt-resize --shrink`), or pass --size-limits 2026 if the Jun-2026 limits (up to 2048 GiB) apply to your account.",
+        SizeLimits::Y2026 => "ECS imports disks of at most 2048 GiB: shrink the guest's filesystems and the virtual disk (e.g. `virt-resize --shrink`).",
     }
 }
 

@@ -13,7 +13,9 @@
 //! The rules come from the two editions of the ImportImage API page (the
 //! older one and the Jun-2026 one); each is reported with the API error code
 //! it prevents, or with a code of ours (`Family.What`) where the API has
-//! none. [`RULES`] lists them all. The API's codes that only the service can
+//! none; [`is_api_code`] tells them apart ([`API_CODES`] is the API's
+//! table). Codes marked *(ours)* below are ecs-preflight's even where they
+//! take the API's shape. [`RULES`] lists them all. The API's codes that only the service can
 //! decide (quota, billing, allow lists, …) are in [`SERVICE_CODES`], each with
 //! the reason and the fix.
 //!
@@ -27,7 +29,10 @@
 //! | `2026` | 1–2048 | 1–2048 | Jun-2026 API page |
 //!
 //! In both, `DiskImageSize` must be at least the image's virtual size
-//! rounded up to GiB. When the user gives no size, the plan asks for the
+//! rounded up to GiB: our rule, `DiskImageSize.BelowVirtualSize` (the pages
+//! ask for the space the filesystems use, or the image file's size). The
+//! first disk is always checked against the system-disk limits: ImportImage
+//! takes `DiskDeviceMapping.1` as the system disk whatever the user meant. When the user gives no size, the plan asks for the
 //! virtual size rounded up, raised to the profile's minimum (a 2 GiB image
 //! plans 5 GiB under `classic`, 2 GiB under `2026`); a too-small image is
 //! therefore not an error.
@@ -38,7 +43,7 @@
 //!
 //! | code | severity | prevents / means |
 //! |---|---|---|
-//! | `MissingParameter.RegionId` | info | `MissingParameter`: no `RegionId` (the plan is incomplete) |
+//! | `MissingParameter.RegionId` *(ours)* | info | `MissingParameter`: no `RegionId` (the plan is incomplete) |
 //! | `InvalidRegionId.NotFound` | error | a `RegionId` that is not shaped like a region id |
 //! | `InvalidImageName.Malformed` | error | `ImageName` not 2–128 chars, bad first char, `aliyun`/`acs:` prefix, URL, bad chars |
 //! | `InvalidDescription.Malformed` | error | `Description` not 2–256 chars or starting with a URL |
@@ -49,16 +54,18 @@
 //! | `InvalidBootMode.NotSupport` | error | BIOS on arm64 |
 //! | `InvalidArchitecture.PlatformUnsupported` | error | platform not offered on the architecture (Windows on arm64) |
 //! | `InvalidLicenseType.NotSupported` | error | `LicenseType` ∉ {Auto, Aliyun, BYOL} |
-//! | `MissingParameter.LicenseType` | warning | Windows without `LicenseType` (the Jun-2026 page requires it) |
+//! | `LicenseType.AutoNotInJun2026Page` | info | `LicenseType=Auto`, a value of the older page only |
+//! | `Platform.DefaultsToOthersLinux` | info | Windows with no Platform given or found: the API takes "Others Linux" |
+//! | `MissingParameter.LicenseType` *(ours)* | warning | Windows without `LicenseType` (the Jun-2026 page requires it) |
 //! | `OSType.PlatformMismatch` | warning | `OSType` not the platform's family (or defaulted to linux for Windows) |
 //! | `Tag.TooMany` | error | more than 20 tags |
-//! | `InvalidTagKey.Malformed` / `InvalidTagValue.Malformed` | error | tag key 1–128 chars, value ≤ 128, reserved prefixes, URLs |
+//! | `InvalidTagKey.Malformed` / `InvalidTagValue.Malformed` *(ours)* | error | tag key 1–128 chars, value ≤ 128, reserved prefixes, URLs (lower case, as the page writes them) |
 //! | `TagKey.Duplication` | error | two tag keys equal ignoring case |
 //! | `InvalidClientToken.Malformed` | error | `ClientToken` non-ASCII, empty or over 64 chars |
 //! | `InvalidParameter.DetectionStrategy` | error | `DetectionStrategy` other than Standard |
-//! | `ImageCheckUnsupported.WindowsImage` | error | `DetectionStrategy` with a Windows image |
+//! | `ImageCheckUnsupported.WindowsImage` | info | `DetectionStrategy` with a Windows image (most versions are supported) |
 //! | `InvalidParameter.FeaturesImdsSupport` | error | `Features.ImdsSupport` ∉ {v1, v2} |
-//! | `InvalidParameter.FeaturesNvmeSupport` | error | `Features.NvmeSupport` ∉ {supported, unsupported} |
+//! | `InvalidParameter.FeaturesNvmeSupport` *(ours)* | error | `Features.NvmeSupport` ∉ {supported, unsupported} |
 //! | `InvalidStorageLocation.NotFound` | error | `StorageLocationArn` not `arn:acs:cloudbox:{RegionId}:{AliUid}:cloudbox/{CloudBoxId}` |
 //!
 //! Disks ([`disks`]):
@@ -70,16 +77,18 @@
 //! | `DiskDeviceMapping.SystemDiskNotFirst` | error | a system disk after position 1 |
 //! | `DiskDeviceMapping.DataDiskFirst` | warning | a data disk at position 1, which the API takes as the system disk |
 //! | `DiskDeviceMapping.DuplicateObject` | error | two disks mapped to the same bucket and key |
-//! | `InvalidImageSize` | error | system `DiskImageSize` outside the profile, or below the virtual size |
-//! | `InvalidDataDiskSize` | error | data `DiskImageSize` outside the profile, or below the virtual size |
+//! | `InvalidImageSize` | error | first disk's `DiskImageSize` outside the system-disk limits |
+//! | `InvalidDataDiskSize` | error | data `DiskImageSize` outside the profile |
+//! | `DiskImageSize.BelowVirtualSize` | error | a given `DiskImageSize` below the virtual size (our rule) |
 //! | `DiskImageSize.Raised` | info | the plan raised a small image to the minimum size |
-//! | `InvalidImageFormat.Malformed` | error | `Format` not RAW/VHD/QCOW2/VMDK, or not the detected format |
+//! | `InvalidImageFormat.Malformed` | error | `Format` not RAW/VHD/QCOW2/VMDK |
+//! | `Format.DetectedPrevails` | warning | `Format` differs from the detected one; the plan sends the detected one |
 //! | `VMDK.InvitationalPreview` | warning | VMDK is importable only in preview |
 //! | `VHDX.NotImportable` | error | VHDX cannot be imported |
-//! | `MissingParameter.OSSBucket` | info | no bucket (the plan is incomplete) |
+//! | `MissingParameter.OSSBucket` *(ours)* | info | no bucket (the plan is incomplete) |
 //! | `InvalidOSSBucket.Malformed` | error | bucket name not 3–63 of `[a-z0-9-]` |
 //! | `InvalidOSSObject.Malformed` | error | object key empty, over 1023 bytes, leading `/` |
-//! | `UnsupportedSuffix.OSSObject` | warning | key not ending in .raw, .qcow2, .vhd, .vmdk |
+//! | `UnsupportedSuffix.OSSObject` | warning | key not ending in .raw, .img, .qcow2, .vhd, .vmdk |
 //!
 //! Guest inspection ([`guest`]): `GuestMismatch.Architecture`,
 //! `GuestMismatch.OSType`, `GuestMismatch.BootMode` (errors),
@@ -113,7 +122,8 @@ pub mod tables;
 mod tests;
 
 pub use cloud::{
-    evaluate_cloud, BucketFacts, CloudFacts, ObjectFacts, DEFAULT_CLOUDBOX_ROLE, DEFAULT_ROLE,
+    evaluate_cloud, import_role, BucketFacts, CloudFacts, ObjectFacts, CLOUDBOX_ROLE_POLICY,
+    DEFAULT_CLOUDBOX_ROLE, DEFAULT_ROLE, DEFAULT_ROLE_POLICY,
 };
 pub use input::{
     DiskFacts, DiskParams, DiskRole, GuestFacts, ImportParams, ParseError, SizeLimits, GIB,
@@ -121,7 +131,7 @@ pub use input::{
 };
 pub use params::MAX_TAGS;
 pub use plan::{DiskDeviceMapping, Features, Plan, Tag};
-pub use service::{service_code, ServiceCode, SERVICE_CODES};
+pub use service::{is_api_code, service_code, ServiceCode, API_CODES, SERVICE_CODES};
 
 use preflight_report::{Finding, Rule};
 use serde::{Deserialize, Serialize};
@@ -141,6 +151,8 @@ pub static RULES: &[&Rule] = &[
     &params::PLATFORM_ARCHITECTURE,
     &params::LICENSE_TYPE,
     &params::LICENSE_TYPE_MISSING,
+    &params::LICENSE_TYPE_AUTO,
+    &params::PLATFORM_DEFAULT_LINUX,
     &params::OS_TYPE_PLATFORM,
     &params::TAG_COUNT,
     &params::TAG_KEY,
@@ -160,8 +172,10 @@ pub static RULES: &[&Rule] = &[
     &disks::DUPLICATE_OBJECT,
     &disks::SYSTEM_DISK_SIZE,
     &disks::DATA_DISK_SIZE,
+    &disks::BELOW_VIRTUAL_SIZE,
     &disks::SIZE_RAISED,
     &disks::FORMAT,
+    &disks::FORMAT_MISMATCH,
     &disks::VMDK_PREVIEW,
     &disks::VHDX,
     &disks::BUCKET_MISSING,
@@ -309,7 +323,8 @@ pub fn evaluate(
             })
             .collect(),
         features,
-        client_token: params.client_token.clone(),
+        // An empty ClientToken is no token.
+        client_token: params.client_token.clone().filter(|t| !t.is_empty()),
         resource_group_id: params.resource_group_id.clone(),
         role_name: params.role_name.clone(),
         detection_strategy: params.detection_strategy.clone(),

@@ -94,7 +94,27 @@ pub static LICENSE_TYPE: Rule = Rule::new(
     "Pass --license-type Auto, Aliyun or BYOL.",
 );
 
-/// A Windows import without `LicenseType`.
+/// `LicenseType=Auto`: taken by the older page, gone from the Jun-2026 one.
+/// Seed 003: "Default value: Auto. Valid values: Auto, Aliyun, BYOL"; seed
+/// 004 lists only "Aliyun" and "BYOL" ("Default value: Aliyun").
+pub static LICENSE_TYPE_AUTO: Rule = Rule::new(
+    "LicenseType.AutoNotInJun2026Page",
+    Severity::Info,
+    "LicenseType Auto is a value of the older ImportImage page; the Jun-2026 page lists only Aliyun and BYOL",
+    "Pass --license-type Aliyun or BYOL to rely only on the current page's values.",
+);
+
+/// A Windows image with no `Platform` given or found: the API's default is
+/// a Linux one. Seed 004 (Platform): "Default value: Others Linux."
+pub static PLATFORM_DEFAULT_LINUX: Rule = Rule::new(
+    "Platform.DefaultsToOthersLinux",
+    Severity::Info,
+    "OSType windows with no Platform: ImportImage then takes Platform \"Others Linux\"",
+    "Pass --platform with the Windows version, e.g. --platform \"Windows Server 2022\" (or \"Other Windows\").",
+);
+
+/// A Windows import without `LicenseType`. The code is ours: the API
+/// documents none for it.
 pub static LICENSE_TYPE_MISSING: Rule = Rule::new(
     "MissingParameter.LicenseType",
     Severity::Warning,
@@ -118,7 +138,8 @@ pub static TAG_COUNT: Rule = Rule::new(
     "Keep at most 20 --tag options; tag the image later with TagResources if you need more.",
 );
 
-/// A tag key breaks the rule.
+/// A tag key breaks the rule. The code is ours, in the shape of the API's
+/// `Invalid*.Malformed` codes: the API documents the rule but no code.
 pub static TAG_KEY: Rule = Rule::new(
     "InvalidTagKey.Malformed",
     Severity::Error,
@@ -126,7 +147,7 @@ pub static TAG_KEY: Rule = Rule::new(
     "Rename the tag key: non-empty, at most 128 characters, no aliyun/acs: prefix, no URL.",
 );
 
-/// A tag value breaks the rule.
+/// A tag value breaks the rule. The code is ours (see [`TAG_KEY`]).
 pub static TAG_VALUE: Rule = Rule::new(
     "InvalidTagValue.Malformed",
     Severity::Error,
@@ -146,7 +167,7 @@ pub static TAG_DUPLICATE: Rule = Rule::new(
 pub static CLIENT_TOKEN: Rule = Rule::new(
     "InvalidClientToken.Malformed",
     Severity::Error,
-    "ClientToken: ASCII only, 1–64 characters",
+    "ClientToken: ASCII only, at most 64 characters (an empty one is none)",
     "Use an ASCII token of at most 64 characters, e.g. a UUID.",
 );
 
@@ -158,12 +179,15 @@ pub static DETECTION_STRATEGY: Rule = Rule::new(
     "Pass --detection-strategy Standard, or leave it out to skip the cloud-side image check.",
 );
 
-/// `DetectionStrategy` with a Windows image.
+/// `DetectionStrategy` with a Windows image: a note, not a refusal. Seed 004
+/// (DetectionStrategy): "Most Linux and Windows versions are supported." Its
+/// error table still has `ImageCheckUnsupported.WindowsImage` for the
+/// versions the check does not cover, which it does not list.
 pub static DETECTION_WINDOWS: Rule = Rule::new(
     "ImageCheckUnsupported.WindowsImage",
-    Severity::Error,
-    "The cloud-side image check (DetectionStrategy) does not support Windows images",
-    "Leave out --detection-strategy for Windows images.",
+    Severity::Info,
+    "DetectionStrategy with a Windows image: the Jun-2026 page says most Windows versions are supported, but the service refuses the ones its image check does not cover",
+    "Nothing to do for a current Windows Server; if ImportImage answers ImageCheckUnsupported.WindowsImage, leave out --detection-strategy.",
 );
 
 /// `Features.ImdsSupport` other than `v1`/`v2`.
@@ -174,7 +198,9 @@ pub static IMDS_SUPPORT: Rule = Rule::new(
     "Pass --imds-support v1 or v2 (v2 only if the guest's cloud-init supports IMDS hardened mode).",
 );
 
-/// `Features.NvmeSupport` other than `supported`/`unsupported`.
+/// `Features.NvmeSupport` other than `supported`/`unsupported`. The code is
+/// ours, named after the API's `InvalidParameter.FeaturesImdsSupport`; the
+/// API documents no code for NvmeSupport.
 pub static NVME_SUPPORT: Rule = Rule::new(
     "InvalidParameter.FeaturesNvmeSupport",
     Severity::Error,
@@ -326,10 +352,20 @@ fn combinations(params: &ImportParams, guest: Option<&GuestFacts>) -> Vec<Findin
     if os_type == Some("windows") && params.license_type.is_none() {
         out.push(LICENSE_TYPE_MISSING.finding("OS type \"windows\" without a license type"));
     }
+    if os_type == Some("windows") && platform.is_none() {
+        out.push(PLATFORM_DEFAULT_LINUX.finding(
+            "OS type \"windows\" with no --platform and none found in the guest: ImportImage will set Platform to \"Others Linux\"",
+        ));
+    }
+    if params.license_type.as_deref() == Some("Auto") {
+        out.push(LICENSE_TYPE_AUTO.finding(
+            "license type \"Auto\" is not among the Jun-2026 page's values (Aliyun, BYOL); the older page's services take it",
+        ));
+    }
     if windows {
         if let Some(strategy) = params.detection_strategy.as_deref() {
             out.push(DETECTION_WINDOWS.finding(format!(
-                "detection strategy {strategy:?} with a Windows image: the image check does not support Windows"
+                "detection strategy {strategy:?} with a Windows image: supported for most Windows versions, refused for those the image check does not cover"
             )));
         }
     }
@@ -407,20 +443,15 @@ fn is_chinese(c: char) -> bool {
         | '\u{20000}'..='\u{2A6DF}')
 }
 
-fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
-    s.get(..prefix.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
-}
-
+/// `http://` or `https://` in `s`, compared as the pages write them: lower
+/// case ("It cannot contain http:// or https://", seed 004).
 fn contains_url(s: &str) -> Option<&'static str> {
-    let lower = s.to_ascii_lowercase();
-    ["http://", "https://"]
-        .into_iter()
-        .find(|u| lower.contains(u))
+    ["http://", "https://"].into_iter().find(|u| s.contains(u))
 }
 
-/// The `ImageName` rule. Prefixes are compared ignoring case (`Aliyun-x`
-/// is refused like `aliyun-x`).
+/// The `ImageName` rule. Prefixes are compared case-sensitively, as seed 004
+/// writes them ("cannot start with aliyun or acs:"): `AliyunLinux3-web` is a
+/// valid name, `aliyun-x` is not.
 pub(crate) fn image_name(name: &str) -> Option<Finding> {
     let f = |why: String| Some(IMAGE_NAME.finding(format!("image name {name:?} {why}")));
     let n = name.chars().count();
@@ -428,7 +459,7 @@ pub(crate) fn image_name(name: &str) -> Option<Finding> {
         return f(format!("is {n} characters long; it must be 2 to 128"));
     }
     for prefix in ["aliyun", "acs:"] {
-        if starts_with_ignore_case(name, prefix) {
+        if name.starts_with(prefix) {
             return f(format!("starts with {prefix:?}"));
         }
     }
@@ -460,7 +491,7 @@ pub(crate) fn description(text: &str) -> Option<Finding> {
         )));
     }
     for url in ["http://", "https://"] {
-        if starts_with_ignore_case(text, url) {
+        if text.starts_with(url) {
             return Some(DESCRIPTION.finding(format!("description {text:?} starts with {url:?}")));
         }
     }
@@ -491,6 +522,9 @@ pub(crate) fn tags(tags: &[(String, String)]) -> Vec<Finding> {
     out
 }
 
+/// Seed 004 (Tag.N.Key): "cannot start with aliyun or acs:. It cannot
+/// contain http:// or https://", compared case-sensitively (`AliyunCost` is
+/// a valid key).
 fn tag_key(key: &str) -> Option<Finding> {
     let f = |why: String| Some(TAG_KEY.finding(format!("tag key {key:?} {why}")));
     let n = key.chars().count();
@@ -498,30 +532,30 @@ fn tag_key(key: &str) -> Option<Finding> {
         return f(format!("is {n} characters long; it must be 1 to 128"));
     }
     for prefix in ["aliyun", "acs:"] {
-        if starts_with_ignore_case(key, prefix) {
+        if key.starts_with(prefix) {
             return f(format!("starts with {prefix:?}"));
         }
     }
     contains_url(key).and_then(|url| f(format!("contains {url:?}")))
 }
 
+/// Seed 004 (Tag.N.Value): "cannot start with acs:. It cannot contain
+/// http:// or https://", compared case-sensitively.
 fn tag_value(key: &str, value: &str) -> Option<Finding> {
     let f = |why: String| Some(TAG_VALUE.finding(format!("value {value:?} of tag {key:?} {why}")));
     let n = value.chars().count();
     if n > TAG_VALUE_MAX_CHARS {
         return f(format!("is {n} characters long; it must be at most 128"));
     }
-    if starts_with_ignore_case(value, "acs:") {
+    if value.starts_with("acs:") {
         return f("starts with \"acs:\"".to_string());
     }
     contains_url(value).and_then(|url| f(format!("contains {url:?}")))
 }
 
-/// The `ClientToken` rule.
+/// The `ClientToken` rule. An empty token is no token (the plan drops it):
+/// seed 004 sets only "ASCII characters and cannot exceed 64 characters".
 pub(crate) fn client_token(token: &str) -> Option<Finding> {
-    if token.is_empty() {
-        return Some(CLIENT_TOKEN.finding("client token is empty"));
-    }
     if let Some(bad) = token.chars().find(|c| !c.is_ascii()) {
         return Some(CLIENT_TOKEN.finding(format!(
             "client token {token:?} contains the non-ASCII character {bad:?}"

@@ -34,8 +34,9 @@ pub const FORMATS: &[&str] = &["RAW", "VHD", "QCOW2", "VMDK"];
 
 /// Object-key suffixes ECS is known to take. The API has an
 /// `UnsupportedSuffix.OSSObject` error but publishes no list; these are the
-/// suffixes of the documentation's examples and of ECS's own exports.
-pub const OBJECT_SUFFIXES: &[&str] = &[".raw", ".qcow2", ".vhd", ".vmdk"];
+/// suffixes of the documentation's examples and of ECS's own exports, and
+/// `.img`, the usual name of a raw disk image (`root.img`).
+pub const OBJECT_SUFFIXES: &[&str] = &[".raw", ".img", ".qcow2", ".vhd", ".vmdk"];
 
 /// The operating-system family of a platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +78,9 @@ const ALL: &[&str] = ARCHITECTURES;
 const WINDOWS_32_64: &[&str] = &["i386", "x86_64"];
 const WINDOWS_64: &[&str] = &["x86_64"];
 
-/// `Platform` values of the Jun-2026 page, with their family and the
-/// architectures they can be imported with (see the comment above).
+/// `Platform` values of the Jun-2026 page (and `Windows 7`, from seed 000),
+/// with their family and the architectures they can be imported with (see
+/// the comment above).
 pub const PLATFORMS: &[Platform] = &[
     linux("Aliyun"),
     linux("Anolis"),
@@ -107,6 +109,10 @@ pub const PLATFORMS: &[Platform] = &[
     windows("Windows Server 2008", WINDOWS_32_64),
     windows("Windows Server 2003", WINDOWS_32_64),
     windows("Other Windows", WINDOWS_32_64),
+    // Not on the Jun-2026 page but a value of the ImageImport resource (seed
+    // 000: "Valid values: ... `Windows Server 2012`, `Windows 7`, Default is
+    // `Others Linux`"), which sends it to ImportImage as given.
+    windows("Windows 7", WINDOWS_32_64),
 ];
 
 const fn linux(name: &'static str) -> Platform {

@@ -16,7 +16,7 @@ fn valid_params() -> ImportParams {
         os_type: Some("linux".into()),
         platform: Some("Ubuntu".into()),
         boot_mode: Some("BIOS".into()),
-        license_type: Some("Auto".into()),
+        license_type: Some("Aliyun".into()),
         tags: vec![("env".into(), "prod".into())],
         ..ImportParams::default()
     }
@@ -244,17 +244,82 @@ fn profile_2026_takes_1_to_2048_for_both_roles() {
 }
 
 #[test]
-fn given_size_below_virtual_size_fails() {
+fn given_size_below_virtual_size_fails_with_a_code_of_ours() {
     let ev = with(|p| {
         p.disks = vec![DiskParams {
             disk_image_size: Some(19),
             ..DiskParams::default()
         }]
     });
-    assert_error(&ev, "InvalidImageSize");
+    // Not the API's words (seed 004: "greater than or equal to the size of
+    // the imported image file"), so not the API's code.
+    assert_only(&ev, "DiskImageSize.BelowVirtualSize", Severity::Error);
+    let m = message(&ev, "DiskImageSize.BelowVirtualSize");
     assert!(
-        message(&ev, "InvalidImageSize").contains("smaller than the image's virtual size, 20 GiB")
+        m.contains("smaller than the image's virtual size, 20 GiB") && m.contains("not the API's"),
+        "{m}"
     );
+    assert!(!is_api_code("DiskImageSize.BelowVirtualSize"));
+}
+
+#[test]
+fn size_hint_never_offers_an_empty_range() {
+    // A 501 GiB image with a given size out of range: no size fits the
+    // classic system-disk limits, so no "from 501 to 500 GiB".
+    let mut p = valid_params();
+    p.disks = vec![DiskParams {
+        disk_image_size: Some(600),
+        ..DiskParams::default()
+    }];
+    let ev = evaluate(
+        &[disk("big.raw", "raw", 501 * GIB)],
+        &p,
+        None,
+        SizeLimits::Classic,
+    );
+    assert_error(&ev, "InvalidImageSize");
+    for f in ev.findings() {
+        assert!(!f.hint.contains("from 501 to 500"), "{}", f.hint);
+    }
+    let hint = &ev
+        .findings()
+        .find(|f| f.code == "InvalidImageSize")
+        .unwrap()
+        .hint;
+    assert!(hint.contains("--size-limits 2026"), "{hint}");
+    // Below the virtual size as well as over the limit: same.
+    p.disks[0].disk_image_size = Some(400);
+    let ev = evaluate(
+        &[disk("big.raw", "raw", 501 * GIB)],
+        &p,
+        None,
+        SizeLimits::Classic,
+    );
+    for f in ev.findings() {
+        assert!(!f.hint.contains("501 or more"), "{}", f.hint);
+    }
+}
+
+/// Seed 004: "When N is 1, the value specifies the system disk size"; seed
+/// 003: "When N is set to 1, the disk is a system disk and its size ranges
+/// from 5 GiB to 500 GiB". `--disk-role data` does not change that.
+#[test]
+fn first_disk_is_checked_as_a_system_disk_whatever_its_declared_role() {
+    let ev = evaluate(
+        &[data_disk("d.raw", 800 * GIB)],
+        &valid_params(),
+        None,
+        SizeLimits::Classic,
+    );
+    assert_error(&ev, "InvalidImageSize");
+    assert!(codes(&ev).contains(&"DiskDeviceMapping.DataDiskFirst"));
+    let mut p = valid_params();
+    p.disks = vec![DiskParams {
+        disk_image_size: Some(700),
+        ..DiskParams::default()
+    }];
+    let ev = evaluate(&[data_disk("d.raw", GIB)], &p, None, SizeLimits::Classic);
+    assert_error(&ev, "InvalidImageSize");
 }
 
 #[test]
@@ -393,15 +458,21 @@ fn format_engine_findings_flow_through_attributed_to_their_disk() {
 // ---------- format ----------
 
 #[test]
-fn format_different_from_detected_fails() {
+/// Seed 004 (Format): "The detected format prevails." A warning, and the
+/// plan sends the detected format.
+fn format_different_from_detected_warns_and_the_detected_one_is_sent() {
     let ev = with(|p| {
         p.disks = vec![DiskParams {
             format: Some("RAW".into()),
             ..DiskParams::default()
         }]
     });
-    assert_error(&ev, "InvalidImageFormat.Malformed");
-    assert!(message(&ev, "InvalidImageFormat.Malformed").contains("\"RAW\""));
+    assert_only(&ev, "Format.DetectedPrevails", Severity::Warning);
+    let m = message(&ev, "Format.DetectedPrevails");
+    assert!(
+        m.contains("\"RAW\"") && m.contains("sends Format=QCOW2"),
+        "{m}"
+    );
     assert_eq!(
         ev.plan.disk_device_mappings[0].format.as_deref(),
         Some("QCOW2")
@@ -516,14 +587,14 @@ fn object_defaults_to_the_file_name_and_can_be_given() {
 fn unknown_object_suffix_warns() {
     let ev = with(|p| {
         p.disks = vec![DiskParams {
-            object: Some("img/web.img".into()),
+            object: Some("img/web.disk".into()),
             ..DiskParams::default()
         }]
     });
     assert_only(&ev, "UnsupportedSuffix.OSSObject", Severity::Warning);
     let f = ev.findings().next().unwrap();
     assert!(f.hint.ends_with("--object img/web.qcow2"), "{}", f.hint);
-    for ok in ["a.raw", "a.qcow2", "a.vhd", "a.vmdk", "A.QCOW2"] {
+    for ok in ["a.raw", "a.qcow2", "a.vhd", "a.vmdk", "A.QCOW2", "root.img"] {
         assert_clean(&with(|p| {
             p.disks = vec![DiskParams {
                 object: Some(ok.into()),
@@ -642,9 +713,8 @@ fn image_name_message_names_the_value() {
 #[test]
 fn image_name_rules() {
     for bad in [
-        "Aliyun-x",
+        "aliyun-x",
         "acs:x",
-        "ACS:x",
         "x-http://y",
         "1abc",
         "_abc",
@@ -657,7 +727,16 @@ fn image_name_rules() {
             "InvalidImageName.Malformed",
         );
     }
-    for ok in ["中文镜像", "web中文-1.0:a_b", "Ubuntu", "aliyu"] {
+    // Seed 004 writes the prefixes in lower case: "cannot start with aliyun
+    // or acs:. It cannot contain http:// or https://".
+    for ok in [
+        "中文镜像",
+        "web中文-1.0:a_b",
+        "Ubuntu",
+        "aliyu",
+        "AliyunLinux3-web",
+        "ACS:x",
+    ] {
         assert_clean(&with(|p| p.image_name = Some(ok.into())));
     }
 }
@@ -668,6 +747,8 @@ fn description_rules() {
         "ab".to_string(),
         "d".repeat(256),
         "see https://example.com".into(),
+        // "cannot start with http:// or https://" (seed 004), lower case.
+        "HTTP://x".into(),
     ] {
         assert_clean(&with(|p| p.description = Some(ok)));
     }
@@ -675,7 +756,6 @@ fn description_rules() {
         "a".to_string(),
         "d".repeat(257),
         "https://example.com".into(),
-        "HTTP://x".into(),
     ] {
         assert_error(
             &with(|p| p.description = Some(bad)),
@@ -727,7 +807,7 @@ fn platform_values() {
     {
         assert_clean(&with(|p| p.platform = Some(ok.name.into())));
     }
-    assert_eq!(tables::PLATFORMS.len(), 27);
+    assert_eq!(tables::PLATFORMS.len(), 28);
     let ev = with(|p| p.platform = Some("ubuntu".into()));
     assert_error(&ev, "InvalidPlatform.Malformed");
     assert_eq!(
@@ -795,13 +875,85 @@ fn platform_not_offered_on_the_architecture_fails() {
 
 #[test]
 fn license_type_values() {
-    for ok in ["Auto", "Aliyun", "BYOL"] {
+    for ok in ["Aliyun", "BYOL"] {
         assert_clean(&with(|p| p.license_type = Some(ok.into())));
     }
+    // Seed 003: "Default value: Auto. Valid values: Auto, Aliyun, BYOL";
+    // seed 004 names only Aliyun and BYOL. Accepted, with a note.
+    assert_only(
+        &with(|p| p.license_type = Some("Auto".into())),
+        "LicenseType.AutoNotInJun2026Page",
+        Severity::Info,
+    );
     assert_error(
         &with(|p| p.license_type = Some("byol".into())),
         "InvalidLicenseType.NotSupported",
     );
+}
+
+/// Seed 000 (ImageImport, platform): "Valid values: ... `Windows Server
+/// 2012`, `Windows 7`, Default is `Others Linux`".
+#[test]
+fn windows_7_is_a_platform() {
+    let ev = with(|p| {
+        p.platform = Some("Windows 7".into());
+        p.os_type = Some("windows".into());
+    });
+    assert_clean(&ev);
+    assert_eq!(ev.plan.platform.as_deref(), Some("Windows 7"));
+}
+
+/// Seed 004 (Platform): "Default value: Others Linux."
+#[test]
+fn windows_without_platform_notes_the_linux_default() {
+    let ev = with(|p| {
+        p.platform = None;
+        p.os_type = Some("windows".into());
+    });
+    assert_only(&ev, "Platform.DefaultsToOthersLinux", Severity::Info);
+    assert!(message(&ev, "Platform.DefaultsToOthersLinux").contains("\"Others Linux\""));
+    // A platform found in the guest fills the plan: no note.
+    let g = GuestFacts {
+        os_type: Some("windows".into()),
+        platform: Some("Windows Server 2019".into()),
+        ..GuestFacts::default()
+    };
+    let mut p = valid_params();
+    p.platform = None;
+    p.os_type = None;
+    let ev = evaluate(
+        &[disk("d.qcow2", "qcow2", QCOW2_20G)],
+        &p,
+        Some(&g),
+        SizeLimits::Classic,
+    );
+    assert!(!codes(&ev).contains(&"Platform.DefaultsToOthersLinux"));
+}
+
+#[test]
+fn our_codes_in_the_api_shape_are_known_as_ours() {
+    let ours_like_api: Vec<&str> = RULES
+        .iter()
+        .map(|r| r.code)
+        .filter(|c| !is_api_code(c))
+        .filter(|c| c.starts_with("Invalid") || c.starts_with("Missing"))
+        .collect();
+    assert_eq!(
+        ours_like_api,
+        [
+            "MissingParameter.RegionId",
+            "MissingParameter.LicenseType",
+            "InvalidTagKey.Malformed",
+            "InvalidTagValue.Malformed",
+            "InvalidParameter.FeaturesNvmeSupport",
+            "MissingParameter.OSSBucket",
+        ]
+    );
+    // Every code of ours is `Family.What`.
+    for r in RULES.iter().filter(|r| !is_api_code(r.code)) {
+        let (family, what) = r.code.split_once('.').unwrap_or_default();
+        assert!(!family.is_empty() && !what.is_empty(), "{}", r.code);
+    }
 }
 
 #[test]
@@ -847,14 +999,22 @@ fn twenty_tags_pass_twenty_one_fail() {
 
 #[test]
 fn tag_key_rules() {
-    for ok in ["k".to_string(), "k".repeat(128), "Aliyu".into()] {
+    // Seed 004 (Tag.N.Key): "cannot start with aliyun or acs:", lower case.
+    for ok in [
+        "k".to_string(),
+        "k".repeat(128),
+        "Aliyu".into(),
+        "AliyunCost".into(),
+        "Acs:x".into(),
+        "see-HTTP://x".into(),
+    ] {
         assert_clean(&with(|p| p.tags = vec![(ok, "v".into())]));
     }
     for bad in [
         "".to_string(),
         "k".repeat(129),
         "aliyun:x".into(),
-        "Acs:x".into(),
+        "acs:x".into(),
         "see-http://x".into(),
     ] {
         assert_error(
@@ -866,7 +1026,12 @@ fn tag_key_rules() {
 
 #[test]
 fn tag_value_rules() {
-    for ok in ["".to_string(), "v".repeat(128), "aliyun-ok".into()] {
+    for ok in [
+        "".to_string(),
+        "v".repeat(128),
+        "aliyun-ok".into(),
+        "ACS:ok".into(),
+    ] {
         assert_clean(&with(|p| p.tags = vec![("k".into(), ok)]));
     }
     for bad in ["v".repeat(129), "acs:x".into(), "x https://y".into()] {
@@ -895,12 +1060,17 @@ fn client_token_rules() {
     assert_clean(&with(|p| {
         p.client_token = Some("123e4567-e89b-12d3-a456-426655440000".into())
     }));
-    for bad in ["t".repeat(65), "tök".into(), String::new()] {
+    for bad in ["t".repeat(65), "tök".into()] {
         assert_error(
             &with(|p| p.client_token = Some(bad)),
             "InvalidClientToken.Malformed",
         );
     }
+    // Seed 004 (ClientToken): "can contain only ASCII characters and cannot
+    // exceed 64 characters": empty is no token, and the plan has none.
+    let ev = with(|p| p.client_token = Some(String::new()));
+    assert_clean(&ev);
+    assert_eq!(ev.plan.client_token, None);
 }
 
 #[test]
@@ -913,14 +1083,17 @@ fn detection_strategy_only_standard() {
 }
 
 #[test]
-fn detection_strategy_with_windows_fails() {
+/// Seed 004 (DetectionStrategy): "Most Linux and Windows versions are
+/// supported." A note, not a refusal.
+fn detection_strategy_with_windows_is_a_note() {
     let ev = with(|p| {
         p.platform = Some("Windows Server 2019".into());
         p.os_type = Some("windows".into());
         p.license_type = Some("BYOL".into());
         p.detection_strategy = Some("Standard".into());
     });
-    assert_only(&ev, "ImageCheckUnsupported.WindowsImage", Severity::Error);
+    assert_only(&ev, "ImageCheckUnsupported.WindowsImage", Severity::Info);
+    assert_eq!(ev.plan.detection_strategy.as_deref(), Some("Standard"));
 }
 
 #[test]
@@ -1100,7 +1273,7 @@ fn given_values_differing_from_the_guest_are_findings() {
 }
 
 #[test]
-fn guest_windows_with_detection_strategy_fails() {
+fn guest_windows_with_detection_strategy_is_a_note() {
     let p = ImportParams {
         detection_strategy: Some("Standard".into()),
         ..ImportParams::default()
@@ -1116,7 +1289,8 @@ fn guest_windows_with_detection_strategy_fails() {
         Some(&g),
         SizeLimits::Classic,
     );
-    assert_error(&ev, "ImageCheckUnsupported.WindowsImage");
+    assert!(codes(&ev).contains(&"ImageCheckUnsupported.WindowsImage"));
+    assert!(!ev.has_errors(), "{:#?}", ev.findings);
 }
 
 // ---------- JSON ----------
@@ -1412,7 +1586,7 @@ fn rules_have_unique_codes_and_hints() {
             rule.code
         );
     }
-    assert_eq!(RULES.len(), 52);
+    assert_eq!(RULES.len(), 56);
 }
 
 #[test]

@@ -64,6 +64,8 @@ pub enum Api {
     GetBucketLocation,
     /// GetBucketEncryption.
     GetBucketEncryption,
+    /// RestoreObject.
+    RestoreObject,
     /// Anything else (answered 501 NotImplemented after authentication).
     Unsupported,
 }
@@ -85,6 +87,7 @@ impl Api {
             Api::GetBucketInfo => "GetBucketInfo",
             Api::GetBucketLocation => "GetBucketLocation",
             Api::GetBucketEncryption => "GetBucketEncryption",
+            Api::RestoreObject => "RestoreObject",
             Api::Unsupported => "OssUnsupported",
         }
     }
@@ -271,6 +274,7 @@ fn classify(method: &Method, bucket: bool, key: bool, query: &[QueryParam]) -> A
         Method::DELETE => Api::DeleteObject,
         Method::POST if has("uploads") => Api::InitiateMultipartUpload,
         Method::POST if has("uploadId") => Api::CompleteMultipartUpload,
+        Method::POST if has("restore") => Api::RestoreObject,
         _ => Api::Unsupported,
     }
 }
@@ -441,6 +445,7 @@ async fn run(ctx: &mut Ctx, api: Api) -> OssResult {
         Api::GetBucketInfo => bucket::info(ctx),
         Api::GetBucketLocation => bucket::location(ctx),
         Api::GetBucketEncryption => bucket::encryption(ctx),
+        Api::RestoreObject => object::restore(ctx),
         Api::Unsupported => Err(OssError::new(
             501,
             "NotImplemented",

@@ -370,6 +370,7 @@ pub async fn complete(ctx: &mut Ctx) -> OssResult {
         storage_class: up.storage_class,
         multipart: true,
         user_meta: up.user_meta.clone(),
+        restored: false,
     };
     if let Err(e) = ctx.shared.store.commit_object(&bucket, meta, &tmp) {
         let _ = std::fs::remove_file(&tmp);

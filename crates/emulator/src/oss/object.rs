@@ -191,6 +191,7 @@ pub async fn put(ctx: &mut Ctx) -> OssResult {
         storage_class: class,
         multipart: false,
         user_meta: user_meta(ctx),
+        restored: false,
     };
     if let Err(e) = ctx.shared.store.commit_object(&bucket, meta, &tmp) {
         let _ = std::fs::remove_file(&tmp);
@@ -265,6 +266,31 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
     }
 }
 
+/// RestoreObject: a cold object becomes readable at once (OSS takes minutes
+/// to hours; the `x-oss-restore` header then says `ongoing-request="false"`).
+pub fn restore(ctx: &mut Ctx) -> OssResult {
+    let bucket = ctx.bucket()?.name.clone();
+    let key = ctx.key()?.to_string();
+    let Some(meta) = ctx.shared.store.head(&bucket, &key) else {
+        return Err(OssError::no_such_key(&key).into());
+    };
+    if !meta.storage_class.is_archive() {
+        return Err(OssError::new(
+            400,
+            "OperationNotSupported",
+            "",
+            "The operation is not supported for this resource.",
+        )
+        .into());
+    }
+    let status = if meta.restored { 200 } else { 202 };
+    ctx.shared
+        .store
+        .mark_restored(&bucket, &key)
+        .map_err(|e| OssError::internal(&e.to_string()))?;
+    finish(ctx.builder(status).body(empty()))
+}
+
 /// GetObject, or HeadObject when `head`.
 pub async fn get(ctx: &mut Ctx, head: bool) -> OssResult {
     let bucket = ctx.bucket()?.clone();
@@ -277,7 +303,7 @@ pub async fn get(ctx: &mut Ctx, head: bool) -> OssResult {
     let Some((meta, file)) = opened else {
         return Err(OssError::no_such_key(&key).into());
     };
-    if !head && meta.storage_class.is_archive() {
+    if !head && meta.storage_class.is_archive() && !meta.restored {
         return Err(OssError::new(
             403,
             "InvalidObjectState",
@@ -330,6 +356,16 @@ pub async fn get(ctx: &mut Ctx, head: bool) -> OssResult {
     }
     if bucket.encrypted {
         b = b.header("x-oss-server-side-encryption", "KMS");
+    }
+    if meta.storage_class.is_archive() && meta.restored {
+        // Restored copies stay readable for a day (RestoreObject's default).
+        b = b.header(
+            "x-oss-restore",
+            format!(
+                "ongoing-request=\"false\", expiry-date=\"{}\"",
+                http_date(ctx.now + 86_400)
+            ),
+        );
     }
     for (k, v) in &meta.user_meta {
         b = b.header(format!("x-oss-meta-{k}"), hv(v));
