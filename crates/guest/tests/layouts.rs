@@ -202,13 +202,15 @@ fn root_on_logical_partition_ten_by_partuuid() {
     assert_eq!(p5.partuuid.as_deref(), Some("1b2c3d4e-05"));
 }
 
-#[test]
-fn mbr_in_4k_sectors_is_read_with_a_warning() {
+fn table_in_4k_sectors(label: &str) {
     let e = env();
-    let r = image("layout-4kn-mbr.raw");
+    let r = image(&format!("layout-4kn-{label}.raw"));
+    assert_eq!(r.facts.partition_table.kind, label);
     assert_eq!(r.facts.partition_table.sector_size, 4096);
-    assert_eq!(r.facts.partitions[0].start.to_string(), e["KN_ROOT_START"]);
-    assert_eq!(root(&r).info.label.as_deref(), Some("root4k"));
+    let root = root(&r);
+    assert_eq!(root.info.label.as_deref(), Some("root4k"));
+    let start = &e[&format!("KN_{}_ROOT_START", label.to_uppercase())];
+    assert_eq!(root.start.to_string(), *start);
     let w = r
         .findings
         .iter()
@@ -216,6 +218,16 @@ fn mbr_in_4k_sectors_is_read_with_a_warning() {
         .unwrap();
     assert_eq!(w.severity, Severity::Warning);
     default_kernel_found(&r);
+}
+
+#[test]
+fn mbr_in_4k_sectors_is_read_with_a_warning() {
+    table_in_4k_sectors("mbr");
+}
+
+#[test]
+fn gpt_in_4k_sectors_is_read_with_a_warning() {
+    table_in_4k_sectors("gpt");
 }
 
 #[test]
