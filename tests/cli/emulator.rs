@@ -651,7 +651,9 @@ fn storage_class_flag_is_the_class_of_new_objects() {
 
 /// A restored Archive object is importable: RestoreObject, then HeadObject's
 /// `x-oss-restore: ongoing-request="false"` clears `import`'s own
-/// InvalidOSSObject.NeedRestore rule and the emulator's.
+/// InvalidOSSObject.NeedRestore rule and the emulator's. Seed 004: "400
+/// InvalidOSSObject.NeedRestore The specified OSS object is a archive
+/// object, need restore first."
 #[test]
 fn a_restored_archive_object_is_imported() {
     let data = crate::common::tempdir();

@@ -249,7 +249,9 @@ fn import_waits_for_available_and_a_rerun_returns_the_same_image() {
 }
 
 /// `--data-disk vm/d1.raw` is the object key, whole: the emulator receives
-/// `DiskDeviceMapping.2.OSSObject=vm/d1.raw`, not `d1.raw`.
+/// `DiskDeviceMapping.2.OSSObject=vm/d1.raw`, not `d1.raw`. Seed 004
+/// (OSSObject): "The file name (key) of the image file stored in the OSS
+/// bucket after the image is uploaded to OSS."
 #[test]
 fn a_data_disk_key_is_sent_whole() {
     let env = Env::new(0.2, true);

@@ -78,7 +78,9 @@ pub struct ImportArgs {
     #[arg(long, value_name = "GIB")]
     pub disk_image_size: Option<u64>,
 
-    /// Check the image as a system or a data disk (data-disk size limits).
+    /// What the first image is meant to be. ImportImage always takes the
+    /// first disk as the system disk: `data` is warned about, and the
+    /// system-disk size limits still apply.
     #[arg(
         long,
         value_name = "ROLE",

@@ -76,7 +76,7 @@ enum Command {
         ecs-preflight check sys.qcow2 --data-disk data1.raw --data-disk data2.vhd --size-limits 2026\n\n\
         Exit codes: 0 no error finding, 1 at least one error finding, 2 usage or environment error.")]
     Check {
-        /// The disk image (the system disk, unless --disk-role data).
+        /// The disk image: the system disk (DiskDeviceMapping.1).
         image: PathBuf,
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]

@@ -37,7 +37,7 @@ pub static DATA_DISK_FIRST: Rule = Rule::new(
     "DiskDeviceMapping.DataDiskFirst",
     Severity::Warning,
     "DiskDeviceMapping.1 is always the system disk: a data disk in first position is imported as a system disk",
-    "Import data disks with --data-disk after a system disk image; --disk-role data only checks an image against the data-disk limits.",
+    "Import data disks with --data-disk after a system disk image; --disk-role data does not change how ImportImage treats the first disk, which is checked against the system-disk limits.",
 );
 
 /// Two disks would use the same OSS object.
