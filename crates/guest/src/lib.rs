@@ -312,7 +312,10 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
         match kind {
             FsKind::Ext | FsKind::Xfs | FsKind::Fat | FsKind::Ntfs => {
                 match guarded(sink, "filesystem", |_| fs::open(kind, view)) {
-                    Some(Ok((f, info))) => {
+                    Some(Ok((mut f, info))) => {
+                        for (rule, note) in f.notes() {
+                            sink.push(rule.finding(format!("{where_}: {note}")));
+                        }
                         fsys.info = info;
                         opened = Some(f);
                     }

@@ -46,6 +46,10 @@ rules! {
     FS_UNSUPPORTED = ("GUEST.FilesystemNotInspected", Warning,
         "every volume can be inspected offline (LVM2, btrfs, unknown contents are not)",
         "Checks that need files on this volume were skipped; verify them in the source VM.");
+    /// A journaled filesystem was not cleanly unmounted.
+    FS_NEEDS_RECOVERY = ("GUEST.FilesystemNeedsRecovery", Warning,
+        "each filesystem was cleanly unmounted (its journal holds nothing to replay)",
+        "The image looks copied from a running VM: shut it down (or freeze its filesystems) before exporting, so no write is lost. The kernel replays the journal at the first boot.");
     /// LVM2 physical volume found.
     LVM = ("GUEST.Lvm", Warning,
         "the system disk holds plain partitions, not LVM2 physical volumes",

@@ -3,6 +3,7 @@
 
 pub(crate) mod ext4;
 mod fat;
+mod jbd2;
 mod ntfs;
 mod xfs;
 
@@ -38,6 +39,11 @@ pub(crate) trait Fs {
     /// Whether the file has the immutable flag, where the reader can tell.
     fn immutable(&mut self, _path: &str) -> Option<bool> {
         None
+    }
+    /// What the reader had to do or leave out to read this filesystem
+    /// (a journal replayed in memory, or not), taken once, as findings.
+    fn notes(&mut self) -> Vec<(&'static preflight_report::Rule, String)> {
+        Vec::new()
     }
 }
 
