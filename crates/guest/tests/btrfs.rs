@@ -37,6 +37,7 @@ fn assert_clean_linux(r: &GuestReport) {
         "GUEST.FstabUnknownDevice",
         "GUEST.NoVirtioBlockDriver",
         "GUEST.InternalError",
+        "GUEST.NoBootLoader",
     ] {
         assert!(!has(r, bad), "{bad} in {codes:?}: {:#?}", r.findings);
     }
@@ -55,6 +56,7 @@ fn ubuntu_root_in_subvolume_with_boot_subvolume() {
     assert_eq!(fs.info.fs_type, "btrfs");
     assert_eq!(fs.info.uuid.as_deref(), Some(want["UUID"].as_str()));
     assert_eq!(fs.info.label.as_deref(), Some("ubuntu-root"));
+    assert_eq!(r.facts.boot_mode.as_deref(), Some("BIOS"));
     let os = r.facts.os.as_ref().expect("os");
     assert_eq!(os.distro.as_deref(), Some("ubuntu"));
     assert_eq!(os.version.as_deref(), Some("22.04"));
@@ -87,6 +89,8 @@ fn opensuse_root_is_the_default_subvolume() {
     assert_eq!(want["DEFAULT_PATH"], "@/.snapshots/1/snapshot");
     let r = inspect_raw(&dir().join("fs-btrfs-default.raw"));
     assert_clean_linux(&r);
+    assert!(r.facts.boot.bios_boot_partition);
+    assert_eq!(r.facts.boot_mode.as_deref(), Some("BIOS"));
     let os = r.facts.os.as_ref().expect("os");
     assert_eq!(os.distro.as_deref(), Some("opensuse-leap"));
     assert_eq!(os.hostname.as_deref(), Some("btrfs-suse"));
