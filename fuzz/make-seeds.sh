@@ -10,7 +10,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 c="$here/corpus"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$c"/{qcow2,vhd,vhdx,vmdk,detect,regf,fs_ext4,fs_xfs,fs_fat,fs_ntfs,partitions}
+mkdir -p "$c"/{qcow2,vhd,vhdx,vmdk,detect,regf,fs_ext4,fs_xfs,fs_fat,fs_ntfs,fs_btrfs,partitions}
 qemu-img create -q -f raw "$tmp/src.raw" 2M
 qemu-io -f raw -c "write -P 0x5a 0 64k" -c "write -P 0x11 1M 4k" "$tmp/src.raw" >/dev/null
 qemu-img convert -O qcow2 -o cluster_size=4k "$tmp/src.raw" "$c/qcow2/v3.qcow2"
@@ -37,6 +37,16 @@ mkfs.vfat -F 12 "$c/fs_fat/small.fat" >/dev/null
 mcopy -s -i "$c/fs_fat/small.fat" "$tmp/tree/etc" "$tmp/tree/boot" ::/
 truncate -s 2M "$c/fs_ntfs/small.ntfs"
 mkntfs -q -F -Q "$c/fs_ntfs/small.ntfs" >/dev/null 2>&1
+# btrfs: mixed block groups, 4 KiB nodes, shrunk; cut after its last used block.
+ln -s etc/os-release "$tmp/tree/os-release"
+truncate -s 2M "$tmp/btrfs.img"
+mkfs.btrfs -q -f -M -n 4096 -s 4096 --rootdir "$tmp/tree" --shrink "$tmp/btrfs.img" >/dev/null 2>&1
+python3 - "$tmp/btrfs.img" "$c/fs_btrfs/small.btrfs" <<'EOF'
+import sys
+d = open(sys.argv[1], "rb").read()
+used = [i for i in range(0, len(d), 4096) if any(d[i:i + 4096])]
+open(sys.argv[2], "wb").write(d[:used[-1] + 4096])
+EOF
 truncate -s 64K "$c/partitions/mbr.img" "$c/partitions/gpt.img"
 printf 'label: dos\nstart=2, size=20, type=83\nstart=30, size=90, type=5\nstart=40, size=20, type=83\nstart=70, size=20, type=83\n' |
   sfdisk -q "$c/partitions/mbr.img"

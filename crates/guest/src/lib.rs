@@ -3,8 +3,8 @@
 //! VM), and whether it will boot on Alibaba Cloud ECS (KVM, virtio, NVMe).
 //!
 //! [`inspect`] reads the partition table (MBR with logical partitions, GPT
-//! with its backup), probes every volume (ext2/3/4, XFS, FAT, NTFS read;
-//! LVM2, btrfs, LUKS, swap detected), finds the OS root, and reports:
+//! with its backup), probes every volume (ext2/3/4, XFS, FAT, NTFS, btrfs
+//! read; LVM2 followed; LUKS, swap detected), finds the OS root, and reports:
 //!
 //! * the OS (family, distro, version, hostname), architecture and the
 //!   ImportImage values `platform`, `os_type`, `architecture`, `boot_mode`,
@@ -206,7 +206,7 @@ pub fn inspect(disk: &dyn BlockRead) -> GuestReport {
     }
 }
 
-/// Opens the whole of `disk` as a filesystem of `kind` (ext, XFS, FAT or NTFS) and walks it:
+/// Opens the whole of `disk` as a filesystem of `kind` (ext, XFS, FAT, NTFS or btrfs) and walks it:
 /// every directory down to eight levels, every file up to 1 MiB read, at most 10,000 entries.
 /// Returns the entries seen, or why the filesystem could not be opened. For fuzzing one
 /// reader at a time and for tests; [`inspect`] reads only what it needs.
@@ -239,6 +239,25 @@ pub fn walk_filesystem(kind: FsKind, disk: &dyn BlockRead) -> Result<usize, Stri
         }
     }
     Ok(seen)
+}
+
+/// Opens the whole of `disk` as a filesystem of `kind` and reads one file of at most `limit`
+/// bytes, following symlinks (on btrfs, from the subvolume that holds the root). For tests and
+/// fuzzing one reader at a time; [`inspect`] reads only what it needs.
+pub fn read_filesystem_file(
+    kind: FsKind,
+    disk: &dyn BlockRead,
+    path: &str,
+    limit: u64,
+) -> Result<Vec<u8>, String> {
+    let cache = CachedDisk::new(disk);
+    let view = View {
+        disk: &cache,
+        start: 0,
+        len: cache.size(),
+    };
+    let (mut fs, _) = fs::open(kind, view).map_err(|e| e.to_string())?;
+    fs.read(path, limit).map_err(|e| e.to_string())
 }
 
 /// The first directory on the way to a Linux or Windows root that the reader finds corrupt.
@@ -316,9 +335,12 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
         };
         let mut opened = None;
         match kind {
-            FsKind::Ext | FsKind::Xfs | FsKind::Fat | FsKind::Ntfs => {
+            FsKind::Ext | FsKind::Xfs | FsKind::Fat | FsKind::Ntfs | FsKind::Btrfs => {
                 match guarded(sink, "filesystem", |_| fs::open(kind, view)) {
-                    Some(Ok((f, info))) => {
+                    Some(Ok((mut f, info))) => {
+                        for (rule, note) in f.notes() {
+                            sink.push(rule.finding(format!("{where_}: {note}")));
+                        }
                         fsys.info = info;
                         opened = Some(f);
                     }
@@ -374,7 +396,7 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
                     fs::blkid_type(kind)
                 )))
             }
-            FsKind::Btrfs | FsKind::Exfat => {
+            FsKind::Exfat => {
                 sink.push(rules::FS_UNSUPPORTED.finding(format!(
                     "{where_} holds {}, which is detected but not read",
                     fs::blkid_type(kind)

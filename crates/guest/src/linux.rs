@@ -973,14 +973,34 @@ pub(crate) fn inspect(
     for e in &info.fstab {
         if let Some(fi) = e.filesystem {
             facts.filesystems[fi].mountpoint = Some(e.mountpoint.clone());
-            if e.mountpoint.starts_with('/') && e.mountpoint != "/" {
-                if let Some(vi) = tree
-                    .vols
-                    .iter()
-                    .position(|v| v.fs_index == fi && v.fs.is_some())
-                {
-                    mounts.push((e.mountpoint.trim_end_matches('/').to_string(), vi));
-                }
+            if !e.mountpoint.starts_with('/') {
+                continue;
+            }
+            let Some(vi) = tree
+                .vols
+                .iter()
+                .position(|v| v.fs_index == fi && v.fs.is_some())
+            else {
+                continue;
+            };
+            // A btrfs subvolume: the root's own filesystem mounts it at its
+            // place; another filesystem is rooted at it.
+            let at = if vi == root {
+                e.mountpoint.as_str()
+            } else {
+                "/"
+            };
+            let fs = tree.vols[vi].fs.as_deref_mut();
+            match fs.map(|f| f.mount_subvolume(at, &e.options)) {
+                Some(Ok(true)) if vi == root => continue,
+                Some(Err(err)) => sink.push(rules::FS_CORRUPT.finding(format!(
+                    "/etc/fstab mounts {} from {} ({}), which cannot be read: {err}",
+                    e.mountpoint, e.spec, e.options
+                ))),
+                _ => {}
+            }
+            if e.mountpoint != "/" {
+                mounts.push((e.mountpoint.trim_end_matches('/').to_string(), vi));
             }
         } else if e.mountpoint == "/" {
             // fstab's / not found here: keep ours.

@@ -44,8 +44,12 @@ rules! {
         "Run fsck on the filesystem in the source VM and export the image again.");
     /// A filesystem or volume manager this inspector does not read.
     FS_UNSUPPORTED = ("GUEST.FilesystemNotInspected", Warning,
-        "every volume can be inspected offline (LVM2, btrfs, unknown contents are not)",
+        "every volume can be inspected offline (LUKS, exFAT, LVM2 volumes not linear on this disk, unknown contents are not)",
         "Checks that need files on this volume were skipped; verify them in the source VM.");
+    /// A journaled filesystem was not cleanly unmounted.
+    FS_NEEDS_RECOVERY = ("GUEST.FilesystemNeedsRecovery", Warning,
+        "each filesystem was cleanly unmounted (its journal holds nothing to replay)",
+        "The image looks copied from a running VM: shut it down (or freeze its filesystems) before exporting, so no write is lost. The kernel replays the journal at the first boot.");
     /// LVM2 physical volume found.
     LVM = ("GUEST.Lvm", Warning,
         "the system disk holds plain partitions, not LVM2 physical volumes",

@@ -133,8 +133,9 @@ fn gpt_both_headers_corrupt() {
     assert!(has(&r, "GUEST.NoOperatingSystem"));
 }
 
+/// btrfs is read now: a magic over a garbage superblock is a corrupt btrfs.
 #[test]
-fn btrfs_is_detected_not_read() {
+fn btrfs_magic_over_a_bad_superblock_is_corrupt() {
     let mut d = arm64();
     let root = 133120 * 512;
     d.set(root + 1024 + 56, &[0, 0]); // no ext magic
@@ -147,7 +148,17 @@ fn btrfs_is_detected_not_read() {
         .find(|f| f.partition == Some(2))
         .unwrap();
     assert_eq!(fs.info.fs_type, "btrfs");
-    assert!(has(&r, "GUEST.FilesystemNotInspected"), "{:?}", codes(&r));
+    let bad = r
+        .findings
+        .iter()
+        .find(|f| f.code == "GUEST.FilesystemCorrupt")
+        .unwrap_or_else(|| panic!("{:?}", codes(&r)));
+    assert!(
+        bad.message
+            .contains("btrfs on partition 2: btrfs: superblock checksum"),
+        "{}",
+        bad.message
+    );
     assert!(has(&r, "GUEST.NoOperatingSystem"));
 }
 

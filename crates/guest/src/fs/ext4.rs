@@ -7,9 +7,15 @@
 //! only channels: it asks this side for disk bytes and answers commands. The
 //! borrowed disk never leaves this thread, and a panic in the crate ends the
 //! worker, not the inspection.
+//!
+//! A filesystem that needs recovery with a journal ext4-view cannot replay
+//! (no CSUM_V3: every ext3/ext4 before metadata_csum) is replayed by
+//! [`super::jbd2`] into an overlay that every read goes through.
 
+use super::jbd2::{self, JournalSuper, Overlay};
 use super::{components, uuid_string, FsError, FsInfo};
 use crate::cache::View;
+use crate::rules;
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread::JoinHandle;
@@ -135,6 +141,27 @@ pub(crate) struct Ext4Fs<'v, 'a> {
     data: Sender<Result<Vec<u8>, String>>,
     handle: Option<JoinHandle<()>>,
     sb: Super,
+    /// The replayed journal (or just the cleared `needs_recovery`).
+    overlay: Option<Overlay>,
+    /// What the caller should be told about the journal.
+    notes: Vec<String>,
+}
+
+/// The filesystem's bytes, with the replayed journal on top.
+struct Disk<'d, 'v, 'a> {
+    view: &'d View<'v, 'a>,
+    overlay: Option<&'d Overlay>,
+}
+
+impl Disk<'_, '_, '_> {
+    fn read_vec(&self, off: u64, len: usize) -> Result<Vec<u8>, String> {
+        let mut buf = self.view.read_vec(off, len).map_err(|e| e.to_string())?;
+        if let Some(o) = self.overlay {
+            let raw = |at: u64, n: usize| self.view.read_vec(at, n).map_err(|e| e.to_string());
+            o.apply(off, &mut buf, &raw)?;
+        }
+        Ok(buf)
+    }
 }
 
 impl<'v, 'a> Ext4Fs<'v, 'a> {
@@ -144,6 +171,7 @@ impl<'v, 'a> Ext4Fs<'v, 'a> {
             .map_err(|e| FsError::Corrupt(format!("ext4 superblock: {e}")))?;
         let sb = Super::parse(&raw)?;
         let info = sb.info();
+        let (overlay, notes) = journal_overlay(&view, &sb);
         let (up_tx, up_rx) = channel();
         let (data_tx, data_rx) = channel();
         let (cmd_tx, cmd_rx) = channel();
@@ -158,6 +186,8 @@ impl<'v, 'a> Ext4Fs<'v, 'a> {
             data: data_tx,
             handle: Some(handle),
             sb,
+            overlay,
+            notes,
         };
         match fs.serve() {
             Reply::Err(e) => Err(e),
@@ -173,7 +203,7 @@ impl<'v, 'a> Ext4Fs<'v, 'a> {
                     let r = if len > MAX_WORKER_READ {
                         Err(format!("read of {len} bytes is over the limit"))
                     } else {
-                        self.view.read_vec(off, len).map_err(|e| e.to_string())
+                        self.disk().read_vec(off, len)
                     };
                     if self.data.send(r).is_err() {
                         return Reply::Err(FsError::Corrupt("ext4 reader stopped".into()));
@@ -203,18 +233,26 @@ impl<'v, 'a> Ext4Fs<'v, 'a> {
         }
     }
 
+    fn disk(&self) -> Disk<'_, 'v, 'a> {
+        Disk {
+            view: &self.view,
+            overlay: self.overlay.as_ref(),
+        }
+    }
+
     /// Inode flags of a file, by our own lookup (`None` if it cannot be
     /// found this simple way: inline-data or deeply mapped directories).
     pub(crate) fn inode_flags(&self, path: &str) -> Option<u32> {
+        let disk = self.disk();
         let mut ino = 2u64;
         for name in components(path) {
-            let inode = self.sb.read_inode(&self.view, ino)?;
+            let inode = self.sb.read_inode(&disk, ino)?;
             if inode.mode & 0xF000 != 0x4000 {
                 return None;
             }
-            ino = self.sb.dir_lookup(&self.view, &inode, name.as_bytes())?;
+            ino = self.sb.dir_lookup(&disk, &inode, name.as_bytes())?;
         }
-        self.sb.read_inode(&self.view, ino).map(|i| i.flags)
+        self.sb.read_inode(&disk, ino).map(|i| i.flags)
     }
 }
 
@@ -250,6 +288,89 @@ impl super::Fs for Ext4Fs<'_, '_> {
     fn immutable(&mut self, path: &str) -> Option<bool> {
         self.inode_flags(path).map(|f| f & 0x10 != 0)
     }
+    fn notes(&mut self) -> Vec<(&'static preflight_report::Rule, String)> {
+        self.notes
+            .drain(..)
+            .map(|n| (&rules::FS_NEEDS_RECOVERY, n))
+            .collect()
+    }
+}
+
+/// `needs_recovery` in the incompatible features.
+const INCOMPAT_RECOVER: u32 = 0x4;
+/// `has_journal` in the compatible features.
+const COMPAT_HAS_JOURNAL: u32 = 0x4;
+/// `metadata_csum` in the read-only compatible features.
+const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
+
+/// For a filesystem that needs recovery: the journal replayed in memory
+/// (or, when it cannot be, an overlay that only clears `needs_recovery`),
+/// and what to tell the user. `None` when ext4-view replays it itself
+/// (CSUM_V3 journals) or nothing needs replaying.
+fn journal_overlay(view: &View<'_, '_>, sb: &Super) -> (Option<Overlay>, Vec<String>) {
+    if sb.incompat & INCOMPAT_RECOVER == 0 || sb.compat & COMPAT_HAS_JOURNAL == 0 {
+        return (None, Vec::new());
+    }
+    let csum = sb.ro_compat & RO_COMPAT_METADATA_CSUM != 0;
+    let dirty = "was not cleanly unmounted (the image looks copied from a running system)";
+    match read_journal(view, sb, csum) {
+        Ok(None) => (None, Vec::new()),
+        Ok(Some(o)) => {
+            let note = format!(
+                "ext4 {dirty}; its journal was replayed in memory for this check ({} committed transaction(s), {} block(s))",
+                o.transactions,
+                o.len()
+            );
+            (Some(o), vec![note])
+        }
+        Err(why) => (
+            Some(Overlay::unreplayed(sb.block_size, csum)),
+            vec![format!(
+                "ext4 {dirty} and its journal was not replayed ({why}); files were read as they are on the disk, and recent changes may be missing: the verdict is incomplete"
+            )],
+        ),
+    }
+}
+
+/// Reads and replays the internal journal; `Ok(None)` for a CSUM_V3 journal
+/// (ext4-view's own replay, which checks the checksums).
+fn read_journal(
+    view: &View<'_, '_>,
+    sb: &Super,
+    metadata_csum: bool,
+) -> Result<Option<Overlay>, String> {
+    let raw = Disk {
+        view,
+        overlay: None,
+    };
+    if sb.journal_inum == 0 {
+        return Err("the journal is on an external device".into());
+    }
+    let inode = sb
+        .read_inode(&raw, u64::from(sb.journal_inum))
+        .ok_or("the journal inode cannot be read")?;
+    let blocks = (inode.size / sb.block_size).min(jbd2::MAX_JOURNAL_BLOCKS);
+    let map = sb
+        .file_blocks(&raw, &inode, blocks)
+        .ok_or("the journal's block map cannot be read")?;
+    let first = *map.first().ok_or("the journal is empty")?;
+    let bs = usize::try_from(sb.block_size).map_err(|_| "block size")?;
+    let head = raw.read_vec(
+        first
+            .checked_mul(sb.block_size)
+            .ok_or("journal block out of range")?,
+        bs,
+    )?;
+    let js = JournalSuper::parse(&head)?;
+    if js.incompat & jbd2::INCOMPAT_CSUM_V3 != 0 {
+        return Ok(None);
+    }
+    let used = usize::try_from(u64::from(js.maxlen).min(map.len() as u64)).unwrap_or(0);
+    if map[..used].contains(&0) {
+        return Err("the journal file has holes".into());
+    }
+    let read = |at: u64, n: usize| raw.read_vec(at, n);
+    jbd2::replay(&js, sb.block_size, metadata_csum, &map, &read).map(Some)
 }
 
 fn le16(b: &[u8], o: usize) -> u16 {
@@ -317,6 +438,7 @@ pub(crate) struct Super {
     ro_compat: u32,
     uuid: [u8; 16],
     label: String,
+    journal_inum: u32,
 }
 
 struct Inode {
@@ -373,6 +495,7 @@ impl Super {
             ro_compat: le32(b, 100),
             uuid,
             label: String::from_utf8_lossy(&label_bytes).into_owned(),
+            journal_inum: le32(b, 0xE0),
         })
     }
 
@@ -409,7 +532,7 @@ impl Super {
         }
     }
 
-    fn read_inode(&self, view: &View<'_, '_>, ino: u64) -> Option<Inode> {
+    fn read_inode(&self, disk: &Disk<'_, '_, '_>, ino: u64) -> Option<Inode> {
         if ino == 0 || self.inodes_per_group == 0 || self.inode_size < 128 {
             return None;
         }
@@ -417,7 +540,7 @@ impl Super {
         let index = (ino - 1) % self.inodes_per_group;
         let gdt = (self.first_data_block + 1).checked_mul(self.block_size)?;
         let desc_off = gdt.checked_add(group.checked_mul(self.desc_size)?)?;
-        let d = view
+        let d = disk
             .read_vec(desc_off, usize::try_from(self.desc_size).ok()?)
             .ok()?;
         let mut table = u64::from(le32(&d, 8));
@@ -427,7 +550,7 @@ impl Super {
         let off = table
             .checked_mul(self.block_size)?
             .checked_add(index.checked_mul(self.inode_size)?)?;
-        let r = view.read_vec(off, 128).ok()?;
+        let r = disk.read_vec(off, 128).ok()?;
         let mut block = [0u8; 60];
         block.copy_from_slice(&r[40..100]);
         Some(Inode {
@@ -438,35 +561,82 @@ impl Super {
         })
     }
 
-    /// Physical blocks of a (small) file: extents of any depth, or the 12
-    /// direct block pointers of the old block map.
-    fn file_blocks(&self, view: &View<'_, '_>, inode: &Inode) -> Option<Vec<u64>> {
-        let want = inode.size.div_ceil(self.block_size);
+    /// Physical blocks of the first `want` blocks of a file, in file order
+    /// (0 for a hole): extents of any depth, or the block map of ext2/3
+    /// (direct, indirect, double and triple indirect blocks).
+    fn file_blocks(&self, disk: &Disk<'_, '_, '_>, inode: &Inode, want: u64) -> Option<Vec<u64>> {
         let mut out = Vec::new();
         if inode.flags & 0x80000 != 0 {
-            self.extent_node(view, &inode.block, 0, &mut out, want)?;
+            self.extent_node(disk, &inode.block, 0, &mut out, want)?;
         } else if inode.flags & 0x1000_0000 != 0 {
             return None; // inline data
         } else {
             for i in 0..12 {
-                let b = u64::from(le32(&inode.block, i * 4));
-                if b != 0 && u64::try_from(out.len()).ok()? < want {
-                    out.push(b);
+                if out.len() as u64 >= want {
+                    break;
                 }
+                out.push(u64::from(le32(&inode.block, i * 4)));
             }
+            for (slot, depth) in [(12usize, 1u32), (13, 2), (14, 3)] {
+                let b = u64::from(le32(&inode.block, slot * 4));
+                self.indirect(disk, b, depth, &mut out, want)?;
+            }
+        }
+        while (out.len() as u64) < want {
+            out.push(0);
         }
         Some(out)
     }
 
+    /// Appends the blocks an indirect block of `depth` maps (depth 1 lists
+    /// data blocks). A hole covers everything below it.
+    fn indirect(
+        &self,
+        disk: &Disk<'_, '_, '_>,
+        block: u64,
+        depth: u32,
+        out: &mut Vec<u64>,
+        want: u64,
+    ) -> Option<()> {
+        if out.len() as u64 >= want {
+            return Some(());
+        }
+        let per = self.block_size / 4;
+        if block == 0 {
+            let covered = per.checked_pow(depth)?;
+            let fill = covered.min(want - out.len() as u64);
+            out.resize(out.len() + usize::try_from(fill).ok()?, 0);
+            return Some(());
+        }
+        let raw = disk
+            .read_vec(
+                block.checked_mul(self.block_size)?,
+                usize::try_from(self.block_size).ok()?,
+            )
+            .ok()?;
+        for i in 0..usize::try_from(per).ok()? {
+            if out.len() as u64 >= want {
+                break;
+            }
+            let b = u64::from(le32(&raw, i * 4));
+            if depth == 1 {
+                out.push(b);
+            } else {
+                self.indirect(disk, b, depth - 1, out, want)?;
+            }
+        }
+        Some(())
+    }
+
     fn extent_node(
         &self,
-        view: &View<'_, '_>,
+        disk: &Disk<'_, '_, '_>,
         node: &[u8],
         level: u32,
         out: &mut Vec<u64>,
         want: u64,
     ) -> Option<()> {
-        if level > 5 || le16(node, 0) != 0xF30A {
+        if level > 5 || node.len() < 12 || le16(node, 0) != 0xF30A {
             return None;
         }
         let entries = usize::from(le16(node, 2));
@@ -476,36 +646,53 @@ impl Super {
             if e + 12 > node.len() {
                 return None;
             }
+            if out.len() as u64 >= want {
+                return Some(());
+            }
             if depth == 0 {
-                let len = u64::from(le16(node, e + 4) & 0x7fff);
+                let logical = u64::from(le32(node, e));
+                // Above 32768 the length marks an unwritten extent.
+                let raw_len = u64::from(le16(node, e + 4));
+                let len = if raw_len > 32768 {
+                    raw_len - 32768
+                } else {
+                    raw_len
+                };
                 let start = (u64::from(le16(node, e + 6)) << 32) | u64::from(le32(node, e + 8));
+                while (out.len() as u64) < logical.min(want) {
+                    out.push(0);
+                }
                 for k in 0..len {
-                    if u64::try_from(out.len()).ok()? >= want {
+                    if out.len() as u64 >= want {
                         return Some(());
                     }
-                    out.push(start + k);
+                    out.push(start.checked_add(k)?);
                 }
             } else {
                 let leaf = (u64::from(le16(node, e + 8)) << 32) | u64::from(le32(node, e + 4));
-                let child = view
+                let child = disk
                     .read_vec(
                         leaf.checked_mul(self.block_size)?,
                         usize::try_from(self.block_size).ok()?,
                     )
                     .ok()?;
-                self.extent_node(view, &child, level + 1, out, want)?;
+                self.extent_node(disk, &child, level + 1, out, want)?;
             }
         }
         Some(())
     }
 
-    fn dir_lookup(&self, view: &View<'_, '_>, dir: &Inode, name: &[u8]) -> Option<u64> {
+    fn dir_lookup(&self, disk: &Disk<'_, '_, '_>, dir: &Inode, name: &[u8]) -> Option<u64> {
         if dir.size > MAX_DIR_BYTES {
             return None;
         }
         let bs = usize::try_from(self.block_size).ok()?;
-        for b in self.file_blocks(view, dir)? {
-            let blk = view.read_vec(b.checked_mul(self.block_size)?, bs).ok()?;
+        let want = dir.size.div_ceil(self.block_size);
+        for b in self.file_blocks(disk, dir, want)? {
+            if b == 0 {
+                continue;
+            }
+            let blk = disk.read_vec(b.checked_mul(self.block_size)?, bs).ok()?;
             let mut o = 0usize;
             while o + 8 <= bs {
                 let ino = le32(&blk, o);

@@ -1,8 +1,10 @@
 //! Filesystems: probing by magic, and one small read-only interface over the
-//! readers (ext4-view, lamxfs, fatfs, ntfs).
+//! readers (ext4-view, lamxfs, fatfs, ntfs, our btrfs).
 
+mod btrfs;
 pub(crate) mod ext4;
 mod fat;
+mod jbd2;
 mod ntfs;
 mod xfs;
 
@@ -39,6 +41,18 @@ pub(crate) trait Fs {
     fn immutable(&mut self, _path: &str) -> Option<bool> {
         None
     }
+    /// What the reader had to do or leave out to read this filesystem
+    /// (a journal replayed in memory, or not), taken once, as findings.
+    fn notes(&mut self) -> Vec<(&'static preflight_report::Rule, String)> {
+        Vec::new()
+    }
+    /// Mounts the part of this filesystem that fstab's `options` name
+    /// (a btrfs `subvol=`/`subvolid=`) at `at`, a path of this filesystem's
+    /// own view: later paths at or under `at` resolve inside it. False for
+    /// filesystems without such parts (the caller mounts them as usual).
+    fn mount_subvolume(&mut self, _at: &str, _options: &str) -> Result<bool, FsError> {
+        Ok(false)
+    }
 }
 
 /// What lives on a partition, by magic number.
@@ -53,7 +67,7 @@ pub enum FsKind {
     Fat,
     /// NTFS.
     Ntfs,
-    /// btrfs (detected, not read).
+    /// btrfs.
     Btrfs,
     /// LVM2 physical volume (detected, not read).
     Lvm2,
@@ -163,6 +177,10 @@ pub(crate) fn open<'v>(
         }
         FsKind::Ntfs => {
             let (fs, info) = ntfs::NtfsFs::open(view)?;
+            Ok((Box::new(fs), info))
+        }
+        FsKind::Btrfs => {
+            let (fs, info) = btrfs::BtrfsFs::open(view)?;
             Ok((Box::new(fs), info))
         }
         _ => Err(FsError::Corrupt(format!("{kind:?} is not readable"))),
