@@ -251,11 +251,7 @@ pub fn read_filesystem_file(
     limit: u64,
 ) -> Result<Vec<u8>, String> {
     let cache = CachedDisk::new(disk);
-    let view = View {
-        disk: &cache,
-        start: 0,
-        len: cache.size(),
-    };
+    let view = View::new(&cache, 0, cache.size());
     let (mut fs, _) = fs::open(kind, view).map_err(|e| e.to_string())?;
     fs.read(path, limit).map_err(|e| e.to_string())
 }
