@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 /// Menu entries kept per file (a real menu has a handful).
 const MAX_ENTRIES: usize = 256;
+/// Nested blocks (submenu, menuentry, function) followed in grub.cfg; deeper ones are
+/// ignored, so a hostile file cannot make each entry copy a huge stack.
+const MAX_DEPTH: usize = 16;
 
 /// A GRUB submenu: its title and id.
 type Submenu = (String, Option<String>);
@@ -109,6 +112,8 @@ pub(crate) fn parse_grub_cfg(text: &str) -> GrubCfg {
             continue;
         };
         match first {
+            "menuentry" | "submenu" | "function"
+                if stack.len() >= MAX_DEPTH || cfg.entries.len() >= MAX_ENTRIES => {}
             "menuentry" | "submenu" => {
                 let title = w.get(1).cloned().unwrap_or_default();
                 let id = entry_id(&w);
@@ -565,6 +570,64 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
             Some("vmlinuz-6.1.0-9-amd64")
         );
         assert_eq!(k("7"), None);
+    }
+
+    /// A tree held in memory.
+    struct Mem(BTreeMap<String, String>);
+    impl Files for Mem {
+        fn text(&mut self, path: &str) -> Option<String> {
+            self.0.get(path).cloned()
+        }
+        fn list(&mut self, path: &str) -> Vec<String> {
+            let prefix = format!("{path}/");
+            self.0
+                .keys()
+                .filter_map(|k| k.strip_prefix(&prefix))
+                .filter(|rest| !rest.contains('/'))
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn grub_default_from_etc_default_grub() {
+        let cfg = "menuentry 'a' {\n linux /vmlinuz-1\n}\nmenuentry 'b' --id b-id {\n linux /vmlinuz-2\n}\n";
+        let mut files = Mem(BTreeMap::from([
+            ("/boot/grub/grub.cfg".to_string(), cfg.to_string()),
+            (
+                "/etc/default/grub".to_string(),
+                "GRUB_DEFAULT=\"b-id\"\n".to_string(),
+            ),
+        ]));
+        let d = default_entry(&mut files, &mut Vec::new()).unwrap();
+        assert_eq!(
+            (d.entry.kernel_file(), d.source.as_str()),
+            ("vmlinuz-2", "/etc/default/grub GRUB_DEFAULT")
+        );
+        // saved, with a grubenv beside grub.cfg.
+        files
+            .0
+            .insert("/etc/default/grub".into(), "GRUB_DEFAULT=saved\n".into());
+        files.0.insert(
+            "/boot/grub/grubenv".into(),
+            "# GRUB Environment Block\nsaved_entry=1\n####".into(),
+        );
+        let d = default_entry(&mut files, &mut Vec::new()).unwrap();
+        assert_eq!(d.entry.kernel_file(), "vmlinuz-2");
+        // A saved entry that names nothing: GRUB boots the first.
+        files
+            .0
+            .insert("/boot/grub/grubenv".into(), "saved_entry=gone\n".into());
+        let d = default_entry(&mut files, &mut Vec::new()).unwrap();
+        assert_eq!(d.entry.kernel_file(), "vmlinuz-1");
+    }
+
+    #[test]
+    fn hostile_nesting_is_bounded() {
+        let mut text = "submenu x {\n".repeat(50_000);
+        text.push_str(&"menuentry y {\n linux /vmlinuz-1\n}\n".repeat(50_000));
+        let cfg = parse_grub_cfg(&text);
+        assert!(cfg.entries.len() <= MAX_ENTRIES);
     }
 
     #[test]
