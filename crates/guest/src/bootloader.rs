@@ -364,6 +364,21 @@ pub(crate) struct DefaultEntry {
     pub(crate) source: String,
     /// Every BLS entry, GRUB menu entry and legacy entry seen (for `root=`).
     pub(crate) all: Vec<BootEntry>,
+    /// The grubenv variables (RHEL 8 keeps the command line in `kernelopts`).
+    pub(crate) env: BTreeMap<String, String>,
+}
+
+impl DefaultEntry {
+    /// An entry's command line with grubenv's `$kernelopts` / `${kernelopts}` filled in.
+    pub(crate) fn options(&self, e: &BootEntry) -> String {
+        match self.env.get("kernelopts") {
+            Some(k) => e
+                .options
+                .replace("${kernelopts}", k)
+                .replace("$kernelopts", k),
+            None => e.options.clone(),
+        }
+    }
 }
 
 /// GRUB 2 configurations, in the order GRUB finds them (BIOS core image
@@ -473,13 +488,16 @@ pub(crate) fn default_entry(
             entry,
             source,
             all: menu,
+            env: env.map(|(_, kv)| kv).unwrap_or_default(),
         });
     }
     if let Some(first) = bls.first().cloned() {
+        // BLS without grub.cfg: systemd-boot, or GRUB reading the same entries.
         return Some(DefaultEntry {
             entry: first,
             source: "/boot/loader/entries (newest)".into(),
             all: bls,
+            env: BTreeMap::new(),
         });
     }
     for path in [
@@ -499,6 +517,7 @@ pub(crate) fn default_entry(
             entry,
             source: format!("{path} default={default}"),
             all: entries,
+            env: BTreeMap::new(),
         });
     }
     for path in [
@@ -520,6 +539,7 @@ pub(crate) fn default_entry(
             entry,
             source: format!("{path} DEFAULT"),
             all: entries,
+            env: BTreeMap::new(),
         });
     }
     None
@@ -620,6 +640,34 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
             .insert("/boot/grub/grubenv".into(), "saved_entry=gone\n".into());
         let d = default_entry(&mut files, &mut Vec::new()).unwrap();
         assert_eq!(d.entry.kernel_file(), "vmlinuz-1");
+    }
+
+    /// RHEL 8: BLS options are `$kernelopts`, which grubenv holds.
+    #[test]
+    fn rhel8_kernelopts_from_grubenv() {
+        let mut files = Mem(BTreeMap::from([
+            (
+                "/boot/grub2/grub.cfg".to_string(),
+                "set default=\"${saved_entry}\"\ninsmod blscfg\nblscfg\n".to_string(),
+            ),
+            (
+                "/boot/grub2/grubenv".to_string(),
+                "saved_entry=m-4.18.0-513.el8.x86_64\nkernelopts=root=/dev/sda2 ro crashkernel=auto\n".to_string(),
+            ),
+            (
+                "/boot/loader/entries/m-4.18.0-513.el8.x86_64.conf".to_string(),
+                "version 4.18.0-513.el8.x86_64\nlinux /vmlinuz-4.18.0-513.el8.x86_64\noptions $kernelopts $tuned_params\n".to_string(),
+            ),
+        ]));
+        let mut configs = Vec::new();
+        let d = default_entry(&mut files, &mut configs).unwrap();
+        assert_eq!(d.entry.kernel_file(), "vmlinuz-4.18.0-513.el8.x86_64");
+        assert!(
+            d.options(&d.entry).starts_with("root=/dev/sda2 ro"),
+            "{}",
+            d.options(&d.entry)
+        );
+        assert_eq!(configs.len(), 2);
     }
 
     #[test]
