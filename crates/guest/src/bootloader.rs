@@ -670,6 +670,33 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
         assert_eq!(configs.len(), 2);
     }
 
+    /// Random text made of the characters these formats care about never panics a parser.
+    #[test]
+    fn parsers_survive_garbage() {
+        let alphabet: Vec<char> = "{}'\"$>=# \n\tmenuentry submenu linux initrd set default=0 title kernel LABEL DEFAULT APPEND initrd=>1(hd0,0)/".chars().collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..3000 {
+            let len = (x % 300) as usize;
+            let text: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let cfg = parse_grub_cfg(&text);
+            for spec in ["0", "1>0", "x>y", ">", "", &text] {
+                let _ = resolve_grub_default(&cfg.entries, spec);
+            }
+            let _ = parse_grub_legacy(&text);
+            let (d, e) = parse_extlinux(&text);
+            let _ = extlinux_default(d.as_deref(), &e);
+            let _ = parse_bls("x", &text);
+            let _ = parse_grubenv(&text);
+        }
+    }
+
     #[test]
     fn hostile_nesting_is_bounded() {
         let mut text = "submenu x {\n".repeat(50_000);

@@ -498,6 +498,31 @@ mod tests {
         assert!(sink.into_findings().is_empty());
     }
 
+    /// Random text made of the characters these formats care about never panics a parser.
+    #[test]
+    fn parsers_survive_garbage() {
+        let alphabet: Vec<char> = "ethernets: dhcp4 true addresses - [ ] macaddress iface inet static auto source [Match] Name= DHCP= ATTR{address}==\"NAME=\" \n  #=".chars().collect();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..3000 {
+            let len = (x % 300) as usize;
+            let text: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let mut out = Vec::new();
+            let _ = parse_interfaces("/i", &text, &mut out);
+            parse_netplan("/n.yaml", &text, &mut out);
+            let _ = parse_nm_keyfile("/k", &text);
+            let _ = parse_ifcfg("/etc/sysconfig/network-scripts/ifcfg-eth0", &text);
+            let _ = parse_networkd("/x.network", &text);
+            let _ = parse_persistent_net(&text);
+        }
+    }
+
     #[test]
     fn netplan() {
         let mut out = Vec::new();
