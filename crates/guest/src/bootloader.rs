@@ -676,13 +676,13 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
         let alphabet: Vec<char> = "{}'\"$>=# \n\tmenuentry submenu linux initrd set default=0 title kernel LABEL DEFAULT APPEND initrd=>1(hd0,0)/".chars().collect();
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         for _ in 0..3000 {
-            let len = (x % 300) as usize;
+            let len = usize::try_from(x % 300).unwrap_or(0);
             let text: String = (0..len)
                 .map(|_| {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    alphabet[(x % alphabet.len() as u64) as usize]
+                    alphabet[usize::try_from(x).unwrap_or(0) % alphabet.len()]
                 })
                 .collect();
             let cfg = parse_grub_cfg(&text);

@@ -504,13 +504,13 @@ mod tests {
         let alphabet: Vec<char> = "ethernets: dhcp4 true addresses - [ ] macaddress iface inet static auto source [Match] Name= DHCP= ATTR{address}==\"NAME=\" \n  #=".chars().collect();
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..3000 {
-            let len = (x % 300) as usize;
+            let len = usize::try_from(x % 300).unwrap_or(0);
             let text: String = (0..len)
                 .map(|_| {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    alphabet[(x % alphabet.len() as u64) as usize]
+                    alphabet[usize::try_from(x).unwrap_or(0) % alphabet.len()]
                 })
                 .collect();
             let mut out = Vec::new();

@@ -214,13 +214,13 @@ mod tests {
         let alphabet: Vec<char> = "0123456789abcXYZ.-_~^+é ".chars().collect();
         let mut x = 0x1234_5678_9abc_def1u64;
         let mut next = || {
-            let len = (x % 12) as usize;
+            let len = usize::try_from(x % 12).unwrap_or(0);
             (0..len)
                 .map(|_| {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    alphabet[(x % alphabet.len() as u64) as usize]
+                    alphabet[usize::try_from(x).unwrap_or(0) % alphabet.len()]
                 })
                 .collect::<String>()
         };
