@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 /// Menu entries kept per file (a real menu has a handful).
 const MAX_ENTRIES: usize = 256;
+/// Nested blocks (submenu, menuentry, function) followed in grub.cfg; deeper ones are
+/// ignored, so a hostile file cannot make each entry copy a huge stack.
+const MAX_DEPTH: usize = 16;
 
 /// A GRUB submenu: its title and id.
 type Submenu = (String, Option<String>);
@@ -109,6 +112,8 @@ pub(crate) fn parse_grub_cfg(text: &str) -> GrubCfg {
             continue;
         };
         match first {
+            "menuentry" | "submenu" | "function"
+                if stack.len() >= MAX_DEPTH || cfg.entries.len() >= MAX_ENTRIES => {}
             "menuentry" | "submenu" => {
                 let title = w.get(1).cloned().unwrap_or_default();
                 let id = entry_id(&w);
@@ -359,6 +364,21 @@ pub(crate) struct DefaultEntry {
     pub(crate) source: String,
     /// Every BLS entry, GRUB menu entry and legacy entry seen (for `root=`).
     pub(crate) all: Vec<BootEntry>,
+    /// The grubenv variables (RHEL 8 keeps the command line in `kernelopts`).
+    pub(crate) env: BTreeMap<String, String>,
+}
+
+impl DefaultEntry {
+    /// An entry's command line with grubenv's `$kernelopts` / `${kernelopts}` filled in.
+    pub(crate) fn options(&self, e: &BootEntry) -> String {
+        match self.env.get("kernelopts") {
+            Some(k) => e
+                .options
+                .replace("${kernelopts}", k)
+                .replace("$kernelopts", k),
+            None => e.options.clone(),
+        }
+    }
 }
 
 /// GRUB 2 configurations, in the order GRUB finds them (BIOS core image
@@ -468,13 +488,16 @@ pub(crate) fn default_entry(
             entry,
             source,
             all: menu,
+            env: env.map(|(_, kv)| kv).unwrap_or_default(),
         });
     }
     if let Some(first) = bls.first().cloned() {
+        // BLS without grub.cfg: systemd-boot, or GRUB reading the same entries.
         return Some(DefaultEntry {
             entry: first,
             source: "/boot/loader/entries (newest)".into(),
             all: bls,
+            env: BTreeMap::new(),
         });
     }
     for path in [
@@ -494,6 +517,7 @@ pub(crate) fn default_entry(
             entry,
             source: format!("{path} default={default}"),
             all: entries,
+            env: BTreeMap::new(),
         });
     }
     for path in [
@@ -515,6 +539,7 @@ pub(crate) fn default_entry(
             entry,
             source: format!("{path} DEFAULT"),
             all: entries,
+            env: BTreeMap::new(),
         });
     }
     None
@@ -565,6 +590,119 @@ submenu 'Advanced options for Debian GNU/Linux' $menuentry_id_option 'gnulinux-a
             Some("vmlinuz-6.1.0-9-amd64")
         );
         assert_eq!(k("7"), None);
+    }
+
+    /// A tree held in memory.
+    struct Mem(BTreeMap<String, String>);
+    impl Files for Mem {
+        fn text(&mut self, path: &str) -> Option<String> {
+            self.0.get(path).cloned()
+        }
+        fn list(&mut self, path: &str) -> Vec<String> {
+            let prefix = format!("{path}/");
+            self.0
+                .keys()
+                .filter_map(|k| k.strip_prefix(&prefix))
+                .filter(|rest| !rest.contains('/'))
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn grub_default_from_etc_default_grub() {
+        let cfg = "menuentry 'a' {\n linux /vmlinuz-1\n}\nmenuentry 'b' --id b-id {\n linux /vmlinuz-2\n}\n";
+        let mut files = Mem(BTreeMap::from([
+            ("/boot/grub/grub.cfg".to_string(), cfg.to_string()),
+            (
+                "/etc/default/grub".to_string(),
+                "GRUB_DEFAULT=\"b-id\"\n".to_string(),
+            ),
+        ]));
+        let d = default_entry(&mut files, &mut Vec::new()).unwrap();
+        assert_eq!(
+            (d.entry.kernel_file(), d.source.as_str()),
+            ("vmlinuz-2", "/etc/default/grub GRUB_DEFAULT")
+        );
+        // saved, with a grubenv beside grub.cfg.
+        files
+            .0
+            .insert("/etc/default/grub".into(), "GRUB_DEFAULT=saved\n".into());
+        files.0.insert(
+            "/boot/grub/grubenv".into(),
+            "# GRUB Environment Block\nsaved_entry=1\n####".into(),
+        );
+        let d = default_entry(&mut files, &mut Vec::new()).unwrap();
+        assert_eq!(d.entry.kernel_file(), "vmlinuz-2");
+        // A saved entry that names nothing: GRUB boots the first.
+        files
+            .0
+            .insert("/boot/grub/grubenv".into(), "saved_entry=gone\n".into());
+        let d = default_entry(&mut files, &mut Vec::new()).unwrap();
+        assert_eq!(d.entry.kernel_file(), "vmlinuz-1");
+    }
+
+    /// RHEL 8: BLS options are `$kernelopts`, which grubenv holds.
+    #[test]
+    fn rhel8_kernelopts_from_grubenv() {
+        let mut files = Mem(BTreeMap::from([
+            (
+                "/boot/grub2/grub.cfg".to_string(),
+                "set default=\"${saved_entry}\"\ninsmod blscfg\nblscfg\n".to_string(),
+            ),
+            (
+                "/boot/grub2/grubenv".to_string(),
+                "saved_entry=m-4.18.0-513.el8.x86_64\nkernelopts=root=/dev/sda2 ro crashkernel=auto\n".to_string(),
+            ),
+            (
+                "/boot/loader/entries/m-4.18.0-513.el8.x86_64.conf".to_string(),
+                "version 4.18.0-513.el8.x86_64\nlinux /vmlinuz-4.18.0-513.el8.x86_64\noptions $kernelopts $tuned_params\n".to_string(),
+            ),
+        ]));
+        let mut configs = Vec::new();
+        let d = default_entry(&mut files, &mut configs).unwrap();
+        assert_eq!(d.entry.kernel_file(), "vmlinuz-4.18.0-513.el8.x86_64");
+        assert!(
+            d.options(&d.entry).starts_with("root=/dev/sda2 ro"),
+            "{}",
+            d.options(&d.entry)
+        );
+        assert_eq!(configs.len(), 2);
+    }
+
+    /// Random text made of the characters these formats care about never panics a parser.
+    #[test]
+    fn parsers_survive_garbage() {
+        let alphabet: Vec<char> = "{}'\"$>=# \n\tmenuentry submenu linux initrd set default=0 title kernel LABEL DEFAULT APPEND initrd=>1(hd0,0)/".chars().collect();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..3000 {
+            let len = usize::try_from(x % 300).unwrap_or(0);
+            let text: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[usize::try_from(x).unwrap_or(0) % alphabet.len()]
+                })
+                .collect();
+            let cfg = parse_grub_cfg(&text);
+            for spec in ["0", "1>0", "x>y", ">", "", &text] {
+                let _ = resolve_grub_default(&cfg.entries, spec);
+            }
+            let _ = parse_grub_legacy(&text);
+            let (d, e) = parse_extlinux(&text);
+            let _ = extlinux_default(d.as_deref(), &e);
+            let _ = parse_bls("x", &text);
+            let _ = parse_grubenv(&text);
+        }
+    }
+
+    #[test]
+    fn hostile_nesting_is_bounded() {
+        let mut text = "submenu x {\n".repeat(50_000);
+        text.push_str(&"menuentry y {\n linux /vmlinuz-1\n}\n".repeat(50_000));
+        let cfg = parse_grub_cfg(&text);
+        assert!(cfg.entries.len() <= MAX_ENTRIES);
     }
 
     #[test]

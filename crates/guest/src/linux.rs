@@ -844,7 +844,7 @@ fn boot_configs(tree: &mut Tree<'_, '_>, info: &mut LinuxInfo) -> Option<Default
     let default = bootloader::default_entry(tree, &mut configs);
     let mut cmdlines: Vec<String> = default
         .iter()
-        .flat_map(|d| d.all.iter().map(|e| e.options.clone()))
+        .flat_map(|d| d.all.iter().map(|e| d.options(e)))
         .collect();
     for p in ["/boot/grub/grub.cfg", "/boot/grub2/grub.cfg"] {
         if let Some(t) = tree.text(p) {

@@ -329,18 +329,18 @@ pub(crate) fn inspect(
 ) -> NetworkInfo {
     let mut all = Vec::new();
     // ifupdown, and what it sources (globs only as `dir/*`).
+    // Each file once, and at most MAX_FILES of them: `source` lines can loop.
     let mut pending = vec!["/etc/network/interfaces".to_string()];
-    let mut read = 0usize;
+    let mut seen = std::collections::BTreeSet::new();
     while let Some(p) = pending.pop() {
-        read += 1;
-        if read > MAX_FILES {
-            break;
-        }
         let targets = match p.strip_suffix("/*") {
             Some(dir) => dir_files(files, dir, ""),
             None => vec![p],
         };
         for t in targets {
+            if seen.len() >= MAX_FILES || !seen.insert(t.clone()) {
+                continue;
+            }
             if let Some(text) = files.text(&t) {
                 let dir = t.rsplit_once('/').map_or("/", |(d, _)| d).to_string();
                 for s in parse_interfaces(&t, &text, &mut all) {
@@ -354,7 +354,9 @@ pub(crate) fn inspect(
                         Some((head, _)) => format!("{}/*", head.trim_end_matches('/')),
                         None => s,
                     };
-                    pending.push(s);
+                    if pending.len() < MAX_FILES {
+                        pending.push(s);
+                    }
                 }
             }
         }
@@ -457,6 +459,68 @@ mod tests {
         assert_eq!(out[0].method, "static");
         assert_eq!(out[0].address.as_deref(), Some("192.168.1.10/24"));
         assert_eq!(out[0].mac.as_deref(), Some("52:54:00:12:34:56"));
+    }
+
+    /// A tree held in memory.
+    struct Mem(BTreeMap<String, String>);
+    impl Files for Mem {
+        fn text(&mut self, path: &str) -> Option<String> {
+            self.0.get(path).cloned()
+        }
+        fn list(&mut self, path: &str) -> Vec<String> {
+            let prefix = format!("{path}/");
+            self.0
+                .keys()
+                .filter_map(|k| k.strip_prefix(&prefix))
+                .filter(|rest| !rest.contains('/'))
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn sourcing_loops_end_and_dhcp_is_quiet() {
+        let mut files = Mem(BTreeMap::from([
+            (
+                "/etc/network/interfaces".to_string(),
+                "source /etc/network/interfaces\nsource-directory /etc/network/interfaces.d\n"
+                    .to_string(),
+            ),
+            (
+                "/etc/network/interfaces.d/eth0".to_string(),
+                "source /etc/network/interfaces\nauto eth0\niface eth0 inet dhcp\n".to_string(),
+            ),
+        ]));
+        let mut sink = Sink::new(20);
+        let info = inspect(&mut files, false, false, &mut sink);
+        assert_eq!(info.interfaces.len(), 1);
+        assert_eq!(info.interfaces[0].method, "dhcp");
+        assert!(sink.into_findings().is_empty());
+    }
+
+    /// Random text made of the characters these formats care about never panics a parser.
+    #[test]
+    fn parsers_survive_garbage() {
+        let alphabet: Vec<char> = "ethernets: dhcp4 true addresses - [ ] macaddress iface inet static auto source [Match] Name= DHCP= ATTR{address}==\"NAME=\" \n  #=".chars().collect();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..3000 {
+            let len = usize::try_from(x % 300).unwrap_or(0);
+            let text: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[usize::try_from(x).unwrap_or(0) % alphabet.len()]
+                })
+                .collect();
+            let mut out = Vec::new();
+            let _ = parse_interfaces("/i", &text, &mut out);
+            parse_netplan("/n.yaml", &text, &mut out);
+            let _ = parse_nm_keyfile("/k", &text);
+            let _ = parse_ifcfg("/etc/sysconfig/network-scripts/ifcfg-eth0", &text);
+            let _ = parse_networkd("/x.network", &text);
+            let _ = parse_persistent_net(&text);
+        }
     }
 
     #[test]

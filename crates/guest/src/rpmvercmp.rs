@@ -208,6 +208,33 @@ mod tests {
         }
     }
 
+    /// Antisymmetric and reflexive on random strings, including non-ASCII bytes.
+    #[test]
+    fn antisymmetric_on_garbage() {
+        let alphabet: Vec<char> = "0123456789abcXYZ.-_~^+é ".chars().collect();
+        let mut x = 0x1234_5678_9abc_def1u64;
+        let mut next = || {
+            let len = usize::try_from(x % 12).unwrap_or(0);
+            (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[usize::try_from(x).unwrap_or(0) % alphabet.len()]
+                })
+                .collect::<String>()
+        };
+        for _ in 0..20_000 {
+            let (a, b) = (next(), next());
+            assert_eq!(
+                rpmvercmp(&a, &b),
+                rpmvercmp(&b, &a).reverse(),
+                "{a:?} {b:?}"
+            );
+            assert_eq!(rpmvercmp(&a, &a), Equal);
+        }
+    }
+
     #[test]
     fn rhel_kernels() {
         assert_eq!(

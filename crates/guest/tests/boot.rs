@@ -400,9 +400,15 @@ fn corrupt_system_hive_is_filesystem_corrupt_not_missing_drivers() {
 #[test]
 fn dracut_squash_initramfs_is_a_warning_naming_what_was_not_checked() {
     let dir = boot_dir();
-    let outer = run("lsinitramfs", &[dir.join("boot-squash.initrd").to_str().unwrap()]);
+    let outer = run(
+        "lsinitramfs",
+        &[dir.join("boot-squash.initrd").to_str().unwrap()],
+    );
     assert!(outer.lines().any(|l| l == "squash-root.img"), "{outer}");
-    let inner = run("unsquashfs", &["-l", dir.join("boot-squash.squashfs").to_str().unwrap()]);
+    let inner = run(
+        "unsquashfs",
+        &["-l", dir.join("boot-squash.squashfs").to_str().unwrap()],
+    );
     assert!(inner.contains("virtio_blk.ko.xz"), "{inner}");
     let r = inspect("squash");
     let f = finding(&r, "GUEST.InitramfsUnreadable");
@@ -413,5 +419,9 @@ fn dracut_squash_initramfs_is_a_warning_naming_what_was_not_checked() {
         f.message
     );
     assert!(!has(&r, "GUEST.NoVirtioBlockDriver"), "{:#?}", r.findings);
-    assert!(!preflight_report::has_errors(&r.findings), "{:#?}", r.findings);
+    assert!(
+        !preflight_report::has_errors(&r.findings),
+        "{:#?}",
+        r.findings
+    );
 }

@@ -44,6 +44,14 @@ pub static NVME_SUPPORT: Rule = Rule::new(
     "Pass --nvme-support supported only when the guest's initramfs has the nvme driver.",
 );
 
+/// `--nvme-support supported` for a guest whose boot kernel cannot reach an NVMe disk.
+pub static NVME_DRIVER_MISSING: Rule = Rule::new(
+    "GuestMismatch.NvmeDriverMissing",
+    Severity::Error,
+    "NvmeSupport=supported is given only for a guest that can boot from an NVMe disk",
+    "Add nvme to the initramfs (dracut add_drivers+=\" nvme \", or /etc/initramfs-tools/modules) and rebuild it, or import with NvmeSupport=unsupported.",
+);
+
 /// A finding for each value both given and detected that differ.
 pub(crate) fn check(params: &ImportParams, guest: &GuestFacts) -> Vec<Finding> {
     let pairs: [(&Rule, &str, &Option<String>, &Option<String>); 5] = [
@@ -74,6 +82,13 @@ pub(crate) fn check(params: &ImportParams, guest: &GuestFacts) -> Vec<Finding> {
         .filter_map(|(rule, what, given, found)| match (given, found) {
             // A disk that boots both ways takes either.
             (Some(g), Some(_)) if rule == &BOOT_MODE && guest.boot_modes.contains(g) => None,
+            // Declaring NVMe for a guest without the driver is worse than a mismatch: NVMe
+            // instances cannot find their system disk.
+            (Some(g), Some(f)) if rule == &NVME_SUPPORT && g == "supported" && f == "unsupported" => {
+                Some(NVME_DRIVER_MISSING.finding(
+                    "NvmeSupport \"supported\" was given but the guest's boot kernel has no nvme driver at boot (built in or in its initramfs): instances with an NVMe system disk would not boot",
+                ))
+            }
             (Some(g), Some(f)) if g != f => {
                 Some(rule.finding(format!("{what} {g:?} was given but the guest is {f:?}")))
             }

@@ -188,6 +188,7 @@ pub static RULES: &[&Rule] = &[
     &guest::PLATFORM,
     &guest::BOOT_MODE,
     &guest::NVME_SUPPORT,
+    &guest::NVME_DRIVER_MISSING,
     // Cloud.
     &cloud::BUCKET_NOT_FOUND,
     &cloud::BUCKET_REGION,

@@ -1155,6 +1155,26 @@ fn guest() -> GuestFacts {
 }
 
 #[test]
+fn nvme_given_for_a_guest_without_the_driver_is_an_error() {
+    let g = GuestFacts {
+        nvme_support: Some("unsupported".into()),
+        ..guest()
+    };
+    let p = ImportParams {
+        nvme_support: Some("supported".into()),
+        ..valid_params()
+    };
+    let ev = evaluate(
+        &[disk("d.qcow2", "qcow2", QCOW2_20G)],
+        &p,
+        Some(&g),
+        SizeLimits::Classic,
+    );
+    assert_error(&ev, "GuestMismatch.NvmeDriverMissing");
+    assert!(!codes(&ev).contains(&"GuestMismatch.NvmeSupport"));
+}
+
+#[test]
 fn uefi_given_without_a_fallback_loader_is_an_error() {
     let g = GuestFacts {
         uefi_without_fallback: true,
@@ -1586,7 +1606,7 @@ fn rules_have_unique_codes_and_hints() {
             rule.code
         );
     }
-    assert_eq!(RULES.len(), 56);
+    assert_eq!(RULES.len(), 57);
 }
 
 #[test]
