@@ -40,10 +40,11 @@ pub mod store;
 pub mod util;
 
 pub use config::{
-    AccessKey, BucketConfig, Config, LimitsProfile, StorageClass, DEFAULT_ACCESS_KEY_ID,
+    AccessKey, BucketConfig, Config, LimitsProfile, StorageClass, Strict, DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET, DEFAULT_BUCKET, DEFAULT_REGION,
 };
 pub use counters::{Counters, PartCounter};
+pub use ecs::Product;
 pub use error::Error;
 pub use faults::Faults;
-pub use server::{start, Emulator};
+pub use server::{start, Emulator, Listener};

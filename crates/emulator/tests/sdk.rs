@@ -32,13 +32,24 @@ async fn oss2_conformance() {
                 id: "STS.emulator".into(),
                 secret: "sts-secret".into(),
                 security_token: Some("CAIS-emulator-token".into()),
+                deny: Vec::new(),
             },
         ];
         c.buckets.push(BucketConfig {
             name: "vault".into(),
             region: "cn-hangzhou".into(),
             encrypted: true,
+            v4_only: false,
+            storage_class: None,
         });
+        c.buckets
+            .push("locked@cn-hangzhou:v4only".parse::<BucketConfig>().unwrap());
+        c.buckets.push(
+            "cold-sdk@cn-hangzhou:archive"
+                .parse::<BucketConfig>()
+                .unwrap(),
+        );
+        c.restore_seconds = 1.0;
     })
     .await;
     let mut args = base_args(&emu.endpoint());
@@ -52,6 +63,10 @@ async fn oss2_conformance() {
             "sts-secret",
             "--sts-token",
             "CAIS-emulator-token",
+            "--v4only-bucket",
+            "locked",
+            "--archive-bucket",
+            "cold-sdk",
             "--workdir",
         ]
         .map(String::from),
