@@ -18,7 +18,7 @@ use preflight_emulator::{
     ecs-preflight emulator --access-key LTAI-test:secret --bucket images@cn-hangzhou --bucket vault@cn-hangzhou:encrypted\n  \
     ecs-preflight emulator --bucket new@cn-hangzhou:v4only --bucket cold@cn-beijing:archive --region-endpoints\n  \
     ecs-preflight emulator --strict --service-endpoints\n  \
-    ecs-preflight emulator --access-key LTAI-ro:secret --deny LTAI-ro=oss:GetBucketEncryption --deny LTAI-ro=ecs:DescribeImages\n  \
+    ecs-preflight emulator --deny oss:GetBucketEncryption --deny oss:GetObject --deny ecs:DescribeImages\n  \
     ecs-preflight emulator --no-import-role --storage-class Archive\n  \
     ecs-preflight emulator --task-seconds 30 --fail-import\n  \
     ecs-preflight emulator --fault-upload-part-error-rate 0.3 --fault-seed 7 --fault-bandwidth 1048576\n  \
@@ -52,10 +52,10 @@ pub struct EmulatorArgs {
     /// x-oss-storage-class) (repeatable) [default: ecs-preflight@cn-hangzhou].
     #[arg(long = "bucket", value_name = "NAME@REGION[:FLAG]...")]
     pub buckets: Vec<String>,
-    /// Deny a RAM action to a key, KEY_ID=SERVICE:Action (e.g.
-    /// LTAI-ro=oss:GetBucketEncryption, LTAI-ro=ecs:DescribeImages, LTAI-ro=ram:GetRole;
-    /// HeadObject needs oss:GetObject) (repeatable).
-    #[arg(long = "deny", value_name = "KEY_ID=SERVICE:Action")]
+    /// Deny a RAM action, SERVICE:Action to every key or KEY_ID=SERVICE:Action to one (e.g.
+    /// oss:GetBucketEncryption, LTAI-ro=ecs:DescribeImages, ram:GetRole; HeadObject needs
+    /// oss:GetObject, the multipart steps oss:PutObject) (repeatable).
+    #[arg(long = "deny", value_name = "[KEY_ID=]SERVICE:Action")]
     pub deny: Vec<String>,
     /// Also serve each bucket region on a port of its own, as oss-<region>.aliyuncs.com
     /// (ports after --listen's; printed as `endpoint oss <region>: URL`).
@@ -148,16 +148,24 @@ pub fn build_config(args: &EmulatorArgs) -> anyhow::Result<Config> {
             .map(|s| s.parse::<BucketConfig>())
             .collect::<Result<_, _>>()?;
     }
+    if !args.deny.is_empty() && cfg.access_keys.is_empty() {
+        cfg.access_keys.push(AccessKey::default_pair());
+    }
     for d in &args.deny {
-        let (id, action) = d
-            .split_once('=')
-            .with_context(|| format!("--deny {d:?} is not KEY_ID=SERVICE:Action"))?;
-        let key = cfg
-            .access_keys
-            .iter_mut()
-            .find(|k| k.id == id)
-            .with_context(|| format!("--deny {d:?}: no access key {id:?} is configured"))?;
-        key.deny.push(action.to_string());
+        match d.split_once('=') {
+            Some((id, action)) => {
+                let key = cfg
+                    .access_keys
+                    .iter_mut()
+                    .find(|k| k.id == id)
+                    .with_context(|| format!("--deny {d:?}: no access key {id:?} is configured"))?;
+                key.deny.push(action.to_string());
+            }
+            None => cfg
+                .access_keys
+                .iter_mut()
+                .for_each(|k| k.deny.push(d.clone())),
+        }
     }
     if args.region_endpoints {
         cfg.region_endpoints = true;
@@ -310,4 +318,56 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<()> {
         println!("stopped");
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: EmulatorArgs,
+    }
+
+    fn config(flags: &[&str]) -> anyhow::Result<Config> {
+        let cmd = Cmd::try_parse_from(std::iter::once("emulator").chain(flags.iter().copied()))?;
+        build_config(&cmd.args)
+    }
+
+    #[test]
+    fn strictness_region_and_deny_flags() {
+        let c = config(&[
+            "--access-key",
+            "LTAI-ro:secret",
+            "--deny",
+            "LTAI-ro=oss:GetBucketEncryption",
+            "--deny",
+            "LTAI-ro=ecs:DescribeImages",
+            "--bucket",
+            "new-b@cn-hangzhou:v4only:archive",
+            "--region-endpoints",
+            "--service-endpoints",
+            "--strict-v4-only",
+            "--restore-seconds",
+            "0.5",
+        ])
+        .unwrap();
+        assert!(c.access_keys[0].denies("oss:GetBucketEncryption"));
+        assert!(c.access_keys[0].denies("ecs:DescribeImages"));
+        assert!(c.buckets[0].v4_only);
+        assert_eq!(c.buckets[0].storage_class, Some(StorageClass::Archive));
+        assert!(c.region_endpoints && c.service_endpoints);
+        assert!(c.strict.v4_only && c.strict.bucket_region);
+        assert!(!c.strict.v4_additional_headers && !c.strict.service_endpoints);
+        assert!((c.restore_seconds - 0.5).abs() < f64::EPSILON);
+        let all = config(&["--strict"]).unwrap();
+        assert_eq!(all.strict, preflight_emulator::Strict::all());
+        assert!(config(&["--deny", "nobody=oss:GetObject"]).is_err());
+        let every = config(&["--deny", "oss:GetObject"]).unwrap();
+        assert!(every.access_keys[0].denies("oss:GetObject"));
+        assert!(config(&["--deny", "GetObject"]).is_err());
+        assert!(config(&["--bucket", "b-b@cn-hangzhou:nonsense"]).is_err());
+    }
 }

@@ -14,6 +14,12 @@
 //!   signatures; ImportImage with the documented validation, DescribeTasks,
 //!   DescribeTaskAttribute, DescribeImages, CancelTask, DescribeRegions; RAM GetRole and
 //!   ListPoliciesForRole.
+//! * **Strictness** (see [`Strict`] and the crate README): the V4 `Authorization` header's
+//!   documented EC family (0002-00000203…227), V1 refused on V4-only buckets or accounts
+//!   (0002-00000080), regions addressed by Host (`oss-<region>.aliyuncs.com`) or per-region
+//!   ports (a bucket of another region answers `403` with `<Endpoint>`), ECS/RAM/STS only on
+//!   their own endpoints, RAM denies per key, per-bucket storage classes with RestoreObject
+//!   and `x-oss-restore`, ClientToken idempotency, no body timeout of its own.
 //! * **Admin** endpoint `/_emulator/` (loopback only) for counters and faults: see [`admin`].
 //! * **Faults**, deterministic with a seed: see [`Faults`].
 //!

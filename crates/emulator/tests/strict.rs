@@ -226,6 +226,9 @@ fn v1_get<'a>(bucket: &'a str, query: &'a str) -> OssReq<'a> {
     }
 }
 
+/// Rewrites a correctly signed Authorization value into a malformed one.
+type Rewrite = Box<dyn Fn(&str) -> String>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v4_authorization_header_is_parsed_as_documented() {
     let (emu, _d) = common::start_with(|c| c.strict.v4_additional_headers = true).await;
@@ -261,7 +264,7 @@ async fn v4_authorization_header_is_parsed_as_documented() {
         );
     }
     // Malformed headers: the EC documented for each.
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> String>)> = vec![
+    let cases: Vec<(&str, Rewrite)> = vec![
         (
             "0002-00000203",
             Box::new(|a: &str| a.replacen("Credential=", "Credential", 1)),

@@ -393,41 +393,6 @@ pub async fn delete(ctx: &mut Ctx) -> OssResult {
     finish(ctx.builder(204).body(empty()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range(Some("bytes=0-9"), 100), RangeSpec::Bytes(0, 9));
-        assert_eq!(
-            parse_range(Some("bytes=90-"), 100),
-            RangeSpec::Bytes(90, 99)
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-10"), 100),
-            RangeSpec::Bytes(90, 99)
-        );
-        assert_eq!(
-            parse_range(Some("bytes=-1000"), 100),
-            RangeSpec::Bytes(0, 99)
-        );
-        assert_eq!(
-            parse_range(Some("bytes=50-1000"), 100),
-            RangeSpec::Bytes(50, 99)
-        );
-        assert_eq!(
-            parse_range(Some("bytes=100-"), 100),
-            RangeSpec::Unsatisfiable
-        );
-        assert_eq!(parse_range(Some("bytes=9-0"), 100), RangeSpec::Whole);
-        assert_eq!(parse_range(Some("bytes=0-1,3-4"), 100), RangeSpec::Whole);
-        assert_eq!(parse_range(Some("items=0-1"), 100), RangeSpec::Whole);
-        assert_eq!(parse_range(None, 100), RangeSpec::Whole);
-        assert_eq!(parse_range(Some("bytes=-0"), 100), RangeSpec::Unsatisfiable);
-    }
-}
-
 /// Most days a restored copy may be kept (OSS: 1 to 7 for Archive).
 pub const MAX_RESTORE_DAYS: u64 = 7;
 
@@ -509,4 +474,39 @@ pub async fn restore(ctx: &mut Ctx) -> OssResult {
         Err(e) => return Err(OssError::internal(&e.to_string()).into()),
     }
     finish(ctx.builder(status).body(empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(Some("bytes=0-9"), 100), RangeSpec::Bytes(0, 9));
+        assert_eq!(
+            parse_range(Some("bytes=90-"), 100),
+            RangeSpec::Bytes(90, 99)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-10"), 100),
+            RangeSpec::Bytes(90, 99)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=-1000"), 100),
+            RangeSpec::Bytes(0, 99)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=50-1000"), 100),
+            RangeSpec::Bytes(50, 99)
+        );
+        assert_eq!(
+            parse_range(Some("bytes=100-"), 100),
+            RangeSpec::Unsatisfiable
+        );
+        assert_eq!(parse_range(Some("bytes=9-0"), 100), RangeSpec::Whole);
+        assert_eq!(parse_range(Some("bytes=0-1,3-4"), 100), RangeSpec::Whole);
+        assert_eq!(parse_range(Some("items=0-1"), 100), RangeSpec::Whole);
+        assert_eq!(parse_range(None, 100), RangeSpec::Whole);
+        assert_eq!(parse_range(Some("bytes=-0"), 100), RangeSpec::Unsatisfiable);
+    }
 }
