@@ -266,6 +266,41 @@ impl StopSignals {
     }
 }
 
+/// What the emulator prints before `ready`: its endpoints (the main one, then one line per
+/// region or service port), the default key pair when in use, the buckets, data and admin.
+fn startup_lines(emu: &preflight_emulator::Emulator, uses_default: bool) -> Vec<String> {
+    let mut out = vec![format!("endpoint: {}", emu.endpoint())];
+    for (label, url) in emu.extra_endpoints() {
+        out.push(format!("endpoint {label}: {url}"));
+    }
+    if uses_default {
+        out.push(format!("access key id: {DEFAULT_ACCESS_KEY_ID}"));
+        out.push(format!("access key secret: {DEFAULT_ACCESS_KEY_SECRET}"));
+        out.push("(documented local test key pair: it opens only this emulator)".to_string());
+    }
+    for b in &emu.config().buckets {
+        let mut notes = Vec::new();
+        if b.encrypted {
+            notes.push("encrypted".to_string());
+        }
+        if b.v4_only {
+            notes.push("V4 only".to_string());
+        }
+        if let Some(c) = b.storage_class {
+            notes.push(c.as_str().to_string());
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join(", "))
+        };
+        out.push(format!("bucket: {}@{}{notes}", b.name, b.region));
+    }
+    out.push(format!("data: {}", emu.config().data_dir.display()));
+    out.push(format!("admin: {}/_emulator/counters", emu.endpoint()));
+    out
+}
+
 /// Runs the emulator: prints `endpoint: …`, the key pair when the documented default is in use,
 /// and `ready`; then serves until Ctrl-C (or SIGTERM) and shuts down cleanly.
 pub fn run(args: EmulatorArgs) -> anyhow::Result<()> {
@@ -280,35 +315,9 @@ pub fn run(args: EmulatorArgs) -> anyhow::Result<()> {
             .await
             .context("cannot start the emulator")?;
         let stop = StopSignals::install();
-        println!("endpoint: {}", emu.endpoint());
-        for (label, url) in emu.extra_endpoints() {
-            println!("endpoint {label}: {url}");
+        for line in startup_lines(&emu, uses_default) {
+            println!("{line}");
         }
-        if uses_default {
-            println!("access key id: {DEFAULT_ACCESS_KEY_ID}");
-            println!("access key secret: {DEFAULT_ACCESS_KEY_SECRET}");
-            println!("(documented local test key pair: it opens only this emulator)");
-        }
-        for b in &emu.config().buckets {
-            let mut notes = Vec::new();
-            if b.encrypted {
-                notes.push("encrypted".to_string());
-            }
-            if b.v4_only {
-                notes.push("V4 only".to_string());
-            }
-            if let Some(c) = b.storage_class {
-                notes.push(c.as_str().to_string());
-            }
-            let notes = if notes.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", notes.join(", "))
-            };
-            println!("bucket: {}@{}{notes}", b.name, b.region);
-        }
-        println!("data: {}", emu.config().data_dir.display());
-        println!("admin: {}/_emulator/counters", emu.endpoint());
         println!("ready");
         use std::io::Write;
         let _ = std::io::stdout().flush();
@@ -369,5 +378,52 @@ mod tests {
         assert!(every.access_keys[0].denies("oss:GetObject"));
         assert!(config(&["--deny", "GetObject"]).is_err());
         assert!(config(&["--bucket", "b-b@cn-hangzhou:nonsense"]).is_err());
+    }
+
+    #[test]
+    fn startup_prints_one_endpoint_line_per_region_and_service() {
+        let dir = std::env::temp_dir().join(format!("emu-cmd-{}", std::process::id()));
+        let mut cfg = config(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--bucket",
+            "hz-b@cn-hangzhou:v4only",
+            "--bucket",
+            "bj-b@cn-beijing:archive",
+            "--region-endpoints",
+            "--service-endpoints",
+        ])
+        .unwrap();
+        cfg.data_dir = dir.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let lines = rt.block_on(async {
+            let emu = preflight_emulator::start(cfg).await.unwrap();
+            let lines = startup_lines(&emu, false);
+            emu.shutdown().await;
+            lines
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        let labels: Vec<&str> = lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("endpoint"))
+            .filter_map(|l| l.split_once(": http://127.0.0.1:").map(|(label, _)| label))
+            .collect();
+        assert_eq!(
+            labels,
+            [
+                "",
+                " oss cn-beijing",
+                " oss cn-hangzhou",
+                " ecs",
+                " ram",
+                " sts"
+            ],
+            "{lines:?}"
+        );
+        assert!(lines.contains(&"bucket: hz-b@cn-hangzhou (V4 only)".to_string()));
+        assert!(lines.contains(&"bucket: bj-b@cn-beijing (Archive)".to_string()));
     }
 }
