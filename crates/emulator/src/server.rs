@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::Config;
+use crate::config::{AccessKey, Config};
 use crate::counters::{CounterSink, Counters};
 use crate::ecs::{EcsState, Product};
 use crate::error::Error;
@@ -59,9 +59,36 @@ pub struct Shared {
     pub store: Store,
     /// ECS images and tasks, RAM.
     pub ecs: EcsState,
+    /// Credentials issued by STS AssumeRole (with their expiry, Unix seconds); kept in memory.
+    pub issued: RwLock<Vec<(AccessKey, u64)>>,
 }
 
 impl Shared {
+    /// Every credential accepted now: the configured ones and unexpired STS-issued ones.
+    pub fn keys(&self) -> Vec<AccessKey> {
+        let now = crate::util::unix_now();
+        let issued = self.issued.read().unwrap_or_else(|e| e.into_inner());
+        self.config
+            .access_keys
+            .iter()
+            .cloned()
+            .chain(
+                issued
+                    .iter()
+                    .filter(|(_, exp)| *exp > now)
+                    .map(|(k, _)| k.clone()),
+            )
+            .collect()
+    }
+
+    /// Records an STS-issued credential valid until `expiry` (Unix seconds).
+    pub fn issue(&self, key: AccessKey, expiry: u64) {
+        let now = crate::util::unix_now();
+        let mut issued = self.issued.write().unwrap_or_else(|e| e.into_inner());
+        issued.retain(|(_, exp)| *exp > now);
+        issued.push((key, expiry));
+    }
+
     /// Current faults.
     pub fn faults(&self) -> Faults {
         self.faults
@@ -315,6 +342,7 @@ pub async fn start(config: Config) -> Result<Emulator, Error> {
         counters: CounterSink::default(),
         store,
         ecs,
+        issued: RwLock::new(Vec::new()),
     });
     let (tx, rx) = watch::channel(false);
     let mut loops = vec![accept_loop(

@@ -20,6 +20,7 @@ use preflight_emulator::{
 
 const ECS: &str = "2014-05-26";
 const RAM: &str = "2015-05-01";
+const STS: &str = "2015-04-01";
 
 /// A V4 request to send: method, bucket, raw key, raw query, extra headers, the Host to send,
 /// the region to sign for, and the AdditionalHeaders field exactly as it should appear
@@ -504,6 +505,91 @@ async fn ecs_ram_and_sts_answer_only_on_their_own_endpoints() {
     assert_eq!((s, v["Code"].as_str()), (400, Some("InvalidVersion")));
     let (s, v) = rpc(&sts, ECS, "DescribeRegions", &[]).await;
     assert_eq!((s, v["Code"].as_str()), (400, Some("InvalidVersion")));
+    // STS AssumeRole on the STS endpoint issues a temporary key the other services accept.
+    let arn = "acs:ram::1234567890123456:role/ecs-preflight-uploader";
+    let (s, v) = rpc(
+        &ecs,
+        STS,
+        "AssumeRole",
+        &[("RoleArn", arn), ("RoleSessionName", "t1")],
+    )
+    .await;
+    assert_eq!((s, v["Code"].as_str()), (400, Some("InvalidVersion")));
+    let (s, v) = rpc(
+        &sts,
+        STS,
+        "AssumeRole",
+        &[
+            ("RoleArn", arn),
+            ("RoleSessionName", "t1"),
+            ("DurationSeconds", "900"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let c = &v["Credentials"];
+    let (id, secret, token) = (
+        c["AccessKeyId"].as_str().unwrap(),
+        c["AccessKeySecret"].as_str().unwrap(),
+        c["SecurityToken"].as_str().unwrap(),
+    );
+    assert!(id.starts_with("STS."), "{v}");
+    assert!(c["Expiration"].as_str().unwrap().ends_with('Z'));
+    let with_token = common::oss_as(
+        &ep,
+        OssReq {
+            method: "GET",
+            bucket: "ecs-preflight",
+            raw_key: "",
+            query: "bucketInfo",
+            headers: vec![("x-oss-security-token", token.to_string())],
+        },
+        Vec::new(),
+        id,
+        secret,
+    )
+    .await;
+    assert_eq!(with_token.status(), 200);
+    let without = common::oss_as(
+        &ep,
+        v1_get("ecs-preflight", "bucketInfo"),
+        Vec::new(),
+        id,
+        secret,
+    )
+    .await;
+    assert_eq!(without.status(), 403);
+    let (s, v) = rpc(
+        &sts,
+        STS,
+        "AssumeRole",
+        &[
+            ("RoleArn", "acs:ram::999:role/x"),
+            ("RoleSessionName", "t1"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, v["Code"].as_str()),
+        (400, Some("InvalidParameter")),
+        "{v}"
+    );
+    let (s, v) = rpc(
+        &sts,
+        STS,
+        "AssumeRole",
+        &[
+            ("RoleArn", arn),
+            ("RoleSessionName", "t1"),
+            ("DurationSeconds", "60"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, v["Code"].as_str()),
+        (400, Some("InvalidParameter")),
+        "{v}"
+    );
     // An RPC call that reaches the OSS endpoint is answered by OSS, which refuses it.
     let url = format!("{ep}/?Action=DescribeRegions&Version={ECS}&Format=JSON");
     let resp = reqwest::get(&url).await.unwrap();

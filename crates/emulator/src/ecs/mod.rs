@@ -26,7 +26,7 @@ pub const MAX_RPC_BODY: usize = 1024 * 1024;
 pub const ECS_VERSION: &str = "2014-05-26";
 /// RAM API version.
 pub const RAM_VERSION: &str = "2015-05-01";
-/// STS API version (no STS action is emulated; the version routes a call to STS).
+/// STS API version (AssumeRole).
 pub const STS_VERSION: &str = "2015-04-01";
 /// Timestamps more than 15 minutes from server time are refused.
 pub const MAX_SKEW_SECS: u64 = 15 * 60;
@@ -267,7 +267,8 @@ fn verify_rpc(shared: &Shared, method: &str, params: &Params, now: u64) -> Resul
     }
     let nonce = params.required("SignatureNonce")?;
     check_time(params.required("Timestamp")?, now)?;
-    let key = lookup(&shared.config.access_keys, id)?;
+    let keys = shared.keys();
+    let key = lookup(&keys, id)?;
     check_token(key, params.get("SecurityToken"))?;
     let sts = sign::rpc_string_to_sign(method, &params.0);
     if sign::rpc_sign(&key.secret, &sts) != sig {
@@ -333,7 +334,8 @@ fn verify_acs3(
         }
     }
     check_time(header(headers, "x-acs-date").unwrap_or(""), now)?;
-    let key = lookup(&shared.config.access_keys, &h.access_key_id)?;
+    let keys = shared.keys();
+    let key = lookup(&keys, &h.access_key_id)?;
     check_token(key, header(headers, "x-acs-security-token"))?;
     let mut signed: Vec<(String, String)> = Vec::new();
     for name in &h.signed_headers {
@@ -373,7 +375,7 @@ fn known_action(product: Product, action: &str) -> bool {
                 | "DescribeRegions"
         ),
         Product::Ram => matches!(action, "GetRole" | "ListPoliciesForRole"),
-        Product::Sts => false,
+        Product::Sts => action == "AssumeRole",
     }
 }
 
@@ -387,6 +389,7 @@ async fn dispatch(call: &Call<'_>, product: Product, action: &str) -> Result<Val
         (Product::Ecs, "DescribeRegions") => api::describe_regions(call),
         (Product::Ram, "GetRole") => api::get_role(call),
         (Product::Ram, "ListPoliciesForRole") => api::list_policies_for_role(call),
+        (Product::Sts, "AssumeRole") => api::assume_role(call),
         _ => Err(EcsError::new(
             404,
             "InvalidAction.NotFound",
@@ -519,8 +522,7 @@ pub async fn handle(
         }
         let ram_action = format!("{}:{action}", product.ram_namespace());
         let denied = shared
-            .config
-            .access_keys
+            .keys()
             .iter()
             .any(|k| Some(&k.id) == key_id.as_ref() && k.denies(&ram_action));
         if denied {

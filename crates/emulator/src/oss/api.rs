@@ -465,18 +465,10 @@ async fn run(ctx: &mut Ctx, api: Api) -> OssResult {
         strict_additional_headers: strict.v4_additional_headers,
         refuse_v1: strict.v4_only || ctx.bucket.as_ref().is_some_and(|b| b.v4_only),
     };
-    let who = auth::authenticate_with(
-        &ctx.shared.config.access_keys,
-        &input,
-        region.as_deref(),
-        ctx.now,
-        rules,
-    )?;
+    let keys = ctx.shared.keys();
+    let who = auth::authenticate_with(&keys, &input, region.as_deref(), ctx.now, rules)?;
     let action = ram_action(api);
-    if ctx
-        .shared
-        .config
-        .access_keys
+    if keys
         .iter()
         .any(|k| k.id == who.access_key_id && k.denies(action))
     {
