@@ -4,6 +4,7 @@
 Usage (arguments or EMU_* environment variables):
   ecs_sdk.py --endpoint http://127.0.0.1:PORT --ak ID --sk SECRET --bucket B --region R
              [--timeout SECONDS] [--expect-no-role]
+  ecs_sdk.py ... --ecs-endpoint URL --ram-endpoint URL [--denied-ak ID] --service-checks-only
 
 Three clients are used:
   * alibabacloud_ecs20140526 (Tea SDK) with its default ACS3-HMAC-SHA256 signature,
@@ -14,6 +15,11 @@ It uploads a small qcow2-looking object with oss2, imports it, polls DescribeTas
 DescribeTaskAttribute until Finished, checks DescribeImages (default Status=Available),
 ClientToken idempotency, DryRun, RAM GetRole, and that a wrong secret is refused with
 IncompleteSignature (ACS3) / SignatureDoesNotMatch (HMAC-SHA1). Exits non-zero on a mismatch.
+
+With --service-checks-only (an emulator with --service-endpoints --strict-service-endpoints):
+ECS and RAM answer on their own endpoints, a RAM call on the ECS endpoint (and the reverse) is
+InvalidVersion, an RPC call on the OSS endpoint is refused, and a key denied
+ecs:DescribeImages / ram:GetRole (--denied-ak, same secret) gets Forbidden.RAM / NoPermission.
 """
 import argparse
 import json
@@ -108,6 +114,50 @@ def wait_finished(poll, timeout, what):
     raise AssertionError("FAILED: %s did not finish within %ss (saw %s)" % (what, timeout, seen))
 
 
+def on(a, endpoint=None, ak=None):
+    """A copy of the arguments aimed at another endpoint or signed by another key."""
+    b = argparse.Namespace(**vars(a))
+    if endpoint:
+        b.endpoint = endpoint
+    if ak:
+        b.ak = ak
+    return b
+
+
+def service_checks(a):
+    ecs = on(a, a.ecs_endpoint)
+    ram = on(a, a.ram_endpoint)
+    role = {"RoleName": "AliyunECSImageImportDefaultRole"}
+    r = tea_client(ecs, a.sk).describe_regions(ecs_models.DescribeRegionsRequest())
+    check(r.status_code == 200, "ACS3 DescribeRegions on the ECS endpoint")
+    core = core_client(a, a.sk)
+    got = core_do(core, ram, common(ram, "2015-05-01", "GetRole", query=role))
+    check(got["Role"]["RoleName"] == role["RoleName"], "RAM GetRole on the RAM endpoint")
+    expect_error(lambda: core_do(core, ecs, common(ecs, "2015-05-01", "GetRole", query=role)),
+                 "InvalidVersion", "RAM GetRole sent to the ECS endpoint")
+    expect_error(lambda: tea_client(ram, a.sk).describe_regions(ecs_models.DescribeRegionsRequest()),
+                 "InvalidVersion", "ECS DescribeRegions sent to the RAM endpoint")
+    try:
+        core_do(core, a, common(a, "2014-05-26", "DescribeRegions"))
+        refused = False
+    except AssertionError:
+        raise
+    except Exception:  # OSS answers with its own XML error, not an ECS result
+        refused = True
+    check(refused, "ECS DescribeRegions sent to the OSS endpoint is refused")
+    if a.denied_ak:
+        d_ecs = on(ecs, ak=a.denied_ak)
+        d_ram = on(ram, ak=a.denied_ak)
+        dt = tea_client(d_ecs, a.sk)
+        expect_error(lambda: dt.describe_images(ecs_models.DescribeImagesRequest(region_id=a.region)),
+                     "Forbidden.RAM", "DescribeImages with a key denied ecs:DescribeImages")
+        check(dt.describe_regions(ecs_models.DescribeRegionsRequest()).status_code == 200,
+              "DescribeRegions with that key is allowed")
+        dc = core_client(d_ram, a.sk)
+        expect_error(lambda: core_do(dc, d_ram, common(d_ram, "2015-05-01", "GetRole", query=role)),
+                     "NoPermission", "GetRole with a key denied ram:GetRole")
+
+
 def main():
     env = os.environ.get
     ap = argparse.ArgumentParser()
@@ -118,9 +168,19 @@ def main():
     ap.add_argument("--region", default=env("EMU_REGION", "cn-hangzhou"))
     ap.add_argument("--timeout", type=float, default=float(env("EMU_TIMEOUT", "60")))
     ap.add_argument("--expect-no-role", action="store_true")
+    ap.add_argument("--ecs-endpoint", default=env("EMU_ECS_ENDPOINT"))
+    ap.add_argument("--ram-endpoint", default=env("EMU_RAM_ENDPOINT"))
+    ap.add_argument("--denied-ak", default=env("EMU_DENIED_AK"))
+    ap.add_argument("--service-checks-only", action="store_true")
     a = ap.parse_args()
     if not (a.endpoint and a.ak and a.sk):
         ap.error("--endpoint, --ak and --sk are required")
+    if a.service_checks_only:
+        if not (a.ecs_endpoint and a.ram_endpoint):
+            ap.error("--service-checks-only needs --ecs-endpoint and --ram-endpoint")
+        service_checks(a)
+        print("ecs_sdk: %d passed, 0 failed" % CHECKS)
+        return 0
 
     # A small object that looks like a 10 GiB qcow2 image.
     header = b"QFI\xfb" + struct.pack(">I", 3) + b"\0" * 16 + struct.pack(">Q", 10 * 1024 ** 3)

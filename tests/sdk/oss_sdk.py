@@ -4,18 +4,23 @@
 Usage (arguments or EMU_* environment variables):
   oss_sdk.py --endpoint http://127.0.0.1:PORT --ak ID --sk SECRET --bucket B --region R
              [--encrypted-bucket EB] [--sts-ak ID --sts-sk SECRET --sts-token TOKEN]
-             [--workdir DIR]
+             [--workdir DIR] [--v4only-bucket VB] [--archive-bucket AB]
 
 Exercises put/get (V1, V4, STS, presigned), ranged get, head, delete, a multipart
 resumable_upload with small parts and several threads, bucket info/location/encryption,
-and checks that a wrong secret is refused with SignatureDoesNotMatch. Exits non-zero on the
-first mismatch.
+and checks that a wrong secret is refused with SignatureDoesNotMatch. With --v4only-bucket:
+V1 (oss2's default) is refused there with 403 AccessDenied, EC 0002-00000080, and V4 works.
+With --archive-bucket (an Archive-default bucket): new objects are Archive unless
+x-oss-storage-class says otherwise, GetObject is refused until restore_object finishes, and
+head_object shows x-oss-restore while restoring and after. Exits non-zero on the first
+mismatch.
 """
 import argparse
 import hashlib
 import os
 import sys
 import tempfile
+import time
 
 import oss2
 import requests
@@ -62,6 +67,8 @@ def main():
     ap.add_argument("--sts-sk", default=env("EMU_STS_SK"))
     ap.add_argument("--sts-token", default=env("EMU_STS_TOKEN"))
     ap.add_argument("--workdir", default=env("EMU_WORKDIR"))
+    ap.add_argument("--v4only-bucket", default=env("EMU_V4ONLY_BUCKET"))
+    ap.add_argument("--archive-bucket", default=env("EMU_ARCHIVE_BUCKET"))
     a = ap.parse_args()
     if not (a.endpoint and a.ak and a.sk):
         ap.error("--endpoint, --ak and --sk are required")
@@ -152,6 +159,58 @@ def main():
     b4_wrong_region = oss2.Bucket(auth4, a.endpoint, a.bucket, region="eu-central-1")
     expect_error(lambda: b4_wrong_region.get_object("sdk/v4.txt"), "InvalidArgument", 400,
                  "V4 signed for another region")
+
+    # --- a V4-only bucket ----------------------------------------------------------------------
+    if a.v4only_bucket:
+        v1 = oss2.Bucket(auth, a.endpoint, a.v4only_bucket)
+        e = expect_error(lambda: v1.put_object("sdk/v1.txt", b"v1"), "AccessDenied", 403,
+                         "V1 put_object on a V4-only bucket")
+        check(e.ec == "0002-00000080", "V1 refusal carries EC 0002-00000080 (got %r)" % e.ec)
+        e = expect_error(lambda: v1.head_object("sdk/v1.txt"), "AccessDenied", 403,
+                         "V1 head_object on a V4-only bucket (error in x-oss-err)")
+        check(e.headers.get("x-oss-ec") == "0002-00000080", "HEAD refusal x-oss-ec header")
+        v4b = oss2.Bucket(auth4, a.endpoint, a.v4only_bucket, region=a.region)
+        v4b.put_object("sdk/v4only.txt", b"v4 only")
+        check(v4b.get_object("sdk/v4only.txt").read() == b"v4 only", "V4 put/get on a V4-only bucket")
+        check(v4b.get_bucket_info().name == a.v4only_bucket, "V4 get_bucket_info on a V4-only bucket")
+
+    # --- an Archive-default bucket and RestoreObject --------------------------------------------
+    if a.archive_bucket:
+        ab = oss2.Bucket(auth4, a.endpoint, a.archive_bucket, region=a.region)
+        check(ab.get_bucket_info().storage_class == "Archive", "get_bucket_info StorageClass Archive")
+        ab.put_object("sdk/cold.bin", b"cold bytes")
+        h = ab.head_object("sdk/cold.bin")
+        check(h.headers.get("x-oss-storage-class") == "Archive", "new object takes the bucket's class")
+        check("x-oss-restore" not in h.headers, "no x-oss-restore before a restore")
+        expect_error(lambda: ab.get_object("sdk/cold.bin"), "InvalidObjectState", 403,
+                     "get_object of an Archive object not restored")
+        ab.put_object("sdk/warm.bin", b"warm", headers={"x-oss-storage-class": "Standard"})
+        check(ab.head_object("sdk/warm.bin").headers.get("x-oss-storage-class") == "Standard",
+              "x-oss-storage-class: Standard on PutObject overrides the bucket's class")
+        up = ab.init_multipart_upload("sdk/warm-mp.bin",
+                                      headers={"x-oss-storage-class": "Standard"}).upload_id
+        p1 = ab.upload_part("sdk/warm-mp.bin", up, 1, b"m" * 10)
+        ab.complete_multipart_upload("sdk/warm-mp.bin", up, [oss2.models.PartInfo(1, p1.etag)])
+        check(ab.head_object("sdk/warm-mp.bin").headers.get("x-oss-storage-class") == "Standard",
+              "x-oss-storage-class: Standard on InitiateMultipartUpload")
+        r = ab.restore_object("sdk/cold.bin")
+        check(r.status == 202, "restore_object -> 202 Accepted")
+        h = ab.head_object("sdk/cold.bin")
+        check(h.headers.get("x-oss-restore") == 'ongoing-request="true"',
+              "x-oss-restore while restoring (got %r)" % h.headers.get("x-oss-restore"))
+        expect_error(lambda: ab.restore_object("sdk/cold.bin"), "RestoreAlreadyInProgress", 409,
+                     "restore_object while restoring")
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            restore = ab.head_object("sdk/cold.bin").headers.get("x-oss-restore", "")
+            if restore.startswith('ongoing-request="false"'):
+                break
+            time.sleep(0.2)
+        check(restore.startswith('ongoing-request="false", expiry-date="'),
+              "x-oss-restore once restored (got %r)" % restore)
+        check(ab.get_object("sdk/cold.bin").read() == b"cold bytes", "get_object once restored")
+        expect_error(lambda: ab.restore_object("sdk/warm.bin"), "OperationNotSupported", 400,
+                     "restore_object of a Standard object")
 
     # --- presigned URLs -----------------------------------------------------------------------
     url = bucket.sign_url("GET", "sdk/hello.txt", 60)

@@ -5,11 +5,20 @@
 //! listen = "127.0.0.1:9090"
 //! data_dir = "./emu-data"
 //! access_keys = ["LTAI-test:secret", { id = "STS.x", secret = "s", security_token = "CAIS-t" }]
-//! buckets = ["images@cn-hangzhou", "vault@cn-hangzhou:encrypted", { name = "b", region = "cn-beijing" }]
+//! buckets = ["images@cn-hangzhou", "vault@cn-hangzhou:encrypted:v4only", "cold@cn-hangzhou:archive",
+//!            { name = "b", region = "cn-beijing", v4_only = true, storage_class = "IA" }]
 //! storage_class = "Standard"
 //! import_role = true
 //! task_seconds = 5.0
 //! limits = "classic"
+//! region_endpoints = false    # one port per region, as oss-<region>.aliyuncs.com
+//! service_endpoints = false   # ECS, RAM and STS on ports of their own
+//! restore_seconds = 2.0
+//! [strict]                    # see `Strict`; each documented OSS/ECS behaviour
+//! v4_additional_headers = false
+//! v4_only = false             # the whole account refuses V1 (EC 0002-00000080)
+//! service_endpoints = false   # RPC refused on OSS endpoints
+//! bucket_region = true        # 403 + <Endpoint> for a bucket of another region
 //! [faults]
 //! seed = 7
 //! upload_part_error_rate = 0.2
@@ -55,6 +64,11 @@ pub struct AccessKey {
     pub secret: String,
     /// STS security token; when set, every request with this key must carry exactly it.
     pub security_token: Option<String>,
+    /// RAM actions this key is explicitly denied, e.g. `oss:GetBucketEncryption`,
+    /// `ecs:DescribeImages`, `ram:GetRole` (`*` after the colon denies the whole service).
+    /// OSS answers `403 AccessDenied` (EC 0003-00000201), ECS `403 Forbidden.RAM`, RAM
+    /// `403 NoPermission`.
+    pub deny: Vec<String>,
 }
 
 impl fmt::Debug for AccessKey {
@@ -66,6 +80,7 @@ impl fmt::Debug for AccessKey {
                 "security_token",
                 &self.security_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("deny", &self.deny)
             .finish()
     }
 }
@@ -77,7 +92,18 @@ impl AccessKey {
             id: DEFAULT_ACCESS_KEY_ID.to_string(),
             secret: DEFAULT_ACCESS_KEY_SECRET.to_string(),
             security_token: None,
+            deny: Vec::new(),
         }
+    }
+
+    /// Whether a RAM action such as `oss:GetBucketEncryption` is denied to this key.
+    pub fn denies(&self, action: &str) -> bool {
+        let service = action.split(':').next().unwrap_or("");
+        self.deny.iter().any(|d| {
+            d.eq_ignore_ascii_case(action)
+                || d.strip_suffix(":*")
+                    .is_some_and(|s| s.eq_ignore_ascii_case(service))
+        })
     }
 }
 
@@ -100,6 +126,7 @@ impl FromStr for AccessKey {
             id: id.to_string(),
             secret: secret.to_string(),
             security_token: token.map(str::to_string),
+            deny: Vec::new(),
         })
     }
 }
@@ -113,6 +140,8 @@ enum AccessKeyRepr {
         secret: String,
         #[serde(default)]
         security_token: Option<String>,
+        #[serde(default)]
+        deny: Vec<String>,
     },
 }
 
@@ -124,6 +153,7 @@ impl<'de> Deserialize<'de> for AccessKey {
                 id,
                 secret,
                 security_token,
+                deny,
             } => {
                 if id.is_empty() || secret.is_empty() {
                     return Err(serde::de::Error::custom(Error::AccessKeySyntax {
@@ -134,6 +164,7 @@ impl<'de> Deserialize<'de> for AccessKey {
                     id,
                     secret,
                     security_token,
+                    deny,
                 })
             }
         }
@@ -191,6 +222,21 @@ impl FromStr for StorageClass {
     }
 }
 
+impl StorageClass {
+    /// Parses a storage class ignoring case (`archive`, `ia`, …), for the `--bucket` suffixes.
+    pub fn parse_loose(s: &str) -> Option<Self> {
+        [
+            StorageClass::Standard,
+            StorageClass::IA,
+            StorageClass::Archive,
+            StorageClass::ColdArchive,
+            StorageClass::DeepColdArchive,
+        ]
+        .into_iter()
+        .find(|c| c.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
 /// One bucket the emulator serves. Buckets exist only by configuration (no PutBucket).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BucketConfig {
@@ -200,6 +246,13 @@ pub struct BucketConfig {
     pub region: String,
     /// Server-side encryption by default (KMS); ImportImage refuses such buckets.
     pub encrypted: bool,
+    /// The bucket refuses V1 signatures (`403 AccessDenied`, EC 0002-00000080), as buckets
+    /// created since 1 September 2025 do.
+    pub v4_only: bool,
+    /// The bucket's storage class: the class of new objects when the request names none
+    /// (`x-oss-storage-class`), and `<StorageClass>` in GetBucketInfo. `None`: the
+    /// emulator-wide [`Config::storage_class`].
+    pub storage_class: Option<StorageClass>,
 }
 
 /// Checks OSS bucket naming rules.
@@ -223,6 +276,17 @@ pub fn valid_region(region: &str) -> bool {
 }
 
 impl BucketConfig {
+    /// A plain bucket: unencrypted, V1 accepted, the emulator-wide storage class.
+    pub fn new(name: &str, region: &str) -> Self {
+        BucketConfig {
+            name: name.to_string(),
+            region: region.to_string(),
+            encrypted: false,
+            v4_only: false,
+            storage_class: None,
+        }
+    }
+
     fn checked(name: &str, region: &str, encrypted: bool) -> Result<Self, Error> {
         if !valid_bucket_name(name) {
             return Err(Error::BucketName(name.to_string()));
@@ -232,26 +296,34 @@ impl BucketConfig {
             return Err(Error::Region(region.to_string()));
         }
         Ok(BucketConfig {
-            name: name.to_string(),
-            region: region.to_string(),
             encrypted,
+            ..BucketConfig::new(name, region)
         })
     }
 }
 
 impl FromStr for BucketConfig {
     type Err = Error;
-    /// Parses `NAME@REGION` or `NAME@REGION:encrypted`.
+    /// Parses `NAME@REGION[:FLAG]...` where each FLAG is `encrypted`, `v4only` or a storage
+    /// class (`standard`, `ia`, `archive`, `coldarchive`, `deepcoldarchive`; any case).
     fn from_str(s: &str) -> Result<Self, Error> {
         let (name, rest) = s
             .split_once('@')
             .ok_or_else(|| Error::BucketSyntax(s.to_string()))?;
-        let (region, encrypted) = match rest.split_once(':') {
-            Some((r, "encrypted")) => (r, true),
-            Some(_) => return Err(Error::BucketSyntax(s.to_string())),
-            None => (rest, false),
-        };
-        BucketConfig::checked(name, region, encrypted)
+        let mut parts = rest.split(':');
+        let region = parts.next().unwrap_or("");
+        let mut b = BucketConfig::checked(name, region, false)?;
+        for flag in parts {
+            match flag {
+                "encrypted" => b.encrypted = true,
+                "v4only" => b.v4_only = true,
+                other => match StorageClass::parse_loose(other) {
+                    Some(c) if b.storage_class.is_none() => b.storage_class = Some(c),
+                    _ => return Err(Error::BucketSyntax(s.to_string())),
+                },
+            }
+        }
+        Ok(b)
     }
 }
 
@@ -264,6 +336,10 @@ enum BucketRepr {
         region: String,
         #[serde(default)]
         encrypted: bool,
+        #[serde(default)]
+        v4_only: bool,
+        #[serde(default)]
+        storage_class: Option<StorageClass>,
     },
 }
 
@@ -275,7 +351,15 @@ impl<'de> Deserialize<'de> for BucketConfig {
                 name,
                 region,
                 encrypted,
-            } => BucketConfig::checked(&name, &region, encrypted).map_err(serde::de::Error::custom),
+                v4_only,
+                storage_class,
+            } => BucketConfig::checked(&name, &region, encrypted)
+                .map(|b| BucketConfig {
+                    v4_only,
+                    storage_class,
+                    ..b
+                })
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -321,6 +405,61 @@ impl FromStr for LimitsProfile {
     }
 }
 
+/// Strict behaviours of the real service that can be switched off one by one, for a client
+/// that does not meet them yet. Each is documented OSS/ECS behaviour; the defaults are the
+/// strictest setting the project's own client passes today (see the crate README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Strict {
+    /// Refuse a V4 `Authorization` whose `AdditionalHeaders` is present but empty
+    /// (EC 0002-00000209), has an empty entry such as `host;` (0002-00000210), or names a
+    /// header the request does not carry (0002-00000211). Default false: the project's client
+    /// still sends `AdditionalHeaders=`.
+    pub v4_additional_headers: bool,
+    /// The account is V4-only (accounts created since 1 March 2025): every V1-signed OSS
+    /// request is refused with `403 AccessDenied`, EC 0002-00000080. Per-bucket: `v4only`.
+    /// Default false: the project's client still probes with V1.
+    pub v4_only: bool,
+    /// ECS, RAM and STS answer only on their own endpoints (hosts `ecs.<region>.aliyuncs.com`,
+    /// `ecs-<region>.aliyuncs.com`, `ram.aliyuncs.com`, `sts.aliyuncs.com`, or the ports of
+    /// [`Config::service_endpoints`]); an RPC call reaching an OSS endpoint is served as OSS
+    /// serves it (refused). Default false: the project's client sends every service to one
+    /// endpoint.
+    pub service_endpoints: bool,
+    /// A request for a bucket of another region, addressed to a region's endpoint (Host
+    /// `oss-<region>.aliyuncs.com` or a port of [`Config::region_endpoints`]), answers
+    /// `403 AccessDenied` with `<Endpoint>oss-<bucket region>.aliyuncs.com</Endpoint>`.
+    /// Default true.
+    pub bucket_region: bool,
+}
+
+impl Default for Strict {
+    fn default() -> Self {
+        Strict {
+            v4_additional_headers: false,
+            v4_only: false,
+            service_endpoints: false,
+            bucket_region: true,
+        }
+    }
+}
+
+impl Strict {
+    /// Every strict behaviour on.
+    pub fn all() -> Self {
+        Strict {
+            v4_additional_headers: true,
+            v4_only: true,
+            service_endpoints: true,
+            bucket_region: true,
+        }
+    }
+}
+
+/// Default time an Archive restore takes in seconds (real OSS: about a minute for Archive,
+/// hours for the colder classes; short here so tests can watch it finish).
+pub const DEFAULT_RESTORE_SECONDS: f64 = 2.0;
+
 /// Everything the emulator needs to start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -330,7 +469,9 @@ pub struct Config {
     /// Where objects, uploads and ECS state are kept (created if missing). Default `./emu-data`.
     pub data_dir: PathBuf,
     /// Accepted credentials. Default: the documented test pair ([`DEFAULT_ACCESS_KEY_ID`]);
-    /// an empty list also means that pair.
+    /// an empty list also means that pair. TOML: `access_keys = [...]` or `[[access_key]]`
+    /// tables (`id`, `secret`, `security_token`, `deny`).
+    #[serde(alias = "access_key")]
     pub access_keys: Vec<AccessKey>,
     /// Buckets served. Default: `ecs-preflight` in `cn-hangzhou`, unencrypted; an empty list
     /// also means that bucket.
@@ -346,6 +487,18 @@ pub struct Config {
     pub limits: LimitsProfile,
     /// Fault injection. Default: none.
     pub faults: Faults,
+    /// Strict behaviours that can be switched off (`[strict]`); see [`Strict`].
+    pub strict: Strict,
+    /// Also serve each region of the configured buckets on a port of its own, as if it were
+    /// `oss-<region>.aliyuncs.com` (requests there are addressed to that region). Ports follow
+    /// the listen port (`listen` + 1, + 2, … in region order), or are ephemeral when it is 0.
+    /// Default false.
+    pub region_endpoints: bool,
+    /// Also serve ECS, RAM and STS on ports of their own (after the region ports), each
+    /// answering only its own service. Default false.
+    pub service_endpoints: bool,
+    /// How long a RestoreObject takes, seconds. Default 2.
+    pub restore_seconds: f64,
 }
 
 impl Default for Config {
@@ -356,16 +509,16 @@ impl Default for Config {
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 9090))),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             access_keys: vec![AccessKey::default_pair()],
-            buckets: vec![BucketConfig {
-                name: DEFAULT_BUCKET.to_string(),
-                region: DEFAULT_REGION.to_string(),
-                encrypted: false,
-            }],
+            buckets: vec![BucketConfig::new(DEFAULT_BUCKET, DEFAULT_REGION)],
             storage_class: StorageClass::Standard,
             import_role: true,
             task_seconds: DEFAULT_TASK_SECONDS,
             limits: LimitsProfile::Classic,
             faults: Faults::default(),
+            strict: Strict::default(),
+            region_endpoints: false,
+            service_endpoints: false,
+            restore_seconds: DEFAULT_RESTORE_SECONDS,
         }
     }
 }
@@ -425,6 +578,29 @@ impl Config {
             }
             BucketConfig::checked(&b.name, &b.region, b.encrypted)?;
         }
+        for k in &self.access_keys {
+            for d in &k.deny {
+                let ok = d.split_once(':').is_some_and(|(svc, act)| {
+                    matches!(svc, "oss" | "ecs" | "ram" | "sts")
+                        && !act.is_empty()
+                        && act.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'*')
+                });
+                if !ok {
+                    return Err(Error::ConfigParse(format!(
+                        "deny entry {d:?} of access key {:?} is not SERVICE:Action (oss, ecs, ram or sts)",
+                        k.id
+                    )));
+                }
+            }
+        }
+        if !self.restore_seconds.is_finite()
+            || !(0.0..=MAX_TASK_SECONDS).contains(&self.restore_seconds)
+        {
+            return Err(Error::ConfigParse(format!(
+                "restore_seconds {} is out of range (0 to 86400)",
+                self.restore_seconds
+            )));
+        }
         if !self.task_seconds.is_finite() || !(0.0..=MAX_TASK_SECONDS).contains(&self.task_seconds)
         {
             return Err(Error::TaskSeconds(self.task_seconds));
@@ -455,6 +631,17 @@ mod tests {
         assert_eq!(b.region, "cn-hangzhou");
         assert!("Bad@cn-hangzhou".parse::<BucketConfig>().is_err());
         assert!("ok-b@cn-hangzhou:other".parse::<BucketConfig>().is_err());
+        let b: BucketConfig = "cold@cn-beijing:v4only:archive:encrypted".parse().unwrap();
+        assert!(b.v4_only && b.encrypted);
+        assert_eq!(b.storage_class, Some(StorageClass::Archive));
+        assert!("x-b@cn-beijing:archive:ia".parse::<BucketConfig>().is_err());
+        let k = AccessKey {
+            deny: vec!["oss:GetBucketEncryption".into(), "ecs:*".into()],
+            ..AccessKey::default_pair()
+        };
+        assert!(k.denies("oss:GetBucketEncryption"));
+        assert!(k.denies("ecs:DescribeImages"));
+        assert!(!k.denies("oss:GetBucketInfo"));
     }
 
     #[test]
@@ -470,12 +657,33 @@ mod tests {
             [faults]
             seed = 3
             upload_part_error_rate = 0.5
+            [strict]
+            v4_only = true
             "#,
         )
         .unwrap()
         .normalized()
         .unwrap();
         assert_eq!(c.access_keys.len(), 2);
+        assert!(c.strict.v4_only && c.strict.bucket_region);
+        let limited = Config::from_toml_str(
+            r#"
+            [[access_key]]
+            id = "limited"
+            secret = "s"
+            deny = ["oss:GetBucketEncryption", "ecs:DescribeImages"]
+            "#,
+        )
+        .unwrap()
+        .normalized()
+        .unwrap();
+        assert!(limited.access_keys[0].denies("ecs:DescribeImages"));
+        let bad = Config::from_toml_str(
+            "[[access_key]]\nid = \"a\"\nsecret = \"b\"\ndeny = [\"GetRole\"]",
+        )
+        .unwrap()
+        .normalized();
+        assert!(bad.is_err());
         assert_eq!(c.buckets[1].region, "cn-shanghai");
         assert_eq!(c.storage_class, StorageClass::Archive);
         assert_eq!(c.limits, LimitsProfile::Current);

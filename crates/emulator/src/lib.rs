@@ -13,7 +13,13 @@
 //! * **ECS / RAM** RPC over GET query or POST form, HMAC-SHA1 (1.0) and ACS3-HMAC-SHA256
 //!   signatures; ImportImage with the documented validation, DescribeTasks,
 //!   DescribeTaskAttribute, DescribeImages, CancelTask, DescribeRegions; RAM GetRole and
-//!   ListPoliciesForRole.
+//!   ListPoliciesForRole; STS AssumeRole (the issued temporary keys are accepted everywhere).
+//! * **Strictness** (see [`Strict`] and the crate README): the V4 `Authorization` header's
+//!   documented EC family (0002-00000203…227), V1 refused on V4-only buckets or accounts
+//!   (0002-00000080), regions addressed by Host (`oss-<region>.aliyuncs.com`) or per-region
+//!   ports (a bucket of another region answers `403` with `<Endpoint>`), ECS/RAM/STS only on
+//!   their own endpoints, RAM denies per key, per-bucket storage classes with RestoreObject
+//!   and `x-oss-restore`, ClientToken idempotency, no body timeout of its own.
 //! * **Admin** endpoint `/_emulator/` (loopback only) for counters and faults: see [`admin`].
 //! * **Faults**, deterministic with a seed: see [`Faults`].
 //!
@@ -40,10 +46,11 @@ pub mod store;
 pub mod util;
 
 pub use config::{
-    AccessKey, BucketConfig, Config, LimitsProfile, StorageClass, DEFAULT_ACCESS_KEY_ID,
+    AccessKey, BucketConfig, Config, LimitsProfile, StorageClass, Strict, DEFAULT_ACCESS_KEY_ID,
     DEFAULT_ACCESS_KEY_SECRET, DEFAULT_BUCKET, DEFAULT_REGION,
 };
 pub use counters::{Counters, PartCounter};
+pub use ecs::Product;
 pub use error::Error;
 pub use faults::Faults;
-pub use server::{start, Emulator};
+pub use server::{start, Emulator, Listener};

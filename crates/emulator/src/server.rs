@@ -20,9 +20,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::Config;
+use crate::config::{AccessKey, Config};
 use crate::counters::{CounterSink, Counters};
-use crate::ecs::EcsState;
+use crate::ecs::{EcsState, Product};
 use crate::error::Error;
 use crate::faults::{FaultKind, Faults};
 use crate::store::Store;
@@ -59,9 +59,36 @@ pub struct Shared {
     pub store: Store,
     /// ECS images and tasks, RAM.
     pub ecs: EcsState,
+    /// Credentials issued by STS AssumeRole (with their expiry, Unix seconds); kept in memory.
+    pub issued: RwLock<Vec<(AccessKey, u64)>>,
 }
 
 impl Shared {
+    /// Every credential accepted now: the configured ones and unexpired STS-issued ones.
+    pub fn keys(&self) -> Vec<AccessKey> {
+        let now = crate::util::unix_now();
+        let issued = self.issued.read().unwrap_or_else(|e| e.into_inner());
+        self.config
+            .access_keys
+            .iter()
+            .cloned()
+            .chain(
+                issued
+                    .iter()
+                    .filter(|(_, exp)| *exp > now)
+                    .map(|(k, _)| k.clone()),
+            )
+            .collect()
+    }
+
+    /// Records an STS-issued credential valid until `expiry` (Unix seconds).
+    pub fn issue(&self, key: AccessKey, expiry: u64) {
+        let now = crate::util::unix_now();
+        let mut issued = self.issued.write().unwrap_or_else(|e| e.into_inner());
+        issued.retain(|(_, exp)| *exp > now);
+        issued.push((key, expiry));
+    }
+
     /// Current faults.
     pub fn faults(&self) -> Faults {
         self.faults
@@ -190,9 +217,22 @@ pub fn file_body(shared: Arc<Shared>, file: std::fs::File, offset: u64, len: u64
     BodyExt::boxed_unsync(StreamBody::new(stream))
 }
 
+/// What one listening port serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listener {
+    /// The main endpoint: OSS for every region (the Host may name one), plus ECS/RAM RPC
+    /// unless `strict.service_endpoints`.
+    Main,
+    /// OSS as `oss-<region>.aliyuncs.com` (`region_endpoints`).
+    Region(String),
+    /// One RPC service alone (`service_endpoints`).
+    Service(Product),
+}
+
 async fn handle(
     shared: Arc<Shared>,
     peer: SocketAddr,
+    listener: Arc<Listener>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Abort> {
     if req.uri().path().starts_with(crate::admin::PREFIX) {
@@ -202,16 +242,34 @@ async fn handle(
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
-    if crate::ecs::is_rpc(&req) {
-        return Ok(crate::ecs::handle(&shared, req).await);
+    if let Listener::Service(p) = &*listener {
+        return Ok(crate::ecs::handle(&shared, req, Some(*p)).await);
     }
-    crate::oss::api::handle(shared, req).await
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Some(p) = crate::ecs::service_of_host(host) {
+        return Ok(crate::ecs::handle(&shared, req, Some(p)).await);
+    }
+    // With strict service endpoints an RPC call on an OSS endpoint is served as OSS serves
+    // it, which refuses it.
+    if !shared.config.strict.service_endpoints && crate::ecs::is_rpc(&req) {
+        return Ok(crate::ecs::handle(&shared, req, None).await);
+    }
+    let region = match &*listener {
+        Listener::Region(r) => Some(r.clone()),
+        _ => None,
+    };
+    crate::oss::api::handle(shared, req, region).await
 }
 
 /// A running emulator. Dropping it without [`Emulator::shutdown`] leaves the server running
 /// until the runtime stops.
 pub struct Emulator {
     addr: SocketAddr,
+    extra: Vec<(Listener, SocketAddr)>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -246,6 +304,37 @@ pub async fn start(config: Config) -> Result<Emulator, Error> {
         addr: config.listen,
         source,
     })?;
+    // Extra ports: one per region, then ECS, RAM, STS; consecutive after a fixed listen port.
+    let mut wanted: Vec<Listener> = Vec::new();
+    if config.region_endpoints {
+        let mut regions: Vec<String> = config.buckets.iter().map(|b| b.region.clone()).collect();
+        regions.sort();
+        regions.dedup();
+        wanted.extend(regions.into_iter().map(Listener::Region));
+    }
+    if config.service_endpoints {
+        wanted.extend([Product::Ecs, Product::Ram, Product::Sts].map(Listener::Service));
+    }
+    let mut extra_listeners = Vec::new();
+    for (i, what) in wanted.into_iter().enumerate() {
+        let port = if config.listen.port() == 0 {
+            0
+        } else {
+            u16::try_from(usize::from(addr.port()) + 1 + i).unwrap_or(0)
+        };
+        let at = SocketAddr::new(addr.ip(), port);
+        let l = TcpListener::bind(at)
+            .await
+            .map_err(|source| Error::Bind { addr: at, source })?;
+        let bound = l
+            .local_addr()
+            .map_err(|source| Error::Bind { addr: at, source })?;
+        extra_listeners.push((what, bound, l));
+    }
+    let extra: Vec<(Listener, SocketAddr)> = extra_listeners
+        .iter()
+        .map(|(w, a, _)| (w.clone(), *a))
+        .collect();
     let shared = Arc::new(Shared {
         faults: RwLock::new(config.faults.clone()),
         config,
@@ -253,18 +342,36 @@ pub async fn start(config: Config) -> Result<Emulator, Error> {
         counters: CounterSink::default(),
         store,
         ecs,
+        issued: RwLock::new(Vec::new()),
     });
     let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, shared.clone(), rx));
+    let mut loops = vec![accept_loop(
+        listener,
+        Arc::new(Listener::Main),
+        shared.clone(),
+        rx.clone(),
+    )];
+    for (what, _, l) in extra_listeners {
+        loops.push(accept_loop(l, Arc::new(what), shared.clone(), rx.clone()));
+    }
+    let task = tokio::spawn(async move {
+        futures_util::future::join_all(loops).await;
+    });
     Ok(Emulator {
         addr,
+        extra,
         shared,
         shutdown: tx,
         task,
     })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut rx: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    what: Arc<Listener>,
+    shared: Arc<Shared>,
+    mut rx: watch::Receiver<bool>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -279,9 +386,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut rx: watch::
                 };
                 let _ = stream.set_nodelay(true);
                 let shared = shared.clone();
+                let what = what.clone();
                 let mut conn_rx = rx.clone();
                 conns.spawn(async move {
-                    let svc = service_fn(move |req| handle(shared.clone(), peer, req));
+                    let svc = service_fn(move |req| handle(shared.clone(), peer, what.clone(), req));
                     // A client that half-closes after its request (shutdown of its
                         // write side) still gets the answer, as from a real server.
                     let conn = http1::Builder::new()
@@ -319,6 +427,37 @@ impl Emulator {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `http://IP:PORT` of the port serving `region` alone (`region_endpoints`).
+    pub fn region_endpoint(&self, region: &str) -> Option<String> {
+        self.extra.iter().find_map(|(w, a)| match w {
+            Listener::Region(r) if r == region => Some(format!("http://{a}")),
+            _ => None,
+        })
+    }
+
+    /// `http://IP:PORT` of the port serving `product` alone (`service_endpoints`).
+    pub fn service_endpoint(&self, product: Product) -> Option<String> {
+        self.extra.iter().find_map(|(w, a)| match w {
+            Listener::Service(p) if *p == product => Some(format!("http://{a}")),
+            _ => None,
+        })
+    }
+
+    /// Every extra port with a label (`oss cn-hangzhou`, `ecs`, `ram`, `sts`), in order.
+    pub fn extra_endpoints(&self) -> Vec<(String, String)> {
+        self.extra
+            .iter()
+            .map(|(w, a)| {
+                let label = match w {
+                    Listener::Main => "main".to_string(),
+                    Listener::Region(r) => format!("oss {r}"),
+                    Listener::Service(p) => p.ram_namespace().to_string(),
+                };
+                (label, format!("http://{a}"))
+            })
+            .collect()
     }
 
     /// The effective configuration (defaults filled in).

@@ -47,9 +47,40 @@ pub struct ObjectMeta {
     pub multipart: bool,
     /// `x-oss-meta-*` headers (names lower-cased, without the prefix).
     pub user_meta: BTreeMap<String, String>,
-    /// For a cold object: RestoreObject made a readable copy.
+    /// When a RestoreObject of this (Archive-class) object finishes, Unix milliseconds.
     #[serde(default)]
-    pub restored: bool,
+    pub restore_ready_ms: Option<u64>,
+    /// When the restored copy expires, Unix seconds.
+    #[serde(default)]
+    pub restore_expiry: Option<u64>,
+}
+
+/// Where a RestoreObject stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreState {
+    /// Never restored, or the restored copy expired.
+    None,
+    /// Restoring (`x-oss-restore: ongoing-request="true"`).
+    Ongoing,
+    /// Restored until the given Unix second.
+    Restored(u64),
+}
+
+impl ObjectMeta {
+    /// The restore state at `now_ms`.
+    pub fn restore_state(&self, now_ms: u64) -> RestoreState {
+        match (self.restore_ready_ms, self.restore_expiry) {
+            (Some(ready), _) if now_ms < ready => RestoreState::Ongoing,
+            (Some(_), Some(exp)) if now_ms / 1000 < exp => RestoreState::Restored(exp),
+            _ => RestoreState::None,
+        }
+    }
+
+    /// Whether the content can be read now: not an archive class, or restored.
+    pub fn readable(&self, now_ms: u64) -> bool {
+        !self.storage_class.is_archive()
+            || matches!(self.restore_state(now_ms), RestoreState::Restored(_))
+    }
 }
 
 /// Stored facts about one uploaded part.
@@ -260,20 +291,21 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a cold object restored (RestoreObject); its metadata, or `None`
-    /// if it does not exist.
-    pub fn mark_restored(&self, bucket: &str, key: &str) -> io::Result<Option<ObjectMeta>> {
+    /// Replaces the metadata of an existing object (data unchanged); `Ok(false)` if it is gone.
+    pub fn update_meta(&self, bucket: &str, meta: ObjectMeta) -> io::Result<bool> {
+        let (_, json) = self.object_paths(bucket, &meta.key);
+        let bytes = serde_json::to_vec(&meta).map_err(io::Error::other)?;
         let mut idx = self.lock();
-        let Some(meta) = idx.objects.get_mut(bucket).and_then(|m| m.get_mut(key)) else {
-            return Ok(None);
+        let Some(slot) = idx
+            .objects
+            .get_mut(bucket)
+            .and_then(|m| m.get_mut(&meta.key))
+        else {
+            return Ok(false);
         };
-        meta.restored = true;
-        let (_, json) = self.object_paths(bucket, key);
-        write_atomic(
-            &json,
-            &serde_json::to_vec(&*meta).map_err(io::Error::other)?,
-        )?;
-        Ok(Some(meta.clone()))
+        write_atomic(&json, &bytes)?;
+        *slot = meta;
+        Ok(true)
     }
 
     /// Deletes an object; `Ok(false)` if it did not exist.
@@ -382,7 +414,8 @@ mod tests {
             storage_class: StorageClass::Standard,
             multipart: false,
             user_meta: BTreeMap::new(),
-            restored: false,
+            restore_ready_ms: None,
+            restore_expiry: None,
         }
     }
 

@@ -211,11 +211,15 @@ async fn import_image_validation() {
             name: "vault".into(),
             region: "cn-hangzhou".into(),
             encrypted: true,
+            v4_only: false,
+            storage_class: None,
         });
         c.buckets.push(BucketConfig {
             name: "north".into(),
             region: "cn-beijing".into(),
             encrypted: false,
+            v4_only: false,
+            storage_class: None,
         });
     })
     .await;

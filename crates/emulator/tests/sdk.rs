@@ -5,7 +5,7 @@
 mod common;
 
 use preflight_emulator::{
-    AccessKey, BucketConfig, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
+    AccessKey, BucketConfig, Product, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
 };
 
 fn base_args(endpoint: &str) -> Vec<String> {
@@ -32,13 +32,24 @@ async fn oss2_conformance() {
                 id: "STS.emulator".into(),
                 secret: "sts-secret".into(),
                 security_token: Some("CAIS-emulator-token".into()),
+                deny: Vec::new(),
             },
         ];
         c.buckets.push(BucketConfig {
             name: "vault".into(),
             region: "cn-hangzhou".into(),
             encrypted: true,
+            v4_only: false,
+            storage_class: None,
         });
+        c.buckets
+            .push("locked@cn-hangzhou:v4only".parse::<BucketConfig>().unwrap());
+        c.buckets.push(
+            "cold-sdk@cn-hangzhou:archive"
+                .parse::<BucketConfig>()
+                .unwrap(),
+        );
+        c.restore_seconds = 1.0;
     })
     .await;
     let mut args = base_args(&emu.endpoint());
@@ -52,6 +63,10 @@ async fn oss2_conformance() {
             "sts-secret",
             "--sts-token",
             "CAIS-emulator-token",
+            "--v4only-bucket",
+            "locked",
+            "--archive-bucket",
+            "cold-sdk",
             "--workdir",
         ]
         .map(String::from),
@@ -90,5 +105,38 @@ async fn ecs_sdk_without_import_role() {
     let (ok, out) = common::run_script("ecs_sdk.py", args).await;
     println!("{out}");
     assert!(ok, "ecs_sdk.py --expect-no-role failed:\n{out}");
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ecs_sdks_on_service_endpoints_with_a_denied_key() {
+    let (emu, _dir) = common::start_with(|c| {
+        c.service_endpoints = true;
+        c.strict.service_endpoints = true;
+        c.access_keys.push(AccessKey {
+            id: "LTAI5tDeniedKey".into(),
+            secret: DEFAULT_ACCESS_KEY_SECRET.into(),
+            security_token: None,
+            deny: vec!["ecs:DescribeImages".into(), "ram:GetRole".into()],
+        });
+    })
+    .await;
+    let mut args = base_args(&emu.endpoint());
+    args.extend([
+        "--ecs-endpoint".to_string(),
+        emu.service_endpoint(Product::Ecs).unwrap(),
+        "--ram-endpoint".to_string(),
+        emu.service_endpoint(Product::Ram).unwrap(),
+        "--denied-ak".to_string(),
+        "LTAI5tDeniedKey".to_string(),
+        "--service-checks-only".to_string(),
+    ]);
+    let (ok, out) = common::run_script("ecs_sdk.py", args).await;
+    println!("{out}");
+    assert!(ok, "ecs_sdk.py --service-checks-only failed:\n{out}");
+    let c = emu.counters();
+    assert!(c.errors_for("InvalidVersion") >= 2, "{c:?}");
+    assert!(c.errors_for("Forbidden.RAM") >= 1, "{c:?}");
+    assert!(c.errors_for("NoPermission") >= 1, "{c:?}");
     emu.shutdown().await;
 }

@@ -7,7 +7,7 @@ use crate::config::ACCOUNT_ID;
 use crate::ecs::import::{known_region, region, DEFAULT_ROLE, REGIONS};
 use crate::ecs::state::{Image, Task};
 use crate::ecs::{Call, EcsError};
-use crate::util::{parse_iso8601, unix_now_ms, Utc};
+use crate::util::{parse_iso8601, random_alnum, unix_now_ms, Utc};
 
 /// Largest page of DescribeTasks / DescribeImages.
 pub const MAX_PAGE_SIZE: u64 = 100;
@@ -469,6 +469,62 @@ pub fn list_policies_for_role(call: &Call<'_>) -> Result<Value, EcsError> {
         "DefaultVersion": "v1",
         "AttachDate": "2024-01-01T00:00:00Z",
     }]}}))
+}
+
+/// Shortest and longest AssumeRole session, seconds (STS: 900 to the role's maximum, 3600
+/// for the emulated roles).
+pub const STS_DURATION: (u64, u64) = (900, 3600);
+
+/// STS AssumeRole: for a role of this account (`acs:ram::<account>:role/<name>`), a
+/// temporary key `STS.…` with a security token, accepted by OSS, ECS and RAM until it
+/// expires.
+pub fn assume_role(call: &Call<'_>) -> Result<Value, EcsError> {
+    let p = call.params;
+    let arn = p.required("RoleArn")?;
+    let session = p.required("RoleSessionName")?;
+    let role = arn
+        .strip_prefix(&format!("acs:ram::{ACCOUNT_ID}:role/"))
+        .filter(|r| !r.is_empty() && !r.contains('/'))
+        .ok_or_else(|| EcsError::invalid("RoleArn", "not a role of this account"))?;
+    if !(2..=64).contains(&session.len())
+        || !session
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
+    {
+        return Err(EcsError::invalid(
+            "RoleSessionName",
+            "2 to 64 of letters, digits and . _ @ -",
+        ));
+    }
+    let duration = match p.get("DurationSeconds") {
+        None | Some("") => STS_DURATION.1,
+        Some(d) => d
+            .parse::<u64>()
+            .ok()
+            .filter(|d| (STS_DURATION.0..=STS_DURATION.1).contains(d))
+            .ok_or_else(|| EcsError::invalid("DurationSeconds", "900 to 3600"))?,
+    };
+    let now = crate::util::unix_now();
+    let key = crate::config::AccessKey {
+        id: format!("STS.{}", random_alnum(24)),
+        secret: random_alnum(40),
+        security_token: Some(format!("CAIS{}", random_alnum(96))),
+        deny: Vec::new(),
+    };
+    let expiry = now + duration;
+    call.shared.issue(key.clone(), expiry);
+    Ok(json!({
+        "AssumedRoleUser": {
+            "Arn": format!("acs:ram::{ACCOUNT_ID}:role/{}/{session}", role.to_ascii_lowercase()),
+            "AssumedRoleId": format!("300000000000000002:{session}"),
+        },
+        "Credentials": {
+            "AccessKeyId": key.id,
+            "AccessKeySecret": key.secret,
+            "SecurityToken": key.security_token,
+            "Expiration": Utc::from_unix(expiry).iso8601(),
+        },
+    }))
 }
 
 #[cfg(test)]

@@ -610,7 +610,7 @@ pub fn import_image(call: &Call<'_>) -> Result<Value, EcsError> {
                 "The specified OSS object size is zero.",
             ));
         }
-        if meta.storage_class.is_archive() && !meta.restored {
+        if !meta.readable(crate::util::unix_now_ms()) {
             return Err(EcsError::new(
                 400,
                 "InvalidOSSObject.NeedRestore",

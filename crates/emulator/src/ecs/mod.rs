@@ -26,6 +26,8 @@ pub const MAX_RPC_BODY: usize = 1024 * 1024;
 pub const ECS_VERSION: &str = "2014-05-26";
 /// RAM API version.
 pub const RAM_VERSION: &str = "2015-05-01";
+/// STS API version (AssumeRole).
+pub const STS_VERSION: &str = "2015-04-01";
 /// Timestamps more than 15 minutes from server time are refused.
 pub const MAX_SKEW_SECS: u64 = 15 * 60;
 
@@ -76,14 +78,52 @@ pub enum Product {
     Ecs,
     /// RAM.
     Ram,
+    /// STS.
+    Sts,
 }
 
 impl Product {
-    fn name(self) -> &'static str {
+    /// The product name (`Ecs`, `Ram`, `Sts`).
+    pub fn name(self) -> &'static str {
         match self {
             Product::Ecs => "Ecs",
             Product::Ram => "Ram",
+            Product::Sts => "Sts",
         }
+    }
+
+    /// The RAM namespace of its actions (`ecs`, `ram`, `sts`).
+    pub fn ram_namespace(self) -> &'static str {
+        match self {
+            Product::Ecs => "ecs",
+            Product::Ram => "ram",
+            Product::Sts => "sts",
+        }
+    }
+}
+
+/// The service a Host names: `ecs.aliyuncs.com`, `ecs.<region>.aliyuncs.com`,
+/// `ecs-<region>.aliyuncs.com`, `ecs-vpc.<region>.aliyuncs.com`, `ram.aliyuncs.com`,
+/// `sts.aliyuncs.com`, `sts.<region>.aliyuncs.com`, `sts-vpc.<region>.aliyuncs.com`.
+pub fn service_of_host(host: &str) -> Option<Product> {
+    let name = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let name = name.to_ascii_lowercase();
+    let rest = name.strip_suffix(".aliyuncs.com")?;
+    let first = rest.split('.').next().unwrap_or("");
+    if first == "ecs" || first.starts_with("ecs-") {
+        Some(Product::Ecs)
+    } else if first == "ram" {
+        Some(Product::Ram)
+    } else if first == "sts" || first.starts_with("sts-") {
+        Some(Product::Sts)
+    } else {
+        None
     }
 }
 
@@ -227,7 +267,8 @@ fn verify_rpc(shared: &Shared, method: &str, params: &Params, now: u64) -> Resul
     }
     let nonce = params.required("SignatureNonce")?;
     check_time(params.required("Timestamp")?, now)?;
-    let key = lookup(&shared.config.access_keys, id)?;
+    let keys = shared.keys();
+    let key = lookup(&keys, id)?;
     check_token(key, params.get("SecurityToken"))?;
     let sts = sign::rpc_string_to_sign(method, &params.0);
     if sign::rpc_sign(&key.secret, &sts) != sig {
@@ -293,7 +334,8 @@ fn verify_acs3(
         }
     }
     check_time(header(headers, "x-acs-date").unwrap_or(""), now)?;
-    let key = lookup(&shared.config.access_keys, &h.access_key_id)?;
+    let keys = shared.keys();
+    let key = lookup(&keys, &h.access_key_id)?;
     check_token(key, header(headers, "x-acs-security-token"))?;
     let mut signed: Vec<(String, String)> = Vec::new();
     for name in &h.signed_headers {
@@ -333,6 +375,7 @@ fn known_action(product: Product, action: &str) -> bool {
                 | "DescribeRegions"
         ),
         Product::Ram => matches!(action, "GetRole" | "ListPoliciesForRole"),
+        Product::Sts => action == "AssumeRole",
     }
 }
 
@@ -346,6 +389,7 @@ async fn dispatch(call: &Call<'_>, product: Product, action: &str) -> Result<Val
         (Product::Ecs, "DescribeRegions") => api::describe_regions(call),
         (Product::Ram, "GetRole") => api::get_role(call),
         (Product::Ram, "ListPoliciesForRole") => api::list_policies_for_role(call),
+        (Product::Sts, "AssumeRole") => api::assume_role(call),
         _ => Err(EcsError::new(
             404,
             "InvalidAction.NotFound",
@@ -354,8 +398,13 @@ async fn dispatch(call: &Call<'_>, product: Product, action: &str) -> Result<Val
     }
 }
 
-/// Serves one RPC request.
-pub async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+/// Serves one RPC request. `only`: the endpoint serves this product alone (a call for another
+/// product is refused as that endpoint refuses it: `400 InvalidVersion`).
+pub async fn handle(
+    shared: &Arc<Shared>,
+    req: Request<Incoming>,
+    only: Option<Product>,
+) -> Response<Body> {
     let request_id = request_id_uuid();
     let (parts, body) = req.into_parts();
     let host = header(&parts.headers, "host")
@@ -429,8 +478,9 @@ pub async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Bo
             .filter(|v| !v.is_empty())
             .ok_or_else(|| EcsError::missing("Version"))?;
         product = match version.as_str() {
-            ECS_VERSION => Product::Ecs,
-            RAM_VERSION => Product::Ram,
+            ECS_VERSION if only.is_none_or(|o| o == Product::Ecs) => Product::Ecs,
+            RAM_VERSION if only.is_none_or(|o| o == Product::Ram) => Product::Ram,
+            STS_VERSION if only.is_none_or(|o| o == Product::Sts) => Product::Sts,
             _ => {
                 return Err(EcsError::new(
                     400,
@@ -448,6 +498,13 @@ pub async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Bo
         }
         action_name = action.clone();
         shared.counters.request(&action);
+        let key_id = if acs3 {
+            header(&parts.headers, "authorization")
+                .and_then(|a| sign::parse_acs3(a.strip_prefix("ACS3-HMAC-SHA256 ")?))
+                .map(|h| h.access_key_id)
+        } else {
+            params.get("AccessKeyId").map(str::to_string)
+        };
         if acs3 {
             verify_acs3(
                 shared,
@@ -462,6 +519,25 @@ pub async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Bo
         } else {
             verify_rpc(shared, parts.method.as_str(), &params, now)?;
             shared.counters.signature("HMAC-SHA1");
+        }
+        let ram_action = format!("{}:{action}", product.ram_namespace());
+        let denied = shared
+            .keys()
+            .iter()
+            .any(|k| Some(&k.id) == key_id.as_ref() && k.denies(&ram_action));
+        if denied {
+            return Err(match product {
+                Product::Ram => EcsError::new(
+                    403,
+                    "NoPermission",
+                    format!("You are not authorized to do this action. You should be authorized by RAM. Action: {ram_action}"),
+                ),
+                _ => EcsError::new(
+                    403,
+                    "Forbidden.RAM",
+                    "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+                ),
+            });
         }
         let call = Call {
             shared,

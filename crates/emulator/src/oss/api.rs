@@ -117,6 +117,9 @@ pub struct Ctx {
     pub body: Option<Incoming>,
     /// Request time (Unix seconds).
     pub now: u64,
+    /// The region the request was addressed to (its Host names `oss-<region>…`, or it came in
+    /// on that region's port); `None` for a bare IP endpoint.
+    pub endpoint_region: Option<String>,
     early_error: Option<OssError>,
 }
 
@@ -205,9 +208,25 @@ fn hostname(host: &str) -> &str {
     }
 }
 
+/// The region an OSS endpoint host names: `oss-<region>.aliyuncs.com` or
+/// `oss-<region>-internal.aliyuncs.com`, with or without a `<bucket>.` in front.
+pub fn endpoint_region(host: &str) -> Option<String> {
+    let name = hostname(host).to_ascii_lowercase();
+    let endpoint = match name.split_once('.') {
+        Some((_, rest)) if rest.starts_with("oss-") => rest.to_string(),
+        _ => name,
+    };
+    let region = endpoint
+        .strip_prefix("oss-")?
+        .strip_suffix(".aliyuncs.com")?;
+    let region = region.strip_suffix("-internal").unwrap_or(region);
+    (crate::config::valid_region(region) && region != "accelerate").then(|| region.to_string())
+}
+
 /// The bucket a virtual-hosted request names, if the host is `<bucket>.<something>`.
 /// IP addresses and `localhost` are always path style (as the SDKs do); otherwise the first
-/// label is the bucket when it is a configured bucket or when the rest is `localhost`/an IP.
+/// label is the bucket when the rest is an OSS endpoint (`oss-<region>.aliyuncs.com`), when
+/// it is a configured bucket, or when the rest is `localhost`/an IP.
 pub fn virtual_bucket(host: &str, buckets: &[BucketConfig]) -> Option<String> {
     let name = hostname(host);
     if name.parse::<IpAddr>().is_ok() || name.eq_ignore_ascii_case("localhost") {
@@ -216,10 +235,33 @@ pub fn virtual_bucket(host: &str, buckets: &[BucketConfig]) -> Option<String> {
     let (first, rest) = name.split_once('.')?;
     let first = first.to_ascii_lowercase();
     let rest_is_local = rest.eq_ignore_ascii_case("localhost") || rest.parse::<IpAddr>().is_ok();
-    if buckets.iter().any(|b| b.name == first) || rest_is_local {
+    let rest_is_oss =
+        rest.to_ascii_lowercase().starts_with("oss-") && endpoint_region(rest).is_some();
+    if rest_is_oss || buckets.iter().any(|b| b.name == first) || rest_is_local {
         Some(first)
     } else {
         None
+    }
+}
+
+/// The RAM action an API needs (HeadObject needs `oss:GetObject`, the multipart upload
+/// steps `oss:PutObject`, as OSS's RAM documentation maps them).
+pub fn ram_action(api: Api) -> &'static str {
+    match api {
+        Api::PutObject
+        | Api::InitiateMultipartUpload
+        | Api::UploadPart
+        | Api::CompleteMultipartUpload => "oss:PutObject",
+        Api::GetObject | Api::HeadObject => "oss:GetObject",
+        Api::DeleteObject => "oss:DeleteObject",
+        Api::ListParts => "oss:ListParts",
+        Api::AbortMultipartUpload => "oss:AbortMultipartUpload",
+        Api::ListMultipartUploads => "oss:ListMultipartUploads",
+        Api::GetBucketInfo => "oss:GetBucketInfo",
+        Api::GetBucketLocation => "oss:GetBucketLocation",
+        Api::GetBucketEncryption => "oss:GetBucketEncryption",
+        Api::RestoreObject => "oss:RestoreObject",
+        Api::Unsupported => "oss:Unknown",
     }
 }
 
@@ -273,15 +315,22 @@ fn classify(method: &Method, bucket: bool, key: bool, query: &[QueryParam]) -> A
         Method::DELETE if has("uploadId") => Api::AbortMultipartUpload,
         Method::DELETE => Api::DeleteObject,
         Method::POST if has("uploads") => Api::InitiateMultipartUpload,
+        Method::POST if has("restore") => Api::RestoreObject,
         Method::POST if has("uploadId") => Api::CompleteMultipartUpload,
         Method::POST if has("restore") => Api::RestoreObject,
         _ => Api::Unsupported,
     }
 }
 
-/// Entry point for every non-admin, non-RPC request.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, Abort> {
+/// Entry point for every non-admin, non-RPC request. `port_region` is the region of the
+/// listener when it serves one region (`region_endpoints`).
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+    port_region: Option<String>,
+) -> Result<Response<Body>, Abort> {
     let host = host_of(&req);
+    let region_of_endpoint = port_region.or_else(|| endpoint_region(&host));
     let (parts, body) = req.into_parts();
     let mut early_error = None;
     let raw_path = parts.uri.path();
@@ -339,6 +388,7 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Respo
         headers: parts.headers,
         body: Some(body),
         now: unix_now(),
+        endpoint_region: region_of_endpoint,
         early_error,
     };
     match run(&mut ctx, api).await {
@@ -386,6 +436,12 @@ async fn run(ctx: &mut Ctx, api: Api) -> OssResult {
             .find(|b| b.name == name)
             .cloned()
             .ok_or_else(|| OssError::no_such_bucket(&name))?;
+        // Checked before the signature: no signature version gets around it.
+        if let Some(r) = &ctx.endpoint_region {
+            if ctx.shared.config.strict.bucket_region && *r != b.region {
+                return Err(OssError::wrong_endpoint(&b.name, &b.region).into());
+            }
+        }
         ctx.bucket = Some(b);
     }
     let input = SignInput {
@@ -405,12 +461,20 @@ async fn run(ctx: &mut Ctx, api: Api) -> OssResult {
         return Err(auth::too_skewed(&when, ctx.now).into());
     }
     let region = ctx.bucket.as_ref().map(|b| b.region.clone());
-    auth::authenticate(
-        &ctx.shared.config.access_keys,
-        &input,
-        region.as_deref(),
-        ctx.now,
-    )?;
+    let strict = ctx.shared.config.strict;
+    let rules = auth::AuthRules {
+        strict_additional_headers: strict.v4_additional_headers,
+        refuse_v1: strict.v4_only || ctx.bucket.as_ref().is_some_and(|b| b.v4_only),
+    };
+    let keys = ctx.shared.keys();
+    let who = auth::authenticate_with(&keys, &input, region.as_deref(), ctx.now, rules)?;
+    let action = ram_action(api);
+    if keys
+        .iter()
+        .any(|k| k.id == who.access_key_id && k.denies(action))
+    {
+        return Err(OssError::ram_denied(action).into());
+    }
     let v4 = ctx
         .header("authorization")
         .is_some_and(|a| a.starts_with("OSS4-HMAC-SHA256 "))
@@ -445,7 +509,7 @@ async fn run(ctx: &mut Ctx, api: Api) -> OssResult {
         Api::GetBucketInfo => bucket::info(ctx),
         Api::GetBucketLocation => bucket::location(ctx),
         Api::GetBucketEncryption => bucket::encryption(ctx),
-        Api::RestoreObject => object::restore(ctx),
+        Api::RestoreObject => object::restore(ctx).await,
         Api::Unsupported => Err(OssError::new(
             501,
             "NotImplemented",
@@ -462,11 +526,7 @@ mod tests {
 
     #[test]
     fn addressing() {
-        let b = vec![BucketConfig {
-            name: "images".into(),
-            region: "cn-hangzhou".into(),
-            encrypted: false,
-        }];
+        let b = vec![BucketConfig::new("images", "cn-hangzhou")];
         assert_eq!(virtual_bucket("127.0.0.1:9090", &b), None);
         assert_eq!(virtual_bucket("localhost:9090", &b), None);
         assert_eq!(virtual_bucket("[::1]:9090", &b), None);
@@ -479,6 +539,21 @@ mod tests {
             Some("other")
         );
         assert_eq!(virtual_bucket("oss-cn-hangzhou.aliyuncs.com", &b), None);
+        assert_eq!(
+            virtual_bucket("other.oss-cn-beijing-internal.aliyuncs.com:80", &b).as_deref(),
+            Some("other")
+        );
+        assert_eq!(
+            endpoint_region("images.oss-cn-hangzhou.aliyuncs.com").as_deref(),
+            Some("cn-hangzhou")
+        );
+        assert_eq!(
+            endpoint_region("oss-cn-beijing-internal.aliyuncs.com:8080").as_deref(),
+            Some("cn-beijing")
+        );
+        assert_eq!(endpoint_region("127.0.0.1:9090"), None);
+        assert_eq!(endpoint_region("oss-accelerate.aliyuncs.com"), None);
+        assert_eq!(endpoint_region("ecs.cn-hangzhou.aliyuncs.com"), None);
     }
 
     #[test]

@@ -111,24 +111,62 @@ fn mismatch(ec: &'static str, key_id: &str, provided: &str, string_to_sign: &str
     .with("StringToSignBytes", string_to_sign_bytes(string_to_sign))
 }
 
+/// Which documented refusals are in force (see `Strict` in the configuration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthRules {
+    /// Refuse an empty AdditionalHeaders, an empty entry, or a header the request lacks
+    /// (0002-00000209/-210/-211).
+    pub strict_additional_headers: bool,
+    /// Refuse V1 signatures (the account or the bucket is V4-only): 0002-00000080.
+    pub refuse_v1: bool,
+}
+
+/// `403 AccessDenied`, EC 0002-00000080: a V1 signature where only V4 is accepted.
+pub fn v1_refused() -> OssError {
+    OssError::new(
+        403,
+        "AccessDenied",
+        "0002-00000080",
+        "V1 signatures are not accepted for this account or bucket; sign the request with V4 (OSS4-HMAC-SHA256).",
+    )
+}
+
 /// Verifies the request. `region` is the bucket's region (checked against a V4 scope).
+/// Applies the default rules ([`AuthRules::default`]); see [`authenticate_with`].
 pub fn authenticate(
     keys: &[AccessKey],
     input: &SignInput<'_>,
     region: Option<&str>,
     now: u64,
 ) -> Result<Authenticated, OssError> {
+    authenticate_with(keys, input, region, now, AuthRules::default())
+}
+
+/// Verifies the request under `rules`.
+pub fn authenticate_with(
+    keys: &[AccessKey],
+    input: &SignInput<'_>,
+    region: Option<&str>,
+    now: u64,
+    rules: AuthRules,
+) -> Result<Authenticated, OssError> {
     if let Some(raw) = input.headers.get("authorization") {
         let a = raw.to_str().map_err(|_| invalid_authorization())?;
         if let Some(rest) = a.strip_prefix("OSS4-HMAC-SHA256 ") {
-            return v4_header(keys, input, region, now, rest);
+            return v4_header(keys, input, region, now, rest, rules);
         }
         if let Some(rest) = a.strip_prefix("OSS ") {
+            if rules.refuse_v1 {
+                return Err(v1_refused());
+            }
             return v1_header(keys, input, now, rest);
         }
         return Err(invalid_authorization());
     }
     if query(input, "OSSAccessKeyId").is_some() {
+        if rules.refuse_v1 {
+            return Err(v1_refused());
+        }
         return v1_query(keys, input, now);
     }
     if query(input, "x-oss-signature-version").is_some() {
@@ -216,20 +254,29 @@ fn check_scope(
     scope_region: &str,
     region: Option<&str>,
 ) -> Result<(), OssError> {
+    // The references give no EC for a date mismatch; none is invented.
     if datetime.get(..8) != Some(date) {
         return Err(OssError::new(
             400,
             "InvalidArgument",
-            "0002-00000207",
+            "",
             "Invalid signing date in Authorization header.",
         ));
     }
-    if product != "oss" || terminator != sign_v4::TERMINATOR {
+    if terminator != sign_v4::TERMINATOR {
         return Err(OssError::new(
             400,
             "InvalidArgument",
-            "0002-00000207",
-            "Invalid signing product or request terminator in Authorization header.",
+            "0002-00000213",
+            "Invalid request terminator in the credential.",
+        ));
+    }
+    if product != "oss" {
+        return Err(OssError::new(
+            400,
+            "InvalidArgument",
+            "0002-00000227",
+            "Invalid signing product in the credential; expected oss.",
         ));
     }
     if let Some(r) = region {
@@ -237,8 +284,8 @@ fn check_scope(
             return Err(OssError::new(
                 400,
                 "InvalidArgument",
-                "0002-00000207",
-                format!("Invalid signing region in Authorization header: {scope_region:?}, the bucket is in {r:?}."),
+                "0002-00000226",
+                format!("Invalid signing region in the credential: {scope_region:?}, the bucket is in {r:?}."),
             ));
         }
     }
@@ -251,8 +298,16 @@ fn v4_header(
     region: Option<&str>,
     now: u64,
     rest: &str,
+    rules: AuthRules,
 ) -> Result<Authenticated, OssError> {
-    let h = sign_v4::parse_header(rest).ok_or_else(invalid_authorization)?;
+    let h = sign_v4::parse_header(rest)
+        .map_err(|e| OssError::new(400, "InvalidArgument", e.ec, e.message))?;
+    if rules.strict_additional_headers {
+        if let Some(raw) = &h.additional_raw {
+            sign_v4::check_additional(raw, input)
+                .map_err(|e| OssError::new(400, "InvalidArgument", e.ec, e.message))?;
+        }
+    }
     let key = lookup(keys, &h.access_key_id)?;
     check_token(key, header(input, "x-oss-security-token"))?;
     let datetime = header(input, "x-oss-date").ok_or_else(|| {
@@ -402,11 +457,13 @@ mod tests {
                 id: "44CF9590006BF252F707".into(),
                 secret: "OtxrzxIsfpFjA7SwPzILwy8Bw21TLhquhboDYROV".into(),
                 security_token: None,
+                deny: Vec::new(),
             },
             AccessKey {
                 id: "sts".into(),
                 secret: "OtxrzxIsfpFjA7SwPzILwy8Bw21TLhquhboDYROV".into(),
                 security_token: Some("CAIS-example-sts-token".into()),
+                deny: Vec::new(),
             },
         ]
     }

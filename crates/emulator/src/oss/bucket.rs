@@ -28,7 +28,12 @@ pub fn info(ctx: &mut Ctx) -> OssResult {
             &format!("oss-{}-internal.aliyuncs.com", b.region),
         )
         .el("Location", &format!("oss-{}", b.region))
-        .el("StorageClass", "Standard")
+        .el(
+            "StorageClass",
+            b.storage_class
+                .unwrap_or(ctx.shared.config.storage_class)
+                .as_str(),
+        )
         .el("DataRedundancyType", "LRS")
         .el("TransferAcceleration", "Disabled")
         .el("CrossRegionReplication", "Disabled")

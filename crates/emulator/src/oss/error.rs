@@ -19,6 +19,8 @@ pub struct OssError {
     pub ec: &'static str,
     /// Operation-specific extra elements (`BucketName`, `ArgumentName`, `StringToSign`, …).
     pub extra: Vec<(&'static str, String)>,
+    /// A nested element written as it is (already escaped), e.g. `<AccessDeniedDetail>`.
+    pub nested_xml: String,
 }
 
 impl OssError {
@@ -35,7 +37,37 @@ impl OssError {
             message: message.into(),
             ec,
             extra: Vec::new(),
+            nested_xml: String::new(),
         }
+    }
+
+    /// `403 AccessDenied` for a bucket of another region addressed to this region's endpoint,
+    /// naming the bucket's endpoint as OSS does. The references give no EC for it, so none is
+    /// sent.
+    pub fn wrong_endpoint(bucket: &str, bucket_region: &str) -> Self {
+        OssError::new(
+            403,
+            "AccessDenied",
+            "",
+            "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.",
+        )
+        .with("Bucket", bucket)
+        .with("Endpoint", format!("oss-{bucket_region}.aliyuncs.com"))
+    }
+
+    /// `403 AccessDenied`, EC 0003-00000201: the key's RAM policy explicitly denies `action`.
+    pub fn ram_denied(action: &str) -> Self {
+        let mut e = OssError::new(
+            403,
+            "AccessDenied",
+            "0003-00000201",
+            "Access denied by bucket policy.",
+        );
+        e.nested_xml = format!(
+            "  <AccessDeniedDetail>\n    <PolicyType>AccountLevelIdentityBasedPolicy</PolicyType>\n    <AuthPrincipalType>SubUser</AuthPrincipalType>\n    <NoPermissionType>ExplicitDeny</NoPermissionType>\n    <AuthAction>{}</AuthAction>\n  </AccessDeniedDetail>\n",
+            xml_escape(action)
+        );
+        e
     }
 
     /// Adds an extra element.
@@ -111,20 +143,22 @@ impl OssError {
 
     /// The `<Error>` document.
     pub fn to_xml(&self, request_id: &str, host_id: &str) -> String {
-        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n");
-        let mut el = |name: &str, value: &str| {
+        fn el(s: &mut String, name: &str, value: &str) {
             s.push_str(&format!("  <{name}>{}</{name}>\n", xml_escape(value)));
-        };
-        el("Code", self.code);
-        el("Message", &self.message);
-        el("RequestId", request_id);
-        el("HostId", host_id);
-        for (k, v) in &self.extra {
-            el(k, v);
         }
+        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n");
+        el(&mut s, "Code", self.code);
+        el(&mut s, "Message", &self.message);
+        el(&mut s, "RequestId", request_id);
+        el(&mut s, "HostId", host_id);
+        for (k, v) in &self.extra {
+            el(&mut s, k, v);
+        }
+        s.push_str(&self.nested_xml);
         if !self.ec.is_empty() {
-            el("EC", self.ec);
+            el(&mut s, "EC", self.ec);
             el(
+                &mut s,
                 "RecommendDoc",
                 &format!("https://api.aliyun.com/troubleshoot?q={}", self.ec),
             );

@@ -370,7 +370,8 @@ pub async fn complete(ctx: &mut Ctx) -> OssResult {
         storage_class: up.storage_class,
         multipart: true,
         user_meta: up.user_meta.clone(),
-        restored: false,
+        restore_ready_ms: None,
+        restore_expiry: None,
     };
     if let Err(e) = ctx.shared.store.commit_object(&bucket, meta, &tmp) {
         let _ = std::fs::remove_file(&tmp);

@@ -11,16 +11,21 @@ use crate::oss::api::{finish, hv, Ctx, Fail, OssResult};
 use crate::oss::body::{self, Received, RecvError, Sink};
 use crate::oss::error::OssError;
 use crate::server::{empty, file_body};
-use crate::store::ObjectMeta;
+use crate::store::{ObjectMeta, RestoreState};
 use crate::util::http_date;
 
 /// Largest PutObject body and largest part: 5 GB (reference §4.1).
 pub const MAX_PUT_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
-/// `x-oss-storage-class` of the request, or the configured default.
+/// `x-oss-storage-class` of the request, else the bucket's storage class, else the
+/// emulator-wide default.
 pub fn storage_class(ctx: &Ctx) -> Result<StorageClass, OssError> {
     match ctx.header("x-oss-storage-class") {
-        None => Ok(ctx.shared.config.storage_class),
+        None => Ok(ctx
+            .bucket
+            .as_ref()
+            .and_then(|b| b.storage_class)
+            .unwrap_or(ctx.shared.config.storage_class)),
         Some(s) => s.parse().map_err(|_| {
             OssError::invalid_argument(
                 "",
@@ -191,7 +196,8 @@ pub async fn put(ctx: &mut Ctx) -> OssResult {
         storage_class: class,
         multipart: false,
         user_meta: user_meta(ctx),
-        restored: false,
+        restore_ready_ms: None,
+        restore_expiry: None,
     };
     if let Err(e) = ctx.shared.store.commit_object(&bucket, meta, &tmp) {
         let _ = std::fs::remove_file(&tmp);
@@ -266,31 +272,6 @@ pub fn parse_range(header: Option<&str>, size: u64) -> RangeSpec {
     }
 }
 
-/// RestoreObject: a cold object becomes readable at once (OSS takes minutes
-/// to hours; the `x-oss-restore` header then says `ongoing-request="false"`).
-pub fn restore(ctx: &mut Ctx) -> OssResult {
-    let bucket = ctx.bucket()?.name.clone();
-    let key = ctx.key()?.to_string();
-    let Some(meta) = ctx.shared.store.head(&bucket, &key) else {
-        return Err(OssError::no_such_key(&key).into());
-    };
-    if !meta.storage_class.is_archive() {
-        return Err(OssError::new(
-            400,
-            "OperationNotSupported",
-            "",
-            "The operation is not supported for this resource.",
-        )
-        .into());
-    }
-    let status = if meta.restored { 200 } else { 202 };
-    ctx.shared
-        .store
-        .mark_restored(&bucket, &key)
-        .map_err(|e| OssError::internal(&e.to_string()))?;
-    finish(ctx.builder(status).body(empty()))
-}
-
 /// GetObject, or HeadObject when `head`.
 pub async fn get(ctx: &mut Ctx, head: bool) -> OssResult {
     let bucket = ctx.bucket()?.clone();
@@ -303,7 +284,8 @@ pub async fn get(ctx: &mut Ctx, head: bool) -> OssResult {
     let Some((meta, file)) = opened else {
         return Err(OssError::no_such_key(&key).into());
     };
-    if !head && meta.storage_class.is_archive() && !meta.restored {
+    let now_ms = crate::util::unix_now_ms();
+    if !head && !meta.readable(now_ms) {
         return Err(OssError::new(
             403,
             "InvalidObjectState",
@@ -346,6 +328,19 @@ pub async fn get(ctx: &mut Ctx, head: bool) -> OssResult {
         )
         .header("x-oss-storage-class", meta.storage_class.as_str())
         .header("x-oss-hash-crc64ecma", meta.crc64.to_string());
+    match meta.restore_state(now_ms) {
+        RestoreState::None => {}
+        RestoreState::Ongoing => b = b.header("x-oss-restore", "ongoing-request=\"true\""),
+        RestoreState::Restored(exp) => {
+            b = b.header(
+                "x-oss-restore",
+                hv(&format!(
+                    "ongoing-request=\"false\", expiry-date=\"{}\"",
+                    http_date(exp)
+                )),
+            )
+        }
+    }
     if !meta.multipart {
         if let Ok(md5) = hex::decode(&meta.etag) {
             b = b.header(
@@ -356,16 +351,6 @@ pub async fn get(ctx: &mut Ctx, head: bool) -> OssResult {
     }
     if bucket.encrypted {
         b = b.header("x-oss-server-side-encryption", "KMS");
-    }
-    if meta.storage_class.is_archive() && meta.restored {
-        // Restored copies stay readable for a day (RestoreObject's default).
-        b = b.header(
-            "x-oss-restore",
-            format!(
-                "ongoing-request=\"false\", expiry-date=\"{}\"",
-                http_date(ctx.now + 86_400)
-            ),
-        );
     }
     for (k, v) in &meta.user_meta {
         b = b.header(format!("x-oss-meta-{k}"), hv(v));
@@ -406,6 +391,89 @@ pub async fn delete(ctx: &mut Ctx) -> OssResult {
         .delete_object(&bucket, &key)
         .map_err(|e| OssError::internal(&e.to_string()))?;
     finish(ctx.builder(204).body(empty()))
+}
+
+/// Most days a restored copy may be kept (OSS: 1 to 7 for Archive).
+pub const MAX_RESTORE_DAYS: u64 = 7;
+
+/// The `<Days>` of a `<RestoreRequest>` body; 1 when there is no body.
+fn restore_days(body: &[u8]) -> Result<u64, OssError> {
+    let text = std::str::from_utf8(body).map_err(|_| OssError::malformed_xml("not UTF-8"))?;
+    if text.trim().is_empty() {
+        return Ok(1);
+    }
+    let days = text
+        .split_once("<Days>")
+        .and_then(|(_, rest)| rest.split_once("</Days>"))
+        .map(|(d, _)| d.trim());
+    match days {
+        None => Ok(1),
+        Some(d) => d
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=MAX_RESTORE_DAYS).contains(n))
+            .ok_or_else(|| {
+                OssError::invalid_argument("", "The Days you specified is not valid.", "Days", d)
+            }),
+    }
+}
+
+/// RestoreObject (`POST /<key>?restore`): `202 Accepted` the first time, `409
+/// RestoreAlreadyInProgress` while restoring, `200 OK` once restored (the copy's lifetime
+/// is extended); `400 OperationNotSupported` for an object that is not of an archive class.
+pub async fn restore(ctx: &mut Ctx) -> OssResult {
+    let body_bytes = match ctx.body.take() {
+        Some(b) => body::read_small(b, 64 * 1024).await.map_err(|e| match e {
+            RecvError::TooLarge => OssError::malformed_xml("the body is larger than 64 KiB"),
+            _ => OssError::new(400, "IncompleteBody", "", "The request body is incomplete."),
+        })?,
+        None => Vec::new(),
+    };
+    let bucket = ctx.bucket()?.name.clone();
+    let key = ctx.key()?.to_string();
+    let Some(mut meta) = ctx.shared.store.head(&bucket, &key) else {
+        return Err(OssError::no_such_key(&key).into());
+    };
+    if !meta.storage_class.is_archive() {
+        return Err(OssError::new(
+            400,
+            "OperationNotSupported",
+            "",
+            "The operation is not supported for this resource.",
+        )
+        .into());
+    }
+    let now_ms = crate::util::unix_now_ms();
+    let status = match meta.restore_state(now_ms) {
+        RestoreState::Ongoing => {
+            return Err(OssError::new(
+                409,
+                "RestoreAlreadyInProgress",
+                "",
+                "The restore operation is in progress.",
+            )
+            .into())
+        }
+        RestoreState::Restored(_) => 200,
+        RestoreState::None => 202,
+    };
+    let days = restore_days(&body_bytes)?;
+    let secs = ctx.shared.config.restore_seconds;
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let ms = (secs * 1000.0) as u64;
+    let ready = if status == 202 {
+        now_ms + ms
+    } else {
+        meta.restore_ready_ms.unwrap_or(now_ms)
+    };
+    meta.restore_ready_ms = Some(ready);
+    meta.restore_expiry = Some(ready / 1000 + days * 86_400);
+    match ctx.shared.store.update_meta(&bucket, meta) {
+        Ok(true) => {}
+        Ok(false) => return Err(OssError::no_such_key(&key).into()),
+        Err(e) => return Err(OssError::internal(&e.to_string()).into()),
+    }
+    finish(ctx.builder(status).body(empty()))
 }
 
 #[cfg(test)]

@@ -26,10 +26,26 @@ pub struct V4Header {
     pub product: String,
     /// Terminator (`aliyun_v4_request`).
     pub terminator: String,
-    /// Lower-cased AdditionalHeaders names.
+    /// Lower-cased AdditionalHeaders names (empty entries dropped).
     pub additional_headers: Vec<String>,
+    /// The AdditionalHeaders value exactly as sent, when the field is present.
+    pub additional_raw: Option<String>,
     /// Hex signature as sent.
     pub signature: String,
+}
+
+/// Why a V4 `Authorization` header is malformed: the OSS error-center code documented for
+/// that case (0002-00000203 … 0002-00000227) and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderError {
+    /// EC, e.g. `0002-00000205`.
+    pub ec: &'static str,
+    /// What is wrong, for `<Message>`.
+    pub message: &'static str,
+}
+
+const fn herr(ec: &'static str, message: &'static str) -> HeaderError {
+    HeaderError { ec, message }
 }
 
 /// Parses a credential `ak/yyyymmdd/region/product/aliyun_v4_request`.
@@ -47,40 +63,119 @@ pub fn parse_credential(credential: &str) -> Option<(String, String, String, Str
     Some((ak, date, region, product, terminator))
 }
 
-/// Parses the value after `OSS4-HMAC-SHA256 `. Separators and order vary between SDKs
-/// (`,` or `, `; AdditionalHeaders before or after Signature), so split on `,`, trim, accept any
-/// order; each field at most once.
-pub fn parse_header(rest: &str) -> Option<V4Header> {
+/// Parses the value after `OSS4-HMAC-SHA256 ` as OSS documents it: comma-separated
+/// `key=value` pairs (spaces after a comma allowed, any order — oss2 puts AdditionalHeaders
+/// last), `Credential` and `Signature` required, `AdditionalHeaders` optional, nothing else.
+/// Each refusal carries the documented EC: 0002-00000203 (a pair without `=`, or an empty
+/// pair), -204 (an unknown key), -205 (no Credential), -206 (an AccessKeyId with invalid
+/// characters), -207 (no Signature), -208 (an empty Signature), -213 (a Credential not of the
+/// form `<AccessKeyId>/<yyyymmdd>/<Region>/oss/aliyun_v4_request`), -227 (a product other than
+/// `oss`). The AdditionalHeaders checks (-209/-210/-211) need the request and are in
+/// `auth`.
+pub fn parse_header(rest: &str) -> Result<V4Header, HeaderError> {
+    let format = herr(
+        "0002-00000203",
+        "The Authorization header format is invalid.",
+    );
     let mut credential = None;
     let mut additional = None;
     let mut signature = None;
     for field in rest.split(',') {
-        let (k, v) = field.trim().split_once('=')?;
+        let (k, v) = field.trim().split_once('=').ok_or(format.clone())?;
         let slot = match k.trim() {
             "Credential" => &mut credential,
             "AdditionalHeaders" => &mut additional,
             "Signature" => &mut signature,
-            _ => return None,
+            _ => {
+                return Err(herr(
+                    "0002-00000204",
+                    "The Authorization header has an unknown field.",
+                ))
+            }
         };
         if slot.is_some() {
-            return None;
+            return Err(format);
         }
-        *slot = Some(v.trim().to_string());
+        *slot = Some(v.to_string());
     }
-    let (access_key_id, date, region, product, terminator) = parse_credential(&credential?)?;
-    let signature = signature?;
-    if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
+    let credential = credential.ok_or(herr(
+        "0002-00000205",
+        "The Authorization header has no Credential.",
+    ))?;
+    let signature = signature.ok_or(herr(
+        "0002-00000207",
+        "The Authorization header has no Signature.",
+    ))?;
+    if signature.is_empty() {
+        return Err(herr(
+            "0002-00000208",
+            "The Signature in the Authorization header is empty.",
+        ));
     }
-    Some(V4Header {
+    let bad_credential = herr(
+        "0002-00000213",
+        "The Credential in the Authorization header is invalid; expected <AccessKeyId>/<yyyymmdd>/<Region>/oss/aliyun_v4_request.",
+    );
+    let (access_key_id, date, region, product, terminator) =
+        parse_credential(&credential).ok_or(bad_credential.clone())?;
+    if access_key_id
+        .bytes()
+        .any(|b| b.is_ascii_control() || b == b' ' || !b.is_ascii())
+    {
+        return Err(herr(
+            "0002-00000206",
+            "The AccessKeyId in the Credential is invalid.",
+        ));
+    }
+    if region.is_empty() || terminator != TERMINATOR {
+        return Err(bad_credential);
+    }
+    if product != "oss" {
+        return Err(herr(
+            "0002-00000227",
+            "The product in the Credential is invalid; expected oss.",
+        ));
+    }
+    Ok(V4Header {
         access_key_id,
         date,
         region,
         product,
         terminator,
         additional_headers: split_additional(additional.as_deref().unwrap_or("")),
+        additional_raw: additional,
         signature,
     })
+}
+
+/// The documented AdditionalHeaders refusals: present but empty (0002-00000209), an empty
+/// entry such as `host;` (0002-00000210), an entry naming a header the request does not
+/// carry or containing `_` (0002-00000211).
+pub fn check_additional(raw: &str, input: &SignInput<'_>) -> Result<(), HeaderError> {
+    if raw.trim().is_empty() {
+        return Err(herr(
+            "0002-00000209",
+            "The AdditionalHeaders in the Authorization header is empty.",
+        ));
+    }
+    for entry in raw.split(';') {
+        let name = entry.trim();
+        if name.is_empty() {
+            return Err(herr(
+                "0002-00000210",
+                "The AdditionalHeaders in the Authorization header has an empty entry.",
+            ));
+        }
+        let present = http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+            .is_ok_and(|n| input.headers.contains_key(n));
+        if name.contains('_') || !present {
+            return Err(herr(
+                "0002-00000211",
+                "The AdditionalHeaders in the Authorization header names a header the request does not carry.",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Splits a `;`-joined AdditionalHeaders list into lower-case names.
@@ -366,12 +461,58 @@ mod tests {
         assert_eq!(h.additional_headers, vec!["abc", "zabc"]);
         let h2 = parse_header("Credential=ak/20231216/cn-hangzhou/oss/aliyun_v4_request, Signature=4a4183c187c07c8947db7620deb0a6b38d9fbdd34187b6dbaccb316fa251212f, AdditionalHeaders=abc;zabc").unwrap();
         assert_eq!(h, h2);
-        assert!(parse_header("Credential=ak/2023/cn/oss/x,Signature=ab").is_none());
-        assert!(parse_header(
-            "Signature=4a4183c187c07c8947db7620deb0a6b38d9fbdd34187b6dbaccb316fa251212f"
-        )
-        .is_none());
-        assert!(parse_header("").is_none());
+        let ec = |h: &str| parse_header(h).unwrap_err().ec;
+        let sig = "4a4183c187c07c8947db7620deb0a6b38d9fbdd34187b6dbaccb316fa251212f";
+        let cred = "Credential=ak/20231216/cn-hangzhou/oss/aliyun_v4_request";
+        assert_eq!(ec(&format!("{cred},Signature={sig},")), "0002-00000203");
+        assert_eq!(
+            ec(&format!(
+                "Credentialak/20231216/cn-hangzhou/oss/aliyun_v4_request,Signature={sig}"
+            )),
+            "0002-00000203"
+        );
+        assert_eq!(ec(""), "0002-00000203");
+        assert_eq!(
+            ec(&format!("{cred},Signature={sig},UnknownKey=1")),
+            "0002-00000204"
+        );
+        assert_eq!(ec(&format!("Signature={sig}")), "0002-00000205");
+        assert_eq!(
+            ec(&format!(
+                "Credential=\rak/20231216/cn-hangzhou/oss/aliyun_v4_request,Signature={sig}"
+            )),
+            "0002-00000206"
+        );
+        assert_eq!(ec(cred), "0002-00000207");
+        assert_eq!(ec(&format!("{cred},Signature=")), "0002-00000208");
+        assert_eq!(
+            ec(&format!(
+                "Credential=ak/20231216/cn-hangzhou/oss/abc,Signature={sig}"
+            )),
+            "0002-00000213"
+        );
+        assert_eq!(
+            ec(&format!(
+                "Credential=ak/2023-12-16/cn-hangzhou/oss/aliyun_v4_request,Signature={sig}"
+            )),
+            "0002-00000213"
+        );
+        assert_eq!(
+            ec(&format!(
+                "Credential=ak/20231216/cn-hangzhou/s3/aliyun_v4_request,Signature={sig}"
+            )),
+            "0002-00000227"
+        );
+        // An empty AdditionalHeaders parses; `auth` refuses it when strict.
+        let h = parse_header(&format!("{cred},AdditionalHeaders=,Signature={sig}")).unwrap();
+        assert_eq!(h.additional_raw.as_deref(), Some(""));
+        let i = input("GET", Some("b"), None, "", &[("range", "bytes=0-1")]);
+        let chk = |raw: &str| check_additional(raw, &i.as_input()).map_err(|e| e.ec);
+        assert_eq!(chk(""), Err("0002-00000209"));
+        assert_eq!(chk("range;"), Err("0002-00000210"));
+        assert_eq!(chk("host;range"), Err("0002-00000211"));
+        assert_eq!(chk("x_range"), Err("0002-00000211"));
+        assert_eq!(chk("range"), Ok(()));
     }
 
     /// Appendix A, V4 column: the ten operations, plain and with an STS token.
