@@ -188,7 +188,7 @@ impl Client {
         let path_style = config
             .path_style
             .unwrap_or_else(|| is_ip_or_localhost(&host));
-        let http = reqwest::Client::builder()
+        let http = preflight_aliyun::http::client_builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             .tcp_nodelay(true)

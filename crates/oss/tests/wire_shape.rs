@@ -131,3 +131,17 @@ async fn v1_header_shape() {
     assert_eq!(sig.len(), 28, "{auth}");
     assert!(get(&seen[0], "x-oss-date").is_empty());
 }
+#[tokio::test]
+async fn every_request_names_the_tool_in_user_agent() {
+    let (endpoint, seen) = recorder().await;
+    for version in [SignatureVersion::V4, SignatureVersion::V1] {
+        client(&endpoint, version, None)
+            .get_bucket_info()
+            .await
+            .unwrap();
+    }
+    let want = format!("ecs-preflight/{}", env!("CARGO_PKG_VERSION"));
+    for h in seen.lock().unwrap().iter() {
+        assert_eq!(get(h, "user-agent"), want);
+    }
+}
