@@ -8,5 +8,6 @@ mod formats;
 mod guest;
 mod import;
 mod oneshot;
+mod signatures;
 mod upload;
 mod usage;
