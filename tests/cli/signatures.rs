@@ -251,7 +251,46 @@ fn every_library_request_is_signed_as_the_official_sdks_sign_it() {
             rt.block_on(every_rpc_request(&rec.endpoint, s, token));
         }
     }
-    let seen = assert_all_match(&rec.report());
+    // Negative controls: a wrong secret must fail every SDK check, or the checker is lenient.
+    let wrong = Arc::new(preflight_aliyun::CredentialProvider::fixed(
+        preflight_aliyun::Credentials::new(AK, "not-the-secret"),
+    ));
+    for v in [
+        preflight_oss::SignatureVersion::V4,
+        preflight_oss::SignatureVersion::V1,
+    ] {
+        let mut cfg =
+            preflight_oss::ClientConfig::new("cn-hangzhou", "images").with_endpoint(&rec.endpoint);
+        cfg.signature = v;
+        let c = preflight_oss::Client::new(cfg, wrong.clone()).unwrap();
+        rt.block_on(c.get_bucket_info()).unwrap();
+    }
+    for s in [
+        preflight_ecs::SignatureMethod::HmacSha1,
+        preflight_ecs::SignatureMethod::Acs3,
+    ] {
+        let mut cfg = preflight_ecs::ClientConfig::new("cn-hangzhou");
+        cfg.ecs_endpoint = rec.endpoint.clone();
+        cfg.signature = s;
+        let c = preflight_ecs::Client::new(cfg, wrong.clone()).unwrap();
+        rt.block_on(c.describe_regions()).unwrap();
+    }
+    let mut report = rec.report();
+    let negatives = report.split_off(report.len() - 4);
+    for r in &negatives {
+        let sdk_checks: Vec<&Value> = r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| !c["sdk"].as_str().unwrap().starts_with("shape:"))
+            .filter(|c| !c["sdk"].as_str().unwrap().contains(" Date"))
+            .filter(|c| !c["sdk"].as_str().unwrap().contains("x-oss-content-sha256"))
+            .filter(|c| !c["sdk"].as_str().unwrap().contains("is the body's"))
+            .collect();
+        assert!(!sdk_checks.is_empty(), "{r}");
+        assert!(sdk_checks.iter().all(|c| c["ok"] == false), "{r}");
+    }
+    let seen = assert_all_match(&report);
     for k in OSS_KINDS {
         assert_eq!(
             seen.get(*k).map(|s| s.iter().cloned().collect::<Vec<_>>()),
