@@ -319,7 +319,7 @@ fn the_binary_with_an_assumed_role_signs_as_the_official_sdks_do() {
     std::fs::write(
         dir.path().join(".aliyun/config.json"),
         format!(
-            r#"{{"current":"role","profiles":[{{"name":"role","mode":"RamRoleArn","access_key_id":"{AK}","access_key_secret":"{SK}","ram_role_arn":"acs:ram::123:role/importer","ram_session_name":"signcheck","region_id":"cn-hangzhou"}}]}}"#
+            r#"{{"current":"role","profiles":[{{"name":"role","mode":"RamRoleArn","access_key_id":"{AK}","access_key_secret":"{SK}","ram_role_arn":"acs:ram::123:role/importer","ram_session_name":"signcheck","region_id":"cn-hangzhou","expired_seconds":900,"policy":"{{\"Statement\":[{{\"Action\":[\"oss:*\",\"ecs:*\"],\"Effect\":\"Allow\",\"Resource\":[\"*\"]}}],\"Version\":\"1\"}}"}}]}}"#
         ),
     )
     .unwrap();
@@ -372,6 +372,12 @@ fn the_binary_with_an_assumed_role_signs_as_the_official_sdks_do() {
     }
     let seen = assert_all_match(&report);
     assert_eq!(seen.get("AssumeRole").map(|s| s.len()), Some(1), "{seen:?}");
+    let assume = report.iter().find(|r| r["kind"] == "AssumeRole").unwrap();
+    let target = assume["target"].as_str().unwrap();
+    assert!(
+        target.contains("DurationSeconds=900") && target.contains("Policy=%7B"),
+        "{target}"
+    );
     for k in [
         "InitiateMultipartUpload",
         "UploadPart",

@@ -15,9 +15,12 @@
 
 pub mod cli_config;
 pub mod credentials;
+pub mod credentials_file;
+pub mod external;
 pub mod http;
 pub mod retry;
 mod secret;
+pub mod sts;
 pub mod transport;
 
 pub use credentials::{
