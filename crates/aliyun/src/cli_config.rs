@@ -168,6 +168,29 @@ impl Profile {
     }
 }
 
+/// The region to use when none is given on the command line, as Alibaba's tools pick it:
+/// `ALIBABA_CLOUD_REGION_ID`, else the `region_id` of the aliyun CLI profile `profile` (else
+/// `ALIBABA_CLOUD_PROFILE`, else the file's `current`) in `home/.aliyun/config.json`.
+/// `env` reads a variable.
+pub fn default_region(
+    env: &dyn Fn(&str) -> Option<String>,
+    home: Option<&std::path::Path>,
+    profile: Option<&str>,
+) -> Option<String> {
+    let set = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    if let Some(r) = set(env("ALIBABA_CLOUD_REGION_ID")) {
+        return Some(r);
+    }
+    let text = std::fs::read(home?.join(".aliyun").join("config.json")).ok()?;
+    let config = CliConfig::parse(&text).ok()?;
+    let name = profile
+        .map(str::to_string)
+        .or_else(|| set(env("ALIBABA_CLOUD_PROFILE")))
+        .or_else(|| config.current.clone())
+        .unwrap_or_else(|| "default".to_string());
+    set(config.profile(&name).map(|p| p.region_id.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +202,28 @@ mod tests {
       {"name":"ecs","mode":"EcsRamRole","ram_role_name":"MyEcsRole","region_id":"cn-hangzhou"},
       {"name":"chain","mode":"ChainableRamRoleArn","source_profile":"default","ram_role_arn":"r"}],
      "meta_path":""}"#;
+
+    #[test]
+    fn default_region_order() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".aliyun")).unwrap();
+        std::fs::write(home.path().join(".aliyun/config.json"), SAMPLE).unwrap();
+        let none = |_: &str| None;
+        let h = Some(home.path());
+        assert_eq!(
+            default_region(&none, h, None).as_deref(),
+            Some("cn-hangzhou")
+        );
+        assert_eq!(default_region(&none, h, Some("role")), None);
+        assert_eq!(default_region(&none, None, None), None);
+        let env = |k: &str| (k == "ALIBABA_CLOUD_REGION_ID").then(|| "cn-beijing".to_string());
+        assert_eq!(default_region(&env, h, None).as_deref(), Some("cn-beijing"));
+        let prof = |k: &str| (k == "ALIBABA_CLOUD_PROFILE").then(|| "ecs".to_string());
+        assert_eq!(
+            default_region(&prof, h, None).as_deref(),
+            Some("cn-hangzhou")
+        );
+    }
 
     #[test]
     fn parses_the_documented_shape() {
