@@ -149,6 +149,7 @@ async fn every_oss_request(endpoint: &str, version: preflight_oss::SignatureVers
     cfg.signature = version;
     let c = preflight_oss::Client::new(cfg, creds(token)).unwrap();
     c.get_bucket_info().await.unwrap();
+    c.get_bucket_location().await.unwrap();
     assert_eq!(c.get_bucket_encryption().await.unwrap(), None);
     let missing = c.head_object(KEY).await.unwrap_err();
     assert_eq!(missing.kind(), preflight_oss::ErrorKind::NotFound);
@@ -157,6 +158,7 @@ async fn every_oss_request(endpoint: &str, version: preflight_oss::SignatureVers
         .await
         .unwrap();
     assert_eq!(c.head_object(KEY).await.unwrap().size, small.len() as u64);
+    assert_eq!(c.get_object(KEY).await.unwrap(), small);
     let id = c.initiate_multipart_upload(KEY).await.unwrap();
     let mut parts = Vec::new();
     for n in 1..=2u32 {
