@@ -393,3 +393,43 @@ fn the_binary_with_an_assumed_role_signs_as_the_official_sdks_do() {
     // it is, it was checked above.
     assert!(seen.contains_key("GetBucketInfo"), "{seen:?}");
 }
+
+/// `wait` through the binary: its region comes from `--profile`'s `region_id` (no
+/// `--region`), and its requests are signed as the SDKs sign them.
+#[test]
+fn wait_takes_the_profile_region_and_signs_as_the_official_sdks_do() {
+    let dir = crate::common::tempdir();
+    std::fs::create_dir_all(dir.path().join(".aliyun")).unwrap();
+    std::fs::write(
+        dir.path().join(".aliyun/config.json"),
+        format!(
+            r#"{{"current":"dev","profiles":[
+              {{"name":"dev","mode":"AK","access_key_id":"{AK}","access_key_secret":"{SK}","region_id":"cn-shanghai"}},
+              {{"name":"hk","mode":"AK","access_key_id":"{AK}","access_key_secret":"{SK}","region_id":"cn-hongkong"}}]}}"#
+        ),
+    )
+    .unwrap();
+    let rec = Recorder::start();
+    let out = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
+        .args(["wait", "--task-id", "t-recorded0001", "--profile", "hk"])
+        .args(["--ecs-endpoint", &rec.endpoint])
+        .args(["--poll-interval", "200ms", "--output", "json"])
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        .env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        .env_remove("ALIBABA_CLOUD_REGION_ID")
+        .env_remove("ALIBABA_CLOUD_PROFILE")
+        .env("HOME", dir.path())
+        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let report = rec.report();
+    let v = crate::common::json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "available", "{v}");
+    assert_all_match(&report);
+    assert!(report.iter().any(|r| r["kind"] == "DescribeTasks"));
+    for r in &report {
+        let target = r["target"].as_str().unwrap();
+        assert!(target.contains("RegionId=cn-hongkong"), "{target}");
+    }
+}
