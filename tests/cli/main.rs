@@ -3,10 +3,12 @@
 mod check;
 mod common;
 mod convert;
+mod credentials;
 mod emulator;
 mod formats;
 mod guest;
 mod import;
 mod oneshot;
+mod signatures;
 mod upload;
 mod usage;

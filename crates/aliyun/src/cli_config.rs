@@ -2,8 +2,9 @@
 //!
 //! reqsign-aliyun-oss has a reader for this file too, but it returns "no credentials" for every
 //! profile mode except AK and StsToken, so a user with an `EcsRamRole` or `RamRoleArn` profile
-//! would be told they have no credentials at all. This reader maps each mode onto reqsign's
-//! providers where one exists and refuses the rest with an error that names the mode.
+//! would be told they have no credentials at all. This reader maps each mode onto a provider
+//! (reqsign's, or ours for AssumeRole and External) and refuses the rest with an error that
+//! names the mode.
 //! Field names follow aliyun-cli `config/profile.go`.
 
 use std::fmt;
@@ -79,6 +80,21 @@ pub struct Profile {
     /// Credentials URI (`CredentialsURI`).
     #[serde(default)]
     pub credentials_uri: String,
+    /// The profile whose credentials assume the role (`ChainableRamRoleArn`).
+    #[serde(default)]
+    pub source_profile: String,
+    /// The command that prints the credentials as JSON (`External`).
+    #[serde(default)]
+    pub process_command: String,
+    /// Session length in seconds of an assumed role; 0 or absent means STS's default.
+    #[serde(default)]
+    pub expired_seconds: Option<u64>,
+    /// Inline policy narrowing an assumed role's session.
+    #[serde(default)]
+    pub policy: String,
+    /// Call STS on its VPC endpoint (`sts-vpc.<sts_region>.aliyuncs.com`).
+    #[serde(default)]
+    pub enable_vpc: Option<bool>,
 }
 
 fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
@@ -112,14 +128,16 @@ pub enum ProfileKind {
     Oidc,
     /// A credentials URI (`CredentialsURI`).
     CredentialsUri,
+    /// STS AssumeRole with another profile's credentials (`ChainableRamRoleArn`).
+    ChainableRamRoleArn,
+    /// A command that prints the credentials (`External`).
+    External,
 }
 
 /// Modes the aliyun CLI knows and this tool does not handle yet.
 pub const UNSUPPORTED_MODES: &[&str] = &[
     "RsaKeyPair",
     "RamRoleArnWithRoleName",
-    "ChainableRamRoleArn",
-    "External",
     "CloudSSO",
     "OAuth",
     "BearerToken",
@@ -134,15 +152,43 @@ impl Profile {
             "RamRoleArn" => Ok(ProfileKind::RamRoleArn),
             "OIDC" => Ok(ProfileKind::Oidc),
             "CredentialsURI" => Ok(ProfileKind::CredentialsUri),
+            "ChainableRamRoleArn" => Ok(ProfileKind::ChainableRamRoleArn),
+            "External" => Ok(ProfileKind::External),
             other => Err(other.to_string()),
         }
     }
 
-    /// The STS endpoint for `sts_region`, if set.
-    pub fn sts_endpoint(&self) -> Option<String> {
-        (!self.sts_region.is_empty())
-            .then(|| format!("https://sts.{}.aliyuncs.com", self.sts_region))
+    /// Where this profile's STS calls go (`sts_region`, `enable_vpc`).
+    pub fn sts_endpoint(&self) -> crate::sts::StsEndpoint {
+        crate::sts::StsEndpoint {
+            endpoint: None,
+            region: (!self.sts_region.is_empty()).then(|| self.sts_region.clone()),
+            enable_vpc: self.enable_vpc,
+        }
     }
+}
+
+/// The region to use when none is given on the command line, as Alibaba's tools pick it:
+/// `ALIBABA_CLOUD_REGION_ID`, else the `region_id` of the aliyun CLI profile `profile` (else
+/// `ALIBABA_CLOUD_PROFILE`, else the file's `current`) in `home/.aliyun/config.json`.
+/// `env` reads a variable.
+pub fn default_region(
+    env: &dyn Fn(&str) -> Option<String>,
+    home: Option<&std::path::Path>,
+    profile: Option<&str>,
+) -> Option<String> {
+    let set = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    if let Some(r) = set(env("ALIBABA_CLOUD_REGION_ID")) {
+        return Some(r);
+    }
+    let text = std::fs::read(home?.join(".aliyun").join("config.json")).ok()?;
+    let config = CliConfig::parse(&text).ok()?;
+    let name = profile
+        .map(str::to_string)
+        .or_else(|| set(env("ALIBABA_CLOUD_PROFILE")))
+        .or_else(|| config.current.clone())
+        .unwrap_or_else(|| "default".to_string());
+    set(config.profile(&name).map(|p| p.region_id.clone()))
 }
 
 #[cfg(test)]
@@ -156,6 +202,28 @@ mod tests {
       {"name":"ecs","mode":"EcsRamRole","ram_role_name":"MyEcsRole","region_id":"cn-hangzhou"},
       {"name":"chain","mode":"ChainableRamRoleArn","source_profile":"default","ram_role_arn":"r"}],
      "meta_path":""}"#;
+
+    #[test]
+    fn default_region_order() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".aliyun")).unwrap();
+        std::fs::write(home.path().join(".aliyun/config.json"), SAMPLE).unwrap();
+        let none = |_: &str| None;
+        let h = Some(home.path());
+        assert_eq!(
+            default_region(&none, h, None).as_deref(),
+            Some("cn-hangzhou")
+        );
+        assert_eq!(default_region(&none, h, Some("role")), None);
+        assert_eq!(default_region(&none, None, None), None);
+        let env = |k: &str| (k == "ALIBABA_CLOUD_REGION_ID").then(|| "cn-beijing".to_string());
+        assert_eq!(default_region(&env, h, None).as_deref(), Some("cn-beijing"));
+        let prof = |k: &str| (k == "ALIBABA_CLOUD_PROFILE").then(|| "ecs".to_string());
+        assert_eq!(
+            default_region(&prof, h, None).as_deref(),
+            Some("cn-hangzhou")
+        );
+    }
 
     #[test]
     fn parses_the_documented_shape() {
@@ -175,18 +243,18 @@ mod tests {
             c.profile("role").unwrap().kind(),
             Ok(ProfileKind::RamRoleArn)
         );
-        assert_eq!(
-            c.profile("role").unwrap().sts_endpoint().as_deref(),
-            Some("https://sts.cn-hangzhou.aliyuncs.com")
-        );
+        let role = c.profile("role").unwrap();
+        assert_eq!(role.sts_endpoint().region.as_deref(), Some("cn-hangzhou"));
+        assert_eq!(role.expired_seconds, Some(3600));
         assert_eq!(
             c.profile("ecs").unwrap().kind(),
             Ok(ProfileKind::EcsRamRole)
         );
         assert_eq!(
             c.profile("chain").unwrap().kind(),
-            Err("ChainableRamRoleArn".to_string())
+            Ok(ProfileKind::ChainableRamRoleArn)
         );
+        assert_eq!(c.profile("chain").unwrap().source_profile, "default");
         assert!(c.profile("nope").is_none());
     }
 }

@@ -5,10 +5,16 @@
 //! 2. OIDC, when `ALIBABA_CLOUD_ROLE_ARN`, `ALIBABA_CLOUD_OIDC_PROVIDER_ARN` and
 //!    `ALIBABA_CLOUD_OIDC_TOKEN_FILE` are all set (reqsign's AssumeRoleWithOIDC provider);
 //! 3. the aliyun CLI's `~/.aliyun/config.json`, profile `ALIBABA_CLOUD_PROFILE` or the file's
-//!    `current` (our reader, [`crate::cli_config`]; modes AK, StsToken, RamRoleArn, EcsRamRole,
-//!    OIDC, CredentialsURI; the others are refused by name);
-//! 4. the ECS instance RAM role from the metadata service (reqsign), unless
-//!    `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`.
+//!    `current` (our reader, [`crate::cli_config`]; modes AK, StsToken, RamRoleArn,
+//!    ChainableRamRoleArn (`source_profile`), EcsRamRole, OIDC, CredentialsURI, External
+//!    (`process_command`); the others are refused by name). AssumeRole honours
+//!    `expired_seconds`, `policy`, `external_id`, `sts_region` and `enable_vpc` ([`crate::sts`]);
+//! 4. `~/.alibabacloud/credentials.ini` or `ALIBABA_CLOUD_CREDENTIALS_FILE`, section
+//!    `ALIBABA_CLOUD_PROFILE` or `default` (types access_key, sts, ram_role_arn, ecs_ram_role,
+//!    oidc_role_arn; rsa_key_pair is refused by name);
+//! 5. the ECS instance RAM role from the metadata service (reqsign), unless
+//!    `ALIBABA_CLOUD_ECS_METADATA_DISABLED=true`;
+//! 6. `ALIBABA_CLOUD_CREDENTIALS_URI`, when set.
 //!
 //! An explicit profile (`--profile`) uses only step 3 with that profile.
 //!
@@ -20,16 +26,17 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use reqsign_aliyun_oss::{
-    AssumeRoleCredentialProvider, AssumeRoleWithOidcCredentialProvider, Credential,
-    CredentialsUriCredentialProvider, EcsRamRoleCredentialProvider, EnvCredentialProvider,
-    StaticCredentialProvider,
+    AssumeRoleWithOidcCredentialProvider, Credential, CredentialsUriCredentialProvider,
+    EcsRamRoleCredentialProvider, EnvCredentialProvider, StaticCredentialProvider,
 };
 use reqsign_core::time::Timestamp;
 use reqsign_core::{Context, Env, ProvideCredentialDyn};
 use tokio::sync::Mutex;
 
 use crate::cli_config::{CliConfig, Profile, ProfileKind};
+use crate::external::ExternalProcess;
 use crate::secret::Secret;
+use crate::sts::{AssumeRole, StsEndpoint};
 
 /// Refresh temporary credentials this long before they expire.
 pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
@@ -121,6 +128,17 @@ pub enum CredentialSource {
     },
     /// The ECS instance RAM role.
     EcsRamRole,
+    /// A section of `~/.alibabacloud/credentials.ini`.
+    CredentialsFile {
+        /// The file.
+        path: PathBuf,
+        /// Section name.
+        profile: String,
+        /// Its `type`.
+        kind: String,
+    },
+    /// `ALIBABA_CLOUD_CREDENTIALS_URI`.
+    CredentialsUri,
 }
 
 impl fmt::Display for CredentialSource {
@@ -139,6 +157,14 @@ impl fmt::Display for CredentialSource {
                 )
             }
             CredentialSource::EcsRamRole => f.write_str("ECS instance RAM role"),
+            CredentialSource::CredentialsFile {
+                path,
+                profile,
+                kind,
+            } => {
+                write!(f, "[{profile}] of {} (type {kind})", path.display())
+            }
+            CredentialSource::CredentialsUri => f.write_str("ALIBABA_CLOUD_CREDENTIALS_URI"),
         }
     }
 }
@@ -169,7 +195,7 @@ pub enum CredentialError {
         path: PathBuf,
     },
     /// The profile's mode is not supported yet.
-    #[error("profile {profile:?} uses credential mode {mode:?}, which ecs-preflight does not support yet (supported: AK, StsToken, RamRoleArn, EcsRamRole, OIDC, CredentialsURI); use one of those or set ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET")]
+    #[error("profile {profile:?} uses credential mode {mode:?}, which ecs-preflight does not support yet (supported: AK, StsToken, RamRoleArn, ChainableRamRoleArn, EcsRamRole, OIDC, CredentialsURI, External; in credentials.ini: access_key, sts, ram_role_arn, ecs_ram_role, oidc_role_arn); use one of those or set ALIBABA_CLOUD_ACCESS_KEY_ID/SECRET")]
     UnsupportedMode {
         /// Profile name.
         profile: String,
@@ -338,7 +364,7 @@ impl CredentialProvider {
                     profile: name.clone(),
                     path: path.clone(),
                 })?;
-            return self.load_profile(profile).await;
+            return self.load_profile(&config, profile).await;
         }
         let mut tried = Vec::new();
 
@@ -379,7 +405,7 @@ impl CredentialProvider {
                 .or_else(|| config.current.clone())
                 .unwrap_or_else(|| "default".to_string());
             match config.profile(&name) {
-                Some(profile) => return self.load_profile(profile).await,
+                Some(profile) => return self.load_profile(&config, profile).await,
                 None if explicit.is_some() => {
                     return Err(CredentialError::ProfileNotFound {
                         profile: name,
@@ -388,6 +414,11 @@ impl CredentialProvider {
                 }
                 None => {}
             }
+        }
+
+        tried.push("credentials.ini");
+        if let Some(s) = self.credentials_file().await? {
+            return Ok(s);
         }
 
         let mut imds_error = None;
@@ -399,6 +430,20 @@ impl CredentialProvider {
                 Ok(None) => {}
                 // Off ECS the metadata service does not answer: that means "not here".
                 Err(e) => imds_error = Some(e),
+            }
+        }
+        if let Some(uri) = self
+            .ctx
+            .env_var("ALIBABA_CLOUD_CREDENTIALS_URI")
+            .filter(|u| !u.is_empty())
+        {
+            tried.push("ALIBABA_CLOUD_CREDENTIALS_URI");
+            let p: DynProvider = Box::new(CredentialsUriCredentialProvider::new().with_uri(uri));
+            if let Some(s) = self
+                .try_provider(p, CredentialSource::CredentialsUri)
+                .await?
+            {
+                return Ok(s);
             }
         }
         let mut tried = tried.join(", ");
@@ -438,11 +483,32 @@ impl CredentialProvider {
             })
     }
 
-    async fn load_profile(&self, p: &Profile) -> Result<State, CredentialError> {
+    async fn load_profile(
+        &self,
+        config: &CliConfig,
+        p: &Profile,
+    ) -> Result<State, CredentialError> {
         let source = CredentialSource::Profile {
             name: p.name.clone(),
             mode: p.mode.clone(),
         };
+        let provider = self.profile_provider(config, p, 0)?;
+        let name = source.to_string();
+        self.try_provider(provider, source)
+            .await?
+            .ok_or(CredentialError::Provider {
+                source_name: name,
+                message: "gave no credentials".to_string(),
+            })
+    }
+
+    /// The provider of a CLI profile; `depth` counts `source_profile` hops (a loop ends).
+    fn profile_provider(
+        &self,
+        config: &CliConfig,
+        p: &Profile,
+        depth: usize,
+    ) -> Result<DynProvider, CredentialError> {
         let kind = p.kind().map_err(|mode| CredentialError::UnsupportedMode {
             profile: p.name.clone(),
             mode,
@@ -471,7 +537,18 @@ impl CredentialProvider {
                 secret.unwrap_or_else(|| Secret::new("")),
             ))
         };
-        let provider: DynProvider = match kind {
+        let assume = |base: DynProvider| -> DynProvider {
+            Box::new(AssumeRole {
+                base,
+                role_arn: p.ram_role_arn.clone(),
+                session_name: session_name(p),
+                external_id: Some(p.external_id.clone()),
+                duration_seconds: p.expired_seconds.filter(|s| *s > 0),
+                policy: Some(p.policy.clone()),
+                endpoint: p.sts_endpoint(),
+            })
+        };
+        Ok(match kind {
             ProfileKind::Static => {
                 let (id, secret) = key_pair()?;
                 if p.mode == "StsToken" {
@@ -493,46 +570,175 @@ impl CredentialProvider {
             ProfileKind::RamRoleArn => {
                 let (id, secret) = key_pair()?;
                 need(!p.ram_role_arn.is_empty(), "ram_role_arn")?;
-                let mut a = AssumeRoleCredentialProvider::new()
-                    .with_base_provider(StaticCredentialProvider::new(&id, secret.expose()))
-                    .with_role_arn(&p.ram_role_arn)
-                    .with_role_session_name(session_name(p));
-                if !p.external_id.is_empty() {
-                    a = a.with_external_id(&p.external_id);
+                assume(Box::new(StaticCredentialProvider::new(
+                    &id,
+                    secret.expose(),
+                )))
+            }
+            ProfileKind::ChainableRamRoleArn => {
+                need(!p.source_profile.is_empty(), "source_profile")?;
+                need(!p.ram_role_arn.is_empty(), "ram_role_arn")?;
+                if depth >= MAX_SOURCE_PROFILE_HOPS {
+                    return Err(CredentialError::ConfigFile {
+                        path: self.config_path(),
+                        reason: format!(
+                            "profile {:?}: source_profile goes round in a loop (or more than {MAX_SOURCE_PROFILE_HOPS} hops)",
+                            p.name
+                        ),
+                    });
                 }
-                if let Some(ep) = p.sts_endpoint() {
-                    a = a.with_sts_endpoint(ep);
-                }
-                Box::new(a)
+                let source = config.profile(&p.source_profile).ok_or_else(|| {
+                    CredentialError::ProfileNotFound {
+                        profile: p.source_profile.clone(),
+                        path: self.config_path(),
+                    }
+                })?;
+                assume(self.profile_provider(config, source, depth + 1)?)
+            }
+            ProfileKind::External => {
+                need(!p.process_command.trim().is_empty(), "process_command")?;
+                Box::new(ExternalProcess {
+                    command: p.process_command.clone(),
+                })
             }
             ProfileKind::Oidc => {
                 need(!p.ram_role_arn.is_empty(), "ram_role_arn")?;
                 need(!p.oidc_provider_arn.is_empty(), "oidc_provider_arn")?;
                 need(!p.oidc_token_file.is_empty(), "oidc_token_file")?;
-                let mut o = AssumeRoleWithOidcCredentialProvider::new()
-                    .with_role_arn(&p.ram_role_arn)
-                    .with_oidc_provider_arn(&p.oidc_provider_arn)
-                    .with_oidc_token_file(&p.oidc_token_file)
-                    .with_role_session_name(session_name(p));
-                if let Some(ep) = p.sts_endpoint() {
-                    o = o.with_sts_endpoint(ep);
-                }
-                Box::new(o)
+                Box::new(
+                    AssumeRoleWithOidcCredentialProvider::new()
+                        .with_role_arn(&p.ram_role_arn)
+                        .with_oidc_provider_arn(&p.oidc_provider_arn)
+                        .with_oidc_token_file(&p.oidc_token_file)
+                        .with_role_session_name(session_name(p))
+                        .with_sts_endpoint(p.sts_endpoint().resolve(&self.ctx)),
+                )
             }
             ProfileKind::CredentialsUri => {
                 need(!p.credentials_uri.is_empty(), "credentials_uri")?;
                 Box::new(CredentialsUriCredentialProvider::new().with_uri(&p.credentials_uri))
             }
+        })
+    }
+
+    /// `~/.alibabacloud/credentials.ini` (or `ALIBABA_CLOUD_CREDENTIALS_FILE`), section
+    /// `ALIBABA_CLOUD_PROFILE` or `default`: `None` when there is no such file or section.
+    async fn credentials_file(&self) -> Result<Option<State>, CredentialError> {
+        let explicit = self
+            .ctx
+            .env_var("ALIBABA_CLOUD_CREDENTIALS_FILE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let path = match &explicit {
+            Some(p) => p.clone(),
+            None => match self.ctx.home_dir() {
+                Some(h) => h.join(".alibabacloud").join("credentials.ini"),
+                None => return Ok(None),
+            },
+        };
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+                return Ok(None)
+            }
+            Err(e) => {
+                return Err(CredentialError::ConfigFile {
+                    path,
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let section = self
+            .ctx
+            .env_var("ALIBABA_CLOUD_PROFILE")
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "default".to_string());
+        let Some(entry) = crate::credentials_file::parse(&text, &section).map_err(|reason| {
+            CredentialError::ConfigFile {
+                path: path.clone(),
+                reason,
+            }
+        })?
+        else {
+            return Ok(None);
+        };
+        let source = CredentialSource::CredentialsFile {
+            path: path.clone(),
+            profile: section.clone(),
+            kind: entry.kind.clone(),
+        };
+        let incomplete = |field: &'static str| CredentialError::IncompleteProfile {
+            profile: format!("{section} in {}", path.display()),
+            mode: entry.kind.clone(),
+            field,
+        };
+        let get = |field: &'static str| -> Result<String, CredentialError> {
+            entry.get(field).ok_or_else(|| incomplete(field))
+        };
+        let provider: DynProvider = match entry.kind.as_str() {
+            "access_key" | "sts" => {
+                let mut s = StaticCredentialProvider::new(
+                    &get("access_key_id")?,
+                    &get("access_key_secret")?,
+                );
+                if entry.kind == "sts" {
+                    s = s.with_security_token(&get("security_token")?);
+                }
+                Box::new(s)
+            }
+            "ecs_ram_role" => {
+                let mut e = EcsRamRoleCredentialProvider::new();
+                if let Some(r) = entry.get("role_name") {
+                    e = e.with_role_name(r);
+                }
+                Box::new(e)
+            }
+            "ram_role_arn" => Box::new(AssumeRole {
+                base: Box::new(StaticCredentialProvider::new(
+                    &get("access_key_id")?,
+                    &get("access_key_secret")?,
+                )),
+                role_arn: get("role_arn")?,
+                session_name: entry
+                    .get("role_session_name")
+                    .unwrap_or_else(|| "ecs-preflight".to_string()),
+                external_id: entry.get("external_id"),
+                duration_seconds: entry.get("duration_seconds").and_then(|d| d.parse().ok()),
+                policy: entry.get("policy"),
+                endpoint: StsEndpoint::default(),
+            }),
+            "oidc_role_arn" => Box::new(
+                AssumeRoleWithOidcCredentialProvider::new()
+                    .with_role_arn(get("role_arn")?)
+                    .with_oidc_provider_arn(get("oidc_provider_arn")?)
+                    .with_oidc_token_file(get("oidc_token_file_path")?)
+                    .with_role_session_name(
+                        entry
+                            .get("role_session_name")
+                            .unwrap_or_else(|| "ecs-preflight".to_string()),
+                    )
+                    .with_sts_endpoint(StsEndpoint::default().resolve(&self.ctx)),
+            ),
+            other => {
+                return Err(CredentialError::UnsupportedMode {
+                    profile: format!("{section} in {}", path.display()),
+                    mode: other.to_string(),
+                })
+            }
         };
         let name = source.to_string();
         self.try_provider(provider, source)
             .await?
+            .map(Some)
             .ok_or(CredentialError::Provider {
                 source_name: name,
                 message: "gave no credentials".to_string(),
             })
     }
 }
+
+/// Longest `source_profile` chain followed.
+const MAX_SOURCE_PROFILE_HOPS: usize = 8;
 
 fn session_name(p: &Profile) -> String {
     if p.ram_session_name.is_empty() {
@@ -654,6 +860,226 @@ mod tests {
         for text in [format!("{e}"), format!("{e:?}")] {
             assert!(!text.contains("dev-secret"));
         }
+    }
+
+    /// A one-shot-per-connection HTTP server answering `body` (JSON) to every request and
+    /// recording each request target.
+    fn json_server(body: String) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+                    head.push(b[0]);
+                }
+                let line = String::from_utf8_lossy(&head)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                log.lock().unwrap().push(line);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    fn sts_answer() -> String {
+        r#"{"RequestId":"r","Credentials":{"AccessKeyId":"STS.assumed","AccessKeySecret":"assumed-secret","SecurityToken":"CAIS-assumed","Expiration":"2124-01-01T00:00:00Z"}}"#.to_string()
+    }
+
+    /// Decodes one query parameter of a request line.
+    fn param(line: &str, name: &str) -> Option<String> {
+        let q = line.split(' ').nth(1)?.split_once('?')?.1;
+        q.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            (k == name).then(|| {
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn chainable_role_assumes_with_duration_policy_and_external_id() {
+        let home = tempfile::tempdir().unwrap();
+        let (sts, seen) = json_server(sts_answer());
+        std::fs::create_dir_all(home.path().join(".aliyun")).unwrap();
+        std::fs::write(
+            home.path().join(".aliyun/config.json"),
+            r#"{"current":"chain","profiles":[
+              {"name":"base","mode":"AK","access_key_id":"LTAIbase","access_key_secret":"base-secret-0123"},
+              {"name":"chain","mode":"ChainableRamRoleArn","source_profile":"base","ram_role_arn":"acs:ram::1:role/importer","ram_session_name":"s1","expired_seconds":1800,"policy":"{\"Version\":\"1\"}","external_id":"ext-1"},
+              {"name":"loop1","mode":"ChainableRamRoleArn","source_profile":"loop2","ram_role_arn":"r"},
+              {"name":"loop2","mode":"ChainableRamRoleArn","source_profile":"loop1","ram_role_arn":"r"},
+              {"name":"orphan","mode":"ChainableRamRoleArn","source_profile":"ghost","ram_role_arn":"r"}]}"#,
+        )
+        .unwrap();
+        let p = provider(&[("ALIBABA_CLOUD_STS_ENDPOINT", &sts)], home.path(), None);
+        let (c, s) = p.get_with_source().await.unwrap();
+        assert_eq!(c.access_key_id, "STS.assumed");
+        assert_eq!(c.security_token.unwrap().expose(), "CAIS-assumed");
+        assert_eq!(
+            s.to_string(),
+            "aliyun CLI profile \"chain\" (mode ChainableRamRoleArn)"
+        );
+        let line = seen.lock().unwrap()[0].clone();
+        assert_eq!(param(&line, "Action").as_deref(), Some("AssumeRole"));
+        assert_eq!(param(&line, "AccessKeyId").as_deref(), Some("LTAIbase"));
+        assert_eq!(
+            param(&line, "RoleArn").as_deref(),
+            Some("acs:ram::1:role/importer")
+        );
+        assert_eq!(param(&line, "RoleSessionName").as_deref(), Some("s1"));
+        assert_eq!(param(&line, "DurationSeconds").as_deref(), Some("1800"));
+        assert_eq!(
+            param(&line, "Policy").as_deref(),
+            Some("{\"Version\":\"1\"}")
+        );
+        assert_eq!(param(&line, "ExternalId").as_deref(), Some("ext-1"));
+        assert!(!line.contains("base-secret"));
+        let e = provider(&[], home.path(), Some("loop1"))
+            .get()
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("loop"), "{e}");
+        let e = provider(&[], home.path(), Some("orphan"))
+            .get()
+            .await
+            .unwrap_err();
+        assert!(matches!(e, CredentialError::ProfileNotFound { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn external_mode_runs_the_command() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".aliyun")).unwrap();
+        let script = home.path().join("creds.sh");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\necho '{\"mode\":\"StsToken\",\"access_key_id\":\"STS.ext\",\"access_key_secret\":\"ext-secret-xyz\",\"sts_token\":\"CAIS-ext\",\"expiration\":\"2124-01-01T00:00:00Z\"}'\n",
+        )
+        .unwrap();
+        std::fs::write(
+            home.path().join(".aliyun/config.json"),
+            format!(
+                r#"{{"current":"ext","profiles":[
+                  {{"name":"ext","mode":"External","process_command":"sh {}"}},
+                  {{"name":"broken","mode":"External","process_command":"sh -c 'exit 3'"}},
+                  {{"name":"empty","mode":"External"}}]}}"#,
+                script.display()
+            ),
+        )
+        .unwrap();
+        let (c, s) = provider(&[], home.path(), None)
+            .get_with_source()
+            .await
+            .unwrap();
+        assert_eq!(c.access_key_id, "STS.ext");
+        assert_eq!(c.security_token.as_ref().unwrap().expose(), "CAIS-ext");
+        assert!(c.expires_at.is_some());
+        assert_eq!(s.to_string(), "aliyun CLI profile \"ext\" (mode External)");
+        assert!(!format!("{c:?}").contains("ext-secret"));
+        let e = provider(&[], home.path(), Some("broken"))
+            .get()
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("failed"), "{e}");
+        let e = provider(&[], home.path(), Some("empty"))
+            .get()
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("process_command"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn credentials_ini_after_the_cli_config() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".alibabacloud")).unwrap();
+        std::fs::write(
+            home.path().join(".alibabacloud/credentials.ini"),
+            "[default]\ntype = access_key\naccess_key_id = LTAIini\naccess_key_secret = ini-secret-0123\n\n[project]\ntype = sts\naccess_key_id = STS.ini\naccess_key_secret = s\nsecurity_token = CAIS-ini\n\n[rsa]\ntype = rsa_key_pair\npublic_key_id = x\n",
+        )
+        .unwrap();
+        let (c, s) = provider(&[], home.path(), None)
+            .get_with_source()
+            .await
+            .unwrap();
+        assert_eq!(c.access_key_id, "LTAIini");
+        assert!(s.to_string().contains("type access_key"), "{s}");
+        assert!(!s.to_string().contains("ini-secret"));
+        let c = provider(&[("ALIBABA_CLOUD_PROFILE", "project")], home.path(), None)
+            .get()
+            .await
+            .unwrap();
+        assert_eq!(c.security_token.unwrap().expose(), "CAIS-ini");
+        let e = provider(&[("ALIBABA_CLOUD_PROFILE", "rsa")], home.path(), None)
+            .get()
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("rsa_key_pair") && e.to_string().contains("not support"),
+            "{e}"
+        );
+        // ALIBABA_CLOUD_CREDENTIALS_FILE points elsewhere; a missing named file is an error.
+        let other = home.path().join("other.ini");
+        std::fs::write(
+            &other,
+            "[default]\ntype=access_key\naccess_key_id=LTAIother\naccess_key_secret=o\n",
+        )
+        .unwrap();
+        let c = provider(
+            &[("ALIBABA_CLOUD_CREDENTIALS_FILE", other.to_str().unwrap())],
+            home.path(),
+            None,
+        )
+        .get()
+        .await
+        .unwrap();
+        assert_eq!(c.access_key_id, "LTAIother");
+        let e = provider(
+            &[("ALIBABA_CLOUD_CREDENTIALS_FILE", "/nonexistent/creds.ini")],
+            home.path(),
+            None,
+        )
+        .get()
+        .await
+        .unwrap_err();
+        assert!(matches!(e, CredentialError::ConfigFile { .. }), "{e}");
+        // The CLI config comes first.
+        write_config(home.path());
+        let c = provider(&[], home.path(), None).get().await.unwrap();
+        assert_eq!(c.access_key_id, "LTAIdev");
+    }
+
+    #[tokio::test]
+    async fn credentials_uri_last() {
+        let home = tempfile::tempdir().unwrap();
+        let (uri, seen) = json_server(
+            r#"{"Code":"Success","AccessKeyId":"STS.uri","AccessKeySecret":"uri-secret","SecurityToken":"CAIS-uri","Expiration":"2124-01-01T00:00:00Z"}"#.to_string(),
+        );
+        let (c, s) = provider(
+            &[("ALIBABA_CLOUD_CREDENTIALS_URI", &uri)],
+            home.path(),
+            None,
+        )
+        .get_with_source()
+        .await
+        .unwrap();
+        assert_eq!(c.access_key_id, "STS.uri");
+        assert_eq!(s, CredentialSource::CredentialsUri);
+        assert_eq!(seen.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //!   instance RAM role — built on `reqsign-aliyun-oss`'s providers, plus the part reqsign does
 //!   not cover (profile modes it silently skips get a clear error here).
 //! * [`retry`]: exponential backoff with full jitter, one policy for every client.
+//! * [`http`]: the one reqwest client configuration (User-Agent, TLS roots, proxies).
 //! * [`Secret`]: a string that never shows itself in `Debug` or `Display`.
 //! * [`transport`]: the reqwest-backed HTTP and file access reqsign's providers need.
 //!
@@ -14,8 +15,12 @@
 
 pub mod cli_config;
 pub mod credentials;
+pub mod credentials_file;
+pub mod external;
+pub mod http;
 pub mod retry;
 mod secret;
+pub mod sts;
 pub mod transport;
 
 pub use credentials::{

@@ -17,17 +17,23 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct ReqwestSend {
     client: reqwest::Client,
+    /// For the metadata service: never through a proxy.
+    metadata: reqwest::Client,
 }
 
 impl ReqwestSend {
-    /// A client with short timeouts (see [`CONNECT_TIMEOUT`], [`REQUEST_TIMEOUT`]).
+    /// Clients with short timeouts (see [`CONNECT_TIMEOUT`], [`REQUEST_TIMEOUT`]).
     pub fn new() -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .unwrap_or_default();
-        ReqwestSend { client }
+        let build = |b: reqwest::ClientBuilder| {
+            b.connect_timeout(CONNECT_TIMEOUT)
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .unwrap_or_default()
+        };
+        ReqwestSend {
+            client: build(crate::http::client_builder()),
+            metadata: build(crate::http::metadata_client_builder()),
+        }
     }
 }
 
@@ -43,8 +49,12 @@ impl HttpSend for ReqwestSend {
         req: http::Request<Bytes>,
     ) -> reqsign_core::Result<http::Response<Bytes>> {
         let (parts, body) = req.into_parts();
-        let resp = self
-            .client
+        let client = if parts.uri.host().is_some_and(crate::http::is_metadata_host) {
+            &self.metadata
+        } else {
+            &self.client
+        };
+        let resp = client
             .request(parts.method, parts.uri.to_string())
             .headers(parts.headers)
             .body(body)

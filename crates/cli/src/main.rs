@@ -120,8 +120,41 @@ enum Command {
     },
 }
 
+/// Parses the command line. `--region`, where a command takes it, defaults to
+/// `ALIBABA_CLOUD_REGION_ID` or the aliyun CLI profile's `region_id`.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `--profile NAME` / `--profile=NAME`, for the profile whose region_id is the default.
+    let profile = args.iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        match a.strip_prefix("--profile") {
+            Some("") => args.get(i + 1)?.to_str().map(str::to_string),
+            Some(rest) => rest.strip_prefix('=').map(str::to_string),
+            None => None,
+        }
+    });
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let mut cmd = Cli::command();
+    if let Some(region) = preflight_aliyun::cli_config::default_region(
+        &|k| std::env::var(k).ok(),
+        home.as_deref(),
+        profile.as_deref(),
+    ) {
+        // Once per run: clap wants a 'static default without its "string" feature.
+        let region: &'static str = Box::leak(region.into_boxed_str());
+        for sub in ["check", "upload", "import", "wait", "upload-and-import"] {
+            cmd = cmd.mut_subcommand(sub, |s| {
+                s.mut_arg("region", |a| a.default_value(region).required(false))
+            });
+        }
+    }
+    let matches = cmd.get_matches_from(args);
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

@@ -147,7 +147,7 @@ impl Client {
                 detail: err.to_string(),
             })?;
         }
-        let http = reqwest::Client::builder()
+        let http = preflight_aliyun::http::client_builder()
             .timeout(config.timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()

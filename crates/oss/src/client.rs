@@ -21,9 +21,6 @@ use crate::xml;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Largest XML answer read: a 1,000-entry ListParts page is about 300 KB.
 pub(crate) const MAX_XML_BODY: usize = 8 * 1024 * 1024;
-/// A clock offset below this is rounding of the server's 1-second Date, not skew: keep
-/// signing with reqsign (system clock).
-const SKEW_THRESHOLD_SECS: i64 = 5;
 /// Clock-skew answers retried in a row before giving up (each one corrects the clock).
 const MAX_SKEW_RETRIES: u32 = 2;
 
@@ -191,7 +188,7 @@ impl Client {
         let path_style = config
             .path_style
             .unwrap_or_else(|| is_ip_or_localhost(&host));
-        let http = reqwest::Client::builder()
+        let http = preflight_aliyun::http::client_builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             .tcp_nodelay(true)
@@ -326,49 +323,29 @@ impl Client {
             bucket: Some(&i.config.bucket),
             key: op.key,
         };
-        if offset.abs() < SKEW_THRESHOLD_SECS {
-            let mut parts = http::Request::builder()
-                .method(op.method.clone())
-                .uri(&url)
-                .body(())
-                .map_err(|e| Error::Signing(e.to_string()))?
-                .into_parts()
-                .0;
-            parts.headers = headers;
-            sign::sign_reqsign(
-                i.config.signature,
-                &i.config.region,
-                &i.config.bucket,
-                &mut parts,
-                &cred,
-            )
-            .await?;
-            headers = parts.headers;
+        let now = if offset >= 0 {
+            SystemTime::now() + Duration::from_secs(offset.unsigned_abs())
         } else {
-            let now = if offset >= 0 {
-                SystemTime::now() + Duration::from_secs(offset.unsigned_abs())
-            } else {
-                SystemTime::now() - Duration::from_secs(offset.unsigned_abs())
-            };
-            let signing = sign::Signing {
-                version: i.config.signature,
-                region: &i.config.region,
-                now,
-            };
-            sign::sign_own(
-                &signing,
-                op.method.as_str(),
-                res,
-                &op.query,
-                &mut headers,
-                &cred,
-            )?;
-        }
+            SystemTime::now() - Duration::from_secs(offset.unsigned_abs())
+        };
+        let signing = sign::Signing {
+            version: i.config.signature,
+            region: &i.config.region,
+            now,
+        };
+        sign::sign_own(
+            &signing,
+            op.method.as_str(),
+            res,
+            &op.query,
+            &mut headers,
+            &cred,
+        )?;
         let body = match &op.body {
             Body::Empty => reqwest::Body::from(Bytes::new()),
             Body::Bytes(b) => reqwest::Body::from(b.clone()),
             Body::File { path, len } => {
-                // Set after signing: reqsign's V4 would list it as an additional header.
+                // Not signed: OSS signs no length.
                 headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(*len));
                 crate::api::file_body(path, *len).await?
             }

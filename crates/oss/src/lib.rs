@@ -3,7 +3,7 @@
 //! kind and a retry verdict ([`Error`]), and the resumable, CRC-64-verified multipart uploader
 //! ([`upload`]). It knows nothing about disk formats.
 //!
-//! Signing is reqsign-aliyun-oss's (V4 by default, V1 selectable; see [`sign`]); credentials
+//! Signing is our own (V4 by default, V1 selectable; see [`sign`]); credentials
 //! come from [`preflight_aliyun::CredentialProvider`]. Failures of the network, 5xx answers
 //! and clock skew are retried with exponential backoff and jitter; other 4xx answers are not.
 //!

@@ -1,14 +1,17 @@
-//! Request signing. reqsign-aliyun-oss signs every request (V4 by default, V1 selectable),
-//! except after OSS has answered `RequestTimeTooSkewed`: reqsign always reads the system clock
-//! and cannot be told the server's, so then the request is signed here with the corrected
-//! time. The two implementations are checked against the same published vectors (here) and
-//! against the emulator (integration tests).
+//! Request signing, V4 (default) and V1, for every OSS request.
+//!
+//! Our own implementation, not reqsign-aliyun-oss's: reqsign's V4 writes an empty
+//! `AdditionalHeaders=` field, which real OSS refuses (EC 0002-00000209), and it cannot sign at
+//! a corrected clock after `RequestTimeTooSkewed`. The header has the official SDKs' exact
+//! shape (`Credential=…,Signature=…`, the optional field left out). Checked against the
+//! published vectors (here), and request by request against Alibaba's Python SDKs' signers
+//! (`tests/cli/signatures.rs`).
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
-use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, DATE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use preflight_aliyun::Credentials;
 use sha2::{Digest, Sha256};
@@ -304,35 +307,6 @@ pub fn sign_own(
         HeaderValue::from_str(&auth).map_err(|_| Error::Signing("invalid Authorization".into()))?;
     v.set_sensitive(true);
     headers.insert(AUTHORIZATION, v);
-    Ok(())
-}
-
-/// Signs with reqsign-aliyun-oss at the system time. `parts` holds method, full URI and headers.
-pub async fn sign_reqsign(
-    version: SignatureVersion,
-    region: &str,
-    bucket: &str,
-    parts: &mut http::request::Parts,
-    cred: &Credentials,
-) -> Result<()> {
-    use reqsign_core::SignRequest as _;
-    let signer = reqsign_aliyun_oss::RequestSigner::new(bucket)
-        .with_region(region)
-        .with_signing_version(match version {
-            SignatureVersion::V1 => reqsign_aliyun_oss::SigningVersion::V1,
-            SignatureVersion::V4 => reqsign_aliyun_oss::SigningVersion::V4,
-        });
-    let ctx = reqsign_core::Context::new();
-    signer
-        .sign_request(&ctx, parts, Some(&cred.to_reqsign()), None)
-        .await
-        .map_err(|e| Error::Signing(e.to_string()))?;
-    if version == SignatureVersion::V4 && !parts.headers.contains_key(DATE) {
-        // OSS wants a Date header with V4 too (the SDKs send it unsigned).
-        let v = HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now()))
-            .map_err(|_| Error::Signing("date".into()))?;
-        parts.headers.insert(DATE, v);
-    }
     Ok(())
 }
 

@@ -1,0 +1,302 @@
+//! STS AssumeRole with everything the `aliyun` CLI and Alibaba's credentials library let a
+//! profile say: session duration (`expired_seconds`), an inline `policy`, an `external_id`,
+//! and the endpoint (`sts_region`, `enable_vpc` for the VPC endpoint).
+//!
+//! Our own provider rather than reqsign's: reqsign's AssumeRole sends neither
+//! `DurationSeconds` nor `Policy`. The request is signed as every RPC request (HMAC-SHA1,
+//! `SignatureVersion=1.0`), and checked byte for byte against the official SDKs'
+//! signers by `tests/cli/signatures.rs`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use reqsign_aliyun_oss::Credential;
+use reqsign_core::time::Timestamp;
+use reqsign_core::{Context, ProvideCredential, ProvideCredentialDyn};
+use serde::Deserialize;
+
+/// Session length when the profile does not say (STS's own default).
+pub const DEFAULT_DURATION_SECONDS: u64 = 3600;
+
+/// RFC 3986 unreserved characters stay; everything else is `%XX` (the RPC encoding).
+const RPC_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+fn enc(s: &str) -> String {
+    utf8_percent_encode(s, RPC_ENCODE).to_string()
+}
+
+/// Where STS is: an explicit endpoint, else `ALIBABA_CLOUD_STS_ENDPOINT`, else
+/// `sts[-vpc].<region>.aliyuncs.com` from the region (`sts_region` or `ALIBABA_CLOUD_STS_REGION`)
+/// and the VPC switch (`enable_vpc` or `ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED`), else the
+/// global `sts.aliyuncs.com` — the order of Alibaba's credentials library.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StsEndpoint {
+    /// An endpoint given outright (host or URL).
+    pub endpoint: Option<String>,
+    /// STS region.
+    pub region: Option<String>,
+    /// Use the VPC endpoint.
+    pub enable_vpc: Option<bool>,
+}
+
+impl StsEndpoint {
+    /// The endpoint URL.
+    pub fn resolve(&self, ctx: &Context) -> String {
+        let env = |k: &str| ctx.env_var(k).filter(|v| !v.trim().is_empty());
+        let url = |e: &str| {
+            let e = e.trim().trim_end_matches('/');
+            if e.contains("://") {
+                e.to_string()
+            } else {
+                format!("https://{e}")
+            }
+        };
+        if let Some(e) = self
+            .endpoint
+            .clone()
+            .or_else(|| env("ALIBABA_CLOUD_STS_ENDPOINT"))
+        {
+            return url(&e);
+        }
+        let vpc = self.enable_vpc.unwrap_or_else(|| {
+            env("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        });
+        let prefix = if vpc { "sts-vpc" } else { "sts" };
+        match self
+            .region
+            .clone()
+            .filter(|r| !r.is_empty())
+            .or_else(|| env("ALIBABA_CLOUD_STS_REGION"))
+        {
+            Some(r) => url(&format!("{prefix}.{r}.aliyuncs.com")),
+            None => url("sts.aliyuncs.com"),
+        }
+    }
+}
+
+/// AssumeRole over another provider's credentials.
+pub struct AssumeRole {
+    /// Whose credentials call AssumeRole.
+    pub base: Box<dyn ProvideCredentialDyn<Credential = Credential>>,
+    /// The role's ARN.
+    pub role_arn: String,
+    /// Session name.
+    pub session_name: String,
+    /// External id, if the role's trust policy asks for one.
+    pub external_id: Option<String>,
+    /// Session length; default [`DEFAULT_DURATION_SECONDS`].
+    pub duration_seconds: Option<u64>,
+    /// An inline policy narrowing the session.
+    pub policy: Option<String>,
+    /// Where STS is.
+    pub endpoint: StsEndpoint,
+}
+
+impl fmt::Debug for AssumeRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AssumeRole")
+            .field("role_arn", &self.role_arn)
+            .field("session_name", &self.session_name)
+            .field("duration_seconds", &self.duration_seconds)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Answer {
+    credentials: Option<AnswerCredentials>,
+    code: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AnswerCredentials {
+    access_key_id: String,
+    access_key_secret: String,
+    security_token: String,
+    expiration: String,
+}
+
+/// The HMAC-SHA1 RPC signature of a GET with `params` (all but `Signature`).
+fn rpc_signature(secret: &str, params: &BTreeMap<String, String>) -> String {
+    let mut pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (enc(k), enc(v))).collect();
+    pairs.sort();
+    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let to_sign = format!("GET&%2F&{}", enc(&query.join("&")));
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(format!("{secret}&").as_bytes())
+        .expect("HMAC accepts any key length");
+    mac.update(to_sign.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+impl ProvideCredential for AssumeRole {
+    type Credential = Credential;
+
+    async fn provide_credential(&self, ctx: &Context) -> reqsign_core::Result<Option<Credential>> {
+        let Some(base) = self.base.provide_credential_dyn(ctx).await? else {
+            return Err(reqsign_core::Error::config_invalid(
+                "the source of the AssumeRole call gave no credentials",
+            ));
+        };
+        let now = Timestamp::now();
+        let mut p: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in [
+            ("Action", "AssumeRole"),
+            ("Version", "2015-04-01"),
+            ("Format", "JSON"),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureVersion", "1.0"),
+        ] {
+            p.insert(k.into(), v.into());
+        }
+        p.insert("AccessKeyId".into(), base.access_key_id.clone());
+        p.insert("Timestamp".into(), now.format_rfc3339_zulu());
+        p.insert(
+            "SignatureNonce".into(),
+            format!(
+                "{:016x}{:016x}",
+                rand::random::<u64>(),
+                rand::random::<u64>()
+            ),
+        );
+        p.insert("RoleArn".into(), self.role_arn.clone());
+        p.insert("RoleSessionName".into(), self.session_name.clone());
+        p.insert(
+            "DurationSeconds".into(),
+            self.duration_seconds
+                .unwrap_or(DEFAULT_DURATION_SECONDS)
+                .to_string(),
+        );
+        if let Some(x) = self.external_id.as_ref().filter(|x| !x.is_empty()) {
+            p.insert("ExternalId".into(), x.clone());
+        }
+        if let Some(x) = self.policy.as_ref().filter(|x| !x.is_empty()) {
+            p.insert("Policy".into(), x.clone());
+        }
+        if let Some(t) = base.security_token.as_ref().filter(|t| !t.is_empty()) {
+            p.insert("SecurityToken".into(), t.clone());
+        }
+        let signature = rpc_signature(&base.access_key_secret, &p);
+        p.insert("Signature".into(), signature);
+        let query: Vec<String> = p
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect();
+        let url = format!("{}/?{}", self.endpoint.resolve(ctx), query.join("&"));
+        let req = http::Request::get(url)
+            .body(bytes::Bytes::new())
+            .map_err(|e| reqsign_core::Error::unexpected("bad STS request").with_source(e))?;
+        let resp = ctx.http_send(req).await?;
+        let status = resp.status();
+        let answer: Answer = serde_json::from_slice(resp.body()).map_err(|e| {
+            reqsign_core::Error::unexpected(format!("STS AssumeRole answered HTTP {status}: {e}"))
+        })?;
+        match answer.credentials {
+            Some(c) if status.is_success() => Ok(Some(Credential {
+                access_key_id: c.access_key_id,
+                access_key_secret: c.access_key_secret,
+                security_token: Some(c.security_token),
+                expires_in: Some(c.expiration.parse()?),
+            })),
+            _ => Err(reqsign_core::Error::unexpected(format!(
+                "STS AssumeRole of {} refused (HTTP {status}): {}: {}",
+                self.role_arn,
+                answer.code.unwrap_or_default(),
+                answer.message.unwrap_or_default()
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqsign_core::StaticEnv;
+    use std::collections::HashMap;
+
+    fn ctx(envs: &[(&str, &str)]) -> Context {
+        crate::transport::context(StaticEnv {
+            home_dir: None,
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>(),
+        })
+    }
+
+    #[test]
+    fn endpoint_order() {
+        let e = |endpoint: Option<&str>, region: Option<&str>, vpc: Option<bool>| StsEndpoint {
+            endpoint: endpoint.map(str::to_string),
+            region: region.map(str::to_string),
+            enable_vpc: vpc,
+        };
+        let none = ctx(&[]);
+        assert_eq!(
+            e(None, None, None).resolve(&none),
+            "https://sts.aliyuncs.com"
+        );
+        assert_eq!(
+            e(None, Some("cn-beijing"), None).resolve(&none),
+            "https://sts.cn-beijing.aliyuncs.com"
+        );
+        assert_eq!(
+            e(None, Some("cn-beijing"), Some(true)).resolve(&none),
+            "https://sts-vpc.cn-beijing.aliyuncs.com"
+        );
+        let envs = ctx(&[
+            ("ALIBABA_CLOUD_STS_REGION", "cn-shanghai"),
+            ("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED", "true"),
+        ]);
+        assert_eq!(
+            e(None, None, None).resolve(&envs),
+            "https://sts-vpc.cn-shanghai.aliyuncs.com"
+        );
+        assert_eq!(
+            e(None, Some("cn-beijing"), Some(false)).resolve(&envs),
+            "https://sts.cn-beijing.aliyuncs.com"
+        );
+        assert_eq!(
+            e(Some("http://127.0.0.1:9/"), Some("x"), Some(true)).resolve(&envs),
+            "http://127.0.0.1:9"
+        );
+        let explicit = ctx(&[("ALIBABA_CLOUD_STS_ENDPOINT", "sts.example.com")]);
+        assert_eq!(
+            e(None, Some("cn-beijing"), None).resolve(&explicit),
+            "https://sts.example.com"
+        );
+    }
+
+    #[test]
+    fn signature_matches_the_documented_vector() {
+        // Vector R1 of the reference (Alibaba's "Signature" page).
+        let p: BTreeMap<String, String> = [
+            ("AccessKeyId", "testid"),
+            ("Action", "DescribeRegions"),
+            ("Format", "XML"),
+            ("SignatureMethod", "HMAC-SHA1"),
+            ("SignatureNonce", "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf"),
+            ("SignatureVersion", "1.0"),
+            ("Timestamp", "2016-02-23T12:46:24Z"),
+            ("Version", "2014-05-26"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(
+            rpc_signature("testsecret", &p),
+            "OLeaidS1JvxuMvnyHOwuJ+uX5qY="
+        );
+    }
+}
