@@ -659,7 +659,15 @@ fn a_restored_archive_object_is_imported() {
     let data = crate::common::tempdir();
     let emu = Emu::on_loopback(
         data.path(),
-        &["--storage-class", "Archive", "--task-seconds", "0.2"],
+        &[
+            "--storage-class",
+            "Archive",
+            "--task-seconds",
+            "0.2",
+            // Restores finish at once, so the test need not wait.
+            "--restore-seconds",
+            "0",
+        ],
     );
     let a = emu.addr.as_str();
     let (k, b) = (DEFAULT_KEY, "ecs-preflight");
