@@ -55,14 +55,17 @@ gzip -9 -c "$c/cpio/tree.cpio" >"$c/cpio/tree.cpio.gz"
 # An LVM2 physical volume (label, metadata area, two linear LVs) on a loop device without
 # activation; its first 256 KiB hold everything the reader parses.
 truncate -s 16M "$tmp/pv.img"
-loop=$(losetup -f --show "$tmp/pv.img")
 lvm_cfg='global { activation = 0 } devices { filter = [ "a|/dev/loop|", "r|.*|" ] }'
-{
-  pvcreate -q -ff -y --config "$lvm_cfg" "$loop"
-  vgcreate -q --config "$lvm_cfg" seedvg "$loop"
-  lvcreate -q --config "$lvm_cfg" -an -Zn -L 4M -n root seedvg
-  lvcreate -q --config "$lvm_cfg" -an -Zn -L 4M -n swap seedvg
-} >/dev/null 2>&1 || echo "LVM seed not made (pvcreate needs a loop device)" >&2
-losetup -d "$loop"
-head -c 262144 "$tmp/pv.img" >"$c/lvm/pv.img"
+if loop=$(losetup -f --show "$tmp/pv.img" 2>/dev/null); then
+  {
+    pvcreate -q -ff -y --config "$lvm_cfg" "$loop"
+    vgcreate -q --config "$lvm_cfg" seedvg "$loop"
+    lvcreate -q --config "$lvm_cfg" -an -Zn -L 4M -n root seedvg
+    lvcreate -q --config "$lvm_cfg" -an -Zn -L 4M -n swap seedvg
+  } >/dev/null 2>&1 || echo "make-seeds: pvcreate/vgcreate/lvcreate failed; no LVM seed" >&2
+  losetup -d "$loop"
+  head -c 262144 "$tmp/pv.img" >"$c/lvm/pv.img"
+else
+  echo "make-seeds: no loop device (run as root); no LVM seed" >&2
+fi
 echo "seeds in $c"
