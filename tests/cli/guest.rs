@@ -183,3 +183,55 @@ fn initramfs_without_virtio_is_an_error() {
     assert_eq!(code, 0, "{json:#}");
     assert!(json.get("guest").is_none());
 }
+
+/// A corrupt NTFS volume that once made the ntfs crate panic (fixtures/crashes/), as
+/// partition 1 of an MBR disk made by sfdisk: no backtrace, one finding naming the
+/// partition and the reader, and no advice to import another disk.
+#[test]
+fn corrupt_ntfs_partition_is_one_finding_without_a_backtrace() {
+    let dir = tempdir();
+    let raw = path_in(dir.path(), "ntfs-crash.raw");
+    std::fs::File::create(&raw)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    let table = dir.path().join("table");
+    std::fs::write(&table, "label: dos\nstart=2048, size=8192, type=7\n").unwrap();
+    sh(
+        "sh",
+        &[
+            "-c",
+            &format!("sfdisk -q '{}' < '{}'", raw.display(), table.display()),
+        ],
+    );
+    let volume = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/crashes/fs_ntfs-index-entry-range.bin"
+    ))
+    .unwrap();
+    let mut disk = std::fs::read(&raw).unwrap();
+    disk[1 << 20..(1 << 20) + volume.len()].copy_from_slice(&volume);
+    std::fs::write(&raw, disk).unwrap();
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
+        .args(["check", raw.to_str().unwrap()])
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("GUEST.InternalError"), "{stdout}");
+    assert!(!stdout.contains("Import the system disk"), "{stdout}");
+    let corrupt: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("GUEST.FilesystemCorrupt"))
+        .collect();
+    assert_eq!(corrupt.len(), 1, "{stdout}");
+    assert!(corrupt[0].contains("partition 1: NTFS"), "{stdout}");
+    assert!(stdout.contains("GUEST.InspectionIncomplete"), "{stdout}");
+}

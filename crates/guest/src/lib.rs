@@ -61,6 +61,7 @@ use fs::Fs;
 use preflight_disk::BlockRead;
 use preflight_report::{Finding, FindingSink};
 use serde::Serialize;
+use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Findings kept per code (a badly corrupt disk gives a readable report).
@@ -169,25 +170,98 @@ pub(crate) struct Volume<'v> {
     /// Index in `facts.filesystems`.
     pub(crate) fs_index: usize,
     pub(crate) fs: Option<Box<dyn Fs + 'v>>,
+    /// Where it is, for findings: `partition 1`, `logical volume vg/root`, `the whole disk`.
+    pub(crate) place: String,
+    /// The reader's name for findings (`NTFS`, `ext4`…).
+    pub(crate) reader: &'static str,
 }
 
-/// Runs `f`, turning a panic in it (a bug, here or in a reader crate) into
-/// an internal-error finding.
-pub(crate) fn guarded<T>(sink: &mut Sink, what: &str, f: impl FnOnce(&mut Sink) -> T) -> Option<T> {
+impl Volume<'_> {
+    /// Drops a reader that panicked (so later steps neither repeat the panic nor trust
+    /// it) and says so once: the input is at fault, the filesystem is corrupt.
+    fn reader_failed(&mut self, sink: &mut Sink, unread: &mut Vec<String>, caught: &Caught) {
+        self.fs = None;
+        sink.push(rules::FS_CORRUPT.finding(format!(
+            "{}: {} is corrupt ({caught})",
+            self.place, self.reader
+        )));
+        unread.push(format!("{} ({})", self.place, self.reader));
+    }
+}
+
+thread_local! {
+    /// How many [`catch`] sections this thread is inside (the quiet hook's switch).
+    static CATCHING: Cell<u32> = const { Cell::new(0) };
+    /// Where the last panic caught on this thread happened, from the quiet hook.
+    static CAUGHT_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Makes the panics that [`inspect`] catches silent: they become findings, so the default
+/// hook's message and backtrace on stderr are noise. Panics anywhere else, or with
+/// `RUST_BACKTRACE` set (not `0`), still go to the hook that was installed before. For
+/// binaries; a fuzzer's hook (which aborts on every panic) is kept by not calling this.
+pub fn quiet_caught_panics() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        let debugging = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0");
+        std::panic::set_hook(Box::new(move |info| {
+            if CATCHING.with(Cell::get) == 0 || debugging {
+                previous(info);
+            }
+            if let Some(at) = info.location() {
+                let file = at.file().rsplit(['/', '\\']).next().unwrap_or(at.file());
+                let at = format!("{file}:{}", at.line());
+                CAUGHT_AT.with(|c| *c.borrow_mut() = Some(at));
+            }
+        }));
+    });
+}
+
+/// A panic caught by [`catch`].
+pub(crate) struct Caught {
+    message: String,
+    /// `file.rs:line`, when [`quiet_caught_panics`] is installed.
+    at: Option<String>,
+}
+
+impl std::fmt::Display for Caught {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.at {
+            Some(at) => write!(f, "reader failed at {at}: {}", self.message),
+            None => write!(f, "reader failed: {}", self.message),
+        }
+    }
+}
+
+/// Runs `f`, catching a panic in it (a bug, here or in a reader crate, that a hostile
+/// input reached). Findings `f` made before panicking are kept.
+pub(crate) fn catch<T>(sink: &mut Sink, f: impl FnOnce(&mut Sink) -> T) -> Result<T, Caught> {
     let mut local = Sink::new(MAX_FINDINGS_PER_CODE);
+    CATCHING.with(|c| c.set(c.get() + 1));
+    CAUGHT_AT.with(|c| c.borrow_mut().take());
     let r = catch_unwind(AssertUnwindSafe(|| f(&mut local)));
+    CATCHING.with(|c| c.set(c.get() - 1));
     for finding in local.into_findings() {
         sink.push(finding);
     }
-    match r {
+    r.map_err(|p| Caught {
+        message: p
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_default(),
+        at: CAUGHT_AT.with(|c| c.borrow_mut().take()),
+    })
+}
+
+/// Runs `f`, turning a panic in it into an internal-error finding (for the steps that
+/// are not one filesystem's reader).
+pub(crate) fn guarded<T>(sink: &mut Sink, what: &str, f: impl FnOnce(&mut Sink) -> T) -> Option<T> {
+    match catch(sink, f) {
         Ok(v) => Some(v),
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            sink.push(rules::INTERNAL.finding(format!("{what}: reader panicked: {msg}")));
+        Err(caught) => {
+            sink.push(rules::INTERNAL.finding(format!("{what}: {caught}")));
             None
         }
     }
@@ -293,6 +367,8 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
     let mut volumes: Vec<Volume<'_>> = Vec::new();
     // Encrypted volumes, and FreeBSD filesystems: (filesystem index, kind).
     let mut unread_roots: Vec<(usize, FsKind)> = Vec::new();
+    // Volumes that could hold the root but could not be read: `partition 1 (NTFS)`.
+    let mut unread: Vec<String> = Vec::new();
     for region in regions.iter().filter(|r| !r.md_member) {
         let (number, lv, start, len) = (region.partition, &region.volume, region.start, region.len);
         let view = View {
@@ -329,29 +405,30 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
             (None, None, Some(n)) => format!("partition {n}"),
             (None, None, None) => "the whole disk".to_string(),
         };
+        let reader = fs::reader_name(kind);
         let mut opened = None;
         match kind {
             FsKind::Ext | FsKind::Xfs | FsKind::Fat | FsKind::Ntfs | FsKind::Btrfs => {
-                match guarded(sink, "filesystem", |_| fs::open(kind, view)) {
-                    Some(Ok((mut f, info))) => {
+                let failed = match catch(sink, |_| fs::open(kind, view)) {
+                    Ok(Ok((mut f, info))) => {
                         for (rule, note) in f.notes() {
                             sink.push(rule.finding(format!("{where_}: {note}")));
                         }
                         fsys.info = info;
                         opened = Some(f);
+                        None
                     }
-                    Some(Err(e)) => {
-                        sink.push(
-                            rules::FS_CORRUPT
-                                .finding(format!("{} on {where_}: {e}", fs::blkid_type(kind))),
-                        );
-                        if let Some(info) =
-                            guarded(sink, "superblock", |_| fs::raw_info(kind, &view)).flatten()
-                        {
-                            fsys.info = info;
-                        }
+                    Ok(Err(e)) => Some(format!("{} on {where_}: {e}", fs::blkid_type(kind))),
+                    Err(caught) => Some(format!("{where_}: {reader} is corrupt ({caught})")),
+                };
+                if let Some(why) = failed {
+                    sink.push(rules::FS_CORRUPT.finding(why));
+                    unread.push(format!("{where_} ({reader})"));
+                    if let Some(info) =
+                        guarded(sink, "superblock", |_| fs::raw_info(kind, &view)).flatten()
+                    {
+                        fsys.info = info;
                     }
-                    None => {}
                 }
             }
             // A PV inside a logical volume is not followed (a crafted one
@@ -373,9 +450,12 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
                     )));
                     fsys.info.label = Some(vg.clone());
                 }
-                Some(Err(e)) => sink.push(rules::LVM.finding(format!(
-                    "{where_} is an LVM2 physical volume whose metadata could not be read ({e}); its logical volumes were not inspected"
-                ))),
+                Some(Err(e)) => {
+                    sink.push(rules::LVM.finding(format!(
+                        "{where_} is an LVM2 physical volume whose metadata could not be read ({e}); its logical volumes were not inspected"
+                    )));
+                    unread.push(format!("{where_} ({reader})"));
+                }
                 None => {}
             },
             FsKind::Luks | FsKind::BitLocker => {
@@ -392,12 +472,10 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
                     fs::blkid_type(kind)
                 )))
             }
-            FsKind::Exfat => {
-                sink.push(rules::FS_UNSUPPORTED.finding(format!(
-                    "{where_} holds {}, which is detected but not read",
-                    fs::blkid_type(kind)
-                )))
-            }
+            FsKind::Exfat => sink.push(rules::FS_UNSUPPORTED.finding(format!(
+                "{where_} holds {}, which is detected but not read",
+                fs::blkid_type(kind)
+            ))),
             FsKind::Swap | FsKind::Iso9660 => {}
         }
         if let Some(declared) = fsys.info.declared_size {
@@ -425,6 +503,8 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
         volumes.push(Volume {
             fs_index,
             fs: opened,
+            place: where_,
+            reader,
         });
     }
 
@@ -433,13 +513,14 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
     let mut windows_roots = Vec::new();
     for (i, v) in volumes.iter_mut().enumerate() {
         if let Some(f) = v.fs.as_mut() {
-            let r = guarded(sink, "root detection", |_| {
+            let r = catch(sink, |_| {
                 (linux::is_root(f.as_mut()), windows::is_root(f.as_mut()))
             });
             match r {
-                Some((true, _)) => linux_roots.push(i),
-                Some((_, true)) => windows_roots.push(i),
-                _ => {}
+                Ok((true, _)) => linux_roots.push(i),
+                Ok((_, true)) => windows_roots.push(i),
+                Ok(_) => {}
+                Err(caught) => v.reader_failed(sink, &mut unread, &caught),
             }
         }
     }
@@ -467,18 +548,31 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
         // the fix is a filesystem repair rather than a search for the OS.
         for v in &mut volumes {
             if let Some(f) = v.fs.as_mut() {
-                if let Some(Some(why)) =
-                    guarded(sink, "root detection", |_| corrupt_root_path(f.as_mut()))
-                {
-                    sink.push(rules::FS_CORRUPT.finding(format!(
-                        "filesystem {}: {why}; an operating system on it cannot be seen",
-                        v.fs_index
-                    )));
+                match catch(sink, |_| corrupt_root_path(f.as_mut())) {
+                    Ok(Some(why)) => {
+                        sink.push(rules::FS_CORRUPT.finding(format!(
+                            "{}: {} is corrupt ({why}); an operating system on it cannot be seen",
+                            v.place, v.reader
+                        )));
+                        unread.push(format!("{} ({})", v.place, v.reader));
+                    }
+                    Ok(None) => {}
+                    Err(caught) => v.reader_failed(sink, &mut unread, &caught),
                 }
             }
         }
-        // An encrypted or FreeBSD root is named for what it is.
-        if !not_inspected_root(&unread_roots, facts, sink) {
+        // An encrypted or FreeBSD root is named for what it is; "import the system disk" is
+        // wrong advice when the root may be on a volume that could not be read: say the
+        // verdict is incomplete instead.
+        if not_inspected_root(&unread_roots, facts, sink) {
+            // Named above.
+        } else if !unread.is_empty() {
+            sink.push(rules::INCOMPLETE.finding(format!(
+                "no Linux or Windows root was found, but {} could not be read; the guest checks \
+                 (OS, drivers, boot) are incomplete",
+                unread.join(", ")
+            )));
+        } else {
             let lvm = facts.filesystems.iter().any(|f| f.kind == FsKind::Lvm2);
             sink.push(rules::NO_OS.finding(if lvm {
                 "no Linux or Windows root filesystem was found; the root is probably inside LVM, which is not read"
@@ -667,4 +761,96 @@ fn not_inspected_root(unread: &[(usize, FsKind)], facts: &mut GuestFacts, sink: 
     facts.platform = Some("FreeBSD".into());
     facts.os_type = Some("linux".into());
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that panics on every directory, as a reader crate did on a corrupt index.
+    struct PanickingFs;
+
+    impl Fs for PanickingFs {
+        fn read(&mut self, _: &str, _: u64) -> Result<Vec<u8>, fs::FsError> {
+            Err(fs::FsError::NotFound)
+        }
+        fn list(&mut self, _: &str) -> Result<Vec<String>, fs::FsError> {
+            panic!("range start index 8 out of range for slice of length 0")
+        }
+        fn exists(&mut self, _: &str) -> bool {
+            false
+        }
+    }
+
+    fn volume() -> Volume<'static> {
+        Volume {
+            fs_index: 0,
+            fs: Some(Box::new(PanickingFs)),
+            place: "partition 1".into(),
+            reader: "NTFS",
+        }
+    }
+
+    #[test]
+    fn a_reader_panic_is_one_corrupt_finding_naming_reader_and_place() {
+        quiet_caught_panics();
+        let mut sink = Sink::new(MAX_FINDINGS_PER_CODE);
+        let mut unread = Vec::new();
+        let mut v = volume();
+        for _ in 0..4 {
+            let Some(f) = v.fs.as_mut() else { continue };
+            if let Err(caught) = catch(&mut sink, |_| f.list("/etc")) {
+                v.reader_failed(&mut sink, &mut unread, &caught);
+            }
+        }
+        let findings = sink.into_findings();
+        assert_eq!(findings.len(), 1, "{findings:?}");
+        let m = &findings[0].message;
+        assert_eq!(findings[0].code, "GUEST.FilesystemCorrupt");
+        assert!(
+            m.starts_with("partition 1: NTFS is corrupt (reader failed at lib.rs:"),
+            "{m}"
+        );
+        assert!(m.contains("range start index 8"), "{m}");
+        assert_eq!(unread, ["partition 1 (NTFS)"]);
+    }
+
+    /// Run by `a_caught_panic_prints_nothing` in a child process, whose stderr it reads.
+    #[test]
+    fn caught_panic_child() {
+        if std::env::var_os("PREFLIGHT_PANIC_CHILD").is_none() {
+            return;
+        }
+        quiet_caught_panics();
+        let mut sink = Sink::new(MAX_FINDINGS_PER_CODE);
+        let mut fs = PanickingFs;
+        if let Err(caught) = catch(&mut sink, |_| fs.list("/")) {
+            println!("caught: {caught}");
+        }
+    }
+
+    #[test]
+    fn a_caught_panic_prints_nothing() {
+        let child = |backtrace: &str| {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "tests::caught_panic_child", "--nocapture"])
+                .env("PREFLIGHT_PANIC_CHILD", "1")
+                .env("RUST_BACKTRACE", backtrace)
+                .output()
+                .unwrap();
+            (
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let (stdout, stderr) = child("0");
+        assert!(
+            stdout.contains("caught: reader failed at lib.rs:"),
+            "{stdout}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        // RUST_BACKTRACE=1 still shows it, for debugging.
+        let (_, stderr) = child("1");
+        assert!(stderr.contains("panicked at"), "{stderr}");
+    }
 }

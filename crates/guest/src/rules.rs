@@ -58,6 +58,10 @@ rules! {
     NO_OS = ("GUEST.NoOperatingSystem", Error,
         "a Linux or Windows root filesystem is found on the system disk",
         "Import the system disk (the one holding / or C:\\), not a data disk.");
+    /// No root among the volumes read, but some could not be read.
+    INCOMPLETE = ("GUEST.InspectionIncomplete", Warning,
+        "every volume that could hold the operating system root can be read",
+        "The guest checks (OS, drivers, boot) did not run on the volumes named; repair them (fsck, chkdsk) in the source VM and export again, or verify the guest there.");
     /// More than one root filesystem.
     MULTIPLE_ROOTS = ("GUEST.MultipleRoots", Error,
         "the system disk holds exactly one operating system root",

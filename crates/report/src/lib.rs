@@ -173,6 +173,15 @@ impl FindingSink {
         }
     }
 
+    /// Counts `n` more violations of `rule` whose findings were never built because they
+    /// would be past the cap: a hostile image can break a rule once per table entry, and
+    /// building thousands of messages only to drop them cost more than reading the table.
+    pub fn count_unbuilt(&mut self, rule: &Rule, n: usize) {
+        if n > 0 {
+            *self.per_code.entry(rule.code.to_string()).or_insert(0) += n;
+        }
+    }
+
     /// Number of findings seen with `code`, kept or not.
     pub fn count(&self, code: &str) -> usize {
         self.per_code.get(code).copied().unwrap_or(0)
@@ -207,6 +216,19 @@ mod tests {
     use super::*;
 
     static DEMO: Rule = Rule::new("DEMO.Code", Severity::Error, "demo", "fix it");
+
+    #[test]
+    fn unbuilt_findings_are_counted_in_the_summary() {
+        let mut sink = FindingSink::new(2);
+        for i in 0..2 {
+            sink.push(DEMO.finding(format!("entry {i}")));
+        }
+        sink.count_unbuilt(&DEMO, 998);
+        assert_eq!(sink.count("DEMO.Code"), 1000);
+        let all = sink.into_findings();
+        assert_eq!(all.len(), 3);
+        assert!(all[2].message.contains("998 more"), "{}", all[2].message);
+    }
 
     #[test]
     fn finding_serializes_with_lowercase_severity() {

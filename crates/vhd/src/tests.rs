@@ -2,6 +2,7 @@
 #![allow(clippy::cast_possible_truncation)] // test builders with small known sizes
 
 use super::*;
+use crate::check::MAX_PER_CODE;
 use crate::header::build::{dyn_header, fix_dyn, fix_footer, footer, put};
 use crate::header::{DISK_DIFFERENCING, DISK_DYNAMIC, DISK_FIXED};
 
@@ -363,6 +364,42 @@ fn bat_entry_problems() {
         codes(&img).contains(&"VHD.MetadataOverlap".to_string()),
         "{:?}",
         codes(&img)
+    );
+}
+
+/// Every entry of a 60,000-entry BAT at sector 0 (a zeroed table): each breaks two rules,
+/// the first 20 findings of a code are written out and the rest only counted.
+#[test]
+fn zeroed_bat_is_capped_and_counted() {
+    let entries = 60_000u32;
+    let mut img = dynamic(MIB2, entries, u64::from(entries) * u64::from(MIB2), &[]);
+    let bat = 1536;
+    img[bat..bat + entries as usize * 4].fill(0);
+    let findings = open(Arc::new(img)).unwrap().check();
+    let of = |code: &str| {
+        findings
+            .iter()
+            .filter(|f| f.code == code)
+            .collect::<Vec<_>>()
+    };
+    let past_eof = of("VHD.BlockPastEof");
+    assert_eq!(past_eof.len(), MAX_PER_CODE + 1);
+    assert!(
+        past_eof[MAX_PER_CODE]
+            .message
+            .contains(&format!("({entries} in all)")),
+        "{}",
+        past_eof[MAX_PER_CODE].message
+    );
+    // Each entry overlaps the metadata at offset 0 and its neighbour in the sorted table.
+    let overlap = of("VHD.BlockOverlap");
+    assert_eq!(overlap.len(), MAX_PER_CODE + 1);
+    assert!(
+        overlap[MAX_PER_CODE]
+            .message
+            .contains(&format!("({} in all)", 2 * entries - 1)),
+        "{}",
+        overlap[MAX_PER_CODE].message
     );
 }
 

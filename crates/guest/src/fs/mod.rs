@@ -211,6 +211,25 @@ pub(crate) fn raw_info(kind: FsKind, view: &View<'_, '_>) -> Option<FsInfo> {
     }
 }
 
+/// The reader's name, for findings about a volume it could not read.
+pub(crate) fn reader_name(kind: FsKind) -> &'static str {
+    match kind {
+        FsKind::Ext => "ext4",
+        FsKind::Xfs => "XFS",
+        FsKind::Fat => "FAT",
+        FsKind::Ntfs => "NTFS",
+        FsKind::Btrfs => "btrfs",
+        FsKind::Lvm2 => "LVM2 metadata",
+        FsKind::Swap => "swap",
+        FsKind::Luks => "LUKS",
+        FsKind::Exfat => "exFAT",
+        FsKind::Iso9660 => "ISO 9660",
+        FsKind::Ufs => "UFS2",
+        FsKind::Zfs => "ZFS",
+        FsKind::BitLocker => "BitLocker",
+    }
+}
+
 /// blkid's TYPE for a kind that is only detected.
 pub(crate) fn blkid_type(kind: FsKind) -> &'static str {
     match kind {
