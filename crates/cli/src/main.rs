@@ -3,6 +3,14 @@
 //! This binary only parses arguments, calls the library crates and renders
 //! their results; every check lives in a library crate.
 
+// The doc comments here are clap's `--help` text, written for a terminal:
+// `[default]`, `NAME@REGION[:FLAG]` and `<region>` are not rustdoc links or HTML.
+#![allow(
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
+
 mod emulator_cmd;
 mod import_args;
 mod import_cmd;

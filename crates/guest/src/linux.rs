@@ -66,9 +66,9 @@ pub struct KernelInfo {
     pub initramfs_layers: Vec<String>,
     /// Number of kernel modules inside the initramfs.
     pub initramfs_modules: usize,
-    /// /lib/modules/<version> exists.
+    /// `/lib/modules/<version>` exists.
     pub modules_dir: bool,
-    /// /boot/config-<version> was read.
+    /// `/boot/config-<version>` was read.
     pub config: bool,
     /// The checked drivers.
     pub drivers: Vec<DriverInfo>,
