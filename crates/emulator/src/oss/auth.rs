@@ -234,12 +234,8 @@ fn check_scope(
     }
     if let Some(r) = region {
         if r != scope_region {
-            return Err(OssError::new(
-                400,
-                "InvalidArgument",
-                "0002-00000207",
-                format!("Invalid signing region in Authorization header: {scope_region:?}, the bucket is in {r:?}."),
-            ));
+            // A request for a bucket of another region: OSS names the endpoint to use.
+            return Err(OssError::wrong_endpoint(r));
         }
     }
     Ok(())

@@ -28,7 +28,7 @@ pub fn info(ctx: &mut Ctx) -> OssResult {
             &format!("oss-{}-internal.aliyuncs.com", b.region),
         )
         .el("Location", &format!("oss-{}", b.region))
-        .el("StorageClass", "Standard")
+        .el("StorageClass", ctx.shared.config.storage_class.as_str())
         .el("DataRedundancyType", "LRS")
         .el("TransferAcceleration", "Disabled")
         .el("CrossRegionReplication", "Disabled")

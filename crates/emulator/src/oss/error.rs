@@ -56,6 +56,18 @@ impl OssError {
             .with("ArgumentValue", value)
     }
 
+    /// `403 AccessDenied` for a bucket of another region, with the `<Endpoint>` it must be
+    /// addressed at, as OSS answers it.
+    pub fn wrong_endpoint(bucket_region: &str) -> Self {
+        OssError::new(
+            403,
+            "AccessDenied",
+            "0003-00001403",
+            "The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.",
+        )
+        .with("Endpoint", format!("oss-{bucket_region}.aliyuncs.com"))
+    }
+
     /// `404 NoSuchBucket`.
     pub fn no_such_bucket(bucket: &str) -> Self {
         OssError::new(
