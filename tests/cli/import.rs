@@ -108,7 +108,7 @@ impl Env {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
         c.args(args)
-            .args(["--ecs-endpoint", &self.emu().endpoint()])
+            .args(["--emulator", &self.emu().endpoint()])
             .env_remove("ALIBABA_CLOUD_PROFILE")
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
             .env("HOME", self.dir.path())

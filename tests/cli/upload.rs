@@ -60,7 +60,7 @@ impl Env {
                 "cn-hangzhou",
                 "--bucket",
                 bucket,
-                "--endpoint",
+                "--emulator",
                 &self.emu().endpoint(),
             ])
             .args(extra)

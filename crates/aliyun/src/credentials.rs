@@ -206,6 +206,9 @@ pub struct ChainOptions {
     /// Skip the ECS metadata service (also skipped when `ALIBABA_CLOUD_ECS_METADATA_DISABLED`
     /// is `true`). Default false.
     pub no_imds: bool,
+    /// The STS endpoint AssumeRole goes to (`--sts-endpoint`); default the profile's
+    /// `sts_region`, else STS's global endpoint.
+    pub sts_endpoint: Option<String>,
 }
 
 type DynProvider = Box<dyn ProvideCredentialDyn<Credential = Credential>>;
@@ -500,7 +503,12 @@ impl CredentialProvider {
                 if !p.external_id.is_empty() {
                     a = a.with_external_id(&p.external_id);
                 }
-                if let Some(ep) = p.sts_endpoint() {
+                if let Some(ep) = self
+                    .options
+                    .sts_endpoint
+                    .clone()
+                    .or_else(|| p.sts_endpoint())
+                {
                     a = a.with_sts_endpoint(ep);
                 }
                 Box::new(a)
@@ -514,7 +522,12 @@ impl CredentialProvider {
                     .with_oidc_provider_arn(&p.oidc_provider_arn)
                     .with_oidc_token_file(&p.oidc_token_file)
                     .with_role_session_name(session_name(p));
-                if let Some(ep) = p.sts_endpoint() {
+                if let Some(ep) = self
+                    .options
+                    .sts_endpoint
+                    .clone()
+                    .or_else(|| p.sts_endpoint())
+                {
                     o = o.with_sts_endpoint(ep);
                 }
                 Box::new(o)
@@ -565,6 +578,7 @@ mod tests {
                 profile: profile.map(str::to_string),
                 config_file: None,
                 no_imds: true,
+                sts_endpoint: None,
             },
             env,
         )

@@ -4,6 +4,7 @@
 //! their results; every check lives in a library crate.
 
 mod emulator_cmd;
+mod endpoint_args;
 mod import_args;
 mod import_cmd;
 mod oneshot_cmd;

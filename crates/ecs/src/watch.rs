@@ -1,5 +1,6 @@
 //! Watching an import: DescribeTaskAttribute and DescribeImages (with an explicit `Status`
-//! filter) until the image is `Available`, the task `Failed`, or the image `CreateFailed`.
+//! filter) until the image is `Available`, the task `Failed`, `Cancelled`, `Deleted` or
+//! `Paused`, or the image `CreateFailed`.
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,13 @@ pub async fn poll(
     image_id: &str,
 ) -> Result<(Progress, Option<WaitOutcome>)> {
     let attr = client.describe_task_attribute(task_id).await?;
+    // A task listed without its image (no ResourceId where it was looked up) still names it.
+    let found_id = attr.image_id();
+    let image_id = if image_id.is_empty() {
+        found_id.as_deref().unwrap_or("")
+    } else {
+        image_id
+    };
     let images = if image_id.is_empty() {
         Vec::new()
     } else {
@@ -72,7 +80,8 @@ pub async fn poll(
         })
     };
     let outcome = match (attr.task.task_status.as_str(), &image) {
-        ("Failed" | "Cancelled" | "Canceled", _) => {
+        // Deleted and Paused tasks go no further on their own: waiting longer cannot help.
+        ("Failed" | "Cancelled" | "Canceled" | "Deleted" | "Paused", _) => {
             let (code, msg) = attr.failure().unwrap_or_default();
             let code = if code.is_empty() {
                 format!("Task{}", attr.task.task_status)
