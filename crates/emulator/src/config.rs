@@ -346,6 +346,19 @@ pub struct Config {
     pub limits: LimitsProfile,
     /// Fault injection. Default: none.
     pub faults: Faults,
+    /// RAM policy per key: `KEY_ID:Action` entries (`LTAI…:HeadObject`, `…:DescribeImages`)
+    /// the key is denied, answered as OSS (403 AccessDenied) and ECS/RAM (Forbidden.RAM,
+    /// NoPermission) answer them. Default: nothing denied.
+    pub denied: Vec<String>,
+}
+
+impl Config {
+    /// Whether the key `key_id` is denied `action`.
+    pub fn denies(&self, key_id: &str, action: &str) -> bool {
+        self.denied
+            .iter()
+            .any(|d| d.split_once(':') == Some((key_id, action)))
+    }
 }
 
 impl Default for Config {
@@ -366,6 +379,7 @@ impl Default for Config {
             task_seconds: DEFAULT_TASK_SECONDS,
             limits: LimitsProfile::Classic,
             faults: Faults::default(),
+            denied: Vec::new(),
         }
     }
 }

@@ -463,6 +463,21 @@ pub async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Bo
             verify_rpc(shared, parts.method.as_str(), &params, now)?;
             shared.counters.signature("HMAC-SHA1");
         }
+        let key_id = if acs3 {
+            header(&parts.headers, "authorization")
+                .and_then(|a| a.strip_prefix("ACS3-HMAC-SHA256 "))
+                .and_then(sign::parse_acs3)
+                .map(|h| h.access_key_id)
+        } else {
+            params.get("AccessKeyId").map(str::to_string)
+        }
+        .unwrap_or_default();
+        if shared.config.denies(&key_id, &action) {
+            return Err(match product {
+                Product::Ecs => EcsError::new(403, "Forbidden.RAM", "User not authorized to operate on the specified resource, or this API doesn't support RAM."),
+                Product::Ram => EcsError::new(403, "NoPermission", "You are not authorized to do this action. You should be authorized by RAM."),
+            });
+        }
         let call = Call {
             shared,
             params: &params,

@@ -401,12 +401,21 @@ async fn run(ctx: &mut Ctx, api: Api) -> OssResult {
         return Err(auth::too_skewed(&when, ctx.now).into());
     }
     let region = ctx.bucket.as_ref().map(|b| b.region.clone());
-    auth::authenticate(
+    let who = auth::authenticate(
         &ctx.shared.config.access_keys,
         &input,
         region.as_deref(),
         ctx.now,
     )?;
+    if ctx.shared.config.denies(&who.access_key_id, api.name()) {
+        return Err(OssError::new(
+            403,
+            "AccessDenied",
+            "0003-00000001",
+            "You have no right to access this object because of bucket acl.",
+        )
+        .into());
+    }
     let v4 = ctx
         .header("authorization")
         .is_some_and(|a| a.starts_with("OSS4-HMAC-SHA256 "))
