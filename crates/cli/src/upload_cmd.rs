@@ -285,7 +285,7 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     // Before any byte is sent: the rules.
     let (findings, bucket) = preflight(&args, &client, &key, &prepared.format).await?;
     if let Ok(Some(here)) = on_ecs.await {
-        if here == args.region && endpoints.oss_is_public_default() {
+        if here == args.region && !endpoints.oss_is_internal() {
             say(&preflight_pipeline::endpoints::internal_endpoint_advice(
                 &here,
             ));

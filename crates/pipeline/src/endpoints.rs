@@ -57,9 +57,14 @@ impl Endpoints {
         }
     }
 
-    /// Whether OSS goes to its public endpoint (nothing else asked for).
-    pub fn oss_is_public_default(&self) -> bool {
-        self.oss.is_none() && self.oss_network == OssNetwork::Public
+    /// Whether OSS already goes to an internal endpoint (`--oss-internal`, or an endpoint
+    /// URL naming an `-internal` host).
+    pub fn oss_is_internal(&self) -> bool {
+        self.oss_network == OssNetwork::Internal
+            || self
+                .oss
+                .as_deref()
+                .is_some_and(|e| e.contains("-internal."))
     }
 
     /// OSS client settings for `bucket` in `region`.

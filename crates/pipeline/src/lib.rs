@@ -903,7 +903,7 @@ impl Pipeline {
             }
         }
         if let Ok(Some(here)) = on_ecs.await {
-            if here == self.region && self.endpoints.oss_is_public_default() {
+            if here == self.region && !self.endpoints.oss_is_internal() {
                 self.emit(Event::Note(endpoints::internal_endpoint_advice(&here)));
             }
         }
@@ -1167,13 +1167,19 @@ pub fn ecs_denied(e: &ecs::Error) -> bool {
 /// How many times in a row [`import_image_fresh`] replaces a dead task's token.
 const MAX_FRESH_TOKENS: usize = 5;
 
+/// Task states after which an import never makes its image.
+const DEAD_TASK: &[&str] = &["Failed", "Cancelled", "Canceled", "Deleted"];
+
 /// ImportImage with the plan's ClientToken — derived from `etags` and the parameters unless
-/// the caller gave one — and, when ECS hands back an earlier import of that token that failed
-/// or was cancelled (task `Failed`/`Cancelled`/`Deleted`, or image `CreateFailed`), again with
-/// a token salted with the dead task's id, so a rerun after Ctrl-C or a failure starts a new
-/// import instead of returning the dead one. A running or finished import is kept (that is
-/// what the token is for). `note` hears each new token and why. A token the caller gave is
-/// never changed.
+/// the caller gave one — and, when ECS hands back an import of an earlier run that failed or
+/// was cancelled, again with a token salted with the dead task's id, so a rerun after Ctrl-C
+/// or a failure starts a new import instead of returning the dead one. A running or finished
+/// import is kept (that is what the token is for), and so is a task this very call created,
+/// even one that failed at once. `note` hears each new token and why. A token the caller
+/// gave is never changed.
+///
+/// "Earlier" is told by a DescribeTasks of the region's import tasks taken just before: a
+/// task ImportImage answers with that was not in it is new.
 pub async fn import_image_fresh(
     client: &ecs::Client,
     plan: &mut Plan,
@@ -1185,62 +1191,41 @@ pub async fn import_image_fresh(
     if derived {
         plan.client_token = Some(ecs::client_token(plan, etags));
     }
+    if !derived || options.dry_run {
+        return client.import_image(plan, options).await;
+    }
+    let before = match client
+        .describe_tasks(&ecs::DescribeTasksQuery {
+            task_action: Some("ImportImage".into()),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(tasks) => tasks,
+        // Without ecs:DescribeTasks an earlier import cannot be told from this one's.
+        Err(e) if ecs_denied(&e) => return client.import_image(plan, options).await,
+        Err(e) => return Err(e),
+    };
     let mut left = MAX_FRESH_TOKENS;
     loop {
         let outcome = client.import_image(plan, options).await?;
         let ImportOutcome::Started(started) = &outcome else {
             return Ok(outcome);
         };
-        if !derived || left == 0 {
-            return Ok(outcome);
-        }
-        let Some(why) = dead_import(client, &started.task_id, &started.image_id).await? else {
+        let earlier = before.iter().find(|t| t.task_id == started.task_id);
+        let dead = earlier.filter(|t| DEAD_TASK.contains(&t.task_status.as_str()));
+        let (Some(dead), true) = (dead, left > 0) else {
             return Ok(outcome);
         };
         left -= 1;
         let mut base = plan.clone();
         base.client_token = None;
-        plan.client_token = Some(ecs::client_token_after(
-            &base,
-            etags,
-            Some(&started.task_id),
-        ));
+        plan.client_token = Some(ecs::client_token_after(&base, etags, Some(&dead.task_id)));
         note(format!(
-            "the earlier import of these objects (task {}) {why}: starting a new one with a new ClientToken",
-            started.task_id
+            "the earlier import of these objects (task {}) is {}: starting a new one with a new ClientToken",
+            dead.task_id, dead.task_status
         ));
     }
-}
-
-/// Why an import is dead (`None`: it is running or finished).
-async fn dead_import(
-    client: &ecs::Client,
-    task_id: &str,
-    image_id: &str,
-) -> std::result::Result<Option<String>, ecs::Error> {
-    let attr = client.describe_task_attribute(task_id).await?;
-    let status = attr.task.task_status.as_str();
-    if matches!(status, "Failed" | "Cancelled" | "Canceled" | "Deleted") {
-        return Ok(Some(format!("is {status}")));
-    }
-    if image_id.is_empty() {
-        return Ok(None);
-    }
-    let images = client
-        .describe_images(&ecs::DescribeImagesQuery {
-            image_id: Some(image_id.to_string()),
-            ..Default::default()
-        })
-        .await;
-    Ok(match images {
-        Ok(images) => images
-            .iter()
-            .find(|i| i.image_id == image_id && i.status == "CreateFailed")
-            .map(|_| format!("made image {image_id} CreateFailed")),
-        // Not allowed to look: the task's status is all there is.
-        Err(e) if ecs_denied(&e) => None,
-        Err(e) => return Err(e),
-    })
 }
 
 /// Whether an existing image was imported from exactly the plan's objects (then it may be
