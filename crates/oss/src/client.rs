@@ -494,7 +494,7 @@ impl Client {
             message: body.message,
             request_id,
             ec,
-            endpoint: body.endpoint,
+            endpoint: Some(body.endpoint).filter(|e| !e.is_empty()).map(Box::new),
         }
     }
 }

@@ -49,7 +49,8 @@ pub enum Error {
         /// Error-center code (`x-oss-ec`), if any.
         ec: String,
         /// `<Endpoint>`: where the bucket must be addressed (a bucket of another region).
-        endpoint: String,
+        /// Boxed: it is rare, and keeps the error small.
+        endpoint: Option<Box<String>>,
     },
     /// The request did not get an answer.
     #[error("OSS {op}: network error: {message}")]
@@ -154,7 +155,11 @@ impl Error {
     /// wrong one for it (403 `AccessDenied` or `PermanentRedirect` with an `<Endpoint>`
     /// naming `oss-<region>[-internal].aliyuncs.com`). Any signature gets this answer.
     pub fn bucket_region(&self) -> Option<String> {
-        let Error::Service { endpoint, .. } = self else {
+        let Error::Service {
+            endpoint: Some(endpoint),
+            ..
+        } = self
+        else {
             return None;
         };
         region_of_endpoint(endpoint)
@@ -206,7 +211,7 @@ mod tests {
             message: String::new(),
             request_id: String::new(),
             ec: String::new(),
-            endpoint: String::new(),
+            endpoint: None,
         }
     }
 
