@@ -7,27 +7,56 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqsign_core::{Context, Env, FileRead, HttpSend};
 
-/// How long to wait for the ECS metadata service or STS to accept a connection. Short: off ECS
-/// the metadata address does not answer at all, and the credential chain must not hang there.
+/// How long to wait for the ECS metadata service to accept a connection. Short: off ECS the
+/// metadata address does not answer at all, and the credential chain must not hang there.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long to wait for STS (and any other credential service on the internet) to accept a
+/// connection: a real network round trip, as the official SDKs allow (5 s).
+pub const STS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The ECS metadata service's address.
+pub const METADATA_HOST: &str = "100.100.100.200";
 /// Whole-request timeout for credential requests (metadata, STS): they are small.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// reqwest as reqsign's [`HttpSend`].
 #[derive(Debug, Clone)]
 pub struct ReqwestSend {
-    client: reqwest::Client,
+    /// For the metadata service: [`CONNECT_TIMEOUT`].
+    metadata: reqwest::Client,
+    /// For STS and the rest: [`STS_CONNECT_TIMEOUT`].
+    remote: reqwest::Client,
 }
 
 impl ReqwestSend {
-    /// A client with short timeouts (see [`CONNECT_TIMEOUT`], [`REQUEST_TIMEOUT`]).
+    /// Clients with short timeouts (see [`CONNECT_TIMEOUT`], [`STS_CONNECT_TIMEOUT`],
+    /// [`REQUEST_TIMEOUT`]).
     pub fn new() -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
-            .build()
-            .unwrap_or_default();
-        ReqwestSend { client }
+        let build = |connect| {
+            reqwest::Client::builder()
+                .connect_timeout(connect)
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .unwrap_or_default()
+        };
+        ReqwestSend {
+            metadata: build(CONNECT_TIMEOUT),
+            remote: build(STS_CONNECT_TIMEOUT),
+        }
+    }
+
+    /// The client for `uri`: the metadata service (or a local stand-in for it, as tests point
+    /// `ALIBABA_CLOUD_ECS_METADATA_SERVICE_ENDPOINT` at) gets the short connect timeout.
+    fn client_for(&self, uri: &http::Uri) -> &reqwest::Client {
+        let host = uri.host().unwrap_or("");
+        let local = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if host == METADATA_HOST || local {
+            &self.metadata
+        } else {
+            &self.remote
+        }
     }
 }
 
@@ -44,7 +73,7 @@ impl HttpSend for ReqwestSend {
     ) -> reqsign_core::Result<http::Response<Bytes>> {
         let (parts, body) = req.into_parts();
         let resp = self
-            .client
+            .client_for(&parts.uri)
             .request(parts.method, parts.uri.to_string())
             .headers(parts.headers)
             .body(body)

@@ -629,7 +629,28 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         pr.result(&v, &[line])?;
         return Ok(crate::EXIT_INTERRUPTED);
     };
-    finish(&pr, base, &region, &started.task_id, waited?, &resume)
+    let waited = match waited {
+        Ok(w) => w,
+        Err(e) => return wait_failed(&pr, base, &e, &resume),
+    };
+    finish(&pr, base, &region, &started.task_id, waited, &resume)
+}
+
+/// Following the task failed after every retry: the import goes on; say how to pick it up.
+fn wait_failed(pr: &Printer, base: Value, e: &ecs::Error, resume: &str) -> Result<u8> {
+    let mut v = base;
+    v["status"] = json!("error");
+    v["error"] = json!({"code": e.code(), "detail": e.to_string()});
+    v["wait_command"] = json!(resume);
+    pr.result(
+        &v,
+        &[
+            format!("cannot follow the import (it goes on in the cloud): {e}"),
+            format!("pick it up again with: {resume}"),
+        ],
+    )?;
+    eprintln!("ecs-preflight: error: {e}");
+    Ok(crate::EXIT_ENV)
 }
 
 fn refused(
@@ -779,7 +800,10 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
                 endpoints.ecs.as_deref(),
                 args.profile.as_deref(),
             );
-            finish(&pr, base, &args.region, &task.task_id, w?, &resume)
+            match w {
+                Ok(w) => finish(&pr, base, &args.region, &task.task_id, w, &resume),
+                Err(e) => wait_failed(&pr, base, &e, &resume),
+            }
         }
         None => {
             let mut v = base;

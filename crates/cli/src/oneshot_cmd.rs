@@ -546,6 +546,21 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
                 ),
             ],
         ),
+        PipelineError::WaitFailed {
+            image_id, task_id, ..
+        } => {
+            let resume = crate::import_cmd::wait_command(
+                region,
+                task_id,
+                args.endpoints.ecs_for_wait().as_deref(),
+                args.profile.as_deref(),
+            );
+            (
+                json!({"status": "error", "region": region, "image_id": image_id, "task_id": task_id,
+                       "error": {"code": e.code(), "message": e.to_string()}, "wait_command": resume}),
+                vec![e.to_string(), format!("pick it up again with: {resume}")],
+            )
+        }
         PipelineError::ImportRefused { code: c, message } => {
             let mut v = json!({"status": "refused", "region": region,
                                "error": {"code": c, "message": message}});

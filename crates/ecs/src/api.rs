@@ -596,6 +596,22 @@ mod tests {
     }
 
     #[test]
+    fn a_task_without_resource_id_names_its_image_in_related_items() {
+        let mut attr = TaskAttribute {
+            operations: vec![OperationProgress {
+                status: "Success".into(),
+                related: vec![("ImageId".into(), "m-123".into())],
+                ..OperationProgress::default()
+            }],
+            ..TaskAttribute::default()
+        };
+        assert_eq!(attr.image_id().as_deref(), Some("m-123"));
+        attr.task.resource_id = "m-9".into();
+        assert_eq!(attr.image_id().as_deref(), Some("m-9"));
+        assert_eq!(TaskAttribute::default().image_id(), None);
+    }
+
+    #[test]
     fn answers_parse() {
         let v: Value = serde_json::from_str(r#"{"TaskId":"t-1","TaskStatus":"Failed","SupportCancel":"false","TaskProcess":"40%",
             "OperationProgressSet":{"OperationProgress":[{"OperationStatus":"Failed","ErrorCode":"ImportImageFailed","ErrorMsg":"boom"}]}}"#).unwrap();

@@ -651,8 +651,9 @@ impl Pipeline {
             |p| self.emit(Event::TaskProgress(p.clone())),
         )
         .await
-        .map_err(|source| PipelineError::Ecs {
-            context: format!("cannot follow import task {}", started.task_id),
+        .map_err(|source| PipelineError::WaitFailed {
+            image_id: started.image_id.clone(),
+            task_id: started.task_id.clone(),
             source: Box::new(source),
         })?;
         let image = match waited {

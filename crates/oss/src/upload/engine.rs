@@ -266,13 +266,23 @@ async fn single_put(
     });
     let hashed = source.clone();
     let (md5, crc) = blocking(move || hash_source(hashed.as_ref())).await?;
-    let r = match source.file() {
-        Some(path) => client.put_object_file(key, path, size, &md5).await?,
-        None => {
-            // Below DEFAULT_MULTIPART_THRESHOLD (see upload_source): bounded memory.
-            let whole = source.clone();
-            let part = blocking(move || read_part(whole.as_ref(), 0, size)).await?;
-            client.put_object(key, part.data, &md5).await?
+    // A CRC-64 that comes back different is sent again, like a part (and as the official Go
+    // SDK v2 retries it); only a mismatch that persists is an integrity error.
+    let mut tries = 0;
+    let r = loop {
+        let r = match source.file() {
+            Some(path) => client.put_object_file(key, path, size, &md5).await?,
+            None => {
+                // Below DEFAULT_MULTIPART_THRESHOLD (see upload_source): bounded memory.
+                let whole = source.clone();
+                let part = blocking(move || read_part(whole.as_ref(), 0, size)).await?;
+                client.put_object(key, part.data, &md5).await?
+            }
+        };
+        tries += 1;
+        match r.crc64 {
+            Some(c) if c != crc && tries <= PART_INTEGRITY_RETRIES => continue,
+            _ => break r,
         }
     };
     events(UploadEvent::PartDone {
