@@ -488,8 +488,12 @@ mod tests {
         ];
         let i = input("HEAD", Some("examplebucket"), Some(KEY), "", &h);
         assert!(authenticate(&keys(), &i.as_input(), Some("cn-hangzhou"), NOW).is_ok());
+        // A bucket of another region: 403 AccessDenied naming the endpoint to use.
         let e = authenticate(&keys(), &i.as_input(), Some("cn-beijing"), NOW).unwrap_err();
-        assert_eq!(e.code, "InvalidArgument");
+        assert_eq!((e.status, e.code), (403, "AccessDenied"));
+        assert!(e
+            .extra
+            .contains(&("Endpoint", "oss-cn-beijing.aliyuncs.com".to_string())));
         let h = [
             ("x-oss-date", "20221228T102741Z"),
             ("x-oss-content-sha256", "UNSIGNED-PAYLOAD"),
