@@ -690,7 +690,7 @@ fn a_restored_archive_object_is_imported() {
                 "100ms",
                 "--output",
                 "json",
-                "--ecs-endpoint",
+                "--emulator",
                 &format!("http://{a}"),
             ])
             .env_remove("ALIBABA_CLOUD_PROFILE")

@@ -50,6 +50,11 @@ struct Env {
 
 impl Env {
     fn new(task_seconds: f64, import_role: bool) -> Self {
+        Env::with(task_seconds, import_role, |_| {})
+    }
+
+    /// An emulator whose configuration `tweak` adjusts (denied actions, ...).
+    fn with(task_seconds: f64, import_role: bool, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = crate::common::tempdir();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -63,6 +68,7 @@ impl Env {
         ];
         cfg.task_seconds = task_seconds;
         cfg.import_role = import_role;
+        tweak(&mut cfg);
         let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
         let env = Env {
             rt,
@@ -111,7 +117,7 @@ impl Env {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
         c.args(args)
-            .args(["--ecs-endpoint", &self.emu().endpoint()])
+            .args(["--emulator", &self.emu().endpoint()])
             .env_remove("ALIBABA_CLOUD_PROFILE")
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
             .env("HOME", self.dir.path())
@@ -699,4 +705,106 @@ fn import_image_query_matches_the_official_python_sdk() {
         .iter()
         .any(|(k, _)| k == "DiskDeviceMapping.2.OSSObject"));
     assert_eq!(ours, theirs, "\nours:   {}\ntheirs: {}", seen[0], seen[1]);
+}
+
+/// The emulator's ECS client (its one endpoint serves ECS and RAM).
+fn ecs_of(env: &Env) -> preflight_ecs::Client {
+    preflight_ecs::Client::new(
+        preflight_ecs::ClientConfig::new("cn-hangzhou").with_endpoint(&env.emu().endpoint()),
+        creds(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+    )
+    .unwrap()
+}
+
+/// ECS answers a reused ClientToken with the earlier task even when that task was cancelled:
+/// the identical command after a CancelTask must start a new import (a token salted with the
+/// dead task's id), and a rerun of that one must find it again, not start a third.
+#[test]
+fn a_rerun_after_cancel_task_starts_a_new_import() {
+    let env = Env::new(30.0, true);
+    // The setup's PutObject is V1-signed; count only the tool's requests.
+    env.emu().reset_counters();
+    let out = env
+        .import("images", "web-20", &["--no-wait"])
+        .output()
+        .unwrap();
+    let first = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{first}");
+    let dead = first["task_id"].as_str().unwrap().to_string();
+    let ecs = ecs_of(&env);
+    env.rt.block_on(ecs.cancel_task(&dead)).unwrap();
+
+    let out = env
+        .import("images", "web-20", &["--no-wait"])
+        .output()
+        .unwrap();
+    let second = json_of(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{second}\n{err}");
+    let fresh = second["task_id"].as_str().unwrap().to_string();
+    assert_ne!(fresh, dead, "the cancelled task came back: {second}");
+    assert_ne!(second["client_token"], first["client_token"]);
+    assert!(
+        err.contains(&dead) && err.contains("new ClientToken"),
+        "says why the token changed: {err}"
+    );
+    let attr = env
+        .rt
+        .block_on(ecs.describe_task_attribute(&fresh))
+        .unwrap();
+    assert!(
+        matches!(attr.task.task_status.as_str(), "Waiting" | "Processing"),
+        "{attr:?}"
+    );
+    // The same command once more: the live import is found again (same salted token).
+    let out = env
+        .import("images", "web-20", &["--no-wait"])
+        .output()
+        .unwrap();
+    let third = json_of(&out);
+    assert_eq!(third["task_id"], fresh.as_str(), "{third}");
+    assert_eq!(third["client_token"], second["client_token"]);
+    // Every OSS probe was V4-signed: V1 only when asked for.
+    assert_eq!(env.emu().counters().signatures_for("OSS-HMAC-SHA1"), 0);
+    assert!(env.emu().counters().signatures_for("OSS4-HMAC-SHA256") > 0);
+}
+
+/// A least-privilege key: GetBucketEncryption, HeadObject, DescribeImages and GetRole denied.
+/// Each becomes a warning naming what was not verified; the import goes on.
+#[test]
+fn a_key_denied_the_optional_probes_imports_with_warnings() {
+    let env = Env::with(1.0, true, |cfg| {
+        // RAM actions: HeadObject is authorised as oss:GetObject.
+        for key in cfg
+            .access_keys
+            .iter_mut()
+            .filter(|k| k.id == DEFAULT_ACCESS_KEY_ID)
+        {
+            key.deny = [
+                "oss:GetBucketEncryption",
+                "oss:GetObject",
+                "ecs:DescribeImages",
+                "ram:GetRole",
+            ]
+            .map(String::from)
+            .to_vec();
+        }
+    });
+    let out = env.import("images", "web-21", &[]).output().unwrap();
+    let v = json_of(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{v}\n{err}");
+    assert_eq!(v["status"], "available", "{v}");
+    for what in [
+        "GetBucketEncryption",
+        "HeadObject",
+        "DescribeImages",
+        "GetRole",
+    ] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains("CLOUD.NotVerified") && l.contains(what)),
+            "no warning for {what}: {err}"
+        );
+    }
 }

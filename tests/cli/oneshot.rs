@@ -77,7 +77,7 @@ impl Env {
                 "cn-hangzhou",
                 "--bucket",
                 bucket,
-                "--endpoint",
+                "--emulator",
                 &self.emu().endpoint(),
             ])
             .args(if extra.contains(&"--poll-interval") {

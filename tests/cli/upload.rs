@@ -60,7 +60,7 @@ impl Env {
                 "cn-hangzhou",
                 "--bucket",
                 bucket,
-                "--endpoint",
+                "--emulator",
                 &self.emu().endpoint(),
             ])
             .args(extra)
@@ -691,4 +691,124 @@ fn credentials_from_oidc_role_assumption() {
     );
     assert!(heads.contains("RoleArn=acs%3Aram%3A%3A1234567890123456%3Arole%2Fimage-builder"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("credentials: OIDC"));
+}
+
+/// The part buffers (`--parallel` × part size) are printed, and refused above the limit
+/// before any request; `--multipart-threshold` above 5 GiB (one PUT's limit) is refused.
+#[test]
+fn memory_bound_and_threshold_cap() {
+    let env = Env::new();
+    let image = env.dir().join("big.raw");
+    let f = std::fs::File::create(&image).unwrap();
+    f.set_len(20 << 30).unwrap(); // sparse: 20 GiB of nothing
+    let out = env
+        .cmd(
+            &image,
+            "images",
+            &[
+                "--convert",
+                "none",
+                "--part-size",
+                "1GiB",
+                "--parallel",
+                "16",
+            ],
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("16384 MiB of memory"), "{err}");
+    assert_eq!(
+        env.emu().counters().requests_for("InitiateMultipartUpload"),
+        0
+    );
+    let small = env.image("small.raw", MIB, 5);
+    let out = env
+        .cmd(&small, "images", &["--multipart-threshold", "6GiB"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("5GiB"));
+    // Within bounds: the memory is said.
+    let mid = env.image("mid.raw", 3 * MIB, 6);
+    let out = env.cmd(&mid, "images", MULTIPART).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("memory: about 2.00 MiB"), "{err}");
+}
+
+/// On a bucket whose default storage class is Archive, the object is written Standard (an
+/// Archive object cannot be imported) and the summary names the bucket's default class.
+#[test]
+fn an_archive_default_bucket_gets_a_standard_object() {
+    let env = Env::with(|cfg| cfg.storage_class = preflight_emulator::StorageClass::Archive);
+    for (name, flags) in [("one.raw", &["-o", "json"][..]), ("parts.raw", MULTIPART)] {
+        let image = env.image(name, 3 * MIB, 8);
+        let out = env.cmd(&image, "images", flags).output().unwrap();
+        let v = json_of(&out);
+        assert_eq!(out.status.code(), Some(0), "{v}");
+        assert_eq!(v["bucket_facts"]["storage_class"], "Archive", "{v}");
+        let cfg = preflight_oss::ClientConfig::new("cn-hangzhou", "images")
+            .with_endpoint(env.emu().endpoint());
+        let creds = std::sync::Arc::new(preflight_aliyun::CredentialProvider::fixed(
+            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ));
+        let client = preflight_oss::Client::new(cfg, creds).unwrap();
+        let head = env.rt.block_on(client.head_object(name)).unwrap();
+        assert_eq!(head.storage_class.as_deref(), Some("Standard"), "{name}");
+    }
+}
+
+/// A metadata service at a local address that says the instance is in `region`.
+fn metadata_in(region: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { break };
+            let mut first = String::new();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let _ = r.read_line(&mut first);
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let reply = if first.starts_with("GET /latest/meta-data/region-id") {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{region}",
+                    region.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string()
+            };
+            let _ = s.write_all(reply.as_bytes());
+        }
+    });
+    url
+}
+
+/// Run on an ECS instance in the import region (the metadata service says so), the tool
+/// says the internal endpoint is free and faster; in another region it does not.
+#[test]
+fn on_ecs_in_the_region_the_internal_endpoint_is_advised() {
+    let env = Env::new();
+    let image = env.image("web.raw", MIB, 9);
+    for (region, advised) in [("cn-hangzhou", true), ("cn-beijing", false)] {
+        let mut c = env.cmd(&image, "images", &["--force"]);
+        c.env_remove("ALIBABA_CLOUD_ECS_METADATA_DISABLED").env(
+            "ALIBABA_CLOUD_ECS_METADATA_SERVICE_ENDPOINT",
+            metadata_in(region),
+        );
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        assert_eq!(
+            err.contains("internal OSS endpoint is free") && err.contains("--oss-internal"),
+            advised,
+            "on ECS in {region}: {err}"
+        );
+    }
 }

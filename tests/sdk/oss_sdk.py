@@ -157,8 +157,11 @@ def main():
                                num_threads=2)
     check(r4.crc == crc64(blob), "V4 resumable_upload CRC-64")
     b4_wrong_region = oss2.Bucket(auth4, a.endpoint, a.bucket, region="eu-central-1")
-    expect_error(lambda: b4_wrong_region.get_object("sdk/v4.txt"), "InvalidArgument", 400,
-                 "V4 signed for another region")
+    # OSS answers a bucket of another region with 403 AccessDenied and the endpoint to use.
+    e = expect_error(lambda: b4_wrong_region.get_object("sdk/v4.txt"), "AccessDenied", 403,
+                     "V4 signed for another region")
+    check(e.details.get("Endpoint") == "oss-%s.aliyuncs.com" % a.region,
+          "the wrong-region answer names the endpoint (got %r)" % (e.details,))
 
     # --- a V4-only bucket ----------------------------------------------------------------------
     if a.v4only_bucket:

@@ -232,6 +232,9 @@ pub struct ChainOptions {
     /// Skip the ECS metadata service (also skipped when `ALIBABA_CLOUD_ECS_METADATA_DISABLED`
     /// is `true`). Default false.
     pub no_imds: bool,
+    /// The STS endpoint AssumeRole goes to (`--sts-endpoint`); default the profile's
+    /// `sts_region`, else STS's global endpoint.
+    pub sts_endpoint: Option<String>,
 }
 
 type DynProvider = Box<dyn ProvideCredentialDyn<Credential = Credential>>;
@@ -537,6 +540,14 @@ impl CredentialProvider {
                 secret.unwrap_or_else(|| Secret::new("")),
             ))
         };
+        // `--sts-endpoint` wins over the profile's `sts_region` / `enable_vpc`.
+        let sts_endpoint = || {
+            let mut e = p.sts_endpoint();
+            if let Some(given) = self.options.sts_endpoint.clone() {
+                e.endpoint = Some(given);
+            }
+            e
+        };
         let assume = |base: DynProvider| -> DynProvider {
             Box::new(AssumeRole {
                 base,
@@ -545,7 +556,7 @@ impl CredentialProvider {
                 external_id: Some(p.external_id.clone()),
                 duration_seconds: p.expired_seconds.filter(|s| *s > 0),
                 policy: Some(p.policy.clone()),
-                endpoint: p.sts_endpoint(),
+                endpoint: sts_endpoint(),
             })
         };
         Ok(match kind {
@@ -611,7 +622,7 @@ impl CredentialProvider {
                         .with_oidc_provider_arn(&p.oidc_provider_arn)
                         .with_oidc_token_file(&p.oidc_token_file)
                         .with_role_session_name(session_name(p))
-                        .with_sts_endpoint(p.sts_endpoint().resolve(&self.ctx)),
+                        .with_sts_endpoint(sts_endpoint().resolve(&self.ctx)),
                 )
             }
             ProfileKind::CredentialsUri => {
@@ -771,6 +782,7 @@ mod tests {
                 profile: profile.map(str::to_string),
                 config_file: None,
                 no_imds: true,
+                sts_endpoint: None,
             },
             env,
         )

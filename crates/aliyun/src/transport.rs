@@ -7,32 +7,39 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqsign_core::{Context, Env, FileRead, HttpSend};
 
-/// How long to wait for the ECS metadata service or STS to accept a connection. Short: off ECS
-/// the metadata address does not answer at all, and the credential chain must not hang there.
+/// How long to wait for the ECS metadata service to accept a connection. Short: off ECS the
+/// metadata address does not answer at all, and the credential chain must not hang there.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long to wait for STS (and any other credential service on the internet) to accept a
+/// connection: a real network round trip, as the official SDKs allow (5 s).
+pub const STS_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The ECS metadata service's address.
+pub const METADATA_HOST: &str = "100.100.100.200";
 /// Whole-request timeout for credential requests (metadata, STS): they are small.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// reqwest as reqsign's [`HttpSend`].
 #[derive(Debug, Clone)]
 pub struct ReqwestSend {
+    /// For STS and the rest: [`STS_CONNECT_TIMEOUT`], proxies from the environment.
     client: reqwest::Client,
-    /// For the metadata service: never through a proxy.
+    /// For the metadata service: [`CONNECT_TIMEOUT`], never through a proxy.
     metadata: reqwest::Client,
 }
 
 impl ReqwestSend {
-    /// Clients with short timeouts (see [`CONNECT_TIMEOUT`], [`REQUEST_TIMEOUT`]).
+    /// Clients with short timeouts (see [`CONNECT_TIMEOUT`], [`STS_CONNECT_TIMEOUT`],
+    /// [`REQUEST_TIMEOUT`]).
     pub fn new() -> Self {
-        let build = |b: reqwest::ClientBuilder| {
-            b.connect_timeout(CONNECT_TIMEOUT)
+        let build = |b: reqwest::ClientBuilder, connect| {
+            b.connect_timeout(connect)
                 .timeout(REQUEST_TIMEOUT)
                 .build()
                 .unwrap_or_default()
         };
         ReqwestSend {
-            client: build(crate::http::client_builder()),
-            metadata: build(crate::http::metadata_client_builder()),
+            client: build(crate::http::client_builder(), STS_CONNECT_TIMEOUT),
+            metadata: build(crate::http::metadata_client_builder(), CONNECT_TIMEOUT),
         }
     }
 }

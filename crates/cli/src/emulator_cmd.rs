@@ -28,9 +28,10 @@ use preflight_emulator::{
     Strict by default: the V4 Authorization header's documented refusals (EC 0002-00000203 to \
     -227), a bucket of another region answered 403 AccessDenied with <Endpoint> when the Host \
     (oss-<region>.aliyuncs.com) or the port (--region-endpoints) names a region, V1 refused on \
-    v4only buckets (EC 0002-00000080), RAM denies. Switched on by flag (documented OSS/ECS \
-    behaviour the project's client does not meet yet): --strict-additional-headers, \
-    --strict-v4-only, --strict-service-endpoints, or --strict for all of them.\n\
+    v4only buckets (EC 0002-00000080), an empty or malformed AdditionalHeaders (EC \
+    0002-00000209 to -211), RAM denies. Switched on by flag: --strict-v4-only (the whole \
+    account refuses V1), --strict-service-endpoints (RPC refused on OSS endpoints), or \
+    --strict for all of them.\n\
     Admin endpoint (loopback only, no signature): GET /_emulator/counters, \
     POST /_emulator/counters/reset, GET|POST /_emulator/faults, GET /_emulator/health.")]
 pub struct EmulatorArgs {
@@ -369,7 +370,7 @@ mod tests {
         assert_eq!(c.buckets[0].storage_class, Some(StorageClass::Archive));
         assert!(c.region_endpoints && c.service_endpoints);
         assert!(c.strict.v4_only && c.strict.bucket_region);
-        assert!(!c.strict.v4_additional_headers && !c.strict.service_endpoints);
+        assert!(c.strict.v4_additional_headers && !c.strict.service_endpoints);
         assert!((c.restore_seconds - 0.5).abs() < f64::EPSILON);
         let all = config(&["--strict"]).unwrap();
         assert_eq!(all.strict, preflight_emulator::Strict::all());

@@ -59,18 +59,13 @@ pub struct ImportCmdArgs {
     #[command(flatten)]
     pub import: crate::import_args::ImportArgs,
 
-    /// ECS endpoint URL [default: https://ecs.REGION.aliyuncs.com]. RAM and OSS use it too
-    /// unless --ram-endpoint / --oss-endpoint say otherwise (the emulator serves all three).
-    #[arg(help_heading = "Import options", long, value_name = "URL")]
-    pub ecs_endpoint: Option<String>,
+    #[command(flatten, next_help_heading = "Endpoints")]
+    pub endpoints: crate::endpoint_args::EndpointArgs,
 
-    /// RAM endpoint URL [default: the --ecs-endpoint if given, else https://ram.aliyuncs.com].
-    #[arg(help_heading = "Import options", long, value_name = "URL")]
-    pub ram_endpoint: Option<String>,
-
-    /// OSS endpoint URL [default: the --ecs-endpoint if given, else https://oss-REGION.aliyuncs.com].
-    #[arg(help_heading = "Import options", long, value_name = "URL")]
-    pub oss_endpoint: Option<String>,
+    /// OSS signature version of the bucket and object probes (V1 only for old endpoints).
+    #[arg(help_heading = "Import options", long, value_enum,
+          default_value_t = crate::upload_cmd::SignatureFlag::V4)]
+    pub signature_version: crate::upload_cmd::SignatureFlag,
 
     /// Wait until the image is Available or the import failed [default].
     #[arg(help_heading = "Import options", long, overrides_with = "no_wait")]
@@ -131,9 +126,13 @@ pub struct WaitArgs {
     #[arg(long, value_name = "TASK_ID")]
     pub task_id: String,
 
-    /// ECS endpoint URL [default: https://ecs.REGION.aliyuncs.com].
+    /// ECS endpoint URL [default: https://ecs.REGION.aliyuncs.com, or the official map's].
     #[arg(long, value_name = "URL")]
     pub ecs_endpoint: Option<String>,
+
+    /// Ask a local emulator at URL (`ecs-preflight emulator`); --ecs-endpoint wins.
+    #[arg(long, value_name = "URL")]
+    pub emulator: Option<String>,
 
     /// Longest wait, e.g. 90s, 30m, 6h.
     #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
@@ -277,18 +276,11 @@ fn required<'a>(v: &'a Option<String>, flag: &str) -> Result<&'a str> {
 
 fn ecs_client(
     region: &str,
-    ecs_endpoint: Option<&str>,
-    ram_endpoint: Option<&str>,
+    endpoints: &preflight_pipeline::Endpoints,
     signature: RpcSignature,
     creds: Arc<CredentialProvider>,
 ) -> Result<ecs::Client> {
-    let mut cfg = ecs::ClientConfig::new(region);
-    if let Some(e) = ecs_endpoint {
-        cfg = cfg.with_endpoint(e);
-    }
-    if let Some(e) = ram_endpoint {
-        cfg.ram_endpoint = ecs::normalize_endpoint(e);
-    }
+    let mut cfg = endpoints.ecs_config(region);
     cfg.signature = signature.method();
     Ok(ecs::Client::new(cfg, creds)?)
 }
@@ -298,36 +290,38 @@ struct OssProbe {
     buckets: Vec<BucketFacts>,
     objects: Vec<ObjectFacts>,
     etags: Vec<String>,
+    not_verified: Vec<String>,
 }
 
-/// GetBucketInfo (+ encryption) per bucket and HeadObject per disk, signed V1: V4 binds the
-/// signature to a region, so a bucket in another region would refuse instead of answering.
+/// GetBucketInfo (+ encryption) per bucket and HeadObject per disk, signed as asked (V4 with
+/// the import's region by default): a bucket of another region is answered with the
+/// endpoint it must be addressed at, which names its region.
 async fn probe_oss(
     plan: &Plan,
     region: &str,
-    endpoint: Option<&str>,
+    endpoints: &preflight_pipeline::Endpoints,
+    signature: SignatureVersion,
     creds: &Arc<CredentialProvider>,
 ) -> Result<OssProbe> {
     let mut out = OssProbe {
         buckets: Vec::new(),
         objects: Vec::new(),
         etags: Vec::new(),
+        not_verified: Vec::new(),
     };
     for m in &plan.disk_device_mappings {
         let (Some(bucket), Some(key)) = (m.oss_bucket.as_deref(), m.oss_object.as_deref()) else {
             continue;
         };
-        let mut cfg = preflight_oss::ClientConfig::new(region, bucket);
-        if let Some(e) = endpoint {
-            cfg = cfg.with_endpoint(e);
-        }
-        cfg.signature = SignatureVersion::V1;
+        let mut cfg = endpoints.oss_config(region, bucket);
+        cfg.signature = signature;
         let client = preflight_oss::Client::new(cfg, creds.clone())?;
         if !out.buckets.iter().any(|b| b.name == bucket) {
-            let facts = preflight_pipeline::bucket_facts(&client)
+            let probe = preflight_pipeline::bucket_facts(&client)
                 .await
                 .with_context(|| format!("cannot read the facts of bucket {bucket:?}"))?;
-            out.buckets.push(facts);
+            out.buckets.push(probe.facts);
+            out.not_verified.extend(probe.not_verified);
         }
         let usable = out
             .buckets
@@ -351,6 +345,13 @@ async fn probe_oss(
                     restored: meta.restored(),
                     storage_class: meta.storage_class,
                 });
+            }
+            Err(e) if e.kind() == ErrorKind::AccessDenied => {
+                // The ClientToken then rests on the parameters alone.
+                out.not_verified.push(format!(
+                    "HeadObject on {key:?} in {bucket:?} was denied ({}): the object's existence, size and storage class are not verified",
+                    e.code().unwrap_or_default()
+                ));
             }
             Err(e) if e.kind() == ErrorKind::NotFound => out.objects.push(ObjectFacts {
                 bucket: bucket.to_string(),
@@ -413,34 +414,35 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         return refused(&pr, &region, &plan, &eval.findings, Vec::new());
     }
 
+    let endpoints = args.endpoints.endpoints();
     let creds = Arc::new(CredentialProvider::new(ChainOptions {
         profile: args.profile.clone(),
+        sts_endpoint: endpoints.sts.clone(),
         ..ChainOptions::default()
     }));
     let (_, source) = creds.get_with_source().await?;
     pr.progress(&format!("credentials: {source}"));
-    let ecs = ecs_client(
-        &region,
-        args.ecs_endpoint.as_deref(),
-        args.ram_endpoint.as_deref(),
-        args.signature,
-        creds.clone(),
-    )?;
-    let oss_endpoint = args
-        .oss_endpoint
-        .as_deref()
-        .or(args.ecs_endpoint.as_deref());
+    let ecs = ecs_client(&region, &endpoints, args.signature, creds.clone())?;
 
     // Cloud rules, before ImportImage.
-    let probe = probe_oss(&plan, &region, oss_endpoint, &creds).await?;
+    let mut probe = probe_oss(
+        &plan,
+        &region,
+        &endpoints,
+        args.signature_version.version(),
+        &creds,
+    )
+    .await?;
     // With StorageLocationArn, the CloudBox role (seed 004).
     let (role, policy) = preflight_rules::import_role(&plan);
     let role = role.to_string();
     let role_exists = match ecs.get_role(&role).await {
         Ok(r) => Some(r.is_some()),
-        Err(e) if matches!(e.code(), Some(c) if c.starts_with("NoPermission") || c.starts_with("Forbidden")) =>
-        {
-            pr.progress(&format!("warning: cannot verify the RAM role {role}: {e}"));
+        Err(e) if preflight_pipeline::ecs_denied(&e) => {
+            probe.not_verified.push(format!(
+                "RAM GetRole was denied ({}): whether the role {role} exists is not verified",
+                e.code().unwrap_or_default()
+            ));
             None
         }
         Err(e) => return Err(e).context("cannot look up the RAM role"),
@@ -453,16 +455,25 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
                 image_name: Some(name.clone()),
                 ..Default::default()
             })
-            .await
-            .context("cannot list images")?;
-        let same: Vec<&ecs::Image> = found.iter().filter(|i| i.image_name == name).collect();
-        match same.as_slice() {
-            [] => name_taken = Some(false),
-            [one] if same_source(one, &plan) => {
-                own_earlier = Some((*one).clone());
-                name_taken = Some(false);
+            .await;
+        match found {
+            Ok(found) => {
+                let same: Vec<&ecs::Image> =
+                    found.iter().filter(|i| i.image_name == name).collect();
+                match same.as_slice() {
+                    [] => name_taken = Some(false),
+                    [one] if same_source(one, &plan) => {
+                        own_earlier = Some((*one).clone());
+                        name_taken = Some(false);
+                    }
+                    _ => name_taken = Some(true),
+                }
             }
-            _ => name_taken = Some(true),
+            Err(e) if preflight_pipeline::ecs_denied(&e) => probe.not_verified.push(format!(
+                "DescribeImages was denied ({}): whether an image named {name:?} already exists is not verified",
+                e.code().unwrap_or_default()
+            )),
+            Err(e) => return Err(e).context("cannot list images"),
         }
     }
     let facts = CloudFacts {
@@ -470,8 +481,15 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         objects: probe.objects.clone(),
         role_exists,
         image_name_taken: name_taken,
+        not_verified: probe.not_verified.clone(),
     };
     let cloud = evaluate_cloud(&plan, &facts);
+    for w in cloud.iter().filter(|f| !f.finding.is_error()) {
+        pr.progress(&format!(
+            "{} {}: {}",
+            w.finding.severity, w.finding.code, w.finding.message
+        ));
+    }
     if cloud.iter().any(|f| f.finding.is_error()) {
         let extra = if role_exists == Some(false) {
             role_fix(&role, policy)
@@ -481,17 +499,17 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         return refused(&pr, &region, &plan, &cloud, extra);
     }
 
-    if plan.client_token.is_none() {
-        plan.client_token = Some(ecs::client_token(&plan, &probe.etags));
-    }
-    let started = match ecs
-        .import_image(
-            &plan,
-            &ImportOptions {
-                dry_run: args.dry_run,
-            },
-        )
-        .await
+    let note = |m: String| pr.progress(&m);
+    let started = match preflight_pipeline::import_image_fresh(
+        &ecs,
+        &mut plan,
+        &probe.etags,
+        &ImportOptions {
+            dry_run: args.dry_run,
+        },
+        &note,
+    )
+    .await
     {
         Ok(ImportOutcome::DryRunPassed { request_id }) => {
             pr.result(
@@ -541,7 +559,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     let resume = wait_command(
         &region,
         &started.task_id,
-        args.ecs_endpoint.as_deref(),
+        args.endpoints.ecs_for_wait().as_deref(),
         args.profile.as_deref(),
     );
     if args.no_wait {
@@ -616,7 +634,28 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         pr.result(&v, &[line])?;
         return Ok(crate::EXIT_INTERRUPTED);
     };
-    finish(&pr, base, &region, &started.task_id, waited?, &resume)
+    let waited = match waited {
+        Ok(w) => w,
+        Err(e) => return wait_failed(&pr, base, &e, &resume),
+    };
+    finish(&pr, base, &region, &started.task_id, waited, &resume)
+}
+
+/// Following the task failed after every retry: the import goes on; say how to pick it up.
+fn wait_failed(pr: &Printer, base: Value, e: &ecs::Error, resume: &str) -> Result<u8> {
+    let mut v = base;
+    v["status"] = json!("error");
+    v["error"] = json!({"code": e.code(), "detail": e.to_string()});
+    v["wait_command"] = json!(resume);
+    pr.result(
+        &v,
+        &[
+            format!("cannot follow the import (it goes on in the cloud): {e}"),
+            format!("pick it up again with: {resume}"),
+        ],
+    )?;
+    eprintln!("ecs-preflight: error: {e}");
+    Ok(crate::EXIT_ENV)
 }
 
 fn refused(
@@ -725,13 +764,14 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
         profile: args.profile.clone(),
         ..ChainOptions::default()
     }));
-    let ecs = ecs_client(
-        &args.region,
-        args.ecs_endpoint.as_deref(),
-        None,
-        RpcSignature::HmacSha1,
-        creds,
-    )?;
+    let mut endpoints = match &args.emulator {
+        Some(url) => preflight_pipeline::Endpoints::emulator(url),
+        None => preflight_pipeline::Endpoints::default(),
+    };
+    if let Some(e) = &args.ecs_endpoint {
+        endpoints.ecs = Some(e.clone());
+    }
+    let ecs = ecs_client(&args.region, &endpoints, RpcSignature::HmacSha1, creds)?;
     let tasks = ecs
         .describe_tasks(&ecs::DescribeTasksQuery {
             task_ids: vec![args.task_id.clone()],
@@ -762,10 +802,13 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
             let resume = wait_command(
                 &args.region,
                 &task.task_id,
-                args.ecs_endpoint.as_deref(),
+                endpoints.ecs.as_deref(),
                 args.profile.as_deref(),
             );
-            finish(&pr, base, &args.region, &task.task_id, w?, &resume)
+            match w {
+                Ok(w) => finish(&pr, base, &args.region, &task.task_id, w, &resume),
+                Err(e) => wait_failed(&pr, base, &e, &resume),
+            }
         }
         None => {
             let mut v = base;

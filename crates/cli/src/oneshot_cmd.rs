@@ -28,7 +28,8 @@ use crate::OutputFormat;
     ecs-preflight upload-and-import web.qcow2 --region cn-hangzhou --bucket images --image-name web-01\n  \
     ecs-preflight upload-and-import sys.qcow2 --data-disk data.qcow2 --region cn-hangzhou --bucket images --part-size 64MiB --output json\n  \
     ecs-preflight upload-and-import blank.qcow2 --region cn-hangzhou --bucket images --allow GUEST.NoOperatingSystem --delete-object-after\n  \
-    ecs-preflight upload-and-import web.qcow2 --region cn-hangzhou --bucket ecs-preflight --endpoint http://127.0.0.1:9090 --skip-guest\n  \
+    ecs-preflight upload-and-import web.qcow2 --region cn-hangzhou --bucket ecs-preflight --emulator http://127.0.0.1:9090 --skip-guest\n  \
+    ecs-preflight upload-and-import web.qcow2 --region cn-hangzhou --bucket images --oss-internal   # on ECS in cn-hangzhou\n  \
     ecs-preflight upload-and-import web.raw --region cn-hangzhou --bucket images --no-wait   # sends web.qcow2 (only the data)\n  \
     ecs-preflight upload-and-import web.qcow2 --region cn-hangzhou --bucket images --image-name web-01 --dry-run\n\n\
     Stages: check (the image and every rule; an error finding stops it before any byte is sent, \
@@ -55,23 +56,8 @@ pub struct OneShotArgs {
     #[arg(help_heading = "Pipeline options", long)]
     pub delete_object_after: bool,
 
-    /// OSS endpoint URL [default: the --ecs-endpoint if given, else https://oss-REGION.aliyuncs.com];
-    /// the emulator serves OSS, ECS and RAM on one port.
-    #[arg(
-        help_heading = "Pipeline options",
-        long,
-        visible_alias = "oss-endpoint",
-        value_name = "URL"
-    )]
-    pub endpoint: Option<String>,
-
-    /// ECS endpoint URL [default: the --endpoint if given, else https://ecs.REGION.aliyuncs.com].
-    #[arg(help_heading = "Pipeline options", long, value_name = "URL")]
-    pub ecs_endpoint: Option<String>,
-
-    /// RAM endpoint URL [default: the ECS endpoint if given, else https://ram.aliyuncs.com].
-    #[arg(help_heading = "Pipeline options", long, value_name = "URL")]
-    pub ram_endpoint: Option<String>,
+    #[command(flatten, next_help_heading = "Endpoints")]
+    pub endpoints: crate::endpoint_args::EndpointArgs,
 
     /// Part size, with units (8MiB, 1GiB) [default: 32MiB, raised to keep ≤ 10,000 parts].
     #[arg(help_heading = "Pipeline options", long, value_name = "SIZE", value_parser = parse_size)]
@@ -82,8 +68,9 @@ pub struct OneShotArgs {
           value_parser = parse_parallel)]
     pub parallel: usize,
 
-    /// Files smaller than this go in one PUT [default: 100MiB].
-    #[arg(help_heading = "Pipeline options", long, value_name = "SIZE", value_parser = parse_size)]
+    /// Files smaller than this go in one PUT [default: 100MiB; at most 5GiB].
+    #[arg(help_heading = "Pipeline options", long, value_name = "SIZE",
+          value_parser = crate::upload_cmd::parse_threshold)]
     pub multipart_threshold: Option<u64>,
 
     /// Where resume checkpoints live [default: ~/.cache/ecs-preflight/uploads].
@@ -125,7 +112,7 @@ pub struct OneShotArgs {
     )]
     pub dry_run: bool,
 
-    /// OSS signature version of the upload.
+    /// OSS signature version of every OSS request (V1 only for old endpoints).
     #[arg(help_heading = "Pipeline options", long, value_enum,
           default_value_t = crate::upload_cmd::SignatureFlag::V4)]
     pub signature_version: crate::upload_cmd::SignatureFlag,
@@ -259,6 +246,7 @@ fn on_event(
                             b.set_message("verifying");
                         }
                     }
+                    UploadEvent::NotVerified { what } => say(format!("   warning: {what}")),
                     UploadEvent::AlreadyThere { .. } => say(
                         "   OSS already has this exact object (same size and CRC-64): nothing to send"
                             .to_string(),
@@ -300,6 +288,7 @@ fn on_event(
                 .get_or_insert_with(|| crate::task_bar::TaskBar::new(!talk))
                 .update(p),
             Event::ObjectDeleted { bucket, key } => say(format!("   deleted oss://{bucket}/{key}")),
+            Event::Note(m) => say(format!("   note: {m}")),
         }
     }
 }
@@ -308,8 +297,10 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
     let mut params = args.import.to_params()?;
     // The pipeline takes the data disks as paths; the params keep one entry per disk.
     params.disks.truncate(1);
+    let endpoints = args.endpoints.endpoints();
     let creds = Arc::new(CredentialProvider::new(ChainOptions {
         profile: args.profile.clone(),
+        sts_endpoint: endpoints.sts.clone(),
         ..ChainOptions::default()
     }));
     let talk = !args.quiet;
@@ -318,6 +309,7 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
         .system_disk(&args.image)
         .params(params)
         .credentials(creds)
+        .endpoints(endpoints)
         .delete_objects_after(args.delete_object_after)
         .poll_interval(args.poll_interval)
         .timeout(args.timeout)
@@ -348,15 +340,6 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
     }
     for code in &args.allow {
         b = b.allow(code);
-    }
-    if let Some(e) = &args.endpoint {
-        b = b.oss_endpoint(e);
-    }
-    if let Some(e) = args.ecs_endpoint.as_ref().or(args.endpoint.as_ref()) {
-        b = b.ecs_endpoint(e);
-    }
-    if let Some(e) = &args.ram_endpoint {
-        b = b.ram_endpoint(e);
     }
     Ok(b.build()?)
 }
@@ -469,7 +452,7 @@ fn not_waiting(args: &OneShotArgs, region: &str, seen: &Mutex<Seen>) -> Result<u
     let resume = crate::import_cmd::wait_command(
         region,
         &task_id,
-        args.ecs_endpoint.as_deref().or(args.endpoint.as_deref()),
+        args.endpoints.ecs_for_wait().as_deref(),
         args.profile.as_deref(),
     );
     let v = json!({"status": "importing", "region": region, "image_id": image_id,
@@ -558,11 +541,26 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
                 crate::import_cmd::wait_command(
                     region,
                     task_id,
-                    args.ecs_endpoint.as_deref().or(args.endpoint.as_deref()),
+                    args.endpoints.ecs_for_wait().as_deref(),
                     args.profile.as_deref(),
                 ),
             ],
         ),
+        PipelineError::WaitFailed {
+            image_id, task_id, ..
+        } => {
+            let resume = crate::import_cmd::wait_command(
+                region,
+                task_id,
+                args.endpoints.ecs_for_wait().as_deref(),
+                args.profile.as_deref(),
+            );
+            (
+                json!({"status": "error", "region": region, "image_id": image_id, "task_id": task_id,
+                       "error": {"code": e.code(), "message": e.to_string()}, "wait_command": resume}),
+                vec![e.to_string(), format!("pick it up again with: {resume}")],
+            )
+        }
         PipelineError::ImportRefused { code: c, message } => {
             let mut v = json!({"status": "refused", "region": region,
                                "error": {"code": c, "message": message}});
@@ -614,7 +612,7 @@ async fn interrupted(
             let resume = crate::import_cmd::wait_command(
                 region,
                 &task_id,
-                args.ecs_endpoint.as_deref().or(args.endpoint.as_deref()),
+                args.endpoints.ecs_for_wait().as_deref(),
                 args.profile.as_deref(),
             );
             (

@@ -20,7 +20,7 @@ use preflight_oss::{
 };
 use preflight_pipeline::{ConvertMode, PreparedUpload};
 use preflight_report::Finding;
-use preflight_rules::{CloudFacts, DiskFacts, DiskParams, DiskRole, ImportParams};
+use preflight_rules::{BucketFacts, CloudFacts, DiskFacts, DiskParams, DiskRole, ImportParams};
 use serde_json::json;
 
 use crate::OutputFormat;
@@ -50,7 +50,8 @@ impl SignatureFlag {
     ecs-preflight upload disk.qcow2 --region cn-hangzhou --bucket images\n  \
     ecs-preflight upload disk.raw --region cn-hangzhou --bucket images --object vm/web-01.raw --part-size 64MiB --parallel 8\n  \
     ecs-preflight upload disk.raw --region cn-hangzhou --bucket images --abort\n  \
-    ecs-preflight upload disk.qcow2 --region cn-hangzhou --bucket ecs-preflight --endpoint http://127.0.0.1:9090\n  \
+    ecs-preflight upload disk.qcow2 --region cn-hangzhou --bucket images --oss-internal   # on ECS in cn-hangzhou\n  \
+    ecs-preflight upload disk.qcow2 --region cn-hangzhou --bucket ecs-preflight --emulator http://127.0.0.1:9090\n  \
     ecs-preflight upload disk.raw --region cn-hangzhou --bucket images --convert qcow2   # sends disk.qcow2: only the data\n\n\
     --convert auto (the default) sends a RAW or fixed-VHD disk as a qcow2 of its non-zero \
     clusters when that is at least 20 % smaller, with no temporary file; the object is then \
@@ -76,18 +77,16 @@ pub struct UploadArgs {
     /// Object key [default: the image's file name].
     #[arg(long, value_name = "KEY")]
     pub object: Option<String>,
-    /// OSS endpoint URL [default: https://oss-REGION.aliyuncs.com]; an internal endpoint, or
-    /// the emulator (http://127.0.0.1:9090).
-    #[arg(long, value_name = "URL")]
-    pub endpoint: Option<String>,
+    #[command(flatten)]
+    pub endpoints: crate::endpoint_args::OssEndpointArgs,
     /// Part size, with units (8MiB, 1GiB) [default: 32MiB, raised to keep ≤ 10,000 parts].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub part_size: Option<u64>,
     /// Parts uploaded in parallel; memory is about this × the part size.
     #[arg(long, value_name = "N", default_value_t = upload::DEFAULT_PARALLEL, value_parser = parse_parallel)]
     pub parallel: usize,
-    /// Files smaller than this go in one PUT [default: 100MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    /// Files smaller than this go in one PUT [default: 100MiB; at most 5GiB, OSS's largest PUT].
+    #[arg(long, value_name = "SIZE", value_parser = parse_threshold)]
     pub multipart_threshold: Option<u64>,
     /// Where resume checkpoints live [default: ~/.cache/ecs-preflight/uploads].
     #[arg(long, value_name = "DIR")]
@@ -115,6 +114,36 @@ pub struct UploadArgs {
     /// json the JSON result is still printed (JSON wins).
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// Parses a size of at most 5 GiB (one PutObject's limit).
+pub(crate) fn parse_threshold(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    if n > upload::MAX_SINGLE_PUT {
+        return Err(format!(
+            "{s} is above 5GiB, the largest object one PutObject can write"
+        ));
+    }
+    Ok(n)
+}
+
+/// Prints the memory the part buffers take, or refuses a plan above the limit.
+pub(crate) fn memory_line(
+    size: u64,
+    threshold: u64,
+    part_size: Option<u64>,
+    parallel: usize,
+) -> anyhow::Result<Option<String>> {
+    if size < threshold.min(upload::MAX_SINGLE_PUT) {
+        return Ok(None);
+    }
+    match upload::buffer_memory(size, part_size, parallel) {
+        Ok(mem) => Ok(Some(format!(
+            "memory: about {} for part buffers (--parallel {parallel} × part size)",
+            indicatif::BinaryBytes(mem)
+        ))),
+        Err(e) => bail!("{e}"),
+    }
 }
 
 /// Parses `auto`, `qcow2`, `none`.
@@ -214,15 +243,23 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
             bail!("{} is not a file", args.image.display());
         }
     }
+    let endpoints = args.endpoints.endpoints();
     let creds = Arc::new(CredentialProvider::new(ChainOptions {
         profile: args.profile.clone(),
+        sts_endpoint: endpoints.sts.clone(),
         ..ChainOptions::default()
     }));
+    let on_ecs = tokio::spawn(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            preflight_pipeline::instance_region(),
+        )
+        .await
+        .ok()
+        .flatten()
+    });
     let (_, source) = creds.get_with_source().await?;
-    let mut config = ClientConfig::new(&args.region, &args.bucket);
-    if let Some(e) = &args.endpoint {
-        config = config.with_endpoint(e);
-    }
+    let mut config: ClientConfig = endpoints.oss_config(&args.region, &args.bucket);
     config.signature = args.signature_version.version();
     let client = Client::new(config, creds)?;
     let checkpoint_dir = args
@@ -247,7 +284,14 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     }
 
     // Before any byte is sent: the rules.
-    let findings = preflight(&args, &client, &key, &prepared.format).await?;
+    let (findings, bucket) = preflight(&args, &client, &key, &prepared.format).await?;
+    if let Ok(Some(here)) = on_ecs.await {
+        if here == args.region && !endpoints.oss_is_internal() {
+            say(&preflight_pipeline::endpoints::internal_endpoint_advice(
+                &here,
+            ));
+        }
+    }
     let refused = preflight_report::has_errors(&findings);
     // JSON is the result, printed even with --quiet.
     if args.output == OutputFormat::Json && refused {
@@ -264,6 +308,15 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     }
     if refused {
         return Ok(crate::EXIT_FINDINGS);
+    }
+    if let Some(line) = memory_line(
+        prepared.source.size(),
+        args.multipart_threshold
+            .unwrap_or(upload::DEFAULT_MULTIPART_THRESHOLD),
+        args.part_size,
+        args.parallel,
+    )? {
+        say(&line);
     }
 
     let options = UploadOptions {
@@ -311,6 +364,7 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
                 UploadEvent::Completing => bar.set_message("verifying"),
                 UploadEvent::Verifying { .. } => bar.set_message("OSS has an object of this size: comparing CRC-64"),
                 UploadEvent::AlreadyThere { .. } => note("OSS already has this exact object (same size and CRC-64): nothing to send (--force sends it anyway)".to_string()),
+                UploadEvent::NotVerified { what } => note(format!("warning: {what}")),
                 _ => {}
             }
         })
@@ -346,6 +400,7 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
         &prepared,
         started.elapsed().as_secs_f64(),
         &findings,
+        &bucket,
     )?;
     Ok(crate::EXIT_OK)
 }
@@ -450,6 +505,7 @@ fn summary(
     prepared: &PreparedUpload,
     seconds: f64,
     findings: &[Finding],
+    bucket: &BucketFacts,
 ) -> anyhow::Result<()> {
     if args.quiet && args.output != OutputFormat::Json {
         return Ok(());
@@ -481,6 +537,7 @@ fn summary(
                 "seconds": (seconds * 1000.0).round() / 1000.0,
                 "mib_per_s": (mib_s * 10.0).round() / 10.0,
                 "findings": findings,
+                "bucket_facts": bucket,
             }))?
         ),
         OutputFormat::Human => {
@@ -501,6 +558,13 @@ fn summary(
                 out.parts, out.parts_sent, out.parts_reused
             );
             println!("  time     {seconds:.1} s, {mib_s:.1} MiB/s");
+            if let Some(class) = &bucket.storage_class {
+                println!(
+                    "  bucket   {}, default storage class {class} (this object: {})",
+                    bucket.region.as_deref().unwrap_or("?"),
+                    preflight_oss::api::STORAGE_CLASS
+                );
+            }
         }
     }
     Ok(())
@@ -512,7 +576,7 @@ async fn preflight(
     client: &Client,
     key: &str,
     format: &str,
-) -> anyhow::Result<Vec<Finding>> {
+) -> anyhow::Result<(Vec<Finding>, BucketFacts)> {
     let inspection = crate::inspect(&args.image, false)?;
     let disk = DiskFacts::new(
         args.image.display().to_string(),
@@ -544,11 +608,12 @@ async fn preflight(
     if let Some(f) = suffix_mismatch(key, format) {
         findings.push(f);
     }
-    let facts = preflight_pipeline::bucket_facts(client)
+    let probe = preflight_pipeline::bucket_facts(client)
         .await
         .context("cannot read the bucket's facts")?;
     let cloud = CloudFacts {
-        buckets: vec![facts],
+        buckets: vec![probe.facts.clone()],
+        not_verified: probe.not_verified,
         ..CloudFacts::default()
     };
     findings.extend(
@@ -556,7 +621,7 @@ async fn preflight(
             .into_iter()
             .map(|s| s.finding),
     );
-    Ok(findings)
+    Ok((findings, probe.facts))
 }
 
 /// A known suffix naming another format than the file's (`disk.raw` holding qcow2).

@@ -87,6 +87,14 @@ pub fn import_image_params(plan: &Plan, options: &ImportOptions) -> Vec<(String,
 /// a rerun returns the same image — and any change gives a new one. 44 ASCII characters (the
 /// API allows 64).
 pub fn client_token(plan: &Plan, etags: &[String]) -> String {
+    client_token_after(plan, etags, None)
+}
+
+/// The ClientToken for a rerun after the import `failed_task` failed or was cancelled: the
+/// token of [`client_token`] salted with that task's id. ECS answers a reused token with the
+/// earlier (dead) task, so a new attempt needs a new token; salting with the dead task's id
+/// keeps it a pure function of what happened, so a rerun of the rerun finds the same task.
+pub fn client_token_after(plan: &Plan, etags: &[String], failed_task: Option<&str>) -> String {
     use sha2::Digest as _;
     let mut p = plan.clone();
     p.client_token = None;
@@ -102,6 +110,10 @@ pub fn client_token(plan: &Plan, etags: &[String]) -> String {
         h.update([0]);
         h.update(v.as_bytes());
         h.update([0]);
+    }
+    if let Some(t) = failed_task {
+        h.update(b"after-failed-task\0");
+        h.update(t.as_bytes());
     }
     let digest = hex::encode(h.finalize());
     format!("epf-{}", &digest[..40])
@@ -160,6 +172,8 @@ pub struct OperationProgress {
     pub error_code: String,
     /// `ErrorMsg`.
     pub error_msg: String,
+    /// `RelatedItemSet.RelatedItem` as `(Name, Value)` pairs (an import names its image).
+    pub related: Vec<(String, String)>,
 }
 
 /// DescribeTaskAttribute's answer.
@@ -174,6 +188,18 @@ pub struct TaskAttribute {
 }
 
 impl TaskAttribute {
+    /// The image the task makes: its `ResourceId`, else a related item named `ImageId`.
+    pub fn image_id(&self) -> Option<String> {
+        if !self.task.resource_id.is_empty() {
+            return Some(self.task.resource_id.clone());
+        }
+        self.operations
+            .iter()
+            .flat_map(|o| o.related.iter())
+            .find(|(name, value)| name.eq_ignore_ascii_case("ImageId") && !value.is_empty())
+            .map(|(_, value)| value.clone())
+    }
+
     /// `(code, message)` of the first failed operation, if any.
     pub fn failure(&self) -> Option<(String, String)> {
         self.operations
@@ -423,6 +449,10 @@ impl Client {
                     status: s(o, "OperationStatus"),
                     error_code: s(o, "ErrorCode"),
                     error_msg: s(o, "ErrorMsg"),
+                    related: list(o, "RelatedItemSet", "RelatedItem")
+                        .into_iter()
+                        .map(|r| (s(r, "Name"), s(r, "Value")))
+                        .collect(),
                 })
                 .collect(),
         })
@@ -563,6 +593,22 @@ mod tests {
         );
         let dry = import_image_params(&plan, &ImportOptions { dry_run: true });
         assert!(dry.contains(&("DryRun".into(), "true".into())));
+    }
+
+    #[test]
+    fn a_task_without_resource_id_names_its_image_in_related_items() {
+        let mut attr = TaskAttribute {
+            operations: vec![OperationProgress {
+                status: "Success".into(),
+                related: vec![("ImageId".into(), "m-123".into())],
+                ..OperationProgress::default()
+            }],
+            ..TaskAttribute::default()
+        };
+        assert_eq!(attr.image_id().as_deref(), Some("m-123"));
+        attr.task.resource_id = "m-9".into();
+        assert_eq!(attr.image_id().as_deref(), Some("m-9"));
+        assert_eq!(TaskAttribute::default().image_id(), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! backoff, and turns error documents into [`Error::Api`].
 
 use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -38,10 +39,30 @@ async fn read_answer(mut resp: reqwest::Response) -> std::result::Result<String,
     Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
-/// The public ECS endpoint of a region: `https://ecs.<region>.aliyuncs.com`.
+/// Regions whose ECS endpoint is not `ecs.<region>.aliyuncs.com` (finance and government
+/// clouds), as the official ECS SDK's endpoint map (`alibabacloud-ecs20140526`) lists them.
+const ECS_ENDPOINT_EXCEPTIONS: &[(&str, &str)] = &[
+    ("cn-beijing-finance-1", "ecs.aliyuncs.com"),
+    ("cn-beijing-finance-pop", "ecs.aliyuncs.com"),
+    ("cn-beijing-gov-1", "ecs.aliyuncs.com"),
+    ("cn-hangzhou-finance", "ecs.aliyuncs.com"),
+    ("cn-hongkong-finance-pop", "ecs.aliyuncs.com"),
+    ("cn-north-2-gov-1", "ecs.aliyuncs.com"),
+    ("cn-shanghai-finance-1", "ecs-cn-hangzhou.aliyuncs.com"),
+    ("cn-shenzhen-finance-1", "ecs-cn-hangzhou.aliyuncs.com"),
+];
+
+/// The public ECS endpoint of a region: `https://ecs.<region>.aliyuncs.com`, or the official
+/// endpoint map's entry for a finance or government region.
 pub fn ecs_endpoint(region: &str) -> String {
-    format!("https://ecs.{region}.aliyuncs.com")
+    match ECS_ENDPOINT_EXCEPTIONS.iter().find(|(r, _)| *r == region) {
+        Some((_, host)) => format!("https://{host}"),
+        None => format!("https://ecs.{region}.aliyuncs.com"),
+    }
 }
+
+/// Clock-skew answers corrected and retried in a row before giving up.
+const MAX_SKEW_RETRIES: u32 = 2;
 
 /// Which signature the client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,10 +116,17 @@ impl ClientConfig {
         }
     }
 
-    /// One endpoint for both ECS and RAM (the emulator serves both on one port).
+    /// One endpoint for both ECS and RAM: only for the emulator, which serves every service
+    /// on one port. Real endpoints are per service ([`Self::with_ecs_endpoint`]).
     pub fn with_endpoint(mut self, endpoint: &str) -> Self {
         self.ecs_endpoint = normalize(endpoint);
         self.ram_endpoint = normalize(endpoint);
+        self
+    }
+
+    /// Another ECS endpoint; RAM keeps its own.
+    pub fn with_ecs_endpoint(mut self, endpoint: &str) -> Self {
+        self.ecs_endpoint = normalize(endpoint);
         self
     }
 }
@@ -119,6 +147,9 @@ pub struct Client {
     http: reqwest::Client,
     config: ClientConfig,
     credentials: Arc<CredentialProvider>,
+    /// Seconds to add to the local clock when signing; set from the server's `Date` after an
+    /// `InvalidTimeStamp.Expired` answer (as the OSS client does after `RequestTimeTooSkewed`).
+    offset: Arc<AtomicI64>,
 }
 
 impl fmt::Debug for Client {
@@ -159,6 +190,7 @@ impl Client {
             http,
             config,
             credentials,
+            offset: Arc::new(AtomicI64::new(0)),
         })
     }
 
@@ -201,6 +233,7 @@ impl Client {
         };
         let base = format!("{}://{host}/", url.scheme());
         let mut attempt = 0u32;
+        let mut skews = 0u32;
         loop {
             let creds = self.credentials.get().await?;
             let req = self.build(&base, &host, version, action, params, &creds);
@@ -218,6 +251,11 @@ impl Client {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+                    let server_date = resp
+                        .headers()
+                        .get("date")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| httpdate::parse_http_date(v).ok());
                     match read_answer(resp).await {
                         Err(detail) => Error::Network {
                             action: action.to_string(),
@@ -226,6 +264,14 @@ impl Client {
                         },
                         Ok(text) => match interpret(action, status, &text) {
                             Ok(a) => return Ok(a),
+                            Err(e) if is_clock_skew(&e) && skews < MAX_SKEW_RETRIES => {
+                                // Sign again with the server's clock, at once.
+                                if let Some(server) = server_date {
+                                    self.offset.store(offset_to(server), Ordering::Relaxed);
+                                }
+                                skews += 1;
+                                continue;
+                            }
                             Err(e) => {
                                 let again = match &e {
                                     Error::Api { status, code, .. } => retryable(*status, code),
@@ -261,7 +307,7 @@ impl Client {
         params: &[(String, String)],
         creds: &Credentials,
     ) -> reqwest::RequestBuilder {
-        let now = sign::timestamp(SystemTime::now());
+        let now = sign::timestamp(self.now());
         let nonce = sign::nonce();
         let secret = creds.access_key_secret.expose();
         let token = creds
@@ -331,6 +377,37 @@ impl Client {
                 req
             }
         }
+    }
+}
+
+impl Client {
+    /// The signing clock: the local clock plus the correction learnt from the server.
+    fn now(&self) -> SystemTime {
+        let off = self.offset.load(Ordering::Relaxed);
+        let d = Duration::from_secs(off.unsigned_abs());
+        if off >= 0 {
+            SystemTime::now() + d
+        } else {
+            SystemTime::now() - d
+        }
+    }
+
+    /// The clock correction in force, seconds.
+    pub fn clock_offset_secs(&self) -> i64 {
+        self.offset.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether ECS refused the request's `Timestamp` as too far from its clock.
+fn is_clock_skew(e: &Error) -> bool {
+    matches!(e.code(), Some(c) if c.starts_with("InvalidTimeStamp"))
+}
+
+/// Seconds from the local clock to `server`'s.
+fn offset_to(server: SystemTime) -> i64 {
+    match server.duration_since(SystemTime::now()) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
     }
 }
 
@@ -423,6 +500,13 @@ mod tests {
             "https://ecs.cn-beijing.aliyuncs.com"
         );
         assert_eq!(normalize("127.0.0.1:9/"), "https://127.0.0.1:9");
+        assert_eq!(
+            ecs_endpoint("cn-shanghai-finance-1"),
+            "https://ecs-cn-hangzhou.aliyuncs.com"
+        );
+        assert_eq!(ecs_endpoint("cn-north-2-gov-1"), "https://ecs.aliyuncs.com");
+        let c = ClientConfig::new("cn-hangzhou").with_ecs_endpoint("http://127.0.0.1:1");
+        assert_eq!(c.ram_endpoint, RAM_ENDPOINT);
         let c = ClientConfig::new("cn-hangzhou").with_endpoint("http://127.0.0.1:9090");
         assert_eq!(c.ram_endpoint, "http://127.0.0.1:9090");
     }

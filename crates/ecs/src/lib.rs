@@ -31,9 +31,9 @@ pub mod sign;
 pub mod watch;
 
 pub use api::{
-    client_token, import_image_params, DescribeImagesQuery, DescribeTasksQuery, Image, ImageDisk,
-    ImportImageResult, ImportOptions, ImportOutcome, OperationProgress, Region, Role, Task,
-    TaskAttribute, ALL_IMAGE_STATUSES,
+    client_token, client_token_after, import_image_params, DescribeImagesQuery, DescribeTasksQuery,
+    Image, ImageDisk, ImportImageResult, ImportOptions, ImportOutcome, OperationProgress, Region,
+    Role, Task, TaskAttribute, ALL_IMAGE_STATUSES,
 };
 pub use client::{
     ecs_endpoint, normalize as normalize_endpoint, Answer, Client, ClientConfig, Service,

@@ -1,5 +1,6 @@
 //! Watching an import: DescribeTaskAttribute and DescribeImages (with an explicit `Status`
-//! filter) until the image is `Available`, the task `Failed`, or the image `CreateFailed`.
+//! filter) until the image is `Available`, the task `Failed`, `Cancelled`, `Deleted` or
+//! `Paused`, or the image `CreateFailed`.
 
 use std::time::{Duration, Instant};
 
@@ -45,15 +46,33 @@ pub async fn poll(
     image_id: &str,
 ) -> Result<(Progress, Option<WaitOutcome>)> {
     let attr = client.describe_task_attribute(task_id).await?;
+    // A task listed without its image (no ResourceId where it was looked up) still names it.
+    let found_id = attr.image_id();
+    let image_id = if image_id.is_empty() {
+        found_id.as_deref().unwrap_or("")
+    } else {
+        image_id
+    };
+    let mut images_denied = false;
     let images = if image_id.is_empty() {
         Vec::new()
     } else {
-        client
+        match client
             .describe_images(&DescribeImagesQuery {
                 image_id: Some(image_id.to_string()),
                 ..DescribeImagesQuery::default()
             })
-            .await?
+            .await
+        {
+            Ok(images) => images,
+            // A key without ecs:DescribeImages: the task's status is all there is to follow.
+            Err(e) if matches!(e.code(), Some(c) if c.starts_with("Forbidden") || c.starts_with("NoPermission")) =>
+            {
+                images_denied = true;
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        }
     };
     let image = images.into_iter().find(|i| i.image_id == image_id);
     let progress = Progress {
@@ -72,7 +91,8 @@ pub async fn poll(
         })
     };
     let outcome = match (attr.task.task_status.as_str(), &image) {
-        ("Failed" | "Cancelled" | "Canceled", _) => {
+        // Deleted and Paused tasks go no further on their own: waiting longer cannot help.
+        ("Failed" | "Cancelled" | "Canceled" | "Deleted" | "Paused", _) => {
             let (code, msg) = attr.failure().unwrap_or_default();
             let code = if code.is_empty() {
                 format!("Task{}", attr.task.task_status)
@@ -102,6 +122,11 @@ pub async fn poll(
             )
         }
         (_, Some(i)) if i.status == "Available" => Some(WaitOutcome::Available(i.clone())),
+        // A finished import task made its image; without DescribeImages that is all we know.
+        ("Finished", None) if images_denied => Some(WaitOutcome::Available(Image {
+            image_id: image_id.to_string(),
+            ..Image::default()
+        })),
         ("Finished", None) if !image_id.is_empty() => failed(
             "InvalidImageId.NotFound",
             format!("task {task_id} finished but image {image_id} is not listed"),

@@ -349,3 +349,68 @@ async fn cut_off_answers_are_retried_and_endless_ones_refused() {
         .unwrap();
     assert_eq!(served, 3);
 }
+
+/// ECS refuses a Timestamp far from its clock (`InvalidTimeStamp.Expired`): the client takes
+/// the server's `Date`, signs again with it at once, and keeps the correction.
+#[tokio::test]
+async fn an_expired_timestamp_is_corrected_from_the_server_clock() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // The server's clock is two hours ahead of ours.
+    let server_now = std::time::SystemTime::now() + Duration::from_secs(7200);
+    let server = std::thread::spawn(move || {
+        let mut targets = Vec::new();
+        for i in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = Vec::new();
+            let mut byte = [0u8; 1];
+            while !buf.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap() == 1 {
+                buf.push(byte[0]);
+            }
+            targets.push(
+                String::from_utf8_lossy(&buf)
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            let (status, body) = if i == 0 {
+                (
+                    "400 Bad Request",
+                    r#"{"RequestId":"R0","Code":"InvalidTimeStamp.Expired","Message":"Specified time stamp or date value is expired."}"#,
+                )
+            } else {
+                (
+                    "200 OK",
+                    r#"{"RequestId":"R1","Regions":{"Region":[{"RegionId":"cn-hangzhou","RegionEndpoint":"ecs.cn-hangzhou.aliyuncs.com"}]}}"#,
+                )
+            };
+            let date = httpdate::fmt_http_date(server_now);
+            let _ = write!(s, "HTTP/1.1 {status}\r\nDate: {date}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+        targets
+    });
+    let creds = Arc::new(CredentialProvider::fixed(Credentials::new("id", "secret")));
+    let mut cfg =
+        ClientConfig::new("cn-hangzhou").with_endpoint(&format!("http://127.0.0.1:{port}"));
+    // No retries of the ordinary kind: only the clock correction may resend.
+    cfg.retry = preflight_aliyun::RetryConfig::none();
+    let ecs = Client::new(cfg, creds).unwrap();
+    let regions = ecs.describe_regions().await.unwrap();
+    assert_eq!(regions[0].region_id, "cn-hangzhou");
+    assert!(
+        (7190..=7210).contains(&ecs.clock_offset_secs()),
+        "{}",
+        ecs.clock_offset_secs()
+    );
+    let targets = server.join().unwrap();
+    let stamp = |t: &str| {
+        t.split(['?', '&', ' '])
+            .find_map(|kv| kv.strip_prefix("Timestamp="))
+            .map(|v| v.replace("%3A", ":"))
+            .unwrap()
+    };
+    // Hours differ between the two requests' Timestamps (two hours apart).
+    assert_ne!(stamp(&targets[0])[..13], stamp(&targets[1])[..13]);
+}

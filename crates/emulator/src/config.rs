@@ -15,7 +15,7 @@
 //! service_endpoints = false   # ECS, RAM and STS on ports of their own
 //! restore_seconds = 2.0
 //! [strict]                    # see `Strict`; each documented OSS/ECS behaviour
-//! v4_additional_headers = false
+//! v4_additional_headers = true  # empty or malformed AdditionalHeaders refused
 //! v4_only = false             # the whole account refuses V1 (EC 0002-00000080)
 //! service_endpoints = false   # RPC refused on OSS endpoints
 //! bucket_region = true        # 403 + <Endpoint> for a bucket of another region
@@ -413,8 +413,7 @@ impl FromStr for LimitsProfile {
 pub struct Strict {
     /// Refuse a V4 `Authorization` whose `AdditionalHeaders` is present but empty
     /// (EC 0002-00000209), has an empty entry such as `host;` (0002-00000210), or names a
-    /// header the request does not carry (0002-00000211). Default false: the project's client
-    /// still sends `AdditionalHeaders=`.
+    /// header the request does not carry (0002-00000211). Default true.
     pub v4_additional_headers: bool,
     /// The account is V4-only (accounts created since 1 March 2025): every V1-signed OSS
     /// request is refused with `403 AccessDenied`, EC 0002-00000080. Per-bucket: `v4only`.
@@ -436,7 +435,7 @@ pub struct Strict {
 impl Default for Strict {
     fn default() -> Self {
         Strict {
-            v4_additional_headers: false,
+            v4_additional_headers: true,
             v4_only: false,
             service_endpoints: false,
             bucket_region: true,

@@ -80,7 +80,13 @@ pub struct BucketInfo {
     pub extranet_endpoint: String,
     /// Internal endpoint host.
     pub intranet_endpoint: String,
+    /// Default storage class of new objects (`Standard`, `Archive`, …); empty if not told.
+    pub storage_class: String,
 }
+
+/// The storage class every object this client writes is given (`x-oss-storage-class`):
+/// ImportImage cannot read an Archive object, and a bucket's default class may be Archive.
+pub const STORAGE_CLASS: &str = "Standard";
 
 fn header(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers()
@@ -97,8 +103,11 @@ fn sse(alg: Option<String>) -> Option<String> {
     alg.filter(|a| !a.is_empty() && a != "None")
 }
 
-/// A streamed body of the first `len` bytes of a file.
-pub(crate) async fn file_body(path: &Path, len: u64) -> Result<reqwest::Body> {
+/// The first `len` bytes of a file, as a stream of chunks.
+pub(crate) async fn file_stream(
+    path: &Path,
+    len: u64,
+) -> Result<impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| Error::io(path, e))?;
@@ -113,7 +122,7 @@ pub(crate) async fn file_body(path: &Path, len: u64) -> Result<reqwest::Body> {
         f.read_exact(&mut buf).await?;
         Ok::<_, std::io::Error>(Some((Bytes::from(buf), (f, left - n as u64))))
     });
-    Ok(reqwest::Body::wrap_stream(stream))
+    Ok(stream)
 }
 
 impl Client {
@@ -122,6 +131,7 @@ impl Client {
         let op = Op::new("PutObject", Method::PUT, Some(key))
             .header("content-type", "application/octet-stream")
             .header("content-md5", content_md5)
+            .header("x-oss-storage-class", STORAGE_CLASS)
             .body(Body::Bytes(data));
         let r = self.send(&op).await?;
         Ok(PutResult {
@@ -141,6 +151,7 @@ impl Client {
         let op = Op::new("PutObject", Method::PUT, Some(key))
             .header("content-type", "application/octet-stream")
             .header("content-md5", content_md5)
+            .header("x-oss-storage-class", STORAGE_CLASS)
             .body(Body::File {
                 path: path.to_path_buf(),
                 len,
@@ -201,6 +212,7 @@ impl Client {
             sse_algorithm: sse(b.server_side_encryption_rule.and_then(|r| r.sse_algorithm)),
             extranet_endpoint: b.extranet_endpoint,
             intranet_endpoint: b.intranet_endpoint,
+            storage_class: b.storage_class,
         })
     }
 
@@ -235,7 +247,8 @@ impl Client {
         let op = Op::new("InitiateMultipartUpload", Method::POST, Some(key))
             .query("uploads", "")
             .query("encoding-type", "url")
-            .header("content-type", "application/octet-stream");
+            .header("content-type", "application/octet-stream")
+            .header("x-oss-storage-class", STORAGE_CLASS);
         let (_, body) = self.send_text(&op).await?;
         let doc: xml::InitiateResult = xml::parse("InitiateMultipartUpload", &body)?;
         Ok(doc.upload_id)

@@ -42,10 +42,15 @@ pub struct ClientConfig {
     pub path_style: Option<bool>,
     /// TCP connect timeout. Default 10 s.
     pub connect_timeout: Duration,
-    /// Longest wait for any read progress. Default 120 s: a stalled connection is dropped and
-    /// the part retried, while a slow but moving one is left alone (no whole-request timeout:
-    /// a 64 MiB part on a slow link takes minutes).
-    pub read_timeout: Duration,
+    /// Longest time without progress: no chunk of the body taken by the connection while it
+    /// is sent, no chunk of the answer while it is read. Default 60 s. Reset on every chunk,
+    /// so a slow but moving transfer is never cut (a part on a 16 KiB/s link takes hours);
+    /// a stalled connection is dropped and the request retried.
+    pub idle_timeout: Duration,
+    /// Longest wait for the answer's headers once the whole body is handed to the
+    /// connection. Default 300 s: OSS answers a part at once, but the last bytes may still
+    /// sit in the socket's send buffer on a slow link, and a large Complete takes a while.
+    pub answer_timeout: Duration,
     /// Seconds to add to the local clock when signing. Default 0; set from the server's `Date`
     /// after a `RequestTimeTooSkewed` answer.
     pub clock_offset_secs: i64,
@@ -63,7 +68,8 @@ impl ClientConfig {
             retry: RetryConfig::default(),
             path_style: None,
             connect_timeout: Duration::from_secs(10),
-            read_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(60),
+            answer_timeout: Duration::from_secs(300),
             clock_offset_secs: 0,
         }
     }
@@ -190,7 +196,8 @@ impl Client {
             .unwrap_or_else(|| is_ip_or_localhost(&host));
         let http = preflight_aliyun::http::client_builder()
             .connect_timeout(config.connect_timeout)
-            .read_timeout(config.read_timeout)
+            // No read_timeout: reqwest does not reset it while a body is sent, so a slow part
+            // would be cut and retried forever. `Watch` times the request instead.
             .tcp_nodelay(true)
             .build()
             .map_err(|e| Error::InvalidArgument(format!("HTTP client: {e}")))?;
@@ -301,7 +308,7 @@ impl Client {
         loop {
             let resp = self.send(op).await?;
             let headers = resp.headers().clone();
-            let err = match read_limited(op.name, resp, MAX_XML_BODY).await {
+            let err = match read_limited(self, op.name, resp, MAX_XML_BODY).await {
                 Ok(text) => return Ok((headers, text)),
                 Err(e) => e,
             };
@@ -341,27 +348,68 @@ impl Client {
             &mut headers,
             &cred,
         )?;
+        let watch = Arc::new(Watch::new());
         let body = match &op.body {
-            Body::Empty => reqwest::Body::from(Bytes::new()),
-            Body::Bytes(b) => reqwest::Body::from(b.clone()),
+            Body::Empty => {
+                watch.body_sent();
+                reqwest::Body::from(Bytes::new())
+            }
+            Body::Bytes(b) => {
+                // A stream has no length of its own; OSS signs none, so it goes after signing.
+                headers.insert(
+                    http::header::CONTENT_LENGTH,
+                    HeaderValue::from(b.len() as u64),
+                );
+                let one = futures_util::stream::iter([Ok::<_, std::io::Error>(b.clone())]);
+                watched_body(one, b.len() as u64, watch.clone())
+            }
             Body::File { path, len } => {
                 // Not signed: OSS signs no length.
                 headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(*len));
-                crate::api::file_body(path, *len).await?
+                watched_body(
+                    crate::api::file_stream(path, *len).await?,
+                    *len,
+                    watch.clone(),
+                )
             }
         };
-        let resp = i
+        let send = i
             .http
             .request(op.method.clone(), &url)
             .headers(headers)
             .body(body)
-            .send()
+            .send();
+        let resp = watch
+            .run(send, i.config.idle_timeout, i.config.answer_timeout)
             .await
-            .map_err(|e| network(op.name, &e))?;
+            .map_err(|e| match e {
+                Watched::Inner(e) => network(op.name, &e),
+                Watched::Idle(what) => Error::Network {
+                    op: op.name,
+                    message: format!("timed out: {what}"),
+                },
+            })?;
         if resp.status().is_success() {
             return Ok(resp);
         }
         Err(self.decode_error(op.name, resp).await)
+    }
+
+    /// The next chunk of an answer, or a timeout after [`ClientConfig::idle_timeout`]
+    /// without one.
+    pub(crate) async fn next_chunk(
+        &self,
+        op: &'static str,
+        resp: &mut reqwest::Response,
+    ) -> Result<Option<Bytes>> {
+        let idle = self.inner.config.idle_timeout;
+        match tokio::time::timeout(idle, resp.chunk()).await {
+            Ok(r) => r.map_err(|e| network(op, &e)),
+            Err(_) => Err(Error::Network {
+                op,
+                message: format!("timed out: no byte of the answer for {} s", idle.as_secs()),
+            }),
+        }
     }
 
     async fn decode_error(&self, op: &'static str, resp: reqwest::Response) -> Error {
@@ -375,7 +423,7 @@ impl Client {
         };
         let mut text = String::new();
         let mut resp = resp;
-        while let Ok(Some(chunk)) = resp.chunk().await {
+        while let Ok(Some(chunk)) = self.next_chunk(op, &mut resp).await {
             if text.len() + chunk.len() > MAX_ERROR_BODY {
                 break;
             }
@@ -424,18 +472,20 @@ impl Client {
             message: body.message,
             request_id,
             ec,
+            endpoint: Some(body.endpoint).filter(|e| !e.is_empty()).map(Box::new),
         }
     }
 }
 
 /// Reads a body as UTF-8 text, refusing more than `limit` bytes.
 pub(crate) async fn read_limited(
+    client: &Client,
     op: &'static str,
     mut resp: reqwest::Response,
     limit: usize,
 ) -> Result<String> {
     let mut body = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| network(op, &e))? {
+    while let Some(chunk) = client.next_chunk(op, &mut resp).await? {
         if body.len() + chunk.len() > limit {
             return Err(Error::Response {
                 op,
@@ -448,6 +498,128 @@ pub(crate) async fn read_limited(
         op,
         message: format!("the answer is not UTF-8: {e}"),
     })
+}
+
+/// Largest slice of a body handed to the connection at once: small enough that on a
+/// 16 KiB/s link the idle clock is reset about every second.
+const BODY_SLICE: usize = 16 * 1024;
+
+/// The progress clock of one request: the body stream touches it on every slice the
+/// connection takes, and [`Watch::run`] drops the request when it stops moving.
+struct Watch {
+    start: tokio::time::Instant,
+    /// Milliseconds since `start` of the last progress.
+    last_ms: std::sync::atomic::AtomicU64,
+    /// Milliseconds since `start` when the last body byte was taken (`u64::MAX`: not yet).
+    sent_ms: std::sync::atomic::AtomicU64,
+}
+
+/// Why a watched request ended without an answer.
+enum Watched {
+    /// The request itself failed.
+    Inner(reqwest::Error),
+    /// No progress in time; says which wait ran out.
+    Idle(String),
+}
+
+impl Watch {
+    fn new() -> Self {
+        Watch {
+            start: tokio::time::Instant::now(),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+            sent_ms: std::sync::atomic::AtomicU64::new(u64::MAX),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn touch(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn body_sent(&self) {
+        self.sent_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Runs `send` until it answers, the body stalls for `idle`, or no answer comes within
+    /// `answer` of the body's end.
+    async fn run<T>(
+        &self,
+        send: impl std::future::Future<Output = reqwest::Result<T>>,
+        idle: Duration,
+        answer: Duration,
+    ) -> std::result::Result<T, Watched> {
+        let tick = (idle.min(answer) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        let answer_ms = u64::try_from(answer.as_millis()).unwrap_or(u64::MAX);
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                r = &mut send => return r.map_err(Watched::Inner),
+                () = tokio::time::sleep(tick) => {
+                    let now = self.now_ms();
+                    let sent = self.sent_ms.load(Ordering::Relaxed);
+                    if sent != u64::MAX {
+                        if now.saturating_sub(sent) > answer_ms {
+                            return Err(Watched::Idle(format!(
+                                "no answer {} s after the request was sent", answer.as_secs()
+                            )));
+                        }
+                    } else if now.saturating_sub(self.last_ms.load(Ordering::Relaxed)) > idle_ms {
+                        return Err(Watched::Idle(format!(
+                            "the upload made no progress for {} s", idle.as_secs()
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A body that cuts `chunks` into [`BODY_SLICE`]s and tells `watch` about each one taken,
+/// and when `len` bytes (the whole body) have been taken.
+fn watched_body(
+    chunks: impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    len: u64,
+    watch: Arc<Watch>,
+) -> reqwest::Body {
+    reqwest::Body::wrap_stream(watched_stream(chunks, len, watch))
+}
+
+fn watched_stream(
+    chunks: impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    len: u64,
+    watch: Arc<Watch>,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    use futures_util::StreamExt as _;
+    let mut taken = 0u64;
+    if len == 0 {
+        watch.body_sent();
+    }
+    chunks
+        .map(|chunk| {
+            let slices: Vec<std::io::Result<Bytes>> = match chunk {
+                Ok(b) => (0..b.len())
+                    .step_by(BODY_SLICE)
+                    .map(|off| Ok(b.slice(off..(off + BODY_SLICE).min(b.len()))))
+                    .collect(),
+                Err(e) => vec![Err(e)],
+            };
+            futures_util::stream::iter(slices)
+        })
+        .flatten()
+        .inspect(move |slice| {
+            watch.touch();
+            // The connection stops asking once it has Content-Length bytes: count them.
+            if let Ok(b) = slice {
+                taken += b.len() as u64;
+                if taken >= len {
+                    watch.body_sent();
+                }
+            }
+        })
 }
 
 pub(crate) fn network(op: &'static str, e: &reqwest::Error) -> Error {
@@ -479,6 +651,42 @@ mod tests {
             creds,
         )
         .unwrap()
+    }
+
+    /// Sends `slices` 1-byte slices, sleeping `gap` before each, then waits `then` for the
+    /// "answer", under the watch.
+    async fn watched(
+        slices: u64,
+        gap: Duration,
+        then: Duration,
+    ) -> std::result::Result<(), Watched> {
+        use futures_util::StreamExt as _;
+        let watch = Arc::new(Watch::new());
+        let chunks = futures_util::stream::iter(0..slices).then(move |_| async move {
+            tokio::time::sleep(gap).await;
+            Ok::<_, std::io::Error>(Bytes::from_static(b"x"))
+        });
+        let body = watched_stream(chunks, slices, watch.clone());
+        let send = async move {
+            body.for_each(|_| async {}).await;
+            tokio::time::sleep(then).await;
+            Ok::<(), reqwest::Error>(())
+        };
+        let ms = Duration::from_millis;
+        watch.run(send, ms(300), ms(300)).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_clock_is_reset_by_every_slice() {
+        let ms = Duration::from_millis;
+        // 20 slices 200 ms apart: 4 s in all, far past the 300 ms timeouts, and fine.
+        assert!(watched(20, ms(200), ms(100)).await.is_ok());
+        // A body that stops moving.
+        let e = watched(2, ms(2000), ms(0)).await.unwrap_err();
+        assert!(matches!(&e, Watched::Idle(m) if m.contains("no progress")));
+        // A body sent whose answer does not come.
+        let e = watched(3, ms(100), ms(2000)).await.unwrap_err();
+        assert!(matches!(&e, Watched::Idle(m) if m.contains("no answer")));
     }
 
     #[test]

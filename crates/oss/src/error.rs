@@ -48,6 +48,9 @@ pub enum Error {
         request_id: String,
         /// Error-center code (`x-oss-ec`), if any.
         ec: String,
+        /// `<Endpoint>`: where the bucket must be addressed (a bucket of another region).
+        /// Boxed: it is rare, and keeps the error small.
+        endpoint: Option<Box<String>>,
     },
     /// The request did not get an answer.
     #[error("OSS {op}: network error: {message}")]
@@ -135,13 +138,31 @@ impl Error {
         }
     }
 
-    /// Whether the same request may succeed if sent again: 5xx, throttling, network failures
-    /// and clock skew (after correcting the clock). Other 4xx never.
+    /// Whether the same request may succeed if sent again: 5xx, throttling, network failures,
+    /// clock skew (after correcting the clock), and the 4xx answers a damaged or slow
+    /// transfer gets — `RequestTimeout` (the body did not arrive in time) and `InvalidDigest`
+    /// (the body arrived changed) — which the official Go SDK v2 retries like a 5xx. Other 4xx
+    /// never.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self.kind(),
-            ErrorKind::Server | ErrorKind::Network | ErrorKind::ClockSkew
-        )
+        matches!(self.code(), Some("RequestTimeout" | "InvalidDigest"))
+            || matches!(
+                self.kind(),
+                ErrorKind::Server | ErrorKind::Network | ErrorKind::ClockSkew
+            )
+    }
+
+    /// The region a bucket must be addressed in, when OSS answered that this endpoint is the
+    /// wrong one for it (403 `AccessDenied` or `PermanentRedirect` with an `<Endpoint>`
+    /// naming `oss-<region>[-internal].aliyuncs.com`). Any signature gets this answer.
+    pub fn bucket_region(&self) -> Option<String> {
+        let Error::Service {
+            endpoint: Some(endpoint),
+            ..
+        } = self
+        else {
+            return None;
+        };
+        region_of_endpoint(endpoint)
     }
 
     /// The OSS error code, if OSS answered with one.
@@ -160,6 +181,21 @@ impl Error {
     }
 }
 
+/// The region of an OSS endpoint host (`oss-cn-beijing.aliyuncs.com`,
+/// `https://oss-cn-beijing-internal.aliyuncs.com` → `cn-beijing`); `None` for anything else.
+pub fn region_of_endpoint(endpoint: &str) -> Option<String> {
+    let host = endpoint.trim();
+    let host = host.split_once("://").map_or(host, |(_, h)| h);
+    let first = host.split(['.', '/', ':']).next()?;
+    let region = first.strip_prefix("oss-")?;
+    let region = region.strip_suffix("-internal").unwrap_or(region);
+    let ok = region.contains('-')
+        && region
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+    ok.then(|| region.to_string())
+}
+
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -175,6 +211,7 @@ mod tests {
             message: String::new(),
             request_id: String::new(),
             ec: String::new(),
+            endpoint: None,
         }
     }
 
@@ -184,7 +221,19 @@ mod tests {
         assert!(service(503, "ServiceUnavailable").is_retryable());
         assert!(service(403, "RequestTimeTooSkewed").is_retryable());
         assert!(!service(403, "SignatureDoesNotMatch").is_retryable());
-        assert!(!service(400, "InvalidDigest").is_retryable());
+        assert!(service(400, "InvalidDigest").is_retryable());
+        assert!(service(400, "RequestTimeout").is_retryable());
+        assert!(!service(400, "InvalidArgument").is_retryable());
+        assert_eq!(
+            region_of_endpoint("oss-cn-beijing.aliyuncs.com").as_deref(),
+            Some("cn-beijing")
+        );
+        assert_eq!(
+            region_of_endpoint("https://oss-ap-southeast-1-internal.aliyuncs.com").as_deref(),
+            Some("ap-southeast-1")
+        );
+        assert_eq!(region_of_endpoint(""), None);
+        assert_eq!(region_of_endpoint("s3.amazonaws.com"), None);
         assert_eq!(service(404, "NoSuchBucket").kind(), ErrorKind::NotFound);
         assert!(!service(404, "NoSuchUpload").is_retryable());
         assert!(Error::Network {

@@ -32,6 +32,6 @@ pub mod xml;
 
 pub use api::{BucketInfo, ObjectMeta, PutResult};
 pub use client::{Client, ClientConfig};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{region_of_endpoint, Error, ErrorKind, Result};
 pub use sign::SignatureVersion;
 pub use upload::{UploadEvent, UploadOptions, UploadOutcome};

@@ -31,6 +31,9 @@ pub struct ErrorBody {
     /// Error-center code.
     #[serde(rename = "EC")]
     pub ec: String,
+    /// The endpoint the bucket must be addressed at, in the answer OSS gives a request for a
+    /// bucket of another region (`oss-cn-beijing.aliyuncs.com`).
+    pub endpoint: String,
 }
 
 /// `InitiateMultipartUploadResult`.
@@ -130,7 +133,7 @@ pub struct BucketInfoXml {
     pub extranet_endpoint: String,
     /// Internal endpoint.
     pub intranet_endpoint: String,
-    /// Default storage class.
+    /// Default storage class of new objects (`Standard`, `IA`, `Archive`, …).
     pub storage_class: String,
     /// Default encryption.
     pub server_side_encryption_rule: Option<SseRuleXml>,
@@ -225,6 +228,8 @@ mod tests {
         let e: EncryptionDoc = parse("GetBucketEncryption", "<ServerSideEncryptionRule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault></ServerSideEncryptionRule>").unwrap();
         assert_eq!(e.default.unwrap().sse_algorithm.as_deref(), Some("AES256"));
         let err: ErrorBody = parse("x", "<Error><Code>NoSuchBucket</Code><Message>m</Message><RequestId>r</RequestId><EC>0015-00000101</EC></Error>").unwrap();
+        let moved: ErrorBody = parse("x", "<Error><Code>AccessDenied</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint. Please send all future requests to this endpoint.</Message><Bucket>b</Bucket><Endpoint>oss-cn-beijing.aliyuncs.com</Endpoint></Error>").unwrap();
+        assert_eq!(moved.endpoint, "oss-cn-beijing.aliyuncs.com");
         assert_eq!(
             (err.code.as_str(), err.ec.as_str()),
             ("NoSuchBucket", "0015-00000101")

@@ -26,17 +26,21 @@ async fn bucket_apis_and_single_put_with_v1_and_v4() {
         let v = client_with(&emu, "vault", version, |_| {});
         assert!(v.get_bucket_info().await.unwrap().sse_algorithm.is_some());
         assert!(v.get_bucket_encryption().await.unwrap().is_some());
-        // V1 does not bind a signature to a region, so it can ask a bucket in another region
-        // where it is; V4 signed for the wrong region is refused (as by OSS).
+        // A bucket of another region: OSS answers 403 AccessDenied naming the endpoint to
+        // use, which names the bucket's region (this emulator serves every region on one
+        // port, so only a V4 scope tells it which region the request was meant for).
         let far = client_with(&emu, "faraway", version, |_| {});
         match version {
             SignatureVersion::V1 => {
                 assert_eq!(far.get_bucket_location().await.unwrap(), "cn-beijing")
             }
-            SignatureVersion::V4 => assert_eq!(
-                far.get_bucket_location().await.unwrap_err().kind(),
-                ErrorKind::Client
-            ),
+            SignatureVersion::V4 => {
+                let e = far.get_bucket_location().await.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::AccessDenied);
+                assert_eq!(e.bucket_region().as_deref(), Some("cn-beijing"));
+                let e = far.head_object("x").await.unwrap_err();
+                assert_eq!(e.bucket_region().as_deref(), Some("cn-beijing"), "{e}");
+            }
         }
         let far = far.with_signature(SignatureVersion::V1);
         assert_eq!(far.get_bucket_info().await.unwrap().region, "cn-beijing");
@@ -298,6 +302,108 @@ async fn abort_cleans_up_and_skew_is_corrected() {
         .await
         .unwrap();
         assert_eq!(out.crc64, crc_of_file(&f));
+    }
+    emu.shutdown().await;
+}
+
+/// A link slower than the old whole-request read timeout: the PUT takes five times the idle
+/// timeout, yet finishes. With reqwest's `read_timeout` set as short (the old client), the
+/// same PUT was cut after it and retried from zero, forever. (On loopback the kernel takes the
+/// whole body at once, so this measures the wait for the answer; the idle clock's reset on
+/// every slice is tested in the client's unit tests.)
+#[tokio::test]
+async fn a_slow_link_finishes_past_every_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path()).await;
+    emu.set_faults(preflight_emulator::Faults {
+        bandwidth_bytes_per_sec: 64 * 1024,
+        ..Default::default()
+    });
+    let c = client_with(&emu, "images", SignatureVersion::V4, |cfg| {
+        cfg.idle_timeout = std::time::Duration::from_secs(2);
+        // One attempt: a cut request must fail the test, not be hidden by a retry.
+        cfg.retry = preflight_aliyun::RetryConfig::none();
+    });
+    let f = dir.path().join("slow.raw");
+    write_file(&f, 768 * 1024, 7);
+    let started = std::time::Instant::now();
+    let md5 = {
+        let data = std::fs::read(&f).unwrap();
+        preflight_oss::upload::md5_base64(&data)
+    };
+    let put = c.put_object_file("slow.raw", &f, 768 * 1024, &md5).await;
+    let took = started.elapsed();
+    put.unwrap();
+    assert!(
+        took > std::time::Duration::from_secs(10),
+        "the link was not slow: {took:?}"
+    );
+    assert_eq!(
+        c.head_object("slow.raw").await.unwrap().crc64,
+        Some(crc_of_file(&f))
+    );
+    emu.shutdown().await;
+}
+
+/// A stalled connection is dropped after the idle timeout, not waited on forever.
+#[tokio::test]
+async fn a_stalled_answer_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts, reads the request, never answers.
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = std::io::Read::read(&mut s, &mut buf);
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    });
+    let creds = std::sync::Arc::new(preflight_aliyun::CredentialProvider::fixed(
+        preflight_aliyun::Credentials::new("id", "secret"),
+    ));
+    let mut cfg = preflight_oss::ClientConfig::new("cn-hangzhou", "images")
+        .with_endpoint(format!("http://{addr}"));
+    cfg.answer_timeout = std::time::Duration::from_millis(500);
+    cfg.retry = preflight_aliyun::RetryConfig::none();
+    let c = preflight_oss::Client::new(cfg, creds).unwrap();
+    let started = std::time::Instant::now();
+    let e = c.get_bucket_info().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    assert!(e.to_string().contains("no answer"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    server.join().unwrap();
+}
+
+/// Every object is written Standard, whatever the bucket's default class (an Archive object
+/// cannot be imported), and GetBucketInfo's default class is read.
+#[tokio::test]
+async fn objects_are_written_standard_on_an_archive_default_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = preflight_emulator::Config::for_tests(dir.path().join("emu"));
+    cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
+    cfg.storage_class = preflight_emulator::StorageClass::Archive;
+    let emu = preflight_emulator::start(cfg).await.unwrap();
+    let c = client(&emu, "images");
+    let small = dir.path().join("small.raw");
+    write_file(&small, 200 * 1024, 3);
+    let big = dir.path().join("big.raw");
+    write_file(&big, 3 * MIB, 4);
+    let multipart = preflight_oss::UploadOptions {
+        part_size: Some(MIB),
+        multipart_threshold: MIB,
+        checkpoint_dir: dir.path().join("cp"),
+        ..Default::default()
+    };
+    let (sink, _) = recorder();
+    upload_file(&c, &small, "small.raw", &Default::default(), sink.clone())
+        .await
+        .unwrap();
+    let out = upload_file(&c, &big, "big.raw", &multipart, sink)
+        .await
+        .unwrap();
+    assert_eq!(out.parts, 3);
+    for key in ["small.raw", "big.raw"] {
+        let head = c.head_object(key).await.unwrap();
+        assert_eq!(head.storage_class.as_deref(), Some("Standard"), "{key}");
     }
     emu.shutdown().await;
 }

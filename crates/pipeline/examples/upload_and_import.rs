@@ -8,12 +8,12 @@
 //! export ALIBABA_CLOUD_ACCESS_KEY_ID=... ALIBABA_CLOUD_ACCESS_KEY_SECRET=...
 //! export ALIBABA_CLOUD_ECS_METADATA_DISABLED=true
 //! cargo run -p preflight-pipeline --example upload_and_import -- \
-//!     /tmp/sys.qcow2 --endpoint http://127.0.0.1:9090 --skip-guest
+//!     /tmp/sys.qcow2 --emulator http://127.0.0.1:9090 --skip-guest
 //! ```
 //!
-//! Arguments: `SYSTEM_DISK [DATA_DISK]... [--endpoint URL] [--region R] [--bucket B]
+//! Arguments: `SYSTEM_DISK [DATA_DISK]... [--emulator URL] [--region R] [--bucket B]
 //! [--image-name NAME] [--skip-guest] [--allow CODE]...`. The endpoint may also come from
-//! `ECS_PREFLIGHT_ENDPOINT`; region and bucket default to the emulator's `cn-hangzhou` and
+//! `ECS_PREFLIGHT_EMULATOR`; region and bucket default to the emulator's `cn-hangzhou` and
 //! `ecs-preflight`. Without an endpoint, the real Alibaba Cloud endpoints are used.
 
 use std::time::Duration;
@@ -24,14 +24,14 @@ use preflight_pipeline::{Event, ImportParams, Pipeline};
 async fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     let mut disks = Vec::new();
-    let mut endpoint = std::env::var("ECS_PREFLIGHT_ENDPOINT").ok();
+    let mut endpoint = std::env::var("ECS_PREFLIGHT_EMULATOR").ok();
     let mut region = "cn-hangzhou".to_string();
     let mut bucket = "ecs-preflight".to_string();
     let mut params = ImportParams::default();
     let mut allow = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--endpoint" => endpoint = args.next(),
+            "--emulator" => endpoint = args.next(),
             "--region" => region = args.next().unwrap_or_default(),
             "--bucket" => bucket = args.next().unwrap_or_default(),
             "--image-name" => params.image_name = args.next(),
@@ -42,7 +42,7 @@ async fn main() -> std::process::ExitCode {
     }
     let Some((system, data)) = disks.split_first() else {
         eprintln!(
-            "usage: upload_and_import SYSTEM_DISK [DATA_DISK]... [--endpoint URL] [--skip-guest]"
+            "usage: upload_and_import SYSTEM_DISK [DATA_DISK]... [--emulator URL] [--skip-guest]"
         );
         return std::process::ExitCode::from(2);
     };
@@ -74,7 +74,7 @@ async fn main() -> std::process::ExitCode {
         builder = builder.allow(code);
     }
     if let Some(e) = endpoint {
-        builder = builder.ecs_endpoint(e);
+        builder = builder.emulator(&e);
     }
     let result = match builder.build() {
         Ok(p) => p.run().await,

@@ -80,6 +80,17 @@ pub enum PipelineError {
         /// Why.
         message: String,
     },
+    /// Following the import failed after every retry (network, ECS); the import goes on in
+    /// the cloud and `ecs-preflight wait` picks it up.
+    #[error("cannot follow import task {task_id} (image {image_id}); it goes on: {source}")]
+    WaitFailed {
+        /// The image.
+        image_id: String,
+        /// The task.
+        task_id: String,
+        /// The ECS error.
+        source: Box<preflight_ecs::Error>,
+    },
     /// The timeout passed before the image was available; the import goes on.
     #[error("still importing after the timeout (task {task_id}: {} {})", progress.task_status, progress.task_process)]
     TimedOut {
@@ -103,7 +114,8 @@ fn summary(findings: &[ScopedFinding]) -> String {
 impl PipelineError {
     /// A stable code: `PIPELINE.Usage`, `PIPELINE.Read`, `PIPELINE.Credentials`,
     /// `PIPELINE.Refused`, `PIPELINE.Oss`, `PIPELINE.Upload`, `PIPELINE.Ecs`,
-    /// `PIPELINE.ImportRefused`, `PIPELINE.ImportFailed`, `PIPELINE.TimedOut`.
+    /// `PIPELINE.ImportRefused`, `PIPELINE.ImportFailed`, `PIPELINE.WaitFailed`,
+    /// `PIPELINE.TimedOut`.
     pub fn code(&self) -> &'static str {
         match self {
             PipelineError::Usage(_) => "PIPELINE.Usage",
@@ -115,6 +127,7 @@ impl PipelineError {
             PipelineError::Ecs { .. } => "PIPELINE.Ecs",
             PipelineError::ImportRefused { .. } => "PIPELINE.ImportRefused",
             PipelineError::ImportFailed { .. } => "PIPELINE.ImportFailed",
+            PipelineError::WaitFailed { .. } => "PIPELINE.WaitFailed",
             PipelineError::TimedOut { .. } => "PIPELINE.TimedOut",
         }
     }
@@ -141,13 +154,15 @@ impl PipelineError {
             PipelineError::Upload { source, .. } | PipelineError::Oss { source, .. } => {
                 source.is_retryable()
             }
-            PipelineError::Ecs { source, .. } => match source.as_ref() {
-                preflight_ecs::Error::Api { status, code, .. } => {
-                    preflight_ecs::retryable(*status, code)
+            PipelineError::Ecs { source, .. } | PipelineError::WaitFailed { source, .. } => {
+                match source.as_ref() {
+                    preflight_ecs::Error::Api { status, code, .. } => {
+                        preflight_ecs::retryable(*status, code)
+                    }
+                    preflight_ecs::Error::Network { .. } => true,
+                    _ => false,
                 }
-                preflight_ecs::Error::Network { .. } => true,
-                _ => false,
-            },
+            }
             _ => false,
         }
     }

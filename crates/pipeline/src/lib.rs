@@ -44,6 +44,7 @@
 #![deny(missing_docs)]
 
 pub mod convert;
+pub mod endpoints;
 mod error;
 
 use std::path::{Path, PathBuf};
@@ -61,6 +62,7 @@ use preflight_rules::{
 use serde::Serialize;
 
 pub use convert::{prepare_upload, Conversion, ConvertMode, PreparedUpload};
+pub use endpoints::{instance_region, Endpoints, OssNetwork};
 pub use error::{PipelineError, Result};
 pub use preflight_aliyun::CredentialProvider as Credentials;
 pub use preflight_ecs::Progress as TaskProgress;
@@ -175,6 +177,9 @@ pub enum Event {
     },
     /// An observation of the import task that differs from the previous one.
     TaskProgress(TaskProgress),
+    /// Something the user should know that is not a finding: advice (the internal endpoint
+    /// on ECS), or a decision taken (a new ClientToken after a failed import).
+    Note(String),
     /// An uploaded object was deleted after the image became available.
     ObjectDeleted {
         /// Bucket.
@@ -299,9 +304,7 @@ pub struct PipelineBuilder {
     params: ImportParams,
     region: Option<String>,
     bucket: Option<String>,
-    oss_endpoint: Option<String>,
-    ecs_endpoint: Option<String>,
-    ram_endpoint: Option<String>,
+    endpoints: Endpoints,
     credentials: Option<Arc<CredentialProvider>>,
     allow: Vec<String>,
     delete_objects_after: bool,
@@ -315,8 +318,9 @@ pub struct PipelineBuilder {
 }
 
 impl PipelineBuilder {
-    /// The OSS signature of uploads and deletes. Default V4 (OSS4-HMAC-SHA256); V1 for old
-    /// endpoints. The bucket probe always signs V1, which any region answers.
+    /// The OSS signature of every OSS request, the bucket probes included. Default V4
+    /// (OSS4-HMAC-SHA256, with the run's region); V1 only for old endpoints that need it
+    /// (OSS refuses V1 for accounts and buckets created since 2025).
     #[must_use]
     pub fn oss_signature(mut self, signature: SignatureVersion) -> Self {
         self.oss_signature = signature;
@@ -374,25 +378,47 @@ impl PipelineBuilder {
         self
     }
 
-    /// OSS endpoint URL [default: the ECS endpoint if given, else `https://oss-REGION.aliyuncs.com`].
+    /// OSS endpoint URL [default: `https://oss-REGION.aliyuncs.com`]. Only OSS uses it.
     #[must_use]
     pub fn oss_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.oss_endpoint = Some(url.into());
+        self.endpoints.oss = Some(url.into());
         self
     }
 
-    /// ECS endpoint URL [default: `https://ecs.REGION.aliyuncs.com`]. RAM and OSS use it too
-    /// unless their own endpoints are set (the emulator serves all three on one port).
+    /// ECS endpoint URL [default: the official endpoint map's, `https://ecs.REGION.aliyuncs.com`
+    /// for most regions]. Only ECS uses it.
     #[must_use]
     pub fn ecs_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.ecs_endpoint = Some(url.into());
+        self.endpoints.ecs = Some(url.into());
         self
     }
 
-    /// RAM endpoint URL [default: the ECS endpoint if given, else `https://ram.aliyuncs.com`].
+    /// RAM endpoint URL [default: `https://ram.aliyuncs.com`]. Only RAM uses it.
     #[must_use]
     pub fn ram_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.ram_endpoint = Some(url.into());
+        self.endpoints.ram = Some(url.into());
+        self
+    }
+
+    /// STS endpoint URL for AssumeRole credentials (when the builder makes the credential
+    /// chain) [default: the profile's `sts_region`, else STS's global endpoint].
+    #[must_use]
+    pub fn sts_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoints.sts = Some(url.into());
+        self
+    }
+
+    /// Every endpoint at once (see [`Endpoints`]); replaces the ones set before.
+    #[must_use]
+    pub fn endpoints(mut self, endpoints: Endpoints) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    /// Every service at the local emulator's `url` (`ecs-preflight emulator`).
+    #[must_use]
+    pub fn emulator(mut self, url: &str) -> Self {
+        self.endpoints = Endpoints::emulator(url);
         self
     }
 
@@ -471,17 +497,14 @@ impl PipelineBuilder {
                     .map(str::to_string);
             }
         }
-        let credentials = self
-            .credentials
-            .unwrap_or_else(|| Arc::new(CredentialProvider::new(ChainOptions::default())));
-        let mut cfg = ecs::ClientConfig::new(&region);
+        let credentials = self.credentials.unwrap_or_else(|| {
+            Arc::new(CredentialProvider::new(ChainOptions {
+                sts_endpoint: self.endpoints.sts.clone(),
+                ..ChainOptions::default()
+            }))
+        });
+        let mut cfg = self.endpoints.ecs_config(&region);
         cfg.signature = self.rpc_signature;
-        if let Some(e) = &self.ecs_endpoint {
-            cfg = cfg.with_endpoint(e);
-        }
-        if let Some(e) = &self.ram_endpoint {
-            cfg.ram_endpoint = ecs::normalize_endpoint(e);
-        }
         let ecs =
             ecs::Client::new(cfg, credentials.clone()).map_err(|source| PipelineError::Ecs {
                 context: "cannot create the ECS client".into(),
@@ -492,7 +515,7 @@ impl PipelineBuilder {
             params,
             region,
             bucket,
-            oss_endpoint: self.oss_endpoint.or(self.ecs_endpoint),
+            endpoints: self.endpoints,
             credentials,
             ecs,
             allow: self.allow,
@@ -521,7 +544,7 @@ pub struct Pipeline {
     params: ImportParams,
     region: String,
     bucket: String,
-    oss_endpoint: Option<String>,
+    endpoints: Endpoints,
     credentials: Arc<CredentialProvider>,
     ecs: ecs::Client,
     allow: Vec<String>,
@@ -579,14 +602,16 @@ impl Pipeline {
         secs.upload = self.done(Stage::Upload, t);
 
         let t = self.stage(Stage::Import);
-        if plan.client_token.is_none() {
-            let etags: Vec<String> = uploads.iter().map(|u| u.etag.clone()).collect();
-            plan.client_token = Some(ecs::client_token(&plan, &etags));
-        }
-        let started = match self
-            .ecs
-            .import_image(&plan, &ImportOptions::default())
-            .await
+        let etags: Vec<String> = uploads.iter().map(|u| u.etag.clone()).collect();
+        let note = |m: String| self.emit(Event::Note(m));
+        let started = match import_image_fresh(
+            &self.ecs,
+            &mut plan,
+            &etags,
+            &ImportOptions::default(),
+            &note,
+        )
+        .await
         {
             Ok(ImportOutcome::Started(r)) => r,
             Ok(ImportOutcome::DryRunPassed { .. }) => {
@@ -626,8 +651,9 @@ impl Pipeline {
             |p| self.emit(Event::TaskProgress(p.clone())),
         )
         .await
-        .map_err(|source| PipelineError::Ecs {
-            context: format!("cannot follow import task {}", started.task_id),
+        .map_err(|source| PipelineError::WaitFailed {
+            image_id: started.image_id.clone(),
+            task_id: started.task_id.clone(),
             source: Box::new(source),
         })?;
         let image = match waited {
@@ -742,10 +768,7 @@ impl Pipeline {
     }
 
     fn oss_client(&self, signature: SignatureVersion) -> Result<preflight_oss::Client> {
-        let mut cfg = preflight_oss::ClientConfig::new(&self.region, &self.bucket);
-        if let Some(e) = &self.oss_endpoint {
-            cfg = cfg.with_endpoint(e);
-        }
+        let mut cfg = self.endpoints.oss_config(&self.region, &self.bucket);
         cfg.signature = signature;
         preflight_oss::Client::new(cfg, self.credentials.clone()).map_err(|source| {
             PipelineError::Oss {
@@ -795,6 +818,18 @@ impl Pipeline {
             });
         }
         let prepared = self.prepare_all(&mut plan).await?;
+        // Refused here, before any request: part buffers above the memory limit.
+        let o = &self.upload;
+        let biggest = prepared.iter().map(|p| p.source.size()).max().unwrap_or(0);
+        if biggest >= o.multipart_threshold.min(upload::MAX_SINGLE_PUT) {
+            let mem = upload::buffer_memory(biggest, o.part_size, o.parallel)
+                .map_err(PipelineError::Usage)?;
+            self.emit(Event::Note(format!(
+                "memory: about {} MiB for part buffers (parallel {} × part size)",
+                mem.div_ceil(1 << 20),
+                o.parallel
+            )));
+        }
 
         let (_, source) = self
             .credentials
@@ -803,14 +838,26 @@ impl Pipeline {
             .map_err(|e| PipelineError::Credentials(e.to_string()))?;
         self.emit(Event::Credentials(source.to_string()));
 
-        // The cloud rules, before any byte is sent.
-        let bucket = self.bucket_facts().await?;
+        // The cloud rules, before any byte is sent. The metadata service is asked meanwhile:
+        // on ECS in the import region the internal OSS endpoint is the better road.
+        let on_ecs = tokio::spawn(async {
+            tokio::time::timeout(Duration::from_secs(3), instance_region())
+                .await
+                .ok()
+                .flatten()
+        });
+        let probe = self.bucket_facts().await?;
+        let mut not_verified = probe.not_verified;
         // With StorageLocationArn, the CloudBox role (seed 004).
         let (role, policy) = preflight_rules::import_role(&plan);
         let role = role.to_string();
         let role_exists = match self.ecs.get_role(&role).await {
             Ok(r) => Some(r.is_some()),
-            Err(e) if matches!(e.code(), Some(c) if c.starts_with("NoPermission") || c.starts_with("Forbidden")) => {
+            Err(e) if ecs_denied(&e) => {
+                not_verified.push(format!(
+                    "RAM GetRole was denied ({}): whether the role {role} exists is not verified",
+                    e.code().unwrap_or_default()
+                ));
                 None
             }
             Err(source) => {
@@ -829,26 +876,43 @@ impl Pipeline {
                     image_name: Some(name.clone()),
                     ..Default::default()
                 })
-                .await
-                .map_err(|source| PipelineError::Ecs {
-                    context: "cannot list images".into(),
-                    source: Box::new(source),
-                })?;
-            let same: Vec<&ecs::Image> = found.iter().filter(|i| i.image_name == name).collect();
-            image_name_taken = Some(match same.as_slice() {
-                [] => false,
-                [one] if same_source(one, &plan) => {
-                    own_earlier = Some(one.image_id.clone());
-                    false
+                .await;
+            match found {
+                Ok(found) => {
+                    let same: Vec<&ecs::Image> =
+                        found.iter().filter(|i| i.image_name == name).collect();
+                    image_name_taken = Some(match same.as_slice() {
+                        [] => false,
+                        [one] if same_source(one, &plan) => {
+                            own_earlier = Some(one.image_id.clone());
+                            false
+                        }
+                        _ => true,
+                    });
                 }
-                _ => true,
-            });
+                Err(e) if ecs_denied(&e) => not_verified.push(format!(
+                    "DescribeImages was denied ({}): whether an image named {name:?} already exists is not verified",
+                    e.code().unwrap_or_default()
+                )),
+                Err(source) => {
+                    return Err(PipelineError::Ecs {
+                        context: "cannot list images".into(),
+                        source: Box::new(source),
+                    })
+                }
+            }
+        }
+        if let Ok(Some(here)) = on_ecs.await {
+            if here == self.region && !self.endpoints.oss_is_internal() {
+                self.emit(Event::Note(endpoints::internal_endpoint_advice(&here)));
+            }
         }
         let facts = CloudFacts {
-            buckets: vec![bucket],
+            buckets: vec![probe.facts],
             objects: Vec::new(),
             role_exists,
             image_name_taken,
+            not_verified,
         };
         let stop = self.sort_out(evaluate_cloud(&plan, &facts), &mut kept);
         if !stop.is_empty() {
@@ -907,9 +971,10 @@ impl Pipeline {
         Ok(out)
     }
 
-    /// The bucket's facts for the cloud rules, with this run's credentials and endpoint.
-    async fn bucket_facts(&self) -> Result<BucketFacts> {
-        let client = self.oss_client(SignatureVersion::V1)?;
+    /// The bucket's facts for the cloud rules, with this run's credentials, endpoint and
+    /// signature.
+    async fn bucket_facts(&self) -> Result<BucketProbe> {
+        let client = self.oss_client(self.oss_signature)?;
         bucket_facts(&client)
             .await
             .map_err(|source| PipelineError::Oss {
@@ -1025,34 +1090,143 @@ fn inspect(path: &Path) -> Result<preflight_formats::Inspection> {
     )
 }
 
-/// Exists, region and encryption of `client`'s bucket, for the cloud rules. Asked with a V1
-/// signature: V4 binds the signature to a region, so a bucket in another region would refuse
-/// the question instead of answering it. A missing bucket is a fact, not an error.
+/// What the bucket probes found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketProbe {
+    /// The facts for the cloud rules.
+    pub facts: BucketFacts,
+    /// What could not be verified (a denied optional probe), one sentence each.
+    pub not_verified: Vec<String>,
+}
+
+/// Exists, region, encryption and default storage class of `client`'s bucket, for the cloud
+/// rules, asked with the client's own signature (V4 with its region, unless V1 was asked
+/// for). A bucket of another region is answered by OSS with 403 and the `<Endpoint>` to use,
+/// whatever the signature: that names the bucket's region. A missing bucket is a fact, not
+/// an error; a denied GetBucketEncryption is a note (GetBucketInfo carries the encryption too).
 pub async fn bucket_facts(
     client: &preflight_oss::Client,
-) -> std::result::Result<BucketFacts, preflight_oss::Error> {
-    let probe = client.with_signature(SignatureVersion::V1);
+) -> std::result::Result<BucketProbe, preflight_oss::Error> {
     let name = client.bucket().to_string();
-    let info = match probe.get_bucket_info().await {
+    let facts = |exists, region| BucketFacts {
+        name: name.clone(),
+        exists,
+        region,
+        encrypted: None,
+        storage_class: None,
+    };
+    let info = match client.get_bucket_info().await {
         Ok(info) => info,
         Err(e) if e.code() == Some("NoSuchBucket") => {
-            return Ok(BucketFacts {
-                name,
-                exists: false,
-                region: None,
-                encrypted: None,
+            return Ok(BucketProbe {
+                facts: facts(false, None),
+                not_verified: Vec::new(),
             })
+        }
+        Err(e) => match e.bucket_region() {
+            // In another region: that is all the rules need (the import is refused).
+            Some(region) => {
+                return Ok(BucketProbe {
+                    facts: facts(true, Some(region)),
+                    not_verified: Vec::new(),
+                })
+            }
+            None => return Err(e),
+        },
+    };
+    let mut not_verified = Vec::new();
+    // `get_bucket_encryption` already answers None when no rule is set.
+    let rule = match client.get_bucket_encryption().await {
+        Ok(rule) => rule.is_some(),
+        Err(e) if e.kind() == preflight_oss::ErrorKind::AccessDenied => {
+            not_verified.push(format!(
+                "GetBucketEncryption on bucket {name:?} was denied ({}): its encryption is taken from GetBucketInfo alone",
+                e.code().unwrap_or_default()
+            ));
+            false
         }
         Err(e) => return Err(e),
     };
-    // `get_bucket_encryption` already answers None when no rule is set.
-    let encrypted = probe.get_bucket_encryption().await?.is_some() || info.sse_algorithm.is_some();
-    Ok(BucketFacts {
-        name,
-        exists: true,
-        region: Some(info.region),
-        encrypted: Some(encrypted),
+    Ok(BucketProbe {
+        facts: BucketFacts {
+            encrypted: Some(rule || info.sse_algorithm.is_some()),
+            storage_class: Some(info.storage_class).filter(|c| !c.is_empty()),
+            ..facts(true, Some(info.region))
+        },
+        not_verified,
     })
+}
+
+/// Whether an ECS or RAM call was refused for want of permission (RAM policy).
+pub fn ecs_denied(e: &ecs::Error) -> bool {
+    matches!(e.code(), Some(c) if c.starts_with("NoPermission")
+        || c.starts_with("Forbidden")
+        || c == "AccessDenied"
+        || c.starts_with("NotAuthorized"))
+}
+
+/// How many times in a row [`import_image_fresh`] replaces a dead task's token.
+const MAX_FRESH_TOKENS: usize = 5;
+
+/// Task states after which an import never makes its image.
+const DEAD_TASK: &[&str] = &["Failed", "Cancelled", "Canceled", "Deleted"];
+
+/// ImportImage with the plan's ClientToken — derived from `etags` and the parameters unless
+/// the caller gave one — and, when ECS hands back an import of an earlier run that failed or
+/// was cancelled, again with a token salted with the dead task's id, so a rerun after Ctrl-C
+/// or a failure starts a new import instead of returning the dead one. A running or finished
+/// import is kept (that is what the token is for), and so is a task this very call created,
+/// even one that failed at once. `note` hears each new token and why. A token the caller
+/// gave is never changed.
+///
+/// "Earlier" is told by a DescribeTasks of the region's import tasks taken just before: a
+/// task ImportImage answers with that was not in it is new.
+pub async fn import_image_fresh(
+    client: &ecs::Client,
+    plan: &mut Plan,
+    etags: &[String],
+    options: &ImportOptions,
+    note: &(dyn Fn(String) + Send + Sync),
+) -> std::result::Result<ImportOutcome, ecs::Error> {
+    let derived = plan.client_token.is_none();
+    if derived {
+        plan.client_token = Some(ecs::client_token(plan, etags));
+    }
+    if !derived || options.dry_run {
+        return client.import_image(plan, options).await;
+    }
+    let before = match client
+        .describe_tasks(&ecs::DescribeTasksQuery {
+            task_action: Some("ImportImage".into()),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(tasks) => tasks,
+        // Without ecs:DescribeTasks an earlier import cannot be told from this one's.
+        Err(e) if ecs_denied(&e) => return client.import_image(plan, options).await,
+        Err(e) => return Err(e),
+    };
+    let mut left = MAX_FRESH_TOKENS;
+    loop {
+        let outcome = client.import_image(plan, options).await?;
+        let ImportOutcome::Started(started) = &outcome else {
+            return Ok(outcome);
+        };
+        let earlier = before.iter().find(|t| t.task_id == started.task_id);
+        let dead = earlier.filter(|t| DEAD_TASK.contains(&t.task_status.as_str()));
+        let (Some(dead), true) = (dead, left > 0) else {
+            return Ok(outcome);
+        };
+        left -= 1;
+        let mut base = plan.clone();
+        base.client_token = None;
+        plan.client_token = Some(ecs::client_token_after(&base, etags, Some(&dead.task_id)));
+        note(format!(
+            "the earlier import of these objects (task {}) is {}: starting a new one with a new ClientToken",
+            dead.task_id, dead.task_status
+        ));
+    }
 }
 
 /// Whether an existing image was imported from exactly the plan's objects (then it may be

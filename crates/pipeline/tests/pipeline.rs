@@ -46,7 +46,7 @@ fn pipeline(
         .data_disk(qcow2(dir, "data.qcow2", "5G"))
         .region("cn-hangzhou")
         .bucket(bucket)
-        .ecs_endpoint(endpoint)
+        .emulator(endpoint)
         .credentials(creds())
         .params(ImportParams {
             image_name: Some("lib-01".into()),
@@ -187,7 +187,7 @@ async fn the_example_runs_against_the_emulator() {
             "--image-name",
             "ex-01",
         ])
-        .env("ECS_PREFLIGHT_ENDPOINT", emu.endpoint())
+        .env("ECS_PREFLIGHT_EMULATOR", emu.endpoint())
         .env("HOME", dir.path())
         .env("XDG_CACHE_HOME", dir.path().join("cache"))
         .env_remove("ALIBABA_CLOUD_PROFILE")

@@ -108,6 +108,15 @@ pub static IMAGE_NAME_TAKEN: Rule = Rule::new(
     "Choose another --image-name, or delete the existing image.",
 );
 
+/// A cloud-side fact could not be looked up (the caller may not ask): the
+/// verdict on it is incomplete.
+pub static CLOUD_NOT_VERIFIED: Rule = Rule::new(
+    "CLOUD.NotVerified",
+    Severity::Warning,
+    "A cloud-side fact could not be verified (permission denied): that part of the verdict is incomplete",
+    "Grant the permission named in the message (see the README's RAM permissions) to have it checked.",
+);
+
 /// What the cloud said. Every fact is optional: what was not looked up is
 /// not checked.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +130,10 @@ pub struct CloudFacts {
     /// Whether an image named `ImageName` exists in the region
     /// (DescribeImages).
     pub image_name_taken: Option<bool>,
+    /// What could not be looked up, one sentence each (a denied optional
+    /// probe); each becomes a `CLOUD.NotVerified` warning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_verified: Vec<String>,
 }
 
 /// One bucket.
@@ -135,6 +148,9 @@ pub struct BucketFacts {
     pub region: Option<String>,
     /// Whether default server-side encryption is on.
     pub encrypted: Option<bool>,
+    /// The default storage class of new objects (`Standard`, `Archive`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class: Option<String>,
 }
 
 /// One object.
@@ -205,6 +221,9 @@ pub fn evaluate_cloud(plan: &Plan, cloud: &CloudFacts) -> Vec<ScopedFinding> {
             ROLE_MISSING.finding(format!("RAM role {role:?} does not exist"))
         };
         out.push(request(finding));
+    }
+    for what in &cloud.not_verified {
+        out.push(request(CLOUD_NOT_VERIFIED.finding(what.clone())));
     }
     if cloud.image_name_taken == Some(true) {
         let name = plan.image_name.as_deref().unwrap_or_default();

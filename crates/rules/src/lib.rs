@@ -95,7 +95,7 @@
 //! `GuestMismatch.Platform`, `GuestMismatch.NvmeSupport` (warnings): a given
 //! value differs from the one found in the guest.
 //!
-//! Cloud ([`cloud`], [`evaluate_cloud`]): `InvalidOSSBucket.NotFound`,
+//! Cloud ([`cloud`], [`evaluate_cloud`]): `CLOUD.NotVerified` (a warning), `InvalidOSSBucket.NotFound`,
 //! `InvalidOSSBucket.NotMatched` (bucket in another region),
 //! `InvalidOSSBucket.EncryptUnsupported`, `InvalidOSSObject.NotFound`,
 //! `InvalidOSSObject.Size` (empty), `InvalidOSSObject.NeedRestore` (Archive,
@@ -199,6 +199,7 @@ pub static RULES: &[&Rule] = &[
     &cloud::ROLE_MISSING,
     &cloud::CLOUDBOX_ROLE_MISSING,
     &cloud::IMAGE_NAME_TAKEN,
+    &cloud::CLOUD_NOT_VERIFIED,
 ];
 
 /// A finding and what it is about: a disk, or the request as a whole.

@@ -1435,6 +1435,7 @@ fn bucket(region: &str) -> BucketFacts {
         exists: true,
         region: Some(region.into()),
         encrypted: Some(false),
+        storage_class: None,
     }
 }
 
@@ -1464,8 +1465,16 @@ fn cloud_all_good_or_unknown_has_no_findings() {
         objects: vec![object()],
         role_exists: Some(true),
         image_name_taken: Some(false),
+        not_verified: Vec::new(),
     };
     assert!(cloud_codes(&facts).is_empty());
+    let partial = CloudFacts {
+        not_verified: vec!["GetBucketEncryption was denied".into()],
+        ..facts
+    };
+    let found = evaluate_cloud(&planned(), &partial);
+    assert_eq!(cloud_codes(&partial), ["CLOUD.NotVerified"]);
+    assert!(!found[0].finding.is_error());
 }
 
 #[test]
@@ -1606,7 +1615,7 @@ fn rules_have_unique_codes_and_hints() {
             rule.code
         );
     }
-    assert_eq!(RULES.len(), 57);
+    assert_eq!(RULES.len(), 58);
 }
 
 #[test]

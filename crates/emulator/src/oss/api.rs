@@ -208,6 +208,16 @@ fn hostname(host: &str) -> &str {
     }
 }
 
+/// The region of a V4 `Authorization` header's credential scope
+/// (`Credential=<id>/<date>/<region>/oss/aliyun_v4_request`), if it is one.
+fn v4_scope_region(authorization: &str) -> Option<&str> {
+    let rest = authorization.strip_prefix("OSS4-HMAC-SHA256 ")?;
+    let credential = rest
+        .split(',')
+        .find_map(|f| f.trim().strip_prefix("Credential="))?;
+    credential.split('/').nth(2).filter(|r| !r.is_empty())
+}
+
 /// The region an OSS endpoint host names: `oss-<region>.aliyuncs.com` or
 /// `oss-<region>-internal.aliyuncs.com`, with or without a `<bucket>.` in front.
 pub fn endpoint_region(host: &str) -> Option<String> {
@@ -436,8 +446,15 @@ async fn run(ctx: &mut Ctx, api: Api) -> OssResult {
             .find(|b| b.name == name)
             .cloned()
             .ok_or_else(|| OssError::no_such_bucket(&name))?;
-        // Checked before the signature: no signature version gets around it.
-        if let Some(r) = &ctx.endpoint_region {
+        // Checked before the signature: no signature version gets around it. On an endpoint
+        // that names no region (a bare loopback address), a V4 request was meant for the
+        // region of its scope: a client sends it to that region's endpoint.
+        let addressed = ctx.endpoint_region.clone().or_else(|| {
+            ctx.header("authorization")
+                .and_then(v4_scope_region)
+                .map(str::to_string)
+        });
+        if let Some(r) = &addressed {
             if ctx.shared.config.strict.bucket_region && *r != b.region {
                 return Err(OssError::wrong_endpoint(&b.name, &b.region).into());
             }

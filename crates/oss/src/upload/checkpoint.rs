@@ -2,9 +2,10 @@
 //! identity (size, mtime, a sampled SHA-256) so a changed file is noticed, and it holds no
 //! secret — only the upload id, which is useless without credentials.
 //!
-//! One checkpoint per (endpoint, bucket, key): a second upload of the same key finds the
-//! first one's record, and when the file is not the same any more it aborts that upload
-//! instead of leaving its parts behind.
+//! One checkpoint per (region, bucket, key) — not per endpoint host, so an upload started on
+//! the public endpoint resumes through the internal or accelerated one: a second upload of the
+//! same key finds the first one's record, and when the file is not the same any more it aborts
+//! that upload instead of leaving its parts behind.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -16,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// Format version; a record of another version is ignored.
-pub const VERSION: u32 = 1;
+/// Format version; a record of another version is ignored. 2: keyed by region, not endpoint.
+pub const VERSION: u32 = 2;
 /// Number of blocks sampled for the file identity (first and last included).
 const SAMPLES: u64 = 16;
 /// Size of one sampled block.
@@ -71,8 +72,8 @@ impl FileIdentity {
 pub struct Checkpoint {
     /// [`VERSION`].
     pub version: u32,
-    /// Endpoint host.
-    pub endpoint: String,
+    /// Region of the bucket.
+    pub region: String,
     /// Bucket.
     pub bucket: String,
     /// Object key.
@@ -107,9 +108,9 @@ pub fn default_dir() -> PathBuf {
     base.join("ecs-preflight").join("uploads")
 }
 
-/// The checkpoint file for (endpoint, bucket, key) in `dir`.
-pub fn path_for(dir: &Path, endpoint: &str, bucket: &str, key: &str) -> PathBuf {
-    let h = Sha256::digest(format!("{endpoint}\n{bucket}\n{key}").as_bytes());
+/// The checkpoint file for (region, bucket, key) in `dir`.
+pub fn path_for(dir: &Path, region: &str, bucket: &str, key: &str) -> PathBuf {
+    let h = Sha256::digest(format!("{region}\n{bucket}\n{key}").as_bytes());
     dir.join(format!("{}.json", &hex::encode(h)[..32]))
 }
 
@@ -162,7 +163,7 @@ mod tests {
         assert_ne!(p, path_for(dir.path(), "h", "b", "k2"));
         let cp = Checkpoint {
             version: VERSION,
-            endpoint: "h".into(),
+            region: "h".into(),
             bucket: "b".into(),
             key: "k".into(),
             path: "img.raw".into(),

@@ -12,8 +12,8 @@ use tokio::task::JoinSet;
 
 use super::checkpoint::{self, Checkpoint, FileIdentity};
 use super::{
-    choose_part_size, part_count, part_range, UploadEvent, UploadOptions, UploadOutcome,
-    DEFAULT_MULTIPART_THRESHOLD, PART_INTEGRITY_RETRIES,
+    check_memory, choose_part_size, part_count, part_range, UploadEvent, UploadOptions,
+    UploadOutcome, DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT, PART_INTEGRITY_RETRIES,
 };
 use crate::client::Client;
 use crate::crc::{combine_all, Crc64};
@@ -181,8 +181,9 @@ pub async fn upload_source(
             return Ok(done);
         }
     }
+    // One PutObject takes at most 5 GiB: above that the upload is multipart whatever asked.
     let threshold = if source.file().is_some() {
-        options.multipart_threshold
+        options.multipart_threshold.min(MAX_SINGLE_PUT)
     } else {
         options.multipart_threshold.min(DEFAULT_MULTIPART_THRESHOLD)
     };
@@ -207,6 +208,16 @@ async fn already_there(
     let head = match client.head_object(key).await {
         Ok(h) => h,
         Err(e) if e.kind() == crate::ErrorKind::NotFound => return Ok(None),
+        // Least privilege: no oss:GetObject. The check is an optimisation; send the bytes.
+        Err(e) if e.kind() == crate::ErrorKind::AccessDenied => {
+            events(UploadEvent::NotVerified {
+                what: format!(
+                    "HeadObject on {key:?} was denied ({}): whether OSS already has this object is not checked, it is sent",
+                    e.code().unwrap_or_default()
+                ),
+            });
+            return Ok(None);
+        }
         Err(e) => return Err(e),
     };
     let Some(server_crc) = head.crc64 else {
@@ -255,13 +266,23 @@ async fn single_put(
     });
     let hashed = source.clone();
     let (md5, crc) = blocking(move || hash_source(hashed.as_ref())).await?;
-    let r = match source.file() {
-        Some(path) => client.put_object_file(key, path, size, &md5).await?,
-        None => {
-            // Below DEFAULT_MULTIPART_THRESHOLD (see upload_source): bounded memory.
-            let whole = source.clone();
-            let part = blocking(move || read_part(whole.as_ref(), 0, size)).await?;
-            client.put_object(key, part.data, &md5).await?
+    // A CRC-64 that comes back different is sent again, like a part (and as the official Go
+    // SDK v2 retries it); only a mismatch that persists is an integrity error.
+    let mut tries = 0;
+    let r = loop {
+        let r = match source.file() {
+            Some(path) => client.put_object_file(key, path, size, &md5).await?,
+            None => {
+                // Below DEFAULT_MULTIPART_THRESHOLD (see upload_source): bounded memory.
+                let whole = source.clone();
+                let part = blocking(move || read_part(whole.as_ref(), 0, size)).await?;
+                client.put_object(key, part.data, &md5).await?
+            }
+        };
+        tries += 1;
+        match r.crc64 {
+            Some(c) if c != crc && tries <= PART_INTEGRITY_RETRIES => continue,
+            _ => break r,
         }
     };
     events(UploadEvent::PartDone {
@@ -317,8 +338,12 @@ async fn multipart(
 ) -> Result<UploadOutcome> {
     let identity = source.identity().clone();
     let size = source.size();
-    let cp_path =
-        checkpoint::path_for(&options.checkpoint_dir, client.host(), client.bucket(), key);
+    let cp_path = checkpoint::path_for(
+        &options.checkpoint_dir,
+        &client.config().region,
+        client.bucket(),
+        key,
+    );
     let mut server_parts: HashMap<u32, Part> = HashMap::new();
     let mut plan: Option<(String, u64)> = None;
     if let Some(cp) = checkpoint::load(&cp_path) {
@@ -368,7 +393,7 @@ async fn multipart(
                 &cp_path,
                 &Checkpoint {
                     version: checkpoint::VERSION,
-                    endpoint: client.host().to_string(),
+                    region: client.config().region.clone(),
                     bucket: client.bucket().to_string(),
                     key: key.to_string(),
                     path: source.path().display().to_string(),
@@ -385,6 +410,7 @@ async fn multipart(
         }
     };
     let count = part_count(size, part_size);
+    check_memory(part_size, options.parallel, count)?;
     events(UploadEvent::Started {
         size,
         multipart: true,
@@ -582,7 +608,12 @@ pub async fn abort_upload(
     key: &str,
     checkpoint_dir: &Path,
 ) -> Result<Option<String>> {
-    let cp_path = checkpoint::path_for(checkpoint_dir, client.host(), client.bucket(), key);
+    let cp_path = checkpoint::path_for(
+        checkpoint_dir,
+        &client.config().region,
+        client.bucket(),
+        key,
+    );
     let Some(cp) = checkpoint::load(&cp_path) else {
         return Ok(None);
     };

@@ -37,6 +37,11 @@ pub const DEFAULT_PART_SIZE: u64 = 32 * 1024 * 1024;
 pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 100 * 1024 * 1024;
 /// Default parallel part uploads.
 pub const DEFAULT_PARALLEL: usize = 4;
+/// Largest single PutObject OSS accepts, 5 GiB: `multipart_threshold` is capped at it.
+pub const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
+/// Most memory the part buffers may take (`parallel × part size`), 8 GiB: above it an upload
+/// is refused before it starts rather than swapping or being killed half-way.
+pub const MAX_BUFFER_MEMORY: u64 = 8 * 1024 * 1024 * 1024;
 /// Re-sends of a part whose CRC-64 came back different before the upload fails.
 pub const PART_INTEGRITY_RETRIES: u32 = 3;
 
@@ -125,6 +130,11 @@ pub enum UploadEvent {
         /// Bytes to hash.
         size: u64,
     },
+    /// A check could not be made (permission denied) and was skipped; says which.
+    NotVerified {
+        /// What was not verified, and what is done instead.
+        what: String,
+    },
     /// The object at the key is identical (size and CRC-64): nothing is sent.
     AlreadyThere {
         /// Its size.
@@ -185,6 +195,44 @@ pub fn choose_part_size(size: u64, requested: Option<u64>) -> Result<u64, String
     }
 }
 
+/// The memory the part buffers of a multipart upload of `size` bytes take: one part per
+/// worker, `min(parallel, parts) × part size`. `Err` when it is above [`MAX_BUFFER_MEMORY`]
+/// or the part size is not allowed.
+pub fn buffer_memory(size: u64, part_size: Option<u64>, parallel: usize) -> Result<u64, String> {
+    let part = choose_part_size(size, part_size)?;
+    let mem = memory_of(part, parallel, part_count(size, part));
+    if mem > MAX_BUFFER_MEMORY {
+        return Err(memory_refusal(mem, part, parallel));
+    }
+    Ok(mem)
+}
+
+fn memory_of(part_size: u64, parallel: usize, parts: u32) -> u64 {
+    let workers = u64::try_from(parallel.clamp(1, 64)).unwrap_or(64);
+    part_size.saturating_mul(workers.min(u64::from(parts)))
+}
+
+fn memory_refusal(mem: u64, part_size: u64, parallel: usize) -> String {
+    format!(
+        "{parallel} parts in flight × {} MiB parts need {} MiB of memory, above the {} MiB limit; \
+         use a smaller --part-size or fewer --parallel",
+        part_size / MIB,
+        mem / MIB,
+        MAX_BUFFER_MEMORY / MIB
+    )
+}
+
+/// Refuses a plan whose part buffers would take more than [`MAX_BUFFER_MEMORY`].
+pub(crate) fn check_memory(part_size: u64, parallel: usize, parts: u32) -> crate::Result<()> {
+    let mem = memory_of(part_size, parallel, parts);
+    if mem > MAX_BUFFER_MEMORY {
+        return Err(crate::Error::InvalidArgument(memory_refusal(
+            mem, part_size, parallel,
+        )));
+    }
+    Ok(())
+}
+
 /// Number of parts of `size` bytes at `part_size` (at least 1).
 pub fn part_count(size: u64, part_size: u64) -> u32 {
     u32::try_from(size.div_ceil(part_size.max(1)).max(1)).unwrap_or(u32::MAX)
@@ -217,5 +265,10 @@ mod tests {
         assert_eq!(part_range(10, 4, 1), (0, 4));
         assert_eq!(part_count(0, 4), 1);
         assert_eq!(md5_base64(b"123456789"), "JfnnlDI7RTiF9RgfG2JNCw==");
+        assert_eq!(buffer_memory(300 * MIB, Some(8 * MIB), 4), Ok(32 * MIB));
+        // Fewer parts than workers: only the parts are held.
+        assert_eq!(buffer_memory(10 * MIB, Some(8 * MIB), 8), Ok(16 * MIB));
+        let err = buffer_memory(1 << 40, Some(1 << 30), 16).unwrap_err();
+        assert!(err.contains("16384 MiB"), "{err}");
     }
 }
