@@ -25,11 +25,11 @@ pub struct Endpoints {
     pub oss: Option<String>,
     /// The network of the default OSS endpoint.
     pub oss_network: OssNetwork,
-    /// ECS endpoint URL [default: the official map's, `https://ecs.<region>.aliyuncs.com`].
+    /// ECS endpoint URL. Default: the official endpoint map's, else `https://ecs.<region>.aliyuncs.com`.
     pub ecs: Option<String>,
-    /// RAM endpoint URL [default: `https://ram.aliyuncs.com`].
+    /// RAM endpoint URL. Default: `https://ram.aliyuncs.com`.
     pub ram: Option<String>,
-    /// STS endpoint URL for AssumeRole profiles [default: the profile's or STS's global].
+    /// STS endpoint URL for AssumeRole profiles. Default: the profile's, else STS's global one.
     pub sts: Option<String>,
 }
 
