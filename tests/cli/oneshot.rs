@@ -43,6 +43,8 @@ impl Env {
         cfg.buckets = vec![
             "images@cn-hangzhou".parse().unwrap(),
             "faraway@cn-beijing".parse().unwrap(),
+            // A bucket created since 1 September 2025: OSS refuses V1 on it.
+            "v4only@cn-hangzhou:v4only".parse().unwrap(),
         ];
         cfg.task_seconds = task_seconds;
         cfg.import_role = import_role;
@@ -481,6 +483,49 @@ fn sigint_while_waiting_cancels_the_import_unless_detached() {
         v["wait_command"].as_str().unwrap(),
         env.dir.path(),
         &v["image_id"],
+    );
+}
+
+/// A V4-only bucket (OSS refuses V1 there, EC 0002-00000080): the default run signs every
+/// OSS request, probes included, with V4 and imports; a run that asks for V1 is refused at
+/// the first probe, before any byte is uploaded.
+#[test]
+fn a_v4_only_bucket_takes_the_default_run_and_refuses_v1() {
+    let env = Env::new(true);
+    let sys = env.qcow2("sys.qcow2", "2G");
+    let out = env
+        .cmd(&sys, "v4only", &["--skip-guest", "--image-name", "v4-only"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "available", "{v}");
+    assert_eq!(env.emu().counters().signatures_for("OSS-HMAC-SHA1"), 0);
+    let uploads = env.requests("PutObject") + env.requests("UploadPart");
+    assert!(uploads > 0);
+
+    let data = env.qcow2("data.qcow2", "1G");
+    let out = env
+        .cmd(
+            &data,
+            "v4only",
+            &[
+                "--skip-guest",
+                "--image-name",
+                "v1-refused",
+                "--signature-version",
+                "v1",
+            ],
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("AccessDenied"), "{err}");
+    assert_eq!(
+        env.requests("PutObject") + env.requests("UploadPart"),
+        uploads,
+        "nothing uploaded with V1"
     );
 }
 
