@@ -19,6 +19,7 @@ pub mod credentials_file;
 pub mod external;
 pub mod http;
 pub mod retry;
+pub mod rpc;
 mod secret;
 pub mod sts;
 pub mod transport;

@@ -10,9 +10,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqsign_aliyun_oss::Credential;
 use reqsign_core::time::Timestamp;
 use reqsign_core::{Context, ProvideCredential, ProvideCredentialDyn};
@@ -20,17 +17,6 @@ use serde::Deserialize;
 
 /// Session length when the profile does not say (STS's own default).
 pub const DEFAULT_DURATION_SECONDS: u64 = 3600;
-
-/// RFC 3986 unreserved characters stay; everything else is `%XX` (the RPC encoding).
-const RPC_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-fn enc(s: &str) -> String {
-    utf8_percent_encode(s, RPC_ENCODE).to_string()
-}
 
 /// Where STS is: an explicit endpoint, else `ALIBABA_CLOUD_STS_ENDPOINT`, else
 /// `sts[-vpc].<region>.aliyuncs.com` from the region (`sts_region` or `ALIBABA_CLOUD_STS_REGION`)
@@ -130,14 +116,8 @@ struct AnswerCredentials {
 
 /// The HMAC-SHA1 RPC signature of a GET with `params` (all but `Signature`).
 fn rpc_signature(secret: &str, params: &BTreeMap<String, String>) -> String {
-    let mut pairs: Vec<(String, String)> = params.iter().map(|(k, v)| (enc(k), enc(v))).collect();
-    pairs.sort();
-    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let to_sign = format!("GET&%2F&{}", enc(&query.join("&")));
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(format!("{secret}&").as_bytes())
-        .expect("HMAC accepts any key length");
-    mac.update(to_sign.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    let pairs: Vec<(&String, &String)> = params.iter().collect();
+    crate::rpc::rpc_v1::signature(secret, "GET", &pairs)
 }
 
 impl ProvideCredential for AssumeRole {
@@ -189,11 +169,12 @@ impl ProvideCredential for AssumeRole {
         }
         let signature = rpc_signature(&base.access_key_secret, &p);
         p.insert("Signature".into(), signature);
-        let query: Vec<String> = p
-            .iter()
-            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-            .collect();
-        let url = format!("{}/?{}", self.endpoint.resolve(ctx), query.join("&"));
+        let pairs: Vec<(&String, &String)> = p.iter().collect();
+        let url = format!(
+            "{}/?{}",
+            self.endpoint.resolve(ctx),
+            crate::rpc::canonical_query(&pairs)
+        );
         let req = http::Request::get(url)
             .body(bytes::Bytes::new())
             .map_err(|e| reqsign_core::Error::unexpected("bad STS request").with_source(e))?;
