@@ -169,6 +169,10 @@ impl Overlay {
             if rep.escaped && data.len() >= 4 {
                 data[..4].copy_from_slice(&MAGIC.to_be_bytes());
             }
+            // A journal copy cut short by the end of the disk is an error, not a short copy.
+            if data.len() < bs {
+                return Err(format!("journal copy of block {block} is cut short"));
+            }
             let bstart = block * self.block_size;
             let from = bstart.max(off);
             let to = (bstart + self.block_size).min(end);
