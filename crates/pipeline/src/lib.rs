@@ -43,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod batch;
 pub mod convert;
 pub mod endpoints;
 mod error;
@@ -61,6 +62,7 @@ use preflight_rules::{
 };
 use serde::Serialize;
 
+pub use batch::Gates;
 pub use convert::{prepare_upload, Conversion, ConvertMode, PreparedUpload};
 pub use endpoints::{instance_region, Endpoints, OssNetwork};
 pub use error::{PipelineError, Result};
@@ -315,6 +317,7 @@ pub struct PipelineBuilder {
     oss_signature: SignatureVersion,
     rpc_signature: ecs::SignatureMethod,
     on_event: Option<EventFn>,
+    gates: Gates,
 }
 
 impl PipelineBuilder {
@@ -465,6 +468,14 @@ impl PipelineBuilder {
         self
     }
 
+    /// Slots shared with other pipelines (a batch): the upload stage waits for an upload slot,
+    /// the import and wait stages hold an import slot. Default: no limit.
+    #[must_use]
+    pub fn gates(mut self, gates: Gates) -> Self {
+        self.gates = gates;
+        self
+    }
+
     /// Observes progress. Called from the pipeline's task: keep it quick.
     #[must_use]
     pub fn on_event(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
@@ -527,6 +538,7 @@ impl PipelineBuilder {
             timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
             oss_signature: self.oss_signature,
             on_event: self.on_event.unwrap_or_else(|| Arc::new(|_: &Event| {})),
+            gates: self.gates,
         })
     }
 }
@@ -557,6 +569,7 @@ pub struct Pipeline {
     timeout: Duration,
     oss_signature: SignatureVersion,
     on_event: EventFn,
+    gates: Gates,
 }
 
 /// The result of the check stage.
@@ -597,10 +610,14 @@ impl Pipeline {
         secs.check = self.done(Stage::Check, t);
         let mut plan = checked.plan;
 
+        let upload_slot = self.gates.upload(&*self.on_event).await;
         let t = self.stage(Stage::Upload);
         let uploads = self.upload_all(&plan, checked.prepared).await?;
         secs.upload = self.done(Stage::Upload, t);
+        drop(upload_slot);
 
+        // Held until the wait ends: the slot counts running import tasks.
+        let _import_slot = self.gates.import(&*self.on_event).await;
         let t = self.stage(Stage::Import);
         let etags: Vec<String> = uploads.iter().map(|u| u.etag.clone()).collect();
         let note = |m: String| self.emit(Event::Note(m));
