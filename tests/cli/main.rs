@@ -1,5 +1,6 @@
 //! Integration tests of the `ecs-preflight` binary, driven as a user would.
 
+mod batch;
 mod check;
 mod common;
 mod convert;

@@ -11,6 +11,7 @@
     rustdoc::bare_urls
 )]
 
+mod batch_cmd;
 mod emulator_cmd;
 mod endpoint_args;
 mod import_args;
@@ -115,6 +116,8 @@ enum Command {
     Import(import_cmd::ImportCmdArgs),
     /// The whole flow: check, upload every disk, import, wait for the image (resumable).
     UploadAndImport(oneshot_cmd::OneShotArgs),
+    /// Many images from one TOML manifest: check them all, or upload and import them all.
+    Batch(batch_cmd::BatchArgs),
     /// Wait for an import task started earlier (e.g. with `import --detach`).
     Wait(import_cmd::WaitArgs),
     /// Run a local emulator of OSS, ECS and RAM (for trying the whole flow offline, and for tests).
@@ -208,6 +211,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Import(args) => import_cmd::run(args),
         Command::Wait(args) => import_cmd::run_wait(args),
         Command::UploadAndImport(args) => oneshot_cmd::run(args),
+        Command::Batch(args) => batch_cmd::run(args),
         Command::Emulator(args) => {
             emulator_cmd::run(args)?;
             Ok(EXIT_OK)

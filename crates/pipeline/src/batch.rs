@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use preflight_rules::{DiskParams, DiskRole, ImportParams, SizeLimits};
@@ -628,6 +629,7 @@ pub async fn run_batch(
     let mut results: Vec<Option<ImageResult>> = jobs.iter().map(|_| None).collect();
     let mut set = tokio::task::JoinSet::new();
     let mut index_of = HashMap::new();
+    let stopping = Arc::new(AtomicBool::new(false));
     for (i, job) in jobs.into_iter().enumerate() {
         let import_gate = imports
             .entry(job.region.clone())
@@ -670,21 +672,27 @@ pub async fn run_batch(
         };
         let images = images.clone();
         let reached = reached.clone();
+        let stopping = stopping.clone();
         let handle = set.spawn(async move {
             let _slot = images.acquire_owned().await.ok();
+            // A slot freed by a run dropped on `stop` must not start this image.
+            if stopping.load(Ordering::SeqCst) {
+                return None;
+            }
             lock(&reached)[i] = Some(Reached::default());
-            pipeline.run().await
+            Some(pipeline.run().await)
         });
         index_of.insert(handle.id(), i);
     }
 
     let settle = |results: &mut Vec<Option<ImageResult>>,
                   joined: Result<
-        (tokio::task::Id, crate::Result<Outcome>),
+        (tokio::task::Id, Option<crate::Result<Outcome>>),
         tokio::task::JoinError,
     >| {
         match joined {
-            Ok((id, r)) => {
+            Ok((_, None)) => {}
+            Ok((id, Some(r))) => {
                 if let Some(&i) = index_of.get(&id) {
                     results[i] = Some(match r {
                         Ok(o) => ImageResult::Available(Box::new(o)),
@@ -714,6 +722,7 @@ pub async fn run_batch(
             },
             () = &mut stop => {
                 interrupted = true;
+                stopping.store(true, Ordering::SeqCst);
                 set.abort_all();
                 // Wait for every run to be dropped (checkpoints on disk), keeping any
                 // that finished meanwhile.
