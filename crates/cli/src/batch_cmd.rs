@@ -50,7 +50,8 @@ pub struct BatchArgs {
     #[arg(long)]
     pub check_only: bool,
 
-    /// Images worked on at once [default: the number of CPU cores].
+    /// Images checked or uploaded at once [default: the number of CPU cores]. An image
+    /// whose import task is running holds no such slot.
     #[arg(long, value_name = "N", value_parser = parse_parallel)]
     pub parallel: Option<usize>,
 

@@ -47,15 +47,32 @@ pub const DEFAULT_MAX_IMPORTS: usize = 5;
 /// Slots shared by the pipelines of a batch. Cloning shares them.
 #[derive(Clone, Default)]
 pub struct Gates {
+    work: Option<Arc<Semaphore>>,
     uploads: Option<Arc<Semaphore>>,
     imports: Option<Arc<Semaphore>>,
 }
 
 impl Gates {
-    /// At most `uploads` pipelines upload at once and at most `imports` hold an import task
-    /// (ImportImage until the image is available); `None` is no limit.
-    pub fn new(uploads: Option<Arc<Semaphore>>, imports: Option<Arc<Semaphore>>) -> Self {
-        Gates { uploads, imports }
+    /// At most `work` pipelines check or upload at once, at most `uploads` upload at once,
+    /// and at most `imports` hold an import task (ImportImage until the image is available);
+    /// `None` is no limit.
+    pub fn new(
+        work: Option<Arc<Semaphore>>,
+        uploads: Option<Arc<Semaphore>>,
+        imports: Option<Arc<Semaphore>>,
+    ) -> Self {
+        Gates {
+            work,
+            uploads,
+            imports,
+        }
+    }
+
+    pub(crate) async fn work(
+        &self,
+        on_event: &(dyn Fn(&Event) + Send + Sync),
+    ) -> Option<OwnedSemaphorePermit> {
+        acquire(self.work.as_ref(), "a free slot", on_event).await
     }
 
     pub(crate) async fn upload(
@@ -547,7 +564,8 @@ pub fn check_all<T: Send>(
 /// Limits of a batch run.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchOptions {
-    /// Images worked on at once (checking, converting, uploading, importing).
+    /// Images checked, converted or uploaded at once. An image whose import task is running
+    /// holds no such slot: waiting on ECS costs nothing here.
     pub parallel: usize,
     /// Images uploading at once, across the batch.
     pub max_uploads: usize,
@@ -622,7 +640,7 @@ pub async fn run_batch(
     on_event: Arc<dyn Fn(usize, &Event) + Send + Sync>,
     stop: impl Future<Output = ()>,
 ) -> BatchReport {
-    let images = Arc::new(Semaphore::new(options.parallel.max(1)));
+    let work = Arc::new(Semaphore::new(options.parallel.max(1)));
     let uploads = Arc::new(Semaphore::new(options.max_uploads.max(1)));
     let mut imports: HashMap<String, Arc<Semaphore>> = HashMap::new();
     let reached: Arc<Mutex<Vec<Option<Reached>>>> = Arc::new(Mutex::new(vec![None; jobs.len()]));
@@ -637,62 +655,49 @@ pub async fn run_batch(
             .clone();
         let observe = {
             let reached = reached.clone();
+            let stopping = stopping.clone();
             let on_event = on_event.clone();
             move |e: &Event| {
-                match e {
-                    Event::StageStarted(s) => {
-                        if let Some(r) = lock(&reached)[i].as_mut() {
-                            r.stage = Some(*s);
+                // A slot freed by a run dropped on `stop` may let a queued image begin before
+                // its own abort lands: it did not start, as far as the report goes.
+                if !stopping.load(Ordering::SeqCst) {
+                    match e {
+                        Event::StageStarted(s) => {
+                            lock(&reached)[i].get_or_insert_with(Reached::default).stage = Some(*s);
                         }
-                    }
-                    Event::ImportStarted {
-                        image_id, task_id, ..
-                    } => {
-                        if let Some(r) = lock(&reached)[i].as_mut() {
+                        Event::ImportStarted {
+                            image_id, task_id, ..
+                        } => {
+                            let mut all = lock(&reached);
+                            let r = all[i].get_or_insert_with(Reached::default);
                             r.image_id = Some(image_id.clone());
                             r.task_id = Some(task_id.clone());
                         }
+                        _ => {}
                     }
-                    _ => {}
                 }
                 on_event(i, e);
             }
         };
-        let pipeline = match job
-            .builder
-            .gates(Gates::new(Some(uploads.clone()), Some(import_gate)))
-            .on_event(observe)
-            .build()
-        {
+        let gates = Gates::new(Some(work.clone()), Some(uploads.clone()), Some(import_gate));
+        let pipeline = match job.builder.gates(gates).on_event(observe).build() {
             Ok(p) => p,
             Err(e) => {
                 results[i] = Some(ImageResult::Failed(e));
                 continue;
             }
         };
-        let images = images.clone();
-        let reached = reached.clone();
-        let stopping = stopping.clone();
-        let handle = set.spawn(async move {
-            let _slot = images.acquire_owned().await.ok();
-            // A slot freed by a run dropped on `stop` must not start this image.
-            if stopping.load(Ordering::SeqCst) {
-                return None;
-            }
-            lock(&reached)[i] = Some(Reached::default());
-            Some(pipeline.run().await)
-        });
+        let handle = set.spawn(async move { pipeline.run().await });
         index_of.insert(handle.id(), i);
     }
 
     let settle = |results: &mut Vec<Option<ImageResult>>,
                   joined: Result<
-        (tokio::task::Id, Option<crate::Result<Outcome>>),
+        (tokio::task::Id, crate::Result<Outcome>),
         tokio::task::JoinError,
     >| {
         match joined {
-            Ok((_, None)) => {}
-            Ok((id, Some(r))) => {
+            Ok((id, r)) => {
                 if let Some(&i) = index_of.get(&id) {
                     results[i] = Some(match r {
                         Ok(o) => ImageResult::Available(Box::new(o)),

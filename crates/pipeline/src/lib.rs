@@ -468,8 +468,9 @@ impl PipelineBuilder {
         self
     }
 
-    /// Slots shared with other pipelines (a batch): the upload stage waits for an upload slot,
-    /// the import and wait stages hold an import slot. Default: no limit.
+    /// Slots shared with other pipelines (a batch): check and upload hold a work slot, the
+    /// upload stage an upload slot, the import and wait stages an import slot. Default: no
+    /// limit.
     #[must_use]
     pub fn gates(mut self, gates: Gates) -> Self {
         self.gates = gates;
@@ -605,6 +606,8 @@ impl Pipeline {
     pub async fn run(&self) -> Result<Outcome> {
         let mut secs = StageSeconds::default();
 
+        // Local work (check, conversion, upload) holds a work slot; waiting on ECS does not.
+        let work_slot = self.gates.work(&*self.on_event).await;
         let t = self.stage(Stage::Check);
         let checked = self.check().await?;
         secs.check = self.done(Stage::Check, t);
@@ -615,6 +618,7 @@ impl Pipeline {
         let uploads = self.upload_all(&plan, checked.prepared).await?;
         secs.upload = self.done(Stage::Upload, t);
         drop(upload_slot);
+        drop(work_slot);
 
         // Held until the wait ends: the slot counts running import tasks.
         let _import_slot = self.gates.import(&*self.on_event).await;
