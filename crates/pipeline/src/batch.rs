@@ -96,12 +96,18 @@ async fn acquire(
     on_event: &(dyn Fn(&Event) + Send + Sync),
 ) -> Option<OwnedSemaphorePermit> {
     let gate = gate?;
-    if let Ok(p) = gate.clone().try_acquire_owned() {
-        return Some(p);
+    match gate.clone().try_acquire_owned() {
+        Ok(p) => return Some(p),
+        Err(tokio::sync::TryAcquireError::Closed) => std::future::pending().await,
+        Err(tokio::sync::TryAcquireError::NoPermits) => {}
     }
     on_event(&Event::Note(format!("waiting for {what}")));
-    // The semaphores are never closed: an error cannot happen, and would only lift the limit.
-    gate.clone().acquire_owned().await.ok()
+    match gate.clone().acquire_owned().await {
+        Ok(p) => Some(p),
+        // A closed gate: the batch is stopping, nothing passes any more (the run is about
+        // to be dropped).
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// A manifest that cannot be used; nothing was started.
@@ -629,6 +635,9 @@ pub struct BatchReport {
     pub interrupted: bool,
 }
 
+/// Hears every image's events with the image's index in the jobs.
+pub type BatchEventFn = Arc<dyn Fn(usize, &Event) + Send + Sync>;
+
 /// Runs every job's pipeline, at most `options.parallel` at once, with the upload and
 /// per-region import limits shared by all. A failing image never stops the others. When
 /// `stop` completes, no new image starts and the running ones are dropped (uploads resume
@@ -637,7 +646,7 @@ pub struct BatchReport {
 pub async fn run_batch(
     jobs: Vec<BatchJob>,
     options: &BatchOptions,
-    on_event: Arc<dyn Fn(usize, &Event) + Send + Sync>,
+    on_event: BatchEventFn,
     stop: impl Future<Output = ()>,
 ) -> BatchReport {
     let work = Arc::new(Semaphore::new(options.parallel.max(1)));
@@ -728,6 +737,13 @@ pub async fn run_batch(
             () = &mut stop => {
                 interrupted = true;
                 stopping.store(true, Ordering::SeqCst);
+                // Closed first: a slot freed by a dropped run must not let a queued image
+                // upload or send ImportImage before its own abort lands.
+                work.close();
+                uploads.close();
+                for gate in imports.values() {
+                    gate.close();
+                }
                 set.abort_all();
                 // Wait for every run to be dropped (checkpoints on disk), keeping any
                 // that finished meanwhile.
