@@ -174,8 +174,10 @@ fn one_bad_image_never_stops_the_others_and_a_rerun_makes_nothing_twice() {
     let m = m.to_str().unwrap();
     let args = [m, "--poll-interval", "200ms", "--output", "json"];
     let out = env.cmd(&args).output().unwrap();
-    let rows = json_of(&out);
-    assert_eq!(out.status.code(), Some(1), "{rows}");
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["status"], "complete", "{v}");
+    let rows = &v["images"];
     assert_eq!(rows.as_array().unwrap().len(), 3, "{rows}");
     let mut ids = Vec::new();
     for name in ["web-01", "db-01"] {
@@ -320,7 +322,7 @@ fn ctrl_c_stops_starting_new_images_and_a_rerun_finishes_the_batch() {
     let words: Vec<&str> = printed.split_whitespace().collect();
     assert_eq!(&words[..2], ["ecs-preflight", "batch"], "{printed}");
     let out = env.bare().args(&words[1..]).output().unwrap();
-    let rows = json_of(&out);
+    let rows = json_of(&out)["images"].clone();
     assert_eq!(out.status.code(), Some(0), "{rows}");
     for name in ["a-01", "b-01", "c-01"] {
         assert_eq!(row(&rows, name)["status"], "available", "{rows}");
@@ -402,7 +404,7 @@ fn ctrl_c_leaves_a_running_import_running_and_the_rerun_takes_it_up() {
     );
 
     let out = env.cmd(&args).output().unwrap();
-    let rows = json_of(&out);
+    let rows = json_of(&out)["images"].clone();
     assert_eq!(out.status.code(), Some(0), "{rows}");
     assert_eq!(row(&rows, &first)["image_id"], image_id.as_str(), "{rows}");
     assert_eq!(row(&rows, &first)["reused"], true, "{rows}");

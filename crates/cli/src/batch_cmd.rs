@@ -39,6 +39,9 @@ use crate::OutputFormat;
     stops the others. Ctrl-C starts nothing new, leaves uploads resumable and running imports \
     running; run the same command again to continue (finished images are found again, not \
     redone: same objects, same ClientToken).\n\n\
+    --output json: with --check-only an array (one object per image: verdict, errors, \
+    warnings, the check report); otherwise {\"status\": \"complete\" or \"interrupted\", \
+    \"images\": [...], \"continue_command\" when interrupted}.\n\n\
     Exit codes: 0 every image clean / Available, 1 at least one image failed or has an error \
     finding, 2 bad manifest or usage, 130 interrupted.")]
 pub struct BatchArgs {
@@ -393,9 +396,10 @@ async fn run_all(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Resu
     let failed = rows.iter().any(|r| r["status"] != "available");
     let resume = continue_command();
     if args.output == OutputFormat::Json {
-        let mut v = json!(rows);
+        let mut v = json!({"status": if report.interrupted { "interrupted" } else { "complete" },
+                           "images": rows});
         if report.interrupted {
-            v = json!({"status": "interrupted", "images": rows, "continue_command": resume});
+            v["continue_command"] = json!(resume);
         }
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
