@@ -177,7 +177,7 @@ fn one_bad_image_never_stops_the_others_and_a_rerun_makes_nothing_twice() {
     let v = json_of(&out);
     assert_eq!(out.status.code(), Some(1), "{v}");
     assert_eq!(v["status"], "complete", "{v}");
-    let rows = &v["images"];
+    let rows = v["images"].clone();
     assert_eq!(rows.as_array().unwrap().len(), 3, "{rows}");
     let mut ids = Vec::new();
     for name in ["web-01", "db-01"] {
