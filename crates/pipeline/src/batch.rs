@@ -38,10 +38,11 @@ pub const DEFAULT_MAX_UPLOADS: usize = 2;
 
 /// Default number of import tasks a batch keeps running at once in one region.
 ///
-/// ECS queues import tasks per region and answers ImportImage with an error when too many
-/// run (the documented `ImageIsImporting` / quota errors). The ECS documentation stored for
-/// this project gives no figure for that limit, so the default is deliberately small; raise
-/// it with `--max-imports` when your account allows more.
+/// ECS limits the import tasks running per region, but the ImportImage and limits pages
+/// stored for this project give no figure (the error table lists `ImageIsImporting` and
+/// `QuotaExceed.Image` without one). So the default is deliberately small, and an image
+/// refused for it fails alone and is retried by the next run; raise it with
+/// `--max-imports` when your account allows more.
 pub const DEFAULT_MAX_IMPORTS: usize = 5;
 
 /// Slots shared by the pipelines of a batch. Cloning shares them.
