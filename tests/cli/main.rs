@@ -3,6 +3,7 @@
 mod check;
 mod common;
 mod convert;
+mod copy_share;
 mod credentials;
 mod emulator;
 mod formats;

@@ -13,6 +13,7 @@
 
 mod emulator_cmd;
 mod endpoint_args;
+mod fleet_args;
 mod import_args;
 mod import_cmd;
 mod oneshot_cmd;

@@ -14,6 +14,9 @@
 //!    same image instead of creating a second one.
 //! 4. **wait** — the task is polled until the image is `Available` (or the import failed);
 //!    then, with [`PipelineBuilder::delete_objects_after`], the uploaded objects are deleted.
+//! 5. **copy and share** (only with [`PipelineBuilder::fleet`]) — `CopyImage` to every other
+//!    region asked for, the copies waited for in parallel, then `ModifyImageSharePermission`
+//!    on the source and every copy; see [`fleet`].
 //!
 //! Progress is reported as [`Event`]s to the closure given to [`PipelineBuilder::on_event`].
 //! Cancellation: drop the future returned by [`Pipeline::run`] (e.g. in `tokio::select!`).
