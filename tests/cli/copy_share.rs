@@ -52,20 +52,50 @@ impl Env {
     }
 
     fn cmd(&self, image: &Path, extra: &[&str]) -> Command {
+        let mut c = self.bare(&["upload-and-import", image.to_str().unwrap()]);
+        c.args(["--skip-guest", "--image-name", "web-01"])
+            .args(extra);
+        c
+    }
+
+    /// `import` of `web.raw` (put first with [`Env::put_raw`]).
+    fn import(&self, extra: &[&str]) -> Command {
+        let mut c = self.bare(&["import", "--object", "web.raw", "--format", "RAW"]);
+        c.args([
+            "--image-name",
+            "web-02",
+            "--disk-image-size",
+            "20",
+            "--platform",
+            "Ubuntu",
+        ])
+        .args(extra);
+        c
+    }
+
+    /// Puts 4096 bytes of 0x01 as `images/web.raw`.
+    fn put_raw(&self) {
+        let path = self.dir.path().join("web.raw");
+        std::fs::write(&path, vec![1u8; 4096]).unwrap();
+        let mut cfg = preflight_oss::ClientConfig::new("cn-hangzhou", "images")
+            .with_endpoint(self.emu().endpoint());
+        cfg.signature = preflight_oss::SignatureVersion::V1;
+        let creds = std::sync::Arc::new(preflight_aliyun::CredentialProvider::fixed(
+            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ));
+        let client = preflight_oss::Client::new(cfg, creds).unwrap();
+        self.rt
+            .block_on(client.put_object_file("web.raw", &path, 4096, "qo85ln3rRBpudISWOUWpYA=="))
+            .unwrap();
+    }
+
+    fn bare(&self, first: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
-        c.arg("upload-and-import")
-            .arg(image)
+        c.args(first)
             .args(["--region", "cn-hangzhou", "--bucket", "images"])
             .args(["--emulator", &self.emu().endpoint()])
-            .args([
-                "--poll-interval",
-                "200ms",
-                "--skip-guest",
-                "--image-name",
-                "web-01",
-            ])
+            .args(["--poll-interval", "200ms"])
             .args(["--tag", "owner=team-a"])
-            .args(extra)
             .env_remove("ALIBABA_CLOUD_PROFILE")
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
             .env("HOME", self.dir.path())
@@ -248,4 +278,58 @@ fn wrong_copy_regions_and_accounts_are_refused_before_any_upload() {
             assert_eq!(env.requests(api), 0, "{flags:?}: {api} was called");
         }
     }
+}
+
+#[test]
+fn import_copies_and_shares_and_refuses_a_bad_region_before_import_image() {
+    let env = Env::new();
+    env.put_raw();
+    for (flag, code) in [
+        ("cn-hangzhou", "COPY.SameRegion"),
+        ("xx-nowhere-1", "COPY.RegionUnknown"),
+    ] {
+        let out = env.import(&["--copy-to-region", flag]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(code), "{err}");
+    }
+    assert_eq!(env.requests("ImportImage"), 0);
+
+    let args = [
+        "--copy-to-region",
+        "cn-shanghai",
+        "--copy-name",
+        "web-02-copy",
+        "--share-with-account",
+        FRIEND,
+        "--output",
+        "json",
+    ];
+    let out = env.import(&args).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    let got = images(&v);
+    assert_eq!(got.len(), 2, "{v}");
+    assert_eq!(
+        (got[1].0.as_str(), got[1].2.as_str()),
+        ("cn-shanghai", "Available")
+    );
+    assert_eq!(
+        env.describe("cn-shanghai", &got[1].1).image_name,
+        "web-02-copy"
+    );
+    assert!(got.iter().all(|g| g.4 == [FRIEND.to_string()]), "{v}");
+    assert_eq!(env.requests("CopyImage"), 1);
+    assert_eq!(env.requests("ModifyImageSharePermission"), 2);
+
+    // Rerun: the same copy found, nothing copied or shared again.
+    env.emu().reset_counters();
+    let out = env.import(&args).output().unwrap();
+    let again = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{again}");
+    assert_eq!(images(&again)[1].1, got[1].1);
+    assert_eq!(
+        env.requests("CopyImage") + env.requests("ModifyImageSharePermission"),
+        0
+    );
 }

@@ -60,6 +60,9 @@ pub struct FleetProgress {
 impl FleetProgress {
     /// `talk`: print anything at all; `bars`: draw bars (human output on stderr).
     pub fn new(talk: bool, bars: bool) -> Arc<Self> {
+        use std::io::IsTerminal as _;
+        // A pipe gets lines, not bars that would never be drawn.
+        let bars = bars && std::io::stderr().is_terminal();
         let target = if bars {
             ProgressDrawTarget::stderr()
         } else {
