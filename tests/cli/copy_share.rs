@@ -333,3 +333,30 @@ fn import_copies_and_shares_and_refuses_a_bad_region_before_import_image() {
         0
     );
 }
+
+#[test]
+fn ctrl_c_while_copying_leaves_the_image_and_a_rerun_finishes_the_copy() {
+    let env = Env::new();
+    let sys = env.qcow2("sys.qcow2");
+    let flags = ["--copy-to-region", "cn-shanghai"];
+    // The copy takes 1 s: Ctrl-C 300 ms after it started.
+    let out = crate::common::interrupt_after(env.cmd(&sys, &flags), "   copy to cn-shanghai");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("is Available"), "{err}");
+    assert!(err.contains("run the same command again"), "{err}");
+    assert_eq!(env.requests("CancelTask"), 0, "{err}");
+    assert_eq!(env.requests("CopyImage"), 1);
+
+    env.emu().reset_counters();
+    let mut args = flags.to_vec();
+    args.extend(["--output", "json"]);
+    let out = env.cmd(&sys, &args).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    let got = images(&v);
+    assert_eq!(got.len(), 2, "{v}");
+    assert_eq!(got[1].2, "Available", "{v}");
+    assert_eq!(v["images"][1]["reused"], true, "{v}");
+    assert_eq!(env.requests("CopyImage"), 0);
+}

@@ -165,6 +165,8 @@ struct Seen {
     import_started: Arc<tokio::sync::Notify>,
     bar: Option<ProgressBar>,
     task_bar: Option<crate::task_bar::TaskBar>,
+    /// The image is available and the copy and share step has begun.
+    copying: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -184,7 +186,12 @@ fn on_event(
             }
         };
         match e {
-            Event::StageStarted(s) => say(format!("== {s}")),
+            Event::StageStarted(s) => {
+                if *s == preflight_pipeline::Stage::Copy {
+                    lock(&seen).copying = true;
+                }
+                say(format!("== {s}"));
+            }
             Event::StageFinished { stage, seconds } => {
                 if let Some(bar) = lock(&seen).task_bar.take() {
                     bar.finish();
@@ -616,7 +623,14 @@ async fn interrupted(
     seen: &Mutex<Seen>,
 ) -> Result<u8> {
     let started = lock(seen).import.clone();
+    let copying = lock(seen).copying;
     let (v, line) = match started {
+        // The image is there: nothing to cancel; the copies go on in the cloud.
+        Some((image_id, task_id)) if copying => (
+            json!({"status": "interrupted", "region": region, "image_id": image_id,
+                   "task_id": task_id, "image_status": "Available"}),
+            format!("interrupted while copying: image {image_id} is Available in {region}; the copies go on in the cloud; run the same command again to wait for them and share"),
+        ),
         None => (
             json!({"status": "interrupted", "region": region}),
             "interrupted: run the same command again to resume (the upload continues from its checkpoint)".to_string(),
