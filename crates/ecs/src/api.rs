@@ -762,6 +762,38 @@ mod tests {
     }
 
     #[test]
+    fn copy_image_flattens_like_the_sdk_and_its_token_is_stable() {
+        let r = CopyImageRequest {
+            destination_region: "cn-shanghai".into(),
+            name: Some("web-01".into()),
+            description: None,
+            tags: vec![
+                ("owner".into(), "team-a".into()),
+                ("env".into(), String::new()),
+            ],
+            client_token: Some("tok".into()),
+        };
+        let p = copy_image_params("cn-hangzhou", "m-1", &r);
+        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("RegionId"), Some("cn-hangzhou"));
+        assert_eq!(get("DestinationRegionId"), Some("cn-shanghai"));
+        assert_eq!(get("DestinationImageName"), Some("web-01"));
+        assert_eq!(get("Tag.2.Key"), Some("env"));
+        assert_eq!(get("Tag.2.Value"), Some(""));
+        assert_eq!(get("ClientToken"), Some("tok"));
+        assert_eq!(get("DestinationDescription"), None);
+        // The token ignores the token field, and changes with any parameter.
+        let t = copy_client_token("m-1", &r);
+        let no_token = CopyImageRequest {
+            client_token: None,
+            ..r.clone()
+        };
+        assert_eq!(t, copy_client_token("m-1", &no_token));
+        assert_ne!(t, copy_client_token("m-2", &r));
+        assert!(t.len() <= 64 && t.is_ascii());
+    }
+
+    #[test]
     fn a_task_without_resource_id_names_its_image_in_related_items() {
         let mut attr = TaskAttribute {
             operations: vec![OperationProgress {

@@ -124,6 +124,12 @@ async fn copy_and_share_life_cycle_survives_a_restart() {
         (400, "MissingParameter".into())
     );
 
+    let mut p = copy_params("tok-1");
+    p.push(("DryRun", "true"));
+    assert_eq!(
+        code(&ep, "CopyImage", &p).await,
+        (400, "DryRunOperation".into())
+    );
     let (s, v) = rpc(&ep, ECS, "CopyImage", &copy_params("tok-1")).await;
     assert_eq!(s, 200, "{v}");
     let copy = v["ImageId"].as_str().unwrap().to_string();

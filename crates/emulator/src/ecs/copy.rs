@@ -94,8 +94,14 @@ pub fn copy_image(call: &Call<'_>) -> Result<Value, EcsError> {
         ));
     }
     let new_tags = tags(p)?;
+    let dry_run = match p.get("DryRun") {
+        None | Some("") => false,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(_) => return Err(EcsError::invalid("DryRun", "must be true or false")),
+    };
     let (source, status) = own_image(call, &region)?;
-    if !token.is_empty() {
+    if !token.is_empty() && !dry_run {
         let data = call.shared.ecs.lock();
         if let Some(e) = data.client_tokens.get(&token) {
             if e.fingerprint != fingerprint(p) {
@@ -106,6 +112,13 @@ pub fn copy_image(call: &Call<'_>) -> Result<Value, EcsError> {
     }
     if status != "Available" {
         return Err(not_available());
+    }
+    if dry_run {
+        return Err(EcsError::new(
+            400,
+            "DryRunOperation",
+            "Request validation has been passed with DryRun flag set.",
+        ));
     }
     let mut data = call.shared.ecs.lock();
     if !name.is_empty()
