@@ -4,6 +4,7 @@ mod batch;
 mod check;
 mod common;
 mod convert;
+mod copy_share;
 mod credentials;
 mod emulator;
 mod formats;

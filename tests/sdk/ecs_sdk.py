@@ -254,6 +254,44 @@ def main():
     regions = tea.describe_regions(ecs_models.DescribeRegionsRequest()).body
     check(any(x.region_id == a.region for x in regions.regions.region), "DescribeRegions lists the region")
 
+    # --- CopyImage, DescribeImages in the destination, image sharing ----------------------------
+    dest = "cn-shanghai" if a.region != "cn-shanghai" else "cn-beijing"
+    cp = tea.copy_image(ecs_models.CopyImageRequest(
+        region_id=a.region, image_id=r.image_id, destination_region_id=dest,
+        destination_image_name=name, client_token="sdk-copy-" + suffix,
+        tag=[ecs_models.CopyImageRequestTag(key="owner", value="sdk")])).body
+    check(cp.image_id.startswith("m-") and cp.image_id != r.image_id, "CopyImage returns a new ImageId")
+    again = tea.copy_image(ecs_models.CopyImageRequest(
+        region_id=a.region, image_id=r.image_id, destination_region_id=dest,
+        destination_image_name=name, client_token="sdk-copy-" + suffix,
+        tag=[ecs_models.CopyImageRequestTag(key="owner", value="sdk")])).body
+    check(again.image_id == cp.image_id, "CopyImage with the same ClientToken returns the same copy")
+    expect_error(lambda: tea.copy_image(ecs_models.CopyImageRequest(
+        region_id=a.region, image_id="m-doesnotexist", destination_region_id=dest)),
+                 "InvalidImageId.NotFound", "CopyImage of an unknown image")
+
+    def poll_copy():
+        body = tea.describe_images(ecs_models.DescribeImagesRequest(
+            region_id=dest, image_id=cp.image_id, status="Creating,Available")).body
+        return body.images.image[0].status if body.images.image else "missing"
+
+    deadline = time.time() + a.timeout
+    status = poll_copy()
+    while status == "Creating" and time.time() < deadline:
+        time.sleep(0.3)
+        status = poll_copy()
+    check(status == "Available", "the copy becomes Available in %s (saw %s)" % (dest, status))
+    friend = "1111222233334444"
+    tea.modify_image_share_permission(ecs_models.ModifyImageSharePermissionRequest(
+        region_id=dest, image_id=cp.image_id, add_account=[friend]))
+    shared = tea.describe_image_share_permission(ecs_models.DescribeImageSharePermissionRequest(
+        region_id=dest, image_id=cp.image_id)).body
+    check(shared.total_count == 1 and shared.accounts.account[0].aliyun_id == friend,
+          "DescribeImageSharePermission lists the account")
+    expect_error(lambda: tea.modify_image_share_permission(ecs_models.ModifyImageSharePermissionRequest(
+        region_id=dest, image_id=cp.image_id, add_account=["not-an-account"])),
+                 "InvalidAccount.NotFound", "ModifyImageSharePermission with a malformed account")
+
     # --- Tea SDK with the RPC HMAC-SHA1 signature (signature_algorithm='v2') --------------------
     tea_v2 = tea_client(a, a.sk, "v2")
     r2 = tea_v2.import_image(import_request("sdk-teav2-" + suffix)).body

@@ -109,6 +109,9 @@ pub struct ImportCmdArgs {
     /// JSON result is still printed.
     #[arg(help_heading = "Import options", long, short = 'q')]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub fleet: crate::fleet_args::FleetArgs,
 }
 
 /// `ecs-preflight wait`.
@@ -377,6 +380,10 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     let region = required(&args.import.region, "--region")?.to_string();
     required(&args.import.bucket, "--bucket")?;
     let object = required(&args.import.object, "--object")?.to_string();
+    let mut fleet_plan = args.fleet.plan();
+    fleet_plan
+        .validate(&region)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
     let mut params = args.import.to_params()?;
     // Each disk's bucket is --bucket.
     for d in &mut params.disks {
@@ -423,6 +430,12 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     let (_, source) = creds.get_with_source().await?;
     pr.progress(&format!("credentials: {source}"));
     let ecs = ecs_client(&region, &endpoints, args.signature, creds.clone())?;
+    // A copy region ECS does not know is refused before ImportImage.
+    match preflight_pipeline::fleet::check_regions(&ecs, &fleet_plan).await {
+        Ok(Some(note)) => pr.progress(&note),
+        Ok(None) => {}
+        Err(e) => anyhow::bail!("{}: {e}", e.code()),
+    }
 
     // Cloud rules, before ImportImage.
     let mut probe = probe_oss(
@@ -638,6 +651,48 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         Ok(w) => w,
         Err(e) => return wait_failed(&pr, base, &e, &resume),
     };
+    let mut base = base;
+    if let (WaitOutcome::Available(image), false) = (&waited, fleet_plan.is_empty()) {
+        let ctx = preflight_pipeline::fleet::FleetContext {
+            endpoints: endpoints.clone(),
+            credentials: creds.clone(),
+            signature: args.signature.method(),
+            poll_interval: args.poll_interval,
+            timeout: args.timeout,
+        };
+        let talk = !pr.quiet;
+        let progress =
+            crate::fleet_args::FleetProgress::new(talk, talk && pr.output == OutputFormat::Human);
+        pr.progress("copy and share");
+        let outcome = preflight_pipeline::fleet::copy_and_share(
+            &ctx,
+            &region,
+            image,
+            &fleet_plan,
+            Arc::new(move |e| progress.event(&e)),
+        )
+        .await;
+        match outcome {
+            Ok(o) => base["images"] = crate::fleet_args::render(&o).0,
+            Err(e) => {
+                let mut v = base;
+                v["status"] = json!("copy_failed");
+                v["error"] = json!({"code": e.code(), "message": e.to_string()});
+                pr.result(
+                    &v,
+                    &[format!(
+                        "image {} is Available in {region}, but {e}",
+                        image.image_id
+                    )],
+                )?;
+                return Ok(if e.is_usage() {
+                    crate::EXIT_ENV
+                } else {
+                    EXIT_FAILED
+                });
+            }
+        }
+    }
     finish(&pr, base, &region, &started.task_id, waited, &resume)
 }
 
@@ -718,14 +773,20 @@ fn finish(
             v["status"] = json!("available");
             v["image_id"] = json!(image.image_id);
             v["image"] = serde_json::to_value(&image)?;
-            pr.result(
-                &v,
-                &[
-                    format!("image {} is Available in {region}", image.image_id),
-                    format!("  name: {}", image.image_name),
-                    format!("  task: {task_id}"),
-                ],
-            )?;
+            let mut human = vec![
+                format!("image {} is Available in {region}", image.image_id),
+                format!("  name: {}", image.image_name),
+                format!("  task: {task_id}"),
+            ];
+            if let Ok(o) = serde_json::from_value(v["images"].clone()) {
+                human.extend(
+                    crate::fleet_args::render(&preflight_pipeline::fleet::FleetOutcome {
+                        images: o,
+                    })
+                    .1,
+                );
+            }
+            pr.result(&v, &human)?;
             Ok(EXIT_OK)
         }
         WaitOutcome::Failed { code, message } => {

@@ -14,6 +14,7 @@
 mod batch_cmd;
 mod emulator_cmd;
 mod endpoint_args;
+mod fleet_args;
 mod import_args;
 mod import_cmd;
 mod oneshot_cmd;

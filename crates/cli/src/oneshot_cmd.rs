@@ -141,6 +141,9 @@ pub struct OneShotArgs {
     pub output: OutputFormat,
 
     /// No progress; only the result.
+    #[command(flatten)]
+    pub fleet: crate::fleet_args::FleetArgs,
+
     #[arg(help_heading = "Pipeline options", long, short = 'q')]
     pub quiet: bool,
 }
@@ -162,6 +165,8 @@ struct Seen {
     import_started: Arc<tokio::sync::Notify>,
     bar: Option<ProgressBar>,
     task_bar: Option<crate::task_bar::TaskBar>,
+    /// The image is available and the copy and share step has begun.
+    copying: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -173,6 +178,7 @@ fn on_event(
     talk: bool,
     bars: bool,
 ) -> impl Fn(&Event) + Send + Sync + 'static {
+    let fleet = crate::fleet_args::FleetProgress::new(talk, bars);
     move |e: &Event| {
         let say = |m: String| {
             if talk {
@@ -180,7 +186,12 @@ fn on_event(
             }
         };
         match e {
-            Event::StageStarted(s) => say(format!("== {s}")),
+            Event::StageStarted(s) => {
+                if *s == preflight_pipeline::Stage::Copy {
+                    lock(&seen).copying = true;
+                }
+                say(format!("== {s}"));
+            }
             Event::StageFinished { stage, seconds } => {
                 if let Some(bar) = lock(&seen).task_bar.take() {
                     bar.finish();
@@ -289,6 +300,7 @@ fn on_event(
                 .update(p),
             Event::ObjectDeleted { bucket, key } => say(format!("   deleted oss://{bucket}/{key}")),
             Event::Note(m) => say(format!("   note: {m}")),
+            Event::Fleet(f) => fleet.event(f),
         }
     }
 }
@@ -328,6 +340,7 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
         .convert(args.convert)
         .oss_signature(args.signature_version.version())
         .rpc_signature(args.signature.method())
+        .fleet(args.fleet.plan())
         .on_event(on_event(seen, talk, bars));
     for d in &args.import.data_disk {
         b = b.data_disk(d);
@@ -353,6 +366,7 @@ async fn run_async(args: OneShotArgs) -> Result<u8> {
                 Some(PipelineError::Usage(m)) => {
                     anyhow::bail!("{m}: pass --region and --bucket")
                 }
+                Some(PipelineError::Fleet(f)) => anyhow::bail!("{}: {f}", f.code()),
                 _ => Err(e),
             }
         }
@@ -394,20 +408,26 @@ async fn run_async(args: OneShotArgs) -> Result<u8> {
                 "plan": o.plan,
                 "image": o.image,
             });
+            let (images, fleet_lines) = crate::fleet_args::render(&o.fleet);
+            let mut v = v;
+            if !o.fleet.images.is_empty() {
+                v["images"] = images;
+            }
             let s = o.stage_seconds;
-            print(
-                &args,
-                &v,
-                &[
-                    format!("image {} is Available in {}", o.image_id, o.region),
-                    format!("  task:   {}", o.task_id),
-                    format!("  region: {}", o.region),
-                    format!(
-                        "  time:   check {:.2} s, upload {:.2} s, import {:.2} s, wait {:.2} s",
-                        s.check, s.upload, s.import, s.wait
-                    ),
-                ],
-            )?;
+            let mut human = vec![
+                format!("image {} is Available in {}", o.image_id, o.region),
+                format!("  task:   {}", o.task_id),
+                format!("  region: {}", o.region),
+                format!(
+                    "  time:   check {:.2} s, upload {:.2} s, import {:.2} s, wait {:.2} s",
+                    s.check, s.upload, s.import, s.wait
+                ),
+            ];
+            if !o.fleet.images.is_empty() {
+                human.push(format!("  copy:   {:.2} s", s.copy));
+            }
+            human.extend(fleet_lines);
+            print(&args, &v, &human)?;
             Ok(crate::EXIT_OK)
         }
         Err(e) => failure(&args, &region, e),
@@ -603,7 +623,14 @@ async fn interrupted(
     seen: &Mutex<Seen>,
 ) -> Result<u8> {
     let started = lock(seen).import.clone();
+    let copying = lock(seen).copying;
     let (v, line) = match started {
+        // The image is there: nothing to cancel; the copies go on in the cloud.
+        Some((image_id, task_id)) if copying => (
+            json!({"status": "interrupted", "region": region, "image_id": image_id,
+                   "task_id": task_id, "image_status": "Available"}),
+            format!("interrupted while copying: image {image_id} is Available in {region}; the copies go on in the cloud; run the same command again to wait for them and share"),
+        ),
         None => (
             json!({"status": "interrupted", "region": region}),
             "interrupted: run the same command again to resume (the upload continues from its checkpoint)".to_string(),

@@ -1,5 +1,6 @@
 //! One method per API: ImportImage, DescribeTasks, DescribeTaskAttribute, DescribeImages,
-//! CancelTask, DescribeRegions (ECS) and GetRole (RAM), with typed answers.
+//! CancelTask, DescribeRegions, CopyImage, ModifyImageSharePermission,
+//! DescribeImageSharePermission (ECS) and GetRole (RAM), with typed answers.
 
 use preflight_rules::Plan;
 use serde::Serialize;
@@ -117,6 +118,77 @@ pub fn client_token_after(plan: &Plan, etags: &[String], failed_task: Option<&st
     }
     let digest = hex::encode(h.finalize());
     format!("epf-{}", &digest[..40])
+}
+
+/// Most `AddAccount.N` of one ModifyImageSharePermission call (N is 1 to 10).
+pub const MAX_SHARE_ACCOUNTS_PER_CALL: usize = 10;
+
+/// What a CopyImage creates in the destination region.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CopyImageRequest {
+    /// `DestinationRegionId`.
+    pub destination_region: String,
+    /// `DestinationImageName` (absent: ECS names the copy).
+    pub name: Option<String>,
+    /// `DestinationDescription`.
+    pub description: Option<String>,
+    /// `Tag.N.Key` / `Tag.N.Value` of the copy: tags are not copied on their own.
+    pub tags: Vec<(String, String)>,
+    /// `ClientToken`: the same token answers with the same copy.
+    pub client_token: Option<String>,
+}
+
+/// The CopyImage parameters, flattened as the official SDK flattens them.
+pub fn copy_image_params(
+    source_region: &str,
+    image_id: &str,
+    r: &CopyImageRequest,
+) -> Vec<(String, String)> {
+    let mut p = vec![
+        ("RegionId".to_string(), source_region.to_string()),
+        ("ImageId".to_string(), image_id.to_string()),
+        (
+            "DestinationRegionId".to_string(),
+            r.destination_region.clone(),
+        ),
+    ];
+    if let Some(n) = &r.name {
+        p.push(("DestinationImageName".into(), n.clone()));
+    }
+    if let Some(d) = &r.description {
+        p.push(("DestinationDescription".into(), d.clone()));
+    }
+    for (i, (k, v)) in r.tags.iter().enumerate() {
+        p.push((format!("Tag.{}.Key", i + 1), k.clone()));
+        p.push((format!("Tag.{}.Value", i + 1), v.clone()));
+    }
+    if let Some(t) = &r.client_token {
+        p.push(("ClientToken".into(), t.clone()));
+    }
+    p
+}
+
+/// The ClientToken of a copy: a digest of the source image and the copy's parameters, so a
+/// rerun asks for the same copy and ECS answers with the one it already made.
+pub fn copy_client_token(image_id: &str, r: &CopyImageRequest) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    let mut params = copy_image_params(
+        "",
+        image_id,
+        &CopyImageRequest {
+            client_token: None,
+            ..r.clone()
+        },
+    );
+    params.sort();
+    for (k, v) in params {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    format!("epf-copy-{}", &hex::encode(h.finalize())[..40])
 }
 
 /// What ImportImage answered.
@@ -508,6 +580,100 @@ impl Client {
             .collect())
     }
 
+    /// DescribeImages of the caller's own images in `region` (another region than the
+    /// client's: the `RegionId` parameter names it, the endpoint stays the client's).
+    pub async fn describe_images_in(
+        &self,
+        region: &str,
+        q: &DescribeImagesQuery,
+    ) -> Result<Vec<Image>> {
+        let statuses = if q.statuses.is_empty() {
+            ALL_IMAGE_STATUSES.join(",")
+        } else {
+            q.statuses.join(",")
+        };
+        let mut p = vec![
+            ("RegionId", region.to_string()),
+            ("Status", statuses),
+            ("ImageOwnerAlias", "self".to_string()),
+            ("PageSize", "100".to_string()),
+        ];
+        if let Some(id) = &q.image_id {
+            p.push(("ImageId", id.clone()));
+        }
+        if let Some(n) = &q.image_name {
+            p.push(("ImageName", n.clone()));
+        }
+        let a = self
+            .call(Service::Ecs, "DescribeImages", &pairs(&p))
+            .await?;
+        Ok(list(&a.body, "Images", "Image")
+            .into_iter()
+            .map(image_of)
+            .collect())
+    }
+
+    /// CopyImage of `image_id` (in the client's region) to `request.destination_region`;
+    /// returns the new image's id. The copy starts `Creating` and becomes `Available`.
+    pub async fn copy_image(&self, image_id: &str, request: &CopyImageRequest) -> Result<String> {
+        let params = copy_image_params(self.region(), image_id, request);
+        let a = self.call(Service::Ecs, "CopyImage", &params).await?;
+        Ok(s(&a.body, "ImageId"))
+    }
+
+    /// ModifyImageSharePermission adding `accounts` (`AddAccount.N`, at most
+    /// [`MAX_SHARE_ACCOUNTS_PER_CALL`] per call: longer lists are sent in several calls) to the
+    /// image `image_id` of `region`.
+    pub async fn share_image(
+        &self,
+        region: &str,
+        image_id: &str,
+        accounts: &[String],
+    ) -> Result<()> {
+        for chunk in accounts.chunks(MAX_SHARE_ACCOUNTS_PER_CALL) {
+            let mut p = vec![
+                ("RegionId".to_string(), region.to_string()),
+                ("ImageId".to_string(), image_id.to_string()),
+            ];
+            for (i, a) in chunk.iter().enumerate() {
+                p.push((format!("AddAccount.{}", i + 1), a.clone()));
+            }
+            self.call(Service::Ecs, "ModifyImageSharePermission", &p)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// DescribeImageSharePermission: the accounts the image `image_id` of `region` is shared
+    /// with (every page).
+    pub async fn image_shared_accounts(&self, region: &str, image_id: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        // Bounded: 100 pages of 100 is far beyond the share quota of an image.
+        for page in 1..=100u32 {
+            let p = pairs(&[
+                ("RegionId", region.to_string()),
+                ("ImageId", image_id.to_string()),
+                ("PageNumber", page.to_string()),
+                ("PageSize", "100".to_string()),
+            ]);
+            let a = self
+                .call(Service::Ecs, "DescribeImageSharePermission", &p)
+                .await?;
+            let accounts = list(&a.body, "Accounts", "Account");
+            let n = accounts.len();
+            out.extend(accounts.into_iter().map(|x| s(x, "AliyunId")));
+            let total = a
+                .body
+                .get("TotalCount")
+                .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()))
+                .unwrap_or(0);
+            if n < 100 || out.len() as u64 >= total {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// RAM GetRole: `Ok(None)` when the role does not exist (`EntityNotExist.Role`).
     pub async fn get_role(&self, role_name: &str) -> Result<Option<Role>> {
         let p = pairs(&[("RoleName", role_name.to_string())]);
@@ -593,6 +759,38 @@ mod tests {
         );
         let dry = import_image_params(&plan, &ImportOptions { dry_run: true });
         assert!(dry.contains(&("DryRun".into(), "true".into())));
+    }
+
+    #[test]
+    fn copy_image_flattens_like_the_sdk_and_its_token_is_stable() {
+        let r = CopyImageRequest {
+            destination_region: "cn-shanghai".into(),
+            name: Some("web-01".into()),
+            description: None,
+            tags: vec![
+                ("owner".into(), "team-a".into()),
+                ("env".into(), String::new()),
+            ],
+            client_token: Some("tok".into()),
+        };
+        let p = copy_image_params("cn-hangzhou", "m-1", &r);
+        let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("RegionId"), Some("cn-hangzhou"));
+        assert_eq!(get("DestinationRegionId"), Some("cn-shanghai"));
+        assert_eq!(get("DestinationImageName"), Some("web-01"));
+        assert_eq!(get("Tag.2.Key"), Some("env"));
+        assert_eq!(get("Tag.2.Value"), Some(""));
+        assert_eq!(get("ClientToken"), Some("tok"));
+        assert_eq!(get("DestinationDescription"), None);
+        // The token ignores the token field, and changes with any parameter.
+        let t = copy_client_token("m-1", &r);
+        let no_token = CopyImageRequest {
+            client_token: None,
+            ..r.clone()
+        };
+        assert_eq!(t, copy_client_token("m-1", &no_token));
+        assert_ne!(t, copy_client_token("m-2", &r));
+        assert!(t.len() <= 64 && t.is_ascii());
     }
 
     #[test]

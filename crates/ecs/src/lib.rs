@@ -31,9 +31,10 @@ pub mod sign;
 pub mod watch;
 
 pub use api::{
-    client_token, client_token_after, import_image_params, DescribeImagesQuery, DescribeTasksQuery,
-    Image, ImageDisk, ImportImageResult, ImportOptions, ImportOutcome, OperationProgress, Region,
-    Role, Task, TaskAttribute, ALL_IMAGE_STATUSES,
+    client_token, client_token_after, copy_client_token, copy_image_params, import_image_params,
+    CopyImageRequest, DescribeImagesQuery, DescribeTasksQuery, Image, ImageDisk, ImportImageResult,
+    ImportOptions, ImportOutcome, OperationProgress, Region, Role, Task, TaskAttribute,
+    ALL_IMAGE_STATUSES, MAX_SHARE_ACCOUNTS_PER_CALL,
 };
 pub use client::{
     ecs_endpoint, normalize as normalize_endpoint, Answer, Client, ClientConfig, Service,

@@ -459,6 +459,10 @@ impl Strict {
 /// hours for the colder classes; short here so tests can watch it finish).
 pub const DEFAULT_RESTORE_SECONDS: f64 = 2.0;
 
+/// Default time a CopyImage takes in seconds (real ECS: minutes to hours; short here so
+/// tests watch the copy go from `Creating` to `Available`).
+pub const DEFAULT_COPY_SECONDS: f64 = 2.0;
+
 /// Everything the emulator needs to start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -498,6 +502,8 @@ pub struct Config {
     pub service_endpoints: bool,
     /// How long a RestoreObject takes, seconds. Default 2.
     pub restore_seconds: f64,
+    /// How long a CopyImage takes until the copy is `Available`, seconds. Default 2.
+    pub copy_seconds: f64,
 }
 
 impl Default for Config {
@@ -518,6 +524,7 @@ impl Default for Config {
             region_endpoints: false,
             service_endpoints: false,
             restore_seconds: DEFAULT_RESTORE_SECONDS,
+            copy_seconds: DEFAULT_COPY_SECONDS,
         }
     }
 }
@@ -598,6 +605,13 @@ impl Config {
             return Err(Error::ConfigParse(format!(
                 "restore_seconds {} is out of range (0 to 86400)",
                 self.restore_seconds
+            )));
+        }
+        if !self.copy_seconds.is_finite() || !(0.0..=MAX_TASK_SECONDS).contains(&self.copy_seconds)
+        {
+            return Err(Error::ConfigParse(format!(
+                "copy_seconds {} is out of range (0 to 86400)",
+                self.copy_seconds
             )));
         }
         if !self.task_seconds.is_finite() || !(0.0..=MAX_TASK_SECONDS).contains(&self.task_seconds)

@@ -12,7 +12,9 @@
 //!   out with MD5 and CRC-64 computed on the way.
 //! * **ECS / RAM** RPC over GET query or POST form, HMAC-SHA1 (1.0) and ACS3-HMAC-SHA256
 //!   signatures; ImportImage with the documented validation, DescribeTasks,
-//!   DescribeTaskAttribute, DescribeImages, CancelTask, DescribeRegions; RAM GetRole and
+//!   DescribeTaskAttribute, DescribeImages, CancelTask, DescribeRegions, CopyImage (the copy
+//!   is `Creating` for `copy_seconds`, then `Available`), ModifyImageSharePermission and
+//!   DescribeImageSharePermission; RAM GetRole and
 //!   ListPoliciesForRole; STS AssumeRole (the issued temporary keys are accepted everywhere).
 //! * **Strictness** (see [`Strict`] and the crate README): the V4 `Authorization` header's
 //!   documented EC family (0002-00000203…227), V1 refused on V4-only buckets or accounts

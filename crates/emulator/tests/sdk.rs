@@ -93,6 +93,8 @@ async fn ecs_sdk_conformance() {
     let c = emu.counters();
     assert!(c.requests_for("ImportImage") >= 6, "{c:?}");
     assert!(c.requests_for("GetRole") >= 2);
+    assert!(c.requests_for("CopyImage") >= 3, "{c:?}");
+    assert!(c.requests_for("DescribeImageSharePermission") >= 1, "{c:?}");
     assert!(c.errors_for("IncompleteSignature") >= 1);
     emu.shutdown().await;
 }

@@ -91,6 +91,10 @@ pub enum PipelineError {
         /// The ECS error.
         source: Box<preflight_ecs::Error>,
     },
+    /// The copy or share step refused a setting (before any upload) or failed after the
+    /// image was available.
+    #[error("{code}: {0}", code = .0.code())]
+    Fleet(crate::fleet::FleetError),
     /// The timeout passed before the image was available; the import goes on.
     #[error("still importing after the timeout (task {task_id}: {} {})", progress.task_status, progress.task_process)]
     TimedOut {
@@ -115,7 +119,7 @@ impl PipelineError {
     /// A stable code: `PIPELINE.Usage`, `PIPELINE.Read`, `PIPELINE.Credentials`,
     /// `PIPELINE.Refused`, `PIPELINE.Oss`, `PIPELINE.Upload`, `PIPELINE.Ecs`,
     /// `PIPELINE.ImportRefused`, `PIPELINE.ImportFailed`, `PIPELINE.WaitFailed`,
-    /// `PIPELINE.TimedOut`.
+    /// `PIPELINE.TimedOut`, and for [`PipelineError::Fleet`] its own code (`COPY.…`, `SHARE.…`).
     pub fn code(&self) -> &'static str {
         match self {
             PipelineError::Usage(_) => "PIPELINE.Usage",
@@ -129,6 +133,7 @@ impl PipelineError {
             PipelineError::ImportFailed { .. } => "PIPELINE.ImportFailed",
             PipelineError::WaitFailed { .. } => "PIPELINE.WaitFailed",
             PipelineError::TimedOut { .. } => "PIPELINE.TimedOut",
+            PipelineError::Fleet(e) => e.code(),
         }
     }
 
@@ -140,6 +145,9 @@ impl PipelineError {
             | PipelineError::ImportRefused { .. }
             | PipelineError::ImportFailed { .. }
             | PipelineError::TimedOut { .. } => true,
+            PipelineError::Fleet(e) => {
+                !e.is_usage() && !matches!(e, crate::fleet::FleetError::Ecs { .. })
+            }
             PipelineError::Upload { source, .. } => {
                 source.kind() == preflight_oss::ErrorKind::Integrity
             }
@@ -163,6 +171,16 @@ impl PipelineError {
                     _ => false,
                 }
             }
+            PipelineError::Fleet(crate::fleet::FleetError::Ecs { source, .. }) => {
+                match source.as_ref() {
+                    preflight_ecs::Error::Api { status, code, .. } => {
+                        preflight_ecs::retryable(*status, code)
+                    }
+                    preflight_ecs::Error::Network { .. } => true,
+                    _ => false,
+                }
+            }
+            PipelineError::Fleet(crate::fleet::FleetError::CopyTimedOut { .. }) => true,
             _ => false,
         }
     }

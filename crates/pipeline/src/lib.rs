@@ -14,6 +14,9 @@
 //!    same image instead of creating a second one.
 //! 4. **wait** — the task is polled until the image is `Available` (or the import failed);
 //!    then, with [`PipelineBuilder::delete_objects_after`], the uploaded objects are deleted.
+//! 5. **copy and share** (only with [`PipelineBuilder::fleet`]) — `CopyImage` to every other
+//!    region asked for, the copies waited for in parallel, then `ModifyImageSharePermission`
+//!    on the source and every copy; see [`fleet`].
 //!
 //! Progress is reported as [`Event`]s to the closure given to [`PipelineBuilder::on_event`].
 //! Cancellation: drop the future returned by [`Pipeline::run`] (e.g. in `tokio::select!`).
@@ -47,6 +50,7 @@ pub mod batch;
 pub mod convert;
 pub mod endpoints;
 mod error;
+pub mod fleet;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,6 +97,8 @@ pub enum Stage {
     Import,
     /// Polling the import task until the image is available.
     Wait,
+    /// Copying the image to other regions and sharing it ([`fleet`]).
+    Copy,
 }
 
 impl std::fmt::Display for Stage {
@@ -102,6 +108,7 @@ impl std::fmt::Display for Stage {
             Stage::Upload => "upload",
             Stage::Import => "import",
             Stage::Wait => "wait",
+            Stage::Copy => "copy and share",
         })
     }
 }
@@ -182,6 +189,8 @@ pub enum Event {
     /// Something the user should know that is not a finding: advice (the internal endpoint
     /// on ECS), or a decision taken (a new ClientToken after a failed import).
     Note(String),
+    /// The copy and share step ([`fleet`]) did something.
+    Fleet(fleet::FleetEvent),
     /// An uploaded object was deleted after the image became available.
     ObjectDeleted {
         /// Bucket.
@@ -204,6 +213,8 @@ pub struct StageSeconds {
     pub import: f64,
     /// Waiting for the image.
     pub wait: f64,
+    /// Copying and sharing (0 when nothing was asked).
+    pub copy: f64,
 }
 
 /// One uploaded disk.
@@ -259,6 +270,9 @@ pub struct Outcome {
     pub findings: Vec<ScopedFinding>,
     /// True when the uploaded objects were deleted.
     pub objects_deleted: bool,
+    /// The source image and its copies with their regions, states and shares (empty when
+    /// no copy or share was asked).
+    pub fleet: fleet::FleetOutcome,
 }
 
 /// One disk a run would send.
@@ -318,6 +332,7 @@ pub struct PipelineBuilder {
     rpc_signature: ecs::SignatureMethod,
     on_event: Option<EventFn>,
     gates: Gates,
+    fleet: fleet::FleetPlan,
 }
 
 impl PipelineBuilder {
@@ -477,6 +492,16 @@ impl PipelineBuilder {
         self
     }
 
+    /// After the image is available, copy it to other regions and share it with other
+    /// accounts ([`fleet`]). Checked by [`build`](Self::build) and, for the regions, against
+    /// DescribeRegions in the check stage: a wrong region or account stops the run before
+    /// any upload.
+    #[must_use]
+    pub fn fleet(mut self, plan: fleet::FleetPlan) -> Self {
+        self.fleet = plan;
+        self
+    }
+
     /// Observes progress. Called from the pipeline's task: keep it quick.
     #[must_use]
     pub fn on_event(mut self, f: impl Fn(&Event) + Send + Sync + 'static) -> Self {
@@ -491,6 +516,8 @@ impl PipelineBuilder {
             .ok_or_else(|| PipelineError::Usage("a system disk image is required".into()))?;
         let region = nonempty(self.region.or(self.params.region.clone()), "region")?;
         let bucket = nonempty(self.bucket.or(self.params.bucket.clone()), "bucket")?;
+        let mut fleet_plan = self.fleet;
+        fleet_plan.validate(&region).map_err(PipelineError::Fleet)?;
         let mut disks = vec![system];
         disks.extend(self.data_disks);
         let mut params = self.params;
@@ -538,8 +565,10 @@ impl PipelineBuilder {
             poll_interval: self.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL),
             timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
             oss_signature: self.oss_signature,
+            rpc_signature: self.rpc_signature,
             on_event: self.on_event.unwrap_or_else(|| Arc::new(|_: &Event| {})),
             gates: self.gates,
+            fleet: fleet_plan,
         })
     }
 }
@@ -569,8 +598,10 @@ pub struct Pipeline {
     poll_interval: Duration,
     timeout: Duration,
     oss_signature: SignatureVersion,
+    rpc_signature: ecs::SignatureMethod,
     on_event: EventFn,
     gates: Gates,
+    fleet: fleet::FleetPlan,
 }
 
 /// The result of the check stage.
@@ -717,6 +748,13 @@ impl Pipeline {
         }
         secs.wait = self.done(Stage::Wait, t);
 
+        let mut fleet_outcome = fleet::FleetOutcome::default();
+        if !self.fleet.is_empty() {
+            let t = self.stage(Stage::Copy);
+            fleet_outcome = self.copy_and_share(&image).await?;
+            secs.copy = self.done(Stage::Copy, t);
+        }
+
         Ok(Outcome {
             image_id: image.image_id.clone(),
             task_id: started.task_id,
@@ -729,6 +767,7 @@ impl Pipeline {
             uploads,
             findings: checked.findings,
             objects_deleted,
+            fleet: fleet_outcome,
         })
     }
 
@@ -762,6 +801,27 @@ impl Pipeline {
             findings: checked.findings,
             earlier_image: checked.own_earlier,
         })
+    }
+
+    /// The copy and share step for the `Available` image (see [`fleet::copy_and_share`]).
+    pub async fn copy_and_share(&self, image: &ecs::Image) -> Result<fleet::FleetOutcome> {
+        let ctx = fleet::FleetContext {
+            endpoints: self.endpoints.clone(),
+            credentials: self.credentials.clone(),
+            signature: self.rpc_signature,
+            poll_interval: self.poll_interval,
+            timeout: self.timeout,
+        };
+        let f = self.on_event.clone();
+        fleet::copy_and_share(
+            &ctx,
+            &self.region,
+            image,
+            &self.fleet,
+            Arc::new(move |e| f(&Event::Fleet(e))),
+        )
+        .await
+        .map_err(PipelineError::Fleet)
     }
 
     /// Cancels an import started by [`run`](Self::run) (`CancelTask`), e.g. when the caller
@@ -858,6 +918,13 @@ impl Pipeline {
             .await
             .map_err(|e| PipelineError::Credentials(e.to_string()))?;
         self.emit(Event::Credentials(source.to_string()));
+        // A copy region ECS does not know is refused here, before any upload.
+        if let Some(note) = fleet::check_regions(&self.ecs, &self.fleet)
+            .await
+            .map_err(PipelineError::Fleet)?
+        {
+            self.emit(Event::Note(note));
+        }
 
         // The cloud rules, before any byte is sent. The metadata service is asked meanwhile:
         // on ECS in the import region the internal OSS endpoint is the better road.

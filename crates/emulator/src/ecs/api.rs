@@ -321,8 +321,8 @@ fn image_json(i: &Image, status: &str, progress: u64) -> Value {
         "Usage": "none",
         "ImageOwnerAlias": "self",
         "ImageOwnerId": ACCOUNT_ID,
-        "IsSelfShared": "",
-        "IsCopied": false,
+        "IsSelfShared": if i.shared_with.is_empty() { "" } else { "True" },
+        "IsCopied": i.copied_from.is_some(),
         "Tags": {"Tag": tags},
         "Features": {"NvmeSupport": i.nvme_support, "ImdsSupport": i.imds_support},
         "DetectionOptions": {"Status": if i.detection_strategy.is_empty() { "" } else if status == "Available" { "Finished" } else { "Processing" }, "Items": {"Item": []}},
@@ -374,10 +374,9 @@ pub fn describe_images(call: &Call<'_>) -> Result<Value, EcsError> {
             .then(a.image_id.cmp(&b.image_id))
     });
     for i in images {
-        let Some(task) = data.tasks.get(&i.task_id) else {
+        let Some((status, progress)) = i.state(&data.tasks, now) else {
             continue;
         };
-        let status = task.image_status(now);
         let keep = (all || statuses.iter().any(|s| s == status))
             && ids.as_ref().is_none_or(|v| v.contains(&i.image_id))
             && name.is_none_or(|n| n == i.name)
@@ -385,7 +384,7 @@ pub fn describe_images(call: &Call<'_>) -> Result<Value, EcsError> {
             && os_type.is_none_or(|o| o == i.os_type)
             && arch.is_none_or(|a| a == i.architecture);
         if keep {
-            found.push(image_json(i, status, task.phase(now).progress));
+            found.push(image_json(i, status, progress));
         }
     }
     let total = found.len();

@@ -172,7 +172,7 @@ fn indexed(
     Ok(out)
 }
 
-fn tags(params: &Params) -> Result<Vec<(String, String)>, EcsError> {
+pub(crate) fn tags(params: &Params) -> Result<Vec<(String, String)>, EcsError> {
     let groups = indexed(params, "Tag")?;
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -372,7 +372,7 @@ pub fn detect_format(f: &mut std::fs::File, file_size: u64) -> Option<&'static s
 
 /// Digest of the API parameters (common and signature parameters excluded), so that a retry
 /// with the same ClientToken is recognised and a different request with it is refused.
-fn fingerprint(params: &Params) -> String {
+pub(crate) fn fingerprint(params: &Params) -> String {
     const COMMON: &[&str] = &[
         "AccessKeyId",
         "Signature",
@@ -717,6 +717,9 @@ pub fn import_image(call: &Call<'_>) -> Result<Value, EcsError> {
         disks: disks_out,
         created_ms: now,
         task_id: task_id.clone(),
+        copied_from: None,
+        ready_ms: None,
+        shared_with: Vec::new(),
     };
     data.images.insert(image_id.clone(), image);
     data.tasks.insert(

@@ -2,6 +2,7 @@
 //! form), HMAC-SHA1 and ACS3-HMAC-SHA256 verification, dispatch, and the JSON/XML shapes.
 
 pub mod api;
+pub mod copy;
 pub mod import;
 pub mod render;
 pub mod sign;
@@ -373,6 +374,9 @@ fn known_action(product: Product, action: &str) -> bool {
                 | "DescribeImages"
                 | "CancelTask"
                 | "DescribeRegions"
+                | "CopyImage"
+                | "ModifyImageSharePermission"
+                | "DescribeImageSharePermission"
         ),
         Product::Ram => matches!(action, "GetRole" | "ListPoliciesForRole"),
         Product::Sts => action == "AssumeRole",
@@ -387,6 +391,11 @@ async fn dispatch(call: &Call<'_>, product: Product, action: &str) -> Result<Val
         (Product::Ecs, "DescribeImages") => api::describe_images(call),
         (Product::Ecs, "CancelTask") => api::cancel_task(call),
         (Product::Ecs, "DescribeRegions") => api::describe_regions(call),
+        (Product::Ecs, "CopyImage") => copy::copy_image(call),
+        (Product::Ecs, "ModifyImageSharePermission") => copy::modify_image_share_permission(call),
+        (Product::Ecs, "DescribeImageSharePermission") => {
+            copy::describe_image_share_permission(call)
+        }
         (Product::Ram, "GetRole") => api::get_role(call),
         (Product::Ram, "ListPoliciesForRole") => api::list_policies_for_role(call),
         (Product::Sts, "AssumeRole") => api::assume_role(call),

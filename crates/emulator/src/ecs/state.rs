@@ -66,8 +66,38 @@ pub struct Image {
     pub disks: Vec<Disk>,
     /// Creation time, Unix ms.
     pub created_ms: u64,
-    /// Its import task.
+    /// Its import task (empty for a copy).
     pub task_id: String,
+    /// For a CopyImage copy: the source image.
+    #[serde(default)]
+    pub copied_from: Option<String>,
+    /// For a copy: when it becomes `Available`, Unix ms.
+    #[serde(default)]
+    pub ready_ms: Option<u64>,
+    /// Accounts the image is shared with (ModifyImageSharePermission), with the time, Unix ms.
+    #[serde(default)]
+    pub shared_with: Vec<(String, u64)>,
+}
+
+impl Image {
+    /// The image's `Status` and progress (0..=100) at `now_ms`: from its import task, or
+    /// for a copy from its ready time (`Creating` until then). `None`: no task, not a copy.
+    pub fn state(
+        &self,
+        tasks: &BTreeMap<String, Task>,
+        now_ms: u64,
+    ) -> Option<(&'static str, u64)> {
+        if let Some(ready) = self.ready_ms {
+            if now_ms >= ready {
+                return Some(("Available", 100));
+            }
+            let span = ready.saturating_sub(self.created_ms).max(1);
+            let done = now_ms.saturating_sub(self.created_ms).saturating_mul(100) / span;
+            return Some(("Creating", done.min(99)));
+        }
+        let task = tasks.get(&self.task_id)?;
+        Some((task.image_status(now_ms), task.phase(now_ms).progress))
+    }
 }
 
 /// An ImportImage task.

@@ -1,0 +1,243 @@
+//! CopyImage, DescribeImages across regions, ModifyImageSharePermission and
+//! DescribeImageSharePermission: the copy's life cycle, the documented errors, ClientToken
+//! idempotency, and the state kept across a restart.
+
+mod common;
+
+use common::{put, rpc};
+
+const ECS: &str = "2014-05-26";
+const B: &str = "ecs-preflight";
+const FRIEND: &str = "1111222233334444";
+
+async fn code(ep: &str, action: &str, params: &[(&str, &str)]) -> (u16, String) {
+    let (s, v) = rpc(ep, ECS, action, params).await;
+    (s, v["Code"].as_str().unwrap_or("").to_string())
+}
+
+async fn status(ep: &str, region: &str, id: &str) -> (String, serde_json::Value) {
+    let (s, v) = rpc(
+        ep,
+        ECS,
+        "DescribeImages",
+        &[
+            ("RegionId", region),
+            ("ImageId", id),
+            ("Status", "Creating,Available"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let img = v["Images"]["Image"][0].clone();
+    (img["Status"].as_str().unwrap_or("").to_string(), img)
+}
+
+#[tokio::test]
+async fn copy_and_share_life_cycle_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = || preflight_emulator::Config {
+        task_seconds: 0.5,
+        copy_seconds: 1.0,
+        ..preflight_emulator::Config::for_tests(dir.path().join("data"))
+    };
+    let emu = preflight_emulator::start(cfg()).await.unwrap();
+    let ep = emu.endpoint();
+    assert_eq!(
+        put(&ep, B, "img/sys.raw", vec![1u8; 4096]).await.status(),
+        200
+    );
+    let (s, v) = rpc(
+        &ep,
+        ECS,
+        "ImportImage",
+        &[
+            ("RegionId", "cn-hangzhou"),
+            ("ImageName", "web-01"),
+            ("Tag.1.Key", "owner"),
+            ("Tag.1.Value", "team-a"),
+            ("DiskDeviceMapping.1.OSSBucket", B),
+            ("DiskDeviceMapping.1.OSSObject", "img/sys.raw"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let src = v["ImageId"].as_str().unwrap().to_string();
+    let copy_params = |token: &'static str| -> Vec<(&str, &str)> {
+        vec![
+            ("RegionId", "cn-hangzhou"),
+            ("ImageId", src.as_str()),
+            ("DestinationRegionId", "cn-shanghai"),
+            ("DestinationImageName", "web-01"),
+            ("Tag.1.Key", "owner"),
+            ("Tag.1.Value", "team-a"),
+            ("ClientToken", token),
+        ]
+    };
+    // Not yet Available: neither copied nor shared.
+    assert_eq!(
+        code(&ep, "CopyImage", &copy_params("tok-1")).await,
+        (403, "IncorrectImageStatus".into())
+    );
+    assert_eq!(
+        code(
+            &ep,
+            "ModifyImageSharePermission",
+            &[
+                ("RegionId", "cn-hangzhou"),
+                ("ImageId", &src),
+                ("AddAccount.1", FRIEND)
+            ]
+        )
+        .await,
+        (403, "IncorrectImageStatus".into())
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // Errors: unknown image, image of another region, unknown destination, bad name.
+    let mut p = copy_params("tok-x");
+    p[1].1 = "m-doesnotexist";
+    assert_eq!(
+        code(&ep, "CopyImage", &p).await,
+        (404, "InvalidImageId.NotFound".into())
+    );
+    let mut p = copy_params("tok-x");
+    p[0].1 = "cn-beijing";
+    assert_eq!(
+        code(&ep, "CopyImage", &p).await,
+        (404, "InvalidImageId.NotFound".into())
+    );
+    let mut p = copy_params("tok-x");
+    p[2].1 = "xx-nowhere-9";
+    assert_eq!(
+        code(&ep, "CopyImage", &p).await,
+        (404, "InvalidRegionId.NotFound".into())
+    );
+    let mut p = copy_params("tok-x");
+    p[3].1 = "aliyun-copy";
+    assert_eq!(
+        code(&ep, "CopyImage", &p).await,
+        (400, "InvalidImageName.Malformed".into())
+    );
+    let mut p = copy_params("tok-x");
+    p.remove(1);
+    assert_eq!(
+        code(&ep, "CopyImage", &p).await,
+        (400, "MissingParameter".into())
+    );
+
+    let mut p = copy_params("tok-1");
+    p.push(("DryRun", "true"));
+    assert_eq!(
+        code(&ep, "CopyImage", &p).await,
+        (400, "DryRunOperation".into())
+    );
+    let (s, v) = rpc(&ep, ECS, "CopyImage", &copy_params("tok-1")).await;
+    assert_eq!(s, 200, "{v}");
+    let copy = v["ImageId"].as_str().unwrap().to_string();
+    assert_ne!(copy, src);
+    // The same token: the same copy; the same token with other parameters: refused.
+    let (_, again) = rpc(&ep, ECS, "CopyImage", &copy_params("tok-1")).await;
+    assert_eq!(again["ImageId"], v["ImageId"]);
+    let mut p = copy_params("tok-1");
+    p[3].1 = "web-02";
+    assert_eq!(
+        code(&ep, "CopyImage", &p).await,
+        (400, "IdempotentParameterMismatch".into())
+    );
+    // The name is taken in the destination now.
+    assert_eq!(
+        code(&ep, "CopyImage", &copy_params("tok-2")).await,
+        (400, "InvalidImageName.Duplicated".into())
+    );
+    // Listed in its own region only, Creating, with its tags and IsCopied.
+    let (st, img) = status(&ep, "cn-shanghai", &copy).await;
+    assert_eq!(st, "Creating", "{img}");
+    assert_eq!(img["IsCopied"], true);
+    assert_eq!(img["Tags"]["Tag"][0]["TagKey"], "owner");
+    assert_eq!(status(&ep, "cn-hangzhou", &copy).await.0, "");
+    assert_eq!(
+        code(
+            &ep,
+            "ModifyImageSharePermission",
+            &[
+                ("RegionId", "cn-shanghai"),
+                ("ImageId", &copy),
+                ("AddAccount.1", FRIEND)
+            ]
+        )
+        .await,
+        (403, "IncorrectImageStatus".into())
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(status(&ep, "cn-shanghai", &copy).await.0, "Available");
+
+    // Share errors: a malformed account, the owner, N out of range, unknown image.
+    for (bad, want) in [
+        ("12345", "InvalidAccount.NotFound"),
+        ("abcdabcdabcdabcd", "InvalidAccount.NotFound"),
+        ("1234567890123456", "InvalidAccount.Forbidden"),
+    ] {
+        let (s, c) = code(
+            &ep,
+            "ModifyImageSharePermission",
+            &[
+                ("RegionId", "cn-shanghai"),
+                ("ImageId", &copy),
+                ("AddAccount.1", bad),
+            ],
+        )
+        .await;
+        assert_eq!((s, c.as_str()), (400, want), "{bad}");
+    }
+    assert_eq!(
+        code(
+            &ep,
+            "ModifyImageSharePermission",
+            &[
+                ("RegionId", "cn-shanghai"),
+                ("ImageId", &copy),
+                ("AddAccount.11", FRIEND)
+            ]
+        )
+        .await,
+        (400, "InvalidParameter".into())
+    );
+    assert_eq!(
+        code(
+            &ep,
+            "DescribeImageSharePermission",
+            &[("RegionId", "cn-shanghai"), ("ImageId", "m-nope")]
+        )
+        .await,
+        (404, "InvalidImageId.NotFound".into())
+    );
+    let (s, v) = rpc(
+        &ep,
+        ECS,
+        "ModifyImageSharePermission",
+        &[
+            ("RegionId", "cn-shanghai"),
+            ("ImageId", &copy),
+            ("AddAccount.1", FRIEND),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    emu.shutdown().await;
+
+    // Restarted on the same data: the copy, its state and its share are still there.
+    let emu = preflight_emulator::start(cfg()).await.unwrap();
+    let ep = emu.endpoint();
+    assert_eq!(status(&ep, "cn-shanghai", &copy).await.0, "Available");
+    let (s, v) = rpc(
+        &ep,
+        ECS,
+        "DescribeImageSharePermission",
+        &[("RegionId", "cn-shanghai"), ("ImageId", &copy)],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["TotalCount"], 1);
+    assert_eq!(v["Accounts"]["Account"][0]["AliyunId"], FRIEND);
+    assert_eq!(v["ImageId"], copy.as_str());
+    emu.shutdown().await;
+}

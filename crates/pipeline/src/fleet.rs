@@ -1,0 +1,688 @@
+//! After the import: copy the image to other regions and share it with other accounts, as
+//! Packer's `image_copy_regions`, `image_copy_names` and `image_share_account` do.
+//!
+//! * [`FleetPlan::validate`] refuses, before anything is sent, a copy region that is not
+//!   shaped like a region id or equals the source region, and an account id that is not a
+//!   16-digit Alibaba Cloud account id; [`check_regions`] refuses a region DescribeRegions
+//!   does not list (also before any upload).
+//! * [`copy_and_share`] runs once the source image is `Available`: per region, an earlier
+//!   copy is looked up first (DescribeImages by name in that region, with the
+//!   [`SOURCE_TAG`] naming this source image), else `CopyImage` with a `ClientToken` derived
+//!   from the source image and the copy's parameters (a retried call gets the same copy);
+//!   every copy is waited for in parallel; then `ModifyImageSharePermission` adds, on the
+//!   source and on every copy, only the accounts DescribeImageSharePermission does not
+//!   already list. A rerun therefore sends no CopyImage and no ModifyImageSharePermission.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use preflight_aliyun::CredentialProvider;
+use preflight_ecs::{self as ecs, CopyImageRequest, DescribeImagesQuery};
+use serde::Serialize;
+
+use crate::endpoints::Endpoints;
+
+/// The tag every copy carries, naming its source image: how a rerun recognises a copy it
+/// made (DescribeImages does not say what an image was copied from).
+pub const SOURCE_TAG: &str = "ecs-preflight:source-image";
+/// Most tags of an image (Tag.N, N 1..=20): with as many, the copy carries no [`SOURCE_TAG`]
+/// and a rerun relies on the ClientToken alone.
+pub const MAX_TAGS: usize = 20;
+/// Length of an Alibaba Cloud account id (UID).
+pub const ACCOUNT_ID_LEN: usize = 16;
+
+/// What to do after the image is available.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FleetPlan {
+    /// Regions to copy the image to, in order.
+    pub copy_regions: Vec<String>,
+    /// Name of every copy (names are unique per region, so one name serves all regions).
+    /// Default: the source image's name.
+    pub copy_name: Option<String>,
+    /// Accounts to share the source image and every copy with.
+    pub share_accounts: Vec<String>,
+}
+
+/// Why the copy or share step refused or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// A copy region that is not shaped like a region id (`cn-shanghai`).
+    #[error("--copy-to-region {region:?} is not a region id (like cn-shanghai)")]
+    RegionMalformed {
+        /// The value given.
+        region: String,
+    },
+    /// A copy region that ECS (DescribeRegions) does not list.
+    #[error("--copy-to-region {region:?} is not an ECS region (DescribeRegions lists {known})")]
+    RegionUnknown {
+        /// The value given.
+        region: String,
+        /// The regions listed, comma-separated.
+        known: String,
+    },
+    /// A copy region equal to the import region.
+    #[error("--copy-to-region {region:?} is the import region itself: the image is already there")]
+    SameRegion {
+        /// The region.
+        region: String,
+    },
+    /// An account id that is not a 16-digit Alibaba Cloud account id.
+    #[error("--share-with-account {account:?} is not an Alibaba Cloud account id (16 digits)")]
+    AccountMalformed {
+        /// The value given.
+        account: String,
+    },
+    /// A copy name that ECS would refuse.
+    #[error("--copy-name {name:?} is not a valid image name: {why}")]
+    NameMalformed {
+        /// The value given.
+        name: String,
+        /// Why.
+        why: String,
+    },
+    /// An ECS call failed.
+    #[error("{context}: {source}")]
+    Ecs {
+        /// What was being done.
+        context: String,
+        /// The ECS error.
+        source: Box<ecs::Error>,
+    },
+    /// A copy ended `CreateFailed` or vanished.
+    #[error("the copy {image_id} in {region} failed: it is {status}")]
+    CopyFailed {
+        /// Destination region.
+        region: String,
+        /// The copy.
+        image_id: String,
+        /// Its last status.
+        status: String,
+    },
+    /// The timeout passed before a copy was available; the copy goes on and a rerun waits
+    /// for it again.
+    #[error("the copy {image_id} in {region} is still {status} after the timeout; run the same command again to wait for it")]
+    CopyTimedOut {
+        /// Destination region.
+        region: String,
+        /// The copy.
+        image_id: String,
+        /// Its last status.
+        status: String,
+    },
+}
+
+impl FleetError {
+    /// A stable code: `COPY.RegionMalformed`, `COPY.RegionUnknown`, `COPY.SameRegion`,
+    /// `COPY.NameMalformed`, `SHARE.AccountMalformed`, `COPY.Ecs`, `COPY.Failed`,
+    /// `COPY.TimedOut`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FleetError::RegionMalformed { .. } => "COPY.RegionMalformed",
+            FleetError::RegionUnknown { .. } => "COPY.RegionUnknown",
+            FleetError::SameRegion { .. } => "COPY.SameRegion",
+            FleetError::NameMalformed { .. } => "COPY.NameMalformed",
+            FleetError::AccountMalformed { .. } => "SHARE.AccountMalformed",
+            FleetError::Ecs { .. } => "COPY.Ecs",
+            FleetError::CopyFailed { .. } => "COPY.Failed",
+            FleetError::CopyTimedOut { .. } => "COPY.TimedOut",
+        }
+    }
+
+    /// True for a wrong setting, refused before any upload (the CLI's exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            FleetError::RegionMalformed { .. }
+                | FleetError::RegionUnknown { .. }
+                | FleetError::SameRegion { .. }
+                | FleetError::NameMalformed { .. }
+                | FleetError::AccountMalformed { .. }
+        )
+    }
+}
+
+fn region_shaped(r: &str) -> bool {
+    (4..=64).contains(&r.len())
+        && r.contains('-')
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !r.starts_with('-')
+        && !r.ends_with('-')
+}
+
+/// ImageName rule of the API (2–128 characters, a letter first, not `aliyun`/`acs:`, no
+/// `http(s)://`, letters, digits, `.`, `:`, `_`, `-`); `Err` says which part fails.
+fn check_image_name(n: &str) -> Result<(), String> {
+    let lower = n.to_ascii_lowercase();
+    if !(2..=128).contains(&n.chars().count()) {
+        return Err("it must be 2 to 128 characters".into());
+    }
+    if !n.chars().next().is_some_and(char::is_alphabetic) {
+        return Err("it must start with a letter".into());
+    }
+    if lower.starts_with("aliyun") || lower.starts_with("acs:") {
+        return Err("it must not start with aliyun or acs:".into());
+    }
+    if lower.contains("http://") || lower.contains("https://") {
+        return Err("it must not contain http:// or https://".into());
+    }
+    if !n
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '.' | ':' | '_' | '-'))
+    {
+        return Err("only letters, digits, '.', ':', '_' and '-' are allowed".into());
+    }
+    Ok(())
+}
+
+impl FleetPlan {
+    /// True when there is nothing to copy or share.
+    pub fn is_empty(&self) -> bool {
+        self.copy_regions.is_empty() && self.share_accounts.is_empty()
+    }
+
+    /// The local checks, before any request: region shapes, no copy to `source_region`,
+    /// 16-digit account ids, a valid copy name. Duplicates are dropped.
+    pub fn validate(&mut self, source_region: &str) -> Result<(), FleetError> {
+        for r in &self.copy_regions {
+            if !region_shaped(r) {
+                return Err(FleetError::RegionMalformed { region: r.clone() });
+            }
+            if r == source_region {
+                return Err(FleetError::SameRegion { region: r.clone() });
+            }
+        }
+        for a in &self.share_accounts {
+            if a.len() != ACCOUNT_ID_LEN || !a.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(FleetError::AccountMalformed { account: a.clone() });
+            }
+        }
+        if let Some(n) = &self.copy_name {
+            check_image_name(n).map_err(|why| FleetError::NameMalformed {
+                name: n.clone(),
+                why,
+            })?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        self.copy_regions.retain(|r| seen.insert(r.clone()));
+        let mut seen = std::collections::HashSet::new();
+        self.share_accounts.retain(|a| seen.insert(a.clone()));
+        Ok(())
+    }
+}
+
+/// Refuses a copy region DescribeRegions does not list. `Ok(Some(note))` when the key may
+/// not call DescribeRegions: the regions are then not verified (the note says so).
+pub async fn check_regions(
+    client: &ecs::Client,
+    plan: &FleetPlan,
+) -> Result<Option<String>, FleetError> {
+    if plan.copy_regions.is_empty() {
+        return Ok(None);
+    }
+    let regions = match client.describe_regions().await {
+        Ok(r) => r,
+        Err(e) if crate::ecs_denied(&e) => {
+            return Ok(Some(format!(
+                "DescribeRegions was denied ({}): the copy regions are not verified",
+                e.code().unwrap_or_default()
+            )))
+        }
+        Err(source) => {
+            return Err(FleetError::Ecs {
+                context: "cannot list the ECS regions".into(),
+                source: Box::new(source),
+            })
+        }
+    };
+    for r in &plan.copy_regions {
+        if !regions.iter().any(|x| &x.region_id == r) {
+            let known: Vec<&str> = regions.iter().map(|x| x.region_id.as_str()).collect();
+            return Err(FleetError::RegionUnknown {
+                region: r.clone(),
+                known: known.join(", "),
+            });
+        }
+    }
+    Ok(None)
+}
+
+/// One image of the result: the source or a copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FleetImage {
+    /// Region.
+    pub region: String,
+    /// Image id.
+    pub image_id: String,
+    /// `Status` when last seen (`Available`).
+    pub status: String,
+    /// `source` or `copy`.
+    pub role: String,
+    /// True when an earlier run had made this copy (no CopyImage was sent).
+    pub reused: bool,
+    /// Every account the image is shared with (of those asked for).
+    pub shared_with: Vec<String>,
+    /// The accounts this run added (empty on a rerun).
+    pub newly_shared: Vec<String>,
+}
+
+/// The result of [`copy_and_share`]: the source first, then one copy per region.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FleetOutcome {
+    /// Every image.
+    pub images: Vec<FleetImage>,
+}
+
+/// What the copy and share step is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FleetEvent {
+    /// A copy was started, or found from an earlier run.
+    CopyStarted {
+        /// Destination region.
+        region: String,
+        /// The copy.
+        image_id: String,
+        /// True when found, not made.
+        reused: bool,
+    },
+    /// A copy's status or progress changed.
+    CopyProgress {
+        /// Destination region.
+        region: String,
+        /// The copy.
+        image_id: String,
+        /// `Status`.
+        status: String,
+        /// `Progress` (`"40%"`).
+        progress: String,
+    },
+    /// A copy is `Available`.
+    CopyAvailable {
+        /// Destination region.
+        region: String,
+        /// The copy.
+        image_id: String,
+    },
+    /// An image is shared: `added` by this run, the rest were already.
+    Shared {
+        /// Region.
+        region: String,
+        /// Image.
+        image_id: String,
+        /// Accounts added now.
+        added: Vec<String>,
+    },
+}
+
+/// How [`copy_and_share`] reaches ECS and waits.
+#[derive(Clone)]
+pub struct FleetContext {
+    /// Endpoints (a destination region's client uses [`Endpoints::ecs_config`]).
+    pub endpoints: Endpoints,
+    /// Credentials.
+    pub credentials: Arc<CredentialProvider>,
+    /// RPC signature.
+    pub signature: ecs::SignatureMethod,
+    /// Time between two DescribeImages of a copy.
+    pub poll_interval: Duration,
+    /// Longest wait for the copies.
+    pub timeout: Duration,
+}
+
+impl FleetContext {
+    fn client(&self, region: &str) -> Result<ecs::Client, FleetError> {
+        let mut cfg = self.endpoints.ecs_config(region);
+        cfg.signature = self.signature;
+        ecs::Client::new(cfg, self.credentials.clone()).map_err(|source| FleetError::Ecs {
+            context: format!("cannot create the ECS client for {region}"),
+            source: Box::new(source),
+        })
+    }
+}
+
+fn ecs_err(context: String) -> impl FnOnce(ecs::Error) -> FleetError {
+    move |source| FleetError::Ecs {
+        context,
+        source: Box::new(source),
+    }
+}
+
+/// The CopyImage request for `region`: the copy's name, the source's description and tags
+/// (tags are not copied on their own), the [`SOURCE_TAG`], and the ClientToken.
+pub fn copy_request(
+    source: &ecs::Image,
+    source_region: &str,
+    region: &str,
+    name: Option<&str>,
+) -> CopyImageRequest {
+    let mut tags: Vec<(String, String)> = source
+        .tags
+        .iter()
+        .filter(|(k, _)| k != SOURCE_TAG)
+        .cloned()
+        .collect();
+    if tags.len() < MAX_TAGS {
+        tags.push((SOURCE_TAG.to_string(), source.image_id.clone()));
+    }
+    let name = name
+        .map(str::to_string)
+        .or_else(|| Some(source.image_name.clone()).filter(|n| !n.is_empty()));
+    let mut r = CopyImageRequest {
+        destination_region: region.to_string(),
+        name,
+        description: Some(format!(
+            "copy of {} from {source_region} by ecs-preflight",
+            source.image_id
+        )),
+        tags,
+        client_token: None,
+    };
+    r.client_token = Some(ecs::copy_client_token(&source.image_id, &r));
+    r
+}
+
+/// An earlier run's copy of `source` in the request's region: same name and the
+/// [`SOURCE_TAG`] naming the source. `None` when not found (or DescribeImages is denied).
+async fn find_copy(
+    client: &ecs::Client,
+    source_id: &str,
+    r: &CopyImageRequest,
+) -> Result<Option<ecs::Image>, FleetError> {
+    let Some(name) = &r.name else {
+        return Ok(None);
+    };
+    let found = client
+        .describe_images_in(
+            &r.destination_region,
+            &DescribeImagesQuery {
+                image_name: Some(name.clone()),
+                ..DescribeImagesQuery::default()
+            },
+        )
+        .await;
+    match found {
+        Ok(images) => Ok(images.into_iter().find(|i| {
+            i.image_name == *name
+                && i.tags
+                    .iter()
+                    .any(|(k, v)| k == SOURCE_TAG && v == source_id)
+                && i.status != "CreateFailed"
+        })),
+        Err(e) if crate::ecs_denied(&e) => Ok(None),
+        Err(e) => Err(ecs_err(format!(
+            "cannot list the images of {}",
+            r.destination_region
+        ))(e)),
+    }
+}
+
+/// Waits until the copy `image_id` of `region` is `Available`.
+async fn wait_copy(
+    ctx: FleetContext,
+    region: String,
+    image_id: String,
+    on_event: Arc<dyn Fn(FleetEvent) + Send + Sync>,
+) -> Result<FleetImage, FleetError> {
+    let client = ctx.client(&region)?;
+    let start = Instant::now();
+    let mut last = (String::new(), String::new());
+    loop {
+        let images = client
+            .describe_images_in(
+                &region,
+                &DescribeImagesQuery {
+                    image_id: Some(image_id.clone()),
+                    ..DescribeImagesQuery::default()
+                },
+            )
+            .await
+            .map_err(ecs_err(format!(
+                "cannot follow the copy {image_id} in {region}"
+            )))?;
+        let (status, progress) = images
+            .iter()
+            .find(|i| i.image_id == image_id)
+            .map(|i| (i.status.clone(), i.progress.clone()))
+            .unwrap_or_default();
+        if (status.clone(), progress.clone()) != last {
+            on_event(FleetEvent::CopyProgress {
+                region: region.clone(),
+                image_id: image_id.clone(),
+                status: status.clone(),
+                progress: progress.clone(),
+            });
+            last = (status.clone(), progress);
+        }
+        match status.as_str() {
+            "Available" => {
+                on_event(FleetEvent::CopyAvailable {
+                    region: region.clone(),
+                    image_id: image_id.clone(),
+                });
+                return Ok(FleetImage {
+                    region,
+                    image_id,
+                    status,
+                    role: "copy".into(),
+                    ..FleetImage::default()
+                });
+            }
+            "" | "CreateFailed" | "UnAvailable" => {
+                return Err(FleetError::CopyFailed {
+                    region,
+                    image_id,
+                    status: if status.is_empty() {
+                        "not listed".into()
+                    } else {
+                        status
+                    },
+                })
+            }
+            _ => {}
+        }
+        if start.elapsed() >= ctx.timeout {
+            return Err(FleetError::CopyTimedOut {
+                region,
+                image_id,
+                status,
+            });
+        }
+        let left = ctx.timeout.saturating_sub(start.elapsed());
+        tokio::time::sleep(ctx.poll_interval.min(left)).await;
+    }
+}
+
+/// Adds to `image_id` of `region` the accounts of `accounts` it is not shared with yet.
+async fn share(
+    ctx: &FleetContext,
+    image: &mut FleetImage,
+    accounts: &[String],
+    on_event: &(dyn Fn(FleetEvent) + Send + Sync),
+) -> Result<(), FleetError> {
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    let client = ctx.client(&image.region)?;
+    let already = client
+        .image_shared_accounts(&image.region, &image.image_id)
+        .await
+        .map_err(ecs_err(format!(
+            "cannot read the share permission of {} in {}",
+            image.image_id, image.region
+        )))?;
+    let missing: Vec<String> = accounts
+        .iter()
+        .filter(|a| !already.contains(a))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        client
+            .share_image(&image.region, &image.image_id, &missing)
+            .await
+            .map_err(ecs_err(format!(
+                "cannot share {} in {}",
+                image.image_id, image.region
+            )))?;
+    }
+    on_event(FleetEvent::Shared {
+        region: image.region.clone(),
+        image_id: image.image_id.clone(),
+        added: missing.clone(),
+    });
+    image.shared_with = accounts.to_vec();
+    image.newly_shared = missing;
+    Ok(())
+}
+
+/// Copies the `Available` image `source` of `source_region` to every region of `plan`,
+/// waits for every copy in parallel, then shares the source and every copy. Safe to rerun:
+/// copies and shares already made are found, not made again.
+pub async fn copy_and_share(
+    ctx: &FleetContext,
+    source_region: &str,
+    source: &ecs::Image,
+    plan: &FleetPlan,
+    on_event: Arc<dyn Fn(FleetEvent) + Send + Sync>,
+) -> Result<FleetOutcome, FleetError> {
+    let src_client = ctx.client(source_region)?;
+    let mut started = Vec::with_capacity(plan.copy_regions.len());
+    for region in &plan.copy_regions {
+        let r = copy_request(source, source_region, region, plan.copy_name.as_deref());
+        let dest = ctx.client(region)?;
+        let (image_id, reused) = match find_copy(&dest, &source.image_id, &r).await? {
+            Some(found) => (found.image_id, true),
+            None => (
+                src_client
+                    .copy_image(&source.image_id, &r)
+                    .await
+                    .map_err(ecs_err(format!("CopyImage to {region}")))?,
+                false,
+            ),
+        };
+        on_event(FleetEvent::CopyStarted {
+            region: region.clone(),
+            image_id: image_id.clone(),
+            reused,
+        });
+        started.push((region.clone(), image_id, reused));
+    }
+    let mut waits = tokio::task::JoinSet::new();
+    for (i, (region, image_id, _)) in started.iter().enumerate() {
+        let (ctx, region, image_id, f) = (
+            ctx.clone(),
+            region.clone(),
+            image_id.clone(),
+            on_event.clone(),
+        );
+        waits.spawn(async move { (i, wait_copy(ctx, region, image_id, f).await) });
+    }
+    let mut copies: Vec<Option<FleetImage>> = vec![None; started.len()];
+    let mut first_error = None;
+    while let Some(joined) = waits.join_next().await {
+        match joined {
+            Ok((i, Ok(mut img))) => {
+                img.reused = started[i].2;
+                copies[i] = Some(img);
+            }
+            Ok((_, Err(e))) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(FleetError::CopyFailed {
+                    region: String::new(),
+                    image_id: String::new(),
+                    status: format!("the wait stopped: {e}"),
+                });
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let mut images = vec![FleetImage {
+        region: source_region.to_string(),
+        image_id: source.image_id.clone(),
+        status: source.status.clone(),
+        role: "source".into(),
+        ..FleetImage::default()
+    }];
+    images.extend(copies.into_iter().flatten());
+    for image in &mut images {
+        share(ctx, image, &plan.share_accounts, on_event.as_ref()).await?;
+    }
+    Ok(FleetOutcome { images })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_refusals() {
+        let ok = |regions: &[&str], accounts: &[&str]| {
+            let mut p = FleetPlan {
+                copy_regions: regions.iter().map(|s| s.to_string()).collect(),
+                share_accounts: accounts.iter().map(|s| s.to_string()).collect(),
+                copy_name: None,
+            };
+            p.validate("cn-hangzhou").map(|()| p).map_err(|e| e.code())
+        };
+        let p = ok(
+            &["cn-shanghai", "cn-beijing", "cn-shanghai"],
+            &["1234567890123457"],
+        )
+        .unwrap();
+        assert_eq!(p.copy_regions, ["cn-shanghai", "cn-beijing"]);
+        assert_eq!(ok(&["cn-hangzhou"], &[]).unwrap_err(), "COPY.SameRegion");
+        assert_eq!(ok(&["Shanghai"], &[]).unwrap_err(), "COPY.RegionMalformed");
+        assert_eq!(
+            ok(&["cn_shanghai"], &[]).unwrap_err(),
+            "COPY.RegionMalformed"
+        );
+        for bad in [
+            "12345",
+            "12345678901234567",
+            "123456789012345a",
+            "user@example.com",
+            "",
+        ] {
+            assert_eq!(
+                ok(&[], &[bad]).unwrap_err(),
+                "SHARE.AccountMalformed",
+                "{bad}"
+            );
+        }
+        let mut named = FleetPlan {
+            copy_name: Some("aliyun-x".into()),
+            ..FleetPlan::default()
+        };
+        assert_eq!(
+            named.validate("cn-hangzhou").unwrap_err().code(),
+            "COPY.NameMalformed"
+        );
+    }
+
+    #[test]
+    fn copy_requests_keep_tags_and_mark_the_source() {
+        let src = ecs::Image {
+            image_id: "m-src".into(),
+            image_name: "web-01".into(),
+            tags: vec![("owner".into(), "team-a".into())],
+            ..ecs::Image::default()
+        };
+        let r = copy_request(&src, "cn-hangzhou", "cn-shanghai", None);
+        assert_eq!(r.name.as_deref(), Some("web-01"));
+        assert_eq!(
+            r.tags,
+            [
+                ("owner".to_string(), "team-a".to_string()),
+                (SOURCE_TAG.to_string(), "m-src".to_string())
+            ]
+        );
+        let again = copy_request(&src, "cn-hangzhou", "cn-shanghai", None);
+        assert_eq!(r.client_token, again.client_token);
+        let other = copy_request(&src, "cn-hangzhou", "cn-beijing", None);
+        assert_ne!(r.client_token, other.client_token);
+        assert!(r.client_token.as_deref().unwrap().len() <= 64);
+    }
+}

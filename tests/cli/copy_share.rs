@@ -1,0 +1,362 @@
+//! `upload-and-import --copy-to-region … --share-with-account …` against the in-process
+//! emulator: two copies and one share (ids, regions, states, tags kept), a rerun that sends no
+//! CopyImage and no ModifyImageSharePermission, and the refusals before any upload.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use preflight_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use serde_json::Value;
+
+use crate::common::json_of;
+
+const FRIEND: &str = "1111222233334444";
+
+struct Env {
+    rt: tokio::runtime::Runtime,
+    emu: Option<Emulator>,
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = crate::common::tempdir();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut cfg = Config::for_tests(dir.path().join("emu"));
+        cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
+        cfg.task_seconds = 0.5;
+        cfg.copy_seconds = 1.0;
+        let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
+        Env {
+            rt,
+            emu: Some(emu),
+            dir,
+        }
+    }
+
+    fn emu(&self) -> &Emulator {
+        self.emu.as_ref().unwrap()
+    }
+
+    fn qcow2(&self, name: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        crate::common::sh(
+            "qemu-img",
+            &["create", "-q", "-f", "qcow2", p.to_str().unwrap(), "5G"],
+        );
+        p
+    }
+
+    fn cmd(&self, image: &Path, extra: &[&str]) -> Command {
+        let mut c = self.bare(&["upload-and-import", image.to_str().unwrap()]);
+        c.args(["--skip-guest", "--image-name", "web-01"])
+            .args(extra);
+        c
+    }
+
+    /// `import` of `web.raw` (put first with [`Env::put_raw`]).
+    fn import(&self, extra: &[&str]) -> Command {
+        let mut c = self.bare(&["import", "--object", "web.raw", "--format", "RAW"]);
+        c.args([
+            "--image-name",
+            "web-02",
+            "--disk-image-size",
+            "20",
+            "--platform",
+            "Ubuntu",
+        ])
+        .args(extra);
+        c
+    }
+
+    /// Puts 4096 bytes of 0x01 as `images/web.raw`.
+    fn put_raw(&self) {
+        let path = self.dir.path().join("web.raw");
+        std::fs::write(&path, vec![1u8; 4096]).unwrap();
+        let mut cfg = preflight_oss::ClientConfig::new("cn-hangzhou", "images")
+            .with_endpoint(self.emu().endpoint());
+        cfg.signature = preflight_oss::SignatureVersion::V1;
+        let creds = std::sync::Arc::new(preflight_aliyun::CredentialProvider::fixed(
+            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ));
+        let client = preflight_oss::Client::new(cfg, creds).unwrap();
+        self.rt
+            .block_on(client.put_object_file("web.raw", &path, 4096, "qo85ln3rRBpudISWOUWpYA=="))
+            .unwrap();
+    }
+
+    fn bare(&self, first: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
+        c.args(first)
+            .args(["--region", "cn-hangzhou", "--bucket", "images"])
+            .args(["--emulator", &self.emu().endpoint()])
+            .args(["--poll-interval", "200ms"])
+            .args(["--tag", "owner=team-a"])
+            .env_remove("ALIBABA_CLOUD_PROFILE")
+            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .env("HOME", self.dir.path())
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn requests(&self, api: &str) -> u64 {
+        self.emu().counters().requests_for(api)
+    }
+
+    /// The image `id` of `region` as DescribeImages (any status) lists it.
+    fn describe(&self, region: &str, id: &str) -> preflight_ecs::Image {
+        let creds = std::sync::Arc::new(preflight_aliyun::CredentialProvider::fixed(
+            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ));
+        let cfg = preflight_ecs::ClientConfig::new(region).with_endpoint(&self.emu().endpoint());
+        let client = preflight_ecs::Client::new(cfg, creds).unwrap();
+        let q = preflight_ecs::DescribeImagesQuery {
+            image_id: Some(id.to_string()),
+            ..Default::default()
+        };
+        let mut found = self.rt.block_on(client.describe_images(&q)).unwrap();
+        assert_eq!(found.len(), 1, "{id} in {region}: {found:?}");
+        found.remove(0)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Some(emu) = self.emu.take() {
+            self.rt.block_on(emu.shutdown());
+        }
+    }
+}
+
+/// (region, image id, status, role, shared_with) of every image of the result.
+fn images(v: &Value) -> Vec<(String, String, String, String, Vec<String>)> {
+    v["images"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no images in {v}"))
+        .iter()
+        .map(|i| {
+            let s = |k: &str| i[k].as_str().unwrap_or_default().to_string();
+            let shared = i["shared_with"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+                .unwrap_or_default();
+            (s("region"), s("image_id"), s("status"), s("role"), shared)
+        })
+        .collect()
+}
+
+#[test]
+fn one_shot_copies_to_two_regions_shares_and_a_rerun_does_nothing_twice() {
+    let env = Env::new();
+    let sys = env.qcow2("sys.qcow2");
+    let flags = [
+        "--copy-to-region",
+        "cn-shanghai",
+        "--copy-to-region",
+        "cn-beijing",
+        "--share-with-account",
+        FRIEND,
+    ];
+    let mut args = flags.to_vec();
+    args.extend(["--output", "json"]);
+    let out = env.cmd(&sys, &args).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{v}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = images(&v);
+    assert_eq!(got.len(), 3, "{v}");
+    let regions: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(regions, ["cn-hangzhou", "cn-shanghai", "cn-beijing"]);
+    assert_eq!(got[0].1, v["image_id"].as_str().unwrap());
+    assert_eq!(got[0].3, "source");
+    let mut ids: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three distinct images: {v}");
+    for (region, id, status, _, shared) in &got {
+        assert!(id.starts_with("m-"), "{v}");
+        assert_eq!(status, "Available", "{v}");
+        assert_eq!(shared, &[FRIEND.to_string()], "{v}");
+        // ECS agrees: Available in that region, the tag kept on every copy.
+        let img = env.describe(region, id);
+        assert_eq!(img.status, "Available");
+        assert!(
+            img.tags
+                .contains(&("owner".to_string(), "team-a".to_string())),
+            "{region}: {:?}",
+            img.tags
+        );
+    }
+    assert_eq!(env.requests("CopyImage"), 2);
+    assert_eq!(env.requests("ModifyImageSharePermission"), 3);
+
+    // Rerun: the same images, found rather than made; nothing copied or shared again.
+    env.emu().reset_counters();
+    let out = env.cmd(&sys, &args).output().unwrap();
+    let again = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{again}");
+    let got_again = images(&again);
+    assert_eq!(
+        got_again.iter().map(|g| &g.1).collect::<Vec<_>>(),
+        got.iter().map(|g| &g.1).collect::<Vec<_>>()
+    );
+    assert_eq!(env.requests("CopyImage"), 0);
+    assert_eq!(env.requests("ModifyImageSharePermission"), 0);
+    assert_eq!(env.requests("PutObject") + env.requests("UploadPart"), 0);
+    for i in again["images"].as_array().unwrap().iter().skip(1) {
+        assert_eq!(i["reused"], true, "{again}");
+        assert_eq!(i["newly_shared"], serde_json::json!([]), "{again}");
+    }
+
+    // Human output: every image with its region and state.
+    let out = env.cmd(&sys, &flags).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for (region, id, ..) in &got {
+        assert!(
+            text.lines().any(|l| l.contains(region.as_str())
+                && l.contains(id.as_str())
+                && l.contains("Available")),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn wrong_copy_regions_and_accounts_are_refused_before_any_upload() {
+    let env = Env::new();
+    let sys = env.qcow2("sys.qcow2");
+    for (flags, code) in [
+        (&["--copy-to-region", "cn-hangzhou"][..], "COPY.SameRegion"),
+        (
+            &["--copy-to-region", "Shanghai"][..],
+            "COPY.RegionMalformed",
+        ),
+        (
+            &["--copy-to-region", "xx-nowhere-1"][..],
+            "COPY.RegionUnknown",
+        ),
+        (
+            &["--share-with-account", "alice@example.com"][..],
+            "SHARE.AccountMalformed",
+        ),
+        (
+            &["--share-with-account", "123456789012345"][..],
+            "SHARE.AccountMalformed",
+        ),
+        (
+            &["--copy-to-region", "cn-shanghai", "--copy-name", "aliyun-x"][..],
+            "COPY.NameMalformed",
+        ),
+    ] {
+        let out = env.cmd(&sys, flags).output().unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {all}");
+        assert!(all.contains(code), "{flags:?}: {all}");
+        for api in [
+            "PutObject",
+            "InitiateMultipartUpload",
+            "UploadPart",
+            "ImportImage",
+            "CopyImage",
+        ] {
+            assert_eq!(env.requests(api), 0, "{flags:?}: {api} was called");
+        }
+    }
+}
+
+#[test]
+fn import_copies_and_shares_and_refuses_a_bad_region_before_import_image() {
+    let env = Env::new();
+    env.put_raw();
+    for (flag, code) in [
+        ("cn-hangzhou", "COPY.SameRegion"),
+        ("xx-nowhere-1", "COPY.RegionUnknown"),
+    ] {
+        let out = env.import(&["--copy-to-region", flag]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(code), "{err}");
+    }
+    assert_eq!(env.requests("ImportImage"), 0);
+
+    let args = [
+        "--copy-to-region",
+        "cn-shanghai",
+        "--copy-name",
+        "web-02-copy",
+        "--share-with-account",
+        FRIEND,
+        "--output",
+        "json",
+    ];
+    let out = env.import(&args).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    let got = images(&v);
+    assert_eq!(got.len(), 2, "{v}");
+    assert_eq!(
+        (got[1].0.as_str(), got[1].2.as_str()),
+        ("cn-shanghai", "Available")
+    );
+    assert_eq!(
+        env.describe("cn-shanghai", &got[1].1).image_name,
+        "web-02-copy"
+    );
+    assert!(got.iter().all(|g| g.4 == [FRIEND.to_string()]), "{v}");
+    assert_eq!(env.requests("CopyImage"), 1);
+    assert_eq!(env.requests("ModifyImageSharePermission"), 2);
+
+    // Rerun: the same copy found, nothing copied or shared again.
+    env.emu().reset_counters();
+    let out = env.import(&args).output().unwrap();
+    let again = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{again}");
+    assert_eq!(images(&again)[1].1, got[1].1);
+    assert_eq!(
+        env.requests("CopyImage") + env.requests("ModifyImageSharePermission"),
+        0
+    );
+}
+
+#[test]
+fn ctrl_c_while_copying_leaves_the_image_and_a_rerun_finishes_the_copy() {
+    let env = Env::new();
+    let sys = env.qcow2("sys.qcow2");
+    let flags = ["--copy-to-region", "cn-shanghai"];
+    // The copy takes 1 s: Ctrl-C 300 ms after it started.
+    let out = crate::common::interrupt_after(env.cmd(&sys, &flags), "   copy to cn-shanghai");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("is Available"), "{err}");
+    assert!(err.contains("run the same command again"), "{err}");
+    assert_eq!(env.requests("CancelTask"), 0, "{err}");
+    assert_eq!(env.requests("CopyImage"), 1);
+
+    env.emu().reset_counters();
+    let mut args = flags.to_vec();
+    args.extend(["--output", "json"]);
+    let out = env.cmd(&sys, &args).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    let got = images(&v);
+    assert_eq!(got.len(), 2, "{v}");
+    assert_eq!(got[1].2, "Available", "{v}");
+    assert_eq!(v["images"][1]["reused"], true, "{v}");
+    assert_eq!(env.requests("CopyImage"), 0);
+}
