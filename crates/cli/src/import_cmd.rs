@@ -57,7 +57,7 @@ impl RpcSignature {
     2 usage or environment error, 130 interrupted (the import was cancelled).")]
 pub struct ImportCmdArgs {
     #[command(flatten)]
-    pub import: crate::import_args::ImportArgs,
+    pub import: crate::request_args::RequestArgs,
 
     #[command(flatten, next_help_heading = "Endpoints")]
     pub endpoints: crate::endpoint_args::EndpointArgs,
@@ -528,7 +528,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
             let mut v = json!({"status": "refused", "region": region,
                                "error": {"code": code, "message": message, "detail": e.to_string()}});
             let mut human = vec![format!("ImportImage refused: {e}")];
-            if let Some(fix) = crate::output::fix_for_api_code(&code) {
+            if let Some(fix) = preflight_pipeline::catalogue::fix_for_api_code(&code) {
                 v["error"]["fix"] = json!(fix);
                 human.push(format!("  fix: {fix}"));
             }

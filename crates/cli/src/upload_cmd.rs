@@ -577,7 +577,8 @@ async fn preflight(
     key: &str,
     format: &str,
 ) -> anyhow::Result<(Vec<Finding>, BucketFacts)> {
-    let inspection = crate::inspect(&args.image, false)?;
+    let inspection =
+        preflight_pipeline::check::inspect(&args.image, false).map_err(crate::library_error)?;
     let disk = DiskFacts::new(
         args.image.display().to_string(),
         Some(&inspection.detected),

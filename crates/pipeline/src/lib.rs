@@ -43,11 +43,13 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod catalogue;
+pub mod check;
 pub mod convert;
 pub mod endpoints;
 mod error;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,12 +57,10 @@ use preflight_aliyun::{ChainOptions, CredentialProvider};
 use preflight_ecs::{self as ecs, watch, ImportOptions, ImportOutcome, WaitOutcome};
 use preflight_oss::upload;
 use preflight_oss::{SignatureVersion, UploadEvent};
-use preflight_rules::{
-    evaluate, evaluate_cloud, BucketFacts, CloudFacts, DiskFacts, DiskRole, GuestFacts, Plan,
-    ScopedFinding,
-};
+use preflight_rules::{evaluate_cloud, BucketFacts, CloudFacts, Plan, ScopedFinding};
 use serde::Serialize;
 
+pub use check::{check, guest_facts, image_report, info, CheckReport, SystemDiskFacts};
 pub use convert::{prepare_upload, Conversion, ConvertMode, PreparedUpload};
 pub use endpoints::{instance_region, Endpoints, OssNetwork};
 pub use error::{PipelineError, Result};
@@ -68,6 +68,7 @@ pub use preflight_aliyun::CredentialProvider as Credentials;
 pub use preflight_ecs::Progress as TaskProgress;
 pub use preflight_ecs::SignatureMethod as RpcSignature;
 pub use preflight_oss::{SignatureVersion as OssSignature, UploadOptions};
+pub use preflight_report::ImageReport;
 pub use preflight_rules::ImportParams;
 
 /// The trust policy the import role needs (`sts:AssumeRole` by `ecs.aliyuncs.com`).
@@ -1039,55 +1040,9 @@ impl Pipeline {
     }
 }
 
-/// Inspects every disk (and the guest on the system disk) and evaluates the local rules.
+/// The local rules the one-shot runs: the loop `check` runs, findings in evaluation order.
 fn local_rules(disks: &[PathBuf], params: &ImportParams) -> Result<preflight_rules::Evaluation> {
-    let mut facts = Vec::with_capacity(disks.len());
-    let mut guest = None;
-    for (index, path) in disks.iter().enumerate() {
-        let inspection = inspect(path)?;
-        let role = params.role_of(index);
-        let mut disk = DiskFacts::new(
-            path.display().to_string(),
-            inspection.info.as_ref().map(|i| i.format.as_str()),
-            inspection.info.as_ref().map(|i| i.virtual_size),
-            role,
-        );
-        disk.findings = inspection.findings.clone();
-        let inspect_guest = index == 0
-            && role == DiskRole::System
-            && !params.skip_guest
-            && !preflight_report::has_errors(&inspection.findings);
-        if let (true, Some(image)) = (inspect_guest, inspection.image.as_ref()) {
-            let found = preflight_guest::inspect(image.as_ref());
-            disk.findings.extend(found.findings.iter().cloned());
-            guest = Some(guest_facts(&found));
-        }
-        facts.push(disk);
-    }
-    Ok(evaluate(&facts, params, guest.as_ref(), params.size_limits))
-}
-
-/// What the rules need of a guest inspection, in the API's spelling.
-pub fn guest_facts(found: &preflight_guest::GuestReport) -> GuestFacts {
-    let f = &found.facts;
-    GuestFacts {
-        architecture: f.architecture.clone(),
-        os_type: f.os_type.clone(),
-        platform: f.platform.clone(),
-        boot_mode: f.boot_mode.clone(),
-        boot_modes: f.boot.modes(f.architecture.as_deref()),
-        nvme_support: f.nvme_support.clone(),
-        uefi_without_fallback: f.boot.uefi && !f.boot.efi_fallback_loader,
-    }
-}
-
-fn inspect(path: &Path) -> Result<preflight_formats::Inspection> {
-    preflight_formats::inspect(path, preflight_formats::InspectOptions { check: true }).map_err(
-        |source| PipelineError::Read {
-            path: path.to_path_buf(),
-            source,
-        },
-    )
+    Ok(check::inspect_local(disks, params)?.evaluation)
 }
 
 /// What the bucket probes found.
