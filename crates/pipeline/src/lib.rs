@@ -48,6 +48,7 @@ pub mod check;
 pub mod convert;
 pub mod endpoints;
 mod error;
+pub mod request;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,6 +71,7 @@ pub use preflight_ecs::SignatureMethod as RpcSignature;
 pub use preflight_oss::{SignatureVersion as OssSignature, UploadOptions};
 pub use preflight_report::ImageReport;
 pub use preflight_rules::ImportParams;
+pub use request::import_request;
 
 /// The trust policy the import role needs (`sts:AssumeRole` by `ecs.aliyuncs.com`).
 pub const TRUST_POLICY: &str = r#"{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":["ecs.aliyuncs.com"]}}],"Version":"1"}"#;
@@ -1144,11 +1146,13 @@ pub async fn import_image_fresh(
     note: &(dyn Fn(String) + Send + Sync),
 ) -> std::result::Result<ImportOutcome, ecs::Error> {
     let derived = plan.client_token.is_none();
+    let mut request = import_request(plan);
     if derived {
-        plan.client_token = Some(ecs::client_token(plan, etags));
+        request.client_token = Some(ecs::client_token(&request, etags));
+        plan.client_token.clone_from(&request.client_token);
     }
     if !derived || options.dry_run {
-        return client.import_image(plan, options).await;
+        return client.import_image(&request, options).await;
     }
     let before = match client
         .describe_tasks(&ecs::DescribeTasksQuery {
@@ -1159,12 +1163,12 @@ pub async fn import_image_fresh(
     {
         Ok(tasks) => tasks,
         // Without ecs:DescribeTasks an earlier import cannot be told from this one's.
-        Err(e) if ecs_denied(&e) => return client.import_image(plan, options).await,
+        Err(e) if ecs_denied(&e) => return client.import_image(&request, options).await,
         Err(e) => return Err(e),
     };
     let mut left = MAX_FRESH_TOKENS;
     loop {
-        let outcome = client.import_image(plan, options).await?;
+        let outcome = client.import_image(&request, options).await?;
         let ImportOutcome::Started(started) = &outcome else {
             return Ok(outcome);
         };
@@ -1174,9 +1178,10 @@ pub async fn import_image_fresh(
             return Ok(outcome);
         };
         left -= 1;
-        let mut base = plan.clone();
+        let mut base = request.clone();
         base.client_token = None;
-        plan.client_token = Some(ecs::client_token_after(&base, etags, Some(&dead.task_id)));
+        request.client_token = Some(ecs::client_token_after(&base, etags, Some(&dead.task_id)));
+        plan.client_token.clone_from(&request.client_token);
         note(format!(
             "the earlier import of these objects (task {}) is {}: starting a new one with a new ClientToken",
             dead.task_id, dead.task_status
