@@ -232,6 +232,9 @@ pub(crate) fn library_error(e: preflight_pipeline::PipelineError) -> anyhow::Err
         preflight_pipeline::PipelineError::Read { path, source } => {
             anyhow::Error::new(source).context(format!("cannot read {}", path.display()))
         }
+        preflight_pipeline::PipelineError::Oss { context, source } => {
+            anyhow::Error::new(*source).context(context)
+        }
         e => e.into(),
     }
 }

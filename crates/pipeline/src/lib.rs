@@ -49,6 +49,7 @@ pub mod convert;
 pub mod endpoints;
 mod error;
 pub mod request;
+pub mod upload;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,7 +57,7 @@ use std::time::{Duration, Instant};
 
 use preflight_aliyun::{ChainOptions, CredentialProvider};
 use preflight_ecs::{self as ecs, watch, ImportOptions, ImportOutcome, WaitOutcome};
-use preflight_oss::upload;
+use preflight_oss::upload as oss_upload;
 use preflight_oss::{SignatureVersion, UploadEvent};
 use preflight_rules::{evaluate_cloud, BucketFacts, CloudFacts, Plan, ScopedFinding};
 use serde::Serialize;
@@ -824,8 +825,8 @@ impl Pipeline {
         // Refused here, before any request: part buffers above the memory limit.
         let o = &self.upload;
         let biggest = prepared.iter().map(|p| p.source.size()).max().unwrap_or(0);
-        if biggest >= o.multipart_threshold.min(upload::MAX_SINGLE_PUT) {
-            let mem = upload::buffer_memory(biggest, o.part_size, o.parallel)
+        if biggest >= o.multipart_threshold.min(oss_upload::MAX_SINGLE_PUT) {
+            let mem = oss_upload::buffer_memory(biggest, o.part_size, o.parallel)
                 .map_err(PipelineError::Usage)?;
             self.emit(Event::Note(format!(
                 "memory: about {} MiB for part buffers (parallel {} × part size)",
@@ -1011,14 +1012,19 @@ impl Pipeline {
                 let f = self.on_event.clone();
                 Arc::new(move |event: UploadEvent| f(&Event::Upload { disk, event }))
             };
-            let done =
-                upload::upload_source(&client, prepared.source.clone(), &key, &self.upload, sink)
-                    .await
-                    .map_err(|source| PipelineError::Upload {
-                        path: path.clone(),
-                        key: key.clone(),
-                        source: Box::new(source),
-                    })?;
+            let done = oss_upload::upload_source(
+                &client,
+                prepared.source.clone(),
+                &key,
+                &self.upload,
+                sink,
+            )
+            .await
+            .map_err(|source| PipelineError::Upload {
+                path: path.clone(),
+                key: key.clone(),
+                source: Box::new(source),
+            })?;
             self.emit(Event::UploadFinished {
                 disk,
                 etag: done.etag.clone(),
