@@ -20,7 +20,7 @@ use preflight_rules::{
 use serde_json::{json, Value};
 
 use crate::OutputFormat;
-use preflight_pipeline::{role_fix, same_source, TRUST_POLICY};
+use preflight_pipeline::{role_fix, TRUST_POLICY};
 
 /// Exit codes (same meaning as the rest of the CLI).
 const EXIT_OK: u8 = 0;
@@ -433,54 +433,19 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         &creds,
     )
     .await?;
-    // With StorageLocationArn, the CloudBox role (seed 004).
-    let (role, policy) = preflight_rules::import_role(&plan);
-    let role = role.to_string();
-    let role_exists = match ecs.get_role(&role).await {
-        Ok(r) => Some(r.is_some()),
-        Err(e) if preflight_pipeline::ecs_denied(&e) => {
-            probe.not_verified.push(format!(
-                "RAM GetRole was denied ({}): whether the role {role} exists is not verified",
-                e.code().unwrap_or_default()
-            ));
-            None
-        }
-        Err(e) => return Err(e).context("cannot look up the RAM role"),
-    };
-    let mut own_earlier: Option<ecs::Image> = None;
-    let mut name_taken = None;
-    if let Some(name) = plan.image_name.clone() {
-        let found = ecs
-            .describe_images(&ecs::DescribeImagesQuery {
-                image_name: Some(name.clone()),
-                ..Default::default()
-            })
-            .await;
-        match found {
-            Ok(found) => {
-                let same: Vec<&ecs::Image> =
-                    found.iter().filter(|i| i.image_name == name).collect();
-                match same.as_slice() {
-                    [] => name_taken = Some(false),
-                    [one] if same_source(one, &plan) => {
-                        own_earlier = Some((*one).clone());
-                        name_taken = Some(false);
-                    }
-                    _ => name_taken = Some(true),
-                }
-            }
-            Err(e) if preflight_pipeline::ecs_denied(&e) => probe.not_verified.push(format!(
-                "DescribeImages was denied ({}): whether an image named {name:?} already exists is not verified",
-                e.code().unwrap_or_default()
-            )),
-            Err(e) => return Err(e).context("cannot list images"),
-        }
-    }
+    let ecs_probe = preflight_pipeline::import::probe_ecs(&ecs, &plan)
+        .await
+        .map_err(crate::library_error)?;
+    probe
+        .not_verified
+        .extend(ecs_probe.not_verified.iter().cloned());
+    let role_exists = ecs_probe.role_exists;
+    let own_earlier = ecs_probe.own_earlier;
     let facts = CloudFacts {
         buckets: probe.buckets.clone(),
         objects: probe.objects.clone(),
         role_exists,
-        image_name_taken: name_taken,
+        image_name_taken: ecs_probe.image_name_taken,
         not_verified: probe.not_verified.clone(),
     };
     let cloud = evaluate_cloud(&plan, &facts);
@@ -492,7 +457,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     }
     if cloud.iter().any(|f| f.finding.is_error()) {
         let extra = if role_exists == Some(false) {
-            role_fix(&role, policy)
+            role_fix(&ecs_probe.role, ecs_probe.policy)
         } else {
             Vec::new()
         };

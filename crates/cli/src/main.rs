@@ -235,6 +235,9 @@ pub(crate) fn library_error(e: preflight_pipeline::PipelineError) -> anyhow::Err
         preflight_pipeline::PipelineError::Oss { context, source } => {
             anyhow::Error::new(*source).context(context)
         }
+        preflight_pipeline::PipelineError::Ecs { context, source } => {
+            anyhow::Error::new(*source).context(context)
+        }
         e => e.into(),
     }
 }

@@ -48,6 +48,7 @@ pub mod check;
 pub mod convert;
 pub mod endpoints;
 mod error;
+pub mod import;
 pub mod request;
 pub mod upload;
 
@@ -852,60 +853,11 @@ impl Pipeline {
         });
         let probe = self.bucket_facts().await?;
         let mut not_verified = probe.not_verified;
-        // With StorageLocationArn, the CloudBox role (seed 004).
-        let (role, policy) = preflight_rules::import_role(&plan);
-        let role = role.to_string();
-        let role_exists = match self.ecs.get_role(&role).await {
-            Ok(r) => Some(r.is_some()),
-            Err(e) if ecs_denied(&e) => {
-                not_verified.push(format!(
-                    "RAM GetRole was denied ({}): whether the role {role} exists is not verified",
-                    e.code().unwrap_or_default()
-                ));
-                None
-            }
-            Err(source) => {
-                return Err(PipelineError::Ecs {
-                    context: "cannot look up the RAM role".into(),
-                    source: Box::new(source),
-                })
-            }
-        };
-        let mut own_earlier = None;
-        let mut image_name_taken = None;
-        if let Some(name) = plan.image_name.clone() {
-            let found = self
-                .ecs
-                .describe_images(&ecs::DescribeImagesQuery {
-                    image_name: Some(name.clone()),
-                    ..Default::default()
-                })
-                .await;
-            match found {
-                Ok(found) => {
-                    let same: Vec<&ecs::Image> =
-                        found.iter().filter(|i| i.image_name == name).collect();
-                    image_name_taken = Some(match same.as_slice() {
-                        [] => false,
-                        [one] if same_source(one, &plan) => {
-                            own_earlier = Some(one.image_id.clone());
-                            false
-                        }
-                        _ => true,
-                    });
-                }
-                Err(e) if ecs_denied(&e) => not_verified.push(format!(
-                    "DescribeImages was denied ({}): whether an image named {name:?} already exists is not verified",
-                    e.code().unwrap_or_default()
-                )),
-                Err(source) => {
-                    return Err(PipelineError::Ecs {
-                        context: "cannot list images".into(),
-                        source: Box::new(source),
-                    })
-                }
-            }
-        }
+        let ecs_probe = import::probe_ecs(&self.ecs, &plan).await?;
+        not_verified.extend(ecs_probe.not_verified);
+        let role_exists = ecs_probe.role_exists;
+        let image_name_taken = ecs_probe.image_name_taken;
+        let own_earlier = ecs_probe.own_earlier.map(|i| i.image_id);
         if let Ok(Some(here)) = on_ecs.await {
             if here == self.region && !self.endpoints.oss_is_internal() {
                 self.emit(Event::Note(endpoints::internal_endpoint_advice(&here)));
@@ -921,7 +873,7 @@ impl Pipeline {
         let stop = self.sort_out(evaluate_cloud(&plan, &facts), &mut kept);
         if !stop.is_empty() {
             let fix = if role_exists == Some(false) {
-                role_fix(&role, policy)
+                role_fix(&ecs_probe.role, ecs_probe.policy)
             } else {
                 Vec::new()
             };
