@@ -13,10 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use preflight_aliyun::{ChainOptions, CredentialProvider};
 use preflight_ecs::{self as ecs, watch, ImportOptions, ImportOutcome, WaitOutcome};
-use preflight_oss::{ErrorKind, SignatureVersion};
-use preflight_rules::{
-    evaluate, evaluate_cloud, BucketFacts, CloudFacts, DiskFacts, ObjectFacts, Plan, ScopedFinding,
-};
+use preflight_rules::{evaluate, evaluate_cloud, CloudFacts, DiskFacts, Plan, ScopedFinding};
 use serde_json::{json, Value};
 
 use crate::OutputFormat;
@@ -285,90 +282,6 @@ fn ecs_client(
     Ok(ecs::Client::new(cfg, creds)?)
 }
 
-/// What the OSS probes found: facts for the rules and the ETags for the ClientToken.
-struct OssProbe {
-    buckets: Vec<BucketFacts>,
-    objects: Vec<ObjectFacts>,
-    etags: Vec<String>,
-    not_verified: Vec<String>,
-}
-
-/// GetBucketInfo (+ encryption) per bucket and HeadObject per disk, signed as asked (V4 with
-/// the import's region by default): a bucket of another region is answered with the
-/// endpoint it must be addressed at, which names its region.
-async fn probe_oss(
-    plan: &Plan,
-    region: &str,
-    endpoints: &preflight_pipeline::Endpoints,
-    signature: SignatureVersion,
-    creds: &Arc<CredentialProvider>,
-) -> Result<OssProbe> {
-    let mut out = OssProbe {
-        buckets: Vec::new(),
-        objects: Vec::new(),
-        etags: Vec::new(),
-        not_verified: Vec::new(),
-    };
-    for m in &plan.disk_device_mappings {
-        let (Some(bucket), Some(key)) = (m.oss_bucket.as_deref(), m.oss_object.as_deref()) else {
-            continue;
-        };
-        let mut cfg = endpoints.oss_config(region, bucket);
-        cfg.signature = signature;
-        let client = preflight_oss::Client::new(cfg, creds.clone())?;
-        if !out.buckets.iter().any(|b| b.name == bucket) {
-            let probe = preflight_pipeline::bucket_facts(&client)
-                .await
-                .with_context(|| format!("cannot read the facts of bucket {bucket:?}"))?;
-            out.buckets.push(probe.facts);
-            out.not_verified.extend(probe.not_verified);
-        }
-        let usable = out
-            .buckets
-            .iter()
-            .find(|b| b.name == bucket)
-            .is_some_and(|b| {
-                b.exists
-                    && b.region.as_deref().map(|r| r.trim_start_matches("oss-")) == Some(region)
-            });
-        if !usable {
-            continue;
-        }
-        match client.head_object(key).await {
-            Ok(meta) => {
-                out.etags.push(meta.etag.clone());
-                out.objects.push(ObjectFacts {
-                    bucket: bucket.to_string(),
-                    key: key.to_string(),
-                    exists: true,
-                    size: Some(meta.size),
-                    restored: meta.restored(),
-                    storage_class: meta.storage_class,
-                });
-            }
-            Err(e) if e.kind() == ErrorKind::AccessDenied => {
-                // The ClientToken then rests on the parameters alone.
-                out.not_verified.push(format!(
-                    "HeadObject on {key:?} in {bucket:?} was denied ({}): the object's existence, size and storage class are not verified",
-                    e.code().unwrap_or_default()
-                ));
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => out.objects.push(ObjectFacts {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                exists: false,
-                size: None,
-                storage_class: None,
-                restored: None,
-            }),
-            Err(e) => {
-                return Err(e).context(format!("cannot look up object {key:?} in {bucket:?}"))
-            }
-        }
-    }
-    Ok(out)
-}
-
 async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     let pr = Printer {
         output: args.output,
@@ -425,14 +338,15 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     let ecs = ecs_client(&region, &endpoints, args.signature, creds.clone())?;
 
     // Cloud rules, before ImportImage.
-    let mut probe = probe_oss(
+    let mut probe = preflight_pipeline::import::probe_oss(
         &plan,
         &region,
         &endpoints,
         args.signature_version.version(),
         &creds,
     )
-    .await?;
+    .await
+    .map_err(crate::library_error)?;
     let ecs_probe = preflight_pipeline::import::probe_ecs(&ecs, &plan)
         .await
         .map_err(crate::library_error)?;

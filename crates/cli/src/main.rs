@@ -238,6 +238,7 @@ pub(crate) fn library_error(e: preflight_pipeline::PipelineError) -> anyhow::Err
         preflight_pipeline::PipelineError::Ecs { context, source } => {
             anyhow::Error::new(*source).context(context)
         }
+        preflight_pipeline::PipelineError::OssClient(source) => anyhow::Error::new(*source),
         e => e.into(),
     }
 }

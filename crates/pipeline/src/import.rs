@@ -1,10 +1,14 @@
-//! The cloud facts ImportImage's rules need from ECS and RAM, probed once for `import` and
-//! the one-shot alike.
+//! The cloud facts ImportImage's rules need from OSS, ECS and RAM, probed once for `import`
+//! and the one-shot alike.
 
+use std::sync::Arc;
+
+use preflight_aliyun::CredentialProvider;
 use preflight_ecs as ecs;
-use preflight_rules::Plan;
+use preflight_oss::{ErrorKind, SignatureVersion};
+use preflight_rules::{BucketFacts, ObjectFacts, Plan};
 
-use crate::{ecs_denied, same_source, PipelineError, Result};
+use crate::{bucket_facts, ecs_denied, same_source, Endpoints, PipelineError, Result};
 
 /// What the ECS and RAM probes found for a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,4 +93,100 @@ pub async fn probe_ecs(client: &ecs::Client, plan: &Plan) -> Result<EcsProbe> {
         own_earlier,
         not_verified,
     })
+}
+
+/// What the OSS probes found: facts for the rules and the ETags for the ClientToken.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OssProbe {
+    /// Each bucket's facts, once per bucket.
+    pub buckets: Vec<BucketFacts>,
+    /// Each object's facts (only in buckets of the import's region).
+    pub objects: Vec<ObjectFacts>,
+    /// The objects' ETags, for the ClientToken.
+    pub etags: Vec<String>,
+    /// What could not be verified (a denied probe), one sentence each.
+    pub not_verified: Vec<String>,
+}
+
+/// GetBucketInfo (+ encryption) per bucket and HeadObject per disk, signed as asked (V4 with
+/// the import's region by default): a bucket of another region is answered with the
+/// endpoint it must be addressed at, which names its region.
+pub async fn probe_oss(
+    plan: &Plan,
+    region: &str,
+    endpoints: &Endpoints,
+    signature: SignatureVersion,
+    creds: &Arc<CredentialProvider>,
+) -> Result<OssProbe> {
+    let mut out = OssProbe {
+        buckets: Vec::new(),
+        objects: Vec::new(),
+        etags: Vec::new(),
+        not_verified: Vec::new(),
+    };
+    for m in &plan.disk_device_mappings {
+        let (Some(bucket), Some(key)) = (m.oss_bucket.as_deref(), m.oss_object.as_deref()) else {
+            continue;
+        };
+        let mut cfg = endpoints.oss_config(region, bucket);
+        cfg.signature = signature;
+        let client = preflight_oss::Client::new(cfg, creds.clone())
+            .map_err(|e| PipelineError::OssClient(Box::new(e)))?;
+        if !out.buckets.iter().any(|b| b.name == bucket) {
+            let probe = bucket_facts(&client)
+                .await
+                .map_err(|source| PipelineError::Oss {
+                    context: format!("cannot read the facts of bucket {bucket:?}"),
+                    source: Box::new(source),
+                })?;
+            out.buckets.push(probe.facts);
+            out.not_verified.extend(probe.not_verified);
+        }
+        let usable = out
+            .buckets
+            .iter()
+            .find(|b| b.name == bucket)
+            .is_some_and(|b| {
+                b.exists
+                    && b.region.as_deref().map(|r| r.trim_start_matches("oss-")) == Some(region)
+            });
+        if !usable {
+            continue;
+        }
+        match client.head_object(key).await {
+            Ok(meta) => {
+                out.etags.push(meta.etag.clone());
+                out.objects.push(ObjectFacts {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                    exists: true,
+                    size: Some(meta.size),
+                    restored: meta.restored(),
+                    storage_class: meta.storage_class,
+                });
+            }
+            Err(e) if e.kind() == ErrorKind::AccessDenied => {
+                // The ClientToken then rests on the parameters alone.
+                out.not_verified.push(format!(
+                    "HeadObject on {key:?} in {bucket:?} was denied ({}): the object's existence, size and storage class are not verified",
+                    e.code().unwrap_or_default()
+                ));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => out.objects.push(ObjectFacts {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                exists: false,
+                size: None,
+                storage_class: None,
+                restored: None,
+            }),
+            Err(source) => {
+                return Err(PipelineError::Oss {
+                    context: format!("cannot look up object {key:?} in {bucket:?}"),
+                    source: Box::new(source),
+                })
+            }
+        }
+    }
+    Ok(out)
 }
