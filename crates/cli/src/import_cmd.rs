@@ -13,11 +13,11 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use preflight_aliyun::{ChainOptions, CredentialProvider};
 use preflight_ecs::{self as ecs, watch, ImportOptions, ImportOutcome, WaitOutcome};
-use preflight_rules::{evaluate, evaluate_cloud, CloudFacts, DiskFacts, Plan, ScopedFinding};
+use preflight_rules::{Plan, ScopedFinding};
 use serde_json::{json, Value};
 
 use crate::OutputFormat;
-use preflight_pipeline::{role_fix, TRUST_POLICY};
+use preflight_pipeline::TRUST_POLICY;
 
 /// Exit codes (same meaning as the rest of the CLI).
 const EXIT_OK: u8 = 0;
@@ -290,38 +290,19 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     let region = required(&args.import.region, "--region")?.to_string();
     required(&args.import.bucket, "--bucket")?;
     let object = required(&args.import.object, "--object")?.to_string();
-    let mut params = args.import.to_params()?;
-    // Each disk's bucket is --bucket.
-    for d in &mut params.disks {
-        if d.bucket.is_none() {
-            d.bucket = params.bucket.clone();
-        }
-    }
-    // A data disk of `import` is an object key, sent whole (`vm/d1.qcow2`):
-    // not a local path whose file name would be the key.
-    for (d, key) in params.disks.iter_mut().skip(1).zip(&args.import.data_disk) {
-        d.object = Some(key.to_string_lossy().into_owned());
-    }
-    // The image is not local: the format is what --format says, the virtual size unknown.
-    let mut disks = vec![DiskFacts::new(
-        object.clone(),
-        args.import
-            .format
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        None,
-        params.role_of(0),
-    )];
-    for (i, p) in args.import.data_disk.iter().enumerate() {
-        disks.push(DiskFacts::new(
-            p.to_string_lossy(),
-            None,
-            None,
-            params.role_of(i + 1),
-        ));
-    }
-    let eval = evaluate(&disks, &params, None, params.size_limits);
+    let params = args.import.to_params()?;
+    let data_keys: Vec<String> = args
+        .import
+        .data_disk
+        .iter()
+        .map(|k| k.to_string_lossy().into_owned())
+        .collect();
+    let eval = preflight_pipeline::import::plan_import(
+        params,
+        args.import.format.as_deref(),
+        &object,
+        &data_keys,
+    );
     let mut plan = eval.plan.clone();
     if eval.has_errors() {
         return refused(&pr, &region, &plan, &eval.findings, Vec::new());
@@ -338,51 +319,32 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     let ecs = ecs_client(&region, &endpoints, args.signature, creds.clone())?;
 
     // Cloud rules, before ImportImage.
-    let mut probe = preflight_pipeline::import::probe_oss(
+    let cloud = preflight_pipeline::import::cloud_rules(
         &plan,
         &region,
         &endpoints,
         args.signature_version.version(),
         &creds,
+        &ecs,
     )
     .await
     .map_err(crate::library_error)?;
-    let ecs_probe = preflight_pipeline::import::probe_ecs(&ecs, &plan)
-        .await
-        .map_err(crate::library_error)?;
-    probe
-        .not_verified
-        .extend(ecs_probe.not_verified.iter().cloned());
-    let role_exists = ecs_probe.role_exists;
-    let own_earlier = ecs_probe.own_earlier;
-    let facts = CloudFacts {
-        buckets: probe.buckets.clone(),
-        objects: probe.objects.clone(),
-        role_exists,
-        image_name_taken: ecs_probe.image_name_taken,
-        not_verified: probe.not_verified.clone(),
-    };
-    let cloud = evaluate_cloud(&plan, &facts);
-    for w in cloud.iter().filter(|f| !f.finding.is_error()) {
+    for w in cloud.findings.iter().filter(|f| !f.finding.is_error()) {
         pr.progress(&format!(
             "{} {}: {}",
             w.finding.severity, w.finding.code, w.finding.message
         ));
     }
-    if cloud.iter().any(|f| f.finding.is_error()) {
-        let extra = if role_exists == Some(false) {
-            role_fix(&ecs_probe.role, ecs_probe.policy)
-        } else {
-            Vec::new()
-        };
-        return refused(&pr, &region, &plan, &cloud, extra);
+    if cloud.has_errors() {
+        return refused(&pr, &region, &plan, &cloud.findings, cloud.fix);
     }
+    let own_earlier = cloud.own_earlier;
 
     let note = |m: String| pr.progress(&m);
     let started = match preflight_pipeline::import_image_fresh(
         &ecs,
         &mut plan,
-        &probe.etags,
+        &cloud.etags,
         &ImportOptions {
             dry_run: args.dry_run,
         },

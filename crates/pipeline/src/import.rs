@@ -6,9 +6,12 @@ use std::sync::Arc;
 use preflight_aliyun::CredentialProvider;
 use preflight_ecs as ecs;
 use preflight_oss::{ErrorKind, SignatureVersion};
-use preflight_rules::{BucketFacts, ObjectFacts, Plan};
+use preflight_rules::{
+    evaluate, evaluate_cloud, BucketFacts, CloudFacts, DiskFacts, Evaluation, ImportParams,
+    ObjectFacts, Plan, ScopedFinding,
+};
 
-use crate::{bucket_facts, ecs_denied, same_source, Endpoints, PipelineError, Result};
+use crate::{bucket_facts, ecs_denied, role_fix, same_source, Endpoints, PipelineError, Result};
 
 /// What the ECS and RAM probes found for a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,4 +192,94 @@ pub async fn probe_oss(
         }
     }
     Ok(out)
+}
+
+/// `import`'s local rules, for images already in OSS: the system disk is the object `object`
+/// in `--format` (its size unknown), each data disk the object key given whole
+/// (`vm/d1.qcow2`, not a local path whose file name would be the key), every disk in the
+/// request's bucket unless it names its own.
+pub fn plan_import(
+    mut params: ImportParams,
+    format: Option<&str>,
+    object: &str,
+    data_keys: &[String],
+) -> Evaluation {
+    for d in &mut params.disks {
+        if d.bucket.is_none() {
+            d.bucket.clone_from(&params.bucket);
+        }
+    }
+    for (d, key) in params.disks.iter_mut().skip(1).zip(data_keys) {
+        d.object = Some(key.clone());
+    }
+    let format = format.map(str::to_ascii_lowercase);
+    let mut disks = vec![DiskFacts::new(
+        object.to_string(),
+        format.as_deref(),
+        None,
+        params.role_of(0),
+    )];
+    for (i, key) in data_keys.iter().enumerate() {
+        disks.push(DiskFacts::new(
+            key.clone(),
+            None,
+            None,
+            params.role_of(i + 1),
+        ));
+    }
+    evaluate(&disks, &params, None, params.size_limits)
+}
+
+/// What the cloud rules found before ImportImage.
+#[derive(Debug, Clone)]
+pub struct CloudCheck {
+    /// The cloud rules' findings; any error means ImportImage must not be sent.
+    pub findings: Vec<ScopedFinding>,
+    /// Steps that fix a missing RAM role (empty when it exists or was not verified).
+    pub fix: Vec<String>,
+    /// The objects' ETags, for the ClientToken.
+    pub etags: Vec<String>,
+    /// This request's own earlier import, if the image name is taken by it.
+    pub own_earlier: Option<ecs::Image>,
+}
+
+impl CloudCheck {
+    /// True when a cloud rule failed.
+    pub fn has_errors(&self) -> bool {
+        self.findings.iter().any(|f| f.finding.is_error())
+    }
+}
+
+/// `import`'s cloud rules for `plan`: [`probe_oss`] (signed as `oss_signature`) and
+/// [`probe_ecs`], then the rules on what they found.
+pub async fn cloud_rules(
+    plan: &Plan,
+    region: &str,
+    endpoints: &Endpoints,
+    oss_signature: SignatureVersion,
+    credentials: &Arc<CredentialProvider>,
+    ecs_client: &ecs::Client,
+) -> Result<CloudCheck> {
+    let oss = probe_oss(plan, region, endpoints, oss_signature, credentials).await?;
+    let probe = probe_ecs(ecs_client, plan).await?;
+    let mut not_verified = oss.not_verified;
+    not_verified.extend(probe.not_verified);
+    let facts = CloudFacts {
+        buckets: oss.buckets,
+        objects: oss.objects,
+        role_exists: probe.role_exists,
+        image_name_taken: probe.image_name_taken,
+        not_verified,
+    };
+    let fix = if probe.role_exists == Some(false) {
+        role_fix(&probe.role, probe.policy)
+    } else {
+        Vec::new()
+    };
+    Ok(CloudCheck {
+        findings: evaluate_cloud(plan, &facts),
+        fix,
+        etags: oss.etags,
+        own_earlier: probe.own_earlier,
+    })
 }

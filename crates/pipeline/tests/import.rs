@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use preflight_emulator::{Config, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
-use preflight_pipeline::import::{probe_ecs, probe_oss};
+use preflight_pipeline::import::{cloud_rules, plan_import, probe_ecs, probe_oss};
 use preflight_pipeline::Endpoints;
-use preflight_rules::{DiskDeviceMapping, Plan};
+use preflight_rules::{DiskDeviceMapping, DiskParams, ImportParams, Plan};
 
 fn creds() -> Arc<preflight_aliyun::CredentialProvider> {
     Arc::new(preflight_aliyun::CredentialProvider::fixed(
@@ -138,4 +138,80 @@ async fn a_bad_endpoint_is_a_client_error() {
         matches!(e, preflight_pipeline::PipelineError::OssClient(_)),
         "{e}"
     );
+}
+
+#[test]
+fn import_plans_remote_objects_in_the_request_bucket() {
+    let params = ImportParams {
+        region: Some("cn-hangzhou".into()),
+        bucket: Some("images".into()),
+        image_name: Some("web-01".into()),
+        disks: vec![
+            DiskParams {
+                object: Some("vm/sys.qcow2".into()),
+                format: Some("QCOW2".into()),
+                disk_image_size: Some(40),
+                ..DiskParams::default()
+            },
+            DiskParams::default(),
+        ],
+        ..ImportParams::default()
+    };
+    let eval = plan_import(params, Some("QCOW2"), "vm/sys.qcow2", &["vm/d1.raw".into()]);
+    assert!(!eval.has_errors(), "{:?}", eval.findings);
+    let m = &eval.plan.disk_device_mappings;
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].oss_object.as_deref(), Some("vm/sys.qcow2"));
+    assert_eq!(m[0].format.as_deref(), Some("QCOW2"));
+    // The data disk's key is sent whole, in the request's bucket.
+    assert_eq!(m[1].oss_object.as_deref(), Some("vm/d1.raw"));
+    assert_eq!(m[1].oss_bucket.as_deref(), Some("images"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_rules_refuse_a_missing_object_and_role_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::for_tests(dir.path().join("emu"));
+    cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
+    cfg.import_role = false;
+    let emu = preflight_emulator::start(cfg).await.unwrap();
+    let endpoints = Endpoints::emulator(&emu.endpoint());
+    let ecs = preflight_ecs::Client::new(endpoints.ecs_config("cn-hangzhou"), creds()).unwrap();
+    let plan = Plan {
+        region_id: Some("cn-hangzhou".into()),
+        image_name: Some("web-01".into()),
+        disk_device_mappings: vec![DiskDeviceMapping {
+            oss_bucket: Some("images".into()),
+            oss_object: Some("missing.qcow2".into()),
+            ..DiskDeviceMapping::default()
+        }],
+        ..Plan::default()
+    };
+    let cloud = cloud_rules(
+        &plan,
+        "cn-hangzhou",
+        &endpoints,
+        preflight_oss::SignatureVersion::V4,
+        &creds(),
+        &ecs,
+    )
+    .await
+    .unwrap();
+    assert!(cloud.has_errors());
+    let codes: Vec<&str> = cloud
+        .findings
+        .iter()
+        .map(|f| f.finding.code.as_str())
+        .collect();
+    assert!(codes.contains(&"InvalidOSSObject.NotFound"), "{codes:?}");
+    assert!(
+        cloud
+            .fix
+            .iter()
+            .any(|l| l.contains("AliyunECSImageImportDefaultRole")),
+        "{:?}",
+        cloud.fix
+    );
+    assert!(cloud.etags.is_empty() && cloud.own_earlier.is_none());
+    emu.shutdown().await;
 }
