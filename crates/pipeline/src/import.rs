@@ -11,7 +11,9 @@ use preflight_rules::{
     ObjectFacts, Plan, ScopedFinding,
 };
 
-use crate::{bucket_facts, ecs_denied, role_fix, same_source, Endpoints, PipelineError, Result};
+use preflight_ecs::{ImportOptions, ImportOutcome};
+
+use crate::{bucket_facts, import_request, Endpoints, PipelineError, Result, TRUST_POLICY};
 
 /// What the ECS and RAM probes found for a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,4 +284,111 @@ pub async fn cloud_rules(
         etags: oss.etags,
         own_earlier: probe.own_earlier,
     })
+}
+
+/// Whether an ECS or RAM call was refused for want of permission (RAM policy).
+pub fn ecs_denied(e: &ecs::Error) -> bool {
+    matches!(e.code(), Some(c) if c.starts_with("NoPermission")
+        || c.starts_with("Forbidden")
+        || c == "AccessDenied"
+        || c.starts_with("NotAuthorized"))
+}
+
+/// How many times in a row [`import_image_fresh`] replaces a dead task's token.
+const MAX_FRESH_TOKENS: usize = 5;
+
+/// Task states after which an import never makes its image.
+const DEAD_TASK: &[&str] = &["Failed", "Cancelled", "Canceled", "Deleted"];
+
+/// ImportImage with the plan's ClientToken — derived from `etags` and the parameters unless
+/// the caller gave one — and, when ECS hands back an import of an earlier run that failed or
+/// was cancelled, again with a token salted with the dead task's id, so a rerun after Ctrl-C
+/// or a failure starts a new import instead of returning the dead one. A running or finished
+/// import is kept (that is what the token is for), and so is a task this very call created,
+/// even one that failed at once. `note` hears each new token and why. A token the caller
+/// gave is never changed.
+///
+/// "Earlier" is told by a DescribeTasks of the region's import tasks taken just before: a
+/// task ImportImage answers with that was not in it is new.
+pub async fn import_image_fresh(
+    client: &ecs::Client,
+    plan: &mut Plan,
+    etags: &[String],
+    options: &ImportOptions,
+    note: &(dyn Fn(String) + Send + Sync),
+) -> std::result::Result<ImportOutcome, ecs::Error> {
+    let derived = plan.client_token.is_none();
+    let mut request = import_request(plan);
+    if derived {
+        request.client_token = Some(ecs::client_token(&request, etags));
+        plan.client_token.clone_from(&request.client_token);
+    }
+    if !derived || options.dry_run {
+        return client.import_image(&request, options).await;
+    }
+    let before = match client
+        .describe_tasks(&ecs::DescribeTasksQuery {
+            task_action: Some("ImportImage".into()),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(tasks) => tasks,
+        // Without ecs:DescribeTasks an earlier import cannot be told from this one's.
+        Err(e) if ecs_denied(&e) => return client.import_image(&request, options).await,
+        Err(e) => return Err(e),
+    };
+    let mut left = MAX_FRESH_TOKENS;
+    loop {
+        let outcome = client.import_image(&request, options).await?;
+        let ImportOutcome::Started(started) = &outcome else {
+            return Ok(outcome);
+        };
+        let earlier = before.iter().find(|t| t.task_id == started.task_id);
+        let dead = earlier.filter(|t| DEAD_TASK.contains(&t.task_status.as_str()));
+        let (Some(dead), true) = (dead, left > 0) else {
+            return Ok(outcome);
+        };
+        left -= 1;
+        let mut base = request.clone();
+        base.client_token = None;
+        request.client_token = Some(ecs::client_token_after(&base, etags, Some(&dead.task_id)));
+        plan.client_token.clone_from(&request.client_token);
+        note(format!(
+            "the earlier import of these objects (task {}) is {}: starting a new one with a new ClientToken",
+            dead.task_id, dead.task_status
+        ));
+    }
+}
+
+/// Whether an existing image was imported from exactly the plan's objects (then it may be
+/// this tool's own earlier import of the same request).
+pub fn same_source(image: &ecs::Image, plan: &Plan) -> bool {
+    let ours: Vec<(&str, &str)> = plan
+        .disk_device_mappings
+        .iter()
+        .map(|m| {
+            (
+                m.oss_bucket.as_deref().unwrap_or(""),
+                m.oss_object.as_deref().unwrap_or(""),
+            )
+        })
+        .collect();
+    let theirs: Vec<(&str, &str)> = image
+        .disk_device_mappings
+        .iter()
+        .map(|d| (d.import_oss_bucket.as_str(), d.import_oss_object.as_str()))
+        .collect();
+    !ours.is_empty() && ours == theirs
+}
+
+/// The commands that create the missing import role `role` with the system
+/// policy `policy` (see [`preflight_rules::import_role`]).
+pub fn role_fix(role: &str, policy: &str) -> Vec<String> {
+    vec![
+        format!("The RAM role {role} is missing. ECS needs it to read your bucket. Create it once:"),
+        format!("  aliyun ram CreateRole --RoleName {role} --AssumeRolePolicyDocument '{TRUST_POLICY}'"),
+        format!("  aliyun ram AttachPolicyToRole --PolicyType System --PolicyName {policy} --RoleName {role}"),
+        "or authorise ECS in the RAM console (Cloud resource access authorization).".to_string(),
+    ]
 }

@@ -9,7 +9,7 @@ use preflight_rules::{
     ImportParams,
 };
 
-use crate::{bucket_facts, check::inspect, PipelineError, Result};
+use crate::{check::inspect, PipelineError, Result};
 
 /// The local rules about the upload's destination; the image itself is `check`'s business.
 pub static DESTINATION_RULES: [&Rule; 3] = [
@@ -95,6 +95,73 @@ pub fn suffix_mismatch(key: &str, detected: &str) -> Option<Finding> {
                 Path::new(key).with_extension(detected).display()
             ),
         )
+    })
+}
+
+/// What the bucket probes found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketProbe {
+    /// The facts for the cloud rules.
+    pub facts: BucketFacts,
+    /// What could not be verified (a denied optional probe), one sentence each.
+    pub not_verified: Vec<String>,
+}
+
+/// Exists, region, encryption and default storage class of `client`'s bucket, for the cloud
+/// rules, asked with the client's own signature (V4 with its region, unless V1 was asked
+/// for). A bucket of another region is answered by OSS with 403 and the `<Endpoint>` to use,
+/// whatever the signature: that names the bucket's region. A missing bucket is a fact, not
+/// an error; a denied GetBucketEncryption is a note (GetBucketInfo carries the encryption too).
+pub async fn bucket_facts(
+    client: &preflight_oss::Client,
+) -> std::result::Result<BucketProbe, preflight_oss::Error> {
+    let name = client.bucket().to_string();
+    let facts = |exists, region| BucketFacts {
+        name: name.clone(),
+        exists,
+        region,
+        encrypted: None,
+        storage_class: None,
+    };
+    let info = match client.get_bucket_info().await {
+        Ok(info) => info,
+        Err(e) if e.code() == Some("NoSuchBucket") => {
+            return Ok(BucketProbe {
+                facts: facts(false, None),
+                not_verified: Vec::new(),
+            })
+        }
+        Err(e) => match e.bucket_region() {
+            // In another region: that is all the rules need (the import is refused).
+            Some(region) => {
+                return Ok(BucketProbe {
+                    facts: facts(true, Some(region)),
+                    not_verified: Vec::new(),
+                })
+            }
+            None => return Err(e),
+        },
+    };
+    let mut not_verified = Vec::new();
+    // `get_bucket_encryption` already answers None when no rule is set.
+    let rule = match client.get_bucket_encryption().await {
+        Ok(rule) => rule.is_some(),
+        Err(e) if e.kind() == preflight_oss::ErrorKind::AccessDenied => {
+            not_verified.push(format!(
+                "GetBucketEncryption on bucket {name:?} was denied ({}): its encryption is taken from GetBucketInfo alone",
+                e.code().unwrap_or_default()
+            ));
+            false
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(BucketProbe {
+        facts: BucketFacts {
+            encrypted: Some(rule || info.sse_algorithm.is_some()),
+            storage_class: Some(info.storage_class).filter(|c| !c.is_empty()),
+            ..facts(true, Some(info.region))
+        },
+        not_verified,
     })
 }
 
