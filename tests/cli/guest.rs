@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 /// Builds the Debian images once per run (the script is idempotent and
 /// locked, and keeps its output in the shared target tmp dir).
-fn debian() -> PathBuf {
+pub(crate) fn debian() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guest-fixtures");

@@ -687,7 +687,10 @@ fn import_image_query_matches_the_official_python_sdk() {
     )
     .unwrap();
     let ours = rt
-        .block_on(client.import_image(&plan, &preflight_ecs::ImportOptions::default()))
+        .block_on(client.import_image(
+            &preflight_pipeline::import_request(&plan),
+            &preflight_ecs::ImportOptions::default(),
+        ))
         .unwrap();
     assert!(matches!(ours, preflight_ecs::ImportOutcome::Started(_)));
     let out = Command::new(&py)

@@ -10,6 +10,7 @@ mod emulator;
 mod formats;
 mod guest;
 mod import;
+mod library;
 mod oneshot;
 mod signatures;
 mod upload;

@@ -205,7 +205,10 @@ async fn every_rpc_request(endpoint: &str, signature: preflight_ecs::SignatureMe
         ..Plan::default()
     };
     let started = c
-        .import_image(&plan, &preflight_ecs::ImportOptions::default())
+        .import_image(
+            &preflight_pipeline::import_request(&plan),
+            &preflight_ecs::ImportOptions::default(),
+        )
         .await
         .unwrap();
     assert!(matches!(started, preflight_ecs::ImportOutcome::Started(_)));

@@ -144,43 +144,12 @@ pub fn run(args: BatchArgs) -> Result<u8> {
         .block_on(run_all(&args, &manifest, parallel))
 }
 
-/// The `check` command's flags for one manifest image. The check report is still made in
-/// the CLI (`output::check`); this is the one place that calls it for a batch.
-fn import_args(image: &ManifestImage) -> crate::import_args::ImportArgs {
-    let p = &image.params;
-    let system = p.disks.first().cloned().unwrap_or_default();
-    crate::import_args::ImportArgs {
-        region: p.region.clone(),
-        bucket: p.bucket.clone(),
-        object: system.object,
-        image_name: p.image_name.clone(),
-        description: p.description.clone(),
-        architecture: p.architecture.clone(),
-        os_type: p.os_type.clone(),
-        platform: p.platform.clone(),
-        boot_mode: p.boot_mode.clone(),
-        license_type: p.license_type.clone(),
-        tag: p.tags.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        resource_group_id: p.resource_group_id.clone(),
-        format: system.format,
-        disk_image_size: system.disk_image_size,
-        disk_role: p.disk_role,
-        data_disk: image.data_disks.clone(),
-        detection_strategy: p.detection_strategy.clone(),
-        nvme_support: p.nvme_support.clone(),
-        imds_support: p.imds_support.clone(),
-        client_token: p.client_token.clone(),
-        role_name: p.role_name.clone(),
-        storage_location_arn: p.storage_location_arn.clone(),
-        size_limits: p.size_limits,
-        skip_guest: p.skip_guest,
-    }
-}
-
 fn check_one(image: &ManifestImage) -> Value {
     let base = json!({"image": image.name, "line": image.line,
                       "path": image.system_disk.display().to_string()});
-    match crate::output::check(&image.system_disk, &import_args(image)) {
+    let mut disks = vec![image.system_disk.clone()];
+    disks.extend(image.data_disks.iter().cloned());
+    match preflight_pipeline::check(&disks, &image.params) {
         Ok(report) => {
             let count = |s: Severity| {
                 report

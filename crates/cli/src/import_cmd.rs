@@ -13,14 +13,11 @@ use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use preflight_aliyun::{ChainOptions, CredentialProvider};
 use preflight_ecs::{self as ecs, watch, ImportOptions, ImportOutcome, WaitOutcome};
-use preflight_oss::{ErrorKind, SignatureVersion};
-use preflight_rules::{
-    evaluate, evaluate_cloud, BucketFacts, CloudFacts, DiskFacts, ObjectFacts, Plan, ScopedFinding,
-};
+use preflight_rules::{Plan, ScopedFinding};
 use serde_json::{json, Value};
 
 use crate::OutputFormat;
-use preflight_pipeline::{role_fix, same_source, TRUST_POLICY};
+use preflight_pipeline::TRUST_POLICY;
 
 /// Exit codes (same meaning as the rest of the CLI).
 const EXIT_OK: u8 = 0;
@@ -57,7 +54,7 @@ impl RpcSignature {
     2 usage or environment error, 130 interrupted (the import was cancelled).")]
 pub struct ImportCmdArgs {
     #[command(flatten)]
-    pub import: crate::import_args::ImportArgs,
+    pub import: crate::request_args::RequestArgs,
 
     #[command(flatten, next_help_heading = "Endpoints")]
     pub endpoints: crate::endpoint_args::EndpointArgs,
@@ -288,90 +285,6 @@ fn ecs_client(
     Ok(ecs::Client::new(cfg, creds)?)
 }
 
-/// What the OSS probes found: facts for the rules and the ETags for the ClientToken.
-struct OssProbe {
-    buckets: Vec<BucketFacts>,
-    objects: Vec<ObjectFacts>,
-    etags: Vec<String>,
-    not_verified: Vec<String>,
-}
-
-/// GetBucketInfo (+ encryption) per bucket and HeadObject per disk, signed as asked (V4 with
-/// the import's region by default): a bucket of another region is answered with the
-/// endpoint it must be addressed at, which names its region.
-async fn probe_oss(
-    plan: &Plan,
-    region: &str,
-    endpoints: &preflight_pipeline::Endpoints,
-    signature: SignatureVersion,
-    creds: &Arc<CredentialProvider>,
-) -> Result<OssProbe> {
-    let mut out = OssProbe {
-        buckets: Vec::new(),
-        objects: Vec::new(),
-        etags: Vec::new(),
-        not_verified: Vec::new(),
-    };
-    for m in &plan.disk_device_mappings {
-        let (Some(bucket), Some(key)) = (m.oss_bucket.as_deref(), m.oss_object.as_deref()) else {
-            continue;
-        };
-        let mut cfg = endpoints.oss_config(region, bucket);
-        cfg.signature = signature;
-        let client = preflight_oss::Client::new(cfg, creds.clone())?;
-        if !out.buckets.iter().any(|b| b.name == bucket) {
-            let probe = preflight_pipeline::bucket_facts(&client)
-                .await
-                .with_context(|| format!("cannot read the facts of bucket {bucket:?}"))?;
-            out.buckets.push(probe.facts);
-            out.not_verified.extend(probe.not_verified);
-        }
-        let usable = out
-            .buckets
-            .iter()
-            .find(|b| b.name == bucket)
-            .is_some_and(|b| {
-                b.exists
-                    && b.region.as_deref().map(|r| r.trim_start_matches("oss-")) == Some(region)
-            });
-        if !usable {
-            continue;
-        }
-        match client.head_object(key).await {
-            Ok(meta) => {
-                out.etags.push(meta.etag.clone());
-                out.objects.push(ObjectFacts {
-                    bucket: bucket.to_string(),
-                    key: key.to_string(),
-                    exists: true,
-                    size: Some(meta.size),
-                    restored: meta.restored(),
-                    storage_class: meta.storage_class,
-                });
-            }
-            Err(e) if e.kind() == ErrorKind::AccessDenied => {
-                // The ClientToken then rests on the parameters alone.
-                out.not_verified.push(format!(
-                    "HeadObject on {key:?} in {bucket:?} was denied ({}): the object's existence, size and storage class are not verified",
-                    e.code().unwrap_or_default()
-                ));
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => out.objects.push(ObjectFacts {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-                exists: false,
-                size: None,
-                storage_class: None,
-                restored: None,
-            }),
-            Err(e) => {
-                return Err(e).context(format!("cannot look up object {key:?} in {bucket:?}"))
-            }
-        }
-    }
-    Ok(out)
-}
-
 async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     let pr = Printer {
         output: args.output,
@@ -384,38 +297,19 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     fleet_plan
         .validate(&region)
         .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
-    let mut params = args.import.to_params()?;
-    // Each disk's bucket is --bucket.
-    for d in &mut params.disks {
-        if d.bucket.is_none() {
-            d.bucket = params.bucket.clone();
-        }
-    }
-    // A data disk of `import` is an object key, sent whole (`vm/d1.qcow2`):
-    // not a local path whose file name would be the key.
-    for (d, key) in params.disks.iter_mut().skip(1).zip(&args.import.data_disk) {
-        d.object = Some(key.to_string_lossy().into_owned());
-    }
-    // The image is not local: the format is what --format says, the virtual size unknown.
-    let mut disks = vec![DiskFacts::new(
-        object.clone(),
-        args.import
-            .format
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        None,
-        params.role_of(0),
-    )];
-    for (i, p) in args.import.data_disk.iter().enumerate() {
-        disks.push(DiskFacts::new(
-            p.to_string_lossy(),
-            None,
-            None,
-            params.role_of(i + 1),
-        ));
-    }
-    let eval = evaluate(&disks, &params, None, params.size_limits);
+    let params = args.import.to_params()?;
+    let data_keys: Vec<String> = args
+        .import
+        .data_disk
+        .iter()
+        .map(|k| k.to_string_lossy().into_owned())
+        .collect();
+    let eval = preflight_pipeline::import::plan_import(
+        params,
+        args.import.format.as_deref(),
+        &object,
+        &data_keys,
+    );
     let mut plan = eval.plan.clone();
     if eval.has_errors() {
         return refused(&pr, &region, &plan, &eval.findings, Vec::new());
@@ -438,85 +332,32 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     }
 
     // Cloud rules, before ImportImage.
-    let mut probe = probe_oss(
+    let cloud = preflight_pipeline::import::cloud_rules(
         &plan,
         &region,
         &endpoints,
         args.signature_version.version(),
         &creds,
+        &ecs,
     )
-    .await?;
-    // With StorageLocationArn, the CloudBox role (seed 004).
-    let (role, policy) = preflight_rules::import_role(&plan);
-    let role = role.to_string();
-    let role_exists = match ecs.get_role(&role).await {
-        Ok(r) => Some(r.is_some()),
-        Err(e) if preflight_pipeline::ecs_denied(&e) => {
-            probe.not_verified.push(format!(
-                "RAM GetRole was denied ({}): whether the role {role} exists is not verified",
-                e.code().unwrap_or_default()
-            ));
-            None
-        }
-        Err(e) => return Err(e).context("cannot look up the RAM role"),
-    };
-    let mut own_earlier: Option<ecs::Image> = None;
-    let mut name_taken = None;
-    if let Some(name) = plan.image_name.clone() {
-        let found = ecs
-            .describe_images(&ecs::DescribeImagesQuery {
-                image_name: Some(name.clone()),
-                ..Default::default()
-            })
-            .await;
-        match found {
-            Ok(found) => {
-                let same: Vec<&ecs::Image> =
-                    found.iter().filter(|i| i.image_name == name).collect();
-                match same.as_slice() {
-                    [] => name_taken = Some(false),
-                    [one] if same_source(one, &plan) => {
-                        own_earlier = Some((*one).clone());
-                        name_taken = Some(false);
-                    }
-                    _ => name_taken = Some(true),
-                }
-            }
-            Err(e) if preflight_pipeline::ecs_denied(&e) => probe.not_verified.push(format!(
-                "DescribeImages was denied ({}): whether an image named {name:?} already exists is not verified",
-                e.code().unwrap_or_default()
-            )),
-            Err(e) => return Err(e).context("cannot list images"),
-        }
-    }
-    let facts = CloudFacts {
-        buckets: probe.buckets.clone(),
-        objects: probe.objects.clone(),
-        role_exists,
-        image_name_taken: name_taken,
-        not_verified: probe.not_verified.clone(),
-    };
-    let cloud = evaluate_cloud(&plan, &facts);
-    for w in cloud.iter().filter(|f| !f.finding.is_error()) {
+    .await
+    .map_err(crate::library_error)?;
+    for w in cloud.findings.iter().filter(|f| !f.finding.is_error()) {
         pr.progress(&format!(
             "{} {}: {}",
             w.finding.severity, w.finding.code, w.finding.message
         ));
     }
-    if cloud.iter().any(|f| f.finding.is_error()) {
-        let extra = if role_exists == Some(false) {
-            role_fix(&role, policy)
-        } else {
-            Vec::new()
-        };
-        return refused(&pr, &region, &plan, &cloud, extra);
+    if cloud.has_errors() {
+        return refused(&pr, &region, &plan, &cloud.findings, cloud.fix);
     }
+    let own_earlier = cloud.own_earlier;
 
     let note = |m: String| pr.progress(&m);
     let started = match preflight_pipeline::import_image_fresh(
         &ecs,
         &mut plan,
-        &probe.etags,
+        &cloud.etags,
         &ImportOptions {
             dry_run: args.dry_run,
         },
@@ -541,7 +382,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
             let mut v = json!({"status": "refused", "region": region,
                                "error": {"code": code, "message": message, "detail": e.to_string()}});
             let mut human = vec![format!("ImportImage refused: {e}")];
-            if let Some(fix) = crate::output::fix_for_api_code(&code) {
+            if let Some(fix) = preflight_pipeline::catalogue::fix_for_api_code(&code) {
                 v["error"]["fix"] = json!(fix);
                 human.push(format!("  fix: {fix}"));
             }
@@ -899,18 +740,5 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("5y").is_err());
-    }
-
-    #[test]
-    fn tokens_are_stable_and_bounded() {
-        let plan = Plan {
-            region_id: Some("cn-hangzhou".into()),
-            image_name: Some("web".into()),
-            ..Plan::default()
-        };
-        let a = ecs::client_token(&plan, &["\"E1\"".into()]);
-        assert_eq!(a, ecs::client_token(&plan, &["\"E1\"".into()]));
-        assert_ne!(a, ecs::client_token(&plan, &["\"E2\"".into()]));
-        assert!(a.len() <= 64 && a.is_ascii());
     }
 }

@@ -15,14 +15,13 @@ mod batch_cmd;
 mod emulator_cmd;
 mod endpoint_args;
 mod fleet_args;
-mod import_args;
 mod import_cmd;
 mod oneshot_cmd;
-mod output;
+mod render;
+mod request_args;
 mod task_bar;
 mod upload_cmd;
 
-use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,7 +96,7 @@ enum Command {
         #[arg(long, short = 'q')]
         quiet: bool,
         #[command(flatten)]
-        import: import_args::ImportArgs,
+        import: request_args::RequestArgs,
     },
     /// List every check: its code, severity, what it checks and how to fix it.
     #[command(
@@ -182,9 +181,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Info { image, output } => {
-            let inspection = inspect(&image, false)?;
-            let report = output::ImageReport::from_inspection(&image, &inspection);
-            output::print_info(&report, output)?;
+            let report = preflight_pipeline::info(&image).map_err(library_error)?;
+            render::print_info(&report, output)?;
             Ok(verdict_code(&report.findings))
         }
         Command::Check {
@@ -193,10 +191,13 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             quiet,
             import,
         } => {
-            let report = output::check(&image, &import)?;
+            let params = import.to_params()?;
+            let mut disks = vec![image];
+            disks.extend(import.data_disk.iter().cloned());
+            let report = preflight_pipeline::check(&disks, &params).map_err(library_error)?;
             // --quiet silences the human report only: asked-for JSON is the result.
             if !quiet || output == OutputFormat::Json {
-                output::print_check(&report, output)?;
+                render::print_check(&report, output)?;
             }
             Ok(if report.has_errors() {
                 EXIT_FINDINGS
@@ -205,7 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             })
         }
         Command::Rules { output, markdown } => {
-            output::print_rules(output, markdown)?;
+            render::print_rules(output, markdown)?;
             Ok(EXIT_OK)
         }
         Command::Upload(args) => upload_cmd::run(args),
@@ -230,13 +231,21 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// Inspects one image; a missing or unreadable file is an environment error.
-pub(crate) fn inspect(
-    path: &std::path::Path,
-    check: bool,
-) -> anyhow::Result<preflight_formats::Inspection> {
-    preflight_formats::inspect(path, preflight_formats::InspectOptions { check })
-        .with_context(|| format!("cannot read {}", path.display()))
+/// A library error as the CLI prints it: an unreadable image names the file, then why.
+pub(crate) fn library_error(e: preflight_pipeline::PipelineError) -> anyhow::Error {
+    match e {
+        preflight_pipeline::PipelineError::Read { path, source } => {
+            anyhow::Error::new(source).context(format!("cannot read {}", path.display()))
+        }
+        preflight_pipeline::PipelineError::Oss { context, source } => {
+            anyhow::Error::new(*source).context(context)
+        }
+        preflight_pipeline::PipelineError::Ecs { context, source } => {
+            anyhow::Error::new(*source).context(context)
+        }
+        preflight_pipeline::PipelineError::OssClient(source) => anyhow::Error::new(*source),
+        e => e.into(),
+    }
 }
 
 fn verdict_code(findings: &[preflight_report::Finding]) -> u8 {

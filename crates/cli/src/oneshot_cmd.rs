@@ -46,7 +46,7 @@ pub struct OneShotArgs {
     pub image: PathBuf,
 
     #[command(flatten)]
-    pub import: crate::import_args::ImportArgs,
+    pub import: crate::request_args::RequestArgs,
 
     /// Accept error findings with this code (e.g. GUEST.NoOperatingSystem). Repeatable.
     #[arg(help_heading = "Pipeline options", long, value_name = "CODE")]
@@ -585,7 +585,7 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
             let mut v = json!({"status": "refused", "region": region,
                                "error": {"code": c, "message": message}});
             let mut human = vec![e.to_string()];
-            if let Some(fix) = crate::output::fix_for_api_code(c) {
+            if let Some(fix) = preflight_pipeline::catalogue::fix_for_api_code(c) {
                 v["error"]["fix"] = json!(fix);
                 human.push(format!("  fix: {fix}"));
             }

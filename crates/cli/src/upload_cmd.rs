@@ -20,7 +20,7 @@ use preflight_oss::{
 };
 use preflight_pipeline::{ConvertMode, PreparedUpload};
 use preflight_report::Finding;
-use preflight_rules::{BucketFacts, CloudFacts, DiskFacts, DiskParams, DiskRole, ImportParams};
+use preflight_rules::BucketFacts;
 use serde_json::json;
 
 use crate::OutputFormat;
@@ -284,7 +284,16 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     }
 
     // Before any byte is sent: the rules.
-    let (findings, bucket) = preflight(&args, &client, &key, &prepared.format).await?;
+    let checked = preflight_pipeline::upload::upload_check(
+        &client,
+        &args.image,
+        &args.region,
+        &key,
+        &prepared.format,
+    )
+    .await
+    .map_err(crate::library_error)?;
+    let (findings, bucket) = (checked.findings, checked.bucket);
     if let Ok(Some(here)) = on_ecs.await {
         if here == args.region && !endpoints.oss_is_internal() {
             say(&preflight_pipeline::endpoints::internal_endpoint_advice(
@@ -570,75 +579,6 @@ fn summary(
     Ok(())
 }
 
-/// The cloud-side and key rules, evaluated by `preflight-rules` from facts gathered here.
-async fn preflight(
-    args: &UploadArgs,
-    client: &Client,
-    key: &str,
-    format: &str,
-) -> anyhow::Result<(Vec<Finding>, BucketFacts)> {
-    let inspection = crate::inspect(&args.image, false)?;
-    let disk = DiskFacts::new(
-        args.image.display().to_string(),
-        Some(&inspection.detected),
-        inspection.info.as_ref().map(|i| i.virtual_size),
-        DiskRole::System,
-    );
-    let params = ImportParams {
-        region: Some(args.region.clone()),
-        bucket: Some(args.bucket.clone()),
-        disks: vec![DiskParams {
-            object: Some(key.to_string()),
-            ..DiskParams::default()
-        }],
-        ..ImportParams::default()
-    };
-    let ev = preflight_rules::evaluate(&[disk], &params, None, Default::default());
-    // Only the rules about where the bytes go; the image itself is `check`'s business.
-    let mut findings: Vec<Finding> = ev
-        .findings
-        .iter()
-        .map(|s| s.finding.clone())
-        .filter(|f| {
-            f.code.starts_with("UnsupportedSuffix")
-                || f.code.starts_with("InvalidOSSObject.Malformed")
-                || f.code.starts_with("InvalidOSSBucket")
-        })
-        .collect();
-    if let Some(f) = suffix_mismatch(key, format) {
-        findings.push(f);
-    }
-    let probe = preflight_pipeline::bucket_facts(client)
-        .await
-        .context("cannot read the bucket's facts")?;
-    let cloud = CloudFacts {
-        buckets: vec![probe.facts.clone()],
-        not_verified: probe.not_verified,
-        ..CloudFacts::default()
-    };
-    findings.extend(
-        preflight_rules::evaluate_cloud(&ev.plan, &cloud)
-            .into_iter()
-            .map(|s| s.finding),
-    );
-    Ok((findings, probe.facts))
-}
-
-/// A known suffix naming another format than the file's (`disk.raw` holding qcow2).
-fn suffix_mismatch(key: &str, detected: &str) -> Option<Finding> {
-    let ext = Path::new(key).extension()?.to_str()?.to_ascii_lowercase();
-    let known = ["raw", "qcow2", "vhd", "vmdk"];
-    (known.contains(&ext.as_str()) && known.contains(&detected) && ext != detected).then(|| {
-        preflight_rules::disks::OBJECT_SUFFIX.finding_with_hint(
-            format!("object key {key:?} ends in .{ext} but the image is {detected}"),
-            format!(
-                "Name the object after its format: --object {}",
-                Path::new(key).with_extension(detected).display()
-            ),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,12 +594,5 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("8 parsecs").is_err());
         assert!(parse_size("").is_err());
-    }
-
-    #[test]
-    fn suffix_rules() {
-        assert!(suffix_mismatch("a.raw", "qcow2").is_some());
-        assert!(suffix_mismatch("a.qcow2", "qcow2").is_none());
-        assert!(suffix_mismatch("a.img", "raw").is_none());
     }
 }

@@ -2,7 +2,6 @@
 //! CancelTask, DescribeRegions, CopyImage, ModifyImageSharePermission,
 //! DescribeImageSharePermission (ECS) and GetRole (RAM), with typed answers.
 
-use preflight_rules::Plan;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -19,17 +18,90 @@ pub const ALL_IMAGE_STATUSES: &[&str] = &[
     "UnAvailable",
 ];
 
-/// Extras of an ImportImage call that are not part of the plan.
+/// The ImportImage request this client sends, each field one API parameter in snake_case.
+/// A `None` is not sent (the API applies its default). The rules crate plans it;
+/// the pipeline maps that plan onto this type, so this client knows no rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportImageRequest {
+    /// `RegionId`.
+    pub region_id: Option<String>,
+    /// `ImageName`.
+    pub image_name: Option<String>,
+    /// `Description`.
+    pub description: Option<String>,
+    /// `Architecture`.
+    pub architecture: Option<String>,
+    /// `OSType`.
+    pub os_type: Option<String>,
+    /// `Platform`.
+    pub platform: Option<String>,
+    /// `BootMode`.
+    pub boot_mode: Option<String>,
+    /// `LicenseType`.
+    pub license_type: Option<String>,
+    /// `Tag.N`, in order.
+    pub tags: Vec<ImportTag>,
+    /// `Features`.
+    pub features: Option<ImportFeatures>,
+    /// `ClientToken`.
+    pub client_token: Option<String>,
+    /// `ResourceGroupId`.
+    pub resource_group_id: Option<String>,
+    /// `RoleName`.
+    pub role_name: Option<String>,
+    /// `DetectionStrategy`.
+    pub detection_strategy: Option<String>,
+    /// `StorageLocationArn`.
+    pub storage_location_arn: Option<String>,
+    /// `DiskDeviceMapping.N`, N = index + 1: the first is the system disk.
+    pub disk_device_mappings: Vec<ImportDisk>,
+}
+
+/// One `Tag.N` of an ImportImage request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportTag {
+    /// `Tag.N.Key`.
+    pub key: String,
+    /// `Tag.N.Value` (sent even when empty).
+    pub value: String,
+}
+
+/// `Features` of an ImportImage request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportFeatures {
+    /// `Features.NvmeSupport`.
+    pub nvme_support: Option<String>,
+    /// `Features.ImdsSupport`.
+    pub imds_support: Option<String>,
+}
+
+/// One `DiskDeviceMapping.N` of an ImportImage request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportDisk {
+    /// `Format` (`RAW`, `QCOW2`, `VHD`, `VMDK`).
+    pub format: Option<String>,
+    /// `OSSBucket`.
+    pub oss_bucket: Option<String>,
+    /// `OSSObject`.
+    pub oss_object: Option<String>,
+    /// `DiskImageSize` in GiB.
+    pub disk_image_size: Option<u64>,
+}
+
+/// Extras of an ImportImage call that are not part of the request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportOptions {
     /// `DryRun=true`: the API validates and answers `DryRunOperation`.
     pub dry_run: bool,
 }
 
-/// The ImportImage parameters for a plan, flattened exactly as the official SDK flattens its
+/// The ImportImage parameters of a request, flattened exactly as the official SDK flattens its
 /// request model (`DiskDeviceMapping.1.OSSBucket`, `Tag.1.Key`, `Features.NvmeSupport`…);
 /// absent values are not sent, empty tag values are.
-pub fn import_image_params(plan: &Plan, options: &ImportOptions) -> Vec<(String, String)> {
+pub fn import_image_params(
+    plan: &ImportImageRequest,
+    options: &ImportOptions,
+) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut put = |k: String, v: Option<&String>| {
         if let Some(v) = v {
@@ -83,11 +155,11 @@ pub fn import_image_params(plan: &Plan, options: &ImportOptions) -> Vec<(String,
     out
 }
 
-/// A ClientToken for a plan: a digest of the objects' ETags and every ImportImage parameter
-/// (the plan's own token excluded), so the same objects and parameters give the same token —
+/// A ClientToken for a request: a digest of the objects' ETags and every ImportImage parameter
+/// (the request's own token excluded), so the same objects and parameters give the same token —
 /// a rerun returns the same image — and any change gives a new one. 44 ASCII characters (the
 /// API allows 64).
-pub fn client_token(plan: &Plan, etags: &[String]) -> String {
+pub fn client_token(plan: &ImportImageRequest, etags: &[String]) -> String {
     client_token_after(plan, etags, None)
 }
 
@@ -95,7 +167,11 @@ pub fn client_token(plan: &Plan, etags: &[String]) -> String {
 /// token of [`client_token`] salted with that task's id. ECS answers a reused token with the
 /// earlier (dead) task, so a new attempt needs a new token; salting with the dead task's id
 /// keeps it a pure function of what happened, so a rerun of the rerun finds the same task.
-pub fn client_token_after(plan: &Plan, etags: &[String], failed_task: Option<&str>) -> String {
+pub fn client_token_after(
+    plan: &ImportImageRequest,
+    etags: &[String],
+    failed_task: Option<&str>,
+) -> String {
     use sha2::Digest as _;
     let mut p = plan.clone();
     p.client_token = None;
@@ -452,14 +528,14 @@ fn pairs(items: &[(&str, String)]) -> Vec<(String, String)> {
 }
 
 impl Client {
-    /// ImportImage for `plan` (its `region_id` should be the client's region).
+    /// ImportImage for `request` (its `region_id` should be the client's region).
     /// `DryRunOperation` is [`ImportOutcome::DryRunPassed`], not an error.
     pub async fn import_image(
         &self,
-        plan: &Plan,
+        request: &ImportImageRequest,
         options: &ImportOptions,
     ) -> Result<ImportOutcome> {
-        let params = import_image_params(plan, options);
+        let params = import_image_params(request, options);
         match self.call(Service::Ecs, "ImportImage", &params).await {
             Ok(a) => Ok(ImportOutcome::Started(ImportImageResult {
                 image_id: s(&a.body, "ImageId"),
@@ -695,11 +771,10 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use preflight_rules::{DiskDeviceMapping, Features, Tag};
 
     #[test]
     fn plan_flattens_like_the_sdk() {
-        let plan = Plan {
+        let plan = ImportImageRequest {
             region_id: Some("cn-hangzhou".into()),
             image_name: Some("ecs-preflight-test".into()),
             description: Some("imported by ecs-preflight".into()),
@@ -709,35 +784,35 @@ mod tests {
             boot_mode: Some("UEFI".into()),
             license_type: Some("Auto".into()),
             tags: vec![
-                Tag {
+                ImportTag {
                     key: "owner".into(),
                     value: "team-a".into(),
                 },
-                Tag {
+                ImportTag {
                     key: "env".into(),
                     value: String::new(),
                 },
             ],
-            features: Some(Features {
+            features: Some(ImportFeatures {
                 nvme_support: Some("supported".into()),
                 imds_support: Some("v2".into()),
             }),
             client_token: Some("0f4a8c2e-2b7d-4e1a-9c3b-5d6e7f8a9b0c".into()),
             disk_device_mappings: vec![
-                DiskDeviceMapping {
+                ImportDisk {
                     format: Some("QCOW2".into()),
                     oss_bucket: Some("examplebucket".into()),
                     oss_object: Some("images/ubuntu-22.04.qcow2".into()),
                     disk_image_size: Some(40),
                 },
-                DiskDeviceMapping {
+                ImportDisk {
                     format: Some("RAW".into()),
                     oss_bucket: Some("examplebucket".into()),
                     oss_object: Some("images/data disk.raw".into()),
                     disk_image_size: Some(100),
                 },
             ],
-            ..Plan::default()
+            ..ImportImageRequest::default()
         };
         let mut params = import_image_params(&plan, &ImportOptions::default());
         // With the R3 common parameters this must give the R3 signature.

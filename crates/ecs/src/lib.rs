@@ -10,13 +10,13 @@
 //! status, never a signed URL or a secret.
 //!
 //! ```no_run
-//! # async fn demo(plan: preflight_rules::Plan) -> Result<(), preflight_ecs::Error> {
+//! # async fn demo(request: preflight_ecs::ImportImageRequest) -> Result<(), preflight_ecs::Error> {
 //! use std::sync::Arc;
 //! use preflight_aliyun::{ChainOptions, CredentialProvider};
 //! use preflight_ecs::{Client, ClientConfig, ImportOptions, ImportOutcome};
 //! let creds = Arc::new(CredentialProvider::new(ChainOptions::default()));
 //! let ecs = Client::new(ClientConfig::new("cn-hangzhou"), creds)?;
-//! if let ImportOutcome::Started(r) = ecs.import_image(&plan, &ImportOptions::default()).await? {
+//! if let ImportOutcome::Started(r) = ecs.import_image(&request, &ImportOptions::default()).await? {
 //!     println!("image {} task {}", r.image_id, r.task_id);
 //! }
 //! # Ok(()) }
@@ -32,9 +32,10 @@ pub mod watch;
 
 pub use api::{
     client_token, client_token_after, copy_client_token, copy_image_params, import_image_params,
-    CopyImageRequest, DescribeImagesQuery, DescribeTasksQuery, Image, ImageDisk, ImportImageResult,
-    ImportOptions, ImportOutcome, OperationProgress, Region, Role, Task, TaskAttribute,
-    ALL_IMAGE_STATUSES, MAX_SHARE_ACCOUNTS_PER_CALL,
+    CopyImageRequest, DescribeImagesQuery, DescribeTasksQuery, Image, ImageDisk, ImportDisk,
+    ImportFeatures, ImportImageRequest, ImportImageResult, ImportOptions, ImportOutcome, ImportTag,
+    OperationProgress, Region, Role, Task, TaskAttribute, ALL_IMAGE_STATUSES,
+    MAX_SHARE_ACCOUNTS_PER_CALL,
 };
 pub use client::{
     ecs_endpoint, normalize as normalize_endpoint, Answer, Client, ClientConfig, Service,

@@ -10,8 +10,8 @@ use preflight_ecs::{
     watch, Client, ClientConfig, DescribeImagesQuery, ImportOptions, ImportOutcome,
     SignatureMethod, WaitOutcome,
 };
+use preflight_ecs::{ImportDisk, ImportImageRequest};
 use preflight_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
-use preflight_rules::{DiskDeviceMapping, Plan};
 
 /// PutObject with an OSS V1 signature (path-style).
 async fn put_object(emu: &Emulator, bucket: &str, key: &str, body: Vec<u8>) {
@@ -46,19 +46,19 @@ fn client(emu: &Emulator, signature: SignatureMethod) -> Client {
     Client::new(cfg, creds).unwrap()
 }
 
-fn plan(name: &str, key: &str) -> Plan {
-    Plan {
+fn request(name: &str, key: &str) -> ImportImageRequest {
+    ImportImageRequest {
         region_id: Some("cn-hangzhou".into()),
         image_name: Some(name.into()),
         platform: Some("Ubuntu".into()),
         client_token: Some(format!("tok-{name}")),
-        disk_device_mappings: vec![DiskDeviceMapping {
+        disk_device_mappings: vec![ImportDisk {
             format: Some("RAW".into()),
             oss_bucket: Some("ecs-preflight".into()),
             oss_object: Some(key.into()),
             disk_image_size: Some(20),
         }],
-        ..Plan::default()
+        ..ImportImageRequest::default()
     }
 }
 
@@ -82,7 +82,7 @@ async fn import_and_watch_with_both_signatures() {
             .trusts_ecs());
         assert!(ecs.get_role("NoSuchRole").await.unwrap().is_none());
         assert!(!ecs.describe_regions().await.unwrap().is_empty());
-        let p = plan(&format!("img-{i}"), "disk.raw");
+        let p = request(&format!("img-{i}"), "disk.raw");
         let dry = ecs
             .import_image(&p, &ImportOptions { dry_run: true })
             .await
@@ -161,7 +161,7 @@ async fn failed_task_and_cancel() {
     put_object(&emu, "ecs-preflight", "disk.raw", vec![7u8; 4096]).await;
     let ecs = client(&emu, SignatureMethod::HmacSha1);
     let ImportOutcome::Started(r) = ecs
-        .import_image(&plan("cancel-me", "disk.raw"), &ImportOptions::default())
+        .import_image(&request("cancel-me", "disk.raw"), &ImportOptions::default())
         .await
         .unwrap()
     else {
@@ -180,7 +180,7 @@ async fn failed_task_and_cancel() {
     .unwrap();
     assert!(matches!(out, WaitOutcome::Failed { .. }), "{out:?}");
     let e = ecs
-        .import_image(&plan("nope", "missing.raw"), &ImportOptions::default())
+        .import_image(&request("nope", "missing.raw"), &ImportOptions::default())
         .await
         .unwrap_err();
     assert_eq!(e.code(), Some("InvalidOSSObject.NotFound"));
@@ -196,7 +196,7 @@ async fn failed_task_and_cancel() {
     f.fail_import = true;
     emu.set_faults(f);
     let ImportOutcome::Started(r) = ecs
-        .import_image(&plan("fail-me", "disk.raw"), &ImportOptions::default())
+        .import_image(&request("fail-me", "disk.raw"), &ImportOptions::default())
         .await
         .unwrap()
     else {

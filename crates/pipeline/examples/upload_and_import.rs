@@ -18,11 +18,12 @@
 
 use std::time::Duration;
 
-use preflight_pipeline::{Event, ImportParams, Pipeline};
+use preflight_pipeline::{Event, ImportParams, Pipeline, PipelineBuilder};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let mut args = std::env::args().skip(1);
+/// The pipeline for a command line (without the program name), its progress printed by
+/// [`progress_line`] to stderr. A usage error is `Err` with the usage line.
+pub fn builder_for(args: impl IntoIterator<Item = String>) -> Result<PipelineBuilder, String> {
+    let mut args = args.into_iter();
     let mut disks = Vec::new();
     let mut endpoint = std::env::var("ECS_PREFLIGHT_EMULATOR").ok();
     let mut region = "cn-hangzhou".to_string();
@@ -41,10 +42,10 @@ async fn main() -> std::process::ExitCode {
         }
     }
     let Some((system, data)) = disks.split_first() else {
-        eprintln!(
+        return Err(
             "usage: upload_and_import SYSTEM_DISK [DATA_DISK]... [--emulator URL] [--skip-guest]"
+                .to_string(),
         );
-        return std::process::ExitCode::from(2);
     };
     let mut builder = Pipeline::builder()
         .system_disk(system)
@@ -52,20 +53,10 @@ async fn main() -> std::process::ExitCode {
         .bucket(bucket)
         .params(params)
         .poll_interval(Duration::from_millis(500))
-        .on_event(|e: &Event| match e {
-            Event::StageStarted(s) => eprintln!("== {s}"),
-            Event::StageFinished { stage, seconds } => eprintln!("   {stage} took {seconds:.1} s"),
-            Event::UploadFinished { disk, etag, .. } => {
-                eprintln!("   disk {disk} uploaded, ETag {etag}")
+        .on_event(|e: &Event| {
+            if let Some(line) = progress_line(e) {
+                eprintln!("{line}");
             }
-            Event::ImportStarted {
-                image_id, task_id, ..
-            } => eprintln!("   image {image_id}, task {task_id}"),
-            Event::TaskProgress(p) => eprintln!("   task {} {}", p.task_status, p.task_process),
-            Event::Finding { finding, .. } => {
-                eprintln!("   {}: {}", finding.finding.code, finding.finding.message)
-            }
-            _ => {}
         });
     for d in data {
         builder = builder.data_disk(d);
@@ -76,6 +67,35 @@ async fn main() -> std::process::ExitCode {
     if let Some(e) = endpoint {
         builder = builder.emulator(&e);
     }
+    Ok(builder)
+}
+
+/// The line this example prints for an event, if it shows that kind.
+pub fn progress_line(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::StageStarted(s) => format!("== {s}"),
+        Event::StageFinished { stage, seconds } => format!("   {stage} took {seconds:.1} s"),
+        Event::UploadFinished { disk, etag, .. } => format!("   disk {disk} uploaded, ETag {etag}"),
+        Event::ImportStarted {
+            image_id, task_id, ..
+        } => format!("   image {image_id}, task {task_id}"),
+        Event::TaskProgress(p) => format!("   task {} {}", p.task_status, p.task_process),
+        Event::Finding { finding, .. } => {
+            format!("   {}: {}", finding.finding.code, finding.finding.message)
+        }
+        _ => return None,
+    })
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let builder = match builder_for(std::env::args().skip(1)) {
+        Ok(b) => b,
+        Err(usage) => {
+            eprintln!("{usage}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let result = match builder.build() {
         Ok(p) => p.run().await,
         Err(e) => Err(e),

@@ -34,6 +34,9 @@ pub enum PipelineError {
         /// The ImportImage request that would have been sent.
         plan: Box<Plan>,
     },
+    /// The OSS client could not be made (e.g. an endpoint that is not `scheme://host`).
+    #[error("cannot create the OSS client")]
+    OssClient(#[source] Box<preflight_oss::Error>),
     /// An OSS call other than the upload failed.
     #[error("{context}: {source}")]
     Oss {
@@ -126,7 +129,7 @@ impl PipelineError {
             PipelineError::Read { .. } => "PIPELINE.Read",
             PipelineError::Credentials(_) => "PIPELINE.Credentials",
             PipelineError::Refused { .. } => "PIPELINE.Refused",
-            PipelineError::Oss { .. } => "PIPELINE.Oss",
+            PipelineError::Oss { .. } | PipelineError::OssClient(_) => "PIPELINE.Oss",
             PipelineError::Upload { .. } => "PIPELINE.Upload",
             PipelineError::Ecs { .. } => "PIPELINE.Ecs",
             PipelineError::ImportRefused { .. } => "PIPELINE.ImportRefused",

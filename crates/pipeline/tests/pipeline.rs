@@ -8,6 +8,11 @@ use std::time::Duration;
 use preflight_emulator::{Config, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
 use preflight_pipeline::{Event, ImportParams, Pipeline, PipelineError, Stage, UploadOptions};
 
+// The example's own code: the test runs it whichever targets cargo built.
+#[allow(dead_code)]
+#[path = "../examples/upload_and_import.rs"]
+mod upload_and_import_example;
+
 fn creds() -> Arc<preflight_aliyun::CredentialProvider> {
     Arc::new(preflight_aliyun::CredentialProvider::fixed(
         preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
@@ -158,52 +163,64 @@ fn the_builder_wants_a_disk_a_region_and_a_bucket() {
     assert!(e.to_string().contains("region"), "{e}");
 }
 
-/// The example binary (built by `cargo test` next to the test binaries).
-fn example() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let p = exe
-        .parent()?
-        .parent()?
-        .join("examples")
-        .join("upload_and_import");
-    p.exists().then_some(p)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_example_runs_against_the_emulator() {
-    let Some(bin) = example() else {
-        eprintln!("the example is not built; skipped");
-        return;
-    };
+async fn the_example_uploads_and_imports_against_the_emulator_with_progress() {
     let dir = tempfile::tempdir().unwrap();
     let emu = emulator(dir.path(), true).await;
     let sys = qcow2(dir.path(), "ex.qcow2", "5G");
-    let out = tokio::process::Command::new(bin)
-        .arg(&sys)
-        .args([
-            "--bucket",
-            "images",
-            "--skip-guest",
-            "--image-name",
-            "ex-01",
-        ])
-        .env("ECS_PREFLIGHT_EMULATOR", emu.endpoint())
-        .env("HOME", dir.path())
-        .env("XDG_CACHE_HOME", dir.path().join("cache"))
-        .env_remove("ALIBABA_CLOUD_PROFILE")
-        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-        .output()
+    let args = [
+        sys.display().to_string(),
+        "--emulator".into(),
+        emu.endpoint().to_string(),
+        "--bucket".into(),
+        "images".into(),
+        "--skip-guest".into(),
+        "--image-name".into(),
+        "ex-01".into(),
+    ];
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let seen = lines.clone();
+    // The example's builder, with test credentials and checkpoints, its lines collected.
+    let outcome = upload_and_import_example::builder_for(args)
+        .unwrap()
+        .credentials(creds())
+        .upload_options(UploadOptions {
+            checkpoint_dir: dir.path().join("checkpoints"),
+            ..UploadOptions::default()
+        })
+        .on_event(move |e: &Event| {
+            seen.lock()
+                .unwrap()
+                .extend(upload_and_import_example::progress_line(e))
+        })
+        .build()
+        .unwrap()
+        .run()
         .await
         .unwrap();
+    assert!(outcome.image_id.starts_with("m-"), "{outcome:?}");
+    assert_eq!(outcome.region, "cn-hangzhou");
+    let lines = lines.lock().unwrap().clone();
+    for stage in ["== check", "== upload", "== import", "== wait"] {
+        assert!(lines.iter().any(|l| l == stage), "{stage}: {lines:#?}");
+    }
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("image {}", outcome.image_id))),
+        "{lines:#?}"
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(v["image_id"].as_str().unwrap().starts_with("m-"), "{v}");
-    assert_eq!(v["region"], "cn-hangzhou");
+    assert!(
+        lines.iter().any(|l| l.contains("disk 0 uploaded, ETag")),
+        "{lines:#?}"
+    );
     emu.shutdown().await;
+}
+
+#[test]
+fn the_example_needs_a_disk() {
+    let usage = upload_and_import_example::builder_for(Vec::<String>::new())
+        .err()
+        .unwrap();
+    assert!(usage.starts_with("usage:"), "{usage}");
 }

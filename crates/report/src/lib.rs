@@ -130,6 +130,45 @@ impl fmt::Display for Finding {
     }
 }
 
+/// One image's facts and findings: the top level of `info --output json` and one entry
+/// of the check report's `disks` (schema: `docs/report-schema.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageReport {
+    /// Version of this JSON schema.
+    pub schema_version: u32,
+    /// The path as given.
+    pub path: String,
+    /// Detected format (ours, or the name of a refused one such as `vdi`).
+    pub format: String,
+    /// Variant within the format.
+    pub subformat: Option<String>,
+    /// Guest-visible size in bytes (absent when the image could not be opened).
+    pub virtual_size: Option<u64>,
+    /// File size in bytes.
+    pub file_size: u64,
+    /// Bytes of guest data stored.
+    pub allocated_size: Option<u64>,
+    /// Cluster, block or grain size.
+    pub cluster_size: Option<u64>,
+    /// Format version.
+    pub version: Option<String>,
+    /// Feature flags that are set.
+    pub features: Vec<String>,
+    /// Backing file named by the image.
+    pub backing_file: Option<String>,
+    /// Encryption method.
+    pub encryption: Option<String>,
+    /// Everything found, errors first.
+    pub findings: Vec<Finding>,
+}
+
+impl ImageReport {
+    /// True when any finding is an error.
+    pub fn has_errors(&self) -> bool {
+        has_errors(&self.findings)
+    }
+}
+
 /// True when any finding is an error.
 pub fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(Finding::is_error)

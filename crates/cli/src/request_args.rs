@@ -11,7 +11,7 @@ use std::path::PathBuf;
 /// ImportImage parameters, checked before any byte is uploaded.
 #[derive(clap::Args, Debug, Clone, Default)]
 #[command(next_help_heading = "ImportImage parameters")]
-pub struct ImportArgs {
+pub struct RequestArgs {
     /// RegionId: the region to import into, e.g. cn-hangzhou. The OSS bucket
     /// must be in the same region.
     #[arg(long, value_name = "REGION_ID")]
@@ -139,7 +139,7 @@ pub struct ImportArgs {
     pub skip_guest: bool,
 }
 
-impl ImportArgs {
+impl RequestArgs {
     /// The parameters for the rules crate. `disks[0]` (the system disk)
     /// takes `--object`, `--format` and `--disk-image-size`; each
     /// `--data-disk` gets the defaults. Fails only on a `--tag` without `=`.
@@ -194,7 +194,7 @@ mod tests {
     #[derive(Parser, Debug)]
     struct Cli {
         #[command(flatten)]
-        import: ImportArgs,
+        import: RequestArgs,
     }
 
     fn parse(args: &[&str]) -> Result<ImportParams> {

@@ -1,66 +1,11 @@
-//! Building and rendering reports: the versioned JSON schema and the human text.
+//! Rendering the library's reports: `info`, `check` and the rule catalogue, as JSON or
+//! as text for people.
 
-use crate::import_args::ImportArgs;
 use crate::OutputFormat;
-use preflight_report::{Finding, Rule, Severity, SCHEMA_VERSION};
-use serde::Serialize;
+use preflight_pipeline::catalogue::{all_rules, code_origin, SERVICE_CODES};
+use preflight_pipeline::{CheckReport, ImageReport};
+use preflight_report::{Finding, Severity};
 use std::io::{IsTerminal, Write};
-use std::path::Path;
-
-/// One image's facts and findings: the top level of `info --output json`.
-#[derive(Serialize, Debug)]
-pub struct ImageReport {
-    /// Version of this JSON schema.
-    pub schema_version: u32,
-    /// The path as given.
-    pub path: String,
-    /// Detected format (ours, or the name of a refused one such as `vdi`).
-    pub format: String,
-    /// Variant within the format.
-    pub subformat: Option<String>,
-    /// Guest-visible size in bytes (absent when the image could not be opened).
-    pub virtual_size: Option<u64>,
-    /// File size in bytes.
-    pub file_size: u64,
-    /// Bytes of guest data stored.
-    pub allocated_size: Option<u64>,
-    /// Cluster, block or grain size.
-    pub cluster_size: Option<u64>,
-    /// Format version.
-    pub version: Option<String>,
-    /// Feature flags that are set.
-    pub features: Vec<String>,
-    /// Backing file named by the image.
-    pub backing_file: Option<String>,
-    /// Encryption method.
-    pub encryption: Option<String>,
-    /// Everything found, errors first.
-    pub findings: Vec<Finding>,
-}
-
-impl ImageReport {
-    /// Builds the report of one inspection.
-    pub fn from_inspection(path: &Path, inspection: &preflight_formats::Inspection) -> Self {
-        let info = inspection.info.as_ref();
-        let mut findings = inspection.findings.clone();
-        preflight_report::sort_findings(&mut findings);
-        ImageReport {
-            schema_version: SCHEMA_VERSION,
-            path: path.display().to_string(),
-            format: inspection.detected.clone(),
-            subformat: info.and_then(|i| i.subformat.clone()),
-            virtual_size: info.map(|i| i.virtual_size),
-            file_size: info.map_or(inspection.file_size, |i| i.file_size),
-            allocated_size: info.map(|i| i.allocated_size),
-            cluster_size: info.and_then(|i| i.cluster_size),
-            version: info.and_then(|i| i.version.clone()),
-            features: info.map(|i| i.features.clone()).unwrap_or_default(),
-            backing_file: info.and_then(|i| i.backing_file.clone()),
-            encryption: info.and_then(|i| i.encryption.clone()),
-            findings,
-        }
-    }
-}
 
 /// Prints `info`.
 pub fn print_info(report: &ImageReport, output: OutputFormat) -> anyhow::Result<()> {
@@ -196,116 +141,6 @@ fn write_verdict(out: &mut impl Write, findings: &[Finding], indent: &str) -> st
     Ok(())
 }
 
-/// The report of `check`.
-#[derive(Serialize, Debug)]
-pub struct CheckReport {
-    /// Version of this JSON schema.
-    pub schema_version: u32,
-    /// `pass` when there is no error finding, else `fail`.
-    pub verdict: &'static str,
-    /// The first (system) disk's facts, at the top level.
-    #[serde(flatten)]
-    pub system: TopLevel,
-    /// Every finding, about any disk or the request, errors first.
-    pub findings: Vec<preflight_rules::ScopedFinding>,
-    /// Each disk's facts and its own findings.
-    pub disks: Vec<ImageReport>,
-    /// What guest inspection found on the system disk (absent with
-    /// `--skip-guest`, or when the system disk could not be opened).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub guest: Option<preflight_guest::GuestReport>,
-    /// The ImportImage request that would be sent.
-    pub plan: preflight_rules::Plan,
-}
-
-/// The system disk's facts repeated at the top of the check report.
-#[derive(Serialize, Debug)]
-pub struct TopLevel {
-    /// See [`ImageReport::path`].
-    pub path: String,
-    /// See [`ImageReport::format`].
-    pub format: String,
-    /// See [`ImageReport::subformat`].
-    pub subformat: Option<String>,
-    /// See [`ImageReport::virtual_size`].
-    pub virtual_size: Option<u64>,
-    /// See [`ImageReport::file_size`].
-    pub file_size: u64,
-    /// See [`ImageReport::allocated_size`].
-    pub allocated_size: Option<u64>,
-}
-
-impl CheckReport {
-    /// True when any finding is an error.
-    pub fn has_errors(&self) -> bool {
-        self.findings.iter().any(|f| f.finding.is_error())
-    }
-}
-
-/// Runs `check`: inspects every disk and evaluates the ImportImage rules.
-pub fn check(image: &Path, args: &ImportArgs) -> anyhow::Result<CheckReport> {
-    let params = args.to_params()?;
-    let mut paths = vec![image.to_path_buf()];
-    paths.extend(args.data_disk.iter().cloned());
-    let mut disks = Vec::new();
-    let mut facts = Vec::new();
-    let mut guest = None;
-    for (index, path) in paths.iter().enumerate() {
-        let inspection = crate::inspect(path, true)?;
-        let report = ImageReport::from_inspection(path, &inspection);
-        let role = params.role_of(index);
-        let mut disk = preflight_rules::DiskFacts::new(
-            path.display().to_string(),
-            inspection.info.as_ref().map(|i| i.format.as_str()),
-            inspection.info.as_ref().map(|i| i.virtual_size),
-            role,
-        );
-        disk.findings = report.findings.clone();
-        // The OS lives on the system disk; data disks are not inspected.
-        let inspect_guest = index == 0
-            && role == preflight_rules::DiskRole::System
-            && !params.skip_guest
-            && !preflight_report::has_errors(&report.findings);
-        if let (true, Some(image)) = (inspect_guest, inspection.image.as_ref()) {
-            let found = preflight_guest::inspect(image.as_ref());
-            disk.findings.extend(found.findings.iter().cloned());
-            guest = Some(found);
-        }
-        facts.push(disk);
-        disks.push(report);
-    }
-    let guest_facts = guest.as_ref().map(preflight_pipeline::guest_facts);
-    let evaluation =
-        preflight_rules::evaluate(&facts, &params, guest_facts.as_ref(), params.size_limits);
-    let mut findings = evaluation.findings;
-    // Errors first; within a severity, request-level findings, then by disk.
-    findings.sort_by(|a, b| {
-        a.finding
-            .severity
-            .cmp(&b.finding.severity)
-            .then_with(|| a.disk.cmp(&b.disk))
-    });
-    let first = &disks[0];
-    let system = TopLevel {
-        path: first.path.clone(),
-        format: first.format.clone(),
-        subformat: first.subformat.clone(),
-        virtual_size: first.virtual_size,
-        file_size: first.file_size,
-        allocated_size: first.allocated_size,
-    };
-    let has_errors = findings.iter().any(|f| f.finding.is_error());
-    Ok(CheckReport {
-        schema_version: SCHEMA_VERSION,
-        verdict: if has_errors { "fail" } else { "pass" },
-        system,
-        findings,
-        disks,
-        guest,
-        plan: evaluation.plan,
-    })
-}
-
 /// Prints `check`: per disk, its facts and findings; then request findings.
 pub fn print_check(report: &CheckReport, output: OutputFormat) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -365,36 +200,6 @@ fn write_group(out: &mut impl Write, style: &Style, findings: &[Finding]) -> std
     write_finding_lines(out, style, findings, "  ")
 }
 
-/// Every rule the tool checks, from the code itself.
-pub fn all_rules() -> Vec<&'static Rule> {
-    let mut rules = preflight_formats::all_rules();
-    rules.extend_from_slice(preflight_guest::RULES);
-    rules.extend_from_slice(preflight_rules::RULES);
-    rules
-}
-
-/// The fix for an error code ImportImage answered with: a service-decided code's, else the
-/// hint of the rule with that code.
-pub fn fix_for_api_code(code: &str) -> Option<&'static str> {
-    if let Some(s) = preflight_rules::service_code(code) {
-        return Some(s.fix);
-    }
-    all_rules()
-        .into_iter()
-        .find(|r| r.code == code)
-        .map(|r| r.hint)
-        .filter(|h| !h.is_empty())
-}
-
-/// `API` for an ImportImage error code, `ours` for ecs-preflight's own.
-fn code_origin(code: &str) -> &'static str {
-    if preflight_rules::is_api_code(code) {
-        "API"
-    } else {
-        "ours"
-    }
-}
-
 /// Prints the catalogue: `rules`, `rules --output json`, `rules --markdown`.
 pub fn print_rules(output: OutputFormat, markdown: bool) -> anyhow::Result<()> {
     let rules = all_rules();
@@ -434,7 +239,7 @@ pub fn print_rules(output: OutputFormat, markdown: bool) -> anyhow::Result<()> {
         )?;
         writeln!(out, "| code | HTTP | why it is not checked first | fix |")?;
         writeln!(out, "|---|---|---|---|")?;
-        for s in preflight_rules::SERVICE_CODES {
+        for s in SERVICE_CODES {
             writeln!(
                 out,
                 "| `{}` | {} | {} | {} |",
@@ -455,7 +260,7 @@ pub fn print_rules(output: OutputFormat, markdown: bool) -> anyhow::Result<()> {
                 v
             })
             .collect();
-        list.extend(preflight_rules::SERVICE_CODES.iter().map(|s| {
+        list.extend(SERVICE_CODES.iter().map(|s| {
             let mut v = serde_json::json!(s);
             v["decided_by"] = "service".into();
             v["code_from"] = "API".into();
@@ -476,7 +281,7 @@ pub fn print_rules(output: OutputFormat, markdown: bool) -> anyhow::Result<()> {
             )?;
         }
         writeln!(out, "\ndecided by the service (not checked first):")?;
-        for s in preflight_rules::SERVICE_CODES {
+        for s in SERVICE_CODES {
             writeln!(
                 out,
                 "{} (HTTP {})\n    not checked: {}\n    fix: {}",
