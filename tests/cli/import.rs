@@ -61,7 +61,7 @@ impl Env {
             .enable_all()
             .build()
             .unwrap();
-        let mut cfg = Config::for_tests(dir.path().join("emu"));
+        let mut cfg = crate::common::strict_config(dir.path().join("emu"));
         cfg.buckets = vec![
             "images@cn-hangzhou".parse().unwrap(),
             "faraway@cn-beijing".parse().unwrap(),
@@ -84,7 +84,7 @@ impl Env {
         self.emu.as_ref().unwrap()
     }
 
-    /// PutObject of `len` bytes of `byte` (the oss client, V1-signed; MD5s precomputed).
+    /// PutObject of `len` bytes of `byte` (the oss client, V4-signed; MD5s precomputed).
     fn put(&self, bucket: &str, key: &str, byte: u8, len: u64) {
         let md5 = match (byte, len) {
             (0x5a, 8192) => "UXgm4XqfEGI28QCn2xPgpQ==",
@@ -101,9 +101,8 @@ impl Env {
         } else {
             "cn-hangzhou"
         };
-        let mut cfg =
+        let cfg =
             preflight_oss::ClientConfig::new(region, bucket).with_endpoint(self.emu().endpoint());
-        cfg.signature = preflight_oss::SignatureVersion::V1;
         let client = preflight_oss::Client::new(
             cfg,
             creds(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
@@ -117,7 +116,7 @@ impl Env {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
         c.args(args)
-            .args(["--emulator", &self.emu().endpoint()])
+            .args(crate::common::endpoint_flags(self.emu(), true))
             .env_remove("ALIBABA_CLOUD_PROFILE")
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
             .env("HOME", self.dir.path())
@@ -162,7 +161,8 @@ impl Env {
 
     fn images_named(&self, name: &str) -> Vec<preflight_ecs::Image> {
         let c = preflight_ecs::Client::new(
-            preflight_ecs::ClientConfig::new("cn-hangzhou").with_endpoint(&self.emu().endpoint()),
+            preflight_ecs::ClientConfig::new("cn-hangzhou")
+                .with_endpoint(&crate::common::ecs_endpoint(self.emu())),
             creds(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
         )
         .unwrap();
@@ -530,7 +530,10 @@ fn detach_leaves_the_import_running_and_wait_finishes_it() {
     // The printed command, exactly as printed (it names the endpoint this run used).
     let printed = v["wait_command"].as_str().unwrap();
     assert!(printed.starts_with("ecs-preflight wait "), "{printed}");
-    assert!(printed.contains(&env.emu().endpoint()), "{printed}");
+    assert!(
+        printed.contains(&crate::common::ecs_endpoint(env.emu())),
+        "{printed}"
+    );
     crate::common::printed_wait_reaches_available(printed, env.dir.path(), &v["image_id"]);
 }
 
@@ -707,10 +710,11 @@ fn import_image_query_matches_the_official_python_sdk() {
     assert_eq!(ours, theirs, "\nours:   {}\ntheirs: {}", seen[0], seen[1]);
 }
 
-/// The emulator's ECS client (its one endpoint serves ECS and RAM).
+/// The emulator's ECS client (on the ECS port of its own).
 fn ecs_of(env: &Env) -> preflight_ecs::Client {
     preflight_ecs::Client::new(
-        preflight_ecs::ClientConfig::new("cn-hangzhou").with_endpoint(&env.emu().endpoint()),
+        preflight_ecs::ClientConfig::new("cn-hangzhou")
+            .with_endpoint(&crate::common::ecs_endpoint(env.emu())),
         creds(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
     )
     .unwrap()
@@ -722,7 +726,7 @@ fn ecs_of(env: &Env) -> preflight_ecs::Client {
 #[test]
 fn a_rerun_after_cancel_task_starts_a_new_import() {
     let env = Env::new(30.0, true);
-    // The setup's PutObject is V1-signed; count only the tool's requests.
+    // Count only the tool's requests, not the setup's PutObject.
     env.emu().reset_counters();
     let out = env
         .import("images", "web-20", &["--no-wait"])

@@ -31,7 +31,7 @@ impl Env {
             .enable_all()
             .build()
             .unwrap();
-        let mut cfg = Config::for_tests(dir.path().join("emu"));
+        let mut cfg = crate::common::strict_config(dir.path().join("emu"));
         cfg.buckets = vec![
             "images@cn-hangzhou".parse().unwrap(),
             "faraway@cn-beijing".parse().unwrap(),
@@ -55,14 +55,8 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
         c.arg("upload")
             .arg(image)
-            .args([
-                "--region",
-                "cn-hangzhou",
-                "--bucket",
-                bucket,
-                "--emulator",
-                &self.emu().endpoint(),
-            ])
+            .args(["--region", "cn-hangzhou", "--bucket", bucket])
+            .args(crate::common::endpoint_flags(self.emu(), false))
             .args(extra)
             .env_remove("ALIBABA_CLOUD_PROFILE")
             .env("HOME", self.dir.path())
