@@ -346,6 +346,54 @@ fn bucket_in_another_region_is_refused_before_any_upload() {
     assert_nothing_written(&env);
 }
 
+/// A well-formed region the tool does not know is asked of DescribeRegions first: a made-up
+/// one is refused before any OSS request, one that ECS lists goes on.
+#[test]
+fn an_unknown_region_is_checked_with_describe_regions_before_any_upload() {
+    let env = Env::with(true, 1.0, |cfg| {
+        // A region only the emulator's DescribeRegions lists (it lists its buckets' regions).
+        cfg.buckets.push("edge@ap-test-9".parse().unwrap());
+    });
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let out = env
+        .cmd_in("ap-madeup-9", &sys, "images", &["--skip-guest"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["status"], "refused", "{v}");
+    assert!(
+        codes(&v).contains(&"InvalidRegionId.NotFound".to_string()),
+        "{v}"
+    );
+    assert!(v.to_string().contains("DescribeRegions"), "{v}");
+    assert_eq!(env.requests("DescribeRegions"), 1);
+    for api in ["GetBucketInfo", "GetBucketLocation", "GetBucketEncryption"] {
+        assert_eq!(env.requests(api), 0, "{api} sent for a made-up region");
+    }
+    assert_nothing_written(&env);
+
+    let out = env
+        .cmd_in("ap-test-9", &sys, "edge", &["--skip-guest", "--dry-run"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(env.requests("DescribeRegions"), 2);
+    assert!(
+        !codes(&v).contains(&"InvalidRegionId.NotFound".to_string()),
+        "{v}"
+    );
+    // A region the tool knows costs no DescribeRegions.
+    let out = env
+        .cmd(&sys, "images", &["--skip-guest", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", json_of(&out));
+    assert_eq!(env.requests("DescribeRegions"), 2);
+    assert_nothing_written(&env);
+}
+
 #[test]
 fn missing_role_is_explained_and_nothing_is_uploaded() {
     let env = Env::new(false);
