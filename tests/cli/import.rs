@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use preflight_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_emulator::{
+    Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
+};
 use serde_json::Value;
 
 fn creds(id: &str, secret: &str) -> Arc<preflight_aliyun::CredentialProvider> {
@@ -464,6 +466,64 @@ fn timeout_exits_1_and_names_the_wait_command() {
         text.contains("ecs-preflight wait --region cn-hangzhou --task-id t-"),
         "{text}"
     );
+}
+
+/// ECS failing for longer than every retry (503 on each attempt): `wait` and a waiting
+/// `import` stop with exit 2, say the import goes on and print the `wait` command, which
+/// finishes the import once ECS answers again.
+#[test]
+fn a_wait_error_that_outlasts_the_retries_prints_the_wait_command() {
+    let env = Env::new(1.0, true);
+    let out = env
+        .import("images", "web-22", &["--no-wait"])
+        .output()
+        .unwrap();
+    let started = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{started}");
+    let printed = started["wait_command"].as_str().unwrap().to_string();
+    let outage = |actions: &[&str]| Faults {
+        unavailable_actions: actions.iter().map(|a| a.to_string()).collect(),
+        // The gateway's x-acs-retry-after: 0 keeps the ten attempts quick.
+        unavailable_retry_after: Some(0),
+        ..Faults::default()
+    };
+
+    // `wait`: its lookup of the task (DescribeTasks) fails on every attempt.
+    env.emu()
+        .set_faults(outage(&["DescribeTasks", "DescribeTaskAttribute"]));
+    env.emu().reset_counters();
+    let home = env.dir.path();
+    let out = crate::common::run_printed(&printed, home, &["--poll-interval", "200ms"]);
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{human}");
+    assert!(
+        human.contains(&format!("pick it up again with: {printed}")),
+        "{human}"
+    );
+    assert_eq!(env.requests("DescribeTasks"), 10, "every retry was spent");
+    let out = crate::common::run_printed(&printed, home, &["--output", "json"]);
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{v}");
+    assert_eq!(v["status"], "error", "{v}");
+    assert_eq!(v["error"]["code"], "ServiceUnavailable", "{v}");
+    assert_eq!(v["wait_command"], printed.as_str(), "{v}");
+
+    // A waiting `import`: polling (DescribeTaskAttribute) fails on every attempt.
+    env.emu().set_faults(outage(&["DescribeTaskAttribute"]));
+    let out = env.import("images", "web-23", &[]).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{v}");
+    assert_eq!(v["status"], "error", "{v}");
+    let second = v["wait_command"].as_str().unwrap().to_string();
+    assert!(
+        second.starts_with("ecs-preflight wait --region cn-hangzhou --task-id t-"),
+        "{v}"
+    );
+
+    // ECS answers again: each printed command, exactly as printed, finishes its import.
+    env.emu().set_faults(Faults::default());
+    crate::common::printed_wait_reaches_available(&printed, home, &started["image_id"]);
+    crate::common::printed_wait_reaches_available(&second, home, &v["image_id"]);
 }
 
 /// Starts the import, waits for the "waiting for import task" line, sends SIGINT.

@@ -363,6 +363,9 @@ fn verify_acs3(
     )
 }
 
+/// The code of an injected outage ([`crate::Faults::unavailable_actions`]).
+const UNAVAILABLE: &str = "ServiceUnavailable";
+
 fn known_action(product: Product, action: &str) -> bool {
     match product {
         Product::Ecs => matches!(
@@ -539,6 +542,18 @@ pub async fn handle(
                 ),
             });
         }
+        if shared
+            .faults()
+            .unavailable_actions
+            .iter()
+            .any(|a| a == &action)
+        {
+            return Err(EcsError::new(
+                503,
+                UNAVAILABLE,
+                "The request has failed due to a temporary failure of the server.",
+            ));
+        }
         let call = Call {
             shared,
             params: &params,
@@ -550,6 +565,7 @@ pub async fn handle(
     if action_name == "RpcUnknown" {
         shared.counters.request(&action_name);
     }
+    let mut retry_after = None;
     let (status, value) = match result {
         Ok(mut v) => {
             if let Value::Object(m) = &mut v {
@@ -559,6 +575,9 @@ pub async fn handle(
         }
         Err(e) => {
             shared.counters.error(&e.code);
+            if e.code == UNAVAILABLE {
+                retry_after = shared.faults().unavailable_retry_after;
+            }
             let hostname = host.split(':').next().unwrap_or("").to_string();
             let v = serde_json::json!({
                 "RequestId": request_id,
@@ -580,11 +599,14 @@ pub async fn handle(
     } else {
         ("application/json;charset=utf-8", value.to_string())
     };
-    Response::builder()
+    let mut b = Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header("Content-Type", ctype)
         .header("x-acs-request-id", request_id.as_str())
-        .header("Date", crate::util::http_date(now))
-        .body(full(text))
+        .header("Date", crate::util::http_date(now));
+    if let Some(secs) = retry_after {
+        b = b.header("x-acs-retry-after", secs.to_string());
+    }
+    b.body(full(text))
         .unwrap_or_else(|_| Response::new(full("")))
 }
