@@ -13,7 +13,8 @@
 //! * **ECS / RAM** RPC over GET query or POST form, HMAC-SHA1 (1.0) and ACS3-HMAC-SHA256
 //!   signatures; ImportImage with the documented validation, DescribeTasks,
 //!   DescribeTaskAttribute, DescribeImages, CancelTask, DescribeRegions; RAM GetRole and
-//!   ListPoliciesForRole; STS AssumeRole (the issued temporary keys are accepted everywhere).
+//!   ListPoliciesForRole; STS AssumeRole and the anonymous AssumeRoleWithOIDC (the issued
+//!   temporary keys are accepted everywhere).
 //! * **Strictness** (see [`Strict`] and the crate README): the V4 `Authorization` header's
 //!   documented EC family (0002-00000203…227), V1 refused on V4-only buckets or accounts
 //!   (0002-00000080), regions addressed by Host (`oss-<region>.aliyuncs.com`) or per-region

@@ -378,7 +378,7 @@ fn known_action(product: Product, action: &str) -> bool {
                 | "DescribeRegions"
         ),
         Product::Ram => matches!(action, "GetRole" | "ListPoliciesForRole"),
-        Product::Sts => action == "AssumeRole",
+        Product::Sts => matches!(action, "AssumeRole" | "AssumeRoleWithOIDC"),
     }
 }
 
@@ -393,6 +393,7 @@ async fn dispatch(call: &Call<'_>, product: Product, action: &str) -> Result<Val
         (Product::Ram, "GetRole") => api::get_role(call),
         (Product::Ram, "ListPoliciesForRole") => api::list_policies_for_role(call),
         (Product::Sts, "AssumeRole") => api::assume_role(call),
+        (Product::Sts, "AssumeRoleWithOIDC") => api::assume_role_with_oidc(call),
         _ => Err(EcsError::new(
             404,
             "InvalidAction.NotFound",
@@ -508,7 +509,11 @@ pub async fn handle(
         } else {
             params.get("AccessKeyId").map(str::to_string)
         };
-        if acs3 {
+        // AssumeRoleWithOIDC is anonymous: the OIDC token is the proof, there is no key.
+        let anonymous = product == Product::Sts && action == "AssumeRoleWithOIDC";
+        if anonymous {
+            shared.counters.signature("anonymous");
+        } else if acs3 {
             verify_acs3(
                 shared,
                 parts.method.as_str(),
