@@ -987,6 +987,39 @@ mod tests {
         assert!(matches!(e, CredentialError::ProfileNotFound { .. }), "{e}");
     }
 
+    /// A RamRoleArn profile (not chained): AssumeRole with the profile's key, and its
+    /// expired_seconds and policy; none of them when the profile has none.
+    #[tokio::test]
+    async fn ram_role_arn_profile_sends_expired_seconds_and_policy() {
+        let home = tempfile::tempdir().unwrap();
+        let (sts, seen) = json_server(sts_answer());
+        std::fs::create_dir_all(home.path().join(".aliyun")).unwrap();
+        std::fs::write(
+            home.path().join(".aliyun/config.json"),
+            r#"{"current":"role","profiles":[
+              {"name":"role","mode":"RamRoleArn","access_key_id":"LTAIrole","access_key_secret":"role-secret-0123","ram_role_arn":"acs:ram::1:role/importer","expired_seconds":2400,"policy":"{\"Statement\":[]}"},
+              {"name":"plain","mode":"RamRoleArn","access_key_id":"LTAIrole","access_key_secret":"role-secret-0123","ram_role_arn":"acs:ram::1:role/importer"}]}"#,
+        )
+        .unwrap();
+        let envs = [("ALIBABA_CLOUD_STS_ENDPOINT", sts.as_str())];
+        let (c, _) = provider(&envs, home.path(), None)
+            .get_with_source()
+            .await
+            .unwrap();
+        assert_eq!(c.access_key_id, "STS.assumed");
+        provider(&envs, home.path(), Some("plain"))
+            .get()
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let (role, plain) = (&seen[0], &seen[1]);
+        assert_eq!(param(role, "AccessKeyId").as_deref(), Some("LTAIrole"));
+        assert_eq!(param(role, "DurationSeconds").as_deref(), Some("2400"));
+        assert_eq!(param(role, "Policy").as_deref(), Some("{\"Statement\":[]}"));
+        assert_eq!(param(plain, "DurationSeconds").as_deref(), Some("3600"));
+        assert_eq!(param(plain, "Policy"), None);
+    }
+
     /// The OIDC mode's AssumeRoleWithOIDC: a POST whose form body carries the token (never
     /// the URL), the profile's expired_seconds and policy; no AccessKeyId, no signature.
     #[tokio::test]
