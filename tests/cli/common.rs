@@ -202,3 +202,41 @@ pub fn printed_wait_reaches_available(printed: &str, home: &Path, image_id: &Val
     assert_eq!(w["status"], "available", "{w}");
     assert_eq!(&w["image_id"], image_id);
 }
+
+/// The suite's emulator: every strict behaviour of the real service on. The account is
+/// V4-only (V1 refused everywhere, EC 0002-00000080), ECS, RAM and STS answer only on ports of
+/// their own and an RPC call that reaches the OSS endpoint is refused, as on the real cloud.
+/// A test that needs a lenient setting turns it off itself and says why.
+pub fn strict_config(data_dir: impl Into<PathBuf>) -> preflight_emulator::Config {
+    let mut cfg = preflight_emulator::Config::for_tests(data_dir);
+    cfg.strict = preflight_emulator::Strict::all();
+    cfg.service_endpoints = true;
+    cfg
+}
+
+/// Per-service endpoint flags for a [`strict_config`] emulator: OSS on its main port and, when
+/// `rpc`, ECS and RAM on theirs (`upload` has no ECS/RAM flags); STS always.
+pub fn endpoint_flags(emu: &preflight_emulator::Emulator, rpc: bool) -> Vec<String> {
+    use preflight_emulator::Product;
+    let service = |p: Product| {
+        emu.service_endpoint(p)
+            .expect("the suite's emulator serves ECS, RAM and STS on ports of their own")
+    };
+    let mut flags = vec!["--oss-endpoint".to_string(), emu.endpoint()];
+    if rpc {
+        flags.extend([
+            "--ecs-endpoint".to_string(),
+            service(Product::Ecs),
+            "--ram-endpoint".to_string(),
+            service(Product::Ram),
+        ]);
+    }
+    flags.extend(["--sts-endpoint".to_string(), service(Product::Sts)]);
+    flags
+}
+
+/// The ECS endpoint of a [`strict_config`] emulator.
+pub fn ecs_endpoint(emu: &preflight_emulator::Emulator) -> String {
+    emu.service_endpoint(preflight_emulator::Product::Ecs)
+        .expect("the suite's emulator serves ECS on a port of its own")
+}

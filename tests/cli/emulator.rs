@@ -3,6 +3,10 @@
 //! ignored (the default in force), an assertion fails. Requests are signed here (OSS V1 and
 //! RPC HMAC-SHA1) with the emulator crate's public signing helpers; the admin endpoint
 //! `/_emulator/counters` says what was called.
+//!
+//! Unlike the rest of the suite (see `common::strict_config`), these tests start the binary
+//! with its own defaults and one shared URL, and sign with V1: they prove each `--strict-*`
+//! flag and each protocol path of the command a user starts, which a strict default would hide.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -627,6 +631,8 @@ fn storage_class_flag_is_the_class_of_new_objects() {
         (r.status, r.oss_code().as_str()),
         (403, "InvalidObjectState")
     );
+    // The documented EC of an Archive object that cannot be read yet.
+    assert_eq!(xml_el(&r.text(), "EC"), "0016-00000404", "{}", r.text());
     let (s, v) = import_image(
         a,
         k,

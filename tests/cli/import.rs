@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use preflight_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_emulator::{
+    Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
+};
 use serde_json::Value;
 
 fn creds(id: &str, secret: &str) -> Arc<preflight_aliyun::CredentialProvider> {
@@ -61,7 +63,7 @@ impl Env {
             .enable_all()
             .build()
             .unwrap();
-        let mut cfg = Config::for_tests(dir.path().join("emu"));
+        let mut cfg = crate::common::strict_config(dir.path().join("emu"));
         cfg.buckets = vec![
             "images@cn-hangzhou".parse().unwrap(),
             "faraway@cn-beijing".parse().unwrap(),
@@ -84,7 +86,7 @@ impl Env {
         self.emu.as_ref().unwrap()
     }
 
-    /// PutObject of `len` bytes of `byte` (the oss client, V1-signed; MD5s precomputed).
+    /// PutObject of `len` bytes of `byte` (the oss client, V4-signed; MD5s precomputed).
     fn put(&self, bucket: &str, key: &str, byte: u8, len: u64) {
         let md5 = match (byte, len) {
             (0x5a, 8192) => "UXgm4XqfEGI28QCn2xPgpQ==",
@@ -101,9 +103,8 @@ impl Env {
         } else {
             "cn-hangzhou"
         };
-        let mut cfg =
+        let cfg =
             preflight_oss::ClientConfig::new(region, bucket).with_endpoint(self.emu().endpoint());
-        cfg.signature = preflight_oss::SignatureVersion::V1;
         let client = preflight_oss::Client::new(
             cfg,
             creds(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
@@ -117,7 +118,7 @@ impl Env {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
         c.args(args)
-            .args(["--emulator", &self.emu().endpoint()])
+            .args(crate::common::endpoint_flags(self.emu(), true))
             .env_remove("ALIBABA_CLOUD_PROFILE")
             .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
             .env("HOME", self.dir.path())
@@ -162,7 +163,8 @@ impl Env {
 
     fn images_named(&self, name: &str) -> Vec<preflight_ecs::Image> {
         let c = preflight_ecs::Client::new(
-            preflight_ecs::ClientConfig::new("cn-hangzhou").with_endpoint(&self.emu().endpoint()),
+            preflight_ecs::ClientConfig::new("cn-hangzhou")
+                .with_endpoint(&crate::common::ecs_endpoint(self.emu())),
             creds(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
         )
         .unwrap();
@@ -466,6 +468,64 @@ fn timeout_exits_1_and_names_the_wait_command() {
     );
 }
 
+/// ECS failing for longer than every retry (503 on each attempt): `wait` and a waiting
+/// `import` stop with exit 2, say the import goes on and print the `wait` command, which
+/// finishes the import once ECS answers again.
+#[test]
+fn a_wait_error_that_outlasts_the_retries_prints_the_wait_command() {
+    let env = Env::new(1.0, true);
+    let out = env
+        .import("images", "web-22", &["--no-wait"])
+        .output()
+        .unwrap();
+    let started = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{started}");
+    let printed = started["wait_command"].as_str().unwrap().to_string();
+    let outage = |actions: &[&str]| Faults {
+        unavailable_actions: actions.iter().map(|a| a.to_string()).collect(),
+        // The gateway's x-acs-retry-after: 0 keeps the ten attempts quick.
+        unavailable_retry_after: Some(0),
+        ..Faults::default()
+    };
+
+    // `wait`: its lookup of the task (DescribeTasks) fails on every attempt.
+    env.emu()
+        .set_faults(outage(&["DescribeTasks", "DescribeTaskAttribute"]));
+    env.emu().reset_counters();
+    let home = env.dir.path();
+    let out = crate::common::run_printed(&printed, home, &["--poll-interval", "200ms"]);
+    let human = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{human}");
+    assert!(
+        human.contains(&format!("pick it up again with: {printed}")),
+        "{human}"
+    );
+    assert_eq!(env.requests("DescribeTasks"), 10, "every retry was spent");
+    let out = crate::common::run_printed(&printed, home, &["--output", "json"]);
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{v}");
+    assert_eq!(v["status"], "error", "{v}");
+    assert_eq!(v["error"]["code"], "ServiceUnavailable", "{v}");
+    assert_eq!(v["wait_command"], printed.as_str(), "{v}");
+
+    // A waiting `import`: polling (DescribeTaskAttribute) fails on every attempt.
+    env.emu().set_faults(outage(&["DescribeTaskAttribute"]));
+    let out = env.import("images", "web-23", &[]).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{v}");
+    assert_eq!(v["status"], "error", "{v}");
+    let second = v["wait_command"].as_str().unwrap().to_string();
+    assert!(
+        second.starts_with("ecs-preflight wait --region cn-hangzhou --task-id t-"),
+        "{v}"
+    );
+
+    // ECS answers again: each printed command, exactly as printed, finishes its import.
+    env.emu().set_faults(Faults::default());
+    crate::common::printed_wait_reaches_available(&printed, home, &started["image_id"]);
+    crate::common::printed_wait_reaches_available(&second, home, &v["image_id"]);
+}
+
 /// Starts the import, waits for the "waiting for import task" line, sends SIGINT.
 fn interrupt_while_waiting(env: &Env, name: &str, extra: &[&str]) -> (Output, Value) {
     let out = crate::common::interrupt_after(
@@ -530,7 +590,10 @@ fn detach_leaves_the_import_running_and_wait_finishes_it() {
     // The printed command, exactly as printed (it names the endpoint this run used).
     let printed = v["wait_command"].as_str().unwrap();
     assert!(printed.starts_with("ecs-preflight wait "), "{printed}");
-    assert!(printed.contains(&env.emu().endpoint()), "{printed}");
+    assert!(
+        printed.contains(&crate::common::ecs_endpoint(env.emu())),
+        "{printed}"
+    );
     crate::common::printed_wait_reaches_available(printed, env.dir.path(), &v["image_id"]);
 }
 
@@ -710,10 +773,11 @@ fn import_image_query_matches_the_official_python_sdk() {
     assert_eq!(ours, theirs, "\nours:   {}\ntheirs: {}", seen[0], seen[1]);
 }
 
-/// The emulator's ECS client (its one endpoint serves ECS and RAM).
+/// The emulator's ECS client (on the ECS port of its own).
 fn ecs_of(env: &Env) -> preflight_ecs::Client {
     preflight_ecs::Client::new(
-        preflight_ecs::ClientConfig::new("cn-hangzhou").with_endpoint(&env.emu().endpoint()),
+        preflight_ecs::ClientConfig::new("cn-hangzhou")
+            .with_endpoint(&crate::common::ecs_endpoint(env.emu())),
         creds(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
     )
     .unwrap()
@@ -725,7 +789,7 @@ fn ecs_of(env: &Env) -> preflight_ecs::Client {
 #[test]
 fn a_rerun_after_cancel_task_starts_a_new_import() {
     let env = Env::new(30.0, true);
-    // The setup's PutObject is V1-signed; count only the tool's requests.
+    // Count only the tool's requests, not the setup's PutObject.
     env.emu().reset_counters();
     let out = env
         .import("images", "web-20", &["--no-wait"])

@@ -33,13 +33,18 @@ impl Env {
 
     /// An emulator whose import tasks end after `task_seconds`.
     fn with_task_seconds(import_role: bool, task_seconds: f64) -> Self {
+        Env::with(import_role, task_seconds, |_| {})
+    }
+
+    /// An emulator whose configuration `tweak` adjusts after the suite's strict defaults.
+    fn with(import_role: bool, task_seconds: f64, tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = crate::common::tempdir();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
-        let mut cfg = Config::for_tests(dir.path().join("emu"));
+        let mut cfg = crate::common::strict_config(dir.path().join("emu"));
         cfg.buckets = vec![
             "images@cn-hangzhou".parse().unwrap(),
             "faraway@cn-beijing".parse().unwrap(),
@@ -48,6 +53,7 @@ impl Env {
         ];
         cfg.task_seconds = task_seconds;
         cfg.import_role = import_role;
+        tweak(&mut cfg);
         let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
         Env {
             rt,
@@ -71,17 +77,16 @@ impl Env {
     }
 
     fn cmd(&self, image: &Path, bucket: &str, extra: &[&str]) -> Command {
+        self.cmd_in("cn-hangzhou", image, bucket, extra)
+    }
+
+    /// [`Env::cmd`] for `region`.
+    fn cmd_in(&self, region: &str, image: &Path, bucket: &str, extra: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
         c.arg("upload-and-import")
             .arg(image)
-            .args([
-                "--region",
-                "cn-hangzhou",
-                "--bucket",
-                bucket,
-                "--emulator",
-                &self.emu().endpoint(),
-            ])
+            .args(["--region", region, "--bucket", bucket])
+            .args(crate::common::endpoint_flags(self.emu(), true))
             .args(if extra.contains(&"--poll-interval") {
                 &[][..]
             } else {
@@ -127,7 +132,8 @@ impl Env {
 
     fn images_named(&self, name: &str) -> Vec<preflight_ecs::Image> {
         let c = preflight_ecs::Client::new(
-            preflight_ecs::ClientConfig::new("cn-hangzhou").with_endpoint(&self.emu().endpoint()),
+            preflight_ecs::ClientConfig::new("cn-hangzhou")
+                .with_endpoint(&crate::common::ecs_endpoint(self.emu())),
             self.creds(),
         )
         .unwrap();
@@ -340,6 +346,54 @@ fn bucket_in_another_region_is_refused_before_any_upload() {
     assert_nothing_written(&env);
 }
 
+/// A well-formed region the tool does not know is asked of DescribeRegions first: a made-up
+/// one is refused before any OSS request, one that ECS lists goes on.
+#[test]
+fn an_unknown_region_is_checked_with_describe_regions_before_any_upload() {
+    let env = Env::with(true, 1.0, |cfg| {
+        // A region only the emulator's DescribeRegions lists (it lists its buckets' regions).
+        cfg.buckets.push("edge@ap-test-9".parse().unwrap());
+    });
+    let sys = env.qcow2("sys.qcow2", "5G");
+    let out = env
+        .cmd_in("ap-madeup-9", &sys, "images", &["--skip-guest"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{v}");
+    assert_eq!(v["status"], "refused", "{v}");
+    assert!(
+        codes(&v).contains(&"InvalidRegionId.NotFound".to_string()),
+        "{v}"
+    );
+    assert!(v.to_string().contains("DescribeRegions"), "{v}");
+    assert_eq!(env.requests("DescribeRegions"), 1);
+    for api in ["GetBucketInfo", "GetBucketLocation", "GetBucketEncryption"] {
+        assert_eq!(env.requests(api), 0, "{api} sent for a made-up region");
+    }
+    assert_nothing_written(&env);
+
+    let out = env
+        .cmd_in("ap-test-9", &sys, "edge", &["--skip-guest", "--dry-run"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(env.requests("DescribeRegions"), 2);
+    assert!(
+        !codes(&v).contains(&"InvalidRegionId.NotFound".to_string()),
+        "{v}"
+    );
+    // A region the tool knows costs no DescribeRegions.
+    let out = env
+        .cmd(&sys, "images", &["--skip-guest", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", json_of(&out));
+    assert_eq!(env.requests("DescribeRegions"), 2);
+    assert_nothing_written(&env);
+}
+
 #[test]
 fn missing_role_is_explained_and_nothing_is_uploaded() {
     let env = Env::new(false);
@@ -531,7 +585,8 @@ fn a_v4_only_bucket_takes_the_default_run_and_refuses_v1() {
 
 #[test]
 fn signature_flags_choose_what_every_request_carries() {
-    let env = Env::new(true);
+    // This test asks for V1 on purpose: an account created before March 2025 still takes it.
+    let env = Env::with(true, 1.0, |cfg| cfg.strict.v4_only = false);
     let sys = env.qcow2("sys.qcow2", "5G");
     let sig = |scheme: &str| env.emu().counters().signatures_for(scheme);
     let out = env

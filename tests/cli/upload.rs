@@ -31,7 +31,7 @@ impl Env {
             .enable_all()
             .build()
             .unwrap();
-        let mut cfg = Config::for_tests(dir.path().join("emu"));
+        let mut cfg = crate::common::strict_config(dir.path().join("emu"));
         cfg.buckets = vec![
             "images@cn-hangzhou".parse().unwrap(),
             "faraway@cn-beijing".parse().unwrap(),
@@ -55,14 +55,8 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
         c.arg("upload")
             .arg(image)
-            .args([
-                "--region",
-                "cn-hangzhou",
-                "--bucket",
-                bucket,
-                "--emulator",
-                &self.emu().endpoint(),
-            ])
+            .args(["--region", "cn-hangzhou", "--bucket", bucket])
+            .args(crate::common::endpoint_flags(self.emu(), false))
             .args(extra)
             .env_remove("ALIBABA_CLOUD_PROFILE")
             .env("HOME", self.dir.path())
@@ -646,51 +640,51 @@ fn credentials_from_the_ecs_instance_ram_role() {
     );
 }
 
+/// OIDC from the environment (RRSA): AssumeRoleWithOIDC at the emulator's STS port
+/// (`--sts-endpoint` wins over `ALIBABA_CLOUD_STS_ENDPOINT`), anonymous, and the key it
+/// returns uploads. A token file that holds no JWT is refused by STS.
 #[test]
 fn credentials_from_oidc_role_assumption() {
-    let env = sts_env();
+    let env = Env::new();
     let token_file = env.dir().join("oidc-token");
     std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.preflight.sig\n").unwrap();
-    let (sts, seen) = fake_server(move |method, target| {
-        if method == "GET" && target.contains("Action=AssumeRoleWithOIDC") {
-            (
-                200,
-                format!(
-                    r#"{{"RequestId":"R","Credentials":{{"AccessKeyId":"{STS_ID}","AccessKeySecret":"{STS_SECRET}","SecurityToken":"{STS_TOKEN}","Expiration":"2099-01-01T00:00:00Z"}}}}"#
-                ),
-            )
-        } else {
-            (400, r#"{"Code":"InvalidParameter"}"#.into())
-        }
-    });
     let image = env.image("disk.raw", 2 * MIB, 8);
-    let out = keyless(env.cmd(&image, "images", &["--output", "json"]))
-        .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-        .env(
-            "ALIBABA_CLOUD_ROLE_ARN",
-            "acs:ram::1234567890123456:role/image-builder",
-        )
-        .env(
-            "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
-            "acs:ram::1234567890123456:oidc-provider/ack-rrsa",
-        )
-        .env("ALIBABA_CLOUD_OIDC_TOKEN_FILE", &token_file)
-        .env("ALIBABA_CLOUD_STS_ENDPOINT", &sts)
-        .output()
-        .unwrap();
+    let run = || {
+        keyless(env.cmd(&image, "images", &["--output", "json"]))
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            .env(
+                "ALIBABA_CLOUD_ROLE_ARN",
+                "acs:ram::1234567890123456:role/image-builder",
+            )
+            .env(
+                "ALIBABA_CLOUD_OIDC_PROVIDER_ARN",
+                "acs:ram::1234567890123456:oidc-provider/ack-rrsa",
+            )
+            .env("ALIBABA_CLOUD_OIDC_TOKEN_FILE", &token_file)
+            // Loses to --sts-endpoint: nothing listens there.
+            .env("ALIBABA_CLOUD_STS_ENDPOINT", "http://127.0.0.1:9")
+            .output()
+            .unwrap()
+    };
+    let out = run();
     let v = json_of(&out);
     assert_eq!(out.status.code(), Some(0), "{v}");
     assert_eq!(
         env.download("images", "disk.raw"),
         std::fs::read(&image).unwrap()
     );
-    let heads = seen.lock().unwrap().join("\n");
-    assert!(
-        heads.contains("OIDCToken=eyJhbGciOiJSUzI1NiJ9.preflight.sig"),
-        "the token file's content went to STS: {heads}"
-    );
-    assert!(heads.contains("RoleArn=acs%3Aram%3A%3A1234567890123456%3Arole%2Fimage-builder"));
+    let c = env.emu().counters();
+    assert_eq!(c.requests_for("AssumeRoleWithOIDC"), 1);
+    assert_eq!(c.signatures_for("anonymous"), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("credentials: OIDC"));
+    std::fs::write(&token_file, "not a token").unwrap();
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("AuthenticationFail.OIDCToken.Invalid"),
+        "{err}"
+    );
 }
 
 /// The part buffers (`--parallel` × part size) are printed, and refused above the limit

@@ -3,7 +3,7 @@
 //! 1. environment: `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, optional
 //!    `ALIBABA_CLOUD_SECURITY_TOKEN` (reqsign's env provider; it also takes `OSS_ACCESS_KEY_ID`…);
 //! 2. OIDC, when `ALIBABA_CLOUD_ROLE_ARN`, `ALIBABA_CLOUD_OIDC_PROVIDER_ARN` and
-//!    `ALIBABA_CLOUD_OIDC_TOKEN_FILE` are all set (reqsign's AssumeRoleWithOIDC provider);
+//!    `ALIBABA_CLOUD_OIDC_TOKEN_FILE` are all set (our AssumeRoleWithOIDC, [`crate::sts`]);
 //! 3. the aliyun CLI's `~/.aliyun/config.json`, profile `ALIBABA_CLOUD_PROFILE` or the file's
 //!    `current` (our reader, [`crate::cli_config`]; modes AK, StsToken, RamRoleArn,
 //!    ChainableRamRoleArn (`source_profile`), EcsRamRole, OIDC, CredentialsURI, External
@@ -26,8 +26,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use reqsign_aliyun_oss::{
-    AssumeRoleWithOidcCredentialProvider, Credential, CredentialsUriCredentialProvider,
-    EcsRamRoleCredentialProvider, EnvCredentialProvider, StaticCredentialProvider,
+    Credential, CredentialsUriCredentialProvider, EcsRamRoleCredentialProvider,
+    EnvCredentialProvider, StaticCredentialProvider,
 };
 use reqsign_core::time::Timestamp;
 use reqsign_core::{Context, Env, ProvideCredentialDyn};
@@ -36,7 +36,7 @@ use tokio::sync::Mutex;
 use crate::cli_config::{CliConfig, Profile, ProfileKind};
 use crate::external::ExternalProcess;
 use crate::secret::Secret;
-use crate::sts::{AssumeRole, StsEndpoint};
+use crate::sts::{AssumeRole, AssumeRoleWithOidc, StsEndpoint};
 
 /// Refresh temporary credentials this long before they expire.
 pub const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
@@ -390,7 +390,13 @@ impl CredentialProvider {
             .all(|k| self.ctx.env_var(k).is_some_and(|v| !v.is_empty()))
         {
             tried.push("OIDC");
-            let oidc: DynProvider = Box::new(AssumeRoleWithOidcCredentialProvider::new());
+            let oidc: DynProvider = Box::new(AssumeRoleWithOidc {
+                endpoint: StsEndpoint {
+                    endpoint: self.options.sts_endpoint.clone(),
+                    ..StsEndpoint::default()
+                },
+                ..AssumeRoleWithOidc::from_env()
+            });
             if let Some(s) = self.try_provider(oidc, CredentialSource::Oidc).await? {
                 return Ok(s);
             }
@@ -616,14 +622,15 @@ impl CredentialProvider {
                 need(!p.ram_role_arn.is_empty(), "ram_role_arn")?;
                 need(!p.oidc_provider_arn.is_empty(), "oidc_provider_arn")?;
                 need(!p.oidc_token_file.is_empty(), "oidc_token_file")?;
-                Box::new(
-                    AssumeRoleWithOidcCredentialProvider::new()
-                        .with_role_arn(&p.ram_role_arn)
-                        .with_oidc_provider_arn(&p.oidc_provider_arn)
-                        .with_oidc_token_file(&p.oidc_token_file)
-                        .with_role_session_name(session_name(p))
-                        .with_sts_endpoint(sts_endpoint().resolve(&self.ctx)),
-                )
+                Box::new(AssumeRoleWithOidc {
+                    role_arn: Some(p.ram_role_arn.clone()),
+                    provider_arn: Some(p.oidc_provider_arn.clone()),
+                    token_file: Some(p.oidc_token_file.clone()),
+                    session_name: Some(session_name(p)),
+                    duration_seconds: p.expired_seconds.filter(|s| *s > 0),
+                    policy: Some(p.policy.clone()),
+                    endpoint: sts_endpoint(),
+                })
             }
             ProfileKind::CredentialsUri => {
                 need(!p.credentials_uri.is_empty(), "credentials_uri")?;
@@ -718,18 +725,15 @@ impl CredentialProvider {
                 policy: entry.get("policy"),
                 endpoint: StsEndpoint::default(),
             }),
-            "oidc_role_arn" => Box::new(
-                AssumeRoleWithOidcCredentialProvider::new()
-                    .with_role_arn(get("role_arn")?)
-                    .with_oidc_provider_arn(get("oidc_provider_arn")?)
-                    .with_oidc_token_file(get("oidc_token_file_path")?)
-                    .with_role_session_name(
-                        entry
-                            .get("role_session_name")
-                            .unwrap_or_else(|| "ecs-preflight".to_string()),
-                    )
-                    .with_sts_endpoint(StsEndpoint::default().resolve(&self.ctx)),
-            ),
+            "oidc_role_arn" => Box::new(AssumeRoleWithOidc {
+                role_arn: Some(get("role_arn")?),
+                provider_arn: Some(get("oidc_provider_arn")?),
+                token_file: Some(get("oidc_token_file_path")?),
+                session_name: entry.get("role_session_name"),
+                duration_seconds: entry.get("duration_seconds").and_then(|d| d.parse().ok()),
+                policy: entry.get("policy"),
+                endpoint: StsEndpoint::default(),
+            }),
             other => {
                 return Err(CredentialError::UnsupportedMode {
                     profile: format!("{section} in {}", path.display()),
@@ -890,12 +894,22 @@ mod tests {
                 while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
                     head.push(b[0]);
                 }
-                let line = String::from_utf8_lossy(&head)
+                let head = String::from_utf8_lossy(&head).to_string();
+                let line = head.lines().next().unwrap_or_default().to_string();
+                // The request line, then the body on a line of its own.
+                let len = head
                     .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                log.lock().unwrap().push(line);
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                let mut req_body = vec![0u8; len];
+                let _ = s.read_exact(&mut req_body);
+                log.lock()
+                    .unwrap()
+                    .push(format!("{line}\n{}", String::from_utf8_lossy(&req_body)));
                 let _ = write!(
                     s,
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -971,6 +985,84 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(e, CredentialError::ProfileNotFound { .. }), "{e}");
+    }
+
+    /// A RamRoleArn profile (not chained): AssumeRole with the profile's key, and its
+    /// expired_seconds and policy; none of them when the profile has none.
+    #[tokio::test]
+    async fn ram_role_arn_profile_sends_expired_seconds_and_policy() {
+        let home = tempfile::tempdir().unwrap();
+        let (sts, seen) = json_server(sts_answer());
+        std::fs::create_dir_all(home.path().join(".aliyun")).unwrap();
+        std::fs::write(
+            home.path().join(".aliyun/config.json"),
+            r#"{"current":"role","profiles":[
+              {"name":"role","mode":"RamRoleArn","access_key_id":"LTAIrole","access_key_secret":"role-secret-0123","ram_role_arn":"acs:ram::1:role/importer","expired_seconds":2400,"policy":"{\"Statement\":[]}"},
+              {"name":"plain","mode":"RamRoleArn","access_key_id":"LTAIrole","access_key_secret":"role-secret-0123","ram_role_arn":"acs:ram::1:role/importer"}]}"#,
+        )
+        .unwrap();
+        let envs = [("ALIBABA_CLOUD_STS_ENDPOINT", sts.as_str())];
+        let (c, _) = provider(&envs, home.path(), None)
+            .get_with_source()
+            .await
+            .unwrap();
+        assert_eq!(c.access_key_id, "STS.assumed");
+        provider(&envs, home.path(), Some("plain"))
+            .get()
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let (role, plain) = (&seen[0], &seen[1]);
+        assert_eq!(param(role, "AccessKeyId").as_deref(), Some("LTAIrole"));
+        assert_eq!(param(role, "DurationSeconds").as_deref(), Some("2400"));
+        assert_eq!(param(role, "Policy").as_deref(), Some("{\"Statement\":[]}"));
+        assert_eq!(param(plain, "DurationSeconds").as_deref(), Some("3600"));
+        assert_eq!(param(plain, "Policy"), None);
+    }
+
+    /// The OIDC mode's AssumeRoleWithOIDC: a POST whose form body carries the token (never
+    /// the URL), the profile's expired_seconds and policy; no AccessKeyId, no signature.
+    #[tokio::test]
+    async fn oidc_profile_posts_the_token_with_duration_and_policy() {
+        let home = tempfile::tempdir().unwrap();
+        let (sts, seen) = json_server(sts_answer());
+        let token = home.path().join("token");
+        std::fs::write(&token, "aaa.bbb.ccc\n").unwrap();
+        std::fs::create_dir_all(home.path().join(".aliyun")).unwrap();
+        std::fs::write(
+            home.path().join(".aliyun/config.json"),
+            format!(
+                r#"{{"current":"rrsa","profiles":[{{"name":"rrsa","mode":"OIDC","ram_role_arn":"acs:ram::1:role/importer","oidc_provider_arn":"acs:ram::1:oidc-provider/ack","oidc_token_file":"{}","ram_session_name":"s2","expired_seconds":1200,"policy":"{{\"Version\":\"1\"}}"}}]}}"#,
+                token.display()
+            ),
+        )
+        .unwrap();
+        let p = provider(&[("ALIBABA_CLOUD_STS_ENDPOINT", &sts)], home.path(), None);
+        let (c, s) = p.get_with_source().await.unwrap();
+        assert_eq!(c.access_key_id, "STS.assumed");
+        assert_eq!(s.to_string(), "aliyun CLI profile \"rrsa\" (mode OIDC)");
+        let seen = seen.lock().unwrap()[0].clone();
+        let (line, body) = seen.split_once('\n').unwrap();
+        assert!(line.starts_with("POST /?"), "{line}");
+        assert_eq!(param(line, "Action").as_deref(), Some("AssumeRoleWithOIDC"));
+        assert!(
+            !line.contains("aaa.bbb"),
+            "the token stays out of the URL: {line}"
+        );
+        let form = |name: &str| param(&format!("POST /?{body} HTTP/1.1"), name);
+        assert_eq!(form("OIDCToken").as_deref(), Some("aaa.bbb.ccc"));
+        assert_eq!(form("RoleArn").as_deref(), Some("acs:ram::1:role/importer"));
+        assert_eq!(
+            form("OIDCProviderArn").as_deref(),
+            Some("acs:ram::1:oidc-provider/ack")
+        );
+        assert_eq!(form("RoleSessionName").as_deref(), Some("s2"));
+        assert_eq!(form("DurationSeconds").as_deref(), Some("1200"));
+        assert_eq!(form("Policy").as_deref(), Some("{\"Version\":\"1\"}"));
+        assert!(
+            !seen.contains("AccessKeyId") && !seen.contains("Signature="),
+            "{seen}"
+        );
     }
 
     #[tokio::test]

@@ -674,13 +674,26 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
         endpoints.ecs = Some(e.clone());
     }
     let ecs = ecs_client(&args.region, &endpoints, RpcSignature::HmacSha1, creds)?;
-    let tasks = ecs
+    let resume = wait_command(
+        &args.region,
+        &args.task_id,
+        endpoints.ecs.as_deref(),
+        args.profile.as_deref(),
+    );
+    let tasks = match ecs
         .describe_tasks(&ecs::DescribeTasksQuery {
             task_ids: vec![args.task_id.clone()],
             ..Default::default()
         })
         .await
-        .context("cannot look up the task")?;
+    {
+        Ok(tasks) => tasks,
+        // Every retry spent (an outage, a dropped link): the same command picks it up later.
+        Err(e) => {
+            let base = json!({"region": args.region, "task_id": args.task_id});
+            return wait_failed(&pr, base, &e, &resume);
+        }
+    };
     let Some(task) = tasks.into_iter().find(|t| t.task_id == args.task_id) else {
         bail!("task {} is not in {}", args.task_id, args.region);
     };
@@ -700,18 +713,10 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
     };
     bar.finish();
     match waited {
-        Some(w) => {
-            let resume = wait_command(
-                &args.region,
-                &task.task_id,
-                endpoints.ecs.as_deref(),
-                args.profile.as_deref(),
-            );
-            match w {
-                Ok(w) => finish(&pr, base, &args.region, &task.task_id, w, &resume),
-                Err(e) => wait_failed(&pr, base, &e, &resume),
-            }
-        }
+        Some(w) => match w {
+            Ok(w) => finish(&pr, base, &args.region, &task.task_id, w, &resume),
+            Err(e) => wait_failed(&pr, base, &e, &resume),
+        },
         None => {
             let mut v = base;
             v["status"] = json!("detached");

@@ -32,6 +32,12 @@ pub struct Faults {
     pub bandwidth_bytes_per_sec: u64,
     /// Import tasks created while this is set end `Failed` (image `CreateFailed`). Default false.
     pub fail_import: bool,
+    /// ECS/RAM/STS actions (e.g. `DescribeTasks`) answered `503 ServiceUnavailable` every time,
+    /// after the signature is checked: an outage that outlasts every retry. Default none.
+    pub unavailable_actions: Vec<String>,
+    /// `x-acs-retry-after` (seconds) on those answers, as the API gateway sends it when it
+    /// sheds load; lets a test shorten the client's backoff. Default none (no header).
+    pub unavailable_retry_after: Option<u64>,
 }
 
 impl Default for Faults {
@@ -45,6 +51,8 @@ impl Default for Faults {
             delay_ms: 0,
             bandwidth_bytes_per_sec: 0,
             fail_import: false,
+            unavailable_actions: Vec::new(),
+            unavailable_retry_after: None,
         }
     }
 }

@@ -14,8 +14,8 @@
 //!   signatures; ImportImage with the documented validation, DescribeTasks,
 //!   DescribeTaskAttribute, DescribeImages, CancelTask, DescribeRegions, CopyImage (the copy
 //!   is `Creating` for `copy_seconds`, then `Available`), ModifyImageSharePermission and
-//!   DescribeImageSharePermission; RAM GetRole and
-//!   ListPoliciesForRole; STS AssumeRole (the issued temporary keys are accepted everywhere).
+//!   DescribeImageSharePermission; RAM GetRole and ListPoliciesForRole; STS AssumeRole and
+//!   the anonymous AssumeRoleWithOIDC (the issued temporary keys are accepted everywhere).
 //! * **Strictness** (see [`Strict`] and the crate README): the V4 `Authorization` header's
 //!   documented EC family (0002-00000203…227), V1 refused on V4-only buckets or accounts
 //!   (0002-00000080), regions addressed by Host (`oss-<region>.aliyuncs.com`) or per-region

@@ -58,6 +58,7 @@ pub mod fleet;
 pub mod import;
 pub mod request;
 pub mod upload;
+pub mod regions;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -450,8 +451,10 @@ impl Pipeline {
                 .ok()
                 .flatten()
         });
+        let region_unverified = self.check_region(&plan).await?;
         let probe = self.bucket_facts().await?;
         let mut not_verified = probe.not_verified;
+        not_verified.extend(region_unverified);
         let ecs_probe = import::probe_ecs(&self.ecs, &plan).await?;
         not_verified.extend(ecs_probe.not_verified);
         let role_exists = ecs_probe.role_exists;
@@ -524,6 +527,62 @@ impl Pipeline {
             out.push(prepared);
         }
         Ok(out)
+    }
+
+    /// A well-formed region this tool does not know is looked up with DescribeRegions (at the
+    /// ECS endpoint given, else the central one) and refused when it is not listed, before any
+    /// OSS request. Returns what could not be verified (DescribeRegions denied).
+    async fn check_region(&self, plan: &Plan) -> Result<Option<String>> {
+        if regions::is_known(&self.region) {
+            return Ok(None);
+        }
+        let central;
+        let client = if self.endpoints.ecs.is_some() {
+            &self.ecs
+        } else {
+            let mut cfg = self
+                .endpoints
+                .ecs_config(&self.region)
+                .with_ecs_endpoint(regions::CENTRAL_ECS_ENDPOINT);
+            cfg.signature = self.ecs.config().signature;
+            central = ecs::Client::new(cfg, self.credentials.clone()).map_err(|source| {
+                PipelineError::Ecs {
+                    context: "cannot create the ECS client".into(),
+                    source: Box::new(source),
+                }
+            })?;
+            &central
+        };
+        match regions::check_region(client, &self.region).await {
+            Ok(regions::RegionCheck::Listed) => Ok(None),
+            Ok(regions::RegionCheck::NotVerified(why)) => Ok(Some(why)),
+            Ok(regions::RegionCheck::NotListed(listed)) => {
+                let finding = preflight_rules::params::REGION_MALFORMED.finding_with_hint(
+                    format!(
+                        "region {:?} is not among the {} regions ECS DescribeRegions lists",
+                        self.region,
+                        listed.len()
+                    ),
+                    format!(
+                        "Pass one of the regions DescribeRegions lists: {}",
+                        listed.join(", ")
+                    ),
+                );
+                Err(PipelineError::Refused {
+                    findings: vec![ScopedFinding {
+                        disk: None,
+                        path: None,
+                        finding,
+                    }],
+                    fix: Vec::new(),
+                    plan: Box::new(plan.clone()),
+                })
+            }
+            Err(source) => Err(PipelineError::Ecs {
+                context: format!("cannot check region {:?} with DescribeRegions", self.region),
+                source: Box::new(source),
+            }),
+        }
     }
 
     /// The bucket's facts for the cloud rules, with this run's credentials, endpoint and

@@ -526,6 +526,36 @@ pub fn assume_role(call: &Call<'_>) -> Result<Value, EcsError> {
     }))
 }
 
+/// STS AssumeRoleWithOIDC (anonymous): a role of this account, an OIDC provider of this
+/// account (`acs:ram::<account>:oidc-provider/<name>`) and a token shaped like a JWT (three
+/// base64url parts) give temporary keys, as [`assume_role`] does.
+pub fn assume_role_with_oidc(call: &Call<'_>) -> Result<Value, EcsError> {
+    let p = call.params;
+    let provider = p.required("OIDCProviderArn")?;
+    provider
+        .strip_prefix(&format!("acs:ram::{ACCOUNT_ID}:oidc-provider/"))
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| {
+            EcsError::invalid("OIDCProviderArn", "not an OIDC provider of this account")
+        })?;
+    let token = p.required("OIDCToken")?;
+    let jwt = token.split('.').count() == 3
+        && token.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+    if !jwt {
+        return Err(EcsError::new(
+            400,
+            "AuthenticationFail.OIDCToken.Invalid",
+            "The specified OIDCToken is invalid.",
+        ));
+    }
+    assume_role(call)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

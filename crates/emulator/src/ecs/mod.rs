@@ -364,6 +364,9 @@ fn verify_acs3(
     )
 }
 
+/// The code of an injected outage ([`crate::Faults::unavailable_actions`]).
+const UNAVAILABLE: &str = "ServiceUnavailable";
+
 fn known_action(product: Product, action: &str) -> bool {
     match product {
         Product::Ecs => matches!(
@@ -379,7 +382,7 @@ fn known_action(product: Product, action: &str) -> bool {
                 | "DescribeImageSharePermission"
         ),
         Product::Ram => matches!(action, "GetRole" | "ListPoliciesForRole"),
-        Product::Sts => action == "AssumeRole",
+        Product::Sts => matches!(action, "AssumeRole" | "AssumeRoleWithOIDC"),
     }
 }
 
@@ -399,6 +402,7 @@ async fn dispatch(call: &Call<'_>, product: Product, action: &str) -> Result<Val
         (Product::Ram, "GetRole") => api::get_role(call),
         (Product::Ram, "ListPoliciesForRole") => api::list_policies_for_role(call),
         (Product::Sts, "AssumeRole") => api::assume_role(call),
+        (Product::Sts, "AssumeRoleWithOIDC") => api::assume_role_with_oidc(call),
         _ => Err(EcsError::new(
             404,
             "InvalidAction.NotFound",
@@ -514,7 +518,11 @@ pub async fn handle(
         } else {
             params.get("AccessKeyId").map(str::to_string)
         };
-        if acs3 {
+        // AssumeRoleWithOIDC is anonymous: the OIDC token is the proof, there is no key.
+        let anonymous = product == Product::Sts && action == "AssumeRoleWithOIDC";
+        if anonymous {
+            shared.counters.signature("anonymous");
+        } else if acs3 {
             verify_acs3(
                 shared,
                 parts.method.as_str(),
@@ -548,6 +556,18 @@ pub async fn handle(
                 ),
             });
         }
+        if shared
+            .faults()
+            .unavailable_actions
+            .iter()
+            .any(|a| a == &action)
+        {
+            return Err(EcsError::new(
+                503,
+                UNAVAILABLE,
+                "The request has failed due to a temporary failure of the server.",
+            ));
+        }
         let call = Call {
             shared,
             params: &params,
@@ -559,6 +579,7 @@ pub async fn handle(
     if action_name == "RpcUnknown" {
         shared.counters.request(&action_name);
     }
+    let mut retry_after = None;
     let (status, value) = match result {
         Ok(mut v) => {
             if let Value::Object(m) = &mut v {
@@ -568,6 +589,9 @@ pub async fn handle(
         }
         Err(e) => {
             shared.counters.error(&e.code);
+            if e.code == UNAVAILABLE {
+                retry_after = shared.faults().unavailable_retry_after;
+            }
             let hostname = host.split(':').next().unwrap_or("").to_string();
             let v = serde_json::json!({
                 "RequestId": request_id,
@@ -589,11 +613,14 @@ pub async fn handle(
     } else {
         ("application/json;charset=utf-8", value.to_string())
     };
-    Response::builder()
+    let mut b = Response::builder()
         .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
         .header("Content-Type", ctype)
         .header("x-acs-request-id", request_id.as_str())
-        .header("Date", crate::util::http_date(now))
-        .body(full(text))
+        .header("Date", crate::util::http_date(now));
+    if let Some(secs) = retry_after {
+        b = b.header("x-acs-retry-after", secs.to_string());
+    }
+    b.body(full(text))
         .unwrap_or_else(|_| Response::new(full("")))
 }

@@ -285,11 +285,14 @@ pub async fn get(ctx: &mut Ctx, head: bool) -> OssResult {
         return Err(OssError::no_such_key(&key).into());
     };
     let now_ms = crate::util::unix_now_ms();
+    // Real OSS: 403 InvalidObjectState, EC 0016-00000404 ("the object cannot be read") for an
+    // Archive object not restored or still restoring. (409 ArchiveRestoreNotFinished is
+    // CleanRestoredObject's answer during a restore, not GetObject's.)
     if !head && !meta.readable(now_ms) {
         return Err(OssError::new(
             403,
             "InvalidObjectState",
-            "",
+            "0016-00000404",
             "The operation is not valid for the object's state.",
         )
         .into());
