@@ -54,7 +54,7 @@ printf 'label: gpt\nfirst-lba: 34\nstart=34, size=50\n' | sfdisk -q "$c/partitio
 # A whole disk for guest_disk under the 256 KiB input limit: an MBR with a 192 KiB ext4
 # (no journal) holding the tree as partition 1.
 truncate -s 192K "$tmp/tiny.ext4"
-mkfs.ext4 -q -F -b 1024 -N 16 -O ^has_journal,^resize_inode -d "$tmp/tree" "$tmp/tiny.ext4"
+mkfs.ext4 -q -F -b 1024 -N 32 -O ^has_journal,^resize_inode -d "$tmp/tree" "$tmp/tiny.ext4"
 truncate -s 224K "$c/guest_disk/mbr-ext4.img"
 printf 'label: dos\nstart=64, size=384, type=83\n' | sfdisk -q "$c/guest_disk/mbr-ext4.img"
 dd if="$tmp/tiny.ext4" of="$c/guest_disk/mbr-ext4.img" bs=32K seek=1 conv=notrunc status=none

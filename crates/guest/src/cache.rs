@@ -186,6 +186,8 @@ impl<'d, 'a> View<'d, 'a> {
             view: self,
             pos: 0,
             zeros_past_end: false,
+            block: Vec::new(),
+            block_start: 0,
         }
     }
 
@@ -197,6 +199,8 @@ impl<'d, 'a> View<'d, 'a> {
             view: self,
             pos: 0,
             zeros_past_end: true,
+            block: Vec::new(),
+            block_start: 0,
         }
     }
 }
@@ -214,7 +218,15 @@ pub(crate) struct Cursor<'d, 'a> {
     view: View<'d, 'a>,
     pos: u64,
     zeros_past_end: bool,
+    /// The last block read, at `block_start`: the readers read directory entries and
+    /// headers field by field, a few bytes at a time, and each trip through the cache
+    /// costs a hash lookup.
+    block: Vec<u8>,
+    block_start: u64,
 }
+
+/// Bytes a [`Cursor`] reads ahead.
+const CURSOR_BLOCK: u64 = 4096;
 
 impl io::Read for Cursor<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -231,9 +243,32 @@ impl io::Read for Cursor<'_, '_> {
             }
             return Ok(0);
         }
-        self.view
-            .read_at(self.pos, &mut buf[..n])
-            .map_err(io::Error::other)?;
+        let want = &mut buf[..n];
+        let len = want.len() as u64;
+        let mut in_block = self.pos >= self.block_start
+            && self.pos + len <= self.block_start + self.block.len() as u64;
+        if !in_block && len < CURSOR_BLOCK {
+            // The aligned block that holds the read and the next one, or up to the view's end
+            // (a read that fits stays in the pair).
+            let start = self.pos - self.pos % CURSOR_BLOCK;
+            let end = (start + 2 * CURSOR_BLOCK).min(self.view.len);
+            self.block
+                .resize(usize::try_from(end - start).unwrap_or(0), 0);
+            in_block = self.view.read_at(start, &mut self.block).is_ok();
+            if !in_block {
+                self.block.clear();
+            }
+            self.block_start = start;
+        }
+        if in_block {
+            let at = usize::try_from(self.pos - self.block_start).unwrap_or(0);
+            want.copy_from_slice(&self.block[at..at + n]);
+        } else {
+            // Large, or the block around it unreadable: read exactly what was asked.
+            self.view
+                .read_at(self.pos, want)
+                .map_err(io::Error::other)?;
+        }
         self.pos += u64::try_from(n).unwrap_or(0);
         Ok(n)
     }

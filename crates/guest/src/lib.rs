@@ -194,6 +194,54 @@ thread_local! {
     static CATCHING: Cell<u32> = const { Cell::new(0) };
     /// Where the last panic caught on this thread happened, from the quiet hook.
     static CAUGHT_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The volume (its `fs_index`) whose reader is running on this thread. A panic leaves
+    /// it set as it unwinds, so [`catch`] knows which volume's reader failed.
+    static IN_READER: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// A volume's reader that marks itself as running while it runs, so a panic caught in a
+/// step over several volumes (the Linux or Windows inspection, the boot checks, btrfs
+/// subvolume mounts) is blamed on the volume whose reader failed.
+struct MarkedFs<'v> {
+    inner: Box<dyn Fs + 'v>,
+    fs_index: usize,
+}
+
+impl MarkedFs<'_> {
+    fn run<T>(&mut self, f: impl FnOnce(&mut dyn Fs) -> T) -> T {
+        let outer = IN_READER.with(|r| r.replace(Some(self.fs_index)));
+        let result = f(self.inner.as_mut());
+        // Not reached on a panic: the mark stays for `catch`.
+        IN_READER.with(|r| r.set(outer));
+        result
+    }
+}
+
+impl Fs for MarkedFs<'_> {
+    fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, fs::FsError> {
+        self.run(|f| f.read(path, limit))
+    }
+    fn list(&mut self, path: &str) -> Result<Vec<String>, fs::FsError> {
+        self.run(|f| f.list(path))
+    }
+    fn list_typed(&mut self, path: &str) -> Result<Vec<(String, bool)>, fs::FsError> {
+        self.run(|f| f.list_typed(path))
+    }
+    fn exists(&mut self, path: &str) -> bool {
+        self.run(|f| f.exists(path))
+    }
+    fn is_dir(&mut self, path: &str) -> bool {
+        self.run(|f| f.is_dir(path))
+    }
+    fn immutable(&mut self, path: &str) -> Option<bool> {
+        self.run(|f| f.immutable(path))
+    }
+    fn notes(&mut self) -> Vec<(&'static preflight_report::Rule, String)> {
+        self.run(|f| f.notes())
+    }
+    fn mount_subvolume(&mut self, at: &str, options: &str) -> Result<bool, fs::FsError> {
+        self.run(|f| f.mount_subvolume(at, options))
+    }
 }
 
 /// Makes the panics that [`inspect`] catches silent: they become findings, so the default
@@ -223,6 +271,8 @@ pub(crate) struct Caught {
     message: String,
     /// `file.rs:line`, when [`quiet_caught_panics`] is installed.
     at: Option<String>,
+    /// The `fs_index` of the volume whose (marked) reader was running when it panicked.
+    in_reader: Option<usize>,
 }
 
 impl std::fmt::Display for Caught {
@@ -240,7 +290,9 @@ pub(crate) fn catch<T>(sink: &mut Sink, f: impl FnOnce(&mut Sink) -> T) -> Resul
     let mut local = Sink::new(MAX_FINDINGS_PER_CODE);
     CATCHING.with(|c| c.set(c.get() + 1));
     CAUGHT_AT.with(|c| c.borrow_mut().take());
+    let outer_reader = IN_READER.with(|r| r.replace(None));
     let r = catch_unwind(AssertUnwindSafe(|| f(&mut local)));
+    let in_reader = IN_READER.with(|r| r.replace(outer_reader));
     CATCHING.with(|c| c.set(c.get() - 1));
     for finding in local.into_findings() {
         sink.push(finding);
@@ -252,6 +304,7 @@ pub(crate) fn catch<T>(sink: &mut Sink, f: impl FnOnce(&mut Sink) -> T) -> Resul
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_default(),
         at: CAUGHT_AT.with(|c| c.borrow_mut().take()),
+        in_reader,
     })
 }
 
@@ -267,12 +320,44 @@ pub(crate) fn guarded<T>(sink: &mut Sink, what: &str, f: impl FnOnce(&mut Sink) 
     }
 }
 
+/// Runs `step` (the Linux or Windows inspection, the boot checks), which reads several
+/// volumes. A panic in one volume's reader drops that reader, is that filesystem's
+/// `GUEST.FilesystemCorrupt` finding, and makes the verdict incomplete
+/// (`GUEST.InspectionIncomplete`), as for a single volume; a panic outside every reader is
+/// our bug, an internal error.
+fn guarded_volumes<'v, T>(
+    sink: &mut Sink,
+    what: &str,
+    volumes: &mut [Volume<'v>],
+    unread: &mut Vec<String>,
+    step: impl FnOnce(&mut [Volume<'v>], &mut Sink) -> T,
+) -> Option<T> {
+    let caught = match catch(sink, |s| step(volumes, s)) {
+        Ok(v) => return Some(v),
+        Err(caught) => caught,
+    };
+    let Some(v) = caught
+        .in_reader
+        .and_then(|i| volumes.iter_mut().find(|v| v.fs_index == i))
+    else {
+        sink.push(rules::INTERNAL.finding(format!("{what}: {caught}")));
+        return None;
+    };
+    v.reader_failed(sink, unread, &caught);
+    sink.push(rules::INCOMPLETE.finding(format!(
+        "the {what} checks stopped because {} ({}) could not be read; the guest checks \
+         (OS, drivers, boot) are incomplete",
+        v.place, v.reader
+    )));
+    None
+}
+
 /// Inspects a guest disk. Never panics; corrupt structures become findings.
 pub fn inspect(disk: &dyn BlockRead) -> GuestReport {
     let cache = CachedDisk::new(disk);
     let mut sink = Sink::new(MAX_FINDINGS_PER_CODE);
     let mut facts = GuestFacts::default();
-    inspect_cached(&cache, &mut facts, &mut sink);
+    inspect_cached(&cache, &mut facts, &mut sink, &METADATA_READERS);
     GuestReport {
         facts,
         findings: sink.into_findings(),
@@ -293,17 +378,17 @@ pub fn walk_filesystem(kind: FsKind, disk: &dyn BlockRead) -> Result<usize, Stri
     let mut seen = 0usize;
     let mut dirs = vec![(String::new(), 0usize)];
     while let Some((dir, depth)) = dirs.pop() {
-        let Ok(names) = fs.list(if dir.is_empty() { "/" } else { &dir }) else {
+        let Ok(entries) = fs.list_typed(if dir.is_empty() { "/" } else { &dir }) else {
             continue;
         };
-        for name in names {
+        for (name, is_dir) in entries {
             if seen >= MAX_ENTRIES {
                 return Ok(seen);
             }
             seen += 1;
             let path = format!("{dir}/{name}");
             let _ = fs.immutable(&path);
-            if fs.is_dir(&path) {
+            if is_dir {
                 if depth < MAX_DEPTH {
                     dirs.push((path, depth + 1));
                 }
@@ -357,18 +442,23 @@ pub fn read_partitions(disk: &dyn BlockRead) -> (PartitionTable, Vec<Partition>,
     (table, parts, sink.into_findings())
 }
 
-fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sink) {
+fn inspect_cached(
+    cache: &CachedDisk<'_>,
+    facts: &mut GuestFacts,
+    sink: &mut Sink,
+    readers: &MetadataReaders,
+) {
     let (table, parts) =
         guarded(sink, "partition table", |s| part::read(cache, s)).unwrap_or_default();
     facts.partition_table = table;
     facts.partitions = parts;
 
-    let regions = regions(cache, facts, sink);
+    // Volumes that could hold the root but could not be read: `partition 1 (NTFS)`.
+    let mut unread: Vec<String> = Vec::new();
+    let regions = regions(cache, facts, sink, &mut unread, readers);
     let mut volumes: Vec<Volume<'_>> = Vec::new();
     // Encrypted volumes, and FreeBSD filesystems: (filesystem index, kind).
     let mut unread_roots: Vec<(usize, FsKind)> = Vec::new();
-    // Volumes that could hold the root but could not be read: `partition 1 (NTFS)`.
-    let mut unread: Vec<String> = Vec::new();
     for region in regions.iter().filter(|r| !r.md_member) {
         let (number, lv, start, len) = (region.partition, &region.volume, region.start, region.len);
         let view = View {
@@ -398,13 +488,7 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
             dm_uuid: region.dm_uuid.clone(),
             raid_array: region.array.clone(),
         };
-        let where_ = match (&lv, &region.array, number) {
-            (Some(lv), _, _) => format!("logical volume {lv}"),
-            (None, Some(a), Some(n)) => format!("md array {a} (member partition {n})"),
-            (None, Some(a), None) => format!("md array {a} (member: the whole disk)"),
-            (None, None, Some(n)) => format!("partition {n}"),
-            (None, None, None) => "the whole disk".to_string(),
-        };
+        let where_ = region.place();
         let reader = fs::reader_name(kind);
         let mut opened = None;
         match kind {
@@ -415,7 +499,7 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
                             sink.push(rule.finding(format!("{where_}: {note}")));
                         }
                         fsys.info = info;
-                        opened = Some(f);
+                        opened = Some(Box::new(MarkedFs { inner: f, fs_index }) as Box<dyn Fs>);
                         None
                     }
                     Ok(Err(e)) => Some(format!("{} on {where_}: {e}", fs::blkid_type(kind))),
@@ -536,12 +620,12 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
         )));
     }
     if let Some(&root) = linux_roots.first() {
-        guarded(sink, "linux", |s| {
-            linux::inspect(&mut volumes, root, facts, s)
+        guarded_volumes(sink, "Linux", &mut volumes, &mut unread, |v, s| {
+            linux::inspect(v, root, facts, s)
         });
     } else if let Some(&root) = windows_roots.first() {
-        guarded(sink, "windows", |s| {
-            windows::inspect(&mut volumes, root, facts, s)
+        guarded_volumes(sink, "Windows", &mut volumes, &mut unread, |v, s| {
+            windows::inspect(v, root, facts, s)
         });
     } else {
         // A corrupt directory on the way to /etc or /Windows hides the root: say so, so
@@ -585,8 +669,8 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
             }));
         }
     }
-    guarded(sink, "boot", |s| {
-        boot::inspect(cache, &mut volumes, facts, s)
+    guarded_volumes(sink, "boot", &mut volumes, &mut unread, |v, s| {
+        boot::inspect(cache, v, facts, s)
     });
 }
 
@@ -608,10 +692,49 @@ struct Region {
     pv: Option<Result<String, String>>,
 }
 
+impl Region {
+    /// Where it is, for findings: `partition 1`, `logical volume vg/root`, `the whole disk`.
+    fn place(&self) -> String {
+        match (&self.volume, &self.array, self.partition) {
+            (Some(lv), _, _) => format!("logical volume {lv}"),
+            (None, Some(a), Some(n)) => format!("md array {a} (member partition {n})"),
+            (None, Some(a), None) => format!("md array {a} (member: the whole disk)"),
+            (None, None, Some(n)) => format!("partition {n}"),
+            (None, None, None) => "the whole disk".to_string(),
+        }
+    }
+}
+
+/// The readers of volume-manager metadata that [`regions`] runs. Tests swap in one that
+/// panics, as no known input makes the real ones panic.
+struct MetadataReaders {
+    md: fn(&View<'_, '_>) -> Option<md::Member>,
+    lvm: fn(&View<'_, '_>) -> Result<lvm::PhysicalVolume, String>,
+    assemble: fn(&[(u64, u64, lvm::PhysicalVolume)]) -> Assembled,
+}
+
+/// The logical volumes mapped, and those skipped with why.
+type Assembled = (Vec<lvm::LogicalVolume>, Vec<lvm::SkippedVolume>);
+
+/// The readers [`inspect`] uses.
+const METADATA_READERS: MetadataReaders = MetadataReaders {
+    md: md::read,
+    lvm: lvm::read,
+    assemble: lvm::assemble,
+};
+
 /// Every volume of the disk: partitions (or the whole disk), the data of md
 /// RAID members, then the logical volumes of every LVM2 PV found, mapped
 /// across all of them.
-fn regions(cache: &CachedDisk<'_>, facts: &GuestFacts, sink: &mut Sink) -> Vec<Region> {
+/// A reader panic on volume-manager metadata is that volume's `GUEST.FilesystemCorrupt`
+/// finding, and the volume is one that could not be read.
+fn regions(
+    cache: &CachedDisk<'_>,
+    facts: &GuestFacts,
+    sink: &mut Sink,
+    unread: &mut Vec<String>,
+    readers: &MetadataReaders,
+) -> Vec<Region> {
     let plain = |partition, start, len| Region {
         partition,
         volume: None,
@@ -644,11 +767,21 @@ fn regions(cache: &CachedDisk<'_>, facts: &GuestFacts, sink: &mut Sink) -> Vec<R
         let view = View::new(cache, regions[i].start, regions[i].len);
         // An array's data is not searched for another array.
         if regions[i].array.is_none() {
-            if let Some(Some(m)) = guarded(sink, "md", |_| md::read(&view)) {
+            let member = match catch(sink, |_| (readers.md)(&view)) {
+                Ok(m) => m,
+                Err(caught) => {
+                    let where_ = regions[i].place();
+                    sink.push(
+                        rules::FS_CORRUPT
+                            .finding(format!("{where_}: md RAID metadata is corrupt ({caught})")),
+                    );
+                    unread.push(format!("{where_} (md RAID metadata)"));
+                    None
+                }
+            };
+            if let Some(m) = member {
                 let r = &regions[i];
-                let where_ = r
-                    .partition
-                    .map_or("the whole disk".to_string(), |n| format!("partition {n}"));
+                let where_ = r.place();
                 if m.level == 1 {
                     sink.push(rules::MD_RAID.finding(format!(
                         "{where_} is a member of md RAID1 array {} (metadata {}, {} members); its data was read, but ECS sees one plain disk",
@@ -674,21 +807,44 @@ fn regions(cache: &CachedDisk<'_>, facts: &GuestFacts, sink: &mut Sink) -> Vec<R
             }
         }
         if guarded(sink, "probe", |_| fs::probe(&view)).flatten() == Some(FsKind::Lvm2) {
-            match guarded(sink, "lvm", |_| lvm::read(&view)) {
-                Some(Ok(pv)) => {
+            match catch(sink, |_| (readers.lvm)(&view)) {
+                Ok(Ok(pv)) => {
                     regions[i].pv = Some(Ok(pv.vg.clone()));
                     if pvs.len() < MAX_PHYSICAL_VOLUMES {
                         pvs.push((regions[i].start, regions[i].len, pv));
                     }
                 }
-                Some(Err(e)) => regions[i].pv = Some(Err(e)),
-                None => {}
+                Ok(Err(e)) => regions[i].pv = Some(Err(e)),
+                Err(caught) => {
+                    let where_ = regions[i].place();
+                    sink.push(rules::FS_CORRUPT.finding(format!(
+                        "{where_}: LVM2 metadata is corrupt ({caught}); its logical volumes were not inspected"
+                    )));
+                    unread.push(format!("{where_} (LVM2 metadata)"));
+                }
             }
         }
         i += 1;
     }
-    let Some((lvs, skipped)) = guarded(sink, "lvm", |_| lvm::assemble(&pvs)) else {
-        return regions;
+    let (lvs, skipped) = match catch(sink, |_| (readers.assemble)(&pvs)) {
+        Ok(mapped) => mapped,
+        Err(caught) => {
+            // The volume groups span these PVs: one finding names them all.
+            let places: Vec<String> = regions
+                .iter_mut()
+                .filter(|r| matches!(r.pv, Some(Ok(_))))
+                .map(|r| {
+                    r.pv = None;
+                    r.place()
+                })
+                .collect();
+            let places = places.join(", ");
+            sink.push(rules::FS_CORRUPT.finding(format!(
+                "{places}: LVM2 metadata is corrupt ({caught}); no logical volume was inspected"
+            )));
+            unread.push(format!("{places} (LVM2 metadata)"));
+            return regions;
+        }
     };
     for s in &skipped {
         sink.push(
@@ -813,6 +969,242 @@ mod tests {
         );
         assert!(m.contains("range start index 8"), "{m}");
         assert_eq!(unread, ["partition 1 (NTFS)"]);
+    }
+
+    /// A reader that reads nothing and panics nowhere.
+    struct EmptyFs;
+
+    impl Fs for EmptyFs {
+        fn read(&mut self, _: &str, _: u64) -> Result<Vec<u8>, fs::FsError> {
+            Err(fs::FsError::NotFound)
+        }
+        fn list(&mut self, _: &str) -> Result<Vec<String>, fs::FsError> {
+            Ok(Vec::new())
+        }
+        fn exists(&mut self, _: &str) -> bool {
+            false
+        }
+    }
+
+    /// Two volumes as `inspect` opens them: marked readers, the second one panicking.
+    fn two_volumes() -> Vec<Volume<'static>> {
+        let marked = |inner: Box<dyn Fs>, fs_index: usize| -> Option<Box<dyn Fs>> {
+            Some(Box::new(MarkedFs { inner, fs_index }))
+        };
+        vec![
+            Volume {
+                fs_index: 0,
+                fs: marked(Box::new(EmptyFs), 0),
+                place: "partition 1".into(),
+                reader: "ext4",
+            },
+            Volume {
+                fs_index: 1,
+                fs: marked(Box::new(PanickingFs), 1),
+                place: "partition 2".into(),
+                reader: "NTFS",
+            },
+        ]
+    }
+
+    fn codes(findings: &[Finding]) -> Vec<&str> {
+        findings.iter().map(|f| f.code.as_str()).collect()
+    }
+
+    #[test]
+    fn a_reader_panic_in_a_step_over_several_volumes_blames_that_volume() {
+        quiet_caught_panics();
+        let mut sink = Sink::new(MAX_FINDINGS_PER_CODE);
+        let mut unread = Vec::new();
+        let mut volumes = two_volumes();
+        // As the Linux step does: read the root, then a filesystem fstab names.
+        let r = guarded_volumes(&mut sink, "Linux", &mut volumes, &mut unread, |v, _| {
+            for vol in v.iter_mut() {
+                let _ = vol.fs.as_mut().map(|f| f.list("/boot"));
+            }
+        });
+        assert!(r.is_none());
+        let findings = sink.into_findings();
+        assert_eq!(
+            codes(&findings),
+            ["GUEST.FilesystemCorrupt", "GUEST.InspectionIncomplete"],
+            "{findings:?}"
+        );
+        let m = &findings[0].message;
+        assert!(
+            m.starts_with("partition 2: NTFS is corrupt (reader failed at lib.rs:"),
+            "{m}"
+        );
+        assert!(
+            findings[1]
+                .message
+                .starts_with("the Linux checks stopped because partition 2 (NTFS)"),
+            "{}",
+            findings[1].message
+        );
+        assert!(volumes[0].fs.is_some() && volumes[1].fs.is_none());
+        assert_eq!(unread, ["partition 2 (NTFS)"]);
+    }
+
+    #[test]
+    fn a_panic_outside_every_reader_is_an_internal_error() {
+        quiet_caught_panics();
+        let mut sink = Sink::new(MAX_FINDINGS_PER_CODE);
+        let mut unread = Vec::new();
+        let mut volumes = two_volumes();
+        guarded_volumes(&mut sink, "boot", &mut volumes, &mut unread, |v, _| {
+            // A reader call that returned, then our own bug.
+            let _ = v[0].fs.as_mut().map(|f| f.list("/"));
+            let fields: Vec<u8> = Vec::new();
+            fields[std::hint::black_box(3)]
+        });
+        let findings = sink.into_findings();
+        assert_eq!(codes(&findings), ["GUEST.InternalError"], "{findings:?}");
+        assert!(findings[0]
+            .message
+            .starts_with("boot: reader failed at lib.rs:"));
+        assert!(volumes.iter().all(|v| v.fs.is_some()) && unread.is_empty());
+    }
+
+    /// A disk with an MBR whose partition 1 (at 1 MiB, 1 MiB long) starts with `volume`.
+    fn mbr_disk(volume: &[u8]) -> preflight_disk::raw::RawImage {
+        let mut d = vec![0u8; 2 << 20];
+        let e = 446;
+        d[e + 4] = 0x8e;
+        d[e + 8..e + 12].copy_from_slice(&2048u32.to_le_bytes());
+        d[e + 12..e + 16].copy_from_slice(&2048u32.to_le_bytes());
+        d[510] = 0x55;
+        d[511] = 0xaa;
+        d[1 << 20..(1 << 20) + volume.len()].copy_from_slice(volume);
+        preflight_disk::raw::RawImage::new(std::sync::Arc::new(d))
+    }
+
+    /// An LVM2 PV label in sector 1, so the probe sends the partition to the LVM reader.
+    fn pv_label() -> Vec<u8> {
+        let mut v = vec![0u8; 1024];
+        v[512..520].copy_from_slice(b"LABELONE");
+        v[512 + 24..512 + 32].copy_from_slice(b"LVM2 001");
+        v
+    }
+
+    fn inspect_with(disk: &dyn BlockRead, readers: &MetadataReaders) -> Vec<Finding> {
+        quiet_caught_panics();
+        let cache = CachedDisk::new(disk);
+        let mut sink = Sink::new(MAX_FINDINGS_PER_CODE);
+        let mut facts = GuestFacts::default();
+        inspect_cached(&cache, &mut facts, &mut sink, readers);
+        sink.into_findings()
+    }
+
+    fn no_md(_: &View<'_, '_>) -> Option<md::Member> {
+        None
+    }
+    fn panicking_md(_: &View<'_, '_>) -> Option<md::Member> {
+        panic!("index out of bounds in the md superblock")
+    }
+    fn panicking_lvm(_: &View<'_, '_>) -> Result<lvm::PhysicalVolume, String> {
+        panic!("index out of bounds in the LVM metadata")
+    }
+    fn one_pv(_: &View<'_, '_>) -> Result<lvm::PhysicalVolume, String> {
+        lvm::parse_metadata(
+            r#"vg0 { id = "v" seqno = 1 extent_size = 8 physical_volumes { pv0 { id = "p" pe_start = 2048 } } }"#,
+            "p",
+        )
+    }
+    fn panicking_assemble(_: &[(u64, u64, lvm::PhysicalVolume)]) -> Assembled {
+        panic!("extent arithmetic overflowed")
+    }
+
+    #[test]
+    fn a_panic_in_the_lvm_reader_is_that_partition_being_corrupt() {
+        let findings = inspect_with(
+            &mbr_disk(&pv_label()),
+            &MetadataReaders {
+                md: no_md,
+                lvm: panicking_lvm,
+                assemble: lvm::assemble,
+            },
+        );
+        let m: Vec<String> = findings
+            .iter()
+            .map(|f| format!("{}: {}", f.code, f.message))
+            .collect();
+        assert!(!codes(&findings).contains(&"GUEST.InternalError"), "{m:?}");
+        assert!(
+            m.iter().any(|m| m.starts_with(
+                "GUEST.FilesystemCorrupt: partition 1: LVM2 metadata is corrupt (reader failed at lib.rs:"
+            ) && m.contains("index out of bounds in the LVM metadata")),
+            "{m:?}"
+        );
+        // No root, and a volume that could hold it was not read: incomplete, not "no OS".
+        assert!(
+            m.iter()
+                .any(|m| m.starts_with("GUEST.InspectionIncomplete: ")
+                    && m.contains("partition 1 (LVM2 metadata) could not be read")),
+            "{m:?}"
+        );
+        assert!(
+            !codes(&findings).contains(&"GUEST.NoOperatingSystem"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn a_panic_assembling_the_volume_group_names_its_physical_volumes() {
+        let findings = inspect_with(
+            &mbr_disk(&pv_label()),
+            &MetadataReaders {
+                md: no_md,
+                lvm: one_pv,
+                assemble: panicking_assemble,
+            },
+        );
+        let m: Vec<String> = findings
+            .iter()
+            .map(|f| format!("{}: {}", f.code, f.message))
+            .collect();
+        assert!(!codes(&findings).contains(&"GUEST.InternalError"), "{m:?}");
+        assert!(
+            m.iter().any(|m| m.starts_with(
+                "GUEST.FilesystemCorrupt: partition 1: LVM2 metadata is corrupt (reader failed at lib.rs:"
+            ) && m.contains("no logical volume was inspected")),
+            "{m:?}"
+        );
+        assert!(
+            m.iter()
+                .any(|m| m.starts_with("GUEST.InspectionIncomplete: ")),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn a_panic_in_the_md_reader_is_that_volume_being_corrupt() {
+        let disk = preflight_disk::raw::RawImage::new(std::sync::Arc::new(vec![0u8; 1 << 20]));
+        let findings = inspect_with(
+            &disk,
+            &MetadataReaders {
+                md: panicking_md,
+                lvm: lvm::read,
+                assemble: lvm::assemble,
+            },
+        );
+        let m: Vec<String> = findings
+            .iter()
+            .map(|f| format!("{}: {}", f.code, f.message))
+            .collect();
+        assert!(!codes(&findings).contains(&"GUEST.InternalError"), "{m:?}");
+        assert!(
+            m.iter().any(|m| m.starts_with(
+                "GUEST.FilesystemCorrupt: the whole disk: md RAID metadata is corrupt (reader failed at lib.rs:"
+            )),
+            "{m:?}"
+        );
+        assert!(
+            m.iter()
+                .any(|m| m.starts_with("GUEST.InspectionIncomplete: ")
+                    && m.contains("the whole disk (md RAID metadata)")),
+            "{m:?}"
+        );
     }
 
     /// Run by `a_caught_panic_prints_nothing` in a child process, whose stderr it reads.

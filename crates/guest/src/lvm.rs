@@ -275,7 +275,7 @@ pub(crate) fn read(view: &crate::cache::View<'_, '_>) -> Result<PhysicalVolume, 
 }
 
 /// The VG of one PV from its metadata text.
-fn parse_metadata(metadata: &str, pv_uuid: &str) -> Result<PhysicalVolume, String> {
+pub(crate) fn parse_metadata(metadata: &str, pv_uuid: &str) -> Result<PhysicalVolume, String> {
     let toks = tokens(metadata);
     let mut pos = 0;
     let top = parse_section(&toks, &mut pos, 0).ok_or("metadata text does not parse")?;

@@ -36,7 +36,8 @@ enum Cmd {
 
 enum Reply {
     Bytes(Vec<u8>),
-    Names(Vec<String>),
+    /// Directory entries, each with whether it is a directory (symlinks followed).
+    Entries(Vec<(String, bool)>),
     Bool(bool),
     Err(FsError),
 }
@@ -109,7 +110,15 @@ fn worker(up: Sender<Up>, data: Receiver<Result<Vec<u8>, String>>, cmds: Receive
                                 let n = e.file_name();
                                 let s = String::from_utf8_lossy(n.as_ref()).into_owned();
                                 if s != "." && s != ".." {
-                                    names.push(s);
+                                    // The type is in the entry; only a symlink needs a lookup.
+                                    let is_dir = match e.file_type() {
+                                        Ok(t) if t.is_symlink() => fs
+                                            .metadata(&e.path())
+                                            .is_ok_and(|m| m.file_type().is_dir()),
+                                        Ok(t) => t.is_dir(),
+                                        Err(_) => false,
+                                    };
+                                    names.push((s, is_dir));
                                 }
                             }
                             Err(e) => {
@@ -120,7 +129,7 @@ fn worker(up: Sender<Up>, data: Receiver<Result<Vec<u8>, String>>, cmds: Receive
                     }
                     match err {
                         Some(e) => Reply::Err(e),
-                        None => Reply::Names(names),
+                        None => Reply::Entries(names),
                     }
                 }
                 Err(e) => Reply::Err(map_err(e)),
@@ -276,8 +285,11 @@ impl super::Fs for Ext4Fs<'_, '_> {
         }
     }
     fn list(&mut self, path: &str) -> Result<Vec<String>, FsError> {
+        Ok(self.list_typed(path)?.into_iter().map(|(n, _)| n).collect())
+    }
+    fn list_typed(&mut self, path: &str) -> Result<Vec<(String, bool)>, FsError> {
         match self.call(Cmd::List(path.to_string())) {
-            Reply::Names(n) => Ok(n),
+            Reply::Entries(n) => Ok(n),
             Reply::Err(e) => Err(e),
             _ => Err(FsError::Corrupt("ext4 reader: unexpected reply".into())),
         }

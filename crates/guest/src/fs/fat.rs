@@ -66,6 +66,10 @@ impl super::Fs for FatFs<'_, '_> {
     }
 
     fn list(&mut self, path: &str) -> Result<Vec<String>, FsError> {
+        Ok(self.list_typed(path)?.into_iter().map(|(n, _)| n).collect())
+    }
+
+    fn list_typed(&mut self, path: &str) -> Result<Vec<(String, bool)>, FsError> {
         let p = rel(path);
         let root = self.fs.root_dir();
         let dir = if p.is_empty() {
@@ -73,15 +77,20 @@ impl super::Fs for FatFs<'_, '_> {
         } else {
             root.open_dir(&p).map_err(|_| FsError::NotFound)?
         };
-        let mut names = Vec::new();
+        let mut entries = Vec::new();
         for e in dir.iter() {
             let e = e.map_err(corrupt)?;
             let n = e.file_name();
             if n != "." && n != ".." {
-                names.push(n);
+                entries.push((n, e.is_dir()));
             }
         }
-        Ok(names)
+        Ok(entries)
+    }
+
+    fn is_dir(&mut self, path: &str) -> bool {
+        let p = rel(path);
+        p.is_empty() || self.fs.root_dir().open_dir(&p).is_ok()
     }
 
     fn exists(&mut self, path: &str) -> bool {

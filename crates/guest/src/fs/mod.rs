@@ -31,6 +31,19 @@ pub(crate) trait Fs {
     fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError>;
     /// Names in a directory (without `.` and `..`). Follows symlinks.
     fn list(&mut self, path: &str) -> Result<Vec<String>, FsError>;
+    /// Names in a directory, each with whether it is a directory (following symlinks), so a
+    /// walk need not resolve every path again. Readers that see entry types override it.
+    fn list_typed(&mut self, path: &str) -> Result<Vec<(String, bool)>, FsError> {
+        let names = self.list(path)?;
+        let dir = path.trim_end_matches('/');
+        Ok(names
+            .into_iter()
+            .map(|n| {
+                let is_dir = self.is_dir(&format!("{dir}/{n}"));
+                (n, is_dir)
+            })
+            .collect())
+    }
     /// True if the path exists (following symlinks).
     fn exists(&mut self, path: &str) -> bool;
     /// True if the path is a directory (following symlinks).
