@@ -690,16 +690,21 @@ fn kernel(
         }
     }
     let by_version = listing.as_deref().map(initrd_modules).unwrap_or_default();
-    // dracut's squash module keeps the modules in a squashfs inside the archive.
+    // dracut's squash module keeps the modules in a squashfs inside the archive; the
+    // initramfs reader lists it unless it is over its size limit.
     let squashed = listing.as_ref().and_then(|names| {
         names
             .iter()
             .find(|n| n.ends_with("squash-root.img") || n.ends_with("squash/root.img"))
             .cloned()
     });
-    if let (Some(sq), Some(path)) = (&squashed, &initramfs) {
+    if let (Some(sq), Some(path), false) = (
+        &squashed,
+        &initramfs,
+        layers.iter().any(|l| l == "squashfs"),
+    ) {
         sink.push(rules::INITRAMFS_UNREADABLE.finding(format!(
-            "{path} keeps its modules in {sq} (dracut's squash module, a squashfs), which is not read; virtio_blk, virtio_pci and nvme in it were not checked"
+            "{path} keeps its modules in {sq} (dracut's squash module, a squashfs), which is too large to read; virtio_blk, virtio_pci and nvme in it were not checked"
         )));
         listing = None;
     }

@@ -96,7 +96,7 @@ rules! {
         "Rebuild it: update-initramfs -c -k <version> or dracut -f --kver <version>.");
     /// The initramfs could not be read.
     INITRAMFS_UNREADABLE = ("GUEST.InitramfsUnreadable", Warning,
-        "each initramfs can be unpacked (cpio newc; gzip, zstd, xz, lzma, lz4; not bzip2, lzo or a dracut squashfs)",
+        "each initramfs can be unpacked (cpio newc; gzip, zstd, xz, lzma, lz4, bzip2, lzop; dracut's squash-root.img squashfs)",
         "The drivers inside it could not be checked; verify with lsinitramfs/lsinitrd in the source VM.");
     /// The initramfs holds modules of another kernel version.
     INITRAMFS_KERNEL_MISMATCH = ("GUEST.InitramfsKernelMismatch", Warning,
