@@ -267,7 +267,10 @@ pub fn check(image: &Path, args: &ImportArgs) -> anyhow::Result<CheckReport> {
             && !params.skip_guest
             && !preflight_report::has_errors(&report.findings);
         if let (true, Some(image)) = (inspect_guest, inspection.image.as_ref()) {
-            let found = preflight_guest::inspect(image.as_ref());
+            let found = preflight_guest::inspect_with(
+                image.as_ref(),
+                preflight_guest::InspectOptions::for_nvme_support(params.nvme_support.as_deref()),
+            );
             disk.findings.extend(found.findings.iter().cloned());
             guest = Some(found);
         }

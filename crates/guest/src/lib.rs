@@ -267,12 +267,34 @@ pub(crate) fn guarded<T>(sink: &mut Sink, what: &str, f: impl FnOnce(&mut Sink) 
     }
 }
 
+/// What the import asks of the guest, which changes what it needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InspectOptions {
+    /// `--nvme-support supported`: NVMe instance types, whose system disk the
+    /// guest reaches through `nvme` (Linux) or a boot-start `stornvme` (Windows).
+    pub nvme_requested: bool,
+}
+
+impl InspectOptions {
+    /// The options for an import's `NvmeSupport` value (`supported` requests NVMe).
+    pub fn for_nvme_support(nvme_support: Option<&str>) -> Self {
+        InspectOptions {
+            nvme_requested: nvme_support == Some("supported"),
+        }
+    }
+}
+
 /// Inspects a guest disk. Never panics; corrupt structures become findings.
 pub fn inspect(disk: &dyn BlockRead) -> GuestReport {
+    inspect_with(disk, InspectOptions::default())
+}
+
+/// [`inspect`] for an import that asks what `options` say.
+pub fn inspect_with(disk: &dyn BlockRead, options: InspectOptions) -> GuestReport {
     let cache = CachedDisk::new(disk);
     let mut sink = Sink::new(MAX_FINDINGS_PER_CODE);
     let mut facts = GuestFacts::default();
-    inspect_cached(&cache, &mut facts, &mut sink);
+    inspect_cached(&cache, &mut facts, &mut sink, options);
     GuestReport {
         facts,
         findings: sink.into_findings(),
@@ -357,7 +379,12 @@ pub fn read_partitions(disk: &dyn BlockRead) -> (PartitionTable, Vec<Partition>,
     (table, parts, sink.into_findings())
 }
 
-fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sink) {
+fn inspect_cached(
+    cache: &CachedDisk<'_>,
+    facts: &mut GuestFacts,
+    sink: &mut Sink,
+    options: InspectOptions,
+) {
     let (table, parts) =
         guarded(sink, "partition table", |s| part::read(cache, s)).unwrap_or_default();
     facts.partition_table = table;
@@ -537,11 +564,11 @@ fn inspect_cached(cache: &CachedDisk<'_>, facts: &mut GuestFacts, sink: &mut Sin
     }
     if let Some(&root) = linux_roots.first() {
         guarded(sink, "linux", |s| {
-            linux::inspect(&mut volumes, root, facts, s)
+            linux::inspect(&mut volumes, root, facts, s, options)
         });
     } else if let Some(&root) = windows_roots.first() {
         guarded(sink, "windows", |s| {
-            windows::inspect(&mut volumes, root, facts, s)
+            windows::inspect(&mut volumes, root, facts, s, options)
         });
     } else {
         // A corrupt directory on the way to /etc or /Windows hides the root: say so, so

@@ -963,6 +963,7 @@ pub(crate) fn inspect(
     root: usize,
     facts: &mut GuestFacts,
     sink: &mut Sink,
+    options: crate::InspectOptions,
 ) {
     let root_fs = vols[root].fs_index;
     let mut tree = Tree {
@@ -1104,7 +1105,14 @@ pub(crate) fn inspect(
                 );
             }
             let unread = k.initramfs.is_some() && k.initramfs_layers.is_empty();
-            if !k.virtio_boot && !unread {
+            if !k.virtio_boot && !unread && options.nvme_requested && k.nvme_boot {
+                // An NVMe instance reaches its system disk through nvme.
+                sink.push(rules::NVME_ONLY_STORAGE.finding(format!(
+                    "kernel {}: nvme is usable at boot, but {}: only NVMe instance types boot this image",
+                    k.version,
+                    describe_missing(k, &["virtio_blk", "virtio_pci"])
+                )));
+            } else if !k.virtio_boot && !unread {
                 sink.push(rules::NO_VIRTIO_BLK.finding(format!(
                     "kernel {}: {}{}",
                     k.version,

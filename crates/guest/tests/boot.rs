@@ -18,6 +18,17 @@ fn inspect(name: &str) -> GuestReport {
     inspect_raw(&boot_dir().join(format!("boot-{name}.raw")))
 }
 
+/// The inspection of an import given `--nvme-support supported`.
+fn inspect_nvme(name: &str) -> GuestReport {
+    let path = boot_dir().join(format!("boot-{name}.raw"));
+    let src = preflight_disk::FileSource::open(&path).unwrap();
+    let img = preflight_disk::raw::RawImage::new(std::sync::Arc::new(src));
+    preflight_guest::inspect_with(
+        &img,
+        preflight_guest::InspectOptions::for_nvme_support(Some("supported")),
+    )
+}
+
 fn finding<'r>(r: &'r GuestReport, code: &str) -> &'r preflight_report::Finding {
     r.findings
         .iter()
@@ -523,4 +534,105 @@ fn squashfs_lists_as_unsquashfs_does() {
         assert_eq!(ours, theirs, "{comp}");
     }
     std::fs::remove_dir_all(&work).unwrap();
+}
+
+/// An initramfs with nvme but no virtio_blk: an error for an import that did not ask for
+/// NVMe (the disk is virtio-blk), a warning when `--nvme-support supported` was given (the
+/// guest inspection used to ignore the flag and fail it).
+#[test]
+fn nvme_requested_needs_nvme_not_virtio_blk() {
+    let theirs = lsinitramfs_modules("nvme");
+    assert!(theirs.contains(&"nvme".into()) && !theirs.contains(&"virtio_blk".into()));
+    let plain = inspect("nvme");
+    assert!(finding(&plain, "GUEST.NoVirtioBlockDriver").is_error());
+    assert_eq!(plain.facts.nvme_support.as_deref(), Some("supported"));
+    let r = inspect_nvme("nvme");
+    assert!(!has(&r, "GUEST.NoVirtioBlockDriver"), "{:#?}", r.findings);
+    let f = finding(&r, "GUEST.NvmeOnlyStorage");
+    assert!(!f.is_error());
+    assert!(
+        f.message.contains("5.15.0-105-generic") && f.message.contains("virtio_blk"),
+        "{}",
+        f.message
+    );
+    assert!(
+        !preflight_report::has_errors(&r.findings),
+        "{:#?}",
+        r.findings
+    );
+    // NVMe requested for a guest without nvme at boot: the guest says so, and the facts the
+    // rules compare with NvmeSupport say "unsupported".
+    let r = inspect_nvme("scsi");
+    assert_eq!(r.facts.nvme_support.as_deref(), Some("unsupported"));
+    assert!(has(&r, "GUEST.NoNvmeDriver"));
+}
+
+/// Windows: stornvme must be boot-start for an NVMe disk. A demand-start stornvme
+/// (Start=3) is "unsupported" (it used to count as NVMe support); a boot-start stornvme
+/// without viostor is a warning when NVMe is requested, an error when it is not.
+#[test]
+fn windows_nvme_needs_a_boot_start_stornvme() {
+    assert_eq!(
+        hivexget(
+            "boot-win11.SYSTEM",
+            "\\ControlSet001\\Services\\stornvme",
+            "Start"
+        )
+        .as_deref(),
+        Some("3")
+    );
+    let r = inspect_nvme("win11");
+    assert_eq!(r.facts.nvme_support.as_deref(), Some("unsupported"));
+    assert!(finding(&r, "GUEST.WindowsNoVirtioStorage").is_error());
+
+    assert_eq!(
+        hivexget(
+            "boot-winnvme.SYSTEM",
+            "\\ControlSet001\\Services\\stornvme",
+            "Start"
+        )
+        .as_deref(),
+        Some("0")
+    );
+    let plain = inspect("winnvme");
+    assert_eq!(plain.facts.nvme_support.as_deref(), Some("supported"));
+    assert!(finding(&plain, "GUEST.WindowsNoVirtioStorage").is_error());
+    let r = inspect_nvme("winnvme");
+    assert!(
+        !has(&r, "GUEST.WindowsNoVirtioStorage"),
+        "{:#?}",
+        r.findings
+    );
+    let f = finding(&r, "GUEST.NvmeOnlyStorage");
+    assert!(
+        !f.is_error() && f.message.contains("stornvme is boot-start"),
+        "{}",
+        f.message
+    );
+}
+
+/// An ESP whose FAT cannot be read (its BIOS parameter block wiped; fsck.fat refuses it):
+/// the loaders were not checked, which is a warning saying so, not `NoBootLoader` (an error
+/// telling the user to install a boot loader the disk may well have).
+#[test]
+fn unreadable_esp_is_a_warning_not_no_boot_loader() {
+    let img = boot_dir().join("boot-espbad.raw");
+    let out = std::process::Command::new("mdir")
+        .args(["-i", &format!("{}@@1048576", img.display()), "::/"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "mtools reads the wiped ESP");
+    let r = inspect("espbad");
+    assert!(!has(&r, "GUEST.NoBootLoader"), "{:#?}", r.findings);
+    let f = finding(&r, "GUEST.EspUnreadable");
+    assert!(!f.is_error());
+    assert!(
+        f.message.contains("partition 1") && f.message.contains("incomplete"),
+        "{}",
+        f.message
+    );
+    assert!(!r.facts.boot.uefi);
+    // The same disk with its ESP intact has a loader and no such warning.
+    let ok = inspect("uefi");
+    assert!(!has(&ok, "GUEST.EspUnreadable") && !has(&ok, "GUEST.NoBootLoader"));
 }

@@ -1058,7 +1058,10 @@ fn local_rules(disks: &[PathBuf], params: &ImportParams) -> Result<preflight_rul
             && !params.skip_guest
             && !preflight_report::has_errors(&inspection.findings);
         if let (true, Some(image)) = (inspect_guest, inspection.image.as_ref()) {
-            let found = preflight_guest::inspect(image.as_ref());
+            let found = preflight_guest::inspect_with(
+                image.as_ref(),
+                preflight_guest::InspectOptions::for_nvme_support(params.nvme_support.as_deref()),
+            );
             disk.findings.extend(found.findings.iter().cloned());
             guest = Some(guest_facts(&found));
         }

@@ -167,7 +167,10 @@ struct Dir {
 }
 
 fn dir_of(inodes: &Table, reference: u64) -> Result<Option<Dir>, SquashfsError> {
-    let at = inodes.at(reference >> 16, usize::try_from(reference & 0xffff).unwrap_or(0))?;
+    let at = inodes.at(
+        reference >> 16,
+        usize::try_from(reference & 0xffff).unwrap_or(0),
+    )?;
     let b = &inodes.data;
     let kind = le16(b, at).ok_or_else(|| corrupt("inode past the table"))?;
     let field = |o: usize| le32(b, at + o).ok_or_else(|| corrupt("inode past the table"));
