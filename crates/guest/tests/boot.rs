@@ -492,6 +492,17 @@ fn lzop_and_bzip2_archives_list_as_cpio_does() {
                 .unwrap_or_else(|e| panic!("{tool} {args:?}: {e}"));
         assert_eq!(l.layers, vec![layer]);
         assert_eq!(l.names, theirs, "{tool} {args:?}");
+        // Hostile copies of the head of the stream (the header and first blocks): an
+        // answer or an error, never a panic or a hang.
+        let mut bad = out.stdout[..out.stdout.len().min(64 * 1024)].to_vec();
+        for i in (0..bad.len()).step_by(bad.len() / 50 + 1) {
+            let keep = bad[i];
+            for v in [0u8, 0xff, keep ^ 0x40] {
+                bad[i] = v;
+                let _ = preflight_guest::initramfs::list(&bad, 16 << 20);
+            }
+            bad[i] = keep;
+        }
     }
     std::fs::remove_dir_all(&work).unwrap();
 }
@@ -532,6 +543,18 @@ fn squashfs_lists_as_unsquashfs_does() {
             .unwrap_or_else(|e| panic!("{comp}: {e}"));
         ours.sort();
         assert_eq!(ours, theirs, "{comp}");
+        // Hostile copies: each byte of the superblock and tables rewritten in turn gives an
+        // answer or an error, never a panic or a hang.
+        let tables = usize::try_from(u64::from_le_bytes(data[64..72].try_into().unwrap())).unwrap();
+        let mut bad = data.clone();
+        for i in (0..96).chain((tables..data.len()).step_by(61)).take(1500) {
+            let keep = bad[i];
+            for v in [0u8, 0xff, keep ^ 0x80] {
+                bad[i] = v;
+                let _ = preflight_guest::initramfs::squashfs::list(&bad, 10_000);
+            }
+            bad[i] = keep;
+        }
     }
     std::fs::remove_dir_all(&work).unwrap();
 }
