@@ -235,3 +235,34 @@ fn corrupt_ntfs_partition_is_one_finding_without_a_backtrace() {
     assert!(corrupt[0].contains("partition 1: NTFS"), "{stdout}");
     assert!(stdout.contains("GUEST.InspectionIncomplete"), "{stdout}");
 }
+
+/// `--nvme-support supported` reaches the guest inspection: an initramfs with nvme but no
+/// virtio_blk (fixtures/guest/build-boot.sh's boot-nvme.raw) fails a plain check
+/// (NoVirtioBlockDriver) and passes with a warning when NVMe is requested.
+#[test]
+fn nvme_support_flag_reaches_the_guest_check() {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guest-fixtures");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../fixtures/guest/build-boot.sh"
+    );
+    sh("bash", &[script, out.to_str().unwrap()]);
+    let image = out.join("boot-nvme.raw");
+    let image = image.to_str().unwrap();
+    let (code, json) = run_json(&["check", image, "--output", "json"]);
+    let text = json.to_string();
+    assert_ne!(code, 0, "{json:#}");
+    assert!(text.contains("GUEST.NoVirtioBlockDriver"), "{json:#}");
+    let (code, json) = run_json(&[
+        "check",
+        image,
+        "--output",
+        "json",
+        "--nvme-support",
+        "supported",
+    ]);
+    let text = json.to_string();
+    assert_eq!(code, 0, "{json:#}");
+    assert!(!text.contains("GUEST.NoVirtioBlockDriver"), "{json:#}");
+    assert!(text.contains("GUEST.NvmeOnlyStorage"), "{json:#}");
+}

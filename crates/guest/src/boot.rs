@@ -102,6 +102,8 @@ pub(crate) fn inspect(
         .filter(|p| p.type_id == GUID_ESP || p.type_id == "0xef")
         .map(|p| p.number)
         .collect();
+    // ESPs whose FAT was opened; the others were not read.
+    let mut esp_read: Vec<u32> = Vec::new();
     for v in vols.iter_mut() {
         let f = &facts.filesystems[v.fs_index];
         if f.kind != FsKind::Fat {
@@ -109,6 +111,9 @@ pub(crate) fn inspect(
         }
         let typed = f.partition.is_some_and(|n| esp_parts.contains(&n));
         let Some(fs) = v.fs.as_mut() else { continue };
+        if typed {
+            esp_read.extend(f.partition);
+        }
         if !typed && !fs.is_dir("/EFI") {
             continue;
         }
@@ -187,7 +192,24 @@ pub(crate) fn inspect(
     } else {
         None
     };
-    if facts.boot_mode.is_none() {
+    let esp_unread: Vec<String> = esp_parts
+        .iter()
+        .filter(|n| !esp_read.contains(n))
+        .map(|n| format!("partition {n}"))
+        .collect();
+    if !esp_unread.is_empty() && !b.uefi {
+        // The loader may be there: a missing-loader error would send the user the wrong way.
+        sink.push(rules::ESP_UNREADABLE.finding(format!(
+            "the EFI System Partition ({}) could not be read as FAT, so its EFI loaders were not checked; {}",
+            esp_unread.join(", "),
+            if b.bios {
+                "the disk boots with BIOS, whether it also boots with UEFI is unknown"
+            } else {
+                "the boot verdict is incomplete"
+            }
+        )));
+    }
+    if facts.boot_mode.is_none() && esp_unread.is_empty() {
         sink.push(rules::NO_BOOT_LOADER.finding(match (&b.mbr_boot_code, facts.partition_table.kind.as_str()) {
             (Some(_), "gpt") => "GPT disk with MBR boot code but no BIOS boot partition, and no ESP with an EFI loader".to_string(),
             _ => "no boot code in the MBR and no ESP with an EFI loader".to_string(),

@@ -28,15 +28,18 @@ pub(crate) fn probe(view: &View<'_, '_>) -> Option<FsKind> {
             return Some(FsKind::Ufs);
         }
     }
-    // Uberblocks are at least 1 KiB apart in the ring; the first few suffice.
-    for slot in 0..4u64 {
-        if let Ok(b) = view.read_vec(128 * 1024 + slot * 1024, 8) {
+    // The uberblock ring (128 KiB after the label's first 128 KiB) has slots of 1 KiB
+    // (ashift 9) up to 8 KiB; a pool writes slot txg % slots, so any slot may be the
+    // only one in use (a fresh pool's first is usually empty).
+    if let Ok(ring) = view.read_vec(128 * 1024, 128 * 1024) {
+        let found = ring.chunks_exact(1024).any(|slot| {
             let mut a = [0u8; 8];
-            a.copy_from_slice(&b);
+            a.copy_from_slice(&slot[..8]);
             let m = u64::from_le_bytes(a);
-            if m == ZFS_UBERBLOCK_MAGIC || m.swap_bytes() == ZFS_UBERBLOCK_MAGIC {
-                return Some(FsKind::Zfs);
-            }
+            m == ZFS_UBERBLOCK_MAGIC || m.swap_bytes() == ZFS_UBERBLOCK_MAGIC
+        });
+        if found {
+            return Some(FsKind::Zfs);
         }
     }
     None

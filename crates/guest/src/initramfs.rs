@@ -1,10 +1,13 @@
 //! initramfs: concatenated cpio "newc" archives, each possibly compressed
 //! (an uncompressed early archive with CPU microcode, then a gzip, zstd, xz,
-//! lzma or lz4-legacy main archive; bzip2 and lzo are named, not decoded). We keep only the file names.
+//! lzma, lz4-legacy, bzip2 or lzop main archive). We keep only the file names.
 //!
 //! The cpio reader is ours (newc is a 110-byte ASCII header; ~100 lines);
 //! it is a push parser, so every decompressor streams into it and memory
 //! stays bounded whatever the archive holds.
+
+mod lzo;
+pub mod squashfs;
 
 use std::io::{self, Write};
 
@@ -19,6 +22,10 @@ const MAX_NAME: usize = 4096;
 /// Most entries kept (a real initramfs has a few thousand).
 const MAX_ENTRIES: usize = 200_000;
 
+/// Largest `squash-root.img` (dracut's squash module) kept in memory to list;
+/// real ones hold the initramfs's modules compressed, 10-100 MiB.
+const MAX_SQUASH: u64 = 512 * 1024 * 1024;
+
 /// The largest LZ4 legacy block (the format fixes 8 MiB).
 const LZ4_LEGACY_BLOCK: usize = 8 * 1024 * 1024;
 
@@ -27,8 +34,14 @@ const LZ4_LEGACY_BLOCK: usize = 8 * 1024 * 1024;
 pub struct Listing {
     /// Path names, without a leading `./` or `/`.
     pub names: Vec<String>,
-    /// Compression of each archive, in order (`none`, `gzip`, `zstd`…).
+    /// Compression of each archive, in order (`none`, `gzip`, `zstd`…), then
+    /// `squashfs` when dracut's squash image was listed too.
     pub layers: Vec<String>,
+}
+
+/// Whether `name` is the squashfs dracut's squash module keeps the root in.
+fn is_squash_image(name: &str) -> bool {
+    name.ends_with("squash-root.img") || name.ends_with("squash/root.img")
 }
 
 /// Why an initramfs could not be listed.
@@ -61,6 +74,11 @@ enum State {
         filesize: u64,
     },
     Skip(u64),
+    /// Keeping a file's data (`left` bytes), then skipping its padding.
+    Keep {
+        left: u64,
+        pad: u64,
+    },
 }
 
 /// Push parser for concatenated newc archives.
@@ -74,6 +92,8 @@ struct Cpio {
     /// `stop_at_trailer` is set.
     stop_at_trailer: bool,
     stopped: Option<usize>,
+    /// dracut's squash image, kept to be listed: its name and data.
+    squash: Option<(String, Vec<u8>)>,
 }
 
 fn hex8(b: &[u8]) -> Option<u64> {
@@ -95,6 +115,7 @@ impl Cpio {
             limit,
             stop_at_trailer,
             stopped: None,
+            squash: None,
         }
     }
 
@@ -164,11 +185,40 @@ impl Cpio {
                                     .trim_start_matches("./")
                                     .trim_start_matches('/')
                                     .to_string();
+                                if self.squash.is_none()
+                                    && is_squash_image(&n)
+                                    && filesize <= MAX_SQUASH
+                                {
+                                    self.squash = Some((n.clone(), Vec::new()));
+                                    self.state = State::Keep {
+                                        left: filesize,
+                                        pad: pad4(filesize),
+                                    };
+                                    self.listing.names.push(n);
+                                    continue;
+                                }
                                 self.listing.names.push(n);
                             }
                             self.state = State::Skip(filesize.saturating_add(pad4(filesize)));
                         }
                     }
+                }
+                State::Keep { left, pad } => {
+                    let avail = u64::try_from(data.len() - i).unwrap_or(u64::MAX);
+                    let take = left.min(avail);
+                    let end = i + usize::try_from(take).unwrap_or(0);
+                    if let Some((_, kept)) = &mut self.squash {
+                        kept.extend_from_slice(&data[i..end]);
+                    }
+                    i = end;
+                    self.state = if left == take {
+                        State::Skip(pad)
+                    } else {
+                        State::Keep {
+                            left: left - take,
+                            pad,
+                        }
+                    };
                 }
                 State::Skip(n) => {
                     let avail = u64::try_from(data.len() - i).unwrap_or(u64::MAX);
@@ -231,6 +281,7 @@ pub fn list(data: &[u8], limit: u64) -> Result<Listing, InitramfsError> {
     let mut pos = 0usize;
     let mut listing = Listing::default();
     let mut unpacked = 0u64;
+    let mut squash = None;
     loop {
         while pos < data.len() && data[pos] == 0 {
             pos += 1;
@@ -253,6 +304,7 @@ pub fn list(data: &[u8], limit: u64) -> Result<Listing, InitramfsError> {
             unpacked = unpacked.saturating_add(u64::try_from(used).unwrap_or(0));
             listing.layers.push("none".into());
             listing.names.extend(cpio.listing.names);
+            squash = squash.or(cpio.squash);
             pos += used;
             continue;
         }
@@ -261,9 +313,18 @@ pub fn list(data: &[u8], limit: u64) -> Result<Listing, InitramfsError> {
         decompress(kind, rest, &mut cpio)?;
         listing.layers.push(kind.into());
         listing.names.extend(cpio.listing.names);
+        squash = squash.or(cpio.squash);
         // The compressed archive is the last one we read: the kernel accepts
         // more after it, but no initramfs builder writes any.
         break;
+    }
+    // dracut mounts the squash image over the initramfs's root: its paths are
+    // root paths, its modules the ones that load.
+    if let Some((name, image)) = squash {
+        let names = squashfs::list(&image, MAX_ENTRIES)
+            .map_err(|e| InitramfsError::Corrupt(format!("{name}: {e}")))?;
+        listing.layers.push("squashfs".into());
+        listing.names.extend(names);
     }
     Ok(listing)
 }
@@ -331,6 +392,18 @@ fn decompress(kind: &'static str, input: &[u8], cpio: &mut Cpio) -> Result<(), I
                 w.write_all(&block).map_err(|e| io_to(e, &mut w, "lz4"))?;
                 pos += n;
             }
+        }
+        "bzip2" => {
+            // Several bzip2 streams may follow each other (pbzip2, cat).
+            let mut d = bzip2::read::MultiBzDecoder::new(input);
+            io::copy(&mut d, &mut w).map_err(|e| io_to(e, &mut w, "bzip2"))?;
+        }
+        "lzo" => {
+            lzo::decode_lzop(input, &mut w).map_err(|e| {
+                w.err
+                    .take()
+                    .unwrap_or_else(|| InitramfsError::Corrupt(e.to_string()))
+            })?;
         }
         other => return Err(InitramfsError::Unsupported(other)),
     }

@@ -352,12 +352,34 @@ fn guarded_volumes<'v, T>(
     None
 }
 
+/// What the import asks of the guest, which changes what it needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InspectOptions {
+    /// `--nvme-support supported`: NVMe instance types, whose system disk the
+    /// guest reaches through `nvme` (Linux) or a boot-start `stornvme` (Windows).
+    pub nvme_requested: bool,
+}
+
+impl InspectOptions {
+    /// The options for an import's `NvmeSupport` value (`supported` requests NVMe).
+    pub fn for_nvme_support(nvme_support: Option<&str>) -> Self {
+        InspectOptions {
+            nvme_requested: nvme_support == Some("supported"),
+        }
+    }
+}
+
 /// Inspects a guest disk. Never panics; corrupt structures become findings.
 pub fn inspect(disk: &dyn BlockRead) -> GuestReport {
+    inspect_with(disk, InspectOptions::default())
+}
+
+/// [`inspect`] for an import that asks what `options` say.
+pub fn inspect_with(disk: &dyn BlockRead, options: InspectOptions) -> GuestReport {
     let cache = CachedDisk::new(disk);
     let mut sink = Sink::new(MAX_FINDINGS_PER_CODE);
     let mut facts = GuestFacts::default();
-    inspect_cached(&cache, &mut facts, &mut sink, &METADATA_READERS);
+    inspect_cached(&cache, &mut facts, &mut sink, &METADATA_READERS, options);
     GuestReport {
         facts,
         findings: sink.into_findings(),
@@ -447,6 +469,7 @@ fn inspect_cached(
     facts: &mut GuestFacts,
     sink: &mut Sink,
     readers: &MetadataReaders,
+    options: InspectOptions,
 ) {
     let (table, parts) =
         guarded(sink, "partition table", |s| part::read(cache, s)).unwrap_or_default();
@@ -621,11 +644,11 @@ fn inspect_cached(
     }
     if let Some(&root) = linux_roots.first() {
         guarded_volumes(sink, "Linux", &mut volumes, &mut unread, |v, s| {
-            linux::inspect(v, root, facts, s)
+            linux::inspect(v, root, facts, s, options)
         });
     } else if let Some(&root) = windows_roots.first() {
         guarded_volumes(sink, "Windows", &mut volumes, &mut unread, |v, s| {
-            windows::inspect(v, root, facts, s)
+            windows::inspect(v, root, facts, s, options)
         });
     } else {
         // A corrupt directory on the way to /etc or /Windows hides the root: say so, so
@@ -1092,7 +1115,7 @@ mod tests {
         let cache = CachedDisk::new(disk);
         let mut sink = Sink::new(MAX_FINDINGS_PER_CODE);
         let mut facts = GuestFacts::default();
-        inspect_cached(&cache, &mut facts, &mut sink, readers);
+        inspect_cached(&cache, &mut facts, &mut sink, readers, InspectOptions::default());
         sink.into_findings()
     }
 

@@ -82,6 +82,10 @@ rules! {
     NO_VIRTIO_NET = ("GUEST.NoVirtioNetDriver", Warning,
         "the boot kernel has virtio_net (built in or as a module)",
         "Install a kernel with virtio_net; without it the instance boots with no network.");
+    /// NVMe requested; the guest reaches an NVMe disk but not a virtio-blk one.
+    NVME_ONLY_STORAGE = ("GUEST.NvmeOnlyStorage", Warning,
+        "with --nvme-support supported, the guest reaches a virtio-blk system disk as well as an NVMe one (Linux: virtio_blk and nvme at boot; Windows: viostor and stornvme boot-start)",
+        "Instance types without NVMe give the system disk as virtio-blk: add virtio_blk (Linux initramfs) or viostor (Windows, boot-start) so the image boots on every type.");
     /// NVMe not reachable at boot.
     NO_NVME = ("GUEST.NoNvmeDriver", Info,
         "the boot kernel can reach an NVMe disk at boot (nvme built in or in the initramfs)",
@@ -96,7 +100,7 @@ rules! {
         "Rebuild it: update-initramfs -c -k <version> or dracut -f --kver <version>.");
     /// The initramfs could not be read.
     INITRAMFS_UNREADABLE = ("GUEST.InitramfsUnreadable", Warning,
-        "each initramfs can be unpacked (cpio newc; gzip, zstd, xz, lzma, lz4; not bzip2, lzo or a dracut squashfs)",
+        "each initramfs can be unpacked (cpio newc; gzip, zstd, xz, lzma, lz4, bzip2, lzop; dracut's squash-root.img squashfs)",
         "The drivers inside it could not be checked; verify with lsinitramfs/lsinitrd in the source VM.");
     /// The initramfs holds modules of another kernel version.
     INITRAMFS_KERNEL_MISMATCH = ("GUEST.InitramfsKernelMismatch", Warning,
@@ -154,6 +158,10 @@ rules! {
     NO_BOOT_LOADER = ("GUEST.NoBootLoader", Error,
         "the disk can boot: BIOS boot code in the MBR, or an ESP with an EFI loader",
         "Install GRUB to the disk (grub-install) or an EFI loader to the ESP before exporting.");
+    /// An ESP that could not be read.
+    ESP_UNREADABLE = ("GUEST.EspUnreadable", Warning,
+        "every EFI System Partition can be read (FAT12/16/32) to look for its EFI loaders",
+        "The boot loader was not checked: run fsck.vfat on the ESP in the source VM (or check that \\EFI\\BOOT\\BOOTX64.EFI is there) and export again.");
     /// UEFI-only image and arch mismatch etc.
     BOOT_MODE_UEFI_ONLY = ("GUEST.UefiOnly", Info,
         "the image boots with BIOS, or is imported with BootMode=UEFI",

@@ -155,6 +155,7 @@ pub(crate) fn inspect(
     root: usize,
     facts: &mut GuestFacts,
     sink: &mut Sink,
+    options: crate::InspectOptions,
 ) {
     let fs_index = vols[root].fs_index;
     let Some(fs) = vols[root].fs.as_deref_mut() else {
@@ -293,7 +294,11 @@ pub(crate) fn inspect(
     };
     // ECS system disks are virtio-blk (viostor) or NVMe; vioscsi drives neither.
     let storage_ok = boot_start("viostor");
-    if !storage_ok && services_read {
+    if !storage_ok && services_read && options.nvme_requested && boot_start("stornvme") {
+        sink.push(rules::NVME_ONLY_STORAGE.finding(
+            "stornvme is boot-start, but viostor (virtio-blk) is not: only NVMe instance types boot this image",
+        ));
+    } else if !storage_ok && services_read {
         let mut why: Vec<String> = drivers
             .iter()
             .filter(|d| d.service == "viostor" || d.service == "vioscsi")
@@ -325,9 +330,10 @@ pub(crate) fn inspect(
     if !net_ok && services_read {
         sink.push(rules::WIN_NO_NETKVM.finding("the netkvm service or netkvm.sys is missing"));
     }
-    let nvme = drivers
-        .iter()
-        .any(|d| d.service == "stornvme" && d.registered && d.file_present);
+    // Windows loads a storage driver for its system disk only if it is boot-start: a
+    // demand-start stornvme (Start=3, Windows' default off NVMe) ends in
+    // INACCESSIBLE_BOOT_DEVICE on an NVMe disk.
+    let nvme = boot_start("stornvme");
     facts.nvme_support = Some(if nvme { "supported" } else { "unsupported" }.into());
     let platform = platform_of(info.product_name.as_deref().unwrap_or(""));
     if platform == "Other Windows" {

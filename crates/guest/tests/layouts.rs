@@ -263,6 +263,41 @@ fn freebsd_is_recognised_not_inspected() {
     );
 }
 
+static ZFS: OnceLock<PathBuf> = OnceLock::new();
+
+/// FreeBSD on ZFS with a real pool (zfs-fuse's `zpool create`, which blkid calls
+/// zfs_member and names by its pool): recognised, platform FreeBSD, not inspected (a
+/// warning), never NoOperatingSystem or NoBootLoader.
+#[test]
+fn freebsd_on_a_real_zfs_pool_is_recognised_not_inspected() {
+    let dir = build("build-zfs.sh", &ZFS);
+    let e: HashMap<String, String> = std::fs::read_to_string(dir.join("zfs.env"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.into(), v.into())))
+        .collect();
+    assert_eq!(e["ZFS_TYPE"], "zfs_member");
+    assert_eq!(e["ZFS_LABEL"], e["ZFS_POOL"]);
+    let r = inspect_raw(&dir.join("layout-freebsd-zfs.raw"));
+    assert!(!has(&r, "GUEST.NoOperatingSystem"), "{:#?}", r.findings);
+    assert!(!has(&r, "GUEST.NoBootLoader"), "{:#?}", r.findings);
+    let w = r
+        .findings
+        .iter()
+        .find(|f| f.code == "GUEST.OsNotInspected")
+        .unwrap_or_else(|| panic!("{:#?}", r.findings));
+    assert_eq!(w.severity, Severity::Warning);
+    assert!(w.message.contains("ZFS on partition 3"), "{}", w.message);
+    assert_eq!(r.facts.platform.as_deref(), Some("FreeBSD"));
+    let zfs = r
+        .facts
+        .filesystems
+        .iter()
+        .find(|f| f.partition == Some(3))
+        .unwrap();
+    assert_eq!(zfs.info.fs_type, e["ZFS_TYPE"]);
+}
+
 #[test]
 fn luks_root_is_an_encryption_error() {
     let e = env();

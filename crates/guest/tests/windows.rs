@@ -23,10 +23,16 @@ fn windows_with_viostor() {
     assert_eq!(r.facts.architecture.as_deref(), Some("x86_64"));
     assert_eq!(r.facts.boot_mode.as_deref(), Some("BIOS"));
     assert_eq!(r.facts.boot.mbr_boot_code.as_deref(), Some("windows"));
-    assert_eq!(r.facts.nvme_support.as_deref(), Some("supported"));
     let os = r.facts.os.as_ref().unwrap();
     let software = dir.join("windows.SOFTWARE");
     let system = dir.join("windows.SYSTEM");
+    // stornvme is registered demand-start (Start=3): not loaded in time for an NVMe system
+    // disk, so no NVMe support (a boot-start stornvme is in tests/boot.rs).
+    assert_eq!(
+        hivexget(&system, "\\ControlSet001\\Services\\stornvme", "Start"),
+        "3"
+    );
+    assert_eq!(r.facts.nvme_support.as_deref(), Some("unsupported"));
     assert_eq!(
         os.name.as_deref().unwrap(),
         hivexget(

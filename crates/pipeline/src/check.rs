@@ -136,7 +136,10 @@ pub(crate) fn inspect_local(disks: &[PathBuf], params: &ImportParams) -> Result<
         let inspect_guest =
             index == 0 && role == DiskRole::System && !params.skip_guest && !report.has_errors();
         if let (true, Some(image)) = (inspect_guest, inspection.image.as_ref()) {
-            let found = preflight_guest::inspect(image.as_ref());
+            let found = preflight_guest::inspect_with(
+                image.as_ref(),
+                preflight_guest::InspectOptions::for_nvme_support(params.nvme_support.as_deref()),
+            );
             disk.findings.extend(found.findings.iter().cloned());
             guest = Some(found);
         }
