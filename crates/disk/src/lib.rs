@@ -230,6 +230,19 @@ pub enum BoundsError {
     },
 }
 
+/// An error's message followed by each of its causes, `": "`-separated: what a finding says
+/// about an error whose cause is its `#[source]` rather than part of its message.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
 /// Reads `len` bytes at `offset` into a new buffer, but only if the range is
 /// inside the file and `len <= limit`: an allocation never follows an
 /// unchecked header field.

@@ -502,7 +502,10 @@ fn findings_are_capped_per_code() {
     assert_eq!(l2.len(), 21, "20 kept plus one summary");
     // The findings past the cap are never built, but still counted exactly.
     let summary = &l2[20].message;
-    assert!(summary.contains("44 more findings") && summary.contains("(64 in all)"), "{summary}");
+    assert!(
+        summary.contains("44 more findings") && summary.contains("(64 in all)"),
+        "{summary}"
+    );
 }
 
 #[test]
