@@ -108,6 +108,7 @@ impl ImageInfo {
 
 /// Why a guest read failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     /// The request reaches past the virtual disk.
     #[error("read of {len} bytes at guest offset {offset} is past the virtual size {size}")]
@@ -197,6 +198,7 @@ pub fn check_guest_range(offset: u64, len: usize, size: u64) -> Result<(), ReadE
 
 /// Why a bounded read of the container file failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BoundsError {
     /// The range reaches past the end of the file.
     #[error("{what}: {len} bytes at offset {offset} pass the end of the file ({file_size} bytes)")]
@@ -221,7 +223,7 @@ pub enum BoundsError {
         limit: u64,
     },
     /// The file could not be read.
-    #[error("{what}: I/O error: {source}")]
+    #[error("{what}: I/O error")]
     Io {
         /// What was being read.
         what: &'static str,
@@ -341,6 +343,16 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_io_cause_is_a_source_printed_once() {
+        let e = BoundsError::Io {
+            what: "BAT",
+            source: std::io::Error::other("disk on fire"),
+        };
+        assert_eq!(e.to_string(), "BAT: I/O error");
+        assert_eq!(error_chain(&e), "BAT: I/O error: disk on fire");
+    }
 
     #[test]
     fn read_vec_refuses_past_end_and_over_limit() {

@@ -22,7 +22,7 @@ const MAX_ITEM_SIZE: u64 = 1 << 20;
 /// one rule of [`crate::RULES`].
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OpenError {
-    #[error("reading {what}: {source}")]
+    #[error("reading {what}")]
     Io {
         what: &'static str,
         source: std::io::Error,
@@ -81,7 +81,7 @@ impl OpenError {
             OpenError::VirtualSize(_) => &check::VIRTUAL_SIZE,
             OpenError::BatTooSmall { .. } => &check::BAT_TOO_SMALL,
         };
-        rule.finding(self.to_string())
+        rule.finding(preflight_disk::error_chain(self))
     }
 }
 
@@ -95,7 +95,7 @@ fn read_struct(
     match read_vec(src, what, offset, len, len) {
         Ok(v) => Ok(Some(v)),
         Err(BoundsError::Io { source, .. }) => Err(OpenError::Io { what, source }),
-        Err(BoundsError::PastEnd { .. } | BoundsError::TooLarge { .. }) => Ok(None),
+        Err(_) => Ok(None),
     }
 }
 
@@ -109,7 +109,7 @@ fn read_region(
 ) -> Result<Vec<u8>, OpenError> {
     read_vec(src, what, offset, len, limit).map_err(|e| match e {
         BoundsError::Io { source, .. } => OpenError::Io { what, source },
-        BoundsError::PastEnd { .. } | BoundsError::TooLarge { .. } => OpenError::RegionPastEof {
+        _ => OpenError::RegionPastEof {
             what,
             offset,
             len,
@@ -256,7 +256,7 @@ pub(crate) fn open(src: Arc<dyn Source>) -> Result<VhdxImage, OpenError> {
             what: "BAT",
             source,
         },
-        BoundsError::PastEnd { .. } | BoundsError::TooLarge { .. } => OpenError::RegionPastEof {
+        _ => OpenError::RegionPastEof {
             what: "BAT",
             offset: bat_region.offset,
             len: geometry.entries.saturating_mul(8),

@@ -700,7 +700,7 @@ fn embedded_descriptor(
         return Err(bad("it would overlap the header".to_string()));
     }
     let bytes = read_vec(src, "embedded descriptor", off, len, MAX_DESCRIPTOR_BYTES)
-        .map_err(|e| bad(e.to_string()))?;
+        .map_err(|e| bad(preflight_disk::error_chain(&e)))?;
     Ok(Some((descriptor::text_of(&bytes), (off, len))))
 }
 

@@ -130,7 +130,7 @@ impl Checker<'_> {
             MAX_SNAPSHOTS_BYTES,
         ) {
             Ok(b) => b,
-            Err(e) => return self.push(&rules::IO, e.to_string()),
+            Err(e) => return self.push(&rules::IO, preflight_disk::error_chain(&e)),
         };
         let table = tables::parse_snapshots(&buf, nb, version, room > MAX_SNAPSHOTS_BYTES);
         drop(buf);
@@ -256,6 +256,15 @@ impl Checker<'_> {
                     self.sink,
                     &rules::IO,
                     "reading the {what} ({len} bytes at {offset:#x}): {source}"
+                );
+                None
+            }
+            Err(other) => {
+                let cause = preflight_disk::error_chain(&other);
+                report!(
+                    self.sink,
+                    &rules::IO,
+                    "reading the {what} ({len} bytes at {offset:#x}): {cause}"
                 );
                 None
             }
@@ -448,7 +457,7 @@ impl Checker<'_> {
             len,
             2 * geo.cluster_size,
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| preflight_disk::error_chain(&e))
         .and_then(|input| crate::reader::decompress(&input, geo.cluster_size, zstd));
         if let Err(why) = result {
             report!(
