@@ -324,6 +324,34 @@ impl Regions {
     }
 }
 
+/// A byte range of the container file, `(offset, length, tag)`: the tag says what it is
+/// (a BAT index, a sector number...) for the message.
+pub type Extent<T> = (u64, u64, T);
+
+/// The overlapping pairs among `extents`, sorted here by offset: one sweep, each extent
+/// compared with the one reaching furthest among those before it, so every extent that
+/// overlaps an earlier one is reported once. The formats' checks of allocated blocks
+/// against each other all use it.
+pub fn overlapping_extents<T: Copy + Ord>(
+    extents: &mut [Extent<T>],
+) -> Vec<(Extent<T>, Extent<T>)> {
+    extents.sort_unstable();
+    let mut out = Vec::new();
+    let mut reach: Option<Extent<T>> = None;
+    for &e in extents.iter() {
+        if let Some(r) = reach {
+            if e.0 < r.0.saturating_add(r.1) {
+                out.push((r, e));
+            }
+        }
+        let ends_later = reach.is_none_or(|r| e.0.saturating_add(e.1) > r.0.saturating_add(r.1));
+        if ends_later {
+            reach = Some(e);
+        }
+    }
+    out
+}
+
 /// Formats a byte count for messages: `1073741824 (1 GiB)`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -343,6 +371,30 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlap_sweep() {
+        let mut v = vec![
+            (100, 10, 'c'),
+            (0, 50, 'a'),
+            (20, 5, 'b'),
+            (60, 5, 'd'),
+            (49, 1, 'e'),
+        ];
+        let o = overlapping_extents(&mut v);
+        // b and e lie inside a; c and d overlap nothing.
+        assert_eq!(
+            o,
+            vec![((0, 50, 'a'), (20, 5, 'b')), ((0, 50, 'a'), (49, 1, 'e'))]
+        );
+        assert!(overlapping_extents::<u8>(&mut []).is_empty());
+        // Equal spans: duplicates pair with the first.
+        let mut d = vec![(512, 512, 1), (512, 512, 2), (1024, 512, 3)];
+        assert_eq!(
+            overlapping_extents(&mut d),
+            vec![((512, 512, 1), (512, 512, 2))]
+        );
+    }
 
     #[test]
     fn an_io_cause_is_a_source_printed_once() {

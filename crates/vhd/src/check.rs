@@ -467,9 +467,12 @@ fn check_sparse(img: &VhdImage, s: &Sparse, file_size: u64, out: &mut FindingSin
         }
     }
 
-    // Blocks against each other: sort, then compare neighbours.
-    let sorted = tables::sorted_allocated(&s.bat);
-    for (a, b) in tables::overlapping(&sorted, span) {
+    // Blocks against each other: all have the same span.
+    let mut extents: Vec<preflight_disk::Extent<u32>> = tables::sorted_allocated(&s.bat)
+        .into_iter()
+        .map(|sector| (u64::from(sector) * 512, span, sector))
+        .collect();
+    for ((_, _, a), (_, _, b)) in preflight_disk::overlapping_extents(&mut extents) {
         // Naming the block numbers costs a scan of the BAT: only for the findings shown.
         overlaps.push(out, || {
             let ia = s.bat.iter().position(|&e| e == a).unwrap_or(0);

@@ -442,7 +442,7 @@ fn check_bat(img: &VhdxImage, regions: &[preflight_disk::Region], out: &mut Find
         }
         extents.push((offset, len, index));
     }
-    for (a, b) in tables::overlaps(&mut extents) {
+    for (a, b) in preflight_disk::overlapping_extents(&mut extents) {
         out.push(BLOCK_OVERLAP.finding(format!(
             "BAT entries {} and {} overlap: file bytes {}..{} and {}..{}",
             a.2,
