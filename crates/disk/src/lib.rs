@@ -13,6 +13,12 @@
 //! * [`raw`]: RAW images.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Parser crates: every offset comes from hostile input, so arithmetic is checked or
+// saturating and conversions are `try_from` (tests may compute freely).
+#![cfg_attr(
+    not(test),
+    warn(clippy::arithmetic_side_effects, clippy::as_conversions)
+)]
 
 pub mod raw;
 mod source;
@@ -356,10 +362,13 @@ pub fn overlapping_extents<T: Copy + Ord>(
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = n;
-    let mut unit = 0;
-    while value >= 1024 && value % 1024 == 0 && unit < UNITS.len() - 1 {
-        value /= 1024;
-        unit += 1;
+    let mut unit: usize = 0;
+    while value >= 1024
+        && value.checked_rem(1024) == Some(0)
+        && unit.saturating_add(1) < UNITS.len()
+    {
+        value = value.checked_div(1024).unwrap_or(value);
+        unit = unit.saturating_add(1);
     }
     if unit == 0 {
         format!("{n} B")
