@@ -156,8 +156,8 @@ pub(crate) fn describe_table(n: usize, t: &Option<RegionTable>) -> String {
 pub(crate) fn open(src: Arc<dyn Source>) -> Result<VhdxImage, OpenError> {
     let s = src.as_ref();
     let file_size = s.size();
-    let ident = read_struct(s, "file identifier", 0, 520)?
-        .ok_or(OpenError::FileTooSmall(file_size))?;
+    let ident =
+        read_struct(s, "file identifier", 0, 520)?.ok_or(OpenError::FileTooSmall(file_size))?;
     let creator = header::utf16le(ident.get(8..).unwrap_or(&[]));
     if ident.get(..8) != Some(header::FILE_SIGNATURE.as_slice()) {
         let found = ident.get(..8).and_then(|b| b.try_into().ok());
@@ -350,7 +350,8 @@ fn read_metadata(s: &dyn Source, region: &RegionEntry) -> Result<Meta, OpenError
             continue;
         }
         let (off, len) = (u64::from(e.offset), u64::from(e.length));
-        if off < KIB64 || off + len > u64::from(region.length) || len > MAX_ITEM_SIZE {
+        if off < KIB64 || off.saturating_add(len) > u64::from(region.length) || len > MAX_ITEM_SIZE
+        {
             return Err(OpenError::MetadataItem(format!(
                 "the {name} item at {off} ({len} bytes) is not inside the {}-byte metadata region after its table",
                 region.length

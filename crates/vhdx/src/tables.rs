@@ -60,14 +60,25 @@ impl Geometry {
         has_parent: bool,
     ) -> Geometry {
         let block_size = block_size.max(1);
-        let chunk_ratio = ((1u64 << 23) * logical_sector / block_size).max(1);
+        let chunk_ratio = (1u64 << 23)
+            .saturating_mul(logical_sector)
+            .checked_div(block_size)
+            .unwrap_or(1)
+            .max(1);
         let data_blocks = virtual_size.div_ceil(block_size);
         let entries = if has_parent {
-            data_blocks.div_ceil(chunk_ratio) * (chunk_ratio + 1)
+            data_blocks
+                .div_ceil(chunk_ratio)
+                .saturating_mul(chunk_ratio.saturating_add(1))
         } else if data_blocks == 0 {
             0
         } else {
-            data_blocks + (data_blocks - 1) / chunk_ratio
+            data_blocks.saturating_add(
+                data_blocks
+                    .saturating_sub(1)
+                    .checked_div(chunk_ratio)
+                    .unwrap_or(0),
+            )
         };
         Geometry {
             block_size,
@@ -79,12 +90,16 @@ impl Geometry {
 
     /// The BAT index of payload block `block`.
     pub fn payload_index(&self, block: u64) -> u64 {
-        block + block / self.chunk_ratio
+        // chunk_ratio is at least 1 (Geometry::new).
+        block.saturating_add(block.checked_div(self.chunk_ratio).unwrap_or(0))
     }
 
     /// True when BAT entry `index` is a sector-bitmap entry.
     pub fn is_bitmap_entry(&self, index: u64) -> bool {
-        (index + 1) % (self.chunk_ratio + 1) == 0
+        index
+            .saturating_add(1)
+            .checked_rem(self.chunk_ratio.saturating_add(1))
+            == Some(0)
     }
 }
 
