@@ -39,6 +39,7 @@ const REFCOUNT_ORDER: u32 = 4;
 
 /// Why a conversion failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConvertError {
     /// The cluster size is not a power of two between 512 B and 2 MiB.
     #[error("cluster size {0} is not a power of two between 512 and 2097152")]

@@ -13,6 +13,12 @@
 //! * [`raw`]: RAW images.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Parser crates: every offset comes from hostile input, so arithmetic is checked or
+// saturating and conversions are `try_from` (tests may compute freely).
+#![cfg_attr(
+    not(test),
+    warn(clippy::arithmetic_side_effects, clippy::as_conversions)
+)]
 
 pub mod raw;
 mod source;
@@ -108,6 +114,7 @@ impl ImageInfo {
 
 /// Why a guest read failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
     /// The request reaches past the virtual disk.
     #[error("read of {len} bytes at guest offset {offset} is past the virtual size {size}")]
@@ -197,6 +204,7 @@ pub fn check_guest_range(offset: u64, len: usize, size: u64) -> Result<(), ReadE
 
 /// Why a bounded read of the container file failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BoundsError {
     /// The range reaches past the end of the file.
     #[error("{what}: {len} bytes at offset {offset} pass the end of the file ({file_size} bytes)")]
@@ -221,13 +229,26 @@ pub enum BoundsError {
         limit: u64,
     },
     /// The file could not be read.
-    #[error("{what}: I/O error: {source}")]
+    #[error("{what}: I/O error")]
     Io {
         /// What was being read.
         what: &'static str,
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// An error's message followed by each of its causes, `": "`-separated: what a finding says
+/// about an error whose cause is its `#[source]` rather than part of its message.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 /// Reads `len` bytes at `offset` into a new buffer, but only if the range is
@@ -309,14 +330,45 @@ impl Regions {
     }
 }
 
+/// A byte range of the container file, `(offset, length, tag)`: the tag says what it is
+/// (a BAT index, a sector number...) for the message.
+pub type Extent<T> = (u64, u64, T);
+
+/// The overlapping pairs among `extents`, sorted here by offset: one sweep, each extent
+/// compared with the one reaching furthest among those before it, so every extent that
+/// overlaps an earlier one is reported once. The formats' checks of allocated blocks
+/// against each other all use it.
+pub fn overlapping_extents<T: Copy + Ord>(
+    extents: &mut [Extent<T>],
+) -> Vec<(Extent<T>, Extent<T>)> {
+    extents.sort_unstable();
+    let mut out = Vec::new();
+    let mut reach: Option<Extent<T>> = None;
+    for &e in extents.iter() {
+        if let Some(r) = reach {
+            if e.0 < r.0.saturating_add(r.1) {
+                out.push((r, e));
+            }
+        }
+        let ends_later = reach.is_none_or(|r| e.0.saturating_add(e.1) > r.0.saturating_add(r.1));
+        if ends_later {
+            reach = Some(e);
+        }
+    }
+    out
+}
+
 /// Formats a byte count for messages: `1073741824 (1 GiB)`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut value = n;
-    let mut unit = 0;
-    while value >= 1024 && value % 1024 == 0 && unit < UNITS.len() - 1 {
-        value /= 1024;
-        unit += 1;
+    let mut unit: usize = 0;
+    while value >= 1024
+        && value.checked_rem(1024) == Some(0)
+        && unit.saturating_add(1) < UNITS.len()
+    {
+        value = value.checked_div(1024).unwrap_or(value);
+        unit = unit.saturating_add(1);
     }
     if unit == 0 {
         format!("{n} B")
@@ -328,6 +380,40 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlap_sweep() {
+        let mut v = vec![
+            (100, 10, 'c'),
+            (0, 50, 'a'),
+            (20, 5, 'b'),
+            (60, 5, 'd'),
+            (49, 1, 'e'),
+        ];
+        let o = overlapping_extents(&mut v);
+        // b and e lie inside a; c and d overlap nothing.
+        assert_eq!(
+            o,
+            vec![((0, 50, 'a'), (20, 5, 'b')), ((0, 50, 'a'), (49, 1, 'e'))]
+        );
+        assert!(overlapping_extents::<u8>(&mut []).is_empty());
+        // Equal spans: duplicates pair with the first.
+        let mut d = vec![(512, 512, 1), (512, 512, 2), (1024, 512, 3)];
+        assert_eq!(
+            overlapping_extents(&mut d),
+            vec![((512, 512, 1), (512, 512, 2))]
+        );
+    }
+
+    #[test]
+    fn an_io_cause_is_a_source_printed_once() {
+        let e = BoundsError::Io {
+            what: "BAT",
+            source: std::io::Error::other("disk on fire"),
+        };
+        assert_eq!(e.to_string(), "BAT: I/O error");
+        assert_eq!(error_chain(&e), "BAT: I/O error: disk on fire");
+    }
 
     #[test]
     fn read_vec_refuses_past_end_and_over_limit() {

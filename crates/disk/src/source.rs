@@ -25,7 +25,7 @@ pub trait Source: Send + Sync {
 
 impl Source for [u8] {
     fn size(&self) -> u64 {
-        self.len() as u64
+        u64::try_from(self.len()).unwrap_or(u64::MAX)
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {

@@ -61,12 +61,13 @@ pub fn detect(src: &dyn Source) -> io::Result<Detected> {
     if size == 0 {
         return Ok(Detected::Empty);
     }
-    let head_len = usize::try_from(size.min(HEAD_LEN as u64)).unwrap_or(HEAD_LEN);
+    let head_len =
+        usize::try_from(size.min(u64::try_from(HEAD_LEN).unwrap_or(u64::MAX))).unwrap_or(HEAD_LEN);
     let mut head = vec![0u8; head_len];
     src.read_exact_at(0, &mut head)?;
     let starts = |magic: &[u8]| head.starts_with(magic);
     let at = |offset: usize, magic: &[u8]| {
-        head.get(offset..offset + magic.len())
+        head.get(offset..offset.saturating_add(magic.len()))
             .is_some_and(|bytes| bytes == magic)
     };
 
@@ -195,9 +196,9 @@ pub fn detect(src: &dyn Source) -> io::Result<Detected> {
     if preflight_vmdk::is_descriptor(&head) {
         return Ok(Detected::Format(Format::Vmdk));
     }
-    if size >= 512 {
+    if let Some(tail_at) = size.checked_sub(512) {
         let mut tail = [0u8; 512];
-        src.read_exact_at(size - 512, &mut tail)?;
+        src.read_exact_at(tail_at, &mut tail)?;
         if tail.starts_with(b"conectix") {
             return Ok(Detected::Format(Format::Vhd));
         }

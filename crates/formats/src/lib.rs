@@ -13,6 +13,12 @@
 //! returns an [`Inspection`] with the facts and every finding.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Parser crates: every offset comes from hostile input, so arithmetic is checked or
+// saturating and conversions are `try_from` (tests may compute freely).
+#![cfg_attr(
+    not(test),
+    warn(clippy::arithmetic_side_effects, clippy::as_conversions)
+)]
 
 mod detect;
 
@@ -159,12 +165,11 @@ pub fn inspect_source(
             inspection.findings.extend(raw_findings(src.as_ref()));
             Ok(Box::new(raw))
         }
-        Format::Qcow2 => preflight_qcow2::open(src).map(|i| Box::new(i) as Box<dyn DiskImage>),
-        Format::Vhd => preflight_vhd::open(src).map(|i| Box::new(i) as Box<dyn DiskImage>),
-        Format::Vhdx => preflight_vhdx::open(src).map(|i| Box::new(i) as Box<dyn DiskImage>),
-        Format::Vmdk => {
-            preflight_vmdk::open_with(src, open_extent).map(|i| Box::new(i) as Box<dyn DiskImage>)
-        }
+        Format::Qcow2 => preflight_qcow2::open(src).map(|i| -> Box<dyn DiskImage> { Box::new(i) }),
+        Format::Vhd => preflight_vhd::open(src).map(|i| -> Box<dyn DiskImage> { Box::new(i) }),
+        Format::Vhdx => preflight_vhdx::open(src).map(|i| -> Box<dyn DiskImage> { Box::new(i) }),
+        Format::Vmdk => preflight_vmdk::open_with(src, open_extent)
+            .map(|i| -> Box<dyn DiskImage> { Box::new(i) }),
     };
     match opened {
         Ok(image) => {

@@ -7,6 +7,18 @@
 //! They are compared with the refcounts on disk. Memory is two bytes per
 //! host cluster (file size / cluster size), never per guest cluster.
 
+/// Adds a finding of `rule` to a [`Capped`] sink, formatting its message only while the
+/// sink still keeps findings of that code. A hostile table breaks a rule once per entry:
+/// building thousands of messages only to drop them was most of the check's time.
+macro_rules! report {
+    ($sink:expr, $rule:expr, $($fmt:tt)+) => {{
+        let rule: &'static preflight_report::Rule = $rule;
+        if $sink.room(rule) {
+            $sink.push(rule.finding(format!($($fmt)+)));
+        }
+    }};
+}
+
 mod walk;
 
 use crate::header::{Geometry, CRYPT_AES, CRYPT_LUKS, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE};
@@ -156,6 +168,48 @@ impl Counts {
     }
 }
 
+/// A [`FindingSink`] that counts the findings past its cap without building them, and
+/// without the sink's string-keyed lookup: once a code is full, every further violation
+/// costs one pointer comparison per full code.
+struct Capped {
+    sink: FindingSink,
+    /// Rules whose cap is reached, with the violations not built since.
+    full: Vec<(&'static Rule, usize)>,
+}
+
+impl Capped {
+    fn new() -> Capped {
+        Capped {
+            sink: FindingSink::new(MAX_FINDINGS_PER_CODE),
+            full: Vec::new(),
+        }
+    }
+
+    /// True if a finding of `rule` would be kept; otherwise counts it as unbuilt.
+    fn room(&mut self, rule: &'static Rule) -> bool {
+        if let Some((_, n)) = self.full.iter_mut().find(|(r, _)| std::ptr::eq(*r, rule)) {
+            *n += 1;
+            return false;
+        }
+        if self.sink.count(rule.code) < MAX_FINDINGS_PER_CODE {
+            return true;
+        }
+        self.full.push((rule, 1));
+        false
+    }
+
+    fn push(&mut self, finding: Finding) {
+        self.sink.push(finding);
+    }
+
+    fn into_findings(mut self) -> Vec<Finding> {
+        for (rule, n) in self.full {
+            self.sink.count_unbuilt(rule, n);
+        }
+        self.sink.into_findings()
+    }
+}
+
 /// How an L2 table is used by the L1 tables.
 struct L2Use {
     /// L1 entries (all tables) pointing at it.
@@ -172,7 +226,7 @@ struct Checker<'a> {
     img: &'a Qcow2Image,
     src: Arc<dyn Source>,
     geo: Geometry,
-    sink: FindingSink,
+    sink: Capped,
     counts: Option<Counts>,
     budget: u64,
     data_file: bool,
@@ -187,7 +241,7 @@ pub(crate) fn check(img: &Qcow2Image) -> Vec<Finding> {
         img,
         src: Arc::clone(&img.src),
         geo,
-        sink: FindingSink::new(MAX_FINDINGS_PER_CODE),
+        sink: Capped::new(),
         counts: None,
         budget: geo.file_size.saturating_add(READ_BUDGET_SLACK),
         data_file: img.parsed.header.incompatible_features & INCOMPAT_DATA_FILE != 0,
@@ -239,8 +293,11 @@ pub(crate) fn check(img: &Qcow2Image) -> Vec<Finding> {
 }
 
 impl Checker<'_> {
-    fn push(&mut self, rule: &Rule, msg: String) {
-        self.sink.push(rule.finding(msg));
+    /// Adds a finding whose message is already built (see [`report!`] for the rest).
+    fn push(&mut self, rule: &'static Rule, msg: String) {
+        if self.sink.room(rule) {
+            self.sink.push(rule.finding(msg));
+        }
     }
 
     /// What makes the image unfit for import whatever its metadata.
@@ -267,11 +324,12 @@ impl Checker<'_> {
                 .as_deref()
                 .map(|f| format!(" (format {f})"))
                 .unwrap_or_default();
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::BACKING_FILE,
                 "the image has the backing file \"{b}\"{fmt}: it holds only the changes made on \
                 top of that file, so the upload would be incomplete"
             );
-            self.push(&rules::BACKING_FILE, msg);
         }
         match h.crypt_method {
             CRYPT_AES => self.push(
@@ -284,8 +342,11 @@ impl Checker<'_> {
                 } else {
                     ""
                 };
-                let msg = format!("crypt_method is 2: the image is encrypted with LUKS{missing}");
-                self.push(&rules::ENCRYPTED, msg);
+                report!(
+                    self.sink,
+                    &rules::ENCRYPTED,
+                    "crypt_method is 2: the image is encrypted with LUKS{missing}"
+                );
             }
             _ => {}
         }
@@ -295,11 +356,12 @@ impl Checker<'_> {
                 .data_file
                 .as_deref()
                 .unwrap_or("(not named in the image)");
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::EXTERNAL_DATA_FILE,
                 "incompatible feature bit 2 is set: the guest data live in the external data \
                 file \"{name}\", which is not part of this file"
             );
-            self.push(&rules::EXTERNAL_DATA_FILE, msg);
         }
         if h.incompatible_features & INCOMPAT_DIRTY != 0 {
             let lazy = if h.compatible_features & COMPAT_LAZY_REFCOUNTS != 0 {
@@ -307,19 +369,21 @@ impl Checker<'_> {
             } else {
                 ""
             };
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::DIRTY,
                 "incompatible_features {:#x} has bit 0 (dirty) set: the image was not closed \
                 cleanly{lazy}",
                 h.incompatible_features
             );
-            self.push(&rules::DIRTY, msg);
         }
         if h.incompatible_features & INCOMPAT_CORRUPT != 0 {
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::CORRUPT,
                 "incompatible_features {:#x} has bit 1 (corrupt) set",
                 h.incompatible_features
             );
-            self.push(&rules::CORRUPT, msg);
         }
     }
 
@@ -333,7 +397,7 @@ impl Checker<'_> {
         offset: u64,
         len: u64,
         mult: u64,
-        eof: &Rule,
+        eof: &'static Rule,
     ) -> bool {
         if len == 0 {
             return true;
@@ -344,12 +408,13 @@ impl Checker<'_> {
             .map(|end| end >> geo.cluster_bits)
             .filter(|&l| l < geo.host_clusters());
         let Some(last) = last else {
-            let msg = format!(
+            report!(
+                self.sink,
+                eof,
                 "the {} at {offset:#x} ({len} bytes) passes the end of the file ({} bytes)",
                 what(),
                 geo.file_size
             );
-            self.push(eof, msg);
             return false;
         };
         let Some(counts) = self.counts.as_mut() else {
@@ -372,13 +437,14 @@ impl Checker<'_> {
             }
         }
         if let Some((k, old)) = clash {
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::OVERLAPPING_METADATA,
                 "the {} at {offset:#x} overlaps the {} in the cluster at {:#x}",
                 what(),
                 old.name(),
                 k << geo.cluster_bits
             );
-            self.push(&rules::OVERLAPPING_METADATA, msg);
         }
         true
     }
@@ -464,12 +530,13 @@ impl Checker<'_> {
         }
         let leaks = cmp.leaks;
         if leaks > 0 {
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::LEAKED_CLUSTERS,
                 "{leaks} clusters are leaked: their refcount is higher than the references \
                 to them ({} bytes wasted)",
                 leaks.saturating_mul(geo.cluster_size)
             );
-            self.push(&rules::LEAKED_CLUSTERS, msg);
         }
     }
 }
@@ -477,7 +544,7 @@ impl Checker<'_> {
 /// State of the refcount comparison.
 struct Compare<'a> {
     counts: &'a Counts,
-    sink: &'a mut FindingSink,
+    sink: &'a mut Capped,
     cluster_bits: u32,
     max: u64,
     leaks: u64,
@@ -492,14 +559,18 @@ impl Compare<'_> {
             let kind = Kind::from_tag(tag).map_or("cluster", Kind::name);
             let at = k << self.cluster_bits;
             if f > self.max {
-                self.sink.push(rules::REFCOUNT_OVERFLOW.finding(format!(
+                report!(
+                    self.sink,
+                    &rules::REFCOUNT_OVERFLOW,
                     "the {kind} at {at:#x} has {f} references; refcounts hold at most {}",
                     self.max
-                )));
+                );
             } else if r < f {
-                self.sink.push(rules::REFCOUNT_MISMATCH.finding(format!(
+                report!(
+                    self.sink,
+                    &rules::REFCOUNT_MISMATCH,
                     "the {kind} at {at:#x} (cluster {k}) has refcount {r} but {f} references"
-                )));
+                );
             } else if r > f {
                 self.leaks += 1;
             }
@@ -507,10 +578,10 @@ impl Compare<'_> {
             let clear = tag & COPIED_CLEAR != 0;
             if (set && r != 1) || (clear && r == 1) {
                 let flag = if set { "set" } else { "clear" };
-                self.sink.push(rules::COPIED_FLAG.finding(format!(
+                report!(self.sink, &rules::COPIED_FLAG,
                     "the {kind} at {at:#x} has refcount {r} but an active entry pointing at it has \
                     the COPIED flag {flag}"
-                )));
+                );
             }
         }
     }

@@ -2,9 +2,8 @@
 //! in the order qemu's `qcow2_do_open` does, so that the first problem we
 //! report is the one qemu would refuse the image for.
 
-use crate::rules;
+use crate::error::{OpenError, Placement};
 use preflight_disk::Source;
-use preflight_report::Finding;
 
 use nom::bytes::complete::take;
 use nom::number::complete::{be_u32, be_u64, u8 as be_u8};
@@ -24,9 +23,9 @@ pub(crate) const MIN_CLUSTER_BITS: u32 = 9;
 pub(crate) const MAX_CLUSTER_BITS: u32 = 21;
 /// Extended L2 splits a cluster into 32 subclusters that must be at least
 /// 512 bytes (qemu: "Unsupported subcluster size"), so clusters >= 16 KiB.
-const MIN_CLUSTER_BITS_EXTENDED_L2: u32 = 14;
+pub(crate) const MIN_CLUSTER_BITS_EXTENDED_L2: u32 = 14;
 /// Widest refcount entry: 2^6 = 64 bits (qemu: "may not exceed 64 bits").
-const MAX_REFCOUNT_ORDER: u32 = 6;
+pub(crate) const MAX_REFCOUNT_ORDER: u32 = 6;
 /// qemu's QCOW_MAX_L1_SIZE: 32 MiB of L1 table ("Active L1 table too large").
 pub(crate) const MAX_L1_BYTES: u64 = 32 << 20;
 /// qemu's QCOW_MAX_REFTABLE_SIZE: 8 MiB of refcount table.
@@ -37,9 +36,9 @@ pub(crate) const MAX_SNAPSHOTS: u32 = 65536;
 /// by INT_MAX ("Image is too big").
 const MAX_L1_INDEX: u64 = i32::MAX as u64;
 /// qemu stores the backing file name in a 1024-byte C string.
-const MAX_BACKING_FILE_NAME: u32 = 1023;
+pub(crate) const MAX_BACKING_FILE_NAME: u32 = 1023;
 /// qemu stores the backing format name in a 16-byte C string.
-const MAX_BACKING_FORMAT_NAME: u32 = 15;
+pub(crate) const MAX_BACKING_FORMAT_NAME: u32 = 15;
 /// qemu's QCOW2_MAX_BITMAPS.
 pub(crate) const MAX_BITMAPS: u32 = 65535;
 /// qemu's QCOW2_MAX_BITMAP_DIRECTORY_SIZE: 1 KiB per bitmap.
@@ -222,36 +221,33 @@ pub(crate) fn parse_fixed(bytes: &[u8]) -> Option<Header> {
     Some(h)
 }
 
-fn io_finding(what: &str, offset: u64, e: &std::io::Error) -> Finding {
-    rules::IO.finding(format!("reading the {what} at offset {offset}: {e}"))
-}
-
-/// Reads and validates the header. Fails with the one finding that makes
-/// the image unreadable.
-pub(crate) fn parse(src: &dyn Source) -> Result<Parsed, Finding> {
+/// Reads and validates the header and its extensions: the one error that makes the image
+/// unreadable, or what they say.
+pub(crate) fn parse(src: &dyn Source) -> Result<Parsed, OpenError> {
     let file_size = src.size();
     // The magic first, so that a short non-qcow2 file is called what it is.
     let head_len = file_size.min(u64::from(COMPRESSION_TYPE_OFFSET) + 8);
     let mut head = vec![0u8; usize::try_from(head_len).unwrap_or(0)];
     src.read_exact_at(0, &mut head)
-        .map_err(|e| io_finding("header", 0, &e))?;
-    if let Some(magic) = head.get(..4) {
+        .map_err(|source| OpenError::Io {
+            what: "header",
+            offset: 0,
+            source,
+        })?;
+    if let Some(magic) = head.get(..4).and_then(|m| <[u8; 4]>::try_from(m).ok()) {
         if magic != QCOW_MAGIC.to_be_bytes() {
-            return Err(rules::BAD_MAGIC.finding(format!(
-                "magic is {:02x?}; a qcow2 image starts with 51 46 49 fb (QFI\\xfb)",
-                magic
-            )));
+            return Err(OpenError::MagicBytes(magic));
         }
     }
     let Some(h) = parse_fixed(&head) else {
-        return Err(rules::TRUNCATED.finding(format!(
-            "the file is {file_size} bytes, shorter than the qcow2 header ({} bytes)",
-            if head.get(4..8) == Some(&[0, 0, 0, 3]) {
+        return Err(OpenError::ShorterThanHeader {
+            file_size,
+            header_len: if head.get(4..8) == Some(&[0, 0, 0, 3]) {
                 V3_MIN_HEADER_LEN
             } else {
                 V2_HEADER_LEN
-            }
-        )));
+            },
+        });
     };
     let geo = validate(&h, file_size)?;
 
@@ -262,8 +258,11 @@ pub(crate) fn parse(src: &dyn Source) -> Result<Parsed, Finding> {
     let mut c0 = vec![0u8; c0_len];
     let avail = usize::try_from(file_size.min(geo.cluster_size)).unwrap_or(0);
     if let Some(part) = c0.get_mut(..avail) {
-        src.read_exact_at(0, part)
-            .map_err(|e| io_finding("header cluster", 0, &e))?;
+        src.read_exact_at(0, part).map_err(|source| OpenError::Io {
+            what: "header cluster",
+            offset: 0,
+            source,
+        })?;
     }
 
     let ext_end = if h.backing_file_offset != 0 {
@@ -281,16 +280,12 @@ pub(crate) fn parse(src: &dyn Source) -> Result<Parsed, Finding> {
             .feature_names
             .iter()
             .filter(|(t, b, _)| *t == 0 && u64::from(*b) < 64 && unknown & (1u64 << b) != 0)
-            .map(|(_, b, n)| format!("bit {b} \"{n}\""))
-            .collect::<Vec<_>>();
-        let named = if names.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", names.join(", "))
-        };
-        return Err(rules::UNKNOWN_INCOMPATIBLE_FEATURE.finding(format!(
-            "incompatible_features has unknown bits {unknown:#x}{named}"
-        )));
+            .map(|(_, b, n)| (*b, n.clone()))
+            .collect();
+        return Err(OpenError::UnknownIncompatible {
+            bits: unknown,
+            names,
+        });
     }
     if let Some(f) = ext_error {
         return Err(f);
@@ -299,22 +294,18 @@ pub(crate) fn parse(src: &dyn Source) -> Result<Parsed, Finding> {
     if h.autoclear_features & AUTOCLEAR_DATA_FILE_RAW != 0
         && h.incompatible_features & INCOMPAT_DATA_FILE == 0
     {
-        return Err(rules::EXTERNAL_DATA_FILE.finding(format!(
-            "autoclear_features {:#x} sets bit 1 (raw external data) without incompatible bit 2 \
-            (external data file)",
-            h.autoclear_features
-        )));
+        return Err(OpenError::RawDataWithoutDataFile(h.autoclear_features));
     }
 
     let backing_file = if h.backing_file_offset != 0 {
         let len = u64::from(h.backing_file_size);
         let room = geo.cluster_size.saturating_sub(h.backing_file_offset);
         if len > u64::from(MAX_BACKING_FILE_NAME).min(room) {
-            return Err(rules::BACKING_FILE_NAME.finding(format!(
-                "backing_file_size is {len} at offset {}; the name must be at most {} bytes and \
-                end inside the first cluster ({} bytes)",
-                h.backing_file_offset, MAX_BACKING_FILE_NAME, geo.cluster_size
-            )));
+            return Err(OpenError::BackingFileSize {
+                len,
+                offset: h.backing_file_offset,
+                cluster_size: geo.cluster_size,
+            });
         }
         let start = usize::try_from(h.backing_file_offset).unwrap_or(usize::MAX);
         let n = usize::try_from(len).unwrap_or(0);
@@ -340,92 +331,59 @@ fn c_string(bytes: &[u8]) -> String {
 }
 
 /// Checks the fixed fields, in qemu's order, and derives the geometry.
-pub(crate) fn validate(h: &Header, file_size: u64) -> Result<Geometry, Finding> {
+pub(crate) fn validate(h: &Header, file_size: u64) -> Result<Geometry, OpenError> {
     if h.magic != QCOW_MAGIC {
-        return Err(rules::BAD_MAGIC.finding(format!(
-            "magic is {:#010x}; a qcow2 image starts with 0x514649fb (QFI\\xfb)",
-            h.magic
-        )));
+        return Err(OpenError::Magic(h.magic));
     }
     if h.version != 2 && h.version != 3 {
-        return Err(
-            rules::UNSUPPORTED_VERSION.finding(format!("version is {}; must be 2 or 3", h.version))
-        );
+        return Err(OpenError::Version(h.version));
     }
     if !(MIN_CLUSTER_BITS..=MAX_CLUSTER_BITS).contains(&h.cluster_bits) {
-        return Err(rules::CLUSTER_BITS.finding(format!(
-            "cluster_bits is {}; must be {MIN_CLUSTER_BITS} to {MAX_CLUSTER_BITS}",
-            h.cluster_bits
-        )));
+        return Err(OpenError::ClusterBits(h.cluster_bits));
     }
     let cluster_size = 1u64 << h.cluster_bits;
     if h.version >= 3 && h.header_length < V3_MIN_HEADER_LEN {
-        return Err(rules::HEADER_LENGTH.finding(format!(
-            "header_length is {}; a version 3 header is at least {V3_MIN_HEADER_LEN} bytes",
-            h.header_length
-        )));
+        return Err(OpenError::HeaderLengthTooShort(h.header_length));
     }
     if u64::from(h.header_length) > cluster_size {
-        return Err(rules::HEADER_LENGTH.finding(format!(
-            "header_length is {}; it must fit in the first cluster ({cluster_size} bytes)",
-            h.header_length
-        )));
+        return Err(OpenError::HeaderLengthPastCluster {
+            length: h.header_length,
+            cluster_size,
+        });
     }
     if u64::from(h.header_length) > file_size {
-        return Err(rules::TRUNCATED.finding(format!(
-            "the file is {file_size} bytes, shorter than its {}-byte header",
-            h.header_length
-        )));
+        return Err(OpenError::ShorterThanHeaderLength {
+            file_size,
+            header_length: h.header_length,
+        });
     }
     if h.backing_file_offset > cluster_size {
-        return Err(rules::BACKING_FILE_NAME.finding(format!(
-            "backing_file_offset is {}; the name must lie in the first cluster \
-            ({cluster_size} bytes)",
-            h.backing_file_offset
-        )));
+        return Err(OpenError::BackingFileOffset {
+            offset: h.backing_file_offset,
+            cluster_size,
+        });
     }
     match h.compression_type {
         COMPRESSION_ZLIB if h.incompatible_features & INCOMPAT_COMPRESSION != 0 => {
-            return Err(rules::COMPRESSION_TYPE.finding(format!(
-                "incompatible feature bit 3 (compression type) is set but compression_type is 0 \
-                (zlib); incompatible_features is {:#x}",
-                h.incompatible_features
-            )))
+            return Err(OpenError::CompressionBitWithZlib(h.incompatible_features))
         }
         COMPRESSION_ZSTD if h.incompatible_features & INCOMPAT_COMPRESSION == 0 => {
-            return Err(rules::COMPRESSION_TYPE.finding(
-                "compression_type is 1 (zstd) but incompatible feature bit 3 (compression type) \
-                is not set",
-            ))
+            return Err(OpenError::ZstdWithoutCompressionBit)
         }
         COMPRESSION_ZLIB | COMPRESSION_ZSTD => {}
-        other => {
-            return Err(rules::COMPRESSION_TYPE.finding(format!(
-                "compression_type is {other}; must be 0 (zlib) or 1 (zstd)"
-            )))
-        }
+        other => return Err(OpenError::CompressionType(other)),
     }
     // Unknown incompatible bits are reported by the caller, which has the
     // feature name table.
     let extended_l2 = h.incompatible_features & INCOMPAT_EXTL2 != 0;
     if extended_l2 && h.cluster_bits < MIN_CLUSTER_BITS_EXTENDED_L2 {
-        return Err(rules::CLUSTER_BITS.finding(format!(
-            "cluster_bits is {} with extended L2 entries; must be at least \
-            {MIN_CLUSTER_BITS_EXTENDED_L2} so that subclusters are at least 512 bytes",
-            h.cluster_bits
-        )));
+        return Err(OpenError::ExtendedL2ClusterBits(h.cluster_bits));
     }
     if h.refcount_order > MAX_REFCOUNT_ORDER {
-        return Err(rules::REFCOUNT_ORDER.finding(format!(
-            "refcount_order is {}; must be at most {MAX_REFCOUNT_ORDER} (64-bit refcounts)",
-            h.refcount_order
-        )));
+        return Err(OpenError::RefcountOrder(h.refcount_order));
     }
     if h.crypt_method > CRYPT_LUKS {
-        return Err(rules::ENCRYPTION_METHOD.finding(format!(
-            "crypt_method is {}; must be 0 (none), 1 (AES) or 2 (LUKS)",
-            h.crypt_method
-        )));
+        return Err(OpenError::CryptMethod(h.crypt_method));
     }
     let l2_entry_size: u64 = if extended_l2 { 16 } else { 8 };
     let l2_bits = h.cluster_bits - l2_entry_size.trailing_zeros();
@@ -434,68 +392,65 @@ pub(crate) fn validate(h: &Header, file_size: u64) -> Result<Geometry, Finding> 
     // and the active L1 table, in that order.
     let max_reftable_clusters = MAX_REFTABLE_BYTES / cluster_size;
     if u64::from(h.refcount_table_clusters) > max_reftable_clusters {
-        return Err(rules::REFCOUNT_TABLE.finding(format!(
-            "refcount_table_clusters is {}; at most {max_reftable_clusters} clusters (8 \
-            MiB) are allowed",
-            h.refcount_table_clusters
-        )));
+        return Err(OpenError::RefcountTableClusters {
+            clusters: h.refcount_table_clusters,
+            max: max_reftable_clusters,
+        });
     }
     table_offset_ok(
         h.refcount_table_offset,
         u64::from(h.refcount_table_clusters) * cluster_size,
         cluster_size,
     )
-    .map_err(|why| {
-        rules::REFCOUNT_TABLE.finding(format!(
-            "refcount_table_offset is {:#x}; {why}",
-            h.refcount_table_offset
-        ))
+    .map_err(|placement| OpenError::RefcountTableOffset {
+        offset: h.refcount_table_offset,
+        placement,
     })?;
     if h.nb_snapshots > MAX_SNAPSHOTS {
-        return Err(rules::SNAPSHOT_TABLE.finding(format!(
-            "nb_snapshots is {}; at most {MAX_SNAPSHOTS} are allowed",
-            h.nb_snapshots
-        )));
+        return Err(OpenError::SnapshotCount {
+            count: h.nb_snapshots,
+            max: MAX_SNAPSHOTS,
+        });
     }
     table_offset_ok(
         h.snapshots_offset,
         u64::from(h.nb_snapshots) * 40,
         cluster_size,
     )
-    .map_err(|why| {
-        rules::SNAPSHOT_TABLE.finding(format!(
-            "snapshots_offset is {:#x}; {why}",
-            h.snapshots_offset
-        ))
+    .map_err(|placement| OpenError::SnapshotsOffset {
+        offset: h.snapshots_offset,
+        placement,
     })?;
     let max_l1 = MAX_L1_BYTES / 8;
     if u64::from(h.l1_size) > max_l1 {
-        return Err(rules::L1_TOO_LARGE.finding(format!(
-            "l1_size is {} entries; at most {max_l1} (32 MiB) are allowed",
-            h.l1_size
-        )));
+        return Err(OpenError::L1TooLarge {
+            entries: h.l1_size,
+            max: max_l1,
+        });
     }
-    table_offset_ok(h.l1_table_offset, u64::from(h.l1_size) * 8, cluster_size).map_err(|why| {
-        rules::L1_UNALIGNED.finding(format!(
-            "l1_table_offset is {:#x}; {why}",
-            h.l1_table_offset
-        ))
-    })?;
+    table_offset_ok(h.l1_table_offset, u64::from(h.l1_size) * 8, cluster_size).map_err(
+        |placement| OpenError::L1Offset {
+            offset: h.l1_table_offset,
+            placement,
+        },
+    )?;
     // Entries of L1 needed to map the virtual size.
     let per_l1_entry = 1u64 << (h.cluster_bits + l2_bits);
     let needed = h.size.div_ceil(per_l1_entry);
     if needed > MAX_L1_INDEX {
-        return Err(rules::TOO_BIG.finding(format!(
-            "size is {} bytes; with {cluster_size}-byte clusters that needs {needed} L1 entries, \
-            more than {MAX_L1_INDEX}",
-            h.size
-        )));
+        return Err(OpenError::TooBig {
+            size: h.size,
+            cluster_size,
+            needed,
+            max: MAX_L1_INDEX,
+        });
     }
     if u64::from(h.l1_size) < needed {
-        return Err(rules::L1_TOO_SMALL.finding(format!(
-            "l1_size is {} entries; the virtual size {} needs at least {needed}",
-            h.l1_size, h.size
-        )));
+        return Err(OpenError::L1TooSmall {
+            entries: h.l1_size,
+            size: h.size,
+            needed,
+        });
     }
     Ok(Geometry {
         cluster_bits: h.cluster_bits,
@@ -513,15 +468,13 @@ pub(crate) fn validate(h: &Header, file_size: u64) -> Result<Geometry, Finding> 
 
 /// qemu's rule for a table offset: cluster aligned, and offset + length
 /// below 2^63.
-fn table_offset_ok(offset: u64, len: u64, cluster_size: u64) -> Result<(), String> {
+fn table_offset_ok(offset: u64, len: u64, cluster_size: u64) -> Result<(), Placement> {
     if offset & (cluster_size - 1) != 0 {
-        return Err(format!(
-            "not aligned to the {cluster_size}-byte cluster size"
-        ));
+        return Err(Placement::Unaligned { cluster_size });
     }
     match offset.checked_add(len) {
         Some(end) if end <= i64::MAX as u64 => Ok(()),
-        _ => Err(format!("with {len} bytes of table it passes 2^63")),
+        _ => Err(Placement::PastLimit { len }),
     }
 }
 
@@ -542,8 +495,13 @@ fn bitmaps_ext(i: &[u8]) -> IResult<&[u8], (u32, u32, u64, u64)> {
 
 /// Walks the extensions in `c0[start..end]` as qemu's
 /// `qcow2_read_extensions` does. On error, returns what was read so far
-/// (for the feature names) with the finding.
-fn parse_extensions(c0: &[u8], start: u64, end: u64, h: &Header) -> (Extensions, Option<Finding>) {
+/// (for the feature names) with the error.
+fn parse_extensions(
+    c0: &[u8],
+    start: u64,
+    end: u64,
+    h: &Header,
+) -> (Extensions, Option<OpenError>) {
     let mut ext = Extensions::default();
     let mut offset = start;
     // Each pass moves `offset` forward by at least 8 bytes, and
@@ -556,11 +514,12 @@ fn parse_extensions(c0: &[u8], start: u64, end: u64, h: &Header) -> (Extensions,
         offset += 8;
         let len64 = u64::from(len);
         if offset > end || len64 > end - offset {
-            let f = rules::HEADER_EXTENSION.finding(format!(
-                "header extension {kind:#010x} at offset {} is {len} bytes long and passes the \
-                end of the extension area ({end})",
-                offset - 8
-            ));
+            let f = OpenError::ExtensionPastArea {
+                kind,
+                offset: offset - 8,
+                len,
+                end,
+            };
             return (ext, Some(f));
         }
         let data_at = usize::try_from(offset).unwrap_or(usize::MAX);
@@ -569,14 +528,11 @@ fn parse_extensions(c0: &[u8], start: u64, end: u64, h: &Header) -> (Extensions,
         let data = c0
             .get(data_at..data_at.saturating_add(data_len))
             .unwrap_or_default();
-        let bad = |msg: String| rules::HEADER_EXTENSION.finding(msg);
         match kind {
             EXT_END => return (ext, None),
             EXT_BACKING_FORMAT => {
                 if len > MAX_BACKING_FORMAT_NAME {
-                    let f = bad(format!(
-                        "backing format extension is {len} bytes; at most {MAX_BACKING_FORMAT_NAME}"
-                    ));
+                    let f = OpenError::BackingFormatLength(len);
                     return (ext, Some(f));
                 }
                 ext.backing_format = Some(c_string(data));
@@ -590,66 +546,49 @@ fn parse_extensions(c0: &[u8], start: u64, end: u64, h: &Header) -> (Extensions,
             }
             EXT_CRYPTO => {
                 if h.crypt_method != CRYPT_LUKS {
-                    let f = bad(format!(
-                        "full disk encryption header extension present but crypt_method is \
-                        {}, not 2 (LUKS)",
-                        h.crypt_method
-                    ));
+                    let f = OpenError::CryptoWithoutLuks(h.crypt_method);
                     return (ext, Some(f));
                 }
                 let parsed: IResult<&[u8], (u64, u64)> = (be_u64, be_u64).parse(data);
                 match parsed {
                     Ok((_, (off, length))) if len == 16 => {
                         if off & ((1u64 << h.cluster_bits) - 1) != 0 {
-                            let f = bad(format!(
-                                "encryption header offset {off:#x} is not cluster aligned"
-                            ));
+                            let f = OpenError::CryptoHeaderUnaligned(off);
                             return (ext, Some(f));
                         }
                         ext.crypto_header = Some((off, length));
                     }
                     _ => {
-                        let f = bad(format!(
-                            "full disk encryption header extension is {len} bytes; must be 16"
-                        ));
+                        let f = OpenError::CryptoExtensionLength(len);
                         return (ext, Some(f));
                     }
                 }
             }
             EXT_BITMAPS => {
                 if len != 24 {
-                    let f = bad(format!("bitmaps extension is {len} bytes; must be 24"));
+                    let f = OpenError::BitmapsExtensionLength(len);
                     return (ext, Some(f));
                 }
                 // Without the autoclear bit, a program unaware of bitmaps
                 // wrote the image: qemu ignores the extension.
                 if h.autoclear_features & AUTOCLEAR_BITMAPS != 0 {
                     let Ok((_, (nb, reserved, dir_size, dir_offset))) = bitmaps_ext(data) else {
-                        let f = bad("bitmaps extension is cut short".to_string());
+                        let f = OpenError::BitmapsExtensionShort;
                         return (ext, Some(f));
                     };
                     let problem = if reserved != 0 {
-                        Some(format!(
-                            "bitmaps extension reserved field is {reserved:#x}; must be 0"
-                        ))
+                        Some(OpenError::BitmapsReserved(reserved))
                     } else if nb == 0 || nb > MAX_BITMAPS {
-                        Some(format!(
-                            "bitmaps extension counts {nb} bitmaps; must be 1 to {MAX_BITMAPS}"
-                        ))
+                        Some(OpenError::BitmapCount(nb))
                     } else if dir_offset & ((1u64 << h.cluster_bits) - 1) != 0 {
-                        Some(format!(
-                            "bitmap directory offset {dir_offset:#x} is not cluster aligned"
-                        ))
+                        Some(OpenError::BitmapDirectoryUnaligned(dir_offset))
                     } else if dir_size > MAX_BITMAP_DIRECTORY_BYTES {
-                        Some(format!(
-                            "bitmap directory size is {dir_size}; at most \
-                            {MAX_BITMAP_DIRECTORY_BYTES}"
-                        ))
+                        Some(OpenError::BitmapDirectorySize(dir_size))
                     } else {
                         None
                     };
-                    if let Some(msg) = problem {
-                        return (ext, Some(bad(msg)));
+                    if problem.is_some() {
+                        return (ext, problem);
                     }
                     ext.bitmaps = Some(BitmapsExt {
                         nb_bitmaps: nb,

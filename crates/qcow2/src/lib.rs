@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 
 mod check;
+mod error;
 mod header;
 mod reader;
 pub mod rules;
@@ -29,6 +30,8 @@ pub use rules::RULES;
 use preflight_disk::{BlockRead, DiskImage, Format, ImageInfo, ReadError, Source};
 use preflight_report::Finding;
 use std::sync::Arc;
+
+use error::OpenError;
 
 use header::{
     Parsed, AUTOCLEAR_BITMAPS, AUTOCLEAR_DATA_FILE_RAW, COMPAT_LAZY_REFCOUNTS, COMPRESSION_ZSTD,
@@ -75,6 +78,11 @@ impl std::fmt::Debug for Qcow2Image {
 /// Backing files, encryption, external data files and the dirty/corrupt
 /// bits do not make it fail: see [`DiskImage::info`] and [`DiskImage::check`].
 pub fn open(src: Arc<dyn Source>) -> Result<Qcow2Image, Finding> {
+    open_typed(src).map_err(|e| e.finding())
+}
+
+/// [`open`] with the typed error, mapped to its finding at the boundary.
+fn open_typed(src: Arc<dyn Source>) -> Result<Qcow2Image, OpenError> {
     let parsed = header::parse(src.as_ref())?;
     let l1 = load_l1(src.as_ref(), &parsed)?;
     let mut img = Qcow2Image {
@@ -89,7 +97,7 @@ pub fn open(src: Arc<dyn Source>) -> Result<Qcow2Image, Finding> {
 }
 
 /// Reads the active L1 table if it lies inside the file.
-fn load_l1(src: &dyn Source, p: &Parsed) -> Result<Result<Vec<u64>, String>, Finding> {
+fn load_l1(src: &dyn Source, p: &Parsed) -> Result<Result<Vec<u64>, String>, OpenError> {
     let h = &p.header;
     let len = u64::from(h.l1_size) * 8;
     if len == 0 {
@@ -111,7 +119,7 @@ fn load_l1(src: &dyn Source, p: &Parsed) -> Result<Result<Vec<u64>, String>, Fin
         len,
         header::MAX_L1_BYTES,
     )
-    .map_err(|e| rules::IO.finding(e.to_string()))?;
+    .map_err(OpenError::L1Read)?;
     Ok(Ok(bytes
         .chunks_exact(8)
         .map(|c| tables::be_u64_at(c, 0))
@@ -195,7 +203,7 @@ impl Qcow2Image {
     /// L1 counts one cluster; a compressed cluster counts the bytes its
     /// descriptor covers (its compressed size rounded to 512-byte sectors).
     /// Zero clusters count nothing, even when a host cluster is reserved.
-    fn allocated_size(&self) -> Result<u64, Finding> {
+    fn allocated_size(&self) -> Result<u64, OpenError> {
         let geo = self.parsed.geo;
         let mut total: u64 = 0;
         tables::for_each_cluster(
@@ -213,7 +221,7 @@ impl Qcow2Image {
                 }
             },
         )
-        .map_err(|(off, e)| rules::IO.finding(format!("reading the L2 table at {off:#x}: {e}")))?;
+        .map_err(|(offset, source)| OpenError::L2Read { offset, source })?;
         Ok(total)
     }
 }

@@ -213,7 +213,12 @@ impl Qcow2Image {
             geo.cluster_size,
             geo.cluster_size,
         )
-        .map_err(|e| corrupt(format!("L1 entry {l1_index}: {e}")))?;
+        .map_err(|e| {
+            corrupt(format!(
+                "L1 entry {l1_index}: {}",
+                preflight_disk::error_chain(&e)
+            ))
+        })?;
         let table = Arc::new(table);
         let cap =
             (L2_CACHE_BYTES / geo.cluster_size).clamp(L2_CACHE_MIN_TABLES, L2_CACHE_MAX_TABLES);
@@ -311,7 +316,7 @@ impl Qcow2Image {
             len,
             2 * geo.cluster_size,
         )
-        .map_err(|e| corrupt(e.to_string()))?;
+        .map_err(|e| corrupt(preflight_disk::error_chain(&e)))?;
         let out = decompress(
             &input,
             geo.cluster_size,

@@ -385,7 +385,7 @@ fn check_sparse(img: &VhdImage, s: &Sparse, file_size: u64, out: &mut FindingSin
     }
     let size = img.footer.current_size;
     let entries = u64::from(h.max_table_entries);
-    let covered = entries * s.block_size; // ≤ 2^29 × 2^31: no overflow
+    let covered = entries.saturating_mul(s.block_size); // ≤ 2^29 × 2^31: never saturates
     if covered < size {
         out.push(INCORRECT_SIZE.finding(format!(
             "current size {size} is larger than MaxTableEntries {entries} × BlockSize {} = {covered}",
@@ -395,14 +395,15 @@ fn check_sparse(img: &VhdImage, s: &Sparse, file_size: u64, out: &mut FindingSin
         out.push(TABLE_NOT_EXACT.finding(format!(
             "MaxTableEntries {entries} × BlockSize {} = {covered}, {} bytes more than the current size {size}",
             s.block_size,
-            covered - size
+            covered.saturating_sub(size)
         )));
     }
-    if size / s.block_size > u64::from(u32::MAX) {
+    // The block size was checked at open to be a power of two >= 512.
+    let blocks = size.checked_div(s.block_size).unwrap_or(0);
+    if blocks > u64::from(u32::MAX) {
         out.push(TOO_MANY_BLOCKS.finding(format!(
-            "current size {size} / block size {} = {} blocks, over 2^32 - 1",
+            "current size {size} / block size {} = {blocks} blocks, over 2^32 - 1",
             s.block_size,
-            size / s.block_size
         )));
     }
     if s.block_size != USUAL_BLOCK_SIZE {
@@ -439,15 +440,15 @@ fn check_sparse(img: &VhdImage, s: &Sparse, file_size: u64, out: &mut FindingSin
     let meta = meta.all().to_vec();
 
     // Each block: inside the data area, clear of the metadata.
-    let span = s.bitmap_size + s.block_size;
+    let span = s.bitmap_size.saturating_add(s.block_size);
     let mut past_eof = Capped::new(&BLOCK_PAST_EOF);
     let mut overlaps = Capped::new(&BLOCK_OVERLAP);
     for (index, &e) in s.bat.iter().enumerate() {
         if e == tables::UNALLOCATED {
             continue;
         }
-        let start = u64::from(e) * 512;
-        let end = start + span;
+        let start = u64::from(e).saturating_mul(512);
+        let end = start.saturating_add(span);
         if end > s.data_end {
             past_eof.push(out, || {
                 format!(
@@ -467,9 +468,12 @@ fn check_sparse(img: &VhdImage, s: &Sparse, file_size: u64, out: &mut FindingSin
         }
     }
 
-    // Blocks against each other: sort, then compare neighbours.
-    let sorted = tables::sorted_allocated(&s.bat);
-    for (a, b) in tables::overlapping(&sorted, span) {
+    // Blocks against each other: all have the same span.
+    let mut extents: Vec<preflight_disk::Extent<u32>> = tables::sorted_allocated(&s.bat)
+        .into_iter()
+        .map(|sector| (u64::from(sector) * 512, span, sector))
+        .collect();
+    for ((_, _, a), (_, _, b)) in preflight_disk::overlapping_extents(&mut extents) {
         // Naming the block numbers costs a scan of the BAT: only for the findings shown.
         overlaps.push(out, || {
             let ia = s.bat.iter().position(|&e| e == a).unwrap_or(0);
@@ -503,7 +507,7 @@ impl Capped {
         if self.seen < MAX_PER_CODE {
             out.push(self.rule.finding(message()));
         }
-        self.seen += 1;
+        self.seen = self.seen.saturating_add(1);
     }
 
     fn finish(self, out: &mut FindingSink) {

@@ -171,7 +171,11 @@ impl Footer {
 
     /// Size given by the CHS geometry: cylinders × heads × sectors × 512.
     pub fn chs_size(&self) -> u64 {
-        u64::from(self.cylinders) * u64::from(self.heads) * u64::from(self.sectors) * 512
+        // At most 65535 × 16 × 255 × 512: never saturates.
+        u64::from(self.cylinders)
+            .saturating_mul(u64::from(self.heads))
+            .saturating_mul(u64::from(self.sectors))
+            .saturating_mul(512)
     }
 
     /// True when the geometry is the maximum 65535/16/255, which qemu takes

@@ -37,6 +37,12 @@
 //! only matters for differencing disks, which are not read).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Parser crates: every offset comes from hostile input, so arithmetic is checked or
+// saturating and conversions are `try_from` (tests may compute freely).
+#![cfg_attr(
+    not(test),
+    warn(clippy::arithmetic_side_effects, clippy::as_conversions)
+)]
 
 mod check;
 mod header;
@@ -82,7 +88,7 @@ enum OpenError {
     BlockSize(u32),
     #[error("MaxTableEntries {0} is over qemu's limit of {max}", max = tables::MAX_TABLE_ENTRIES)]
     MaxTableEntries(u32),
-    #[error("BAT of {entries} entries at offset {offset}: {source}")]
+    #[error("BAT of {entries} entries at offset {offset}")]
     Bat {
         offset: u64,
         entries: u32,
@@ -93,7 +99,7 @@ enum OpenError {
         bad_sums(.0)
     )]
     FooterChecksum(Vec<BadSum>),
-    #[error("reading {what}: {source}")]
+    #[error("reading {what}")]
     Io {
         what: &'static str,
         source: std::io::Error,
@@ -113,12 +119,12 @@ impl OpenError {
             OpenError::Bat { source, .. } => match source {
                 BoundsError::PastEnd { .. } => &check::BAT_PAST_EOF,
                 BoundsError::TooLarge { .. } => &check::MAX_TABLE_ENTRIES,
-                BoundsError::Io { .. } => &check::IO,
+                _ => &check::IO,
             },
             OpenError::FooterChecksum(_) => &check::FOOTER_CHECKSUM,
             OpenError::Io { .. } => &check::IO,
         };
-        rule.finding(self.to_string())
+        rule.finding(preflight_disk::error_chain(self))
     }
 }
 
@@ -285,7 +291,7 @@ fn open_sparse(src: &dyn Source, footer: &Footer, data_end: u64) -> Result<Spars
             what: "dynamic header",
             source,
         },
-        BoundsError::PastEnd { .. } | BoundsError::TooLarge { .. } => bad_offset,
+        _ => bad_offset,
     })?;
     let dyn_header = DynHeader::parse(&raw).ok_or(OpenError::DataOffset { offset, file_size })?;
     if &dyn_header.cookie != header::DYN_COOKIE {

@@ -37,12 +37,19 @@ pub(crate) fn next_data(img: &VhdImage, offset: u64) -> Result<Option<(u64, u64)
 /// The first run of allocated blocks at or after `offset`, clipped to `size`.
 fn allocated_run(s: &Sparse, offset: u64, size: u64) -> Option<(u64, u64)> {
     let bs = s.block_size.max(1);
-    let from = usize::try_from(offset / bs).ok()?;
+    let from = usize::try_from(offset.checked_div(bs)?).ok()?;
     let allocated = |e: &u32| *e != tables::UNALLOCATED;
-    let first = from + s.bat.get(from..)?.iter().position(allocated)?;
-    let run = s.bat[first..].iter().take_while(|e| allocated(e)).count();
-    let start = (len64(first) * bs).max(offset);
-    let end = len64(first + run).saturating_mul(bs).min(size);
+    let first = from.checked_add(s.bat.get(from..)?.iter().position(allocated)?)?;
+    let run = s
+        .bat
+        .get(first..)?
+        .iter()
+        .take_while(|e| allocated(e))
+        .count();
+    let start = len64(first).saturating_mul(bs).max(offset);
+    let end = len64(first.saturating_add(run))
+        .saturating_mul(bs)
+        .min(size);
     (start < end).then_some((start, end))
 }
 
@@ -75,13 +82,21 @@ fn read_sparse(img: &VhdImage, s: &Sparse, offset: u64, buf: &mut [u8]) -> Resul
     let mut done = 0usize;
     while done < buf.len() {
         let pos = offset.saturating_add(len64(done));
-        let index = pos / s.block_size;
-        let in_block = pos % s.block_size;
-        let left_in_block = s.block_size - in_block;
-        let n =
-            usize::try_from(left_in_block).map_or(buf.len() - done, |l| l.min(buf.len() - done));
+        // The block size was checked at open to be a power of two >= 512.
+        let index = pos.checked_div(s.block_size).unwrap_or(0);
+        let in_block = pos.checked_rem(s.block_size).unwrap_or(0);
+        let left_in_block = s.block_size.saturating_sub(in_block);
+        let left_in_buf = buf.len().saturating_sub(done);
+        let n = usize::try_from(left_in_block).map_or(left_in_buf, |l| l.min(left_in_buf));
+        if n == 0 {
+            // Only a zero block size gets here; it would never advance.
+            return Err(ReadError::Corrupt(format!(
+                "block size {} cannot be read",
+                s.block_size
+            )));
+        }
         let chunk = buf
-            .get_mut(done..done + n)
+            .get_mut(done..done.saturating_add(n))
             .ok_or_else(|| ReadError::Corrupt("internal: chunk out of range".to_string()))?;
         let entry = usize::try_from(index)
             .ok()
@@ -91,8 +106,8 @@ fn read_sparse(img: &VhdImage, s: &Sparse, offset: u64, buf: &mut [u8]) -> Resul
             // Past the table or not allocated: zeros, as qemu reads them.
             None | Some(tables::UNALLOCATED) => chunk.fill(0),
             Some(e) => {
-                let block_start = u64::from(e) * 512;
-                let data = block_start + s.bitmap_size;
+                let block_start = u64::from(e).saturating_mul(512);
+                let data = block_start.saturating_add(s.bitmap_size);
                 let block_end = data.saturating_add(s.block_size);
                 if block_end > s.data_end {
                     return Err(ReadError::Corrupt(format!(
@@ -101,10 +116,11 @@ fn read_sparse(img: &VhdImage, s: &Sparse, offset: u64, buf: &mut [u8]) -> Resul
                         s.data_end
                     )));
                 }
-                img.src.read_exact_at(data + in_block, chunk)?;
+                img.src
+                    .read_exact_at(data.saturating_add(in_block), chunk)?;
             }
         }
-        done += n;
+        done = done.saturating_add(n);
     }
     Ok(())
 }

@@ -38,18 +38,6 @@ pub fn sorted_allocated(bat: &[u32]) -> Vec<u32> {
     v
 }
 
-/// Pairs of neighbouring allocated blocks (bitmap + data, `span` bytes each)
-/// that overlap, as sector numbers, in file order. `sorted` comes from
-/// [`sorted_allocated`].
-pub fn overlapping(sorted: &[u32], span: u64) -> impl Iterator<Item = (u32, u32)> + '_ {
-    sorted.windows(2).filter_map(move |w| match w {
-        [a, b] if u64::from(*b) * 512 < (u64::from(*a) * 512).saturating_add(span) => {
-            Some((*a, *b))
-        }
-        _ => None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,13 +64,8 @@ mod tests {
     }
 
     #[test]
-    fn overlap_of_neighbours() {
+    fn allocated_blocks_sorted() {
         let s = sorted_allocated(&[20, UNALLOCATED, 10, 14, 30]);
         assert_eq!(s, vec![10, 14, 20, 30]);
-        // span of 5 sectors: 10..15 overlaps 14, 14..19 does not reach 20.
-        let o: Vec<_> = overlapping(&s, 5 * 512).collect();
-        assert_eq!(o, vec![(10, 14)]);
-        let dup: Vec<_> = overlapping(&[3, 3], 512).collect();
-        assert_eq!(dup, vec![(3, 3)]);
     }
 }

@@ -252,7 +252,7 @@ fn check_headers(img: &VhdxImage, out: &mut FindingSink) {
             };
             out.push(HEADER_CORRUPT.finding(format!(
                 "header {bad} {why}; header {} is used",
-                img.active + 1
+                img.active.saturating_add(1)
             )));
         }
     }
@@ -288,12 +288,12 @@ fn check_regions(img: &VhdxImage, out: &mut FindingSink) -> Vec<preflight_disk::
     let valid =
         |t: &Option<header::RegionTable>| t.as_ref().is_some_and(header::RegionTable::is_valid);
     if !valid(t1) || !valid(t2) {
-        let bad = if valid(t1) { 1 } else { 0 };
+        let bad: usize = if valid(t1) { 1 } else { 0 };
         let t = if bad == 0 { t1 } else { t2 };
         out.push(REGION_TABLE_COPY.finding(format!(
             "{}; region table {} is used",
-            describe_table(bad + 1, t),
-            img.used_table + 1
+            describe_table(bad.saturating_add(1), t),
+            img.used_table.saturating_add(1)
         )));
     } else if let (Some(a), Some(b)) = (t1, t2) {
         if a.entries != b.entries {
@@ -361,7 +361,9 @@ fn check_metadata(img: &VhdxImage, out: &mut FindingSink) {
     if !m.disk_id_present {
         out.push(METADATA_MISSING.finding("the metadata has no virtual disk ID item"));
     }
-    if m.virtual_size % u64::from(m.logical_sector) != 0 || m.virtual_size > MAX_VIRTUAL_SIZE {
+    if m.virtual_size.checked_rem(u64::from(m.logical_sector)) != Some(0)
+        || m.virtual_size > MAX_VIRTUAL_SIZE
+    {
         out.push(VIRTUAL_SIZE.finding(format!(
             "the virtual size {} is not a multiple of the {}-byte logical sector",
             m.virtual_size, m.logical_sector
@@ -442,7 +444,7 @@ fn check_bat(img: &VhdxImage, regions: &[preflight_disk::Region], out: &mut Find
         }
         extents.push((offset, len, index));
     }
-    for (a, b) in tables::overlaps(&mut extents) {
+    for (a, b) in preflight_disk::overlapping_extents(&mut extents) {
         out.push(BLOCK_OVERLAP.finding(format!(
             "BAT entries {} and {} overlap: file bytes {}..{} and {}..{}",
             a.2,

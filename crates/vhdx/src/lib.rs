@@ -35,6 +35,12 @@
 //! `log_replay_needed` when the log GUID is set.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Parser crates: every offset comes from hostile input, so arithmetic is checked or
+// saturating and conversions are `try_from` (tests may compute freely).
+#![cfg_attr(
+    not(test),
+    warn(clippy::arithmetic_side_effects, clippy::as_conversions)
+)]
 
 mod check;
 mod header;

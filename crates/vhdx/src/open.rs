@@ -22,21 +22,23 @@ const MAX_ITEM_SIZE: u64 = 1 << 20;
 /// one rule of [`crate::RULES`].
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OpenError {
-    #[error("reading {what}: {source}")]
+    #[error("reading {what}")]
     Io {
         what: &'static str,
         source: std::io::Error,
     },
-    #[error("no `vhdxfile` signature at offset 0 ({0})")]
-    Signature(String),
+    #[error("no `vhdxfile` signature at offset 0 (the file is only {0} bytes)")]
+    FileTooSmall(u64),
+    #[error("no `vhdxfile` signature at offset 0 (found {0:02x?})")]
+    Signature([u8; 8]),
     #[error("neither header is valid: {0}")]
     NoValidHeader(String),
     #[error("neither region table is valid: {0}")]
     RegionTable(String),
     #[error("{0}")]
     RegionEntry(String),
-    #[error("the region table lists an unknown region {0} marked required")]
-    UnknownRequiredRegion(String),
+    #[error("the region table lists an unknown region {} marked required", guid_str(.0))]
+    UnknownRequiredRegion([u8; 16]),
     #[error("{what} at offset {offset} ({len} bytes) passes the end of the {file_size}-byte file")]
     RegionPastEof {
         what: &'static str,
@@ -46,8 +48,8 @@ pub(crate) enum OpenError {
     },
     #[error("{0}")]
     MetadataTable(String),
-    #[error("the metadata table lists an unknown item {0} marked required")]
-    UnknownRequiredMetadata(String),
+    #[error("the metadata table lists an unknown item {} marked required", guid_str(.0))]
+    UnknownRequiredMetadata([u8; 16]),
     #[error("{0}")]
     MetadataItem(String),
     #[error("the metadata has no {0} item")]
@@ -66,7 +68,7 @@ impl OpenError {
     pub(crate) fn finding(&self) -> Finding {
         let rule = match self {
             OpenError::Io { .. } => &check::IO,
-            OpenError::Signature(_) => &check::SIGNATURE,
+            OpenError::FileTooSmall(_) | OpenError::Signature(_) => &check::SIGNATURE,
             OpenError::NoValidHeader(_) => &check::NO_VALID_HEADER,
             OpenError::RegionTable(_) => &check::REGION_TABLE,
             OpenError::RegionEntry(_) => &check::REGION_ENTRY,
@@ -81,7 +83,7 @@ impl OpenError {
             OpenError::VirtualSize(_) => &check::VIRTUAL_SIZE,
             OpenError::BatTooSmall { .. } => &check::BAT_TOO_SMALL,
         };
-        rule.finding(self.to_string())
+        rule.finding(preflight_disk::error_chain(self))
     }
 }
 
@@ -95,7 +97,7 @@ fn read_struct(
     match read_vec(src, what, offset, len, len) {
         Ok(v) => Ok(Some(v)),
         Err(BoundsError::Io { source, .. }) => Err(OpenError::Io { what, source }),
-        Err(BoundsError::PastEnd { .. } | BoundsError::TooLarge { .. }) => Ok(None),
+        Err(_) => Ok(None),
     }
 }
 
@@ -109,7 +111,7 @@ fn read_region(
 ) -> Result<Vec<u8>, OpenError> {
     read_vec(src, what, offset, len, limit).map_err(|e| match e {
         BoundsError::Io { source, .. } => OpenError::Io { what, source },
-        BoundsError::PastEnd { .. } | BoundsError::TooLarge { .. } => OpenError::RegionPastEof {
+        _ => OpenError::RegionPastEof {
             what,
             offset,
             len,
@@ -154,14 +156,12 @@ pub(crate) fn describe_table(n: usize, t: &Option<RegionTable>) -> String {
 pub(crate) fn open(src: Arc<dyn Source>) -> Result<VhdxImage, OpenError> {
     let s = src.as_ref();
     let file_size = s.size();
-    let ident = read_struct(s, "file identifier", 0, 520)?
-        .ok_or_else(|| OpenError::Signature(format!("the file is only {file_size} bytes")))?;
+    let ident =
+        read_struct(s, "file identifier", 0, 520)?.ok_or(OpenError::FileTooSmall(file_size))?;
     let creator = header::utf16le(ident.get(8..).unwrap_or(&[]));
     if ident.get(..8) != Some(header::FILE_SIGNATURE.as_slice()) {
-        return Err(OpenError::Signature(format!(
-            "found {:02x?}",
-            ident.get(..8).unwrap_or(&[])
-        )));
+        let found = ident.get(..8).and_then(|b| b.try_into().ok());
+        return Err(OpenError::Signature(found.unwrap_or_default()));
     }
 
     // Headers: the valid one with the higher sequence number is active.
@@ -220,7 +220,7 @@ pub(crate) fn open(src: Arc<dyn Source>) -> Result<VhdxImage, OpenError> {
         } else if e.guid == header::METADATA_GUID {
             &mut metadata_region
         } else if e.required {
-            return Err(OpenError::UnknownRequiredRegion(guid_str(&e.guid)));
+            return Err(OpenError::UnknownRequiredRegion(e.guid));
         } else {
             continue;
         };
@@ -256,7 +256,7 @@ pub(crate) fn open(src: Arc<dyn Source>) -> Result<VhdxImage, OpenError> {
             what: "BAT",
             source,
         },
-        BoundsError::PastEnd { .. } | BoundsError::TooLarge { .. } => OpenError::RegionPastEof {
+        _ => OpenError::RegionPastEof {
             what: "BAT",
             offset: bat_region.offset,
             len: geometry.entries.saturating_mul(8),
@@ -333,7 +333,7 @@ fn read_metadata(s: &dyn Source, region: &RegionEntry) -> Result<Meta, OpenError
     for e in &table.entries {
         let Some(k) = KNOWN_ITEMS.iter().position(|(g, _)| *g == e.item) else {
             if e.required {
-                return Err(OpenError::UnknownRequiredMetadata(guid_str(&e.item)));
+                return Err(OpenError::UnknownRequiredMetadata(e.item));
             }
             continue;
         };
@@ -350,7 +350,8 @@ fn read_metadata(s: &dyn Source, region: &RegionEntry) -> Result<Meta, OpenError
             continue;
         }
         let (off, len) = (u64::from(e.offset), u64::from(e.length));
-        if off < KIB64 || off + len > u64::from(region.length) || len > MAX_ITEM_SIZE {
+        if off < KIB64 || off.saturating_add(len) > u64::from(region.length) || len > MAX_ITEM_SIZE
+        {
             return Err(OpenError::MetadataItem(format!(
                 "the {name} item at {off} ({len} bytes) is not inside the {}-byte metadata region after its table",
                 region.length

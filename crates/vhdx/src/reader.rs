@@ -28,12 +28,21 @@ pub(crate) fn read_at(img: &VhdxImage, offset: u64, buf: &mut [u8]) -> Result<()
     let mut done = 0usize;
     while done < buf.len() {
         let pos = offset.saturating_add(len64(done));
-        let block = pos / g.block_size;
-        let in_block = pos % g.block_size;
-        let left = g.block_size - in_block;
-        let n = usize::try_from(left).map_or(buf.len() - done, |l| l.min(buf.len() - done));
+        // Geometry keeps the block size at least 1.
+        let block = pos.checked_div(g.block_size).unwrap_or(0);
+        let in_block = pos.checked_rem(g.block_size).unwrap_or(0);
+        let left = g.block_size.saturating_sub(in_block);
+        let left_in_buf = buf.len().saturating_sub(done);
+        let n = usize::try_from(left).map_or(left_in_buf, |l| l.min(left_in_buf));
+        if n == 0 {
+            // Only a zero block size gets here; it would never advance.
+            return Err(ReadError::Corrupt(format!(
+                "block size {} cannot be read",
+                g.block_size
+            )));
+        }
         let chunk = buf
-            .get_mut(done..done + n)
+            .get_mut(done..done.saturating_add(n))
             .ok_or_else(|| ReadError::Corrupt("internal: chunk out of range".to_string()))?;
         let index = g.payload_index(block);
         let entry = usize::try_from(index)
@@ -64,7 +73,7 @@ pub(crate) fn read_at(img: &VhdxImage, offset: u64, buf: &mut [u8]) -> Result<()
                 )))
             }
         }
-        done += n;
+        done = done.saturating_add(n);
     }
     Ok(())
 }
@@ -93,16 +102,16 @@ pub(crate) fn next_data(img: &VhdxImage, offset: u64) -> Result<Option<(u64, u64
         )
     };
     let blocks = size.div_ceil(bs);
-    let mut block = offset / bs;
+    let mut block = offset.checked_div(bs).unwrap_or(0);
     while block < blocks && reads_zero(block) {
-        block += 1;
+        block = block.saturating_add(1);
     }
     if block >= blocks {
         return Ok(None);
     }
-    let start = (block * bs).max(offset);
+    let start = block.saturating_mul(bs).max(offset);
     while block < blocks && !reads_zero(block) {
-        block += 1;
+        block = block.saturating_add(1);
     }
     Ok(Some((start, block.saturating_mul(bs).min(size))))
 }

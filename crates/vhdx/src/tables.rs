@@ -1,5 +1,4 @@
-//! The block allocation table (MS-VHDX §2.5): geometry, entry states, and
-//! the overlap sweep over allocated blocks.
+//! The block allocation table (MS-VHDX §2.5): geometry and entry states.
 
 use preflight_disk::{read_vec, BoundsError, Source};
 
@@ -61,14 +60,25 @@ impl Geometry {
         has_parent: bool,
     ) -> Geometry {
         let block_size = block_size.max(1);
-        let chunk_ratio = ((1u64 << 23) * logical_sector / block_size).max(1);
+        let chunk_ratio = (1u64 << 23)
+            .saturating_mul(logical_sector)
+            .checked_div(block_size)
+            .unwrap_or(1)
+            .max(1);
         let data_blocks = virtual_size.div_ceil(block_size);
         let entries = if has_parent {
-            data_blocks.div_ceil(chunk_ratio) * (chunk_ratio + 1)
+            data_blocks
+                .div_ceil(chunk_ratio)
+                .saturating_mul(chunk_ratio.saturating_add(1))
         } else if data_blocks == 0 {
             0
         } else {
-            data_blocks + (data_blocks - 1) / chunk_ratio
+            data_blocks.saturating_add(
+                data_blocks
+                    .saturating_sub(1)
+                    .checked_div(chunk_ratio)
+                    .unwrap_or(0),
+            )
         };
         Geometry {
             block_size,
@@ -80,12 +90,16 @@ impl Geometry {
 
     /// The BAT index of payload block `block`.
     pub fn payload_index(&self, block: u64) -> u64 {
-        block + block / self.chunk_ratio
+        // chunk_ratio is at least 1 (Geometry::new).
+        block.saturating_add(block.checked_div(self.chunk_ratio).unwrap_or(0))
     }
 
     /// True when BAT entry `index` is a sector-bitmap entry.
     pub fn is_bitmap_entry(&self, index: u64) -> bool {
-        (index + 1) % (self.chunk_ratio + 1) == 0
+        index
+            .saturating_add(1)
+            .checked_rem(self.chunk_ratio.saturating_add(1))
+            == Some(0)
     }
 }
 
@@ -100,28 +114,7 @@ pub fn read_bat(src: &dyn Source, offset: u64, entries: u64) -> Result<Vec<u64>,
 }
 
 /// An allocated extent of the file: (offset, length, BAT index).
-pub type Extent = (u64, u64, u64);
-
-/// Overlapping pairs among `extents` (sorted here by offset): each extent
-/// is compared with the one reaching furthest among those before it.
-/// Returns pairs of BAT indexes with their offsets.
-pub fn overlaps(extents: &mut [Extent]) -> Vec<(Extent, Extent)> {
-    extents.sort_unstable();
-    let mut out = Vec::new();
-    let mut reach: Option<Extent> = None;
-    for &e in extents.iter() {
-        if let Some(r) = reach {
-            if e.0 < r.0.saturating_add(r.1) {
-                out.push((r, e));
-            }
-        }
-        let ends_later = reach.is_none_or(|r| e.0.saturating_add(e.1) > r.0.saturating_add(r.1));
-        if ends_later {
-            reach = Some(e);
-        }
-    }
-    out
-}
+pub type Extent = preflight_disk::Extent<u64>;
 
 #[cfg(test)]
 mod tests {
@@ -155,9 +148,9 @@ mod tests {
     #[test]
     fn overlap_sweep() {
         let mut v = vec![(10, 5, 0), (30, 5, 1), (12, 1, 2), (14, 20, 3), (40, 1, 4)];
-        let o = overlaps(&mut v);
+        let o = preflight_disk::overlapping_extents(&mut v);
         let pairs: Vec<(u64, u64)> = o.iter().map(|(a, b)| (a.2, b.2)).collect();
         assert_eq!(pairs, vec![(0, 2), (0, 3), (3, 1)]);
-        assert!(overlaps(&mut []).is_empty());
+        assert!(preflight_disk::overlapping_extents::<u64>(&mut []).is_empty());
     }
 }

@@ -38,8 +38,12 @@ pub(crate) enum OpenError {
     },
     #[error("{file}: compression algorithm {algorithm} is not 0 (none) or 1 (deflate)")]
     Compression { file: String, algorithm: u16 },
-    #[error("{file}: {source}")]
-    GdOffset { file: String, source: BoundsError },
+    #[error("{file}")]
+    GdOffset {
+        file: String,
+        #[source]
+        source: BoundsError,
+    },
     #[error("{file}: {detail}")]
     Footer { file: String, detail: String },
     #[error("{file}: {detail}")]
@@ -66,14 +70,19 @@ pub(crate) enum OpenError {
         name: String,
         why: &'static str,
     },
-    #[error("{file}: extent file \"{name}\" cannot be opened: {error}")]
+    #[error("{file}: extent file \"{name}\" cannot be opened")]
     MissingExtent {
         file: String,
         name: String,
+        #[source]
         error: std::io::Error,
     },
-    #[error("{file}: read error: {error}")]
-    Io { file: String, error: std::io::Error },
+    #[error("{file}: read error")]
+    Io {
+        file: String,
+        #[source]
+        error: std::io::Error,
+    },
 }
 
 impl OpenError {
@@ -105,7 +114,7 @@ impl OpenError {
 
 impl From<OpenError> for Finding {
     fn from(e: OpenError) -> Finding {
-        e.rule().finding(e.to_string())
+        e.rule().finding(preflight_disk::error_chain(&e))
     }
 }
 

@@ -285,7 +285,7 @@ fn open_descriptor(
         )));
     }
     let bytes = read_vec(&*src, "descriptor", 0, size, MAX_DESCRIPTOR_BYTES)
-        .map_err(|e| desc_err(e.to_string()))?;
+        .map_err(|e| desc_err(preflight_disk::error_chain(&e)))?;
     let (d, bad) = descriptor::parse(&descriptor::text_of(&bytes));
     if let Some(first) = bad.first() {
         let more = if bad.len() > 1 {

@@ -39,11 +39,12 @@ impl Checker<'_> {
     /// One L1 entry of table `table` (0 = active).
     pub(super) fn l1_entry(&mut self, table: u32, what: &str, i: usize, e: u64, active: bool) {
         if e & L1E_RESERVED_MASK != 0 {
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::L1_ENTRY,
                 "{what} entry {i} is {e:#x}: reserved bits {:#x} are set",
                 e & L1E_RESERVED_MASK
             );
-            self.push(&rules::L1_ENTRY, msg);
         }
         let off = e & L1E_OFFSET_MASK;
         if off == 0 {
@@ -51,22 +52,24 @@ impl Checker<'_> {
         }
         let geo = self.geo;
         if geo.offset_in_cluster(off) != 0 {
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::L1_ENTRY,
                 "{what} entry {i} points at L2 table offset {off:#x}, which is not cluster aligned"
             );
-            self.push(&rules::L1_ENTRY, msg);
             return;
         }
         if off
             .checked_add(geo.cluster_size)
             .is_none_or(|end| end > geo.file_size)
         {
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::TABLE_OUT_OF_BOUNDS,
                 "{what} entry {i} points at an L2 table at {off:#x}, past the end of the \
                 file ({} bytes)",
                 geo.file_size
             );
-            self.push(&rules::TABLE_OUT_OF_BOUNDS, msg);
             return;
         }
         let u = self.l2s.entry(off).or_insert(L2Use {
@@ -81,8 +84,11 @@ impl Checker<'_> {
         u.last_index = i;
         u.active |= active;
         if let Some(j) = dup {
-            let msg = format!("{what} entries {j} and {i} both point at the L2 table at {off:#x}");
-            self.push(&rules::L1_ENTRY, msg);
+            report!(
+                self.sink,
+                &rules::L1_ENTRY,
+                "{what} entries {j} and {i} both point at the L2 table at {off:#x}"
+            );
         }
         if active {
             self.copied(off, e);
@@ -97,19 +103,21 @@ impl Checker<'_> {
         }
         let geo = self.geo;
         if self.data_file {
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::SNAPSHOT_TABLE,
                 "the image has {nb} internal snapshots and an external data \
                 file; snapshots are not allowed with a data file"
             );
-            self.push(&rules::SNAPSHOT_TABLE, msg);
         }
         if off >= geo.file_size {
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::TABLE_OUT_OF_BOUNDS,
                 "the snapshot table ({nb} snapshots) at {off:#x} is past the end of the \
                 file ({} bytes)",
                 geo.file_size
             );
-            self.push(&rules::TABLE_OUT_OF_BOUNDS, msg);
             return;
         }
         let room = geo.file_size - off;
@@ -122,7 +130,7 @@ impl Checker<'_> {
             MAX_SNAPSHOTS_BYTES,
         ) {
             Ok(b) => b,
-            Err(e) => return self.push(&rules::IO, e.to_string()),
+            Err(e) => return self.push(&rules::IO, preflight_disk::error_chain(&e)),
         };
         let table = tables::parse_snapshots(&buf, nb, version, room > MAX_SNAPSHOTS_BYTES);
         drop(buf);
@@ -151,30 +159,35 @@ impl Checker<'_> {
         } else {
             ""
         };
-        let msg = format!(
+        report!(
+            self.sink,
+            &rules::SNAPSHOTS,
             "the image holds {nb} internal snapshots ({}{more}); only the current state is \
             imported",
             named.join(", ")
         );
-        self.push(&rules::SNAPSHOTS, msg);
 
         for (n, s) in table.snapshots.iter().enumerate() {
             let what = format!("snapshot {} L1", s.id);
             if geo.offset_in_cluster(s.l1_table_offset) != 0 {
-                let msg = format!(
+                report!(
+                    self.sink,
+                    &rules::SNAPSHOT_TABLE,
                     "snapshot {} (entry {n}): L1 table offset {:#x} is not cluster aligned",
-                    s.id, s.l1_table_offset
+                    s.id,
+                    s.l1_table_offset
                 );
-                self.push(&rules::SNAPSHOT_TABLE, msg);
                 continue;
             }
             let max = header::MAX_L1_BYTES / 8;
             if u64::from(s.l1_size) > max {
-                let msg = format!(
+                report!(
+                    self.sink,
+                    &rules::SNAPSHOT_TABLE,
                     "snapshot {} (entry {n}): L1 table has {} entries; at most {max}",
-                    s.id, s.l1_size
+                    s.id,
+                    s.l1_size
                 );
-                self.push(&rules::SNAPSHOT_TABLE, msg);
                 continue;
             }
             let bytes = u64::from(s.l1_size) * 8;
@@ -222,23 +235,37 @@ impl Checker<'_> {
         match read_vec(self.src.as_ref(), "metadata table", offset, len, limit) {
             Ok(t) => Some(t),
             Err(BoundsError::PastEnd { file_size, .. }) => {
-                let msg = format!(
+                report!(
+                    self.sink,
+                    &rules::TABLE_OUT_OF_BOUNDS,
                     "the {what} at {offset:#x} ({len} bytes) passes the end of the file \
                     ({file_size} bytes)"
                 );
-                self.push(&rules::TABLE_OUT_OF_BOUNDS, msg);
                 None
             }
             Err(BoundsError::TooLarge { limit, .. }) => {
-                let msg = format!(
+                report!(
+                    self.sink,
+                    &rules::IO,
                     "the {what} at {offset:#x} is {len} bytes, over the limit of {limit} bytes"
                 );
-                self.push(&rules::IO, msg);
                 None
             }
             Err(BoundsError::Io { source, .. }) => {
-                let msg = format!("reading the {what} ({len} bytes at {offset:#x}): {source}");
-                self.push(&rules::IO, msg);
+                report!(
+                    self.sink,
+                    &rules::IO,
+                    "reading the {what} ({len} bytes at {offset:#x}): {source}"
+                );
+                None
+            }
+            Err(other) => {
+                let cause = preflight_disk::error_chain(&other);
+                report!(
+                    self.sink,
+                    &rules::IO,
+                    "reading the {what} ({len} bytes at {offset:#x}): {cause}"
+                );
                 None
             }
         }
@@ -247,11 +274,12 @@ impl Checker<'_> {
     /// Takes `bytes` from the read budget; false (after a finding) if spent.
     pub(super) fn spend(&mut self, bytes: u64, what: &str) -> bool {
         if bytes > self.budget {
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::CHECK_LIMIT,
                 "the {what} add up to more than the file size; stopped reading them (the tables \
                 must overlap)"
             );
-            self.push(&rules::CHECK_LIMIT, msg);
             self.budget = 0;
             return false;
         }
@@ -294,27 +322,34 @@ impl Checker<'_> {
             let cluster = tables::classify(&geo, e);
             if geo.extended_l2 {
                 if let Some(why) = tables::bitmap_problem(cluster, e.bitmap) {
-                    let msg = format!("{}: {why} (bitmap {:#x})", at(), e.bitmap);
-                    self.push(&rules::L2_ENTRY, msg);
+                    report!(
+                        self.sink,
+                        &rules::L2_ENTRY,
+                        "{}: {why} (bitmap {:#x})",
+                        at(),
+                        e.bitmap
+                    );
                 }
             }
             match cluster {
                 Cluster::Compressed { offset, size } => {
                     if self.data_file {
-                        let msg = format!(
+                        report!(
+                            self.sink,
+                            &rules::L2_ENTRY,
                             "{}: compressed cluster in an image with an external data file",
                             at()
                         );
-                        self.push(&rules::L2_ENTRY, msg);
                         continue;
                     }
                     if e.raw & OFLAG_COPIED != 0 {
-                        let msg = format!(
+                        report!(
+                            self.sink,
+                            &rules::L2_ENTRY,
                             "{}: compressed cluster {:#x} has the COPIED flag set",
                             at(),
                             e.raw
                         );
-                        self.push(&rules::L2_ENTRY, msg);
                     }
                     if self.region(
                         Kind::Data,
@@ -330,20 +365,22 @@ impl Checker<'_> {
                 }
                 Cluster::Normal(host) | Cluster::ZeroAlloc(host) => {
                     if e.raw & L2E_STD_RESERVED_MASK != 0 {
-                        let msg = format!(
+                        report!(
+                            self.sink,
+                            &rules::L2_ENTRY,
                             "{}: {:#x} has reserved bits {:#x} set",
                             at(),
                             e.raw,
                             e.raw & L2E_STD_RESERVED_MASK
                         );
-                        self.push(&rules::L2_ENTRY, msg);
                     }
                     if geo.offset_in_cluster(host) != 0 {
-                        let msg = format!(
+                        report!(
+                            self.sink,
+                            &rules::L2_ENTRY,
                             "{}: data cluster offset {host:#x} is not cluster aligned",
                             at()
                         );
-                        self.push(&rules::L2_ENTRY, msg);
                         continue;
                     }
                     if self.data_file {
@@ -370,14 +407,15 @@ impl Checker<'_> {
                         _ => 0,
                     };
                     if inside && host + needed > geo.file_size {
-                        let msg = format!(
+                        report!(
+                            self.sink,
+                            &rules::TRUNCATED,
                             "{}: the guest data at {host:#x} end {} bytes past the end of \
                             the file ({} bytes)",
                             at(),
                             host + needed - geo.file_size,
                             geo.file_size
                         );
-                        self.push(&rules::TRUNCATED, msg);
                     }
                     if inside && active {
                         self.copied(host, e.raw);
@@ -385,13 +423,14 @@ impl Checker<'_> {
                 }
                 Cluster::Unallocated | Cluster::ZeroPlain => {
                     if e.raw & L2E_STD_RESERVED_MASK != 0 {
-                        let msg = format!(
+                        report!(
+                            self.sink,
+                            &rules::L2_ENTRY,
                             "{}: {:#x} has reserved bits {:#x} set",
                             at(),
                             e.raw,
                             e.raw & L2E_STD_RESERVED_MASK
                         );
-                        self.push(&rules::L2_ENTRY, msg);
                     }
                 }
             }
@@ -418,15 +457,16 @@ impl Checker<'_> {
             len,
             2 * geo.cluster_size,
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| preflight_disk::error_chain(&e))
         .and_then(|input| crate::reader::decompress(&input, geo.cluster_size, zstd));
         if let Err(why) = result {
-            let msg = format!(
+            report!(
+                self.sink,
+                &rules::TRUNCATED,
                 "the last compressed cluster, at {off:#x}, does not decompress ({why}): the file \
                 ({} bytes) ends inside it",
                 geo.file_size
             );
-            self.push(&rules::TRUNCATED, msg);
         }
     }
 
@@ -464,21 +504,23 @@ impl Checker<'_> {
         for (i, c) in table.chunks_exact(8).enumerate() {
             let e = tables::be_u64_at(c, 0);
             if e & REFT_RESERVED_MASK != 0 {
-                let msg = format!(
+                report!(
+                    self.sink,
+                    &rules::REFCOUNT_TABLE,
                     "refcount table entry {i} is {e:#x}: reserved bits {:#x} are set",
                     e & REFT_RESERVED_MASK
                 );
-                self.push(&rules::REFCOUNT_TABLE, msg);
             }
             let b = e & REFT_OFFSET_MASK;
             if b == 0 {
                 continue;
             }
             if geo.offset_in_cluster(b) != 0 {
-                let msg = format!(
+                report!(
+                    self.sink,
+                    &rules::REFCOUNT_TABLE,
                     "refcount table entry {i} points at {b:#x}, which is not cluster aligned"
                 );
-                self.push(&rules::REFCOUNT_TABLE, msg);
                 continue;
             }
             if self.region(
@@ -547,8 +589,11 @@ impl Checker<'_> {
             for (i, c) in t.chunks_exact(8).enumerate() {
                 let e = tables::be_u64_at(c, 0);
                 if e & BME_RESERVED_MASK != 0 {
-                    let msg = format!("{what} entry {i} is {e:#x}: reserved bits are set");
-                    self.push(&rules::BITMAPS, msg);
+                    report!(
+                        self.sink,
+                        &rules::BITMAPS,
+                        "{what} entry {i} is {e:#x}: reserved bits are set"
+                    );
                     continue;
                 }
                 let d = e & BME_OFFSET_MASK;
