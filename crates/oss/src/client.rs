@@ -5,12 +5,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 use percent_encoding::utf8_percent_encode;
+use preflight_aliyun::retry::{retry, Verdict};
 use preflight_aliyun::{CredentialProvider, RetryConfig};
 
 use crate::error::{Error, Result};
@@ -21,8 +22,6 @@ use crate::xml;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Largest XML answer read: a 1,000-entry ListParts page is about 300 KB.
 pub(crate) const MAX_XML_BODY: usize = 8 * 1024 * 1024;
-/// Clock-skew answers retried in a row before giving up (each one corrects the clock).
-const MAX_SKEW_RETRIES: u32 = 2;
 
 /// Client settings. Defaults suit a public endpoint over a flaky link.
 #[derive(Debug, Clone)]
@@ -279,45 +278,45 @@ impl Client {
 
     /// Sends with retries. Returns the response of a 2xx answer.
     pub(crate) async fn send(&self, op: &Op<'_>) -> Result<reqwest::Response> {
-        let retry = self.inner.config.retry;
-        let mut attempts = 0u32;
-        let mut skews = 0u32;
-        loop {
-            let err = match self.send_once(op).await {
-                Ok(r) => return Ok(r),
-                Err(e) => e,
-            };
-            if err.code() == Some("RequestTimeTooSkewed") && skews < MAX_SKEW_RETRIES {
-                // send_once has corrected the clock; retry at once.
-                skews += 1;
-                continue;
-            }
-            attempts += 1;
-            if !err.is_retryable() || !retry.may_retry(attempts) {
-                return Err(err);
-            }
-            tokio::time::sleep(retry.backoff(attempts - 1)).await;
-        }
+        self.retrying(op, |resp| async { Ok(resp) }, Error::verdict)
+            .await
     }
 
     /// Sends with retries and reads the whole answer (at most [`MAX_XML_BODY`] bytes). A body
-    /// cut off mid-read is retried like a request that got no answer.
+    /// cut off mid-read is retried like a request that got no answer, by the same loop.
     pub(crate) async fn send_text(&self, op: &Op<'_>) -> Result<(http::HeaderMap, String)> {
-        let retry = self.inner.config.retry;
-        let mut attempts = 0u32;
-        loop {
-            let resp = self.send(op).await?;
-            let headers = resp.headers().clone();
-            let err = match read_limited(self, op.name, resp, MAX_XML_BODY).await {
-                Ok(text) => return Ok((headers, text)),
-                Err(e) => e,
-            };
-            attempts += 1;
-            if !err.is_retryable() || !retry.may_retry(attempts) {
-                return Err(err);
-            }
-            tokio::time::sleep(retry.backoff(attempts - 1)).await;
-        }
+        self.retrying(
+            op,
+            |resp| async move {
+                let headers = resp.headers().clone();
+                let text = read_limited(self, op.name, resp, MAX_XML_BODY).await?;
+                Ok((headers, text))
+            },
+            Error::verdict,
+        )
+        .await
+    }
+
+    /// The one retry loop of the OSS client: each attempt signs, sends, and hands a 2xx
+    /// answer to `finish` (read the body, check a CRC); whatever fails in the attempt is
+    /// judged by `verdict` and the whole attempt is made again. Nothing above retries again.
+    pub(crate) async fn retrying<T, F, Fut>(
+        &self,
+        op: &Op<'_>,
+        finish: F,
+        verdict: impl Fn(&Error) -> Verdict,
+    ) -> Result<T>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let finish = &finish;
+        retry(
+            &self.inner.config.retry,
+            move || async move { finish(self.send_once(op).await?).await },
+            verdict,
+        )
+        .await
     }
 
     async fn send_once(&self, op: &Op<'_>) -> Result<reqwest::Response> {
@@ -330,11 +329,7 @@ impl Client {
             bucket: Some(&i.config.bucket),
             key: op.key,
         };
-        let now = if offset >= 0 {
-            SystemTime::now() + Duration::from_secs(offset.unsigned_abs())
-        } else {
-            SystemTime::now() - Duration::from_secs(offset.unsigned_abs())
-        };
+        let now = preflight_aliyun::time::shifted_now(offset);
         let signing = sign::Signing {
             version: i.config.signature,
             region: &i.config.region,
@@ -446,13 +441,10 @@ impl Client {
             body.code
         };
         if code == "RequestTimeTooSkewed" {
-            if let Ok(server) = httpdate::parse_http_date(&get("date")) {
-                let local = SystemTime::now();
-                let off = match server.duration_since(local) {
-                    Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                    Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-                };
-                self.inner.offset.store(off, Ordering::Relaxed);
+            if let Some(server) = preflight_aliyun::time::parse_http_date(&get("date")) {
+                self.inner
+                    .offset
+                    .store(preflight_aliyun::time::offset_to(server), Ordering::Relaxed);
             }
         }
         let request_id = if body.request_id.is_empty() {

@@ -13,9 +13,9 @@ use tokio::task::JoinSet;
 use super::checkpoint::{self, Checkpoint, FileIdentity};
 use super::{
     check_memory, choose_part_size, part_count, part_range, UploadEvent, UploadOptions,
-    UploadOutcome, DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT, PART_INTEGRITY_RETRIES,
+    UploadOutcome, DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT,
 };
-use crate::client::Client;
+use crate::client::{Body, Client};
 use crate::crc::{combine_all, Crc64};
 use crate::error::{Error, Result};
 use crate::xml::Part;
@@ -266,23 +266,25 @@ async fn single_put(
     });
     let hashed = source.clone();
     let (md5, crc) = blocking(move || hash_source(hashed.as_ref())).await?;
-    // A CRC-64 that comes back different is sent again, like a part (and as the official Go
-    // SDK v2 retries it); only a mismatch that persists is an integrity error.
-    let mut tries = 0;
-    let r = loop {
-        let r = match source.file() {
-            Some(path) => client.put_object_file(key, path, size, &md5).await?,
-            None => {
-                // Below DEFAULT_MULTIPART_THRESHOLD (see upload_source): bounded memory.
-                let whole = source.clone();
-                let part = blocking(move || read_part(whole.as_ref(), 0, size)).await?;
-                client.put_object(key, part.data, &md5).await?
-            }
-        };
-        tries += 1;
-        match r.crc64 {
-            Some(c) if c != crc && tries <= PART_INTEGRITY_RETRIES => continue,
-            _ => break r,
+    // A CRC-64 that comes back different is sent again inside the client's one retry loop,
+    // like a part (and as the official Go SDK v2 retries it).
+    let r = match source.file() {
+        Some(path) => {
+            let body = Body::File {
+                path: path.to_path_buf(),
+                len: size,
+            };
+            client
+                .put_object_verified(key, body, Some(&md5), crc)
+                .await?
+        }
+        None => {
+            // Below DEFAULT_MULTIPART_THRESHOLD (see upload_source): bounded memory.
+            let whole = source.clone();
+            let part = blocking(move || read_part(whole.as_ref(), 0, size)).await?;
+            client
+                .put_object_verified(key, Body::Bytes(part.data), Some(&md5), crc)
+                .await?
         }
     };
     events(UploadEvent::PartDone {
@@ -560,30 +562,11 @@ async fn worker(s: Arc<Shared>) -> Result<()> {
         }
         use base64::Engine as _;
         let md5 = base64::engine::general_purpose::STANDARD.encode(part.md5);
-        let what = || format!("part {n} of {:?}", s.key);
-        let mut tries = 0;
-        let etag = loop {
-            let r = s
-                .client
-                .upload_part(&s.key, &s.upload_id, n, part.data.clone(), &md5)
-                .await?;
-            match r.crc64 {
-                Some(c) if c == part.crc => break r.etag,
-                Some(c) => {
-                    // Corrupted on the way despite Content-MD5 (or a server fault): the part
-                    // is overwritten by sending it again.
-                    tries += 1;
-                    if tries >= PART_INTEGRITY_RETRIES {
-                        return Err(Error::ChecksumMismatch {
-                            what: what(),
-                            local: part.crc,
-                            server: c,
-                        });
-                    }
-                }
-                None => return Err(Error::MissingChecksum { what: what() }),
-            }
-        };
+        let etag = s
+            .client
+            .upload_part_verified(&s.key, &s.upload_id, n, part.data, Some(&md5), part.crc)
+            .await?
+            .etag;
         lock(&s.done).insert(
             n,
             Done {

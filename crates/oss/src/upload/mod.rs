@@ -42,7 +42,8 @@ pub const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
 /// Most memory the part buffers may take (`parallel × part size`), 8 GiB: above it an upload
 /// is refused before it starts rather than swapping or being killed half-way.
 pub const MAX_BUFFER_MEMORY: u64 = 8 * 1024 * 1024 * 1024;
-/// Re-sends of a part whose CRC-64 came back different before the upload fails.
+/// Sends of a part (or single PUT) whose CRC-64 comes back different before the upload
+/// fails; each counts against the client's retry budget too.
 pub const PART_INTEGRITY_RETRIES: u32 = 3;
 
 const MIB: u64 = 1024 * 1024;
