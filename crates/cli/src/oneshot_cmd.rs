@@ -78,6 +78,10 @@ pub struct OneShotArgs {
     #[arg(help_heading = "Pipeline options", long)]
     pub content_md5: bool,
 
+    /// Most bytes per second sent, across all parts in flight: 512K, 10M, 1G [default: no limit].
+    #[arg(help_heading = "Pipeline options", long, value_name = "BYTES_PER_SEC", value_parser = preflight_oss::upload::parse_rate)]
+    pub max_upload_rate: Option<u64>,
+
     /// Where resume checkpoints live [default: ~/.cache/ecs-preflight/uploads].
     #[arg(help_heading = "Pipeline options", long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
@@ -330,6 +334,7 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
                 .unwrap_or_else(upload::checkpoint::default_dir),
             skip_identical: !args.force,
             content_md5: args.content_md5,
+            max_upload_rate: args.max_upload_rate,
             ..UploadOptions::default()
         })
         .convert(args.convert)

@@ -93,6 +93,10 @@ pub struct UploadArgs {
     /// (one more hash of every byte). The per-part and whole-object CRC-64 checks are always on.
     #[arg(long)]
     pub content_md5: bool,
+
+    /// Most bytes per second sent, across all parts in flight: 512K, 10M, 1G [default: no limit].
+    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = preflight_oss::upload::parse_rate)]
+    pub max_upload_rate: Option<u64>,
     /// Where resume checkpoints live [default: ~/.cache/ecs-preflight/uploads].
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
@@ -333,6 +337,7 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
         checkpoint_dir,
         skip_identical: !args.force,
         content_md5: args.content_md5,
+        max_upload_rate: args.max_upload_rate,
         ..UploadOptions::default()
     };
     let bar = ProgressBar::with_draw_target(

@@ -16,6 +16,7 @@ use preflight_aliyun::{CredentialProvider, RetryConfig};
 
 use crate::error::{Error, Result};
 use crate::sign::{self, Resource, SignatureVersion, UNRESERVED, UNRESERVED_SLASH};
+use crate::throttle::RateLimiter;
 use crate::xml;
 
 /// Largest error body read (OSS error documents are a few hundred bytes).
@@ -150,6 +151,8 @@ struct Inner {
     path_style: bool,
     credentials: Arc<CredentialProvider>,
     offset: AtomicI64,
+    /// The upload rate limit every request body waits on, if any.
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -209,6 +212,7 @@ impl Client {
                 offset: AtomicI64::new(config.clock_offset_secs),
                 config,
                 credentials,
+                limiter: None,
             }),
         })
     }
@@ -217,9 +221,19 @@ impl Client {
     /// V1 binds no region into the signature, which lets the preflight ask a bucket in
     /// another region where it is.
     pub fn with_signature(&self, version: SignatureVersion) -> Client {
-        let i = &self.inner;
-        let mut config = i.config.clone();
+        let mut config = self.inner.config.clone();
         config.signature = version;
+        self.derived(config, self.inner.limiter.clone())
+    }
+
+    /// The same client with every request body paced by `limiter` (shared by all clones of
+    /// the result, so the rate holds across parallel parts); `None` lifts the limit.
+    pub fn with_upload_limit(&self, limiter: Option<Arc<RateLimiter>>) -> Client {
+        self.derived(self.inner.config.clone(), limiter)
+    }
+
+    fn derived(&self, config: ClientConfig, limiter: Option<Arc<RateLimiter>>) -> Client {
+        let i = &self.inner;
         Client {
             inner: Arc::new(Inner {
                 http: i.http.clone(),
@@ -229,6 +243,7 @@ impl Client {
                 path_style: i.path_style,
                 credentials: i.credentials.clone(),
                 offset: AtomicI64::new(i.offset.load(Ordering::Relaxed)),
+                limiter,
             }),
         }
     }
@@ -356,7 +371,7 @@ impl Client {
                     HeaderValue::from(b.len() as u64),
                 );
                 let one = futures_util::stream::iter([Ok::<_, std::io::Error>(b.clone())]);
-                watched_body(one, b.len() as u64, watch.clone())
+                watched_body(one, b.len() as u64, watch.clone(), i.limiter.clone())
             }
             Body::File { path, len } => {
                 // Not signed: OSS signs no length.
@@ -365,6 +380,7 @@ impl Client {
                     crate::api::file_stream(path, *len).await?,
                     *len,
                     watch.clone(),
+                    i.limiter.clone(),
                 )
             }
         };
@@ -570,20 +586,22 @@ impl Watch {
     }
 }
 
-/// A body that cuts `chunks` into [`BODY_SLICE`]s and tells `watch` about each one taken,
-/// and when `len` bytes (the whole body) have been taken.
+/// A body that cuts `chunks` into [`BODY_SLICE`]s, lets each go when `limiter` allows, and
+/// tells `watch` about each one taken, and when `len` bytes (the whole body) have been taken.
 fn watched_body(
     chunks: impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     len: u64,
     watch: Arc<Watch>,
+    limiter: Option<Arc<RateLimiter>>,
 ) -> reqwest::Body {
-    reqwest::Body::wrap_stream(watched_stream(chunks, len, watch))
+    reqwest::Body::wrap_stream(watched_stream(chunks, len, watch, limiter))
 }
 
 fn watched_stream(
     chunks: impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     len: u64,
     watch: Arc<Watch>,
+    limiter: Option<Arc<RateLimiter>>,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     use futures_util::StreamExt as _;
     let mut taken = 0u64;
@@ -602,6 +620,15 @@ fn watched_stream(
             futures_util::stream::iter(slices)
         })
         .flatten()
+        .then(move |slice| {
+            let limiter = limiter.clone();
+            async move {
+                if let (Some(l), Ok(b)) = (&limiter, &slice) {
+                    l.take(b.len()).await;
+                }
+                slice
+            }
+        })
         .inspect(move |slice| {
             watch.touch();
             // The connection stops asking once it has Content-Length bytes: count them.
@@ -658,7 +685,7 @@ mod tests {
             tokio::time::sleep(gap).await;
             Ok::<_, std::io::Error>(Bytes::from_static(b"x"))
         });
-        let body = watched_stream(chunks, slices, watch.clone());
+        let body = watched_stream(chunks, slices, watch.clone(), None);
         let send = async move {
             body.for_each(|_| async {}).await;
             tokio::time::sleep(then).await;

@@ -162,6 +162,27 @@ async fn a_failing_part_is_attempted_at_most_max_attempts_times() {
     emu.shutdown().await;
 }
 
+/// `max_upload_rate` holds across every part in flight: 1 MiB in four 256 KiB parts sent
+/// four at a time, at 256 KiB/s, takes at least about 3 s (a lower bound only: a loaded
+/// machine may be slower).
+#[tokio::test]
+async fn the_upload_rate_limit_holds_across_parallel_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path()).await;
+    let c = client(&emu, "images");
+    let f = dir.path().join("disk.raw");
+    write_file(&f, MIB, 8);
+    let mut opts = options(dir.path(), 256 * 1024, 4);
+    opts.max_upload_rate = Some(preflight_oss::upload::parse_rate("256K").unwrap());
+    let (sink, _) = recorder();
+    let start = std::time::Instant::now();
+    let out = upload_file(&c, &f, "paced.raw", &opts, sink).await.unwrap();
+    let took = start.elapsed();
+    assert_eq!((out.parts, out.crc64), (4, crc_of_file(&f)));
+    assert!(took >= std::time::Duration::from_millis(2900), "{took:?}");
+    emu.shutdown().await;
+}
+
 /// Runs an upload and drops it once `stop_after` parts are done (what Ctrl-C or a kill does).
 async fn interrupted(
     c: &preflight_oss::Client,

@@ -18,6 +18,7 @@ use super::{
 use crate::client::{Body, Client};
 use crate::crc::{combine_all, Crc64};
 use crate::error::{Error, Result};
+use crate::throttle::RateLimiter;
 use crate::xml::Part;
 
 /// Callback for [`UploadEvent`]s, shared with the worker tasks.
@@ -197,6 +198,15 @@ pub async fn upload_source(
     events: EventSink,
 ) -> Result<UploadOutcome> {
     let size = source.size();
+    // One bucket for every body this upload sends, whatever the parts in flight.
+    let limited;
+    let client = match options.max_upload_rate {
+        Some(rate) => {
+            limited = client.with_upload_limit(Some(Arc::new(RateLimiter::new(rate))));
+            &limited
+        }
+        None => client,
+    };
     if options.skip_identical {
         if let Some(done) =
             already_there(client, &source, key, &options.checkpoint_dir, &events).await?

@@ -27,6 +27,7 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use md5::{Digest, Md5};
 
+pub use crate::throttle::parse_rate;
 pub use engine::{abort_upload, upload_file, upload_source, EventSink, FileUpload, UploadSource};
 
 /// Smallest part OSS accepts (except the last), 100 KiB.
@@ -72,6 +73,9 @@ pub struct UploadOptions {
     /// Send `Content-MD5` with every PutObject and UploadPart (one more hash of every byte).
     /// Default false: the per-part and whole-object CRC-64 checks are always made.
     pub content_md5: bool,
+    /// Most bytes per second sent, across all parts in flight (`None`: unlimited); parse a
+    /// user's `10M` with [`parse_rate`].
+    pub max_upload_rate: Option<u64>,
 }
 
 impl Default for UploadOptions {
@@ -83,6 +87,7 @@ impl Default for UploadOptions {
             checkpoint_dir: checkpoint::default_dir(),
             skip_identical: true,
             content_md5: false,
+            max_upload_rate: None,
         }
     }
 }
