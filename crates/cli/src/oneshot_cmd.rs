@@ -335,7 +335,6 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
             skip_identical: !args.force,
             content_md5: args.content_md5,
             max_upload_rate: args.max_upload_rate,
-            ..UploadOptions::default()
         })
         .convert(args.convert)
         .oss_signature(args.signature_version.version())

@@ -338,7 +338,6 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
         skip_identical: !args.force,
         content_md5: args.content_md5,
         max_upload_rate: args.max_upload_rate,
-        ..UploadOptions::default()
     };
     let bar = ProgressBar::with_draw_target(
         Some(prepared.source.size()),
