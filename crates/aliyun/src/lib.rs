@@ -4,7 +4,10 @@
 //!   library read it — environment, OIDC, the CLI's `~/.aliyun/config.json` profiles, the ECS
 //!   instance RAM role — built on `reqsign-aliyun-oss`'s providers, plus the part reqsign does
 //!   not cover (profile modes it silently skips get a clear error here).
-//! * [`retry`]: exponential backoff with full jitter, one policy for every client.
+//! * [`retry`]: the one retry driver and error classification of every client: exponential
+//!   backoff with full jitter.
+//! * [`encode`]: the RFC 3986 percent-encoding every signature uses.
+//! * [`time`]: the HTTP-date and ISO 8601 formats requests carry.
 //! * [`http`]: the one reqwest client configuration (User-Agent, TLS roots, proxies).
 //! * [`Secret`]: a string that never shows itself in `Debug` or `Display`.
 //! * [`transport`]: the reqwest-backed HTTP and file access reqsign's providers need.
@@ -16,12 +19,14 @@
 pub mod cli_config;
 pub mod credentials;
 pub mod credentials_file;
+pub mod encode;
 pub mod external;
 pub mod http;
 pub mod retry;
 pub mod rpc;
 mod secret;
 pub mod sts;
+pub mod time;
 pub mod transport;
 
 pub use credentials::{

@@ -4,20 +4,9 @@
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
-/// Everything but `A-Z a-z 0-9 - _ . ~` is escaped (RFC 3986 unreserved), as the RPC
-/// signature requires: space is `%20`, `*` is `%2A`, `~` is kept.
-const RPC_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-/// Percent-encodes a parameter name or value the way the RPC signatures do.
-pub fn percent_encode(s: &str) -> String {
-    utf8_percent_encode(s, RPC_ENCODE).to_string()
-}
+/// Percent-encodes a parameter name or value the way the RPC signatures do (RFC 3986).
+pub use crate::encode::percent_encode;
 
 /// `k=v&k=v` with both sides encoded, sorted by encoded key: the canonicalised query string
 /// of the RPC signatures, and the query actually sent.

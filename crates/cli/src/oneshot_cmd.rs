@@ -73,6 +73,15 @@ pub struct OneShotArgs {
           value_parser = crate::upload_cmd::parse_threshold)]
     pub multipart_threshold: Option<u64>,
 
+    /// Send Content-MD5 with every part, so OSS refuses a damaged part before storing it
+    /// (one more hash of every byte). The per-part and whole-object CRC-64 checks are always on.
+    #[arg(help_heading = "Pipeline options", long)]
+    pub content_md5: bool,
+
+    /// Most bytes per second sent, across all parts in flight: 512K, 10M, 1G [default: no limit].
+    #[arg(help_heading = "Pipeline options", long, value_name = "BYTES_PER_SEC", value_parser = preflight_oss::upload::parse_rate)]
+    pub max_upload_rate: Option<u64>,
+
     /// Where resume checkpoints live [default: ~/.cache/ecs-preflight/uploads].
     #[arg(help_heading = "Pipeline options", long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
@@ -336,6 +345,8 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
                 .clone()
                 .unwrap_or_else(upload::checkpoint::default_dir),
             skip_identical: !args.force,
+            content_md5: args.content_md5,
+            max_upload_rate: args.max_upload_rate,
         })
         .convert(args.convert)
         .oss_signature(args.signature_version.version())

@@ -88,6 +88,15 @@ pub struct UploadArgs {
     /// Files smaller than this go in one PUT [default: 100MiB; at most 5GiB, OSS's largest PUT].
     #[arg(long, value_name = "SIZE", value_parser = parse_threshold)]
     pub multipart_threshold: Option<u64>,
+
+    /// Send Content-MD5 with every part, so OSS refuses a damaged part before storing it
+    /// (one more hash of every byte). The per-part and whole-object CRC-64 checks are always on.
+    #[arg(long)]
+    pub content_md5: bool,
+
+    /// Most bytes per second sent, across all parts in flight: 512K, 10M, 1G [default: no limit].
+    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = preflight_oss::upload::parse_rate)]
+    pub max_upload_rate: Option<u64>,
     /// Where resume checkpoints live [default: ~/.cache/ecs-preflight/uploads].
     #[arg(long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
@@ -336,6 +345,8 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
             .unwrap_or(upload::DEFAULT_MULTIPART_THRESHOLD),
         checkpoint_dir,
         skip_identical: !args.force,
+        content_md5: args.content_md5,
+        max_upload_rate: args.max_upload_rate,
     };
     let bar = ProgressBar::with_draw_target(
         Some(prepared.source.size()),

@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use preflight_aliyun::retry::{classify_answer, retry, Verdict, NO_ANSWER};
 use preflight_aliyun::{CredentialProvider, Credentials, RetryConfig};
 use serde_json::Value;
 
-use crate::error::{retryable, Error, Result};
+use crate::error::{Error, Result};
 use crate::sign;
 
 /// ECS API version.
@@ -18,8 +19,6 @@ pub const ECS_VERSION: &str = "2014-05-26";
 pub const RAM_VERSION: &str = "2015-05-01";
 /// RAM's global public endpoint.
 pub const RAM_ENDPOINT: &str = "https://ram.aliyuncs.com";
-/// Longest honoured `x-acs-retry-after`: beyond this the backoff decides.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// Largest answer read: a 100-image DescribeImages page is well under 1 MB.
 const MAX_ANSWER: usize = 8 * 1024 * 1024;
 
@@ -60,9 +59,6 @@ pub fn ecs_endpoint(region: &str) -> String {
         None => format!("https://ecs.{region}.aliyuncs.com"),
     }
 }
-
-/// Clock-skew answers corrected and retried in a row before giving up.
-const MAX_SKEW_RETRIES: u32 = 2;
 
 /// Which signature the client sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -232,70 +228,62 @@ impl Client {
             }
         };
         let base = format!("{}://{host}/", url.scheme());
-        let mut attempt = 0u32;
-        let mut skews = 0u32;
-        loop {
-            let creds = self.credentials.get().await?;
-            let req = self.build(&base, &host, version, action, params, &creds);
-            let failure = match req.send().await {
-                Err(e) => Error::Network {
-                    action: action.to_string(),
-                    host: host.clone(),
-                    detail: e.without_url().to_string(),
-                },
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let retry_after = resp
-                        .headers()
-                        .get("x-acs-retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
-                    let server_date = resp
-                        .headers()
-                        .get("date")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| httpdate::parse_http_date(v).ok());
-                    match read_answer(resp).await {
-                        Err(detail) => Error::Network {
-                            action: action.to_string(),
-                            host: host.clone(),
-                            detail,
-                        },
-                        Ok(text) => match interpret(action, status, &text) {
-                            Ok(a) => return Ok(a),
-                            Err(e) if is_clock_skew(&e) && skews < MAX_SKEW_RETRIES => {
-                                // Sign again with the server's clock, at once.
-                                if let Some(server) = server_date {
-                                    self.offset.store(offset_to(server), Ordering::Relaxed);
-                                }
-                                skews += 1;
-                                continue;
-                            }
-                            Err(e) => {
-                                let again = match &e {
-                                    Error::Api { status, code, .. } => retryable(*status, code),
-                                    _ => status >= 500,
-                                };
-                                if !again || !self.config.retry.may_retry(attempt + 1) {
-                                    return Err(e);
-                                }
-                                let wait = retry_after
-                                    .unwrap_or_else(|| self.config.retry.backoff(attempt));
-                                tokio::time::sleep(wait).await;
-                                attempt += 1;
-                                continue;
-                            }
-                        },
-                    }
+        let (base, host) = (&base, &host);
+        retry(
+            &self.config.retry,
+            || async move {
+                let creds = self.credentials.get().await.map_err(Failed::from)?;
+                let req = self.build(base, host, version, action, params, &creds);
+                self.attempt(req, action, host).await
+            },
+            Failed::verdict,
+        )
+        .await
+        .map_err(|f| f.error)
+    }
+
+    /// One attempt: send, read, interpret. A clock-skew answer corrects the clock here, so
+    /// the driver's immediate re-sign uses it.
+    async fn attempt(
+        &self,
+        req: reqwest::RequestBuilder,
+        action: &str,
+        host: &str,
+    ) -> std::result::Result<Answer, Failed> {
+        let network = |detail: String| Failed {
+            error: Error::Network {
+                action: action.to_string(),
+                host: host.to_string(),
+                detail,
+            },
+            retry_after: None,
+        };
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| network(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("x-acs-retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let server_date = resp
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(preflight_aliyun::time::parse_http_date);
+        let text = read_answer(resp).await.map_err(network)?;
+        interpret(action, status, &text).map_err(|error| {
+            if is_clock_skew(&error) {
+                if let Some(server) = server_date {
+                    let offset = preflight_aliyun::time::offset_to(server);
+                    self.offset.store(offset, Ordering::Relaxed);
                 }
-            };
-            if !self.config.retry.may_retry(attempt + 1) {
-                return Err(failure);
             }
-            tokio::time::sleep(self.config.retry.backoff(attempt)).await;
-            attempt += 1;
-        }
+            Failed { error, retry_after }
+        })
     }
 
     fn build(
@@ -383,13 +371,7 @@ impl Client {
 impl Client {
     /// The signing clock: the local clock plus the correction learnt from the server.
     fn now(&self) -> SystemTime {
-        let off = self.offset.load(Ordering::Relaxed);
-        let d = Duration::from_secs(off.unsigned_abs());
-        if off >= 0 {
-            SystemTime::now() + d
-        } else {
-            SystemTime::now() - d
-        }
+        preflight_aliyun::time::shifted_now(self.offset.load(Ordering::Relaxed))
     }
 
     /// The clock correction in force, seconds.
@@ -403,11 +385,37 @@ fn is_clock_skew(e: &Error) -> bool {
     matches!(e.code(), Some(c) if c.starts_with("InvalidTimeStamp"))
 }
 
-/// Seconds from the local clock to `server`'s.
-fn offset_to(server: SystemTime) -> i64 {
-    match server.duration_since(SystemTime::now()) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+/// A failed attempt, with the server's wait when it asked for one.
+struct Failed {
+    error: Error,
+    retry_after: Option<Duration>,
+}
+
+impl From<preflight_aliyun::CredentialError> for Failed {
+    fn from(e: preflight_aliyun::CredentialError) -> Self {
+        Failed {
+            error: e.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl Failed {
+    /// The shared classification; an answer that is not an error document (a proxy's HTML
+    /// page) is judged by its status alone, and no answer at all is always retried.
+    fn verdict(&self) -> Verdict {
+        let verdict = match &self.error {
+            Error::Api { status, code, .. } => classify_answer(*status, code),
+            Error::Decode { status, .. } => classify_answer(*status, ""),
+            Error::Network { .. } => NO_ANSWER,
+            _ => Verdict::Fatal,
+        };
+        match verdict {
+            Verdict::Retry { .. } => Verdict::Retry {
+                after: self.retry_after,
+            },
+            v => v,
+        }
     }
 }
 
@@ -461,6 +469,7 @@ pub(crate) fn interpret(action: &str, status: u16, text: &str) -> Result<Answer>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::retryable;
 
     #[test]
     fn error_documents() {

@@ -79,12 +79,11 @@ impl Error {
     }
 }
 
-/// Whether an answer is worth retrying: 5xx, throttling, and the gateway's transient codes.
+/// Whether an answer is worth retrying: 5xx, throttling, and the gateway's transient codes
+/// (the shared classification, [`preflight_aliyun::retry::classify_answer`]).
 pub fn retryable(status: u16, code: &str) -> bool {
-    status >= 500
-        || status == 429
-        || code.starts_with("Throttling")
-        || code == "ServiceUnavailable"
-        || code == "InternalError"
-        || code == "UnknownError"
+    matches!(
+        preflight_aliyun::retry::classify_answer(status, code),
+        preflight_aliyun::retry::Verdict::Retry { .. }
+    )
 }

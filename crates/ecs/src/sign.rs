@@ -8,7 +8,7 @@
 //! Both are pure functions of their inputs (no clock, no randomness), so they are tested
 //! against the published vectors. [`timestamp`] and [`nonce`] supply the two varying inputs.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use hmac::{Hmac, Mac};
 use sha2::Digest as _;
@@ -74,35 +74,10 @@ pub mod acs3 {
     }
 }
 
-/// `YYYY-MM-DDThh:mm:ssZ` in UTC, the `Timestamp` / `x-acs-date` format.
+/// `YYYY-MM-DDThh:mm:ssZ` in UTC, the `Timestamp` / `x-acs-date` format (the shared
+/// formatter, [`preflight_aliyun::time::iso8601`]).
 pub fn timestamp(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    preflight_aliyun::time::iso8601(t)
 }
 
 /// A fresh random nonce: 32 lower-case hex digits (128 random bits).
@@ -393,6 +368,7 @@ mod tests {
 
     #[test]
     fn timestamps_and_nonces() {
+        use std::time::UNIX_EPOCH;
         let t = UNIX_EPOCH + std::time::Duration::from_secs(1_704_164_645);
         assert_eq!(timestamp(t), "2024-01-02T03:04:05Z");
         assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01T00:00:00Z");

@@ -1,13 +1,17 @@
 //! One function per OSS API, as methods of [`Client`].
 
-use std::path::Path;
-
 use bytes::Bytes;
 use http::Method;
+use std::path::Path;
 use tokio::io::AsyncReadExt;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use preflight_aliyun::retry::Verdict;
 
 use crate::client::{network, Body, Client, Op};
 use crate::error::{Error, Result};
+use crate::upload::PART_INTEGRITY_RETRIES;
 use crate::xml::{self, Part, Upload};
 
 /// Chunk size when streaming a file body.
@@ -161,6 +165,94 @@ impl Client {
             etag: header(&r, "etag").unwrap_or_default(),
             crc64: crc_header(&r),
         })
+    }
+
+    /// PutObject of `body`, verified: OSS's `x-oss-hash-crc64ecma` must equal `crc`, else the
+    /// object is sent again by the client's one retry loop (at most
+    /// [`crate::upload::PART_INTEGRITY_RETRIES`] mismatching sends). `content_md5` (base64)
+    /// is sent only when given: the CRC-64 check is what proves the bytes.
+    pub(crate) async fn put_object_verified(
+        &self,
+        key: &str,
+        body: Body,
+        content_md5: Option<&str>,
+        crc: u64,
+    ) -> Result<PutResult> {
+        let mut op = Op::new("PutObject", Method::PUT, Some(key))
+            .header("content-type", "application/octet-stream")
+            .header("x-oss-storage-class", STORAGE_CLASS)
+            .body(body);
+        if let Some(md5) = content_md5 {
+            op = op.header("content-md5", md5);
+        }
+        self.send_verified(&op, crc, || format!("object {key:?}"))
+            .await
+    }
+
+    /// UploadPart of `data`, verified against `crc` like [`Self::put_object_verified`].
+    pub(crate) async fn upload_part_verified(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        data: Bytes,
+        content_md5: Option<&str>,
+        crc: u64,
+    ) -> Result<PutResult> {
+        let mut op = Op::new("UploadPart", Method::PUT, Some(key))
+            .query("partNumber", number.to_string())
+            .query("uploadId", upload_id)
+            .header("content-type", "application/octet-stream")
+            .body(Body::Bytes(data));
+        if let Some(md5) = content_md5 {
+            op = op.header("content-md5", md5);
+        }
+        self.send_verified(&op, crc, || format!("part {number} of {key:?}"))
+            .await
+    }
+
+    /// Sends a write whose answer must carry `crc`. A mismatch is judged inside the client's
+    /// retry loop (not by a loop around it), so transport retries and integrity re-sends
+    /// share one attempt budget.
+    async fn send_verified(
+        &self,
+        op: &Op<'_>,
+        crc: u64,
+        what: impl Fn() -> String,
+    ) -> Result<PutResult> {
+        let mismatches = AtomicU32::new(0);
+        let what = &what;
+        self.retrying(
+            op,
+            |r| async move {
+                let got = PutResult {
+                    etag: header(&r, "etag").unwrap_or_default(),
+                    crc64: crc_header(&r),
+                };
+                match got.crc64 {
+                    Some(c) if c == crc => Ok(got),
+                    Some(c) => Err(Error::ChecksumMismatch {
+                        what: what(),
+                        local: crc,
+                        server: c,
+                    }),
+                    None => Err(Error::MissingChecksum { what: what() }),
+                }
+            },
+            |e| match e {
+                // Changed on the way (or a server fault): sending again overwrites it.
+                Error::ChecksumMismatch { .. } => {
+                    let n = mismatches.fetch_add(1, Ordering::Relaxed) + 1;
+                    if n < PART_INTEGRITY_RETRIES {
+                        Verdict::RETRY
+                    } else {
+                        Verdict::Fatal
+                    }
+                }
+                e => e.verdict(),
+            },
+        )
+        .await
     }
 
     /// HeadObject.

@@ -5,24 +5,24 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 use percent_encoding::utf8_percent_encode;
+use preflight_aliyun::retry::{retry, Verdict};
 use preflight_aliyun::{CredentialProvider, RetryConfig};
 
 use crate::error::{Error, Result};
 use crate::sign::{self, Resource, SignatureVersion, UNRESERVED, UNRESERVED_SLASH};
+use crate::throttle::RateLimiter;
 use crate::xml;
 
 /// Largest error body read (OSS error documents are a few hundred bytes).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Largest XML answer read: a 1,000-entry ListParts page is about 300 KB.
 pub(crate) const MAX_XML_BODY: usize = 8 * 1024 * 1024;
-/// Clock-skew answers retried in a row before giving up (each one corrects the clock).
-const MAX_SKEW_RETRIES: u32 = 2;
 
 /// Client settings. Defaults suit a public endpoint over a flaky link.
 #[derive(Debug, Clone)]
@@ -151,6 +151,8 @@ struct Inner {
     path_style: bool,
     credentials: Arc<CredentialProvider>,
     offset: AtomicI64,
+    /// The upload rate limit every request body waits on, if any.
+    limiter: Option<Arc<RateLimiter>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -210,6 +212,7 @@ impl Client {
                 offset: AtomicI64::new(config.clock_offset_secs),
                 config,
                 credentials,
+                limiter: None,
             }),
         })
     }
@@ -218,9 +221,19 @@ impl Client {
     /// V1 binds no region into the signature, which lets the preflight ask a bucket in
     /// another region where it is.
     pub fn with_signature(&self, version: SignatureVersion) -> Client {
-        let i = &self.inner;
-        let mut config = i.config.clone();
+        let mut config = self.inner.config.clone();
         config.signature = version;
+        self.derived(config, self.inner.limiter.clone())
+    }
+
+    /// The same client with every request body paced by `limiter` (shared by all clones of
+    /// the result, so the rate holds across parallel parts); `None` lifts the limit.
+    pub fn with_upload_limit(&self, limiter: Option<Arc<RateLimiter>>) -> Client {
+        self.derived(self.inner.config.clone(), limiter)
+    }
+
+    fn derived(&self, config: ClientConfig, limiter: Option<Arc<RateLimiter>>) -> Client {
+        let i = &self.inner;
         Client {
             inner: Arc::new(Inner {
                 http: i.http.clone(),
@@ -230,6 +243,7 @@ impl Client {
                 path_style: i.path_style,
                 credentials: i.credentials.clone(),
                 offset: AtomicI64::new(i.offset.load(Ordering::Relaxed)),
+                limiter,
             }),
         }
     }
@@ -279,45 +293,45 @@ impl Client {
 
     /// Sends with retries. Returns the response of a 2xx answer.
     pub(crate) async fn send(&self, op: &Op<'_>) -> Result<reqwest::Response> {
-        let retry = self.inner.config.retry;
-        let mut attempts = 0u32;
-        let mut skews = 0u32;
-        loop {
-            let err = match self.send_once(op).await {
-                Ok(r) => return Ok(r),
-                Err(e) => e,
-            };
-            if err.code() == Some("RequestTimeTooSkewed") && skews < MAX_SKEW_RETRIES {
-                // send_once has corrected the clock; retry at once.
-                skews += 1;
-                continue;
-            }
-            attempts += 1;
-            if !err.is_retryable() || !retry.may_retry(attempts) {
-                return Err(err);
-            }
-            tokio::time::sleep(retry.backoff(attempts - 1)).await;
-        }
+        self.retrying(op, |resp| async { Ok(resp) }, Error::verdict)
+            .await
     }
 
     /// Sends with retries and reads the whole answer (at most [`MAX_XML_BODY`] bytes). A body
-    /// cut off mid-read is retried like a request that got no answer.
+    /// cut off mid-read is retried like a request that got no answer, by the same loop.
     pub(crate) async fn send_text(&self, op: &Op<'_>) -> Result<(http::HeaderMap, String)> {
-        let retry = self.inner.config.retry;
-        let mut attempts = 0u32;
-        loop {
-            let resp = self.send(op).await?;
-            let headers = resp.headers().clone();
-            let err = match read_limited(self, op.name, resp, MAX_XML_BODY).await {
-                Ok(text) => return Ok((headers, text)),
-                Err(e) => e,
-            };
-            attempts += 1;
-            if !err.is_retryable() || !retry.may_retry(attempts) {
-                return Err(err);
-            }
-            tokio::time::sleep(retry.backoff(attempts - 1)).await;
-        }
+        self.retrying(
+            op,
+            |resp| async move {
+                let headers = resp.headers().clone();
+                let text = read_limited(self, op.name, resp, MAX_XML_BODY).await?;
+                Ok((headers, text))
+            },
+            Error::verdict,
+        )
+        .await
+    }
+
+    /// The one retry loop of the OSS client: each attempt signs, sends, and hands a 2xx
+    /// answer to `finish` (read the body, check a CRC); whatever fails in the attempt is
+    /// judged by `verdict` and the whole attempt is made again. Nothing above retries again.
+    pub(crate) async fn retrying<T, F, Fut>(
+        &self,
+        op: &Op<'_>,
+        finish: F,
+        verdict: impl Fn(&Error) -> Verdict,
+    ) -> Result<T>
+    where
+        F: Fn(reqwest::Response) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let finish = &finish;
+        retry(
+            &self.inner.config.retry,
+            move || async move { finish(self.send_once(op).await?).await },
+            verdict,
+        )
+        .await
     }
 
     async fn send_once(&self, op: &Op<'_>) -> Result<reqwest::Response> {
@@ -330,11 +344,7 @@ impl Client {
             bucket: Some(&i.config.bucket),
             key: op.key,
         };
-        let now = if offset >= 0 {
-            SystemTime::now() + Duration::from_secs(offset.unsigned_abs())
-        } else {
-            SystemTime::now() - Duration::from_secs(offset.unsigned_abs())
-        };
+        let now = preflight_aliyun::time::shifted_now(offset);
         let signing = sign::Signing {
             version: i.config.signature,
             region: &i.config.region,
@@ -361,7 +371,7 @@ impl Client {
                     HeaderValue::from(b.len() as u64),
                 );
                 let one = futures_util::stream::iter([Ok::<_, std::io::Error>(b.clone())]);
-                watched_body(one, b.len() as u64, watch.clone())
+                watched_body(one, b.len() as u64, watch.clone(), i.limiter.clone())
             }
             Body::File { path, len } => {
                 // Not signed: OSS signs no length.
@@ -370,6 +380,7 @@ impl Client {
                     crate::api::file_stream(path, *len).await?,
                     *len,
                     watch.clone(),
+                    i.limiter.clone(),
                 )
             }
         };
@@ -446,13 +457,10 @@ impl Client {
             body.code
         };
         if code == "RequestTimeTooSkewed" {
-            if let Ok(server) = httpdate::parse_http_date(&get("date")) {
-                let local = SystemTime::now();
-                let off = match server.duration_since(local) {
-                    Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                    Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-                };
-                self.inner.offset.store(off, Ordering::Relaxed);
+            if let Some(server) = preflight_aliyun::time::parse_http_date(&get("date")) {
+                self.inner
+                    .offset
+                    .store(preflight_aliyun::time::offset_to(server), Ordering::Relaxed);
             }
         }
         let request_id = if body.request_id.is_empty() {
@@ -578,20 +586,22 @@ impl Watch {
     }
 }
 
-/// A body that cuts `chunks` into [`BODY_SLICE`]s and tells `watch` about each one taken,
-/// and when `len` bytes (the whole body) have been taken.
+/// A body that cuts `chunks` into [`BODY_SLICE`]s, lets each go when `limiter` allows, and
+/// tells `watch` about each one taken, and when `len` bytes (the whole body) have been taken.
 fn watched_body(
     chunks: impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     len: u64,
     watch: Arc<Watch>,
+    limiter: Option<Arc<RateLimiter>>,
 ) -> reqwest::Body {
-    reqwest::Body::wrap_stream(watched_stream(chunks, len, watch))
+    reqwest::Body::wrap_stream(watched_stream(chunks, len, watch, limiter))
 }
 
 fn watched_stream(
     chunks: impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     len: u64,
     watch: Arc<Watch>,
+    limiter: Option<Arc<RateLimiter>>,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     use futures_util::StreamExt as _;
     let mut taken = 0u64;
@@ -610,6 +620,15 @@ fn watched_stream(
             futures_util::stream::iter(slices)
         })
         .flatten()
+        .then(move |slice| {
+            let limiter = limiter.clone();
+            async move {
+                if let (Some(l), Ok(b)) = (&limiter, &slice) {
+                    l.take(b.len()).await;
+                }
+                slice
+            }
+        })
         .inspect(move |slice| {
             watch.touch();
             // The connection stops asking once it has Content-Length bytes: count them.
@@ -666,7 +685,7 @@ mod tests {
             tokio::time::sleep(gap).await;
             Ok::<_, std::io::Error>(Bytes::from_static(b"x"))
         });
-        let body = watched_stream(chunks, slices, watch.clone());
+        let body = watched_stream(chunks, slices, watch.clone(), None);
         let send = async move {
             body.for_each(|_| async {}).await;
             tokio::time::sleep(then).await;

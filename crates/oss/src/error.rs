@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use preflight_aliyun::retry::{self, classify_answer, Verdict};
 use preflight_aliyun::CredentialError;
 
 /// What kind of failure, for callers that decide by kind (exit codes, retries, rules).
@@ -138,17 +139,22 @@ impl Error {
         }
     }
 
-    /// Whether the same request may succeed if sent again: 5xx, throttling, network failures,
-    /// clock skew (after correcting the clock), and the 4xx answers a damaged or slow
-    /// transfer gets — `RequestTimeout` (the body did not arrive in time) and `InvalidDigest`
-    /// (the body arrived changed) — which the official Go SDK v2 retries like a 5xx. Other 4xx
-    /// never.
+    /// What this failure means for another attempt, by the shared classification
+    /// ([`preflight_aliyun::retry::classify_answer`]): 5xx, throttling, network failures, clock
+    /// skew (after correcting the clock), and the 4xx answers a damaged or slow transfer gets
+    /// — `RequestTimeout` and `InvalidDigest` — are retried; other 4xx never.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Error::Service { status, code, .. } => classify_answer(*status, code),
+            // A cut-off or unreadable answer is one more way of getting no answer.
+            Error::Network { .. } | Error::Response { .. } => retry::NO_ANSWER,
+            _ => Verdict::Fatal,
+        }
+    }
+
+    /// Whether the same request may succeed if sent again (see [`Error::verdict`]).
     pub fn is_retryable(&self) -> bool {
-        matches!(self.code(), Some("RequestTimeout" | "InvalidDigest"))
-            || matches!(
-                self.kind(),
-                ErrorKind::Server | ErrorKind::Network | ErrorKind::ClockSkew
-            )
+        self.verdict() != Verdict::Fatal
     }
 
     /// The region a bucket must be addressed in, when OSS answered that this endpoint is the

@@ -27,6 +27,7 @@ mod client;
 pub mod crc;
 pub mod error;
 pub mod sign;
+pub mod throttle;
 pub mod upload;
 pub mod xml;
 

@@ -8,11 +8,11 @@
 //! (`tests/cli/signatures.rs`).
 
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use hmac::{Hmac, Mac};
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::utf8_percent_encode;
 use preflight_aliyun::Credentials;
 use sha2::{Digest, Sha256};
 
@@ -28,14 +28,8 @@ pub enum SignatureVersion {
     V4,
 }
 
-/// RFC 3986 unreserved characters stay, everything else is `%XX`.
-pub const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-/// Same, keeping `/` (object keys in paths).
-pub const UNRESERVED_SLASH: &AsciiSet = &UNRESERVED.remove(b'/');
+// The encode sets are the one RFC 3986 encoding of `preflight_aliyun`.
+pub use preflight_aliyun::encode::{UNRESERVED, UNRESERVED_SLASH};
 
 /// Query parameters that V1 signs (its "sub-resources"); other parameters are not signed.
 /// oss2's list, which (unlike the v2 SDKs' global list) includes `encryption`.
@@ -214,32 +208,8 @@ pub fn v4_canonical_request(
     s
 }
 
-/// UTC civil date-time of a Unix time: (year, month, day, hour, minute, second).
-fn civil(t: SystemTime) -> (i64, u32, u32, u64, u64, u64) {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    // Howard Hinnant's days_from_civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
-/// `yyyymmddTHHMMSSZ`.
-pub fn iso8601_basic(t: SystemTime) -> String {
-    let (y, mo, d, h, mi, s) = civil(t);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
-}
+/// `yyyymmddTHHMMSSZ` (the shared formatter, [`preflight_aliyun::time::iso8601_basic`]).
+pub use preflight_aliyun::time::iso8601_basic;
 
 /// How to sign: version, region (V4) and the time to sign at.
 #[derive(Debug, Clone, Copy)]
@@ -262,7 +232,7 @@ pub fn sign_own(
     cred: &Credentials,
 ) -> Result<()> {
     let (version, region, now) = (signing.version, signing.region, signing.now);
-    let date = httpdate::fmt_http_date(now);
+    let date = preflight_aliyun::time::http_date(now);
     insert(headers, "date", &date)?;
     if let Some(t) = &cred.security_token {
         insert(headers, "x-oss-security-token", t.expose())?;
@@ -313,6 +283,7 @@ pub fn sign_own(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
 
     const AK: &str = "44CF9590006BF252F707";
     const SK: &str = "OtxrzxIsfpFjA7SwPzILwy8Bw21TLhquhboDYROV";

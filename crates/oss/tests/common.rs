@@ -74,7 +74,7 @@ pub fn options(dir: &Path, part: u64, parallel: usize) -> UploadOptions {
         parallel,
         multipart_threshold: part,
         checkpoint_dir: dir.join("checkpoints"),
-        skip_identical: true,
+        ..UploadOptions::default()
     }
 }
 

@@ -131,6 +131,58 @@ async fn multipart_with_faults_completes_exactly_once() {
     emu.shutdown().await;
 }
 
+/// One retry layer: a part whose body never arrives (the connection is reset mid-body every
+/// time) is sent exactly `max_attempts` times in all, counted at the emulator, and the
+/// upload fails with a network error instead of retrying retries.
+#[tokio::test]
+async fn a_failing_part_is_attempted_at_most_max_attempts_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path()).await;
+    let c = client_with(&emu, "images", SignatureVersion::V4, |cfg| {
+        cfg.retry.max_attempts = 3;
+    });
+    let f = dir.path().join("disk.raw");
+    write_file(&f, 2 * MIB, 3);
+    emu.set_faults(preflight_emulator::Faults {
+        upload_part_reset_rate: 1.0,
+        reset_after_bytes: 1000,
+        ..Default::default()
+    });
+    let (sink, _) = recorder();
+    let err = upload_file(&c, &f, "disk.raw", &options(dir.path(), MIB, 1), sink)
+        .await
+        .unwrap_err();
+    emu.set_faults(Default::default());
+    assert_eq!(err.kind(), ErrorKind::Network, "{err}");
+    let n = emu.counters();
+    assert_eq!(n.requests_for("UploadPart"), 3, "{:?}", n.requests);
+    assert_eq!(n.faults_for("upload_part_reset"), 3);
+    assert_eq!(n.parts.len(), 1, "{:?}", n.parts);
+    assert_eq!(n.parts[0].attempts, 3);
+    emu.shutdown().await;
+}
+
+/// `max_upload_rate` holds across every part in flight: 1 MiB in four 256 KiB parts sent
+/// four at a time, at 256 KiB/s, takes at least about 3 s (a lower bound only: a loaded
+/// machine may be slower).
+#[tokio::test]
+async fn the_upload_rate_limit_holds_across_parallel_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path()).await;
+    let c = client(&emu, "images");
+    let f = dir.path().join("disk.raw");
+    write_file(&f, MIB, 8);
+    let mut opts = options(dir.path(), 256 * 1024, 4);
+    opts.max_upload_rate = Some(preflight_oss::upload::parse_rate("256K").unwrap());
+    let (sink, _) = recorder();
+    let start = std::time::Instant::now();
+    let out = upload_file(&c, &f, "paced.raw", &opts, sink).await.unwrap();
+    let took = start.elapsed();
+    assert_eq!((out.parts, out.crc64), (4, crc_of_file(&f)));
+    assert!(took >= std::time::Duration::from_millis(2900), "{took:?}");
+    emu.shutdown().await;
+}
+
 /// Runs an upload and drops it once `stop_after` parts are done (what Ctrl-C or a kill does).
 async fn interrupted(
     c: &preflight_oss::Client,

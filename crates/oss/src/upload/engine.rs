@@ -13,11 +13,12 @@ use tokio::task::JoinSet;
 use super::checkpoint::{self, Checkpoint, FileIdentity};
 use super::{
     check_memory, choose_part_size, part_count, part_range, UploadEvent, UploadOptions,
-    UploadOutcome, DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT, PART_INTEGRITY_RETRIES,
+    UploadOutcome, DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT,
 };
-use crate::client::Client;
+use crate::client::{Body, Client};
 use crate::crc::{combine_all, Crc64};
 use crate::error::{Error, Result};
+use crate::throttle::RateLimiter;
 use crate::xml::Part;
 
 /// Callback for [`UploadEvent`]s, shared with the worker tasks.
@@ -99,47 +100,70 @@ impl UploadSource for FileUpload {
 /// A part read from disk with its digests.
 struct LocalPart {
     data: Bytes,
-    md5: [u8; 16],
+    /// Present when `Content-MD5` was asked for.
+    md5: Option<[u8; 16]>,
     crc: u64,
 }
 
-fn read_part(source: &dyn UploadSource, off: u64, len: u64) -> Result<LocalPart> {
+/// Bytes read and hashed at a time: small enough to be hashed while still in the CPU cache
+/// right after the read put them there, large enough that a read is one system call's worth.
+const READ_SLICE: usize = 1 << 20;
+
+/// Reads `buf.len()` bytes at `off` slice by slice, hashing each slice right after reading it:
+/// one pass over each byte (CRC-64, and MD5 when `md5` is given).
+fn read_hashing(
+    source: &dyn UploadSource,
+    off: u64,
+    buf: &mut [u8],
+    crc: &mut Crc64,
+    mut md5: Option<&mut Md5>,
+) -> Result<()> {
+    let mut at = off;
+    for slice in buf.chunks_mut(READ_SLICE) {
+        source
+            .read_at(at, slice)
+            .map_err(|e| Error::io(source.path(), e))?;
+        crc.update(slice);
+        if let Some(m) = md5.as_deref_mut() {
+            m.update(&*slice);
+        }
+        at += slice.len() as u64;
+    }
+    Ok(())
+}
+
+fn read_part(source: &dyn UploadSource, off: u64, len: u64, with_md5: bool) -> Result<LocalPart> {
     let mut buf = vec![
         0u8;
         usize::try_from(len).map_err(|_| Error::InvalidArgument(
             "part too large for memory".into()
         ))?
     ];
-    source
-        .read_at(off, &mut buf)
-        .map_err(|e| Error::io(source.path(), e))?;
     let mut crc = Crc64::new();
-    crc.update(&buf);
-    let md5: [u8; 16] = Md5::digest(&buf).into();
+    let mut md5 = with_md5.then(Md5::new);
+    read_hashing(source, off, &mut buf, &mut crc, md5.as_mut())?;
     Ok(LocalPart {
         data: Bytes::from(buf),
-        md5,
+        md5: md5.map(|m| m.finalize().into()),
         crc: crc.finish(),
     })
 }
 
-fn hash_source(source: &dyn UploadSource) -> Result<(String, u64)> {
+/// CRC-64 of the whole source, and base64 MD5 when `with_md5`.
+fn hash_source(source: &dyn UploadSource, with_md5: bool) -> Result<(Option<String>, u64)> {
     let size = source.size();
-    let (mut md5, mut crc) = (Md5::new(), Crc64::new());
+    let mut crc = Crc64::new();
+    let mut md5 = with_md5.then(Md5::new);
     let mut buf = vec![0u8; HASH_CHUNK];
     let mut at = 0u64;
     while at < size {
         let n = usize::try_from(size - at).map_or(HASH_CHUNK, |left| left.min(HASH_CHUNK));
-        source
-            .read_at(at, &mut buf[..n])
-            .map_err(|e| Error::io(source.path(), e))?;
-        md5.update(&buf[..n]);
-        crc.update(&buf[..n]);
+        read_hashing(source, at, &mut buf[..n], &mut crc, md5.as_mut())?;
         at += n as u64;
     }
     use base64::Engine as _;
     Ok((
-        base64::engine::general_purpose::STANDARD.encode(md5.finalize()),
+        md5.map(|m| base64::engine::general_purpose::STANDARD.encode(m.finalize())),
         crc.finish(),
     ))
 }
@@ -174,6 +198,15 @@ pub async fn upload_source(
     events: EventSink,
 ) -> Result<UploadOutcome> {
     let size = source.size();
+    // One bucket for every body this upload sends, whatever the parts in flight.
+    let limited;
+    let client = match options.max_upload_rate {
+        Some(rate) => {
+            limited = client.with_upload_limit(Some(Arc::new(RateLimiter::new(rate))));
+            &limited
+        }
+        None => client,
+    };
     if options.skip_identical {
         if let Some(done) =
             already_there(client, &source, key, &options.checkpoint_dir, &events).await?
@@ -188,7 +221,7 @@ pub async fn upload_source(
         options.multipart_threshold.min(DEFAULT_MULTIPART_THRESHOLD)
     };
     if size < threshold {
-        return single_put(client, source, key, &events).await;
+        return single_put(client, source, key, options.content_md5, &events).await;
     }
     multipart(client, source, key, options, events).await
 }
@@ -228,7 +261,7 @@ async fn already_there(
     }
     events(UploadEvent::Verifying { size });
     let hashed = source.clone();
-    let (_, local_crc) = blocking(move || hash_source(hashed.as_ref())).await?;
+    let (_, local_crc) = blocking(move || hash_source(hashed.as_ref(), false)).await?;
     if local_crc != server_crc {
         return Ok(None);
     }
@@ -255,6 +288,7 @@ async fn single_put(
     client: &Client,
     source: Arc<dyn UploadSource>,
     key: &str,
+    content_md5: bool,
     events: &EventSink,
 ) -> Result<UploadOutcome> {
     let size = source.size();
@@ -265,24 +299,26 @@ async fn single_put(
         parts: 1,
     });
     let hashed = source.clone();
-    let (md5, crc) = blocking(move || hash_source(hashed.as_ref())).await?;
-    // A CRC-64 that comes back different is sent again, like a part (and as the official Go
-    // SDK v2 retries it); only a mismatch that persists is an integrity error.
-    let mut tries = 0;
-    let r = loop {
-        let r = match source.file() {
-            Some(path) => client.put_object_file(key, path, size, &md5).await?,
-            None => {
-                // Below DEFAULT_MULTIPART_THRESHOLD (see upload_source): bounded memory.
-                let whole = source.clone();
-                let part = blocking(move || read_part(whole.as_ref(), 0, size)).await?;
-                client.put_object(key, part.data, &md5).await?
-            }
-        };
-        tries += 1;
-        match r.crc64 {
-            Some(c) if c != crc && tries <= PART_INTEGRITY_RETRIES => continue,
-            _ => break r,
+    let (md5, crc) = blocking(move || hash_source(hashed.as_ref(), content_md5)).await?;
+    // A CRC-64 that comes back different is sent again inside the client's one retry loop,
+    // like a part (and as the official Go SDK v2 retries it).
+    let r = match source.file() {
+        Some(path) => {
+            let body = Body::File {
+                path: path.to_path_buf(),
+                len: size,
+            };
+            client
+                .put_object_verified(key, body, md5.as_deref(), crc)
+                .await?
+        }
+        None => {
+            // Below DEFAULT_MULTIPART_THRESHOLD (see upload_source): bounded memory.
+            let whole = source.clone();
+            let part = blocking(move || read_part(whole.as_ref(), 0, size, false)).await?;
+            client
+                .put_object_verified(key, Body::Bytes(part.data), md5.as_deref(), crc)
+                .await?
         }
     };
     events(UploadEvent::PartDone {
@@ -430,6 +466,7 @@ async fn multipart(
         done: Mutex::new(BTreeMap::new()),
         sent: Mutex::new(0),
         events: events.clone(),
+        content_md5: options.content_md5,
     });
     let mut set = JoinSet::new();
     for _ in 0..options
@@ -524,6 +561,7 @@ struct Shared {
     done: Mutex<BTreeMap<u32, Done>>,
     sent: Mutex<u32>,
     events: EventSink,
+    content_md5: bool,
 }
 
 async fn worker(s: Arc<Shared>) -> Result<()> {
@@ -533,13 +571,18 @@ async fn worker(s: Arc<Shared>) -> Result<()> {
         };
         let (off, len) = part_range(s.size, s.part_size, n);
         let source = s.source.clone();
-        let part = blocking(move || read_part(source.as_ref(), off, len)).await?;
+        let with_md5 = s.content_md5;
+        let part = blocking(move || read_part(source.as_ref(), off, len, with_md5)).await?;
         // ListParts is the truth: keep a server part only if it is provably ours.
         if let Some(sp) = s.server.get(&n) {
             let same = sp.size == len
                 && match sp.hash_crc64ecma {
                     Some(c) => c == part.crc,
-                    None => etag_is_md5(&sp.etag, &part.md5),
+                    // No CRC from the server (rare): its ETag is the part's MD5.
+                    None => etag_is_md5(
+                        &sp.etag,
+                        &part.md5.unwrap_or_else(|| Md5::digest(&part.data).into()),
+                    ),
                 };
             if same {
                 lock(&s.done).insert(
@@ -559,31 +602,14 @@ async fn worker(s: Arc<Shared>) -> Result<()> {
             }
         }
         use base64::Engine as _;
-        let md5 = base64::engine::general_purpose::STANDARD.encode(part.md5);
-        let what = || format!("part {n} of {:?}", s.key);
-        let mut tries = 0;
-        let etag = loop {
-            let r = s
-                .client
-                .upload_part(&s.key, &s.upload_id, n, part.data.clone(), &md5)
-                .await?;
-            match r.crc64 {
-                Some(c) if c == part.crc => break r.etag,
-                Some(c) => {
-                    // Corrupted on the way despite Content-MD5 (or a server fault): the part
-                    // is overwritten by sending it again.
-                    tries += 1;
-                    if tries >= PART_INTEGRITY_RETRIES {
-                        return Err(Error::ChecksumMismatch {
-                            what: what(),
-                            local: part.crc,
-                            server: c,
-                        });
-                    }
-                }
-                None => return Err(Error::MissingChecksum { what: what() }),
-            }
-        };
+        let md5 = part
+            .md5
+            .map(|m| base64::engine::general_purpose::STANDARD.encode(m));
+        let etag = s
+            .client
+            .upload_part_verified(&s.key, &s.upload_id, n, part.data, md5.as_deref(), part.crc)
+            .await?
+            .etag;
         lock(&s.done).insert(
             n,
             Done {
