@@ -84,6 +84,16 @@ pub struct BatchArgs {
           value_parser = crate::upload_cmd::parse_threshold)]
     pub multipart_threshold: Option<u64>,
 
+    /// Send Content-MD5 with every part (one more hash of every byte). The per-part and
+    /// whole-object CRC-64 checks are always on.
+    #[arg(help_heading = "Upload options", long)]
+    pub content_md5: bool,
+
+    /// Most bytes per second one disk's upload sends, across its parts in flight: 512K,
+    /// 10M, 1G [default: no limit]. Each of the `--max-uploads` uploads has its own limit.
+    #[arg(help_heading = "Upload options", long, value_name = "BYTES_PER_SEC", value_parser = preflight_oss::upload::parse_rate)]
+    pub max_upload_rate: Option<u64>,
+
     /// Where resume checkpoints live [default: ~/.cache/ecs-preflight/uploads].
     #[arg(help_heading = "Upload options", long, value_name = "DIR")]
     pub checkpoint_dir: Option<PathBuf>,
@@ -305,6 +315,8 @@ async fn run_all(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Resu
             .clone()
             .unwrap_or_else(upload::checkpoint::default_dir),
         skip_identical: !args.force,
+        content_md5: args.content_md5,
+        max_upload_rate: args.max_upload_rate,
     };
     let jobs = manifest
         .images

@@ -1115,7 +1115,13 @@ mod tests {
         let cache = CachedDisk::new(disk);
         let mut sink = Sink::new(MAX_FINDINGS_PER_CODE);
         let mut facts = GuestFacts::default();
-        inspect_cached(&cache, &mut facts, &mut sink, readers, InspectOptions::default());
+        inspect_cached(
+            &cache,
+            &mut facts,
+            &mut sink,
+            readers,
+            InspectOptions::default(),
+        );
         sink.into_findings()
     }
 

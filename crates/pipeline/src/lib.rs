@@ -56,9 +56,9 @@ mod error;
 mod events;
 pub mod fleet;
 pub mod import;
+pub mod regions;
 pub mod request;
 pub mod upload;
-pub mod regions;
 
 use std::path::PathBuf;
 use std::sync::Arc;
