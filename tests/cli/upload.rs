@@ -806,3 +806,41 @@ fn on_ecs_in_the_region_the_internal_endpoint_is_advised() {
         );
     }
 }
+
+/// `--max-upload-rate` reaches the uploader: 2 MiB at 512 KiB/s takes about 4 s whatever
+/// the parts in flight (a lower bound only: a loaded machine may take longer). With
+/// `--content-md5` too, the object is whole; a rate below the floor is a usage error
+/// naming it. (That Content-MD5 is sent only when asked is pinned in
+/// `crates/oss/tests/integrity.rs`, which sees the headers.)
+#[test]
+fn max_upload_rate_and_content_md5_reach_the_uploader() {
+    let env = Env::new();
+    let image = env.image("paced.raw", 2 * MIB, 11);
+    let mut flags = MULTIPART.to_vec();
+    flags.extend(["--max-upload-rate", "512K", "--content-md5"]);
+    let started = Instant::now();
+    let out = env.cmd(&image, "images", &flags).output().unwrap();
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(took >= Duration::from_millis(2_900), "{took:?}: {err}");
+    let json = json_of(&out);
+    let crc = preflight_oss::crc::crc64(&std::fs::read(&image).unwrap()).to_string();
+    assert_eq!(json["crc64"].as_str(), Some(crc.as_str()));
+    assert_eq!(
+        env.download("images", json["key"].as_str().unwrap()),
+        std::fs::read(&image).unwrap()
+    );
+
+    let out = env
+        .cmd(&image, "images", &["--max-upload-rate", "10K"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("10K"), "{err}");
+    assert_eq!(
+        env.emu().counters().requests_for("InitiateMultipartUpload"),
+        1
+    );
+}
