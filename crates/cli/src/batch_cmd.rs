@@ -7,11 +7,10 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use preflight_aliyun::{ChainOptions, CredentialProvider};
-use preflight_oss::upload::{self, UploadOptions};
+use preflight_oss::upload;
 use preflight_pipeline::batch::{
     self, BatchJob, BatchOptions, ImageResult, Manifest, ManifestImage, DEFAULT_MAX_IMPORTS,
     DEFAULT_MAX_UPLOADS,
@@ -20,8 +19,7 @@ use preflight_pipeline::{Event, PipelineError};
 use preflight_report::Severity;
 use serde_json::{json, Value};
 
-use crate::import_cmd::parse_duration;
-use crate::upload_cmd::{parse_parallel, parse_size};
+use crate::upload_cmd::parse_parallel;
 use crate::OutputFormat;
 
 /// Flags of `ecs-preflight batch`.
@@ -70,54 +68,12 @@ pub struct BatchArgs {
     #[command(flatten, next_help_heading = "Endpoints")]
     pub endpoints: crate::endpoint_args::EndpointArgs,
 
-    /// Part size, with units (8MiB, 1GiB) [default: 32MiB, raised to keep ≤ 10,000 parts].
-    #[arg(help_heading = "Upload options", long, value_name = "SIZE", value_parser = parse_size)]
-    pub part_size: Option<u64>,
-
-    /// Parts of one upload sent in parallel.
-    #[arg(help_heading = "Upload options", long, value_name = "N",
-          default_value_t = upload::DEFAULT_PARALLEL, value_parser = parse_parallel)]
-    pub upload_parallel: usize,
-
-    /// Files smaller than this go in one PUT [default: 100MiB; at most 5GiB].
-    #[arg(help_heading = "Upload options", long, value_name = "SIZE",
-          value_parser = crate::upload_cmd::parse_threshold)]
-    pub multipart_threshold: Option<u64>,
-
-    /// Send Content-MD5 with every part (one more hash of every byte). The per-part and
-    /// whole-object CRC-64 checks are always on.
-    #[arg(help_heading = "Upload options", long)]
-    pub content_md5: bool,
-
-    /// Most bytes per second one disk's upload sends, across its parts in flight: 512K,
-    /// 10M, 1G [default: no limit]. Each of the `--max-uploads` uploads has its own limit.
-    #[arg(help_heading = "Upload options", long, value_name = "BYTES_PER_SEC", value_parser = preflight_oss::upload::parse_rate)]
-    pub max_upload_rate: Option<u64>,
-
-    /// Where resume checkpoints live [default: ~/.cache/ecs-preflight/uploads].
-    #[arg(help_heading = "Upload options", long, value_name = "DIR")]
-    pub checkpoint_dir: Option<PathBuf>,
-
-    /// Upload even when OSS already has an identical object at the key.
-    #[arg(help_heading = "Upload options", long)]
-    pub force: bool,
-
-    /// OSS signature version of every OSS request (V1 only for old endpoints).
-    #[arg(help_heading = "Upload options", long, value_enum,
-          default_value_t = crate::upload_cmd::SignatureFlag::V4)]
-    pub signature_version: crate::upload_cmd::SignatureFlag,
-
     /// ECS and RAM RPC signature.
     #[arg(long, value_enum, default_value_t = crate::import_cmd::RpcSignature::HmacSha1)]
     pub signature: crate::import_cmd::RpcSignature,
 
-    /// Longest wait for each image, e.g. 90s, 30m, 6h.
-    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
-    pub timeout: Duration,
-
-    /// Time between two status queries of an import task, e.g. 2s, 30s.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub poll_interval: Duration,
+    #[command(flatten)]
+    pub timing: crate::shared_flags::WaitFlags,
 
     /// aliyun CLI profile to take credentials from (~/.aliyun/config.json).
     #[arg(long, value_name = "NAME")]
@@ -130,6 +86,15 @@ pub struct BatchArgs {
     /// No progress lines; only the summary.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    // Last: this heading carries on to every flag after it.
+    #[command(flatten, next_help_heading = "Upload options")]
+    pub upload: crate::shared_flags::UploadFlags,
+
+    /// Parts of one upload sent in parallel.
+    #[arg(help_heading = "Upload options", long, value_name = "N",
+          default_value_t = upload::DEFAULT_PARALLEL, value_parser = parse_parallel)]
+    pub upload_parallel: usize,
 }
 
 /// Runs the command; returns the exit code.
@@ -304,20 +269,7 @@ async fn run_all(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Resu
         sts_endpoint: endpoints.sts.clone(),
         ..ChainOptions::default()
     }));
-    let upload = UploadOptions {
-        part_size: args.part_size,
-        parallel: args.upload_parallel,
-        multipart_threshold: args
-            .multipart_threshold
-            .unwrap_or(upload::DEFAULT_MULTIPART_THRESHOLD),
-        checkpoint_dir: args
-            .checkpoint_dir
-            .clone()
-            .unwrap_or_else(upload::checkpoint::default_dir),
-        skip_identical: !args.force,
-        content_md5: args.content_md5,
-        max_upload_rate: args.max_upload_rate,
-    };
+    let upload = args.upload.options(args.upload_parallel);
     let jobs = manifest
         .images
         .iter()
@@ -329,9 +281,9 @@ async fn run_all(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Resu
                 .credentials(creds.clone())
                 .endpoints(endpoints.clone())
                 .upload_options(upload.clone())
-                .poll_interval(args.poll_interval)
-                .timeout(args.timeout)
-                .oss_signature(args.signature_version.version())
+                .poll_interval(args.timing.poll_interval)
+                .timeout(args.timing.timeout)
+                .oss_signature(args.upload.signature_version.version())
                 .rpc_signature(args.signature.method()),
         })
         .collect();

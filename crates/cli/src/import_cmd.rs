@@ -77,13 +77,8 @@ pub struct ImportCmdArgs {
     #[arg(help_heading = "Import options", long)]
     pub detach: bool,
 
-    /// Longest wait, e.g. 90s, 30m, 6h. The import goes on after it.
-    #[arg(help_heading = "Import options", long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
-    pub timeout: Duration,
-
-    /// Time between two status queries, e.g. 2s, 30s.
-    #[arg(help_heading = "Import options", long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub poll_interval: Duration,
+    #[command(flatten, next_help_heading = "Import options")]
+    pub timing: crate::shared_flags::WaitFlags,
 
     /// Send DryRun=true: the API validates the request and imports nothing.
     #[arg(help_heading = "Import options", long)]
@@ -134,13 +129,8 @@ pub struct WaitArgs {
     #[arg(long, value_name = "URL")]
     pub emulator: Option<String>,
 
-    /// Longest wait, e.g. 90s, 30m, 6h.
-    #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
-    pub timeout: Duration,
-
-    /// Time between two status queries.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub poll_interval: Duration,
+    #[command(flatten)]
+    pub timing: crate::shared_flags::WaitFlags,
 
     /// aliyun CLI profile to take credentials from.
     #[arg(long, value_name = "NAME")]
@@ -445,7 +435,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     ));
     let bar = crate::task_bar::TaskBar::new(pr.quiet);
     let waited = tokio::select! {
-        r = watch::wait(&ecs, &started.task_id, &started.image_id, args.poll_interval, args.timeout, |p| {
+        r = watch::wait(&ecs, &started.task_id, &started.image_id, args.timing.poll_interval, args.timing.timeout, |p| {
             bar.update(p);
         }) => Some(r),
         () = interrupt.recv() => None,
@@ -498,8 +488,8 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
             endpoints: endpoints.clone(),
             credentials: creds.clone(),
             signature: args.signature.method(),
-            poll_interval: args.poll_interval,
-            timeout: args.timeout,
+            poll_interval: args.timing.poll_interval,
+            timeout: args.timing.timeout,
         };
         let talk = !pr.quiet;
         let progress =
@@ -706,7 +696,7 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
     ));
     let bar = crate::task_bar::TaskBar::new(pr.quiet);
     let waited = tokio::select! {
-        r = watch::wait(&ecs, &task.task_id, &task.resource_id, args.poll_interval, args.timeout, |p| {
+        r = watch::wait(&ecs, &task.task_id, &task.resource_id, args.timing.poll_interval, args.timing.timeout, |p| {
             bar.update(p);
         }) => Some(r),
         () = interrupt.recv() => None,

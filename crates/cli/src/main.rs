@@ -19,6 +19,7 @@ mod import_cmd;
 mod oneshot_cmd;
 mod render;
 mod request_args;
+mod shared_flags;
 mod task_bar;
 mod upload_cmd;
 

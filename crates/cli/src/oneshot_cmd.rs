@@ -8,18 +8,16 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use preflight_aliyun::{ChainOptions, CredentialProvider};
-use preflight_oss::upload::{self, UploadOptions};
+use preflight_oss::upload;
 use preflight_oss::UploadEvent;
 use preflight_pipeline::{ConvertMode, Event, Pipeline, PipelineError};
 use serde_json::{json, Value};
 
-use crate::import_cmd::parse_duration;
-use crate::upload_cmd::{parse_parallel, parse_size};
+use crate::upload_cmd::parse_parallel;
 use crate::OutputFormat;
 
 /// Flags of `ecs-preflight upload-and-import`.
@@ -59,50 +57,22 @@ pub struct OneShotArgs {
     #[command(flatten, next_help_heading = "Endpoints")]
     pub endpoints: crate::endpoint_args::EndpointArgs,
 
-    /// Part size, with units (8MiB, 1GiB) [default: 32MiB, raised to keep ≤ 10,000 parts].
-    #[arg(help_heading = "Pipeline options", long, value_name = "SIZE", value_parser = parse_size)]
-    pub part_size: Option<u64>,
+    #[command(flatten, next_help_heading = "Pipeline options")]
+    pub upload: crate::shared_flags::UploadFlags,
+
+    #[command(flatten, next_help_heading = "Pipeline options")]
+    pub timing: crate::shared_flags::WaitFlags,
 
     /// Parts uploaded in parallel.
     #[arg(help_heading = "Pipeline options", long, value_name = "N", default_value_t = upload::DEFAULT_PARALLEL,
           value_parser = parse_parallel)]
     pub parallel: usize,
 
-    /// Files smaller than this go in one PUT [default: 100MiB; at most 5GiB].
-    #[arg(help_heading = "Pipeline options", long, value_name = "SIZE",
-          value_parser = crate::upload_cmd::parse_threshold)]
-    pub multipart_threshold: Option<u64>,
-
-    /// Send Content-MD5 with every part, so OSS refuses a damaged part before storing it
-    /// (one more hash of every byte). The per-part and whole-object CRC-64 checks are always on.
-    #[arg(help_heading = "Pipeline options", long)]
-    pub content_md5: bool,
-
-    /// Most bytes per second sent, across all parts in flight: 512K, 10M, 1G [default: no limit].
-    #[arg(help_heading = "Pipeline options", long, value_name = "BYTES_PER_SEC", value_parser = preflight_oss::upload::parse_rate)]
-    pub max_upload_rate: Option<u64>,
-
-    /// Where resume checkpoints live [default: ~/.cache/ecs-preflight/uploads].
-    #[arg(help_heading = "Pipeline options", long, value_name = "DIR")]
-    pub checkpoint_dir: Option<PathBuf>,
-
-    /// Longest wait for the image, e.g. 90s, 30m, 6h. The import goes on after it.
-    #[arg(help_heading = "Pipeline options", long, value_name = "DURATION", default_value = "6h", value_parser = parse_duration)]
-    pub timeout: Duration,
-
-    /// Time between two status queries, e.g. 2s, 30s.
-    #[arg(help_heading = "Pipeline options", long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub poll_interval: Duration,
-
     /// Send a qcow2 of only each disk's non-zero clusters instead of the file: auto (RAW or
     /// fixed VHD, when at least 20 % smaller), qcow2 (always), none.
     #[arg(help_heading = "Pipeline options", long, value_name = "MODE", default_value = "auto",
           value_parser = crate::upload_cmd::parse_convert)]
     pub convert: ConvertMode,
-
-    /// Upload even when OSS already has an identical object (same size and CRC-64) at the key.
-    #[arg(help_heading = "Pipeline options", long)]
-    pub force: bool,
 
     /// On Ctrl-C while waiting, leave the import running instead of cancelling it.
     #[arg(help_heading = "Pipeline options", long)]
@@ -120,11 +90,6 @@ pub struct OneShotArgs {
         conflicts_with_all = ["no_wait", "detach", "delete_object_after"]
     )]
     pub dry_run: bool,
-
-    /// OSS signature version of every OSS request (V1 only for old endpoints).
-    #[arg(help_heading = "Pipeline options", long, value_enum,
-          default_value_t = crate::upload_cmd::SignatureFlag::V4)]
-    pub signature_version: crate::upload_cmd::SignatureFlag,
 
     /// ECS and RAM RPC signature.
     #[arg(help_heading = "Pipeline options", long, value_enum,
@@ -332,24 +297,11 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
         .credentials(creds)
         .endpoints(endpoints)
         .delete_objects_after(args.delete_object_after)
-        .poll_interval(args.poll_interval)
-        .timeout(args.timeout)
-        .upload_options(UploadOptions {
-            part_size: args.part_size,
-            parallel: args.parallel,
-            multipart_threshold: args
-                .multipart_threshold
-                .unwrap_or(upload::DEFAULT_MULTIPART_THRESHOLD),
-            checkpoint_dir: args
-                .checkpoint_dir
-                .clone()
-                .unwrap_or_else(upload::checkpoint::default_dir),
-            skip_identical: !args.force,
-            content_md5: args.content_md5,
-            max_upload_rate: args.max_upload_rate,
-        })
+        .poll_interval(args.timing.poll_interval)
+        .timeout(args.timing.timeout)
+        .upload_options(args.upload.options(args.parallel))
         .convert(args.convert)
-        .oss_signature(args.signature_version.version())
+        .oss_signature(args.upload.signature_version.version())
         .rpc_signature(args.signature.method())
         .fleet(args.fleet.plan())
         .on_event(on_event(seen, talk, bars));

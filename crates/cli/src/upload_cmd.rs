@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use preflight_aliyun::{ChainOptions, CredentialProvider};
-use preflight_oss::upload::{self, UploadOptions};
+use preflight_oss::upload;
 use preflight_oss::{
     Client, ClientConfig, ErrorKind, SignatureVersion, UploadEvent, UploadOutcome,
 };
@@ -79,40 +79,18 @@ pub struct UploadArgs {
     pub object: Option<String>,
     #[command(flatten)]
     pub endpoints: crate::endpoint_args::OssEndpointArgs,
-    /// Part size, with units (8MiB, 1GiB) [default: 32MiB, raised to keep ≤ 10,000 parts].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub part_size: Option<u64>,
+    #[command(flatten)]
+    pub upload: crate::shared_flags::UploadFlags,
     /// Parts uploaded in parallel; memory is about this × the part size.
     #[arg(long, value_name = "N", default_value_t = upload::DEFAULT_PARALLEL, value_parser = parse_parallel)]
     pub parallel: usize,
-    /// Files smaller than this go in one PUT [default: 100MiB; at most 5GiB, OSS's largest PUT].
-    #[arg(long, value_name = "SIZE", value_parser = parse_threshold)]
-    pub multipart_threshold: Option<u64>,
-
-    /// Send Content-MD5 with every part, so OSS refuses a damaged part before storing it
-    /// (one more hash of every byte). The per-part and whole-object CRC-64 checks are always on.
-    #[arg(long)]
-    pub content_md5: bool,
-
-    /// Most bytes per second sent, across all parts in flight: 512K, 10M, 1G [default: no limit].
-    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = preflight_oss::upload::parse_rate)]
-    pub max_upload_rate: Option<u64>,
-    /// Where resume checkpoints live [default: ~/.cache/ecs-preflight/uploads].
-    #[arg(long, value_name = "DIR")]
-    pub checkpoint_dir: Option<PathBuf>,
     /// aliyun CLI profile to take credentials from (~/.aliyun/config.json).
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
-    /// OSS signature version.
-    #[arg(long, value_enum, default_value_t = SignatureFlag::V4)]
-    pub signature_version: SignatureFlag,
     /// Send a qcow2 of only the disk's non-zero clusters instead of the file: auto (RAW or
     /// fixed VHD, when at least 20 % smaller), qcow2 (always), none.
     #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parse_convert)]
     pub convert: ConvertMode,
-    /// Send even when OSS already has an identical object (same size and CRC-64) at the key.
-    #[arg(long)]
-    pub force: bool,
     /// Cancel the interrupted upload of this image and key, and delete its parts.
     #[arg(long)]
     pub abort: bool,
@@ -269,12 +247,8 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     });
     let (_, source) = creds.get_with_source().await?;
     let mut config: ClientConfig = endpoints.oss_config(&args.region, &args.bucket);
-    config.signature = args.signature_version.version();
+    config.signature = args.upload.signature_version.version();
     let client = Client::new(config, creds)?;
-    let checkpoint_dir = args
-        .checkpoint_dir
-        .clone()
-        .unwrap_or_else(upload::checkpoint::default_dir);
     let say = |msg: &str| {
         if !args.quiet {
             eprintln!("{msg}");
@@ -283,7 +257,7 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     say(&format!("credentials: {source}"));
 
     if args.abort {
-        return abort(&args, &client, &checkpoint_dir, &say).await;
+        return abort(&args, &client, &args.upload.checkpoint_dir(), &say).await;
     }
 
     let prepared = prepare(&args).await?;
@@ -329,25 +303,14 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     }
     if let Some(line) = memory_line(
         prepared.source.size(),
-        args.multipart_threshold
-            .unwrap_or(upload::DEFAULT_MULTIPART_THRESHOLD),
-        args.part_size,
+        args.upload.multipart_threshold(),
+        args.upload.part_size,
         args.parallel,
     )? {
         say(&line);
     }
 
-    let options = UploadOptions {
-        part_size: args.part_size,
-        parallel: args.parallel,
-        multipart_threshold: args
-            .multipart_threshold
-            .unwrap_or(upload::DEFAULT_MULTIPART_THRESHOLD),
-        checkpoint_dir,
-        skip_identical: !args.force,
-        content_md5: args.content_md5,
-        max_upload_rate: args.max_upload_rate,
-    };
+    let options = args.upload.options(args.parallel);
     let bar = ProgressBar::with_draw_target(
         Some(prepared.source.size()),
         if args.quiet {
