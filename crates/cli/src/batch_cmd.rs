@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use preflight_aliyun::{ChainOptions, CredentialProvider};
 use preflight_oss::upload;
 use preflight_pipeline::batch::{
     self, BatchJob, BatchOptions, ImageResult, Manifest, ManifestImage, DEFAULT_MAX_IMPORTS,
@@ -75,9 +74,8 @@ pub struct BatchArgs {
     #[command(flatten)]
     pub timing: crate::shared_flags::WaitFlags,
 
-    /// aliyun CLI profile to take credentials from (~/.aliyun/config.json).
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub profile: crate::shared_flags::ProfileFlag,
 
     /// Output format of the summary.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
@@ -264,11 +262,7 @@ fn progress_line(name: &str, e: &Event) -> Option<String> {
 
 async fn run_all(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Result<u8> {
     let endpoints = args.endpoints.endpoints();
-    let creds = Arc::new(CredentialProvider::new(ChainOptions {
-        profile: args.profile.clone(),
-        sts_endpoint: endpoints.sts.clone(),
-        ..ChainOptions::default()
-    }));
+    let creds = args.profile.credentials(endpoints.sts.clone());
     let upload = args.upload.options(args.upload_parallel);
     let jobs = manifest
         .images

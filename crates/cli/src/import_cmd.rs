@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
-use preflight_aliyun::{ChainOptions, CredentialProvider};
+use preflight_aliyun::CredentialProvider;
 use preflight_ecs::{self as ecs, watch, ImportOptions, ImportOutcome, WaitOutcome};
 use preflight_rules::{Plan, ScopedFinding};
 use serde_json::{json, Value};
@@ -84,10 +84,8 @@ pub struct ImportCmdArgs {
     #[arg(help_heading = "Import options", long)]
     pub dry_run: bool,
 
-    /// aliyun CLI profile to take credentials from [default: ALIBABA_CLOUD_PROFILE, else the
-    /// config's current profile].
-    #[arg(help_heading = "Import options", long, value_name = "NAME")]
-    pub profile: Option<String>,
+    #[command(flatten, next_help_heading = "Import options")]
+    pub profile: crate::shared_flags::ProfileFlag,
 
     /// RPC signature.
     #[arg(help_heading = "Import options", long, value_enum, default_value_t = RpcSignature::HmacSha1)]
@@ -132,9 +130,8 @@ pub struct WaitArgs {
     #[command(flatten)]
     pub timing: crate::shared_flags::WaitFlags,
 
-    /// aliyun CLI profile to take credentials from.
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub profile: crate::shared_flags::ProfileFlag,
 
     /// Output format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
@@ -306,11 +303,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     }
 
     let endpoints = args.endpoints.endpoints();
-    let creds = Arc::new(CredentialProvider::new(ChainOptions {
-        profile: args.profile.clone(),
-        sts_endpoint: endpoints.sts.clone(),
-        ..ChainOptions::default()
-    }));
+    let creds = args.profile.credentials(endpoints.sts.clone());
     let (_, source) = creds.get_with_source().await?;
     pr.progress(&format!("credentials: {source}"));
     let ecs = ecs_client(&region, &endpoints, args.signature, creds.clone())?;
@@ -404,7 +397,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         &region,
         &started.task_id,
         args.endpoints.ecs_for_wait().as_deref(),
-        args.profile.as_deref(),
+        args.profile.profile.as_deref(),
     );
     if args.no_wait {
         let mut v = base.clone();
@@ -652,10 +645,7 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
         output: args.output,
         quiet: args.quiet,
     };
-    let creds = Arc::new(CredentialProvider::new(ChainOptions {
-        profile: args.profile.clone(),
-        ..ChainOptions::default()
-    }));
+    let creds = args.profile.credentials(None);
     let mut endpoints = match &args.emulator {
         Some(url) => preflight_pipeline::Endpoints::emulator(url),
         None => preflight_pipeline::Endpoints::default(),
@@ -668,7 +658,7 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
         &args.region,
         &args.task_id,
         endpoints.ecs.as_deref(),
-        args.profile.as_deref(),
+        args.profile.profile.as_deref(),
     );
     let tasks = match ecs
         .describe_tasks(&ecs::DescribeTasksQuery {

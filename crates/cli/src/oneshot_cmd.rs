@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use preflight_aliyun::{ChainOptions, CredentialProvider};
 use preflight_oss::upload;
 use preflight_oss::UploadEvent;
 use preflight_pipeline::{ConvertMode, Event, Pipeline, PipelineError};
@@ -106,9 +105,8 @@ pub struct OneShotArgs {
     )]
     pub no_wait: bool,
 
-    /// aliyun CLI profile to take credentials from (~/.aliyun/config.json).
-    #[arg(help_heading = "Pipeline options", long, value_name = "NAME")]
-    pub profile: Option<String>,
+    #[command(flatten, next_help_heading = "Pipeline options")]
+    pub profile: crate::shared_flags::ProfileFlag,
 
     /// Output format of the result.
     #[arg(help_heading = "Pipeline options", long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
@@ -284,11 +282,7 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
     // The pipeline takes the data disks as paths; the params keep one entry per disk.
     params.disks.truncate(1);
     let endpoints = args.endpoints.endpoints();
-    let creds = Arc::new(CredentialProvider::new(ChainOptions {
-        profile: args.profile.clone(),
-        sts_endpoint: endpoints.sts.clone(),
-        ..ChainOptions::default()
-    }));
+    let creds = args.profile.credentials(endpoints.sts.clone());
     let talk = !args.quiet;
     let bars = talk && args.output == OutputFormat::Human;
     let mut b = Pipeline::builder()
@@ -436,7 +430,7 @@ fn not_waiting(args: &OneShotArgs, region: &str, seen: &Mutex<Seen>) -> Result<u
         region,
         &task_id,
         args.endpoints.ecs_for_wait().as_deref(),
-        args.profile.as_deref(),
+        args.profile.profile.as_deref(),
     );
     let v = json!({"status": "importing", "region": region, "image_id": image_id,
                    "task_id": task_id, "wait_command": resume});
@@ -525,7 +519,7 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
                     region,
                     task_id,
                     args.endpoints.ecs_for_wait().as_deref(),
-                    args.profile.as_deref(),
+                    args.profile.profile.as_deref(),
                 ),
             ],
         ),
@@ -536,7 +530,7 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
                 region,
                 task_id,
                 args.endpoints.ecs_for_wait().as_deref(),
-                args.profile.as_deref(),
+                args.profile.profile.as_deref(),
             );
             (
                 json!({"status": "error", "region": region, "image_id": image_id, "task_id": task_id,
@@ -603,7 +597,7 @@ async fn interrupted(
                 region,
                 &task_id,
                 args.endpoints.ecs_for_wait().as_deref(),
-                args.profile.as_deref(),
+                args.profile.profile.as_deref(),
             );
             (
                 json!({"status": "detached", "region": region, "image_id": image_id,

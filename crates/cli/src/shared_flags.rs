@@ -1,8 +1,10 @@
 //! Flags several commands share, declared once so they read and mean the same in every command.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use preflight_aliyun::{ChainOptions, CredentialProvider};
 use preflight_oss::upload::{self, UploadOptions};
 
 use crate::import_cmd::parse_duration;
@@ -82,4 +84,26 @@ pub struct WaitFlags {
     /// Time between two status queries of an import task, e.g. 2s, 30s.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub poll_interval: Duration,
+}
+
+/// Whose credentials a cloud command uses (`upload`, `import`, `wait`, `upload-and-import`,
+/// `batch`).
+#[derive(clap::Args, Debug)]
+pub struct ProfileFlag {
+    /// aliyun CLI profile in ~/.aliyun/config.json to take credentials from [default:
+    /// ALIBABA_CLOUD_PROFILE, else the config's current profile].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+impl ProfileFlag {
+    /// The credential chain (environment, OIDC, this profile, instance role), with STS at
+    /// `sts_endpoint` when given.
+    pub fn credentials(&self, sts_endpoint: Option<String>) -> Arc<CredentialProvider> {
+        Arc::new(CredentialProvider::new(ChainOptions {
+            profile: self.profile.clone(),
+            sts_endpoint,
+            ..ChainOptions::default()
+        }))
+    }
 }

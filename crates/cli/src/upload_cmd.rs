@@ -13,7 +13,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use preflight_aliyun::{ChainOptions, CredentialProvider};
 use preflight_oss::upload;
 use preflight_oss::{
     Client, ClientConfig, ErrorKind, SignatureVersion, UploadEvent, UploadOutcome,
@@ -84,9 +83,8 @@ pub struct UploadArgs {
     /// Parts uploaded in parallel; memory is about this × the part size.
     #[arg(long, value_name = "N", default_value_t = upload::DEFAULT_PARALLEL, value_parser = parse_parallel)]
     pub parallel: usize,
-    /// aliyun CLI profile to take credentials from (~/.aliyun/config.json).
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub profile: crate::shared_flags::ProfileFlag,
     /// Send a qcow2 of only the disk's non-zero clusters instead of the file: auto (RAW or
     /// fixed VHD, when at least 20 % smaller), qcow2 (always), none.
     #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parse_convert)]
@@ -231,11 +229,7 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
         }
     }
     let endpoints = args.endpoints.endpoints();
-    let creds = Arc::new(CredentialProvider::new(ChainOptions {
-        profile: args.profile.clone(),
-        sts_endpoint: endpoints.sts.clone(),
-        ..ChainOptions::default()
-    }));
+    let creds = args.profile.credentials(endpoints.sts.clone());
     let on_ecs = tokio::spawn(async {
         tokio::time::timeout(
             std::time::Duration::from_secs(3),
