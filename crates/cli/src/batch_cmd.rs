@@ -77,9 +77,8 @@ pub struct BatchArgs {
     #[command(flatten)]
     pub profile: crate::shared_flags::ProfileFlag,
 
-    /// Output format of the summary.
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: crate::shared_flags::OutputFlag,
 
     /// No progress lines; only the summary.
     #[arg(long, short = 'q')]
@@ -152,7 +151,7 @@ fn check_one(image: &ManifestImage) -> Value {
 fn check_only(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Result<u8> {
     let rows = batch::check_all(&manifest.images, parallel, check_one);
     let failed = rows.iter().any(|r| r["verdict"] != "pass");
-    if args.output == OutputFormat::Json {
+    if args.output.format == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         let table: Vec<[String; 4]> = rows
@@ -322,7 +321,7 @@ async fn run_all(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Resu
         .collect();
     let failed = rows.iter().any(|r| r["status"] != "available");
     let resume = continue_command();
-    if args.output == OutputFormat::Json {
+    if args.output.format == OutputFormat::Json {
         let mut v = json!({"status": if report.interrupted { "interrupted" } else { "complete" },
                            "images": rows});
         if report.interrupted {

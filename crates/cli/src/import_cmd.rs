@@ -91,9 +91,8 @@ pub struct ImportCmdArgs {
     #[arg(help_heading = "Import options", long, value_enum, default_value_t = RpcSignature::HmacSha1)]
     pub signature: RpcSignature,
 
-    /// Output format.
-    #[arg(help_heading = "Import options", long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
-    pub output: OutputFormat,
+    #[command(flatten, next_help_heading = "Import options")]
+    pub output: crate::shared_flags::OutputFlag,
 
     /// Print nothing but the result (no progress); with --output json the
     /// JSON result is still printed.
@@ -133,9 +132,8 @@ pub struct WaitArgs {
     #[command(flatten)]
     pub profile: crate::shared_flags::ProfileFlag,
 
-    /// Output format.
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: crate::shared_flags::OutputFlag,
 
     /// Print nothing but the result.
     #[arg(long, short = 'q')]
@@ -274,7 +272,7 @@ fn ecs_client(
 
 async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     let pr = Printer {
-        output: args.output,
+        output: args.output.format,
         quiet: args.quiet,
     };
     let region = required(&args.import.region, "--region")?.to_string();
@@ -642,7 +640,7 @@ fn finish(
 
 async fn run_wait_async(args: WaitArgs) -> Result<u8> {
     let pr = Printer {
-        output: args.output,
+        output: args.output.format,
         quiet: args.quiet,
     };
     let creds = args.profile.credentials(None);

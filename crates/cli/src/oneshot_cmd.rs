@@ -108,9 +108,8 @@ pub struct OneShotArgs {
     #[command(flatten, next_help_heading = "Pipeline options")]
     pub profile: crate::shared_flags::ProfileFlag,
 
-    /// Output format of the result.
-    #[arg(help_heading = "Pipeline options", long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
-    pub output: OutputFormat,
+    #[command(flatten, next_help_heading = "Pipeline options")]
+    pub output: crate::shared_flags::OutputFlag,
 
     /// No progress; only the result.
     #[command(flatten)]
@@ -284,7 +283,7 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
     let endpoints = args.endpoints.endpoints();
     let creds = args.profile.credentials(endpoints.sts.clone());
     let talk = !args.quiet;
-    let bars = talk && args.output == OutputFormat::Human;
+    let bars = talk && args.output.format == OutputFormat::Human;
     let mut b = Pipeline::builder()
         .system_disk(&args.image)
         .params(params)
@@ -446,7 +445,7 @@ fn not_waiting(args: &OneShotArgs, region: &str, seen: &Mutex<Seen>) -> Result<u
 }
 
 fn print(args: &OneShotArgs, v: &Value, human: &[String]) -> Result<()> {
-    match args.output {
+    match args.output.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(v)?),
         OutputFormat::Human => {
             for l in human {
@@ -557,7 +556,7 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
             (v, Vec::new())
         }
     };
-    if args.output == OutputFormat::Json {
+    if args.output.format == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if !human.is_empty() {
         for l in &human {
@@ -618,7 +617,7 @@ async fn interrupted(
         },
     };
     let detached = v["status"] == "detached";
-    if args.output == OutputFormat::Json {
+    if args.output.format == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else if detached {
         println!("{line}");

@@ -9,6 +9,7 @@ use preflight_oss::upload::{self, UploadOptions};
 
 use crate::import_cmd::parse_duration;
 use crate::upload_cmd::{parse_size, parse_threshold, SignatureFlag};
+use crate::OutputFormat;
 
 /// How a disk is sent to OSS (`upload`, `upload-and-import`, `batch`). The parts in flight are
 /// not here: `batch` spells that flag `--upload-parallel`, as its `--parallel` counts images.
@@ -106,4 +107,12 @@ impl ProfileFlag {
             ..ChainOptions::default()
         }))
     }
+}
+
+/// How a command prints its result (`upload`, `import`, `wait`, `upload-and-import`, `batch`).
+#[derive(clap::Args, Debug)]
+pub struct OutputFlag {
+    /// Output format of the result.
+    #[arg(id = "output", long = "output", short = 'o', value_name = "OUTPUT", value_enum, default_value_t = OutputFormat::Human)]
+    pub format: OutputFormat,
 }

@@ -92,9 +92,8 @@ pub struct UploadArgs {
     /// Cancel the interrupted upload of this image and key, and delete its parts.
     #[arg(long)]
     pub abort: bool,
-    /// Output format of the summary.
-    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
-    pub output: OutputFormat,
+    #[command(flatten)]
+    pub output: crate::shared_flags::OutputFlag,
     /// No progress bar, no human summary; the exit code tells. With --output
     /// json the JSON result is still printed (JSON wins).
     #[arg(long, short = 'q')]
@@ -280,7 +279,7 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     }
     let refused = preflight_report::has_errors(&findings);
     // JSON is the result, printed even with --quiet.
-    if args.output == OutputFormat::Json && refused {
+    if args.output.format == OutputFormat::Json && refused {
         println!(
             "{}",
             serde_json::to_string_pretty(
@@ -484,7 +483,7 @@ fn summary(
     findings: &[Finding],
     bucket: &BucketFacts,
 ) -> anyhow::Result<()> {
-    if args.quiet && args.output != OutputFormat::Json {
+    if args.quiet && args.output.format != OutputFormat::Json {
         return Ok(());
     }
     #[allow(clippy::cast_precision_loss)]
@@ -493,7 +492,7 @@ fn summary(
     } else {
         0.0
     };
-    match args.output {
+    match args.output.format {
         OutputFormat::Json => println!(
             "{}",
             serde_json::to_string_pretty(&json!({
