@@ -79,7 +79,8 @@ impl Env {
         std::fs::write(&path, vec![1u8; 4096]).unwrap();
         let mut cfg = preflight_oss::ClientConfig::new("cn-hangzhou", "images")
             .with_endpoint(self.emu().endpoint());
-        cfg.signature = preflight_oss::SignatureVersion::V1;
+        // V4, as the emulator's default account (created since March 2025) requires.
+        cfg.signature = preflight_oss::SignatureVersion::V4;
         let creds = std::sync::Arc::new(preflight_aliyun::CredentialProvider::fixed(
             preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
         ));

@@ -5,8 +5,10 @@
 //! `/_emulator/counters` says what was called.
 //!
 //! Unlike the rest of the suite (see `common::strict_config`), these tests start the binary
-//! with its own defaults and one shared URL, and sign with V1: they prove each `--strict-*`
-//! flag and each protocol path of the command a user starts, which a strict default would hide.
+//! with its own defaults and one shared URL, and sign with V1 (so `Emu::start` passes
+//! `--allow-v1`, an account created before March 2025): they prove each `--strict-*` flag and
+//! each protocol path of the command a user starts, which a strict default would hide.
+//! `v1_is_refused_by_default` proves the default without that flag.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -46,6 +48,12 @@ impl Emu {
     }
 
     fn start(args: &[&str]) -> Emu {
+        // The requests here are signed with V1 (module doc); the default refuses them.
+        Emu::launch(&[args, &["--allow-v1"]].concat())
+    }
+
+    /// Starts the binary with exactly `args` and waits for `ready`.
+    fn launch(args: &[&str]) -> Emu {
         let mut child = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
             .arg("emulator")
             .args(args)
@@ -983,5 +991,25 @@ fn state_survives_a_restart_on_the_same_data_dir() {
     assert_eq!(requests(&c, "GetObject"), 1);
     assert_eq!(requests(&c, "ListParts"), 1);
     assert!(c["bytes_sent"].as_u64().unwrap() >= body.len() as u64);
+    emu.stop();
+}
+
+/// The account is V4-only by default, as real OSS is for accounts created since 1 March 2025:
+/// a V1 request gets 403 AccessDenied with EC 0002-00000080; `--allow-v1` lets it through.
+#[test]
+fn v1_is_refused_by_default() {
+    let data = crate::common::tempdir();
+    let key = DEFAULT_KEY;
+    let emu = Emu::launch(&["--listen", "127.0.0.1:0", "--data", path_str(data.path())]);
+    let r = put(&emu.addr, key, "ecs-preflight", "v1.raw", b"x");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.oss_code(), "AccessDenied");
+    assert_eq!(xml_el(&r.text(), "EC"), "0002-00000080");
+    emu.stop();
+    let emu = Emu::start(&["--listen", "127.0.0.1:0", "--data", path_str(data.path())]);
+    assert_eq!(
+        put(&emu.addr, key, "ecs-preflight", "v1.raw", b"x").status,
+        200
+    );
     emu.stop();
 }

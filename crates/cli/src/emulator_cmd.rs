@@ -18,6 +18,7 @@ use preflight_emulator::{
     ecs-preflight emulator --access-key LTAI-test:secret --bucket images@cn-hangzhou --bucket vault@cn-hangzhou:encrypted\n  \
     ecs-preflight emulator --bucket new@cn-hangzhou:v4only --bucket cold@cn-beijing:archive --region-endpoints\n  \
     ecs-preflight emulator --strict --service-endpoints\n  \
+    ecs-preflight emulator --allow-v1\n  \
     ecs-preflight emulator --deny oss:GetBucketEncryption --deny oss:GetObject --deny ecs:DescribeImages\n  \
     ecs-preflight emulator --no-import-role --storage-class Archive\n  \
     ecs-preflight emulator --task-seconds 30 --fail-import\n  \
@@ -26,11 +27,12 @@ use preflight_emulator::{
     With no --access-key the documented local test key pair is used and printed; it opens \
     only this emulator.\n\
     Strict by default: the V4 Authorization header's documented refusals (EC 0002-00000203 to \
-    -227), a bucket of another region answered 403 AccessDenied with <Endpoint> when the Host \
+    -227), every V1-signed OSS request refused (EC 0002-00000080), as for an account created \
+    since March 2025 (--allow-v1 accepts V1, as an older account does), a bucket of another region answered 403 AccessDenied with <Endpoint> when the Host \
     (oss-<region>.aliyuncs.com) or the port (--region-endpoints) names a region, V1 refused on \
     v4only buckets (EC 0002-00000080), an empty or malformed AdditionalHeaders (EC \
-    0002-00000209 to -211), RAM denies. Switched on by flag: --strict-v4-only (the whole \
-    account refuses V1), --strict-service-endpoints (RPC refused on OSS endpoints), or \
+    0002-00000209 to -211), RAM denies. Switched on by flag: --strict-service-endpoints (RPC \
+    refused on OSS endpoints; off by default so one --emulator URL serves every service), or \
     --strict for all of them.\n\
     Admin endpoint (loopback only, no signature): GET /_emulator/counters, \
     POST /_emulator/counters/reset, GET|POST /_emulator/faults, GET /_emulator/health.")]
@@ -70,8 +72,13 @@ pub struct EmulatorArgs {
     #[arg(long)]
     pub strict_additional_headers: bool,
     /// The account is V4-only: every V1-signed OSS request is refused (EC 0002-00000080).
-    #[arg(long)]
+    /// This is the default; the flag is kept so existing command lines keep working.
+    #[arg(long, conflicts_with = "allow_v1")]
     pub strict_v4_only: bool,
+    /// Accept V1-signed OSS requests account-wide, as an account created before March 2025
+    /// does (buckets marked `v4only` still refuse V1).
+    #[arg(long = "allow-v1", conflicts_with = "strict")]
+    pub allow_v1: bool,
     /// ECS/RAM/STS calls are served only on their own endpoints (hosts ecs.<region>.aliyuncs.com,
     /// ram.aliyuncs.com, sts.aliyuncs.com or the --service-endpoints ports); on an OSS
     /// endpoint they get OSS's refusal.
@@ -182,6 +189,9 @@ pub fn build_config(args: &EmulatorArgs) -> anyhow::Result<Config> {
     }
     if args.strict_v4_only {
         cfg.strict.v4_only = true;
+    }
+    if args.allow_v1 {
+        cfg.strict.v4_only = false;
     }
     if args.strict_service_endpoints {
         cfg.strict.service_endpoints = true;
@@ -374,6 +384,13 @@ mod tests {
         assert!((c.restore_seconds - 0.5).abs() < f64::EPSILON);
         let all = config(&["--strict"]).unwrap();
         assert_eq!(all.strict, preflight_emulator::Strict::all());
+        // V4-only is the default, as for an account created since March 2025.
+        assert!(config(&[]).unwrap().strict.v4_only);
+        let old_account = config(&["--allow-v1"]).unwrap();
+        assert!(!old_account.strict.v4_only);
+        assert!(old_account.strict.v4_additional_headers && old_account.strict.bucket_region);
+        assert!(config(&["--allow-v1", "--strict-v4-only"]).is_err());
+        assert!(config(&["--allow-v1", "--strict"]).is_err());
         assert!(config(&["--deny", "nobody=oss:GetObject"]).is_err());
         let every = config(&["--deny", "oss:GetObject"]).unwrap();
         assert!(every.access_keys[0].denies("oss:GetObject"));

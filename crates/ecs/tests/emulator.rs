@@ -66,6 +66,7 @@ fn request(name: &str, key: &str) -> ImportImageRequest {
 async fn import_and_watch_with_both_signatures() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::for_tests(dir.path());
+    cfg.strict.v4_only = false; // put_object signs with a hand-made V1 header
     cfg.task_seconds = 0.5;
     let emu = preflight_emulator::start(cfg).await.unwrap();
     put_object(&emu, "ecs-preflight", "disk.raw", vec![7u8; 4096]).await;
@@ -156,6 +157,7 @@ async fn import_and_watch_with_both_signatures() {
 async fn failed_task_and_cancel() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::for_tests(dir.path());
+    cfg.strict.v4_only = false; // put_object signs with a hand-made V1 header
     cfg.task_seconds = 30.0;
     let emu = preflight_emulator::start(cfg).await.unwrap();
     put_object(&emu, "ecs-preflight", "disk.raw", vec![7u8; 4096]).await;
@@ -188,6 +190,7 @@ async fn failed_task_and_cancel() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = Config::for_tests(dir.path());
+    cfg.strict.v4_only = false; // put_object signs with a hand-made V1 header
     cfg.task_seconds = 0.5;
     let emu = preflight_emulator::start(cfg).await.unwrap();
     put_object(&emu, "ecs-preflight", "disk.raw", vec![7u8; 4096]).await;

@@ -16,7 +16,7 @@
 //! restore_seconds = 2.0
 //! [strict]                    # see `Strict`; each documented OSS/ECS behaviour
 //! v4_additional_headers = true  # empty or malformed AdditionalHeaders refused
-//! v4_only = false             # the whole account refuses V1 (EC 0002-00000080)
+//! v4_only = true              # the whole account refuses V1 (EC 0002-00000080)
 //! service_endpoints = false   # RPC refused on OSS endpoints
 //! bucket_region = true        # 403 + <Endpoint> for a bucket of another region
 //! [faults]
@@ -406,8 +406,9 @@ impl FromStr for LimitsProfile {
 }
 
 /// Strict behaviours of the real service that can be switched off one by one, for a client
-/// that does not meet them yet. Each is documented OSS/ECS behaviour; the defaults are the
-/// strictest setting the project's own client passes today (see the crate README).
+/// that does not meet them yet or to emulate an older account. Each is documented OSS/ECS
+/// behaviour; every one is on by default except [`Strict::service_endpoints`] (see the crate
+/// README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Strict {
@@ -417,13 +418,14 @@ pub struct Strict {
     pub v4_additional_headers: bool,
     /// The account is V4-only (accounts created since 1 March 2025): every V1-signed OSS
     /// request is refused with `403 AccessDenied`, EC 0002-00000080. Per-bucket: `v4only`.
-    /// Default false: the project's client still probes with V1.
+    /// Default true, as real OSS is for every account created since then; set false to
+    /// emulate an older account that still accepts V1.
     pub v4_only: bool,
     /// ECS, RAM and STS answer only on their own endpoints (hosts `ecs.<region>.aliyuncs.com`,
     /// `ecs-<region>.aliyuncs.com`, `ram.aliyuncs.com`, `sts.aliyuncs.com`, or the ports of
     /// [`Config::service_endpoints`]); an RPC call reaching an OSS endpoint is served as OSS
-    /// serves it (refused). Default false: the project's client sends every service to one
-    /// endpoint.
+    /// serves it (refused). Default false: a single-port emulator serving every service is
+    /// the documented convenience behind `--emulator URL`.
     pub service_endpoints: bool,
     /// A request for a bucket of another region, addressed to a region's endpoint (Host
     /// `oss-<region>.aliyuncs.com` or a port of [`Config::region_endpoints`]), answers
@@ -436,7 +438,7 @@ impl Default for Strict {
     fn default() -> Self {
         Strict {
             v4_additional_headers: true,
-            v4_only: false,
+            v4_only: true,
             service_endpoints: false,
             bucket_region: true,
         }

@@ -495,9 +495,13 @@ async fn ranges_and_virtual_hosted_style() {
 #[tokio::test]
 async fn state_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = || preflight_emulator::Config {
-        task_seconds: 0.0,
-        ..preflight_emulator::Config::for_tests(dir.path().join("data"))
+    let cfg = || {
+        let mut c = preflight_emulator::Config {
+            task_seconds: 0.0,
+            ..preflight_emulator::Config::for_tests(dir.path().join("data"))
+        };
+        c.strict.v4_only = false; // signed with the V1 helpers of common
+        c
     };
     let emu = preflight_emulator::start(cfg()).await.unwrap();
     let ep = emu.endpoint();

@@ -35,10 +35,14 @@ async fn status(ep: &str, region: &str, id: &str) -> (String, serde_json::Value)
 #[tokio::test]
 async fn copy_and_share_life_cycle_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = || preflight_emulator::Config {
-        task_seconds: 0.5,
-        copy_seconds: 1.0,
-        ..preflight_emulator::Config::for_tests(dir.path().join("data"))
+    let cfg = || {
+        let mut c = preflight_emulator::Config {
+            task_seconds: 0.5,
+            copy_seconds: 1.0,
+            ..preflight_emulator::Config::for_tests(dir.path().join("data"))
+        };
+        c.strict.v4_only = false; // signed with the V1 helpers of common
+        c
     };
     let emu = preflight_emulator::start(cfg()).await.unwrap();
     let ep = emu.endpoint();

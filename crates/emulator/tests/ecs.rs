@@ -750,9 +750,13 @@ async fn describe_tasks_time_window() {
     .unwrap();
     let mut cfg = preflight_emulator::Config::for_tests(&data_dir);
     cfg.task_seconds = 0.0;
+    cfg.strict.v4_only = false; // the object is put with common's V1 helper
     let emu = preflight_emulator::start(cfg).await.unwrap();
     let ep = emu.endpoint();
-    put(&ep, B, "img/sys.raw", vec![0u8; 4096]).await;
+    assert_eq!(
+        put(&ep, B, "img/sys.raw", vec![0u8; 4096]).await.status(),
+        200
+    );
     let (s, live) = rpc(&ep, ECS, "ImportImage", &import_params("live-one", &[])).await;
     assert_eq!(s, 200, "{live}");
     let live = live["TaskId"].as_str().unwrap().to_string();

@@ -42,6 +42,8 @@ async fn oss2_conformance() {
             v4_only: false,
             storage_class: None,
         });
+        // oss_sdk.py checks oss2's V1 signer, and V1 refused only on the v4only bucket.
+        c.strict.v4_only = false;
         c.buckets
             .push("locked@cn-hangzhou:v4only".parse::<BucketConfig>().unwrap());
         c.buckets.push(

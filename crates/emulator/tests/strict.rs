@@ -370,7 +370,31 @@ async fn v1_is_refused_on_v4_only_buckets_and_accounts() {
     );
     emu.shutdown().await;
 
-    // Account-wide: every bucket refuses V1.
+    // Account-wide, and by default (as for accounts created since 1 March 2025): every
+    // bucket refuses V1 while V4 passes. Started without common::start_with, which opts out.
+    let dir = tempfile::tempdir().unwrap();
+    let emu = preflight_emulator::start(preflight_emulator::Config::for_tests(dir.path()))
+        .await
+        .unwrap();
+    let r = v1_raw(
+        &emu.endpoint(),
+        &v1_get("ecs-preflight", "bucketInfo"),
+        None,
+    );
+    assert_eq!((r.status, r.ec().0.as_str()), (403, "0002-00000080"));
+    assert_eq!(xml_code(&r.body), "AccessDenied");
+    assert_eq!(
+        send_v4(
+            &emu.endpoint(),
+            V4::get("ecs-preflight", "bucketInfo"),
+            |a| a
+        )
+        .await
+        .status,
+        200
+    );
+    emu.shutdown().await;
+    // The switch still works on top of a V1 account.
     let (emu, _d) = common::start_with(|c| c.strict.v4_only = true).await;
     let r = v1_raw(
         &emu.endpoint(),

@@ -12,12 +12,23 @@ use preflight_oss::{Client, ClientConfig, SignatureVersion, UploadEvent};
 pub const MIB: u64 = 1024 * 1024;
 
 pub async fn emulator(dir: &Path) -> Emulator {
+    emulator_with(dir, |_| {}).await
+}
+
+/// The same emulator for an account created before March 2025, which still accepts V1:
+/// only for the tests that check our V1 signing (or use a V1-only SDK such as oss2).
+pub async fn emulator_accepting_v1(dir: &Path) -> Emulator {
+    emulator_with(dir, |cfg| cfg.strict.v4_only = false).await
+}
+
+async fn emulator_with(dir: &Path, tweak: impl FnOnce(&mut Config)) -> Emulator {
     let mut cfg = Config::for_tests(dir.join("emu"));
     cfg.buckets = vec![
         "images@cn-hangzhou".parse().unwrap(),
         "faraway@cn-beijing".parse().unwrap(),
         "vault@cn-hangzhou:encrypted".parse().unwrap(),
     ];
+    tweak(&mut cfg);
     preflight_emulator::start(cfg).await.unwrap()
 }
 

@@ -9,7 +9,8 @@ use preflight_oss::{ErrorKind, SignatureVersion, UploadEvent};
 #[tokio::test]
 async fn bucket_apis_and_single_put_with_v1_and_v4() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = emulator(dir.path()).await;
+    // V1 signing is what this test checks, beside V4.
+    let emu = emulator_accepting_v1(dir.path()).await;
     for version in [SignatureVersion::V4, SignatureVersion::V1] {
         let c = client_with(&emu, "images", version, |_| {});
         let info = c.get_bucket_info().await.unwrap();
@@ -309,7 +310,8 @@ async fn changed_file_aborts_the_stale_upload() {
 #[tokio::test]
 async fn abort_cleans_up_and_skew_is_corrected() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = emulator(dir.path()).await;
+    // the skew correction is checked for V1 signing too.
+    let emu = emulator_accepting_v1(dir.path()).await;
     emu.set_faults(preflight_emulator::Faults {
         bandwidth_bytes_per_sec: 16 * MIB,
         ..Default::default()

@@ -19,7 +19,8 @@ print(r.headers.get('x-oss-hash-crc64ecma'))
 #[tokio::test]
 async fn oss2_downloads_what_we_uploaded() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = emulator(dir.path()).await;
+    // oss2 signs with V1, so the account must accept it.
+    let emu = emulator_accepting_v1(dir.path()).await;
     let c = client(&emu, "images");
     let src = dir.path().join("300m.raw");
     write_file(&src, 300 * MIB, 9);

@@ -37,10 +37,12 @@ pub fn python() -> PathBuf {
     p
 }
 
-/// Starts an emulator on an ephemeral port with data in a fresh temp dir.
+/// Starts an emulator on an ephemeral port with data in a fresh temp dir, for an account
+/// that still accepts V1 (see below); `f` may turn V4-only back on.
 pub async fn start_with(f: impl FnOnce(&mut Config)) -> (Emulator, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = Config::for_tests(dir.path().join("data"));
+    cfg.strict.v4_only = false; // these tests sign with the V1 helpers below; strict.rs checks the V4-only default
     f(&mut cfg);
     let emu = preflight_emulator::start(cfg)
         .await
