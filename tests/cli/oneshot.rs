@@ -827,3 +827,35 @@ fn a_rerun_after_kill_9_resumes_the_upload_and_imports_once() {
     assert_eq!(env.requests("ImportImage"), 1);
     assert_eq!(env.images_named("web-resume").len(), 1);
 }
+
+/// The whole one-shot over a 16 KiB/s link, against the suite's strict emulator (V4 only,
+/// each service on its own endpoint): the upload crawls but is never dropped, and the image
+/// ends Available. (That an idle timeout, not a total one, bounds a slow body is pinned by
+/// the paused-clock unit test in `crates/oss/src/client.rs`: loopback buffers the body.)
+#[test]
+fn a_16_kib_per_second_link_still_imports() {
+    let env = Env::new(true);
+    let sys = env.qcow2("slow.qcow2", "2G");
+    let size = std::fs::metadata(&sys).unwrap().len();
+    env.emu().set_faults(Faults {
+        bandwidth_bytes_per_sec: 16 << 10,
+        ..Faults::default()
+    });
+    let started = Instant::now();
+    let out = env
+        .cmd(
+            &sys,
+            "images",
+            &["--skip-guest", "--image-name", "slow-link"],
+        )
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["status"], "available", "{v}");
+    // The link really was 16 KiB/s: the body alone needs size / 16 KiB seconds.
+    let floor = Duration::from_secs_f64(size as f64 / f64::from(16u32 << 10) * 0.9);
+    assert!(took >= floor, "{took:?} < {floor:?} for {size} bytes");
+    assert_eq!(env.emu().counters().signatures_for("OSS-HMAC-SHA1"), 0);
+}
