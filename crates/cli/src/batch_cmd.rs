@@ -64,9 +64,6 @@ pub struct BatchArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_IMPORTS, value_parser = parse_parallel)]
     pub max_imports: usize,
 
-    #[command(flatten, next_help_heading = "Endpoints")]
-    pub endpoints: crate::endpoint_args::EndpointArgs,
-
     /// ECS and RAM RPC signature.
     #[arg(long, value_enum, default_value_t = crate::import_cmd::RpcSignature::HmacSha1)]
     pub signature: crate::import_cmd::RpcSignature,
@@ -84,7 +81,11 @@ pub struct BatchArgs {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 
-    // Last: this heading carries on to every flag after it.
+    // A flatten's heading carries on to every flag after it, so the headed groups
+    // (endpoints, then upload options) come last.
+    #[command(flatten, next_help_heading = "Endpoints")]
+    pub endpoints: crate::endpoint_args::EndpointArgs,
+
     #[command(flatten, next_help_heading = "Upload options")]
     pub upload: crate::shared_flags::UploadFlags,
 
