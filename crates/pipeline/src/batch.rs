@@ -550,6 +550,21 @@ fn params_of(
     })
 }
 
+impl Manifest {
+    /// One job per image, in manifest order: the image's own pipeline finished by
+    /// `configure` (what the whole run shares: credentials, endpoints, upload options…).
+    pub fn jobs(&self, configure: impl Fn(PipelineBuilder) -> PipelineBuilder) -> Vec<BatchJob> {
+        self.images
+            .iter()
+            .map(|image| BatchJob {
+                name: image.name.clone(),
+                region: image.region().to_string(),
+                builder: configure(image.builder()),
+            })
+            .collect()
+    }
+}
+
 /// Checks every image on a pool of `threads` threads (the check reads and hashes whole
 /// disks: CPU-bound), results in manifest order.
 pub fn check_all<T: Send>(

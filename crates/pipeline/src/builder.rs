@@ -253,6 +253,9 @@ impl PipelineBuilder {
                 context: "cannot create the ECS client".into(),
                 source: Box::new(source),
             })?;
+        let reached = Arc::new(crate::oneshot::Reached::default());
+        let seen = reached.clone();
+        let on_event = self.on_event.unwrap_or_else(|| Arc::new(|_: &Event| {}));
         Ok(Pipeline {
             disks,
             params,
@@ -270,9 +273,13 @@ impl PipelineBuilder {
             timeout: self.timeout.unwrap_or(DEFAULT_TIMEOUT),
             oss_signature: self.oss_signature,
             rpc_signature: self.rpc_signature,
-            on_event: self.on_event.unwrap_or_else(|| Arc::new(|_: &Event| {})),
+            on_event: Arc::new(move |e: &Event| {
+                seen.observe(e);
+                on_event(e);
+            }),
             gates: self.gates,
             fleet: fleet_plan,
+            reached,
         })
     }
 }

@@ -110,6 +110,14 @@ pub enum Event {
         /// True when an earlier run had already imported these objects (same ClientToken).
         reused: bool,
     },
+    /// Following an import task begins (after `ImportImage`, or in
+    /// [`wait_for_task`](crate::wait::wait_for_task) once the task is found).
+    WaitStarted {
+        /// The import task (`t-…`).
+        task_id: String,
+        /// Its image (`m-…`).
+        image_id: String,
+    },
     /// An observation of the import task that differs from the previous one.
     TaskProgress(TaskProgress),
     /// Something the user should know that is not a finding: advice (the internal endpoint

@@ -1,5 +1,5 @@
-//! The cloud facts ImportImage's rules need from OSS, ECS and RAM, probed once for `import`
-//! and the one-shot alike.
+//! `import` as a library use case ([`run_import`]), and the cloud facts ImportImage's rules
+//! need from OSS, ECS and RAM, probed once for `import` and the one-shot alike.
 
 use std::sync::Arc;
 
@@ -11,9 +11,17 @@ use preflight_rules::{
     ObjectFacts, Plan, ScopedFinding,
 };
 
-use preflight_ecs::{ImportOptions, ImportOutcome};
+use std::future::Future;
 
-use crate::{bucket_facts, import_request, Endpoints, PipelineError, Result, TRUST_POLICY};
+use preflight_ecs::{ImportOptions, ImportOutcome, WaitOutcome};
+
+use crate::fleet::{
+    check_regions, copy_and_share, FleetContext, FleetError, FleetOutcome, FleetPlan,
+};
+use crate::wait::{ecs_client, follow, Followed};
+use crate::{
+    bucket_facts, import_request, Endpoints, Event, PipelineError, Result, Stage, TRUST_POLICY,
+};
 
 /// What the ECS and RAM probes found for a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,4 +399,332 @@ pub fn role_fix(role: &str, policy: &str) -> Vec<String> {
         format!("  aliyun ram AttachPolicyToRole --PolicyType System --PolicyName {policy} --RoleName {role}"),
         "or authorise ECS in the RAM console (Cloud resource access authorization).".to_string(),
     ]
+}
+
+/// `import`: ImportImage for disks already in OSS, as `ecs-preflight import` runs it.
+#[derive(Clone)]
+pub struct ImportJob {
+    /// The request. `region` and `bucket` are required; `disks[0]` names the system disk's
+    /// object (required) and format; one entry per data disk.
+    pub params: ImportParams,
+    /// Each data disk's object key, whole (in the request's bucket).
+    pub data_keys: Vec<String>,
+    /// Where OSS, ECS and RAM are.
+    pub endpoints: Endpoints,
+    /// Credentials.
+    pub credentials: Arc<CredentialProvider>,
+    /// Signature of the bucket and object probes.
+    pub oss_signature: SignatureVersion,
+    /// Signature of the ECS and RAM calls.
+    pub rpc_signature: ecs::SignatureMethod,
+    /// Send `DryRun=true`: the API validates the request and imports nothing.
+    pub dry_run: bool,
+    /// Follow the task until the image is available; false returns once it started.
+    pub wait: bool,
+    /// On `stop` while waiting, leave the import running instead of cancelling it.
+    pub detach: bool,
+    /// Time between two status queries.
+    pub poll_interval: std::time::Duration,
+    /// Longest wait; the import goes on after it.
+    pub timeout: std::time::Duration,
+    /// Copies and shares to make once the image is available.
+    pub fleet: FleetPlan,
+}
+
+impl ImportJob {
+    /// A job for `params` with the defaults: real endpoints, OSS V4, HMAC-SHA1 RPC, wait
+    /// and cancel on stop, [`DEFAULT_POLL_INTERVAL`](crate::DEFAULT_POLL_INTERVAL),
+    /// [`DEFAULT_TIMEOUT`](crate::DEFAULT_TIMEOUT), no copy or share.
+    pub fn new(params: ImportParams, credentials: Arc<CredentialProvider>) -> Self {
+        ImportJob {
+            params,
+            data_keys: Vec::new(),
+            endpoints: Endpoints::default(),
+            credentials,
+            oss_signature: SignatureVersion::V4,
+            rpc_signature: ecs::SignatureMethod::HmacSha1,
+            dry_run: false,
+            wait: true,
+            detach: false,
+            poll_interval: crate::DEFAULT_POLL_INTERVAL,
+            timeout: crate::DEFAULT_TIMEOUT,
+            fleet: FleetPlan::default(),
+        }
+    }
+}
+
+/// An import ImportImage accepted.
+#[derive(Debug, Clone)]
+pub struct StartedImport {
+    /// The region.
+    pub region: String,
+    /// The image (`m-…`).
+    pub image_id: String,
+    /// The import task (`t-…`).
+    pub task_id: String,
+    /// ImportImage's RequestId.
+    pub request_id: String,
+    /// True when an earlier run had already imported these objects (same ClientToken).
+    pub reused: bool,
+    /// The request sent, with its ClientToken.
+    pub plan: Plan,
+}
+
+/// How [`run_import`] ended. Only environment errors (no credentials, an endpoint that does
+/// not answer, a copy region refused before ImportImage) are an `Err`.
+#[derive(Debug)]
+pub enum ImportResult {
+    /// A local or cloud rule failed: ImportImage was not sent.
+    Refused {
+        /// The findings: every local one, or the cloud rules' (errors and warnings).
+        findings: Vec<ScopedFinding>,
+        /// Steps that create a missing RAM role (empty otherwise).
+        fix: Vec<String>,
+        /// The request that would have been sent.
+        plan: Box<Plan>,
+    },
+    /// `dry_run`: ImportImage would be accepted.
+    DryRunPassed {
+        /// ImportImage's RequestId.
+        request_id: String,
+        /// The request, with its ClientToken.
+        plan: Box<Plan>,
+    },
+    /// ImportImage answered with an API error.
+    ApiRefused {
+        /// The error (its code and message are the API's).
+        error: ecs::Error,
+        /// What fixes it, when the catalogue knows the code.
+        fix: Option<&'static str>,
+    },
+    /// `stop` fired before ImportImage was sent: nothing was imported.
+    Interrupted,
+    /// Started and not waited for (`wait` false).
+    Started(Box<StartedImport>),
+    /// `stop` fired while waiting and `detach` was asked: the import goes on.
+    Detached(Box<StartedImport>),
+    /// `stop` fired while waiting: CancelTask was sent (its error, if it failed).
+    Cancelled {
+        /// The import.
+        started: Box<StartedImport>,
+        /// CancelTask's error, if any.
+        error: Option<ecs::Error>,
+    },
+    /// Following the task failed after every retry; the import goes on.
+    WaitFailed {
+        /// The import.
+        started: Box<StartedImport>,
+        /// The last error.
+        error: ecs::Error,
+    },
+    /// The task ended or the timeout passed; when the image is available, the copies and
+    /// shares asked for are made (`fleet`).
+    Finished {
+        /// The import.
+        started: Box<StartedImport>,
+        /// How the task ended.
+        outcome: Box<WaitOutcome>,
+        /// Every image with region, state and shares (empty when none was asked).
+        fleet: FleetOutcome,
+    },
+    /// The image is available, but the copy and share step failed.
+    CopyFailed {
+        /// The import.
+        started: Box<StartedImport>,
+        /// The available image.
+        image: Box<ecs::Image>,
+        /// Why the step failed.
+        error: FleetError,
+    },
+}
+
+/// `ecs-preflight import`: the local rules, the copy regions (DescribeRegions), the cloud
+/// rules, ImportImage with a ClientToken from the objects' ETags ([`import_image_fresh`]),
+/// then — unless `job.wait` is false — the task followed until the image is available, and
+/// the copies and shares of `job.fleet`.
+///
+/// Cancellation: when `stop` completes before ImportImage is sent, nothing is imported
+/// ([`ImportResult::Interrupted`]); while waiting, the import is cancelled (CancelTask) or,
+/// with `job.detach`, left running.
+pub async fn run_import(
+    job: &ImportJob,
+    on_event: impl Fn(&Event) + Send + Sync + 'static,
+    stop: impl Future<Output = ()>,
+) -> Result<ImportResult> {
+    let on_event: Arc<dyn Fn(&Event) + Send + Sync> = Arc::new(on_event);
+    let p = &job.params;
+    let (Some(region), Some(_)) = (p.region.clone(), p.bucket.as_ref()) else {
+        return Err(PipelineError::Usage(
+            "an import needs a region and a bucket".into(),
+        ));
+    };
+    let Some(object) = p.disks.first().and_then(|d| d.object.clone()) else {
+        return Err(PipelineError::Usage(
+            "an import needs the system disk's object".into(),
+        ));
+    };
+    let mut fleet = job.fleet.clone();
+    fleet.validate(&region).map_err(PipelineError::Fleet)?;
+    let format = p.disks.first().and_then(|d| d.format.clone());
+    let eval = plan_import(p.clone(), format.as_deref(), &object, &job.data_keys);
+    let mut plan = eval.plan.clone();
+    if eval.has_errors() {
+        return Ok(ImportResult::Refused {
+            findings: eval.findings,
+            fix: Vec::new(),
+            plan: Box::new(plan),
+        });
+    }
+
+    tokio::pin!(stop);
+    let client = ecs_client(&region, &job.endpoints, job.rpc_signature, &job.credentials)?;
+    let cloud = tokio::select! {
+        r = probe_all(job, &region, &plan, &fleet, &client, &*on_event) => r?,
+        () = &mut stop => return Ok(ImportResult::Interrupted),
+    };
+    for w in cloud.findings.iter().filter(|f| !f.finding.is_error()) {
+        on_event(&Event::Finding {
+            finding: w.clone(),
+            allowed: false,
+        });
+    }
+    if cloud.has_errors() {
+        return Ok(ImportResult::Refused {
+            findings: cloud.findings,
+            fix: cloud.fix,
+            plan: Box::new(plan),
+        });
+    }
+
+    let note = |m: String| on_event(&Event::Note(m));
+    let options = ImportOptions {
+        dry_run: job.dry_run,
+    };
+    let started = match import_image_fresh(&client, &mut plan, &cloud.etags, &options, &note).await
+    {
+        Ok(ImportOutcome::DryRunPassed { request_id }) => {
+            return Ok(ImportResult::DryRunPassed {
+                request_id,
+                plan: Box::new(plan),
+            })
+        }
+        Ok(ImportOutcome::Started(r)) => r,
+        Err(error @ ecs::Error::Api { .. }) => {
+            let fix = crate::catalogue::fix_for_api_code(error.code().unwrap_or_default());
+            return Ok(ImportResult::ApiRefused { error, fix });
+        }
+        Err(source) => {
+            return Err(PipelineError::Ecs {
+                context: "ImportImage".into(),
+                source: Box::new(source),
+            })
+        }
+    };
+    let reused = cloud
+        .own_earlier
+        .as_ref()
+        .is_some_and(|i| i.image_id == started.image_id);
+    on_event(&Event::ImportStarted {
+        image_id: started.image_id.clone(),
+        task_id: started.task_id.clone(),
+        reused,
+    });
+    let started = Box::new(StartedImport {
+        region: region.clone(),
+        image_id: started.image_id,
+        task_id: started.task_id,
+        request_id: started.request_id,
+        reused,
+        plan,
+    });
+    if !job.wait {
+        return Ok(ImportResult::Started(started));
+    }
+
+    let followed = follow(
+        &client,
+        &started.task_id,
+        &started.image_id,
+        (job.poll_interval, job.timeout),
+        &*on_event,
+        stop.as_mut(),
+    )
+    .await;
+    let outcome = match followed {
+        Followed::Stopped if job.detach => return Ok(ImportResult::Detached(started)),
+        Followed::Stopped => {
+            let error = client.cancel_task(&started.task_id).await.err();
+            return Ok(ImportResult::Cancelled { started, error });
+        }
+        Followed::Lost(error) => return Ok(ImportResult::WaitFailed { started, error }),
+        Followed::Done(outcome) => outcome,
+    };
+    let mut fleet_outcome = FleetOutcome::default();
+    if let (WaitOutcome::Available(image), false) = (&outcome, fleet.is_empty()) {
+        on_event(&Event::StageStarted(Stage::Copy));
+        let ctx = FleetContext {
+            endpoints: job.endpoints.clone(),
+            credentials: job.credentials.clone(),
+            signature: job.rpc_signature,
+            poll_interval: job.poll_interval,
+            timeout: job.timeout,
+        };
+        let f = on_event.clone();
+        match copy_and_share(
+            &ctx,
+            &region,
+            image,
+            &fleet,
+            Arc::new(move |e| f(&Event::Fleet(e))),
+        )
+        .await
+        {
+            Ok(o) => fleet_outcome = o,
+            Err(error) => {
+                return Ok(ImportResult::CopyFailed {
+                    started,
+                    image: Box::new(image.clone()),
+                    error,
+                })
+            }
+        }
+    }
+    Ok(ImportResult::Finished {
+        started,
+        outcome: Box::new(outcome),
+        fleet: fleet_outcome,
+    })
+}
+
+/// The probes before ImportImage: credentials, the copy regions, the cloud rules.
+async fn probe_all(
+    job: &ImportJob,
+    region: &str,
+    plan: &Plan,
+    fleet: &FleetPlan,
+    client: &ecs::Client,
+    on_event: &(dyn Fn(&Event) + Send + Sync),
+) -> Result<CloudCheck> {
+    let (_, source) = job
+        .credentials
+        .get_with_source()
+        .await
+        .map_err(|e| PipelineError::Credentials(e.to_string()))?;
+    on_event(&Event::Credentials(source.to_string()));
+    // A copy region ECS does not know is refused before ImportImage.
+    if let Some(note) = check_regions(client, fleet)
+        .await
+        .map_err(PipelineError::Fleet)?
+    {
+        on_event(&Event::Note(note));
+    }
+    cloud_rules(
+        plan,
+        region,
+        &job.endpoints,
+        job.oss_signature,
+        &job.credentials,
+        client,
+    )
+    .await
 }

@@ -22,7 +22,12 @@
 //! Cancellation: drop the future returned by [`Pipeline::run`] (e.g. in `tokio::select!`).
 //! An upload stopped this way resumes on the next run; an import already started goes on in
 //! the cloud — [`Pipeline::cancel_import`] stops it (the task id is in
-//! [`Event::ImportStarted`]).
+//! [`Event::ImportStarted`]). [`Pipeline::run_until`] does both for a `stop` future, and can
+//! return as soon as ImportImage answered.
+//!
+//! The other use cases: [`import::run_import`] imports objects already in OSS (the cloud
+//! rules, ImportImage, the wait, copies and shares); [`wait::wait_for_task`] follows an
+//! import started earlier. Both report [`Event`]s and take a `stop` future.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), preflight_pipeline::PipelineError> {
@@ -56,9 +61,11 @@ mod error;
 mod events;
 pub mod fleet;
 pub mod import;
+mod oneshot;
 pub mod regions;
 pub mod request;
 pub mod upload;
+pub mod wait;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,6 +86,7 @@ pub use endpoints::{instance_region, Endpoints, OssNetwork};
 pub use error::{PipelineError, Result};
 pub use events::{DryRun, Event, Outcome, PlannedUpload, Stage, StageSeconds, UploadedDisk};
 pub use import::{ecs_denied, import_image_fresh, role_fix, same_source};
+pub use oneshot::RunEnd;
 pub use preflight_aliyun::CredentialProvider as Credentials;
 pub use preflight_ecs::Progress as TaskProgress;
 pub use preflight_ecs::SignatureMethod as RpcSignature;
@@ -119,6 +127,8 @@ pub struct Pipeline {
     on_event: EventFn,
     gates: Gates,
     fleet: fleet::FleetPlan,
+    /// How far the run got, for [`run_until`](Pipeline::run_until).
+    reached: Arc<oneshot::Reached>,
 }
 
 /// The result of the check stage.
@@ -211,6 +221,10 @@ impl Pipeline {
         secs.import = self.done(Stage::Import, t);
 
         let t = self.stage(Stage::Wait);
+        self.emit(Event::WaitStarted {
+            task_id: started.task_id.clone(),
+            image_id: started.image_id.clone(),
+        });
         let waited = watch::wait(
             &self.ecs,
             &started.task_id,

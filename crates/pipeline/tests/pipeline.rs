@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use preflight_emulator::{Config, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
-use preflight_pipeline::{Event, ImportParams, Pipeline, PipelineError, Stage, UploadOptions};
+use preflight_pipeline::{
+    Event, ImportParams, Pipeline, PipelineError, RunEnd, Stage, UploadOptions,
+};
 
 // The example's own code: the test runs it whichever targets cargo built.
 #[allow(dead_code)]
@@ -223,4 +225,58 @@ fn the_example_needs_a_disk() {
         .err()
         .unwrap();
     assert!(usage.starts_with("usage:"), "{usage}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_until_returns_once_importing_and_a_stop_while_waiting_cancels() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path(), true).await;
+    let events = Arc::new(Mutex::new(Vec::new()));
+    // Not waiting: back as soon as ImportImage answered.
+    let p = pipeline(dir.path(), &emu.endpoint(), "images", events.clone())
+        .build()
+        .unwrap();
+    let end = p
+        .run_until(false, false, std::future::pending())
+        .await
+        .unwrap();
+    let RunEnd::Importing { image_id, task_id } = end else {
+        panic!("{end:?}");
+    };
+    assert!(image_id.starts_with("m-") && task_id.starts_with("t-"));
+
+    // A stop once the wait began: CancelTask for the task that run started.
+    let waiting = Arc::new(tokio::sync::Notify::new());
+    let w = waiting.clone();
+    let p = pipeline(dir.path(), &emu.endpoint(), "images", events.clone())
+        .params(ImportParams {
+            image_name: Some("lib-02".into()),
+            skip_guest: true,
+            ..ImportParams::default()
+        })
+        .on_event(move |e: &Event| {
+            if matches!(e, Event::WaitStarted { .. }) {
+                w.notify_one();
+            }
+        })
+        .build()
+        .unwrap();
+    let end = p
+        .run_until(true, false, async move { waiting.notified().await })
+        .await
+        .unwrap();
+    let RunEnd::Cancelled { error, .. } = end else {
+        panic!("{end:?}");
+    };
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(emu.counters().requests_for("CancelTask"), 1);
+
+    // A stop before any import: nothing to cancel, the upload resumes on the next run.
+    let p = pipeline(dir.path(), &emu.endpoint(), "images", events)
+        .build()
+        .unwrap();
+    let end = p.run_until(true, false, async {}).await.unwrap();
+    assert!(matches!(end, RunEnd::Interrupted), "{end:?}");
+    assert_eq!(emu.counters().requests_for("CancelTask"), 1);
+    emu.shutdown().await;
 }

@@ -1,0 +1,309 @@
+//! `import` and `wait` as library use cases ([`run_import`], [`wait_for_task`]) against the
+//! in-process emulator: no binary is spawned.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use preflight_ecs::WaitOutcome;
+use preflight_emulator::{
+    Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
+};
+use preflight_pipeline::fleet::FleetPlan;
+use preflight_pipeline::import::{run_import, ImportJob, ImportResult};
+use preflight_pipeline::wait::{wait_for_task, Followed, WaitJob};
+use preflight_pipeline::{Endpoints, Event};
+use preflight_rules::{DiskParams, ImportParams};
+
+const FRIEND: &str = "1111222233334444";
+
+fn creds() -> Arc<preflight_aliyun::CredentialProvider> {
+    Arc::new(preflight_aliyun::CredentialProvider::fixed(
+        preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+    ))
+}
+
+/// An emulator with bucket `images` in cn-hangzhou holding `web.raw` (8 KiB).
+async fn emulator(dir: &std::path::Path, task_seconds: f64, import_role: bool) -> Emulator {
+    let mut cfg = Config::for_tests(dir.join("emu"));
+    cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
+    cfg.task_seconds = task_seconds;
+    cfg.copy_seconds = 0.5;
+    cfg.import_role = import_role;
+    let emu = preflight_emulator::start(cfg).await.unwrap();
+    let oss = preflight_oss::Client::new(
+        Endpoints::emulator(&emu.endpoint()).oss_config("cn-hangzhou", "images"),
+        creds(),
+    )
+    .unwrap();
+    // Content-MD5 of 8192 bytes of 0x5a.
+    oss.put_object(
+        "web.raw",
+        vec![0x5a; 8192].into(),
+        "UXgm4XqfEGI28QCn2xPgpQ==",
+    )
+    .await
+    .unwrap();
+    emu
+}
+
+fn job(emu: &Emulator, image_name: &str) -> ImportJob {
+    let params = ImportParams {
+        region: Some("cn-hangzhou".into()),
+        bucket: Some("images".into()),
+        image_name: Some(image_name.into()),
+        disks: vec![DiskParams {
+            object: Some("web.raw".into()),
+            format: Some("RAW".into()),
+            disk_image_size: Some(5),
+            ..DiskParams::default()
+        }],
+        ..ImportParams::default()
+    };
+    let mut job = ImportJob::new(params, creds());
+    job.endpoints = Endpoints::emulator(&emu.endpoint());
+    job.poll_interval = Duration::from_millis(100);
+    job
+}
+
+/// Collects every event.
+fn recorder() -> (
+    Arc<Mutex<Vec<Event>>>,
+    impl Fn(&Event) + Send + Sync + 'static,
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    (seen, move |e: &Event| s.lock().unwrap().push(e.clone()))
+}
+
+fn requests(emu: &Emulator, api: &str) -> u64 {
+    emu.counters().requests_for(api)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_reaches_available_and_a_rerun_gets_the_same_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path(), 0.5, true).await;
+    let (seen, on_event) = recorder();
+    let r = run_import(&job(&emu, "lib-01"), on_event, std::future::pending())
+        .await
+        .unwrap();
+    let ImportResult::Finished {
+        started, outcome, ..
+    } = r
+    else {
+        panic!("{r:?}");
+    };
+    let WaitOutcome::Available(image) = *outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(image.image_id, started.image_id);
+    assert!(!started.reused);
+    assert!(started.plan.client_token.is_some());
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().any(|e| matches!(e, Event::Credentials(_))));
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, Event::ImportStarted { task_id, .. } if *task_id == started.task_id)));
+    assert!(seen.iter().any(
+        |e| matches!(e, Event::WaitStarted { image_id, .. } if *image_id == started.image_id)
+    ));
+    assert!(seen.iter().any(|e| matches!(e, Event::TaskProgress(_))));
+
+    // Same objects, same parameters: the same ClientToken, the same image.
+    let again = run_import(&job(&emu, "lib-01"), |_: &Event| {}, std::future::pending())
+        .await
+        .unwrap();
+    let ImportResult::Finished { started: s2, .. } = again else {
+        panic!("{again:?}");
+    };
+    assert_eq!(s2.image_id, started.image_id);
+    assert!(s2.reused);
+    assert_eq!(requests(&emu, "CancelTask"), 0);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloud_rule_refuses_before_import_image_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    // No import role: ECS could not read the bucket.
+    let emu = emulator(dir.path(), 0.5, false).await;
+    let r = run_import(&job(&emu, "lib-02"), |_: &Event| {}, std::future::pending())
+        .await
+        .unwrap();
+    let ImportResult::Refused { findings, fix, .. } = r else {
+        panic!("{r:?}");
+    };
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.finding.code == "NoSetRoletoECSServiceAcount"),
+        "{findings:?}"
+    );
+    assert!(
+        fix.iter()
+            .any(|l| l.contains("AliyunECSImageImportDefaultRole")),
+        "{fix:?}"
+    );
+    assert_eq!(requests(&emu, "ImportImage"), 0);
+
+    // A local rule (a bad image name) refuses before any request.
+    emu.reset_counters();
+    let r = run_import(&job(&emu, "1-bad"), |_: &Event| {}, std::future::pending())
+        .await
+        .unwrap();
+    assert!(matches!(r, ImportResult::Refused { .. }), "{r:?}");
+    assert_eq!(emu.counters().requests.values().sum::<u64>(), 0);
+    emu.shutdown().await;
+}
+
+/// A stop future that fires once the wait has begun.
+fn stop_when_waiting() -> (
+    impl Fn(&Event) + Send + Sync + 'static,
+    impl std::future::Future<Output = ()>,
+) {
+    let waiting = Arc::new(tokio::sync::Notify::new());
+    let w = waiting.clone();
+    let on_event = move |e: &Event| {
+        if matches!(e, Event::WaitStarted { .. }) {
+            w.notify_one();
+        }
+    };
+    (on_event, async move { waiting.notified().await })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_waiting_cancels_the_import_or_detaches() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path(), 30.0, true).await;
+    let (on_event, stop) = stop_when_waiting();
+    let r = run_import(&job(&emu, "lib-03"), on_event, stop)
+        .await
+        .unwrap();
+    let ImportResult::Cancelled { started, error } = r else {
+        panic!("{r:?}");
+    };
+    assert!(error.is_none(), "{error:?}");
+    assert_eq!(requests(&emu, "CancelTask"), 1);
+    let ecs = preflight_ecs::Client::new(
+        Endpoints::emulator(&emu.endpoint()).ecs_config("cn-hangzhou"),
+        creds(),
+    )
+    .unwrap();
+    let tasks = ecs
+        .describe_tasks(&preflight_ecs::DescribeTasksQuery {
+            task_ids: vec![started.task_id.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(tasks[0].task_status.starts_with("Cancel"), "{:?}", tasks[0]);
+
+    // With detach, the import goes on.
+    let (on_event, stop) = stop_when_waiting();
+    let mut j = job(&emu, "lib-04");
+    j.detach = true;
+    let r = run_import(&j, on_event, stop).await.unwrap();
+    assert!(matches!(r, ImportResult::Detached(_)), "{r:?}");
+    assert_eq!(requests(&emu, "CancelTask"), 1);
+
+    // A stop before ImportImage: nothing is imported.
+    emu.reset_counters();
+    let r = run_import(&job(&emu, "lib-05"), |_: &Event| {}, async {})
+        .await
+        .unwrap();
+    assert!(matches!(r, ImportResult::Interrupted), "{r:?}");
+    assert_eq!(requests(&emu, "ImportImage"), 0);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_rides_out_an_outage_and_reports_one_that_outlasts_the_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path(), 1.0, true).await;
+    let mut j = job(&emu, "lib-06");
+    j.wait = false;
+    let r = run_import(&j, |_: &Event| {}, std::future::pending())
+        .await
+        .unwrap();
+    let ImportResult::Started(started) = r else {
+        panic!("{r:?}");
+    };
+    let wait = WaitJob {
+        region: "cn-hangzhou".into(),
+        task_id: started.task_id.clone(),
+        endpoints: Endpoints::emulator(&emu.endpoint()),
+        credentials: creds(),
+        rpc_signature: preflight_pipeline::RpcSignature::HmacSha1,
+        poll_interval: Duration::from_millis(100),
+        timeout: Duration::from_secs(60),
+    };
+    let outage = |retry_after: u64| Faults {
+        unavailable_actions: vec!["DescribeTasks".into(), "DescribeTaskAttribute".into()],
+        unavailable_retry_after: Some(retry_after),
+        ..Faults::default()
+    };
+
+    // An outage longer than every retry: the wait says so; the import goes on.
+    emu.set_faults(outage(0));
+    let r = wait_for_task(&wait, &|_: &Event| {}, std::future::pending())
+        .await
+        .unwrap();
+    assert!(matches!(r.followed, Followed::Lost(_)), "{r:?}");
+
+    // ECS fails for a second, then answers: the retries carry the wait through.
+    emu.set_faults(outage(1));
+    let quiet = |_: &Event| {};
+    let waited = wait_for_task(&wait, &quiet, std::future::pending());
+    let recover = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        emu.set_faults(Faults::default());
+    };
+    let (r, ()) = tokio::join!(waited, recover);
+    let r = r.unwrap();
+    assert_eq!(r.image_id.as_deref(), Some(started.image_id.as_str()));
+    assert!(
+        matches!(r.followed, Followed::Done(WaitOutcome::Available(_))),
+        "{r:?}"
+    );
+    assert!(
+        emu.counters()
+            .errors
+            .get("ServiceUnavailable")
+            .copied()
+            .unwrap_or(0)
+            > 0
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_and_shares_follow_an_available_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path(), 0.5, true).await;
+    let mut j = job(&emu, "lib-07");
+    j.fleet = FleetPlan {
+        copy_regions: vec!["cn-beijing".into()],
+        copy_name: None,
+        share_accounts: vec![FRIEND.into()],
+    };
+    let (seen, on_event) = recorder();
+    let r = run_import(&j, on_event, std::future::pending())
+        .await
+        .unwrap();
+    let ImportResult::Finished { fleet, .. } = r else {
+        panic!("{r:?}");
+    };
+    let regions: Vec<&str> = fleet.images.iter().map(|i| i.region.as_str()).collect();
+    assert_eq!(regions, ["cn-hangzhou", "cn-beijing"], "{fleet:?}");
+    for i in &fleet.images {
+        assert_eq!(i.status, "Available", "{i:?}");
+        assert_eq!(i.shared_with, [FRIEND], "{i:?}");
+    }
+    assert_eq!(requests(&emu, "CopyImage"), 1);
+    assert!(seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, Event::Fleet(_))));
+    emu.shutdown().await;
+}
