@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use preflight_oss::upload;
 use preflight_pipeline::batch::{
-    self, BatchJob, BatchOptions, ImageResult, Manifest, ManifestImage, DEFAULT_MAX_IMPORTS,
+    self, BatchOptions, ImageResult, Manifest, ManifestImage, DEFAULT_MAX_IMPORTS,
     DEFAULT_MAX_UPLOADS,
 };
 use preflight_pipeline::{Event, PipelineError};
@@ -64,9 +64,8 @@ pub struct BatchArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_IMPORTS, value_parser = parse_parallel)]
     pub max_imports: usize,
 
-    /// ECS and RAM RPC signature.
-    #[arg(long, value_enum, default_value_t = crate::import_cmd::RpcSignature::HmacSha1)]
-    pub signature: crate::import_cmd::RpcSignature,
+    #[command(flatten)]
+    pub signature: crate::shared_flags::RpcSignatureFlag,
 
     #[command(flatten)]
     pub timing: crate::shared_flags::WaitFlags,
@@ -264,23 +263,15 @@ async fn run_all(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Resu
     let endpoints = args.endpoints.endpoints();
     let creds = args.profile.credentials(endpoints.sts.clone());
     let upload = args.upload.options(args.upload_parallel);
-    let jobs = manifest
-        .images
-        .iter()
-        .map(|image| BatchJob {
-            name: image.name.clone(),
-            region: image.region().to_string(),
-            builder: image
-                .builder()
-                .credentials(creds.clone())
-                .endpoints(endpoints.clone())
-                .upload_options(upload.clone())
-                .poll_interval(args.timing.poll_interval)
-                .timeout(args.timing.timeout)
-                .oss_signature(args.upload.signature_version.version())
-                .rpc_signature(args.signature.method()),
-        })
-        .collect();
+    let jobs = manifest.jobs(|b| {
+        b.credentials(creds.clone())
+            .endpoints(endpoints.clone())
+            .upload_options(upload.clone())
+            .poll_interval(args.timing.poll_interval)
+            .timeout(args.timing.timeout)
+            .oss_signature(args.upload.signature_version.version())
+            .rpc_signature(args.signature.method())
+    });
     let names: Vec<String> = manifest.images.iter().map(|i| i.name.clone()).collect();
     let talk = !args.quiet;
     let on_event = {

@@ -6,41 +6,25 @@
 //! cancels the import (CancelTask) unless `--detach`, which leaves it running and prints the
 //! `wait` command that picks it up again.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
-use clap::ValueEnum;
-use preflight_aliyun::CredentialProvider;
-use preflight_ecs::{self as ecs, watch, ImportOptions, ImportOutcome, WaitOutcome};
+use anyhow::{Context, Result};
+use preflight_ecs::WaitOutcome;
+use preflight_pipeline::fleet::FleetOutcome;
+use preflight_pipeline::import::{ImportJob, ImportResult, StartedImport};
+use preflight_pipeline::wait::{Followed, WaitJob};
+use preflight_pipeline::{Event, PipelineError, Stage};
 use preflight_rules::{Plan, ScopedFinding};
 use serde_json::{json, Value};
 
+use crate::task_bar::TaskBar;
 use crate::OutputFormat;
 use preflight_pipeline::TRUST_POLICY;
 
 /// Exit codes (same meaning as the rest of the CLI).
 const EXIT_OK: u8 = 0;
 const EXIT_FAILED: u8 = 1;
-
-/// Which RPC signature to send.
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RpcSignature {
-    /// HMAC-SHA1, SignatureVersion 1.0 (what the aliyun CLI sends).
-    HmacSha1,
-    /// ACS3-HMAC-SHA256 (the Tea SDK's default).
-    Acs3,
-}
-
-impl RpcSignature {
-    /// The ECS client's signature method.
-    pub fn method(self) -> ecs::SignatureMethod {
-        match self {
-            RpcSignature::HmacSha1 => ecs::SignatureMethod::HmacSha1,
-            RpcSignature::Acs3 => ecs::SignatureMethod::Acs3,
-        }
-    }
-}
 
 /// `ecs-preflight import`.
 #[derive(clap::Args, Debug)]
@@ -87,9 +71,8 @@ pub struct ImportCmdArgs {
     #[command(flatten, next_help_heading = "Import options")]
     pub profile: crate::shared_flags::ProfileFlag,
 
-    /// RPC signature.
-    #[arg(help_heading = "Import options", long, value_enum, default_value_t = RpcSignature::HmacSha1)]
-    pub signature: RpcSignature,
+    #[command(flatten, next_help_heading = "Import options")]
+    pub signature: crate::shared_flags::RpcSignatureFlag,
 
     #[command(flatten, next_help_heading = "Import options")]
     pub output: crate::shared_flags::OutputFlag,
@@ -198,7 +181,7 @@ impl Interrupt {
         })
     }
 
-    async fn recv(&mut self) {
+    async fn recv(mut self) {
         #[cfg(unix)]
         {
             self.sig.recv().await;
@@ -211,6 +194,7 @@ impl Interrupt {
 }
 
 /// Prints a result: JSON on stdout, or the human lines.
+#[derive(Clone, Copy)]
 struct Printer {
     output: OutputFormat,
     quiet: bool,
@@ -236,10 +220,6 @@ impl Printer {
     }
 }
 
-fn findings_json(findings: &[ScopedFinding]) -> Value {
-    serde_json::to_value(findings).unwrap_or(Value::Null)
-}
-
 fn findings_human(findings: &[ScopedFinding]) -> Vec<String> {
     let mut out = Vec::new();
     for f in findings {
@@ -252,22 +232,76 @@ fn findings_human(findings: &[ScopedFinding]) -> Vec<String> {
     out
 }
 
-fn required<'a>(v: &'a Option<String>, flag: &str) -> Result<&'a str> {
+fn required(v: &Option<String>, flag: &str) -> Result<()> {
     match v.as_deref() {
-        Some(s) if !s.is_empty() => Ok(s),
-        _ => bail!("{flag} is required for import"),
+        Some(s) if !s.is_empty() => Ok(()),
+        _ => anyhow::bail!("{flag} is required for import"),
     }
 }
 
-fn ecs_client(
-    region: &str,
-    endpoints: &preflight_pipeline::Endpoints,
-    signature: RpcSignature,
-    creds: Arc<CredentialProvider>,
-) -> Result<ecs::Client> {
-    let mut cfg = endpoints.ecs_config(region);
-    cfg.signature = signature.method();
-    Ok(ecs::Client::new(cfg, creds)?)
+/// The task bar, shared by the event handler (which draws it) and the result (which ends it).
+type SharedBar = Arc<Mutex<Option<TaskBar>>>;
+
+fn end_bar(bar: &SharedBar) {
+    if let Some(b) = bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        b.finish();
+    }
+}
+
+/// Renders `import`'s and `wait`'s events on stderr. `on_ctrl_c` ends the "waiting" line.
+fn progress(
+    pr: Printer,
+    region: String,
+    on_ctrl_c: &'static str,
+    bar: SharedBar,
+) -> impl Fn(&Event) + Send + Sync + 'static {
+    let talk = !pr.quiet;
+    let fleet =
+        crate::fleet_args::FleetProgress::new(talk, talk && pr.output == OutputFormat::Human);
+    move |e: &Event| {
+        match e {
+        Event::Credentials(source) => pr.progress(&format!("credentials: {source}")),
+        Event::Note(m) => pr.progress(m),
+        Event::Finding { finding: w, .. } => pr.progress(&format!(
+            "{} {}: {}",
+            w.finding.severity, w.finding.code, w.finding.message
+        )),
+        Event::ImportStarted {
+            image_id,
+            reused: true,
+            ..
+        } => pr.progress(&format!(
+            "image {image_id} was already imported from these objects by an earlier run (same ClientToken)"
+        )),
+        Event::WaitStarted { task_id, image_id } => {
+            pr.progress(&format!(
+                "waiting for import task {task_id} (image {image_id}) in {region}; Ctrl-C {on_ctrl_c}"
+            ));
+            *bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(TaskBar::new(pr.quiet));
+        }
+        Event::TaskProgress(p) => {
+            if let Some(b) = &*bar.lock().unwrap_or_else(|e| e.into_inner()) {
+                b.update(p);
+            }
+        }
+        Event::StageStarted(Stage::Copy) => {
+            end_bar(&bar);
+            pr.progress("copy and share");
+        }
+        Event::Fleet(f) => fleet.event(f),
+        _ => {}
+    }
+    }
+}
+
+/// A library error as `import` reports it: the credential chain's own words; a copy setting
+/// refused with its code.
+fn import_error(e: PipelineError) -> anyhow::Error {
+    match e {
+        PipelineError::Credentials(m) => anyhow::anyhow!("{m}"),
+        PipelineError::Fleet(f) => anyhow::anyhow!("{}: {f}", f.code()),
+        e => crate::library_error(e),
+    }
 }
 
 async fn run_import(args: ImportCmdArgs) -> Result<u8> {
@@ -275,78 +309,52 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         output: args.output.format,
         quiet: args.quiet,
     };
-    let region = required(&args.import.region, "--region")?.to_string();
+    required(&args.import.region, "--region")?;
     required(&args.import.bucket, "--bucket")?;
-    let object = required(&args.import.object, "--object")?.to_string();
-    let mut fleet_plan = args.fleet.plan();
-    fleet_plan
-        .validate(&region)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", e.code()))?;
+    required(&args.import.object, "--object")?;
     let params = args.import.to_params()?;
-    let data_keys: Vec<String> = args
-        .import
-        .data_disk
-        .iter()
+    let region = params.region.clone().unwrap_or_default();
+    let endpoints = args.endpoints.endpoints();
+    let mut job = ImportJob::new(params, args.profile.credentials(endpoints.sts.clone()));
+    job.endpoints = endpoints;
+    job.data_keys = (args.import.data_disk.iter())
         .map(|k| k.to_string_lossy().into_owned())
         .collect();
-    let eval = preflight_pipeline::import::plan_import(
-        params,
-        args.import.format.as_deref(),
-        &object,
-        &data_keys,
-    );
-    let mut plan = eval.plan.clone();
-    if eval.has_errors() {
-        return refused(&pr, &region, &plan, &eval.findings, Vec::new());
-    }
+    job.oss_signature = args.signature_version.version();
+    job.rpc_signature = args.signature.method();
+    job.dry_run = args.dry_run;
+    job.wait = !args.no_wait;
+    job.detach = args.detach;
+    job.poll_interval = args.timing.poll_interval;
+    job.timeout = args.timing.timeout;
+    job.fleet = args.fleet.plan();
 
-    let endpoints = args.endpoints.endpoints();
-    let creds = args.profile.credentials(endpoints.sts.clone());
-    let (_, source) = creds.get_with_source().await?;
-    pr.progress(&format!("credentials: {source}"));
-    let ecs = ecs_client(&region, &endpoints, args.signature, creds.clone())?;
-    // A copy region ECS does not know is refused before ImportImage.
-    match preflight_pipeline::fleet::check_regions(&ecs, &fleet_plan).await {
-        Ok(Some(note)) => pr.progress(&note),
-        Ok(None) => {}
-        Err(e) => anyhow::bail!("{}: {e}", e.code()),
-    }
-
-    // Cloud rules, before ImportImage.
-    let cloud = preflight_pipeline::import::cloud_rules(
-        &plan,
-        &region,
-        &endpoints,
-        args.signature_version.version(),
-        &creds,
-        &ecs,
-    )
-    .await
-    .map_err(crate::library_error)?;
-    for w in cloud.findings.iter().filter(|f| !f.finding.is_error()) {
-        pr.progress(&format!(
-            "{} {}: {}",
-            w.finding.severity, w.finding.code, w.finding.message
-        ));
-    }
-    if cloud.has_errors() {
-        return refused(&pr, &region, &plan, &cloud.findings, cloud.fix);
-    }
-    let own_earlier = cloud.own_earlier;
-
-    let note = |m: String| pr.progress(&m);
-    let started = match preflight_pipeline::import_image_fresh(
-        &ecs,
-        &mut plan,
-        &cloud.etags,
-        &ImportOptions {
-            dry_run: args.dry_run,
-        },
-        &note,
-    )
-    .await
-    {
-        Ok(ImportOutcome::DryRunPassed { request_id }) => {
+    let bar = SharedBar::default();
+    let on_ctrl_c = if args.detach {
+        "detaches"
+    } else {
+        "cancels the import"
+    };
+    let events = progress(pr, region.clone(), on_ctrl_c, bar.clone());
+    let interrupt = Interrupt::new()?;
+    let result = preflight_pipeline::import::run_import(&job, events, interrupt.recv()).await;
+    end_bar(&bar);
+    // What follows this import from another shell: printed on --no-wait, detach, timeout.
+    let resume = |task_id: &str| {
+        wait_command(
+            &region,
+            task_id,
+            args.endpoints.ecs_for_wait().as_deref(),
+            args.profile.profile.as_deref(),
+        )
+    };
+    match result.map_err(import_error)? {
+        ImportResult::Refused {
+            findings,
+            fix,
+            plan,
+        } => refused(&pr, &region, &plan, &findings, fix),
+        ImportResult::DryRunPassed { request_id, plan } => {
             pr.result(
                 &json!({"status": "dry_run_passed", "region": region, "request_id": request_id,
                         "client_token": plan.client_token, "plan": plan}),
@@ -354,87 +362,49 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
                     "dry run passed: ImportImage would be accepted in {region} (RequestId {request_id})"
                 )],
             )?;
-            return Ok(EXIT_OK);
+            Ok(EXIT_OK)
         }
-        Ok(ImportOutcome::Started(r)) => r,
-        Err(e @ ecs::Error::Api { .. }) => {
-            let code = e.code().unwrap_or_default().to_string();
-            let message = e.message().unwrap_or_default().to_string();
+        ImportResult::ApiRefused { error, fix } => {
             let mut v = json!({"status": "refused", "region": region,
-                               "error": {"code": code, "message": message, "detail": e.to_string()}});
-            let mut human = vec![format!("ImportImage refused: {e}")];
-            if let Some(fix) = preflight_pipeline::catalogue::fix_for_api_code(&code) {
+                               "error": {"code": error.code().unwrap_or_default(),
+                                         "message": error.message().unwrap_or_default(),
+                                         "detail": error.to_string()}});
+            let mut human = vec![format!("ImportImage refused: {error}")];
+            if let Some(fix) = fix {
                 v["error"]["fix"] = json!(fix);
                 human.push(format!("  fix: {fix}"));
             }
             pr.result(&v, &human)?;
-            return Ok(EXIT_FAILED);
+            Ok(EXIT_FAILED)
         }
-        Err(e) => return Err(e).context("ImportImage"),
-    };
-    let reused = own_earlier
-        .as_ref()
-        .is_some_and(|i| i.image_id == started.image_id);
-    if reused {
-        pr.progress(&format!(
-            "image {} was already imported from these objects by an earlier run (same ClientToken)",
-            started.image_id
-        ));
-    }
-    let base = json!({
-        "region": region,
-        "image_id": started.image_id,
-        "task_id": started.task_id,
-        "image_name": plan.image_name,
-        "client_token": plan.client_token,
-        "reused": reused,
-        "request_id": started.request_id,
-    });
-    // What follows this import from another shell: printed on --no-wait, detach, timeout.
-    let resume = wait_command(
-        &region,
-        &started.task_id,
-        args.endpoints.ecs_for_wait().as_deref(),
-        args.profile.profile.as_deref(),
-    );
-    if args.no_wait {
-        let mut v = base.clone();
-        v["status"] = json!("importing");
-        v["wait_command"] = json!(resume);
-        pr.result(
-            &v,
-            &[
-                format!(
-                    "import started: image {} task {} in {region}",
-                    started.image_id, started.task_id
-                ),
-                format!("follow it with: {resume}"),
-            ],
-        )?;
-        return Ok(EXIT_OK);
-    }
-    let mut interrupt = Interrupt::new()?;
-    pr.progress(&format!(
-        "waiting for import task {} (image {}) in {region}; Ctrl-C {}",
-        started.task_id,
-        started.image_id,
-        if args.detach {
-            "detaches"
-        } else {
-            "cancels the import"
+        ImportResult::Interrupted => {
+            let v = json!({"status": "interrupted", "region": region});
+            pr.result(
+                &v,
+                &["interrupted before ImportImage: nothing was imported".into()],
+            )?;
+            Ok(crate::EXIT_INTERRUPTED)
         }
-    ));
-    let bar = crate::task_bar::TaskBar::new(pr.quiet);
-    let waited = tokio::select! {
-        r = watch::wait(&ecs, &started.task_id, &started.image_id, args.timing.poll_interval, args.timing.timeout, |p| {
-            bar.update(p);
-        }) => Some(r),
-        () = interrupt.recv() => None,
-    };
-    bar.finish();
-    let Some(waited) = waited else {
-        if args.detach {
-            let mut v = base.clone();
+        ImportResult::Started(s) => {
+            let mut v = base(&s);
+            let resume = resume(&s.task_id);
+            v["status"] = json!("importing");
+            v["wait_command"] = json!(resume);
+            pr.result(
+                &v,
+                &[
+                    format!(
+                        "import started: image {} task {} in {region}",
+                        s.image_id, s.task_id
+                    ),
+                    format!("follow it with: {resume}"),
+                ],
+            )?;
+            Ok(EXIT_OK)
+        }
+        ImportResult::Detached(s) => {
+            let mut v = base(&s);
+            let resume = resume(&s.task_id);
             v["status"] = json!("detached");
             v["wait_command"] = json!(resume);
             pr.result(
@@ -442,84 +412,91 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
                 &[
                     format!(
                         "detached: import task {} (image {}) goes on in {region}",
-                        started.task_id, started.image_id
+                        s.task_id, s.image_id
                     ),
-                    resume.clone(),
+                    resume,
                 ],
             )?;
-            return Ok(EXIT_OK);
+            Ok(EXIT_OK)
         }
-        pr.progress(&format!(
-            "interrupted: cancelling import task {} (CancelTask)",
-            started.task_id
-        ));
-        let cancelled = ecs.cancel_task(&started.task_id).await;
-        let mut v = base.clone();
-        v["status"] = json!("cancelled");
-        let line = match &cancelled {
-            Ok(_) => format!(
-                "cancelled import task {} (CancelTask sent); image {} will not be created",
-                started.task_id, started.image_id
-            ),
-            Err(e) => {
-                v["error"] = json!({"code": e.code(), "detail": e.to_string()});
-                format!("CancelTask for {} failed: {e}", started.task_id)
-            }
-        };
-        pr.result(&v, &[line])?;
-        return Ok(crate::EXIT_INTERRUPTED);
-    };
-    let waited = match waited {
-        Ok(w) => w,
-        Err(e) => return wait_failed(&pr, base, &e, &resume),
-    };
-    let mut base = base;
-    if let (WaitOutcome::Available(image), false) = (&waited, fleet_plan.is_empty()) {
-        let ctx = preflight_pipeline::fleet::FleetContext {
-            endpoints: endpoints.clone(),
-            credentials: creds.clone(),
-            signature: args.signature.method(),
-            poll_interval: args.timing.poll_interval,
-            timeout: args.timing.timeout,
-        };
-        let talk = !pr.quiet;
-        let progress =
-            crate::fleet_args::FleetProgress::new(talk, talk && pr.output == OutputFormat::Human);
-        pr.progress("copy and share");
-        let outcome = preflight_pipeline::fleet::copy_and_share(
-            &ctx,
-            &region,
+        ImportResult::Cancelled { started: s, error } => {
+            pr.progress(&format!(
+                "interrupted: cancelling import task {} (CancelTask)",
+                s.task_id
+            ));
+            let mut v = base(&s);
+            v["status"] = json!("cancelled");
+            let line = match &error {
+                None => format!(
+                    "cancelled import task {} (CancelTask sent); image {} will not be created",
+                    s.task_id, s.image_id
+                ),
+                Some(e) => {
+                    v["error"] = json!({"code": e.code(), "detail": e.to_string()});
+                    format!("CancelTask for {} failed: {e}", s.task_id)
+                }
+            };
+            pr.result(&v, &[line])?;
+            Ok(crate::EXIT_INTERRUPTED)
+        }
+        ImportResult::WaitFailed { started: s, error } => {
+            wait_failed(&pr, base(&s), &error, &resume(&s.task_id))
+        }
+        ImportResult::CopyFailed {
+            started: s,
             image,
-            &fleet_plan,
-            Arc::new(move |e| progress.event(&e)),
-        )
-        .await;
-        match outcome {
-            Ok(o) => base["images"] = crate::fleet_args::render(&o).0,
-            Err(e) => {
-                let mut v = base;
-                v["status"] = json!("copy_failed");
-                v["error"] = json!({"code": e.code(), "message": e.to_string()});
-                pr.result(
-                    &v,
-                    &[format!(
-                        "image {} is Available in {region}, but {e}",
-                        image.image_id
-                    )],
-                )?;
-                return Ok(if e.is_usage() {
-                    crate::EXIT_ENV
-                } else {
-                    EXIT_FAILED
-                });
-            }
+            error,
+        } => {
+            let mut v = base(&s);
+            v["status"] = json!("copy_failed");
+            v["error"] = json!({"code": error.code(), "message": error.to_string()});
+            pr.result(
+                &v,
+                &[format!(
+                    "image {} is Available in {region}, but {error}",
+                    image.image_id
+                )],
+            )?;
+            Ok(if error.is_usage() {
+                crate::EXIT_ENV
+            } else {
+                EXIT_FAILED
+            })
+        }
+        ImportResult::Finished {
+            started: s,
+            outcome,
+            fleet,
+        } => {
+            let resume = resume(&s.task_id);
+            finish(
+                &pr,
+                base(&s),
+                &region,
+                &s.task_id,
+                *outcome,
+                &fleet,
+                &resume,
+            )
         }
     }
-    finish(&pr, base, &region, &started.task_id, waited, &resume)
+}
+
+/// What every result of a started import says.
+fn base(s: &StartedImport) -> Value {
+    json!({
+        "region": s.region,
+        "image_id": s.image_id,
+        "task_id": s.task_id,
+        "image_name": s.plan.image_name,
+        "client_token": s.plan.client_token,
+        "reused": s.reused,
+        "request_id": s.request_id,
+    })
 }
 
 /// Following the task failed after every retry: the import goes on; say how to pick it up.
-fn wait_failed(pr: &Printer, base: Value, e: &ecs::Error, resume: &str) -> Result<u8> {
+fn wait_failed(pr: &Printer, base: Value, e: &preflight_ecs::Error, resume: &str) -> Result<u8> {
     let mut v = base;
     v["status"] = json!("error");
     v["error"] = json!({"code": e.code(), "detail": e.to_string()});
@@ -552,7 +529,7 @@ fn refused(
     let mut v = json!({
         "status": "refused",
         "region": region,
-        "findings": findings_json(findings),
+        "findings": serde_json::to_value(findings).unwrap_or(Value::Null),
         "plan": plan,
     });
     if !extra.is_empty() {
@@ -587,11 +564,16 @@ fn finish(
     region: &str,
     task_id: &str,
     waited: WaitOutcome,
+    fleet: &FleetOutcome,
     resume: &str,
 ) -> Result<u8> {
     let mut v = base;
     match waited {
         WaitOutcome::Available(image) => {
+            let (images, fleet_lines) = crate::fleet_args::render(fleet);
+            if !fleet.images.is_empty() {
+                v["images"] = images;
+            }
             v["status"] = json!("available");
             v["image_id"] = json!(image.image_id);
             v["image"] = serde_json::to_value(&image)?;
@@ -600,14 +582,7 @@ fn finish(
                 format!("  name: {}", image.image_name),
                 format!("  task: {task_id}"),
             ];
-            if let Ok(o) = serde_json::from_value(v["images"].clone()) {
-                human.extend(
-                    crate::fleet_args::render(&preflight_pipeline::fleet::FleetOutcome {
-                        images: o,
-                    })
-                    .1,
-                );
-            }
+            human.extend(fleet_lines);
             pr.result(&v, &human)?;
             Ok(EXIT_OK)
         }
@@ -643,7 +618,6 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
         output: args.output.format,
         quiet: args.quiet,
     };
-    let creds = args.profile.credentials(None);
     let mut endpoints = match &args.emulator {
         Some(url) => preflight_pipeline::Endpoints::emulator(url),
         None => preflight_pipeline::Endpoints::default(),
@@ -651,58 +625,55 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
     if let Some(e) = &args.ecs_endpoint {
         endpoints.ecs = Some(e.clone());
     }
-    let ecs = ecs_client(&args.region, &endpoints, RpcSignature::HmacSha1, creds)?;
     let resume = wait_command(
         &args.region,
         &args.task_id,
         endpoints.ecs.as_deref(),
         args.profile.profile.as_deref(),
     );
-    let tasks = match ecs
-        .describe_tasks(&ecs::DescribeTasksQuery {
-            task_ids: vec![args.task_id.clone()],
-            ..Default::default()
-        })
-        .await
-    {
-        Ok(tasks) => tasks,
-        // Every retry spent (an outage, a dropped link): the same command picks it up later.
-        Err(e) => {
-            let base = json!({"region": args.region, "task_id": args.task_id});
-            return wait_failed(&pr, base, &e, &resume);
-        }
+    let job = WaitJob {
+        region: args.region.clone(),
+        task_id: args.task_id.clone(),
+        endpoints,
+        credentials: args.profile.credentials(None),
+        rpc_signature: preflight_pipeline::RpcSignature::HmacSha1,
+        poll_interval: args.timing.poll_interval,
+        timeout: args.timing.timeout,
     };
-    let Some(task) = tasks.into_iter().find(|t| t.task_id == args.task_id) else {
-        bail!("task {} is not in {}", args.task_id, args.region);
-    };
-    let base =
-        json!({"region": args.region, "task_id": task.task_id, "image_id": task.resource_id});
-    let mut interrupt = Interrupt::new()?;
-    pr.progress(&format!(
-        "waiting for import task {} (image {}) in {}; Ctrl-C stops waiting, the import goes on",
-        task.task_id, task.resource_id, args.region
-    ));
-    let bar = crate::task_bar::TaskBar::new(pr.quiet);
-    let waited = tokio::select! {
-        r = watch::wait(&ecs, &task.task_id, &task.resource_id, args.timing.poll_interval, args.timing.timeout, |p| {
-            bar.update(p);
-        }) => Some(r),
-        () = interrupt.recv() => None,
-    };
-    bar.finish();
-    match waited {
-        Some(w) => match w {
-            Ok(w) => finish(&pr, base, &args.region, &task.task_id, w, &resume),
-            Err(e) => wait_failed(&pr, base, &e, &resume),
-        },
-        None => {
+    let bar = SharedBar::default();
+    let events = progress(
+        pr,
+        args.region.clone(),
+        "stops waiting, the import goes on",
+        bar.clone(),
+    );
+    let interrupt = Interrupt::new()?;
+    let waited = preflight_pipeline::wait::wait_for_task(&job, &events, interrupt.recv()).await;
+    end_bar(&bar);
+    let waited = waited.map_err(crate::library_error)?;
+    let mut base = json!({"region": args.region, "task_id": args.task_id});
+    if let Some(id) = &waited.image_id {
+        base["image_id"] = json!(id);
+    }
+    match waited.followed {
+        Followed::Done(w) => finish(
+            &pr,
+            base,
+            &args.region,
+            &args.task_id,
+            w,
+            &FleetOutcome::default(),
+            &resume,
+        ),
+        Followed::Lost(e) => wait_failed(&pr, base, &e, &resume),
+        Followed::Stopped => {
             let mut v = base;
             v["status"] = json!("detached");
             pr.result(
                 &v,
                 &[format!(
                     "stopped waiting; import task {} goes on",
-                    task.task_id
+                    args.task_id
                 )],
             )?;
             Ok(EXIT_FAILED)

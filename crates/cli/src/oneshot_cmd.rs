@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use preflight_oss::upload;
 use preflight_oss::UploadEvent;
-use preflight_pipeline::{ConvertMode, Event, Pipeline, PipelineError};
+use preflight_pipeline::{ConvertMode, Event, Pipeline, PipelineError, RunEnd};
 use serde_json::{json, Value};
 
 use crate::upload_cmd::parse_parallel;
@@ -90,10 +90,8 @@ pub struct OneShotArgs {
     )]
     pub dry_run: bool,
 
-    /// ECS and RAM RPC signature.
-    #[arg(help_heading = "Pipeline options", long, value_enum,
-          default_value_t = crate::import_cmd::RpcSignature::HmacSha1)]
-    pub signature: crate::import_cmd::RpcSignature,
+    #[command(flatten, next_help_heading = "Pipeline options")]
+    pub signature: crate::shared_flags::RpcSignatureFlag,
 
     /// Return once ImportImage has answered: print the image and task ids and the
     /// `ecs-preflight wait` command that follows the import.
@@ -128,16 +126,11 @@ pub fn run(args: OneShotArgs) -> Result<u8> {
         .block_on(run_async(args))
 }
 
-/// What the event handler remembers for the Ctrl-C handling.
+/// The progress bars the event handler draws, ended when the run ends.
 #[derive(Default)]
 struct Seen {
-    import: Option<(String, String)>,
-    /// Signalled when ImportImage has answered (for --no-wait).
-    import_started: Arc<tokio::sync::Notify>,
     bar: Option<ProgressBar>,
     task_bar: Option<crate::task_bar::TaskBar>,
-    /// The image is available and the copy and share step has begun.
-    copying: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -157,12 +150,7 @@ fn on_event(
             }
         };
         match e {
-            Event::StageStarted(s) => {
-                if *s == preflight_pipeline::Stage::Copy {
-                    lock(&seen).copying = true;
-                }
-                say(format!("== {s}"));
-            }
+            Event::StageStarted(s) => say(format!("== {s}")),
             Event::StageFinished { stage, seconds } => {
                 if let Some(bar) = lock(&seen).task_bar.take() {
                     bar.finish();
@@ -253,11 +241,6 @@ fn on_event(
                 task_id,
                 reused,
             } => {
-                {
-                    let mut seen = lock(&seen);
-                    seen.import = Some((image_id.clone(), task_id.clone()));
-                    seen.import_started.notify_one();
-                }
                 let again = if *reused {
                     " (already imported by an earlier run: same ClientToken)"
                 } else {
@@ -265,6 +248,7 @@ fn on_event(
                 };
                 say(format!("   image {image_id}, task {task_id}{again}"));
             }
+            Event::WaitStarted { .. } => {}
             Event::TaskProgress(p) => lock(&seen)
                 .task_bar
                 .get_or_insert_with(|| crate::task_bar::TaskBar::new(!talk))
@@ -334,19 +318,27 @@ async fn run_async(args: OneShotArgs) -> Result<u8> {
             Err(e) => failure(&args, &region, e),
         };
     }
-    let import_started = lock(&seen).import_started.clone();
-    let result = tokio::select! {
-        r = pipeline.run() => Some(r),
-        () = import_started.notified(), if args.no_wait => {
-            return not_waiting(&args, &region, &seen);
-        }
-        _ = tokio::signal::ctrl_c() => None,
-    };
+    let result = pipeline
+        .run_until(!args.no_wait, args.detach, async {
+            // Without a signal handler there is no Ctrl-C to honour: never stop.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+        .await;
     if let Some(b) = lock(&seen).bar.take() {
         b.abandon();
     }
-    let Some(result) = result else {
-        return interrupted(&args, &pipeline, &region, &seen).await;
+    if let Some(b) = lock(&seen).task_bar.take() {
+        b.finish();
+    }
+    let result = match result {
+        Ok(RunEnd::Available(o)) => Ok(*o),
+        Ok(RunEnd::Importing { image_id, task_id }) => {
+            return not_waiting(&args, &region, &image_id, &task_id)
+        }
+        Ok(end) => return interrupted(&args, &region, end),
+        Err(e) => Err(e),
     };
     match result {
         Ok(o) => {
@@ -418,16 +410,10 @@ fn dry_run_passed(args: &OneShotArgs, d: &preflight_pipeline::DryRun) -> Result<
 }
 
 /// `--no-wait`: ImportImage answered; the import goes on in the cloud.
-fn not_waiting(args: &OneShotArgs, region: &str, seen: &Mutex<Seen>) -> Result<u8> {
-    if let Some(b) = lock(seen).task_bar.take() {
-        b.finish();
-    }
-    let Some((image_id, task_id)) = lock(seen).import.clone() else {
-        anyhow::bail!("ImportImage answered without an image and task id");
-    };
+fn not_waiting(args: &OneShotArgs, region: &str, image_id: &str, task_id: &str) -> Result<u8> {
     let resume = crate::import_cmd::wait_command(
         region,
-        &task_id,
+        task_id,
         args.endpoints.ecs_for_wait().as_deref(),
         args.profile.profile.as_deref(),
     );
@@ -572,26 +558,15 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
     Ok(code)
 }
 
-async fn interrupted(
-    args: &OneShotArgs,
-    pipeline: &Pipeline,
-    region: &str,
-    seen: &Mutex<Seen>,
-) -> Result<u8> {
-    let started = lock(seen).import.clone();
-    let copying = lock(seen).copying;
-    let (v, line) = match started {
-        // The image is there: nothing to cancel; the copies go on in the cloud.
-        Some((image_id, task_id)) if copying => (
+/// Ctrl-C: what the library did about it, said.
+fn interrupted(args: &OneShotArgs, region: &str, end: RunEnd) -> Result<u8> {
+    let (v, line) = match end {
+        RunEnd::InterruptedCopying { image_id, task_id } => (
             json!({"status": "interrupted", "region": region, "image_id": image_id,
                    "task_id": task_id, "image_status": "Available"}),
             format!("interrupted while copying: image {image_id} is Available in {region}; the copies go on in the cloud; run the same command again to wait for them and share"),
         ),
-        None => (
-            json!({"status": "interrupted", "region": region}),
-            "interrupted: run the same command again to resume (the upload continues from its checkpoint)".to_string(),
-        ),
-        Some((image_id, task_id)) if args.detach => {
+        RunEnd::Detached { image_id, task_id } => {
             let resume = crate::import_cmd::wait_command(
                 region,
                 &task_id,
@@ -604,17 +579,27 @@ async fn interrupted(
                 format!("detached: import task {task_id} (image {image_id}) goes on; {resume}"),
             )
         }
-        Some((image_id, task_id)) => match pipeline.cancel_import(&task_id).await {
-            Ok(()) => (
-                json!({"status": "cancelled", "region": region, "image_id": image_id, "task_id": task_id}),
-                format!("cancelled import task {task_id} (CancelTask sent); image {image_id} will not be created"),
-            ),
-            Err(e) => (
-                json!({"status": "interrupted", "region": region, "image_id": image_id, "task_id": task_id,
-                       "error": {"code": e.code(), "message": e.to_string()}}),
-                format!("CancelTask for {task_id} failed: {e}"),
-            ),
-        },
+        RunEnd::Cancelled {
+            image_id,
+            task_id,
+            error: None,
+        } => (
+            json!({"status": "cancelled", "region": region, "image_id": image_id, "task_id": task_id}),
+            format!("cancelled import task {task_id} (CancelTask sent); image {image_id} will not be created"),
+        ),
+        RunEnd::Cancelled {
+            image_id,
+            task_id,
+            error: Some(e),
+        } => (
+            json!({"status": "interrupted", "region": region, "image_id": image_id, "task_id": task_id,
+                   "error": {"code": e.code(), "message": e.to_string()}}),
+            format!("CancelTask for {task_id} failed: {e}"),
+        ),
+        _ => (
+            json!({"status": "interrupted", "region": region}),
+            "interrupted: run the same command again to resume (the upload continues from its checkpoint)".to_string(),
+        ),
     };
     let detached = v["status"] == "detached";
     if args.output.format == OutputFormat::Json {

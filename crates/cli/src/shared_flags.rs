@@ -116,3 +116,37 @@ pub struct OutputFlag {
     #[arg(id = "output", long = "output", short = 'o', value_name = "OUTPUT", value_enum, default_value_t = OutputFormat::Human)]
     pub format: OutputFormat,
 }
+
+/// Which RPC signature ECS and RAM calls carry.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RpcSignature {
+    /// HMAC-SHA1, SignatureVersion 1.0 (what the aliyun CLI sends).
+    HmacSha1,
+    /// ACS3-HMAC-SHA256 (the Tea SDK's default).
+    Acs3,
+}
+
+impl RpcSignature {
+    /// The ECS client's signature method.
+    pub fn method(self) -> preflight_pipeline::RpcSignature {
+        match self {
+            RpcSignature::HmacSha1 => preflight_pipeline::RpcSignature::HmacSha1,
+            RpcSignature::Acs3 => preflight_pipeline::RpcSignature::Acs3,
+        }
+    }
+}
+
+/// The RPC signature of the ECS and RAM calls (`import`, `upload-and-import`, `batch`).
+#[derive(clap::Args, Debug)]
+pub struct RpcSignatureFlag {
+    /// ECS and RAM RPC signature.
+    #[arg(long, value_enum, default_value_t = RpcSignature::HmacSha1)]
+    pub signature: RpcSignature,
+}
+
+impl RpcSignatureFlag {
+    /// The ECS client's signature method.
+    pub fn method(&self) -> preflight_pipeline::RpcSignature {
+        self.signature.method()
+    }
+}
