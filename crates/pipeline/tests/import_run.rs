@@ -243,6 +243,17 @@ async fn wait_rides_out_an_outage_and_reports_one_that_outlasts_the_retries() {
         ..Faults::default()
     };
 
+    // A task the region does not list is a usage error, not a wait.
+    let unknown = WaitJob {
+        task_id: "t-notthere0000000000".into(),
+        ..wait.clone()
+    };
+    let e = wait_for_task(&unknown, &|_: &Event| {}, std::future::pending())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "PIPELINE.Usage", "{e}");
+    assert!(e.to_string().contains("t-notthere0000000000"), "{e}");
+
     // An outage longer than every retry: the wait says so; the import goes on.
     emu.set_faults(outage(0));
     let r = wait_for_task(&wait, &|_: &Event| {}, std::future::pending())
