@@ -533,11 +533,16 @@ fn refused(
         "plan": plan,
     });
     if !extra.is_empty() {
-        v["fix"] = json!({"trust_policy": serde_json::from_str::<Value>(TRUST_POLICY).unwrap_or(Value::Null),
-                          "attach_policy": preflight_rules::import_role(plan).1, "steps": extra});
+        v["fix"] = role_fix_json(plan, &extra);
     }
     pr.result(&v, &human)?;
     Ok(EXIT_FAILED)
+}
+
+/// A refusal's `fix` for a missing RAM role: the trust policy, the policy to attach, the steps.
+pub(crate) fn role_fix_json(plan: &Plan, steps: &[String]) -> Value {
+    json!({"trust_policy": serde_json::from_str::<Value>(TRUST_POLICY).unwrap_or(Value::Null),
+           "attach_policy": preflight_rules::import_role(plan).1, "steps": steps})
 }
 
 /// The `ecs-preflight wait` command that picks up an import: the region and task, plus the

@@ -411,12 +411,7 @@ fn dry_run_passed(args: &OneShotArgs, d: &preflight_pipeline::DryRun) -> Result<
 
 /// `--no-wait`: ImportImage answered; the import goes on in the cloud.
 fn not_waiting(args: &OneShotArgs, region: &str, image_id: &str, task_id: &str) -> Result<u8> {
-    let resume = crate::import_cmd::wait_command(
-        region,
-        task_id,
-        args.endpoints.ecs_for_wait().as_deref(),
-        args.profile.profile.as_deref(),
-    );
+    let resume = resume(args, region, task_id);
     let v = json!({"status": "importing", "region": region, "image_id": image_id,
                    "task_id": task_id, "wait_command": resume});
     print(
@@ -428,6 +423,16 @@ fn not_waiting(args: &OneShotArgs, region: &str, image_id: &str, task_id: &str) 
         ],
     )?;
     Ok(crate::EXIT_OK)
+}
+
+/// The `ecs-preflight wait` command that follows `task_id` with this run's endpoint and profile.
+fn resume(args: &OneShotArgs, region: &str, task_id: &str) -> String {
+    crate::import_cmd::wait_command(
+        region,
+        task_id,
+        args.endpoints.ecs_for_wait().as_deref(),
+        args.profile.profile.as_deref(),
+    )
 }
 
 fn print(args: &OneShotArgs, v: &Value, human: &[String]) -> Result<()> {
@@ -467,11 +472,7 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
                 }
             }
             if !fix.is_empty() {
-                v["fix"] = json!({
-                    "trust_policy": serde_json::from_str::<Value>(preflight_pipeline::TRUST_POLICY).unwrap_or(Value::Null),
-                    "attach_policy": preflight_rules::import_role(plan).1,
-                    "steps": fix,
-                });
+                v["fix"] = crate::import_cmd::role_fix_json(plan, fix);
                 human.extend(fix.iter().cloned());
             }
             if findings
@@ -498,25 +499,12 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
             image_id, task_id, ..
         } => (
             json!({"status": "timed_out", "region": region, "image_id": image_id, "task_id": task_id}),
-            vec![
-                e.to_string(),
-                crate::import_cmd::wait_command(
-                    region,
-                    task_id,
-                    args.endpoints.ecs_for_wait().as_deref(),
-                    args.profile.profile.as_deref(),
-                ),
-            ],
+            vec![e.to_string(), resume(args, region, task_id)],
         ),
         PipelineError::WaitFailed {
             image_id, task_id, ..
         } => {
-            let resume = crate::import_cmd::wait_command(
-                region,
-                task_id,
-                args.endpoints.ecs_for_wait().as_deref(),
-                args.profile.profile.as_deref(),
-            );
+            let resume = resume(args, region, task_id);
             (
                 json!({"status": "error", "region": region, "image_id": image_id, "task_id": task_id,
                        "error": {"code": e.code(), "message": e.to_string()}, "wait_command": resume}),
@@ -567,12 +555,7 @@ fn interrupted(args: &OneShotArgs, region: &str, end: RunEnd) -> Result<u8> {
             format!("interrupted while copying: image {image_id} is Available in {region}; the copies go on in the cloud; run the same command again to wait for them and share"),
         ),
         RunEnd::Detached { image_id, task_id } => {
-            let resume = crate::import_cmd::wait_command(
-                region,
-                &task_id,
-                args.endpoints.ecs_for_wait().as_deref(),
-                args.profile.profile.as_deref(),
-            );
+            let resume = resume(args, region, &task_id);
             (
                 json!({"status": "detached", "region": region, "image_id": image_id,
                        "task_id": task_id, "wait_command": resume}),
