@@ -87,6 +87,7 @@ pub use preflight_report::ImageReport;
 pub use preflight_rules::ImportParams;
 pub use request::import_request;
 pub use upload::{bucket_facts, BucketProbe};
+pub use upload::{AbortOutcome, ImageUpload, UploadResult};
 
 /// The trust policy the import role needs (`sts:AssumeRole` by `ecs.aliyuncs.com`).
 pub const TRUST_POLICY: &str = r#"{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":["ecs.aliyuncs.com"]}}],"Version":"1"}"#;
