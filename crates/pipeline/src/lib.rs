@@ -24,6 +24,9 @@
 //! the cloud — [`Pipeline::cancel_import`] stops it (the task id is in
 //! [`Event::ImportStarted`]).
 //!
+//! `ecs-preflight upload` alone (rules, then the resumable upload of one image, or `--abort`)
+//! is [`ImageUpload`], with the same events and the same cancellation.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), preflight_pipeline::PipelineError> {
 //! use preflight_pipeline::{Event, Pipeline};
