@@ -12,6 +12,7 @@ mod guest;
 mod import;
 mod library;
 mod oneshot;
+mod quiet;
 mod signatures;
 mod upload;
 mod usage;

@@ -76,9 +76,8 @@ pub struct BatchArgs {
     #[command(flatten)]
     pub output: crate::shared_flags::OutputFlag,
 
-    /// No progress lines; only the summary.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub quiet: crate::shared_flags::QuietFlag,
 
     // A flatten's heading carries on to every flag after it, so the headed groups
     // (endpoints, then upload options) come last.
@@ -273,7 +272,7 @@ async fn run_all(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Resu
             .rpc_signature(args.signature.method())
     });
     let names: Vec<String> = manifest.images.iter().map(|i| i.name.clone()).collect();
-    let talk = !args.quiet;
+    let talk = !args.quiet.on;
     let on_event = {
         let names = names.clone();
         Arc::new(move |i: usize, e: &Event| {

@@ -4,10 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use preflight_emulator::{
-    AccessKey, BucketConfig, Config, LimitsProfile, StorageClass, DEFAULT_ACCESS_KEY_ID,
-    DEFAULT_ACCESS_KEY_SECRET,
-};
+use preflight_emulator::launch::{startup_lines, Overrides, StopSignals};
 
 /// Flags of `ecs-preflight emulator`. A flag given on the command line overrides the same
 /// setting from `--config`; without either, the documented defaults apply.
@@ -130,192 +127,44 @@ pub struct EmulatorArgs {
     pub fault_seed: Option<u64>,
 }
 
-/// Builds the emulator configuration from the file (if any) and the flags.
-pub fn build_config(args: &EmulatorArgs) -> anyhow::Result<Config> {
-    let mut cfg = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
-    if let Some(l) = args.listen {
-        cfg.listen = l;
-    }
-    if let Some(d) = &args.data {
-        cfg.data_dir = d.clone();
-    }
-    if !args.access_keys.is_empty() {
-        cfg.access_keys = args
-            .access_keys
-            .iter()
-            .map(|s| s.parse::<AccessKey>())
-            .collect::<Result<_, _>>()?;
-    }
-    if !args.buckets.is_empty() {
-        cfg.buckets = args
-            .buckets
-            .iter()
-            .map(|s| s.parse::<BucketConfig>())
-            .collect::<Result<_, _>>()?;
-    }
-    if !args.deny.is_empty() && cfg.access_keys.is_empty() {
-        cfg.access_keys.push(AccessKey::default_pair());
-    }
-    for d in &args.deny {
-        match d.split_once('=') {
-            Some((id, action)) => {
-                let key = cfg
-                    .access_keys
-                    .iter_mut()
-                    .find(|k| k.id == id)
-                    .with_context(|| format!("--deny {d:?}: no access key {id:?} is configured"))?;
-                key.deny.push(action.to_string());
-            }
-            None => cfg
-                .access_keys
-                .iter_mut()
-                .for_each(|k| k.deny.push(d.clone())),
+impl EmulatorArgs {
+    /// The flags as the emulator's settings over its configuration file.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            config_file: self.config.clone(),
+            listen: self.listen,
+            data_dir: self.data.clone(),
+            access_keys: self.access_keys.clone(),
+            buckets: self.buckets.clone(),
+            deny: self.deny.clone(),
+            region_endpoints: self.region_endpoints,
+            service_endpoints: self.service_endpoints,
+            strict_additional_headers: self.strict_additional_headers,
+            strict_v4_only: self.strict_v4_only,
+            allow_v1: self.allow_v1,
+            strict_service_endpoints: self.strict_service_endpoints,
+            strict: self.strict,
+            restore_seconds: self.restore_seconds,
+            storage_class: self.storage_class.clone(),
+            no_import_role: self.no_import_role,
+            task_seconds: self.task_seconds,
+            limits: self.limits.clone(),
+            fail_import: self.fail_import,
+            fault_upload_part_error_rate: self.fault_upload_part_error_rate,
+            fault_upload_part_reset_rate: self.fault_upload_part_reset_rate,
+            fault_reset_after_bytes: self.fault_reset_after_bytes,
+            fault_time_skew_rate: self.fault_time_skew_rate,
+            fault_delay_ms: self.fault_delay_ms,
+            fault_bandwidth: self.fault_bandwidth,
+            fault_seed: self.fault_seed,
         }
     }
-    if args.region_endpoints {
-        cfg.region_endpoints = true;
-    }
-    if args.service_endpoints {
-        cfg.service_endpoints = true;
-    }
-    if args.strict {
-        cfg.strict = preflight_emulator::Strict::all();
-    }
-    if args.strict_additional_headers {
-        cfg.strict.v4_additional_headers = true;
-    }
-    if args.strict_v4_only {
-        cfg.strict.v4_only = true;
-    }
-    if args.allow_v1 {
-        cfg.strict.v4_only = false;
-    }
-    if args.strict_service_endpoints {
-        cfg.strict.service_endpoints = true;
-    }
-    if let Some(t) = args.restore_seconds {
-        cfg.restore_seconds = t;
-    }
-    if let Some(s) = &args.storage_class {
-        cfg.storage_class = s.parse::<StorageClass>()?;
-    }
-    if args.no_import_role {
-        cfg.import_role = false;
-    }
-    if let Some(t) = args.task_seconds {
-        cfg.task_seconds = t;
-    }
-    if let Some(l) = &args.limits {
-        cfg.limits = l.parse::<LimitsProfile>()?;
-    }
-    let f = &mut cfg.faults;
-    if args.fail_import {
-        f.fail_import = true;
-    }
-    if let Some(v) = args.fault_upload_part_error_rate {
-        f.upload_part_error_rate = v;
-    }
-    if let Some(v) = args.fault_upload_part_reset_rate {
-        f.upload_part_reset_rate = v;
-    }
-    if let Some(v) = args.fault_reset_after_bytes {
-        f.reset_after_bytes = v;
-    }
-    if let Some(v) = args.fault_time_skew_rate {
-        f.time_skew_rate = v;
-    }
-    if let Some(v) = args.fault_delay_ms {
-        f.delay_ms = v;
-    }
-    if let Some(v) = args.fault_bandwidth {
-        f.bandwidth_bytes_per_sec = v;
-    }
-    if let Some(v) = args.fault_seed {
-        f.seed = v;
-    }
-    Ok(cfg.normalized()?)
-}
-
-/// Signal handlers installed before `ready` is printed, so a Ctrl-C that follows `ready`
-/// at once still stops the emulator cleanly instead of killing it.
-struct StopSignals {
-    #[cfg(unix)]
-    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-}
-
-impl StopSignals {
-    fn install() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let unix = match (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) {
-                (Ok(int), Ok(term)) => Some((int, term)),
-                _ => None,
-            };
-            StopSignals { unix }
-        }
-        #[cfg(not(unix))]
-        StopSignals {}
-    }
-
-    async fn wait(self) {
-        #[cfg(unix)]
-        if let Some((mut int, mut term)) = self.unix {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// What the emulator prints before `ready`: its endpoints (the main one, then one line per
-/// region or service port), the default key pair when in use, the buckets, data and admin.
-fn startup_lines(emu: &preflight_emulator::Emulator, uses_default: bool) -> Vec<String> {
-    let mut out = vec![format!("endpoint: {}", emu.endpoint())];
-    for (label, url) in emu.extra_endpoints() {
-        out.push(format!("endpoint {label}: {url}"));
-    }
-    if uses_default {
-        out.push(format!("access key id: {DEFAULT_ACCESS_KEY_ID}"));
-        out.push(format!("access key secret: {DEFAULT_ACCESS_KEY_SECRET}"));
-        out.push("(documented local test key pair: it opens only this emulator)".to_string());
-    }
-    for b in &emu.config().buckets {
-        let mut notes = Vec::new();
-        if b.encrypted {
-            notes.push("encrypted".to_string());
-        }
-        if b.v4_only {
-            notes.push("V4 only".to_string());
-        }
-        if let Some(c) = b.storage_class {
-            notes.push(c.as_str().to_string());
-        }
-        let notes = if notes.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", notes.join(", "))
-        };
-        out.push(format!("bucket: {}@{}{notes}", b.name, b.region));
-    }
-    out.push(format!("data: {}", emu.config().data_dir.display()));
-    out.push(format!("admin: {}/_emulator/counters", emu.endpoint()));
-    out
 }
 
 /// Runs the emulator: prints `endpoint: …`, the key pair when the documented default is in use,
 /// and `ready`; then serves until Ctrl-C (or SIGTERM) and shuts down cleanly.
 pub fn run(args: EmulatorArgs) -> anyhow::Result<()> {
-    let cfg = build_config(&args)?;
+    let cfg = args.overrides().config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -351,97 +200,90 @@ mod tests {
         args: EmulatorArgs,
     }
 
-    fn config(flags: &[&str]) -> anyhow::Result<Config> {
-        let cmd = Cmd::try_parse_from(std::iter::once("emulator").chain(flags.iter().copied()))?;
-        build_config(&cmd.args)
-    }
-
+    /// Every flag reaches its setting (the settings themselves are the emulator's tests).
     #[test]
-    fn strictness_region_and_deny_flags() {
-        let c = config(&[
-            "--access-key",
-            "LTAI-ro:secret",
-            "--deny",
-            "LTAI-ro=oss:GetBucketEncryption",
-            "--deny",
-            "LTAI-ro=ecs:DescribeImages",
-            "--bucket",
-            "new-b@cn-hangzhou:v4only:archive",
-            "--region-endpoints",
-            "--service-endpoints",
-            "--strict-v4-only",
-            "--restore-seconds",
-            "0.5",
-        ])
-        .unwrap();
-        assert!(c.access_keys[0].denies("oss:GetBucketEncryption"));
-        assert!(c.access_keys[0].denies("ecs:DescribeImages"));
-        assert!(c.buckets[0].v4_only);
-        assert_eq!(c.buckets[0].storage_class, Some(StorageClass::Archive));
-        assert!(c.region_endpoints && c.service_endpoints);
-        assert!(c.strict.v4_only && c.strict.bucket_region);
-        assert!(c.strict.v4_additional_headers && !c.strict.service_endpoints);
-        assert!((c.restore_seconds - 0.5).abs() < f64::EPSILON);
-        let all = config(&["--strict"]).unwrap();
-        assert_eq!(all.strict, preflight_emulator::Strict::all());
-        // V4-only is the default, as for an account created since March 2025.
-        assert!(config(&[]).unwrap().strict.v4_only);
-        let old_account = config(&["--allow-v1"]).unwrap();
-        assert!(!old_account.strict.v4_only);
-        assert!(old_account.strict.v4_additional_headers && old_account.strict.bucket_region);
-        assert!(config(&["--allow-v1", "--strict-v4-only"]).is_err());
-        assert!(config(&["--allow-v1", "--strict"]).is_err());
-        assert!(config(&["--deny", "nobody=oss:GetObject"]).is_err());
-        let every = config(&["--deny", "oss:GetObject"]).unwrap();
-        assert!(every.access_keys[0].denies("oss:GetObject"));
-        assert!(config(&["--deny", "GetObject"]).is_err());
-        assert!(config(&["--bucket", "b-b@cn-hangzhou:nonsense"]).is_err());
-    }
-
-    #[test]
-    fn startup_prints_one_endpoint_line_per_region_and_service() {
-        let dir = std::env::temp_dir().join(format!("emu-cmd-{}", std::process::id()));
-        let mut cfg = config(&[
+    fn flags_map_to_the_settings() {
+        let cmd = Cmd::try_parse_from([
+            "emulator",
             "--listen",
             "127.0.0.1:0",
+            "--data",
+            "d",
+            "--config",
+            "c.toml",
+            "--access-key",
+            "k:s",
             "--bucket",
-            "hz-b@cn-hangzhou:v4only",
-            "--bucket",
-            "bj-b@cn-beijing:archive",
+            "b-b@cn-hangzhou",
+            "--deny",
+            "oss:GetObject",
             "--region-endpoints",
             "--service-endpoints",
+            "--strict-additional-headers",
+            "--strict-v4-only",
+            "--strict-service-endpoints",
+            "--strict",
+            "--restore-seconds",
+            "1",
+            "--storage-class",
+            "IA",
+            "--no-import-role",
+            "--task-seconds",
+            "2",
+            "--limits",
+            "current",
+            "--fail-import",
+            "--fault-upload-part-error-rate",
+            "0.1",
+            "--fault-upload-part-reset-rate",
+            "0.2",
+            "--fault-reset-after-bytes",
+            "3",
+            "--fault-time-skew-rate",
+            "0.3",
+            "--fault-delay-ms",
+            "4",
+            "--fault-bandwidth",
+            "5",
+            "--fault-seed",
+            "6",
         ])
         .unwrap();
-        cfg.data_dir = dir.clone();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let lines = rt.block_on(async {
-            let emu = preflight_emulator::start(cfg).await.unwrap();
-            let lines = startup_lines(&emu, false);
-            emu.shutdown().await;
-            lines
-        });
-        let _ = std::fs::remove_dir_all(&dir);
-        let labels: Vec<&str> = lines
-            .iter()
-            .filter_map(|l| l.strip_prefix("endpoint"))
-            .filter_map(|l| l.split_once(": http://127.0.0.1:").map(|(label, _)| label))
-            .collect();
+        let o = cmd.args.overrides();
         assert_eq!(
-            labels,
-            [
-                "",
-                " oss cn-beijing",
-                " oss cn-hangzhou",
-                " ecs",
-                " ram",
-                " sts"
-            ],
-            "{lines:?}"
+            o,
+            Overrides {
+                config_file: Some("c.toml".into()),
+                listen: Some("127.0.0.1:0".parse().unwrap()),
+                data_dir: Some("d".into()),
+                access_keys: vec!["k:s".into()],
+                buckets: vec!["b-b@cn-hangzhou".into()],
+                deny: vec!["oss:GetObject".into()],
+                region_endpoints: true,
+                service_endpoints: true,
+                strict_additional_headers: true,
+                strict_v4_only: true,
+                allow_v1: false,
+                strict_service_endpoints: true,
+                strict: true,
+                restore_seconds: Some(1.0),
+                storage_class: Some("IA".into()),
+                no_import_role: true,
+                task_seconds: Some(2.0),
+                limits: Some("current".into()),
+                fail_import: true,
+                fault_upload_part_error_rate: Some(0.1),
+                fault_upload_part_reset_rate: Some(0.2),
+                fault_reset_after_bytes: Some(3),
+                fault_time_skew_rate: Some(0.3),
+                fault_delay_ms: Some(4),
+                fault_bandwidth: Some(5),
+                fault_seed: Some(6),
+            }
         );
-        assert!(lines.contains(&"bucket: hz-b@cn-hangzhou (V4 only)".to_string()));
-        assert!(lines.contains(&"bucket: bj-b@cn-beijing (Archive)".to_string()));
+        assert!(Cmd::try_parse_from(["emulator", "--allow-v1", "--strict"]).is_err());
+        assert!(Cmd::try_parse_from(["emulator", "--allow-v1", "--strict-v4-only"]).is_err());
+        let v1 = Cmd::try_parse_from(["emulator", "--allow-v1"]).unwrap();
+        assert!(v1.args.overrides().allow_v1);
     }
 }

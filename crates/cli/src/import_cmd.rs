@@ -77,10 +77,8 @@ pub struct ImportCmdArgs {
     #[command(flatten, next_help_heading = "Import options")]
     pub output: crate::shared_flags::OutputFlag,
 
-    /// Print nothing but the result (no progress); with --output json the
-    /// JSON result is still printed.
-    #[arg(help_heading = "Import options", long, short = 'q')]
-    pub quiet: bool,
+    #[command(flatten, next_help_heading = "Import options")]
+    pub quiet: crate::shared_flags::QuietFlag,
 
     #[command(flatten)]
     pub fleet: crate::fleet_args::FleetArgs,
@@ -118,9 +116,8 @@ pub struct WaitArgs {
     #[command(flatten)]
     pub output: crate::shared_flags::OutputFlag,
 
-    /// Print nothing but the result.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub quiet: crate::shared_flags::QuietFlag,
 }
 
 /// Parses `90s`, `30m`, `6h`, `1d`, `500ms` or a bare number of seconds.
@@ -307,7 +304,7 @@ fn import_error(e: PipelineError) -> anyhow::Error {
 async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     let pr = Printer {
         output: args.output.format,
-        quiet: args.quiet,
+        quiet: args.quiet.on,
     };
     required(&args.import.region, "--region")?;
     required(&args.import.bucket, "--bucket")?;
@@ -621,7 +618,7 @@ fn finish(
 async fn run_wait_async(args: WaitArgs) -> Result<u8> {
     let pr = Printer {
         output: args.output.format,
-        quiet: args.quiet,
+        quiet: args.quiet.on,
     };
     let mut endpoints = match &args.emulator {
         Some(url) => preflight_pipeline::Endpoints::emulator(url),

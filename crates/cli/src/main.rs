@@ -92,10 +92,8 @@ enum Command {
         /// Output format.
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Human)]
         output: OutputFormat,
-        /// Print no human report; the exit code tells the verdict. With
-        /// --output json the JSON report is still printed (JSON wins).
-        #[arg(long, short = 'q')]
-        quiet: bool,
+        #[command(flatten)]
+        quiet: shared_flags::QuietFlag,
         #[command(flatten)]
         import: request_args::RequestArgs,
     },
@@ -196,8 +194,8 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let mut disks = vec![image];
             disks.extend(import.data_disk.iter().cloned());
             let report = preflight_pipeline::check(&disks, &params).map_err(library_error)?;
-            // --quiet silences the human report only: asked-for JSON is the result.
-            if !quiet || output == OutputFormat::Json {
+            // The verdict is the exit code; asked-for JSON is the result.
+            if !quiet.on || output == OutputFormat::Json {
                 render::print_check(&report, output)?;
             }
             Ok(if report.has_errors() {

@@ -113,8 +113,8 @@ pub struct OneShotArgs {
     #[command(flatten)]
     pub fleet: crate::fleet_args::FleetArgs,
 
-    #[arg(help_heading = "Pipeline options", long, short = 'q')]
-    pub quiet: bool,
+    #[command(flatten, next_help_heading = "Pipeline options")]
+    pub quiet: crate::shared_flags::QuietFlag,
 }
 
 /// Runs the command; returns the exit code.
@@ -256,6 +256,8 @@ fn on_event(
             Event::ObjectDeleted { bucket, key } => say(format!("   deleted oss://{bucket}/{key}")),
             Event::Note(m) => say(format!("   note: {m}")),
             Event::Fleet(f) => fleet.event(f),
+            // `upload`'s own events: the pipeline does not send them.
+            Event::DestinationChecked { .. } | Event::PartBuffers { .. } => {}
         }
     }
 }
@@ -266,7 +268,7 @@ fn build(args: &OneShotArgs, seen: Arc<Mutex<Seen>>) -> Result<Pipeline> {
     params.disks.truncate(1);
     let endpoints = args.endpoints.endpoints();
     let creds = args.profile.credentials(endpoints.sts.clone());
-    let talk = !args.quiet;
+    let talk = !args.quiet.on;
     let bars = talk && args.output.format == OutputFormat::Human;
     let mut b = Pipeline::builder()
         .system_disk(&args.image)

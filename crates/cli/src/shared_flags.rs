@@ -150,3 +150,16 @@ impl RpcSignatureFlag {
         self.signature.method()
     }
 }
+
+/// `--quiet`, one meaning in every command that has it (`check`, `upload`, `import`, `wait`,
+/// `upload-and-import`, `batch`), as `qemu-img -q` and `docker -q` users expect: no progress
+/// bars and no notes on stderr; errors are still printed, and stdout still carries the result
+/// a script needs.
+#[derive(clap::Args, Debug, Clone, Copy, Default)]
+pub struct QuietFlag {
+    /// No progress and no notes; errors are still printed. The result still is: the JSON
+    /// with --output json; in human form the images made (import, wait, upload-and-import,
+    /// batch), nothing where the exit code is the result (check, upload).
+    #[arg(id = "quiet", long = "quiet", short = 'q')]
+    pub on: bool,
+}

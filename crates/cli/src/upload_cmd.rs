@@ -7,19 +7,17 @@
 //! credentials, bad flag, network unreachable or server failing after all retries, any other
 //! OSS refusal); 130 interrupted by Ctrl-C (the upload is resumable: run the same command).
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use preflight_oss::upload;
-use preflight_oss::{
-    Client, ClientConfig, ErrorKind, SignatureVersion, UploadEvent, UploadOutcome,
+use preflight_oss::{ErrorKind, SignatureVersion, UploadEvent};
+use preflight_pipeline::{
+    AbortOutcome, ConvertMode, Event, ImageUpload, PipelineError, UploadResult,
 };
-use preflight_pipeline::{ConvertMode, PreparedUpload};
 use preflight_report::Finding;
-use preflight_rules::BucketFacts;
 use serde_json::json;
 
 use crate::OutputFormat;
@@ -94,10 +92,8 @@ pub struct UploadArgs {
     pub abort: bool,
     #[command(flatten)]
     pub output: crate::shared_flags::OutputFlag,
-    /// No progress bar, no human summary; the exit code tells. With --output
-    /// json the JSON result is still printed (JSON wins).
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub quiet: crate::shared_flags::QuietFlag,
 }
 
 /// Parses a size of at most 5 GiB (one PutObject's limit).
@@ -109,25 +105,6 @@ pub(crate) fn parse_threshold(s: &str) -> Result<u64, String> {
         ));
     }
     Ok(n)
-}
-
-/// Prints the memory the part buffers take, or refuses a plan above the limit.
-pub(crate) fn memory_line(
-    size: u64,
-    threshold: u64,
-    part_size: Option<u64>,
-    parallel: usize,
-) -> anyhow::Result<Option<String>> {
-    if size < threshold.min(upload::MAX_SINGLE_PUT) {
-        return Ok(None);
-    }
-    match upload::buffer_memory(size, part_size, parallel) {
-        Ok(mem) => Ok(Some(format!(
-            "memory: about {} for part buffers (--parallel {parallel} × part size)",
-            indicatif::BinaryBytes(mem)
-        ))),
-        Err(e) => bail!("{e}"),
-    }
 }
 
 /// Parses `auto`, `qcow2`, `none`.
@@ -189,232 +166,230 @@ pub fn run(args: UploadArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(run_async(args))
+    let code = rt.block_on(run_async(args));
+    // A map pass stopped by Ctrl-C is a blocking task: not waited for.
+    rt.shutdown_background();
+    code
 }
 
-fn key_of(args: &UploadArgs, prepared: &PreparedUpload) -> anyhow::Result<String> {
-    match &args.object {
-        Some(k) => Ok(k.clone()),
-        None => preflight_pipeline::convert::default_key(&args.image, prepared)
-            .context("the image path has no UTF-8 file name; pass --object"),
-    }
-}
-
-/// The keys an earlier run may have used: `--object`, else the file name and, for a
-/// converted disk, its `.qcow2` twin.
-fn candidate_keys(args: &UploadArgs) -> anyhow::Result<Vec<String>> {
-    if let Some(k) = &args.object {
-        return Ok(vec![k.clone()]);
-    }
-    let name = args
-        .image
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("the image path has no UTF-8 file name; pass --object")?;
-    let mut keys = vec![name.to_string()];
-    let twin = Path::new(name).with_extension("qcow2");
-    if let Some(t) = twin.to_str().filter(|t| *t != name) {
-        keys.push(t.to_string());
-    }
-    Ok(keys)
+/// The library's upload, as the flags describe it.
+fn job(args: &UploadArgs) -> ImageUpload {
+    let endpoints = args.endpoints.endpoints();
+    let credentials = args.profile.credentials(endpoints.sts.clone());
+    let mut job = ImageUpload::new(&args.image, &args.region, &args.bucket, credentials);
+    job.object.clone_from(&args.object);
+    job.endpoints = endpoints;
+    job.signature = args.upload.signature_version.version();
+    job.options = args.upload.options(args.parallel);
+    job.convert = args.convert;
+    job
 }
 
 async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
-    if !args.abort {
-        let meta = std::fs::metadata(&args.image)
-            .with_context(|| format!("cannot read {}", args.image.display()))?;
-        if !meta.is_file() {
-            bail!("{} is not a file", args.image.display());
-        }
-    }
-    let endpoints = args.endpoints.endpoints();
-    let creds = args.profile.credentials(endpoints.sts.clone());
-    let on_ecs = tokio::spawn(async {
-        tokio::time::timeout(
-            std::time::Duration::from_secs(3),
-            preflight_pipeline::instance_region(),
-        )
-        .await
-        .ok()
-        .flatten()
-    });
-    let (_, source) = creds.get_with_source().await?;
-    let mut config: ClientConfig = endpoints.oss_config(&args.region, &args.bucket);
-    config.signature = args.upload.signature_version.version();
-    let client = Client::new(config, creds)?;
-    let say = |msg: &str| {
-        if !args.quiet {
-            eprintln!("{msg}");
-        }
-    };
-    say(&format!("credentials: {source}"));
-
+    let job = job(&args);
+    let quiet = args.quiet.on;
     if args.abort {
-        return abort(&args, &client, &args.upload.checkpoint_dir(), &say).await;
-    }
-
-    let prepared = prepare(&args).await?;
-    let key = key_of(&args, &prepared)?;
-    if let Some(c) = &prepared.conversion {
-        say(&conversion_line(c));
-    }
-
-    // Before any byte is sent: the rules.
-    let checked = preflight_pipeline::upload::upload_check(
-        &client,
-        &args.image,
-        &args.region,
-        &key,
-        &prepared.format,
-    )
-    .await
-    .map_err(crate::library_error)?;
-    let (findings, bucket) = (checked.findings, checked.bucket);
-    if let Ok(Some(here)) = on_ecs.await {
-        if here == args.region && !endpoints.oss_is_internal() {
-            say(&preflight_pipeline::endpoints::internal_endpoint_advice(
-                &here,
-            ));
-        }
-    }
-    let refused = preflight_report::has_errors(&findings);
-    // JSON is the result, printed even with --quiet.
-    if args.output.format == OutputFormat::Json && refused {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"status": "refused", "bucket": args.bucket, "key": key, "findings": findings})
-            )?
-        );
-    } else if !args.quiet {
-        for f in &findings {
-            eprintln!("{f}\n  hint: {}", f.hint);
-        }
-    }
-    if refused {
-        return Ok(crate::EXIT_FINDINGS);
-    }
-    if let Some(line) = memory_line(
-        prepared.source.size(),
-        args.upload.multipart_threshold(),
-        args.upload.part_size,
-        args.parallel,
-    )? {
-        say(&line);
-    }
-
-    let options = args.upload.options(args.parallel);
-    let bar = ProgressBar::with_draw_target(
-        Some(prepared.source.size()),
-        if args.quiet {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let sink = {
-        let bar = bar.clone();
-        let quiet = args.quiet;
-        Arc::new(move |e: UploadEvent| {
-            // indicatif drops println on a hidden bar (stderr not a terminal): print directly then.
-            let note = |m: String| {
-                if quiet {
-                } else if bar.is_hidden() {
-                    eprintln!("{m}");
-                } else {
-                    bar.println(m);
+        let done = job
+            .abort(move |e| {
+                if let (Event::Credentials(source), false) = (e, quiet) {
+                    eprintln!("credentials: {source}");
                 }
-            };
-            match e {
-                UploadEvent::PartDone { bytes, .. } => bar.inc(bytes),
-                UploadEvent::Resuming { upload_id, parts_on_server } => note(format!("resuming upload {upload_id}: OSS has {parts_on_server} parts; checking them against the file")),
-                UploadEvent::StaleUploadAborted { upload_id } => note(format!("the file changed since upload {upload_id} began: aborted it (its parts are deleted) and starting afresh")),
-                UploadEvent::UploadGone { upload_id } => note(format!("upload {upload_id} no longer exists on OSS: starting afresh")),
-                UploadEvent::Started { multipart, part_size, parts, .. } if multipart => bar.set_message(format!("{parts} parts of {}", indicatif::BinaryBytes(part_size))),
-                UploadEvent::Completing => bar.set_message("verifying"),
-                UploadEvent::Verifying { .. } => bar.set_message("OSS has an object of this size: comparing CRC-64"),
-                UploadEvent::AlreadyThere { .. } => note("OSS already has this exact object (same size and CRC-64): nothing to send (--force sends it anyway)".to_string()),
-                UploadEvent::NotVerified { what } => note(format!("warning: {what}")),
-                _ => {}
-            }
-        })
+            })
+            .await
+            .map_err(error)?;
+        if !quiet {
+            print_abort(&args.bucket, &done);
+        }
+        return Ok(crate::EXIT_OK);
+    }
+    let view = Arc::new(Mutex::new(View {
+        quiet,
+        json: args.output.format == OutputFormat::Json,
+        image: args.image.clone(),
+        ..View::default()
+    }));
+    let on_event = {
+        let view = view.clone();
+        move |e: &Event| lock(&view).show(e)
     };
-    let started = Instant::now();
+    // Cancelling is dropping the library's future: the upload stays resumable.
     let result = tokio::select! {
-        r = upload::upload_source(&client, prepared.source.clone(), &key, &options, sink) => r,
+        r = job.run(on_event) => r,
         _ = tokio::signal::ctrl_c() => {
-            bar.abandon();
+            lock(&view).abandon();
             eprintln!("interrupted: the upload is resumable; run the same command again to continue, or add --abort to cancel it and delete its parts");
             return Ok(crate::EXIT_INTERRUPTED);
         }
     };
-    bar.finish_and_clear();
-    let out = match result {
-        Ok(o) => o,
-        Err(e) if e.kind() == ErrorKind::Integrity => {
-            eprintln!("ecs-preflight: upload failed verification: {e}");
-            return Ok(crate::EXIT_FINDINGS);
+    lock(&view).clear();
+    match result {
+        Ok(out) => {
+            summary(&args, &out)?;
+            Ok(crate::EXIT_OK)
         }
-        Err(e) => {
-            let resumable = e.is_retryable();
-            eprintln!("ecs-preflight: error: {e}");
-            if resumable {
+        Err(PipelineError::Refused { .. }) => {
+            let view = lock(&view);
+            // JSON is the result, printed even with --quiet.
+            if view.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"status": "refused", "bucket": args.bucket, "key": view.key, "findings": view.findings})
+                    )?
+                );
+            }
+            Ok(crate::EXIT_FINDINGS)
+        }
+        Err(PipelineError::Upload { source, .. }) if source.kind() == ErrorKind::Integrity => {
+            eprintln!("ecs-preflight: upload failed verification: {source}");
+            Ok(crate::EXIT_FINDINGS)
+        }
+        Err(PipelineError::Upload { source, .. }) => {
+            eprintln!("ecs-preflight: error: {source}");
+            if source.is_retryable() {
                 eprintln!("the upload is resumable: run the same command again to continue");
             }
-            return Ok(crate::EXIT_ENV);
+            Ok(crate::EXIT_ENV)
         }
-    };
-    summary(
-        &args,
-        &out,
-        &prepared,
-        started.elapsed().as_secs_f64(),
-        &findings,
-        &bucket,
-    )?;
-    Ok(crate::EXIT_OK)
+        Err(e) => Err(error(e)),
+    }
 }
 
-/// Decides what is sent (the map pass runs here when a conversion is possible), with a
-/// progress bar over the bytes scanned.
-async fn prepare(args: &UploadArgs) -> anyhow::Result<PreparedUpload> {
-    let size = std::fs::metadata(&args.image)
-        .with_context(|| format!("cannot read {}", args.image.display()))?
-        .len();
-    let bar = ProgressBar::with_draw_target(
-        Some(size),
-        if args.quiet || args.convert == ConvertMode::None {
-            ProgressDrawTarget::hidden()
-        } else {
-            ProgressDrawTarget::stderr()
-        },
-    );
+/// A library error as this command prints it (the credential chain's own message).
+fn error(e: PipelineError) -> anyhow::Error {
+    match e {
+        PipelineError::Credentials(message) => anyhow::anyhow!(message),
+        e => crate::library_error(e),
+    }
+}
+
+fn lock(view: &Mutex<View>) -> std::sync::MutexGuard<'_, View> {
+    view.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the terminal shows while the library works: two progress bars and the notes.
+#[derive(Default)]
+struct View {
+    quiet: bool,
+    json: bool,
+    image: PathBuf,
+    /// The map pass, over the file's bytes.
+    scan: Option<ProgressBar>,
+    /// The upload, over the bytes sent.
+    bar: Option<ProgressBar>,
+    /// The key and the findings of the destination rules, for a refusal's JSON.
+    key: String,
+    findings: Vec<Finding>,
+}
+
+impl View {
+    fn say(&self, message: String) {
+        if self.quiet {
+            return;
+        }
+        // indicatif drops println on a hidden bar (stderr not a terminal): print directly then.
+        match &self.bar {
+            Some(bar) if !bar.is_hidden() => bar.println(message),
+            _ => eprintln!("{message}"),
+        }
+    }
+
+    fn show(&mut self, e: &Event) {
+        if !matches!(e, Event::Mapping { .. }) {
+            if let Some(scan) = self.scan.take() {
+                scan.finish_and_clear();
+            }
+        }
+        match e {
+            Event::Credentials(source) => self.say(format!("credentials: {source}")),
+            Event::Mapping { bytes, .. } => {
+                let (quiet, image) = (self.quiet, &self.image);
+                self.scan
+                    .get_or_insert_with(|| {
+                        let size = std::fs::metadata(image).map_or(0, |m| m.len());
+                        let bar = new_bar(
+                            size,
+                            quiet,
+                            "{bar:40} {binary_bytes} scanned {binary_bytes_per_sec} {msg}",
+                        );
+                        bar.set_message("finding the data");
+                        bar
+                    })
+                    .inc(*bytes);
+            }
+            Event::Conversion { conversion, .. } => self.say(conversion_line(conversion)),
+            Event::Note(message) => self.say(message.clone()),
+            Event::DestinationChecked { key, findings, .. } => {
+                self.key.clone_from(key);
+                self.findings.clone_from(findings);
+                // A refusal asked for as JSON is printed as such, not here.
+                if !(self.json && preflight_report::has_errors(findings)) {
+                    for f in findings {
+                        self.say(format!("{f}\n  hint: {}", f.hint));
+                    }
+                }
+            }
+            Event::PartBuffers {
+                bytes, parallel, ..
+            } => self.say(format!(
+                "memory: about {} for part buffers (--parallel {parallel} × part size)",
+                indicatif::BinaryBytes(*bytes)
+            )),
+            Event::UploadStarted { size, .. } => {
+                self.bar = Some(new_bar(
+                    *size,
+                    self.quiet,
+                    "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+                ));
+            }
+            Event::Upload { event, .. } => self.upload(event),
+            _ => {}
+        }
+    }
+
+    fn upload(&self, e: &UploadEvent) {
+        let Some(bar) = &self.bar else { return };
+        match e {
+            UploadEvent::PartDone { bytes, .. } => bar.inc(*bytes),
+            UploadEvent::Resuming { upload_id, parts_on_server } => self.say(format!("resuming upload {upload_id}: OSS has {parts_on_server} parts; checking them against the file")),
+            UploadEvent::StaleUploadAborted { upload_id } => self.say(format!("the file changed since upload {upload_id} began: aborted it (its parts are deleted) and starting afresh")),
+            UploadEvent::UploadGone { upload_id } => self.say(format!("upload {upload_id} no longer exists on OSS: starting afresh")),
+            UploadEvent::Started { multipart: true, part_size, parts, .. } => bar.set_message(format!("{parts} parts of {}", indicatif::BinaryBytes(*part_size))),
+            UploadEvent::Completing => bar.set_message("verifying"),
+            UploadEvent::Verifying { .. } => bar.set_message("OSS has an object of this size: comparing CRC-64"),
+            UploadEvent::AlreadyThere { .. } => self.say("OSS already has this exact object (same size and CRC-64): nothing to send (--force sends it anyway)".to_string()),
+            UploadEvent::NotVerified { what } => self.say(format!("warning: {what}")),
+            _ => {}
+        }
+    }
+
+    /// Leaves the bars where they stopped (Ctrl-C).
+    fn abandon(&mut self) {
+        for bar in [self.scan.take(), self.bar.take()].into_iter().flatten() {
+            bar.abandon();
+        }
+    }
+
+    fn clear(&mut self) {
+        for bar in [self.scan.take(), self.bar.take()].into_iter().flatten() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// A bar on stderr (drawn only on a terminal), or none at all when quiet.
+fn new_bar(len: u64, quiet: bool, template: &str) -> ProgressBar {
+    let target = if quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(len), target);
     bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {binary_bytes} scanned {binary_bytes_per_sec} {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar.set_message("finding the data");
-    let mode = preflight_pipeline::convert::mode_for_key(
-        args.convert,
-        &args.image,
-        args.object.as_deref(),
-    )?;
-    let (path, b) = (args.image.clone(), bar.clone());
-    let prepared = tokio::task::spawn_blocking(move || {
-        preflight_pipeline::prepare_upload(&path, mode, &|n| b.inc(n))
-    })
-    .await
-    .context("the map pass stopped")??;
-    bar.finish_and_clear();
-    Ok(prepared)
+    bar
 }
 
 /// One line on a conversion: what is sent instead of what.
@@ -439,53 +414,32 @@ pub(crate) fn conversion_line(c: &preflight_pipeline::Conversion) -> String {
     }
 }
 
-async fn abort(
-    args: &UploadArgs,
-    client: &Client,
-    checkpoint_dir: &Path,
-    say: &dyn Fn(&str),
-) -> anyhow::Result<u8> {
-    let keys = candidate_keys(args)?;
-    let mut aborted = false;
-    for key in &keys {
-        if let Some(id) = upload::abort_upload(client, key, checkpoint_dir).await? {
-            say(&format!(
-                "aborted upload {id} of oss://{}/{key}; its parts are deleted",
-                args.bucket
-            ));
-            aborted = true;
-        }
+fn print_abort(bucket: &str, done: &AbortOutcome) {
+    for a in &done.aborted {
+        eprintln!(
+            "aborted upload {} of oss://{bucket}/{}; its parts are deleted",
+            a.upload_id, a.key
+        );
     }
-    if aborted {
-        return Ok(0);
-    }
-    for key in &keys {
-        let others = client.list_multipart_uploads(key).await?;
-        say(&format!(
-            "no interrupted upload of oss://{}/{key} is recorded here",
-            args.bucket
-        ));
-        for u in others.into_iter().filter(|u| &u.key == key) {
-            say(&format!(
+    for k in &done.not_recorded {
+        eprintln!(
+            "no interrupted upload of oss://{bucket}/{} is recorded here",
+            k.key
+        );
+        for u in &k.on_oss {
+            eprintln!(
                 "  in progress on OSS (not started here, left alone): upload id {} since {}",
                 u.upload_id, u.initiated
-            ));
+            );
         }
     }
-    Ok(0)
 }
 
-fn summary(
-    args: &UploadArgs,
-    out: &UploadOutcome,
-    prepared: &PreparedUpload,
-    seconds: f64,
-    findings: &[Finding],
-    bucket: &BucketFacts,
-) -> anyhow::Result<()> {
-    if args.quiet && args.output.format != OutputFormat::Json {
+fn summary(args: &UploadArgs, out: &UploadResult) -> anyhow::Result<()> {
+    if args.quiet.on && args.output.format != OutputFormat::Json {
         return Ok(());
     }
+    let seconds = out.seconds;
     #[allow(clippy::cast_precision_loss)]
     let mib_s = if seconds > 0.0 {
         out.size as f64 / 1_048_576.0 / seconds
@@ -508,12 +462,12 @@ fn summary(
                 "part_size": out.part_size,
                 "upload_id": out.upload_id,
                 "already_there": out.already_there,
-                "format": prepared.format,
-                "conversion": prepared.conversion,
+                "format": out.format,
+                "conversion": out.conversion,
                 "seconds": (seconds * 1000.0).round() / 1000.0,
                 "mib_per_s": (mib_s * 10.0).round() / 10.0,
-                "findings": findings,
-                "bucket_facts": bucket,
+                "findings": out.findings,
+                "bucket_facts": out.bucket_facts,
             }))?
         ),
         OutputFormat::Human => {
@@ -525,7 +479,7 @@ fn summary(
             } else {
                 println!("uploaded oss://{}/{}", out.bucket, out.key);
             }
-            println!("  format   {}", prepared.format);
+            println!("  format   {}", out.format);
             println!("  size     {} bytes", out.size);
             println!("  CRC-64   {} (verified: local = OSS)", out.crc64);
             println!("  ETag     {}", out.etag);
@@ -534,10 +488,11 @@ fn summary(
                 out.parts, out.parts_sent, out.parts_reused
             );
             println!("  time     {seconds:.1} s, {mib_s:.1} MiB/s");
-            if let Some(class) = &bucket.storage_class {
+            let facts = &out.bucket_facts;
+            if let Some(class) = &facts.storage_class {
                 println!(
                     "  bucket   {}, default storage class {class} (this object: {})",
-                    bucket.region.as_deref().unwrap_or("?"),
+                    facts.region.as_deref().unwrap_or("?"),
                     preflight_oss::api::STORAGE_CLASS
                 );
             }

@@ -24,6 +24,8 @@
 //!   and `x-oss-restore`, ClientToken idempotency, no body timeout of its own.
 //! * **Admin** endpoint `/_emulator/` (loopback only) for counters and faults: see [`admin`].
 //! * **Faults**, deterministic with a seed: see [`Faults`].
+//! * **Launching** as a program does (settings over a file, the start-up lines, the stop
+//!   signals): see [`launch`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), preflight_emulator::Error> {
@@ -42,6 +44,7 @@ pub mod counters;
 pub mod ecs;
 pub mod error;
 pub mod faults;
+pub mod launch;
 pub mod oss;
 pub mod server;
 pub mod store;

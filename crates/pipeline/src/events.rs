@@ -74,6 +74,25 @@ pub enum Event {
         /// What the map pass found and whether the qcow2 is sent.
         conversion: Conversion,
     },
+    /// `upload`'s rules about the destination and the bucket ran: every finding, errors
+    /// included (an error refuses the upload right after this event).
+    DestinationChecked {
+        /// The object key the image goes to.
+        key: String,
+        /// The findings, in rule order.
+        findings: Vec<preflight_report::Finding>,
+        /// What the bucket probes found.
+        bucket: preflight_rules::BucketFacts,
+    },
+    /// A multipart upload's part buffers will take about `bytes` of memory.
+    PartBuffers {
+        /// Disk index.
+        disk: usize,
+        /// Bytes of part buffers: parts in flight × part size.
+        bytes: u64,
+        /// Parts in flight.
+        parallel: usize,
+    },
     /// The upload of one disk begins.
     UploadStarted {
         /// Disk index (0 = system disk).

@@ -29,6 +29,9 @@
 //! rules, ImportImage, the wait, copies and shares); [`wait::wait_for_task`] follows an
 //! import started earlier. Both report [`Event`]s and take a `stop` future.
 //!
+//! `ecs-preflight upload` alone (rules, then the resumable upload of one image, or `--abort`)
+//! is [`ImageUpload`], with the same events and the same cancellation.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), preflight_pipeline::PipelineError> {
 //! use preflight_pipeline::{Event, Pipeline};
@@ -95,6 +98,7 @@ pub use preflight_report::ImageReport;
 pub use preflight_rules::ImportParams;
 pub use request::import_request;
 pub use upload::{bucket_facts, BucketProbe};
+pub use upload::{AbortOutcome, ImageUpload, UploadResult};
 
 /// The trust policy the import role needs (`sts:AssumeRole` by `ecs.aliyuncs.com`).
 pub const TRUST_POLICY: &str = r#"{"Statement":[{"Action":"sts:AssumeRole","Effect":"Allow","Principal":{"Service":["ecs.aliyuncs.com"]}}],"Version":"1"}"#;

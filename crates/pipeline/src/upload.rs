@@ -1,12 +1,17 @@
-//! The rules `upload` checks before it sends a byte: the ones about where the bytes go
-//! (bucket and object names, the key's suffix), then the bucket's cloud rules.
+//! The `upload` use case ([`ImageUpload`]) and the rules it checks before it sends a byte:
+//! the ones about where the bytes go (bucket and object names, the key's suffix), then the
+//! bucket's cloud rules.
+
+mod image;
+
+pub use image::{AbortOutcome, AbortedUpload, ImageUpload, UnrecordedKey, UploadResult};
 
 use std::path::Path;
 
 use preflight_report::{Finding, Rule};
 use preflight_rules::{
     disks, evaluate, evaluate_cloud, BucketFacts, CloudFacts, DiskFacts, DiskParams, DiskRole,
-    ImportParams,
+    ImportParams, Plan,
 };
 
 use crate::{check::inspect, PipelineError, Result};
@@ -25,6 +30,8 @@ pub struct UploadCheck {
     pub findings: Vec<Finding>,
     /// What the bucket probes found.
     pub bucket: BucketFacts,
+    /// The ImportImage request these settings make (its one disk mapping names the key).
+    pub plan: Plan,
 }
 
 /// The rules `upload` runs before sending `image` (detected as `format`) to `key` in the
@@ -80,6 +87,7 @@ pub async fn upload_check(
     Ok(UploadCheck {
         findings,
         bucket: probe.facts,
+        plan: evaluation.plan,
     })
 }
 
