@@ -63,6 +63,7 @@ pub mod fleet;
 pub mod import;
 mod oneshot;
 pub mod regions;
+pub mod rendering;
 pub mod request;
 pub mod upload;
 pub mod wait;
@@ -93,6 +94,7 @@ pub use preflight_ecs::SignatureMethod as RpcSignature;
 pub use preflight_oss::{SignatureVersion as OssSignature, UploadOptions};
 pub use preflight_report::ImageReport;
 pub use preflight_rules::ImportParams;
+pub use rendering::{Rendered, WaitCommand};
 pub use request::import_request;
 pub use upload::{bucket_facts, BucketProbe};
 
