@@ -190,9 +190,13 @@ async fn import_results_render_their_documented_fields() {
 async fn a_refusal_for_a_missing_role_renders_the_findings_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let emu = emulator(dir.path(), 0.5, false).await;
-    let r = run_import(&job(&emu, "render-05"), |_: &Event| {}, std::future::pending())
-        .await
-        .unwrap();
+    let r = run_import(
+        &job(&emu, "render-05"),
+        |_: &Event| {},
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
     assert!(matches!(r, ImportResult::Refused { .. }), "{r:?}");
     let shown = r.render(&resume());
     let v = has(&shown, "refused", &["region", "findings", "plan", "fix"]);
@@ -352,7 +356,10 @@ fn run_ends_and_errors_render_their_documented_fields() {
     let shown = usage.render(&resume());
     let v = has(&shown, "error", &["region", "error"]);
     assert_eq!(v["error"]["code"], "PIPELINE.Usage");
-    assert!(shown.lines.is_empty(), "an environment error is said on stderr");
+    assert!(
+        shown.lines.is_empty(),
+        "an environment error is said on stderr"
+    );
 }
 
 #[test]
