@@ -111,3 +111,172 @@ fn info_report_is_byte_identical_to_the_cli_json() {
     let lib = serde_json::to_string_pretty(&report).unwrap() + "\n";
     assert_eq!(lib, String::from_utf8(out.stdout).unwrap());
 }
+
+/// `import`'s JSON from the library ([`ImportResult::render`]) and from the binary, for the
+/// same emulator state and the same request.
+mod import {
+    use super::*;
+    use preflight_emulator::{Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+    use preflight_pipeline::import::{run_import, ImportJob, ImportResult};
+    use preflight_pipeline::{Endpoints, Event, WaitCommand};
+    use preflight_rules::ImportParams;
+    use std::process::Command;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn creds() -> Arc<preflight_aliyun::CredentialProvider> {
+        Arc::new(preflight_aliyun::CredentialProvider::fixed(
+            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ))
+    }
+
+    /// The suite's strict emulator with `images` (cn-hangzhou) holding `web.raw`.
+    fn emulator(rt: &tokio::runtime::Runtime, dir: &std::path::Path, role: bool) -> Emulator {
+        let mut cfg = strict_config(dir.join("emu"));
+        cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
+        cfg.task_seconds = 0.5;
+        cfg.import_role = role;
+        let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
+        let oss = preflight_oss::Client::new(
+            preflight_oss::ClientConfig::new("cn-hangzhou", "images").with_endpoint(emu.endpoint()),
+            creds(),
+        )
+        .unwrap();
+        // Content-MD5 of 8192 bytes of 0x5a.
+        rt.block_on(oss.put_object(
+            "web.raw",
+            vec![0x5a; 8192].into(),
+            "UXgm4XqfEGI28QCn2xPgpQ==",
+        ))
+        .unwrap();
+        emu
+    }
+
+    /// What `ecs-preflight import ... --output json` prints (exit code, stdout).
+    fn cli_import(emu: &Emulator, home: &std::path::Path, name: &str) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
+            .args([
+                "import",
+                "--region",
+                "cn-hangzhou",
+                "--bucket",
+                "images",
+                "--object",
+                "web.raw",
+                "--format",
+                "RAW",
+                "--image-name",
+                name,
+                "--disk-image-size",
+                "20",
+                "--platform",
+                "Ubuntu",
+                "--tag",
+                "env=prod",
+                "--poll-interval",
+                "200ms",
+                "--output",
+                "json",
+            ])
+            .args(endpoint_flags(emu, true))
+            .env_remove("ALIBABA_CLOUD_PROFILE")
+            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .env("HOME", home)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run ecs-preflight");
+        let code = out.status.code().expect("exit code");
+        (code, String::from_utf8(out.stdout).unwrap())
+    }
+
+    /// The same import through the library, rendered and serialised as the CLI prints it.
+    fn library(rt: &tokio::runtime::Runtime, emu: &Emulator, name: &str) -> (ImportResult, String) {
+        let params = ImportParams {
+            region: Some("cn-hangzhou".into()),
+            bucket: Some("images".into()),
+            image_name: Some(name.into()),
+            platform: Some("Ubuntu".into()),
+            tags: vec![("env".into(), "prod".into())],
+            disks: vec![DiskParams {
+                object: Some("web.raw".into()),
+                format: Some("RAW".into()),
+                disk_image_size: Some(20),
+                ..DiskParams::default()
+            }],
+            ..ImportParams::default()
+        };
+        let mut job = ImportJob::new(params, creds());
+        let ecs = ecs_endpoint(emu);
+        job.endpoints = Endpoints {
+            oss: Some(emu.endpoint()),
+            ecs: Some(ecs.clone()),
+            ram: emu.service_endpoint(preflight_emulator::Product::Ram),
+            sts: emu.service_endpoint(preflight_emulator::Product::Sts),
+            ..Endpoints::default()
+        };
+        job.poll_interval = Duration::from_millis(200);
+        let result = rt
+            .block_on(run_import(&job, |_: &Event| {}, std::future::pending()))
+            .unwrap();
+        let resume = WaitCommand {
+            region: "cn-hangzhou".into(),
+            ecs_endpoint: Some(ecs),
+            profile: None,
+        };
+        let json = serde_json::to_string_pretty(&result.render(&resume).json).unwrap() + "\n";
+        (result, json)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_refused_import_is_byte_identical_to_the_cli_json() {
+        let dir = tempdir();
+        let rt = runtime();
+        // No import role: the cloud rules refuse, with the role's fix.
+        let emu = emulator(&rt, dir.path(), false);
+        let (cli_code, cli) = cli_import(&emu, dir.path(), "lib-import-01");
+        let (result, lib) = library(&rt, &emu, "lib-import-01");
+        assert_eq!(cli_code, 1, "{cli}");
+        assert!(matches!(result, ImportResult::Refused { .. }), "{result:?}");
+        assert!(cli.contains("\"trust_policy\""), "{cli}");
+        assert_eq!(lib, cli);
+        rt.block_on(emu.shutdown());
+    }
+
+    #[test]
+    fn an_available_import_is_the_cli_json_but_for_its_request_id() {
+        let dir = tempdir();
+        let rt = runtime();
+        let emu = emulator(&rt, dir.path(), true);
+        // The CLI imports; the library's rerun finds the same image (same ClientToken), as
+        // a second CLI run would. Only ImportImage's RequestId differs from call to call.
+        let (cli_code, cli) = cli_import(&emu, dir.path(), "lib-import-02");
+        assert_eq!(cli_code, 0, "{cli}");
+        let (_, again) = cli_import(&emu, dir.path(), "lib-import-02");
+        let (result, lib) = library(&rt, &emu, "lib-import-02");
+        assert!(
+            matches!(result, ImportResult::Finished { .. }),
+            "{result:?}"
+        );
+        let strip = |s: &str| {
+            let mut v: serde_json::Value = serde_json::from_str(s).unwrap();
+            assert!(v["request_id"].is_string(), "{v:#}");
+            v["request_id"] = "-".into();
+            v
+        };
+        assert_eq!(strip(&lib), strip(&again));
+        assert_eq!(strip(&again)["reused"], true);
+        assert_eq!(strip(&cli)["image_id"], strip(&lib)["image_id"]);
+        rt.block_on(emu.shutdown());
+    }
+}

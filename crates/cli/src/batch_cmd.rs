@@ -11,12 +11,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use preflight_oss::upload;
 use preflight_pipeline::batch::{
-    self, BatchOptions, ImageResult, Manifest, ManifestImage, DEFAULT_MAX_IMPORTS,
-    DEFAULT_MAX_UPLOADS,
+    self, BatchOptions, Manifest, DEFAULT_MAX_IMPORTS, DEFAULT_MAX_UPLOADS,
 };
-use preflight_pipeline::{Event, PipelineError};
-use preflight_report::Severity;
-use serde_json::{json, Value};
+use preflight_pipeline::{rendering, Event};
 
 use crate::upload_cmd::parse_parallel;
 use crate::OutputFormat;
@@ -115,67 +112,14 @@ pub fn run(args: BatchArgs) -> Result<u8> {
         .block_on(run_all(&args, &manifest, parallel))
 }
 
-fn check_one(image: &ManifestImage) -> Value {
-    let base = json!({"image": image.name, "line": image.line,
-                      "path": image.system_disk.display().to_string()});
-    let mut disks = vec![image.system_disk.clone()];
-    disks.extend(image.data_disks.iter().cloned());
-    match preflight_pipeline::check(&disks, &image.params) {
-        Ok(report) => {
-            let count = |s: Severity| {
-                report
-                    .findings
-                    .iter()
-                    .filter(|f| f.finding.severity == s)
-                    .count()
-            };
-            let mut v = base;
-            v["verdict"] = json!(report.verdict);
-            v["errors"] = json!(count(Severity::Error));
-            v["warnings"] = json!(count(Severity::Warning));
-            v["report"] = serde_json::to_value(&report).unwrap_or(Value::Null);
-            v
-        }
-        Err(e) => {
-            let mut v = base;
-            v["verdict"] = json!("error");
-            v["errors"] = json!(1);
-            v["warnings"] = json!(0);
-            v["error"] = json!({"code": "PIPELINE.Read", "message": format!("{e:#}")});
-            v
-        }
-    }
-}
-
 fn check_only(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Result<u8> {
-    let rows = batch::check_all(&manifest.images, parallel, check_one);
+    let rows = batch::check_all(&manifest.images, parallel, rendering::check_row);
     let failed = rows.iter().any(|r| r["verdict"] != "pass");
     if args.output.format == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        let table: Vec<[String; 4]> = rows
-            .iter()
-            .map(|r| {
-                [
-                    str_of(&r["image"]),
-                    str_of(&r["verdict"]),
-                    r["errors"].to_string(),
-                    r["warnings"].to_string(),
-                ]
-            })
-            .collect();
-        print_table(&["IMAGE", "VERDICT", "ERRORS", "WARNINGS"], &table);
-        for r in &rows {
-            let first_errors = r["report"]["findings"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|f| f["severity"] == "error")
-                .map(|f| format!("{} {}", str_of(&f["code"]), str_of(&f["message"])))
-                .chain(r["error"]["message"].as_str().map(str::to_string));
-            for why in first_errors {
-                println!("  {}: {why}", str_of(&r["image"]));
-            }
+        for line in rendering::check_lines(&rows) {
+            println!("{line}");
         }
     }
     Ok(if failed {
@@ -183,34 +127,6 @@ fn check_only(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Result<
     } else {
         crate::EXIT_OK
     })
-}
-
-fn str_of(v: &Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_string)
-}
-
-fn print_table(head: &[&str], rows: &[[String; 4]]) {
-    let mut width: Vec<usize> = head.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (w, c) in width.iter_mut().zip(r) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}  ", w = width[i]));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(head.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
 }
 
 /// The command line that continues an interrupted batch: this very one.
@@ -304,34 +220,14 @@ async fn run_all(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Resu
     };
     let report = batch::run_batch(jobs, &options, on_event, stop).await;
 
-    let rows: Vec<Value> = manifest
-        .images
-        .iter()
-        .zip(&report.results)
-        .map(|(image, r)| row(image, r))
-        .collect();
-    let failed = rows.iter().any(|r| r["status"] != "available");
     let resume = continue_command();
     if args.output.format == OutputFormat::Json {
-        let mut v = json!({"status": if report.interrupted { "interrupted" } else { "complete" },
-                           "images": rows});
-        if report.interrupted {
-            v["continue_command"] = json!(resume);
-        }
+        let v = report.to_json(&manifest.images, &resume);
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        let table: Vec<[String; 4]> = rows
-            .iter()
-            .map(|r| {
-                [
-                    str_of(&r["image"]),
-                    str_of(&r["status"]),
-                    r["image_id"].as_str().unwrap_or("-").to_string(),
-                    r["why"].as_str().unwrap_or("").to_string(),
-                ]
-            })
-            .collect();
-        print_table(&["IMAGE", "STATUS", "IMAGE ID", "WHY"], &table);
+        for line in report.lines(&manifest.images) {
+            println!("{line}");
+        }
     }
     if report.interrupted {
         eprintln!(
@@ -340,66 +236,9 @@ async fn run_all(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Resu
         eprintln!("continue with: {resume}");
         return Ok(crate::EXIT_INTERRUPTED);
     }
-    Ok(if failed {
-        crate::EXIT_FINDINGS
-    } else {
+    Ok(if report.all_available() {
         crate::EXIT_OK
+    } else {
+        crate::EXIT_FINDINGS
     })
-}
-
-/// One image's line of the summary, as JSON (`why` says what failed).
-fn row(image: &ManifestImage, r: &ImageResult) -> Value {
-    let mut v = json!({"image": image.name, "line": image.line,
-                       "path": image.system_disk.display().to_string(),
-                       "region": image.region()});
-    match r {
-        ImageResult::Available(o) => {
-            v["status"] = json!("available");
-            v["image_id"] = json!(o.image_id);
-            v["task_id"] = json!(o.task_id);
-            v["reused"] = json!(o.reused);
-            v["uploads"] = json!(o.uploads);
-        }
-        ImageResult::Failed(e) => {
-            v["status"] = json!(if e.is_refusal() { "refused" } else { "failed" });
-            v["error"] = json!({"code": e.code(), "message": e.to_string()});
-            v["why"] = json!(why(e));
-            if let PipelineError::Refused { findings, .. } = e {
-                v["findings"] = json!(findings);
-            }
-            if let PipelineError::ImportFailed {
-                image_id, task_id, ..
-            } = e
-            {
-                v["image_id"] = json!(image_id);
-                v["task_id"] = json!(task_id);
-            }
-        }
-        ImageResult::Interrupted(reached) => {
-            v["status"] = json!("interrupted");
-            v["stage"] = json!(reached.stage);
-            v["image_id"] = json!(reached.image_id);
-            v["task_id"] = json!(reached.task_id);
-            v["why"] = json!(match reached.stage {
-                Some(s) => format!("stopped in {s}"),
-                None => "stopped before its first stage".into(),
-            });
-        }
-        ImageResult::NotStarted => {
-            v["status"] = json!("not_started");
-            v["why"] = json!("not started");
-        }
-    }
-    v
-}
-
-fn why(e: &PipelineError) -> String {
-    match e {
-        PipelineError::Refused { findings, .. } => findings
-            .iter()
-            .map(|f| format!("{}: {}", f.finding.code, f.finding.message))
-            .collect::<Vec<_>>()
-            .join("; "),
-        _ => format!("{}: {e}", e.code()),
-    }
 }

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use preflight_pipeline::fleet::{FleetEvent, FleetOutcome, FleetPlan};
-use serde_json::{json, Value};
+use preflight_pipeline::fleet::{FleetEvent, FleetPlan};
 
 /// The copy and share flags.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -145,28 +144,4 @@ impl FleetProgress {
             }
         }
     }
-}
-
-/// The result's `images` array (JSON) and lines (human): every image with region, state,
-/// and the accounts it is shared with.
-pub fn render(outcome: &FleetOutcome) -> (Value, Vec<String>) {
-    let mut human = Vec::new();
-    if outcome.images.is_empty() {
-        return (json!([]), human);
-    }
-    human.push("  images:".to_string());
-    for i in &outcome.images {
-        let mut line = format!(
-            "    {:16} {} {} ({})",
-            i.region, i.image_id, i.status, i.role
-        );
-        if i.reused {
-            line.push_str(", made by an earlier run");
-        }
-        if !i.shared_with.is_empty() {
-            line.push_str(&format!(", shared with {}", i.shared_with.join(", ")));
-        }
-        human.push(line);
-    }
-    (json!(outcome.images), human)
 }

@@ -11,16 +11,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use preflight_ecs::WaitOutcome;
-use preflight_pipeline::fleet::FleetOutcome;
-use preflight_pipeline::import::{ImportJob, ImportResult, StartedImport};
+use preflight_pipeline::import::{ImportJob, ImportResult};
 use preflight_pipeline::wait::{Followed, WaitJob};
-use preflight_pipeline::{Event, PipelineError, Stage};
-use preflight_rules::{Plan, ScopedFinding};
-use serde_json::{json, Value};
+use preflight_pipeline::{Event, PipelineError, Rendered, Stage, WaitCommand};
 
 use crate::task_bar::TaskBar;
 use crate::OutputFormat;
-use preflight_pipeline::TRUST_POLICY;
 
 /// Exit codes (same meaning as the rest of the CLI).
 const EXIT_OK: u8 = 0;
@@ -204,29 +200,9 @@ impl Printer {
         }
     }
 
-    fn result(&self, v: &Value, human: &[String]) -> Result<()> {
-        match self.output {
-            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(v)?),
-            OutputFormat::Human => {
-                for line in human {
-                    println!("{line}");
-                }
-            }
-        }
-        Ok(())
+    fn result(&self, r: &Rendered) -> Result<()> {
+        crate::render::print_result(r, self.output)
     }
-}
-
-fn findings_human(findings: &[ScopedFinding]) -> Vec<String> {
-    let mut out = Vec::new();
-    for f in findings {
-        let sev = f.finding.severity;
-        out.push(format!("{sev} {}: {}", f.finding.code, f.finding.message));
-        if !f.finding.hint.is_empty() {
-            out.push(format!("  fix: {}", f.finding.hint));
-        }
-    }
-    out
 }
 
 fn required(v: &Option<String>, flag: &str) -> Result<()> {
@@ -336,282 +312,40 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     let interrupt = Interrupt::new()?;
     let result = preflight_pipeline::import::run_import(&job, events, interrupt.recv()).await;
     end_bar(&bar);
-    // What follows this import from another shell: printed on --no-wait, detach, timeout.
-    let resume = |task_id: &str| {
-        wait_command(
-            &region,
-            task_id,
-            args.endpoints.ecs_for_wait().as_deref(),
-            args.profile.profile.as_deref(),
-        )
-    };
-    match result.map_err(import_error)? {
-        ImportResult::Refused {
-            findings,
-            fix,
-            plan,
-        } => refused(&pr, &region, &plan, &findings, fix),
-        ImportResult::DryRunPassed { request_id, plan } => {
-            pr.result(
-                &json!({"status": "dry_run_passed", "region": region, "request_id": request_id,
-                        "client_token": plan.client_token, "plan": plan}),
-                &[format!(
-                    "dry run passed: ImportImage would be accepted in {region} (RequestId {request_id})"
-                )],
-            )?;
-            Ok(EXIT_OK)
-        }
-        ImportResult::ApiRefused { error, fix } => {
-            let mut v = json!({"status": "refused", "region": region,
-                               "error": {"code": error.code().unwrap_or_default(),
-                                         "message": error.message().unwrap_or_default(),
-                                         "detail": error.to_string()}});
-            let mut human = vec![format!("ImportImage refused: {error}")];
-            if let Some(fix) = fix {
-                v["error"]["fix"] = json!(fix);
-                human.push(format!("  fix: {fix}"));
-            }
-            pr.result(&v, &human)?;
-            Ok(EXIT_FAILED)
-        }
-        ImportResult::Interrupted => {
-            let v = json!({"status": "interrupted", "region": region});
-            pr.result(
-                &v,
-                &["interrupted before ImportImage: nothing was imported".into()],
-            )?;
-            Ok(crate::EXIT_INTERRUPTED)
-        }
-        ImportResult::Started(s) => {
-            let mut v = base(&s);
-            let resume = resume(&s.task_id);
-            v["status"] = json!("importing");
-            v["wait_command"] = json!(resume);
-            pr.result(
-                &v,
-                &[
-                    format!(
-                        "import started: image {} task {} in {region}",
-                        s.image_id, s.task_id
-                    ),
-                    format!("follow it with: {resume}"),
-                ],
-            )?;
-            Ok(EXIT_OK)
-        }
-        ImportResult::Detached(s) => {
-            let mut v = base(&s);
-            let resume = resume(&s.task_id);
-            v["status"] = json!("detached");
-            v["wait_command"] = json!(resume);
-            pr.result(
-                &v,
-                &[
-                    format!(
-                        "detached: import task {} (image {}) goes on in {region}",
-                        s.task_id, s.image_id
-                    ),
-                    resume,
-                ],
-            )?;
-            Ok(EXIT_OK)
-        }
-        ImportResult::Cancelled { started: s, error } => {
-            pr.progress(&format!(
-                "interrupted: cancelling import task {} (CancelTask)",
-                s.task_id
-            ));
-            let mut v = base(&s);
-            v["status"] = json!("cancelled");
-            let line = match &error {
-                None => format!(
-                    "cancelled import task {} (CancelTask sent); image {} will not be created",
-                    s.task_id, s.image_id
-                ),
-                Some(e) => {
-                    v["error"] = json!({"code": e.code(), "detail": e.to_string()});
-                    format!("CancelTask for {} failed: {e}", s.task_id)
-                }
-            };
-            pr.result(&v, &[line])?;
-            Ok(crate::EXIT_INTERRUPTED)
-        }
-        ImportResult::WaitFailed { started: s, error } => {
-            wait_failed(&pr, base(&s), &error, &resume(&s.task_id))
-        }
-        ImportResult::CopyFailed {
-            started: s,
-            image,
-            error,
-        } => {
-            let mut v = base(&s);
-            v["status"] = json!("copy_failed");
-            v["error"] = json!({"code": error.code(), "message": error.to_string()});
-            pr.result(
-                &v,
-                &[format!(
-                    "image {} is Available in {region}, but {error}",
-                    image.image_id
-                )],
-            )?;
-            Ok(if error.is_usage() {
-                crate::EXIT_ENV
-            } else {
-                EXIT_FAILED
-            })
-        }
-        ImportResult::Finished {
-            started: s,
-            outcome,
-            fleet,
-        } => {
-            let resume = resume(&s.task_id);
-            finish(
-                &pr,
-                base(&s),
-                &region,
-                &s.task_id,
-                *outcome,
-                &fleet,
-                &resume,
-            )
-        }
+    let result = result.map_err(import_error)?;
+    if let ImportResult::Cancelled { started, .. } = &result {
+        pr.progress(&format!(
+            "interrupted: cancelling import task {} (CancelTask)",
+            started.task_id
+        ));
     }
-}
-
-/// What every result of a started import says.
-fn base(s: &StartedImport) -> Value {
-    json!({
-        "region": s.region,
-        "image_id": s.image_id,
-        "task_id": s.task_id,
-        "image_name": s.plan.image_name,
-        "client_token": s.plan.client_token,
-        "reused": s.reused,
-        "request_id": s.request_id,
+    let resume = WaitCommand {
+        region,
+        ecs_endpoint: args.endpoints.ecs_for_wait(),
+        profile: args.profile.profile.clone(),
+    };
+    pr.result(&result.render(&resume))?;
+    Ok(match &result {
+        ImportResult::DryRunPassed { .. }
+        | ImportResult::Started(_)
+        | ImportResult::Detached(_) => EXIT_OK,
+        ImportResult::Refused { .. } | ImportResult::ApiRefused { .. } => EXIT_FAILED,
+        ImportResult::Interrupted | ImportResult::Cancelled { .. } => crate::EXIT_INTERRUPTED,
+        ImportResult::WaitFailed { error, .. } => {
+            eprintln!("ecs-preflight: error: {error}");
+            crate::EXIT_ENV
+        }
+        ImportResult::CopyFailed { error, .. } if error.is_usage() => crate::EXIT_ENV,
+        ImportResult::CopyFailed { .. } => EXIT_FAILED,
+        ImportResult::Finished { outcome, .. } => waited_exit(outcome),
     })
 }
 
-/// Following the task failed after every retry: the import goes on; say how to pick it up.
-fn wait_failed(pr: &Printer, base: Value, e: &preflight_ecs::Error, resume: &str) -> Result<u8> {
-    let mut v = base;
-    v["status"] = json!("error");
-    v["error"] = json!({"code": e.code(), "detail": e.to_string()});
-    v["wait_command"] = json!(resume);
-    pr.result(
-        &v,
-        &[
-            format!("cannot follow the import (it goes on in the cloud): {e}"),
-            format!("pick it up again with: {resume}"),
-        ],
-    )?;
-    eprintln!("ecs-preflight: error: {e}");
-    Ok(crate::EXIT_ENV)
-}
-
-fn refused(
-    pr: &Printer,
-    region: &str,
-    plan: &Plan,
-    findings: &[ScopedFinding],
-    extra: Vec<String>,
-) -> Result<u8> {
-    let mut human = vec!["import refused before ImportImage:".to_string()];
-    human.extend(
-        findings_human(findings)
-            .into_iter()
-            .map(|l| format!("  {l}")),
-    );
-    human.extend(extra.iter().cloned());
-    let mut v = json!({
-        "status": "refused",
-        "region": region,
-        "findings": serde_json::to_value(findings).unwrap_or(Value::Null),
-        "plan": plan,
-    });
-    if !extra.is_empty() {
-        v["fix"] = role_fix_json(plan, &extra);
-    }
-    pr.result(&v, &human)?;
-    Ok(EXIT_FAILED)
-}
-
-/// A refusal's `fix` for a missing RAM role: the trust policy, the policy to attach, the steps.
-pub(crate) fn role_fix_json(plan: &Plan, steps: &[String]) -> Value {
-    json!({"trust_policy": serde_json::from_str::<Value>(TRUST_POLICY).unwrap_or(Value::Null),
-           "attach_policy": preflight_rules::import_role(plan).1, "steps": steps})
-}
-
-/// The `ecs-preflight wait` command that picks up an import: the region and task, plus the
-/// endpoint and profile this run used, so it asks the same service with the same identity.
-pub(crate) fn wait_command(
-    region: &str,
-    task_id: &str,
-    ecs_endpoint: Option<&str>,
-    profile: Option<&str>,
-) -> String {
-    let mut cmd = format!("ecs-preflight wait --region {region} --task-id {task_id}");
-    if let Some(e) = ecs_endpoint {
-        cmd.push_str(&format!(" --ecs-endpoint {e}"));
-    }
-    if let Some(p) = profile {
-        cmd.push_str(&format!(" --profile {p}"));
-    }
-    cmd
-}
-
-fn finish(
-    pr: &Printer,
-    base: Value,
-    region: &str,
-    task_id: &str,
-    waited: WaitOutcome,
-    fleet: &FleetOutcome,
-    resume: &str,
-) -> Result<u8> {
-    let mut v = base;
-    match waited {
-        WaitOutcome::Available(image) => {
-            let (images, fleet_lines) = crate::fleet_args::render(fleet);
-            if !fleet.images.is_empty() {
-                v["images"] = images;
-            }
-            v["status"] = json!("available");
-            v["image_id"] = json!(image.image_id);
-            v["image"] = serde_json::to_value(&image)?;
-            let mut human = vec![
-                format!("image {} is Available in {region}", image.image_id),
-                format!("  name: {}", image.image_name),
-                format!("  task: {task_id}"),
-            ];
-            human.extend(fleet_lines);
-            pr.result(&v, &human)?;
-            Ok(EXIT_OK)
-        }
-        WaitOutcome::Failed { code, message } => {
-            v["status"] = json!("failed");
-            v["error"] = json!({"code": code, "message": message});
-            pr.result(
-                &v,
-                &[format!("import failed: {code}: {message} (task {task_id})")],
-            )?;
-            Ok(EXIT_FAILED)
-        }
-        WaitOutcome::TimedOut(p) => {
-            v["status"] = json!("timed_out");
-            v["progress"] = serde_json::to_value(&p)?;
-            pr.result(
-                &v,
-                &[
-                    format!(
-                        "still importing after the timeout (task {} {}); the import goes on",
-                        p.task_status, p.task_process
-                    ),
-                    resume.to_string(),
-                ],
-            )?;
-            Ok(EXIT_FAILED)
-        }
+/// The exit code of a followed task: 0 only when the image is available.
+fn waited_exit(outcome: &WaitOutcome) -> u8 {
+    match outcome {
+        WaitOutcome::Available(_) => EXIT_OK,
+        WaitOutcome::Failed { .. } | WaitOutcome::TimedOut(_) => EXIT_FAILED,
     }
 }
 
@@ -627,12 +361,11 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
     if let Some(e) = &args.ecs_endpoint {
         endpoints.ecs = Some(e.clone());
     }
-    let resume = wait_command(
-        &args.region,
-        &args.task_id,
-        endpoints.ecs.as_deref(),
-        args.profile.profile.as_deref(),
-    );
+    let resume = WaitCommand {
+        region: args.region.clone(),
+        ecs_endpoint: endpoints.ecs.clone(),
+        profile: args.profile.profile.clone(),
+    };
     let job = WaitJob {
         region: args.region.clone(),
         task_id: args.task_id.clone(),
@@ -653,34 +386,15 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
     let waited = preflight_pipeline::wait::wait_for_task(&job, &events, interrupt.recv()).await;
     end_bar(&bar);
     let waited = waited.map_err(crate::library_error)?;
-    let mut base = json!({"region": args.region, "task_id": args.task_id});
-    if let Some(id) = &waited.image_id {
-        base["image_id"] = json!(id);
-    }
-    match waited.followed {
-        Followed::Done(w) => finish(
-            &pr,
-            base,
-            &args.region,
-            &args.task_id,
-            w,
-            &FleetOutcome::default(),
-            &resume,
-        ),
-        Followed::Lost(e) => wait_failed(&pr, base, &e, &resume),
-        Followed::Stopped => {
-            let mut v = base;
-            v["status"] = json!("detached");
-            pr.result(
-                &v,
-                &[format!(
-                    "stopped waiting; import task {} goes on",
-                    args.task_id
-                )],
-            )?;
-            Ok(EXIT_FAILED)
+    pr.result(&waited.render(&args.task_id, &resume))?;
+    Ok(match &waited.followed {
+        Followed::Done(w) => waited_exit(w),
+        Followed::Lost(e) => {
+            eprintln!("ecs-preflight: error: {e}");
+            crate::EXIT_ENV
         }
-    }
+        Followed::Stopped => EXIT_FAILED,
+    })
 }
 
 #[cfg(test)]

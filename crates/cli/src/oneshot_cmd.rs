@@ -13,8 +13,9 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use preflight_oss::upload;
 use preflight_oss::UploadEvent;
-use preflight_pipeline::{ConvertMode, Event, Pipeline, PipelineError, RunEnd};
-use serde_json::{json, Value};
+use preflight_pipeline::{ConvertMode, Event, Pipeline, PipelineError, RunEnd, WaitCommand};
+
+use crate::render::print_result;
 
 use crate::upload_cmd::parse_parallel;
 use crate::OutputFormat;
@@ -313,11 +314,19 @@ async fn run_async(args: OneShotArgs) -> Result<u8> {
             }
         }
     };
-    let region = pipeline.region().to_string();
+    let resume = WaitCommand {
+        region: pipeline.region().to_string(),
+        ecs_endpoint: args.endpoints.ecs_for_wait(),
+        profile: args.profile.profile.clone(),
+    };
+    let output = args.output.format;
     if args.dry_run {
         return match pipeline.dry_run().await {
-            Ok(d) => dry_run_passed(&args, &d),
-            Err(e) => failure(&args, &region, e),
+            Ok(d) => {
+                print_result(&d.render(), output)?;
+                Ok(crate::EXIT_OK)
+            }
+            Err(e) => failure(output, &resume, &e),
         };
     }
     let result = pipeline
@@ -334,270 +343,45 @@ async fn run_async(args: OneShotArgs) -> Result<u8> {
     if let Some(b) = lock(&seen).task_bar.take() {
         b.finish();
     }
-    let result = match result {
-        Ok(RunEnd::Available(o)) => Ok(*o),
-        Ok(RunEnd::Importing { image_id, task_id }) => {
-            return not_waiting(&args, &region, &image_id, &task_id)
-        }
-        Ok(end) => return interrupted(&args, &region, end),
-        Err(e) => Err(e),
+    let end = match result {
+        Ok(end) => end,
+        Err(e) => return failure(output, &resume, &e),
     };
-    match result {
-        Ok(o) => {
-            let v = json!({
-                "status": "available",
-                "image_id": o.image_id,
-                "task_id": o.task_id,
-                "region": o.region,
-                "client_token": o.client_token,
-                "reused": o.reused,
-                "stage_seconds": o.stage_seconds,
-                "objects_deleted": o.objects_deleted,
-                "uploads": o.uploads,
-                "findings": o.findings,
-                "plan": o.plan,
-                "image": o.image,
-            });
-            let (images, fleet_lines) = crate::fleet_args::render(&o.fleet);
-            let mut v = v;
-            if !o.fleet.images.is_empty() {
-                v["images"] = images;
-            }
-            let s = o.stage_seconds;
-            let mut human = vec![
-                format!("image {} is Available in {}", o.image_id, o.region),
-                format!("  task:   {}", o.task_id),
-                format!("  region: {}", o.region),
-                format!(
-                    "  time:   check {:.2} s, upload {:.2} s, import {:.2} s, wait {:.2} s",
-                    s.check, s.upload, s.import, s.wait
-                ),
-            ];
-            if !o.fleet.images.is_empty() {
-                human.push(format!("  copy:   {:.2} s", s.copy));
-            }
-            human.extend(fleet_lines);
-            print(&args, &v, &human)?;
+    let shown = end.render(&resume);
+    match end {
+        RunEnd::Available(_) | RunEnd::Importing { .. } => {
+            print_result(&shown, output)?;
             Ok(crate::EXIT_OK)
         }
-        Err(e) => failure(&args, &region, e),
-    }
-}
-
-/// `--dry-run`: every check passed; say what a run would send.
-fn dry_run_passed(args: &OneShotArgs, d: &preflight_pipeline::DryRun) -> Result<u8> {
-    let mut v = serde_json::to_value(d)?;
-    v["status"] = json!("dry_run_passed");
-    let mut human = vec![format!(
-        "dry run passed: every check holds in {}; nothing was uploaded or imported",
-        d.region
-    )];
-    for (disk, u) in d.uploads.iter().enumerate() {
-        human.push(format!(
-            "  disk {disk}: {} → oss://{}/{} ({} bytes, {})",
-            u.path.display(),
-            u.bucket,
-            u.key,
-            u.size,
-            u.format
-        ));
-    }
-    if let Some(id) = &d.earlier_image {
-        human.push(format!(
-            "  an earlier run already imported image {id} from these objects: a run reports it"
-        ));
-    }
-    print(args, &v, &human)?;
-    Ok(crate::EXIT_OK)
-}
-
-/// `--no-wait`: ImportImage answered; the import goes on in the cloud.
-fn not_waiting(args: &OneShotArgs, region: &str, image_id: &str, task_id: &str) -> Result<u8> {
-    let resume = resume(args, region, task_id);
-    let v = json!({"status": "importing", "region": region, "image_id": image_id,
-                   "task_id": task_id, "wait_command": resume});
-    print(
-        args,
-        &v,
-        &[
-            format!("import started: image {image_id} task {task_id} in {region}"),
-            format!("follow it with: {resume}"),
-        ],
-    )?;
-    Ok(crate::EXIT_OK)
-}
-
-/// The `ecs-preflight wait` command that follows `task_id` with this run's endpoint and profile.
-fn resume(args: &OneShotArgs, region: &str, task_id: &str) -> String {
-    crate::import_cmd::wait_command(
-        region,
-        task_id,
-        args.endpoints.ecs_for_wait().as_deref(),
-        args.profile.profile.as_deref(),
-    )
-}
-
-fn print(args: &OneShotArgs, v: &Value, human: &[String]) -> Result<()> {
-    match args.output.format {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(v)?),
-        OutputFormat::Human => {
-            for l in human {
-                println!("{l}");
-            }
+        // Detaching is what --detach asked for, as in `import --detach`: the import goes on.
+        RunEnd::Detached { .. } => {
+            print_result(&shown, output)?;
+            Ok(crate::EXIT_OK)
         }
-    }
-    Ok(())
-}
-
-fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
-    let code = if e.is_refusal() {
-        crate::EXIT_FINDINGS
-    } else {
-        crate::EXIT_ENV
-    };
-    let (v, human) = match &e {
-        PipelineError::Refused {
-            findings,
-            fix,
-            plan,
-        } => {
-            let mut v = json!({"status": "refused", "region": region, "error_code": e.code(),
-                               "findings": findings, "plan": plan});
-            let mut human = vec!["refused before any upload or ImportImage:".to_string()];
-            for f in findings {
-                human.push(format!(
-                    "  {} {}: {}",
-                    f.finding.severity, f.finding.code, f.finding.message
-                ));
-                if !f.finding.hint.is_empty() {
-                    human.push(format!("    fix: {}", f.finding.hint));
+        // An interruption is said on stderr in human mode: stdout holds results only.
+        _ => {
+            if output == OutputFormat::Json {
+                print_result(&shown, output)?;
+            } else {
+                for line in &shown.lines {
+                    eprintln!("{line}");
                 }
             }
-            if !fix.is_empty() {
-                v["fix"] = crate::import_cmd::role_fix_json(plan, fix);
-                human.extend(fix.iter().cloned());
-            }
-            if findings
-                .iter()
-                .any(|f| f.finding.code.starts_with("GUEST.") || f.disk.is_some())
-            {
-                human.push("  (accept a finding on purpose with --allow CODE)".to_string());
-            }
-            (v, human)
-        }
-        PipelineError::ImportFailed {
-            image_id,
-            task_id,
-            code: c,
-            message,
-        } => (
-            json!({"status": "failed", "region": region, "image_id": image_id, "task_id": task_id,
-                   "error": {"code": c, "message": message}}),
-            vec![format!(
-                "import failed: {c}: {message} (image {image_id}, task {task_id})"
-            )],
-        ),
-        PipelineError::TimedOut {
-            image_id, task_id, ..
-        } => (
-            json!({"status": "timed_out", "region": region, "image_id": image_id, "task_id": task_id}),
-            vec![e.to_string(), resume(args, region, task_id)],
-        ),
-        PipelineError::WaitFailed {
-            image_id, task_id, ..
-        } => {
-            let resume = resume(args, region, task_id);
-            (
-                json!({"status": "error", "region": region, "image_id": image_id, "task_id": task_id,
-                       "error": {"code": e.code(), "message": e.to_string()}, "wait_command": resume}),
-                vec![e.to_string(), format!("pick it up again with: {resume}")],
-            )
-        }
-        PipelineError::ImportRefused { code: c, message } => {
-            let mut v = json!({"status": "refused", "region": region,
-                               "error": {"code": c, "message": message}});
-            let mut human = vec![e.to_string()];
-            if let Some(fix) = preflight_pipeline::catalogue::fix_for_api_code(c) {
-                v["error"]["fix"] = json!(fix);
-                human.push(format!("  fix: {fix}"));
-            }
-            (v, human)
-        }
-        _ => {
-            let mut v = json!({"status": "error", "region": region,
-                               "error": {"code": e.code(), "message": e.to_string()}});
-            if e.is_retryable() {
-                v["resumable"] = json!(true);
-            }
-            (v, Vec::new())
-        }
-    };
-    if args.output.format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else if !human.is_empty() {
-        for l in &human {
-            println!("{l}");
+            Ok(crate::EXIT_INTERRUPTED)
         }
     }
-    if code == crate::EXIT_ENV {
-        eprintln!("ecs-preflight: error: {e}");
-        if e.is_retryable() {
-            eprintln!("run the same command again to resume");
-        }
-    }
-    Ok(code)
 }
 
-/// Ctrl-C: what the library did about it, said.
-fn interrupted(args: &OneShotArgs, region: &str, end: RunEnd) -> Result<u8> {
-    let (v, line) = match end {
-        RunEnd::InterruptedCopying { image_id, task_id } => (
-            json!({"status": "interrupted", "region": region, "image_id": image_id,
-                   "task_id": task_id, "image_status": "Available"}),
-            format!("interrupted while copying: image {image_id} is Available in {region}; the copies go on in the cloud; run the same command again to wait for them and share"),
-        ),
-        RunEnd::Detached { image_id, task_id } => {
-            let resume = resume(args, region, &task_id);
-            (
-                json!({"status": "detached", "region": region, "image_id": image_id,
-                       "task_id": task_id, "wait_command": resume}),
-                format!("detached: import task {task_id} (image {image_id}) goes on; {resume}"),
-            )
-        }
-        RunEnd::Cancelled {
-            image_id,
-            task_id,
-            error: None,
-        } => (
-            json!({"status": "cancelled", "region": region, "image_id": image_id, "task_id": task_id}),
-            format!("cancelled import task {task_id} (CancelTask sent); image {image_id} will not be created"),
-        ),
-        RunEnd::Cancelled {
-            image_id,
-            task_id,
-            error: Some(e),
-        } => (
-            json!({"status": "interrupted", "region": region, "image_id": image_id, "task_id": task_id,
-                   "error": {"code": e.code(), "message": e.to_string()}}),
-            format!("CancelTask for {task_id} failed: {e}"),
-        ),
-        _ => (
-            json!({"status": "interrupted", "region": region}),
-            "interrupted: run the same command again to resume (the upload continues from its checkpoint)".to_string(),
-        ),
-    };
-    let detached = v["status"] == "detached";
-    if args.output.format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else if detached {
-        println!("{line}");
-    } else {
-        eprintln!("{line}");
+/// The run ended in an error: print its result; exit 1 for a refusal, else 2 (and say
+/// the error and whether a rerun resumes on stderr).
+fn failure(output: OutputFormat, resume: &WaitCommand, e: &PipelineError) -> Result<u8> {
+    print_result(&e.render(resume), output)?;
+    if e.is_refusal() {
+        return Ok(crate::EXIT_FINDINGS);
     }
-    // Detaching is what --detach asked for, as in `import --detach`: the import goes on.
-    Ok(if detached {
-        crate::EXIT_OK
-    } else {
-        crate::EXIT_INTERRUPTED
-    })
+    eprintln!("ecs-preflight: error: {e}");
+    if e.is_retryable() {
+        eprintln!("run the same command again to resume");
+    }
+    Ok(crate::EXIT_ENV)
 }

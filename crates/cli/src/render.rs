@@ -291,3 +291,16 @@ pub fn print_rules(output: OutputFormat, markdown: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Prints a use case's result on stdout: its JSON, or its human lines.
+pub fn print_result(r: &preflight_pipeline::Rendered, output: OutputFormat) -> anyhow::Result<()> {
+    match output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&r.json)?),
+        OutputFormat::Human => {
+            for line in &r.lines {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
