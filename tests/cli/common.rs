@@ -41,28 +41,7 @@ pub fn sh(program: &str, args: &[&str]) -> Output {
     out
 }
 
-/// `qemu-img convert -f raw -O FORMAT [OPTIONS] RAW OUT`.
-pub fn qemu_convert_raw(raw: &Path, format: &str, options: &[&str], out: &Path) {
-    let mut args = vec!["convert", "-f", "raw", "-O", format];
-    args.extend_from_slice(options);
-    args.extend([raw.to_str().unwrap(), out.to_str().unwrap()]);
-    sh("qemu-img", &args);
-}
-
-/// `qemu-img info -f FORMAT --output=json PATH`.
-pub fn qemu_info(format: &str, path: &Path) -> Value {
-    let out = sh(
-        "qemu-img",
-        &[
-            "info",
-            "-f",
-            format,
-            "--output=json",
-            path.to_str().unwrap(),
-        ],
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+pub use preflight_testkit::qemu::{convert_raw as qemu_convert_raw, info as qemu_info};
 
 /// Writes a raw image of `size` bytes holding an MBR and a few patterned
 /// and pseudo-random regions with holes between them.

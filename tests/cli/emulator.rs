@@ -1,7 +1,8 @@
 //! `ecs-preflight emulator` as a user runs it: the real binary on 127.0.0.1:0, driven over
 //! HTTP, stopped with SIGINT. Each test proves one group of flags takes effect: with the flag
 //! ignored (the default in force), an assertion fails. Requests are signed here (OSS V1 and
-//! RPC HMAC-SHA1) with the emulator crate's public signing helpers; the admin endpoint
+//! RPC HMAC-SHA1) by the shared test client (`preflight_testkit::emulator`, the emulator
+//! crate's public signing helpers); the admin endpoint
 //! `/_emulator/counters` says what was called.
 //!
 //! Unlike the rest of the suite (see `common::strict_config`), these tests start the binary
@@ -17,11 +18,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-use preflight_emulator::ecs::sign::{rpc_sign, rpc_string_to_sign};
 use preflight_emulator::faults::FaultKind;
-use preflight_emulator::oss::sign_v1;
-use preflight_emulator::util::{http_date, pct, request_id_uuid, unix_now, QueryParam, Utc};
 use preflight_emulator::{Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_testkit::emulator::{self, now_http, rpc_query, OssReq};
 use serde_json::Value;
 
 const ECS: &str = "2014-05-26";
@@ -251,6 +250,17 @@ struct Key<'a>(&'a str, &'a str, Option<&'a str>);
 
 const DEFAULT_KEY: Key<'static> = Key(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET, None);
 
+impl Key<'_> {
+    /// The same key for the shared signing client.
+    fn signer(&self) -> emulator::Key<'_> {
+        emulator::Key {
+            id: self.0,
+            secret: self.1,
+            token: self.2,
+        }
+    }
+}
+
 /// An OSS request, path style, signed with V1 (`Authorization: OSS id:signature`). `path` is
 /// `bucket/key` or `bucket/` with, after `?`, sub-resources in canonical (sorted) order, e.g.
 /// `images/disk.raw?partNumber=1&uploadId=X` or `images/?location`.
@@ -262,27 +272,21 @@ fn oss(
     extra: &[(&str, String)],
     body: &[u8],
 ) -> Resp {
-    let date = http_date(unix_now());
-    let mut headers: Vec<(&str, String)> = extra.to_vec();
-    if let Some(token) = key.2 {
-        headers.push(("x-oss-security-token", token.to_string()));
-    }
-    let mut oss_headers: Vec<(String, &str)> = headers
+    let (bucket, rest) = path.split_once('/').unwrap_or((path, ""));
+    let (raw_key, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let request = OssReq {
+        method,
+        bucket,
+        raw_key,
+        query,
+        headers: extra.to_vec(),
+    };
+    let headers = request.signed_headers(key.signer(), &now_http());
+    let headers: Vec<(&str, String)> = headers
         .iter()
-        .filter(|(k, _)| k.to_ascii_lowercase().starts_with("x-oss-"))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.as_str()))
+        .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
-    oss_headers.sort();
-    let canonical_headers: String = oss_headers
-        .iter()
-        .map(|(k, v)| format!("{k}:{v}\n"))
-        .collect();
-    let resource = format!("/{path}");
-    let string_to_sign = format!("{method}\n\n\n{date}\n{canonical_headers}{resource}");
-    let signature = sign_v1::sign(key.1, &string_to_sign);
-    headers.push(("Date", date));
-    headers.push(("Authorization", format!("OSS {}:{signature}", key.0)));
-    http(addr, method, &resource, &headers, body)
+    http(addr, method, &request.target(), &headers, body)
 }
 
 fn put(addr: &str, key: Key<'_>, bucket: &str, object: &str, body: &[u8]) -> Resp {
@@ -301,34 +305,8 @@ fn rpc(
     action: &str,
     params: &[(&str, &str)],
 ) -> (u16, Value) {
-    let mut all: Vec<(String, String)> = vec![
-        ("Action".into(), action.into()),
-        ("Version".into(), version.into()),
-        ("Format".into(), "JSON".into()),
-        ("AccessKeyId".into(), key.0.into()),
-        ("SignatureMethod".into(), "HMAC-SHA1".into()),
-        ("SignatureVersion".into(), "1.0".into()),
-        ("SignatureNonce".into(), request_id_uuid()),
-        ("Timestamp".into(), Utc::from_unix(unix_now()).iso8601()),
-    ];
-    if let Some(token) = key.2 {
-        all.push(("SecurityToken".into(), token.into()));
-    }
-    all.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let qp: Vec<QueryParam> = all
-        .iter()
-        .map(|(k, v)| QueryParam {
-            key: k.clone(),
-            value: v.clone(),
-        })
-        .collect();
-    let signature = rpc_sign(key.1, &rpc_string_to_sign("GET", &qp));
-    all.push(("Signature".into(), signature));
-    let query: Vec<String> = all
-        .iter()
-        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
-        .collect();
-    let r = http(addr, "GET", &format!("/?{}", query.join("&")), &[], b"");
+    let query = rpc_query(key.signer(), version, action, params, |_| {});
+    let r = http(addr, "GET", &format!("/?{query}"), &[], b"");
     let v = serde_json::from_slice(&r.body).unwrap_or_else(|_| Value::String(r.text()));
     (r.status, v)
 }

@@ -27,32 +27,13 @@ fn debian_guest_fills_the_plan_in_every_format() {
     let work = tempdir();
     let raw = dir.join("debian-bios.raw");
     let qcow2 = path_in(work.path(), "debian.qcow2");
-    sh(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "qcow2",
-            raw.to_str().unwrap(),
-            qcow2.to_str().unwrap(),
-        ],
-    );
+    qemu_convert_raw(&raw, "qcow2", &[], &qcow2);
     let vhd = path_in(work.path(), "debian.vhd");
-    sh(
-        "qemu-img",
-        &[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vpc",
-            "-o",
-            "subformat=dynamic,force_size=on",
-            raw.to_str().unwrap(),
-            vhd.to_str().unwrap(),
-        ],
+    qemu_convert_raw(
+        &raw,
+        "vpc",
+        &["-o", "subformat=dynamic,force_size=on"],
+        &vhd,
     );
     for image in [raw, qcow2, vhd] {
         let (code, json) = run_json(&[

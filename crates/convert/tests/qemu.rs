@@ -4,31 +4,14 @@
 use preflight_convert::{map_clusters, ClusterMap, Qcow2Layout, DEFAULT_CLUSTER_SIZE};
 use preflight_disk::raw::RawImage;
 use preflight_disk::{BlockRead, FileSource};
+use preflight_testkit::{qemu_img_status, Rng};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 const MIB: u64 = 1 << 20;
-
-/// Small deterministic PRNG (xorshift64*), so tests need no extra crate.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn fill(&mut self, buf: &mut [u8]) {
-        for c in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            c.copy_from_slice(&v[..c.len()]);
-        }
-    }
-}
 
 fn open_raw(path: &Path) -> RawImage {
     RawImage::new(Arc::new(FileSource::open(path).unwrap()))
@@ -73,19 +56,6 @@ fn stream(layout: &Qcow2Layout, src: &dyn BlockRead, out: &Path) -> Vec<u8> {
     all
 }
 
-fn qemu_img(args: &[&str]) -> (bool, String) {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .output()
-        .expect("qemu-img is installed");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
 /// Full round trip; returns (raw size, qcow2 size).
 fn round_trip(size: u64, extents: &[(u64, usize)], seed: u64) -> (u64, u64) {
     round_trip_cs(size, extents, seed, DEFAULT_CLUSTER_SIZE)
@@ -102,14 +72,14 @@ fn round_trip_cs(size: u64, extents: &[(u64, usize)], seed: u64, cs: u64) -> (u6
     let whole = stream(&layout, &raw, &q_path);
     assert_eq!(whole.len() as u64, layout.file_size());
 
-    let (ok, text) = qemu_img(&["check", "-f", "qcow2", q_path.to_str().unwrap()]);
+    let (ok, text) = qemu_img_status(&["check", "-f", "qcow2", q_path.to_str().unwrap()]);
     assert!(ok, "qemu-img check failed: {text}");
     assert!(
         text.contains("No errors were found"),
         "check output: {text}"
     );
     assert!(!text.contains("leak"), "check output: {text}");
-    let (ok, text) = qemu_img(&[
+    let (ok, text) = qemu_img_status(&[
         "compare",
         "-f",
         "raw",

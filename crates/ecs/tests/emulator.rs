@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use preflight_aliyun::{CredentialProvider, Credentials};
 use preflight_ecs::{
     watch, Client, ClientConfig, DescribeImagesQuery, ImportOptions, ImportOutcome,
@@ -12,27 +10,24 @@ use preflight_ecs::{
 };
 use preflight_ecs::{ImportDisk, ImportImageRequest};
 use preflight_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_testkit::emulator::{now_http, OssReq, DEFAULT_KEY};
 
-/// PutObject with an OSS V1 signature (path-style).
+/// PutObject with an OSS V1 signature (path-style), by the emulator's test client.
 async fn put_object(emu: &Emulator, bucket: &str, key: &str, body: Vec<u8>) {
-    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-    let ct = "application/octet-stream";
-    let sts = format!("PUT\n\n{ct}\n{date}\n/{bucket}/{key}");
-    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(DEFAULT_ACCESS_KEY_SECRET.as_bytes()).unwrap();
-    mac.update(sts.as_bytes());
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    let resp = reqwest::Client::new()
-        .put(format!("{}/{bucket}/{key}", emu.endpoint()))
-        .header("date", date)
-        .header("content-type", ct)
-        .header(
-            "authorization",
-            format!("OSS {DEFAULT_ACCESS_KEY_ID}:{sig}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let request = OssReq {
+        method: "PUT",
+        bucket,
+        raw_key: key,
+        query: "",
+        headers: vec![("content-type", "application/octet-stream".into())],
+    };
+    let mut put = reqwest::Client::new()
+        .put(format!("{}{}", emu.endpoint(), request.target()))
+        .body(body);
+    for (name, value) in request.signed_headers(DEFAULT_KEY, &now_http()) {
+        put = put.header(name, value);
+    }
+    let resp = put.send().await.unwrap();
     assert!(resp.status().is_success(), "{:?}", resp.text().await);
 }
 

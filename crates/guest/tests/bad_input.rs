@@ -11,6 +11,7 @@ use preflight_disk::raw::RawImage;
 use preflight_disk::{BlockRead, FileSource, ReadError};
 use preflight_guest::initramfs;
 use preflight_guest::regf::Hive;
+use preflight_testkit::Rng;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -63,33 +64,20 @@ impl BlockRead for Patched {
     }
 }
 
-/// xorshift64*: deterministic mutations, the same on every run.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    /// 1-4 random bytes changed somewhere in `range`.
-    fn mutate(&mut self, range: std::ops::Range<u64>) -> Vec<(u64, u8)> {
-        let n = 1 + self.below(4);
-        (0..n)
-            .map(|_| {
-                let off = range.start + self.below(range.end - range.start);
-                let val = match self.below(4) {
-                    0 => 0,
-                    1 => 0xff,
-                    _ => self.next() as u8,
-                };
-                (off, val)
-            })
-            .collect()
-    }
+/// 1-4 random bytes changed somewhere in `range`.
+fn mutate(rng: &mut Rng, range: std::ops::Range<u64>) -> Vec<(u64, u8)> {
+    let n = 1 + rng.below(4);
+    (0..n)
+        .map(|_| {
+            let off = range.start + rng.below(range.end - range.start);
+            let val = match rng.below(4) {
+                0 => 0,
+                1 => 0xff,
+                _ => rng.next() as u8,
+            };
+            (off, val)
+        })
+        .collect()
 }
 
 fn arm64() -> Patched {
@@ -305,7 +293,7 @@ fn fuzz_partition_tables() {
         } else {
             512..512 + 512 + 256
         };
-        for (o, v) in rng.mutate(range) {
+        for (o, v) in mutate(&mut rng, range) {
             d.set(o, &[v]);
         }
         let (_, _, f) = preflight_guest::read_partitions(&d);
@@ -324,7 +312,7 @@ fn fuzz_inspect(image: &str, ranges: &[std::ops::Range<u64>], iterations: u32, s
     for i in 0..iterations {
         let mut d = Patched::new(&small_or_windows(image));
         let r = ranges[i as usize % ranges.len()].clone();
-        for (o, v) in rng.mutate(r) {
+        for (o, v) in mutate(&mut rng, r) {
             d.set(o, &[v]);
         }
         let report = preflight_guest::inspect(&d);
@@ -436,7 +424,7 @@ fn fuzz_cpio_archives() {
     for i in 0..3000 {
         let base = if i % 3 == 0 { &gz } else { &archive };
         let mut m = base.clone();
-        for (o, v) in rng.mutate(0..m.len() as u64) {
+        for (o, v) in mutate(&mut rng, 0..m.len() as u64) {
             m[o as usize] = v;
         }
         if i % 7 == 0 {
@@ -459,7 +447,7 @@ fn fuzz_registry_hive() {
         } else {
             4096..m.len() as u64
         };
-        for (o, v) in rng.mutate(range) {
+        for (o, v) in mutate(&mut rng, range) {
             m[o as usize] = v;
         }
         if let Ok(h) = Hive::new(&m) {

@@ -6,7 +6,6 @@ mod common;
 use common::*;
 use preflight_formats::{inspect, InspectOptions};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Converts once (kept beside the RAW image); a temp name and a rename make
 /// it safe against a test run that was killed half way.
@@ -14,15 +13,7 @@ fn convert(raw: &Path, fmt: &str, opts: &[&str], ext: &str) -> PathBuf {
     let out = raw.with_extension(ext);
     if !out.exists() {
         let tmp = raw.with_extension(format!("{ext}.tmp"));
-        let mut args = vec!["convert", "-f", "raw", "-O", fmt];
-        args.extend_from_slice(opts);
-        args.push(raw.to_str().unwrap());
-        args.push(tmp.to_str().unwrap());
-        let st = Command::new("qemu-img")
-            .args(&args)
-            .status()
-            .expect("qemu-img");
-        assert!(st.success(), "qemu-img {args:?}");
+        preflight_testkit::qemu::convert_raw(raw, fmt, opts, &tmp);
         std::fs::rename(&tmp, &out).unwrap();
     }
     out

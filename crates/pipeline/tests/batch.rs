@@ -2,7 +2,6 @@
 //! across images, and a failing image never stops the others.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,11 +11,7 @@ use preflight_pipeline::{Event, Stage, UploadOptions};
 
 fn qcow2(dir: &Path, name: &str) -> PathBuf {
     let p = dir.join(name);
-    let st = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", p.to_str().unwrap(), "5G"])
-        .status()
-        .expect("qemu-img (run fixtures/install-deps.sh)");
-    assert!(st.success());
+    preflight_testkit::qemu::create("qcow2", &p, "5G");
     p
 }
 

@@ -11,13 +11,7 @@ mod check_example;
 
 fn qcow2(dir: &Path, name: &str, size: &str) -> PathBuf {
     let path = dir.join(name);
-    let status = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&path)
-        .arg(size)
-        .status()
-        .expect("qemu-img (fixtures/install-deps.sh installs it)");
-    assert!(status.success());
+    preflight_testkit::qemu::create("qcow2", &path, size);
     path
 }
 

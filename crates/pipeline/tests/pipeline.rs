@@ -1,7 +1,6 @@
 //! The pipeline as a library, against the in-process emulator over HTTP.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,11 +22,7 @@ fn creds() -> Arc<preflight_aliyun::CredentialProvider> {
 
 fn qcow2(dir: &Path, name: &str, size: &str) -> PathBuf {
     let p = dir.join(name);
-    let st = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", p.to_str().unwrap(), size])
-        .status()
-        .expect("qemu-img (run fixtures/install-deps.sh)");
-    assert!(st.success());
+    preflight_testkit::qemu::create("qcow2", &p, size);
     p
 }
 

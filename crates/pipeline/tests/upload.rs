@@ -9,11 +9,7 @@ use preflight_pipeline::Endpoints;
 
 fn qcow2(dir: &Path) -> PathBuf {
     let p = dir.join("sys.qcow2");
-    let st = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2", p.to_str().unwrap(), "5G"])
-        .status()
-        .expect("qemu-img (run fixtures/install-deps.sh)");
-    assert!(st.success());
+    preflight_testkit::qemu::create("qcow2", &p, "5G");
     p
 }
 

@@ -7,18 +7,6 @@
 //! They are compared with the refcounts on disk. Memory is two bytes per
 //! host cluster (file size / cluster size), never per guest cluster.
 
-/// Adds a finding of `rule` to a [`Capped`] sink, formatting its message only while the
-/// sink still keeps findings of that code. A hostile table breaks a rule once per entry:
-/// building thousands of messages only to drop them was most of the check's time.
-macro_rules! report {
-    ($sink:expr, $rule:expr, $($fmt:tt)+) => {{
-        let rule: &'static preflight_report::Rule = $rule;
-        if $sink.room(rule) {
-            $sink.push(rule.finding(format!($($fmt)+)));
-        }
-    }};
-}
-
 mod walk;
 
 use crate::header::{Geometry, CRYPT_AES, CRYPT_LUKS, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE};
@@ -26,7 +14,7 @@ use crate::header::{COMPAT_LAZY_REFCOUNTS, COMPRESSION_ZSTD, INCOMPAT_DIRTY};
 use crate::tables::{self, OFLAG_COPIED};
 use crate::{rules, Qcow2Image};
 use preflight_disk::Source;
-use preflight_report::{Finding, FindingSink, Rule};
+use preflight_report::{report, Finding, FindingSink, Rule};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -168,48 +156,6 @@ impl Counts {
     }
 }
 
-/// A [`FindingSink`] that counts the findings past its cap without building them, and
-/// without the sink's string-keyed lookup: once a code is full, every further violation
-/// costs one pointer comparison per full code.
-struct Capped {
-    sink: FindingSink,
-    /// Rules whose cap is reached, with the violations not built since.
-    full: Vec<(&'static Rule, usize)>,
-}
-
-impl Capped {
-    fn new() -> Capped {
-        Capped {
-            sink: FindingSink::new(MAX_FINDINGS_PER_CODE),
-            full: Vec::new(),
-        }
-    }
-
-    /// True if a finding of `rule` would be kept; otherwise counts it as unbuilt.
-    fn room(&mut self, rule: &'static Rule) -> bool {
-        if let Some((_, n)) = self.full.iter_mut().find(|(r, _)| std::ptr::eq(*r, rule)) {
-            *n += 1;
-            return false;
-        }
-        if self.sink.count(rule.code) < MAX_FINDINGS_PER_CODE {
-            return true;
-        }
-        self.full.push((rule, 1));
-        false
-    }
-
-    fn push(&mut self, finding: Finding) {
-        self.sink.push(finding);
-    }
-
-    fn into_findings(mut self) -> Vec<Finding> {
-        for (rule, n) in self.full {
-            self.sink.count_unbuilt(rule, n);
-        }
-        self.sink.into_findings()
-    }
-}
-
 /// How an L2 table is used by the L1 tables.
 struct L2Use {
     /// L1 entries (all tables) pointing at it.
@@ -226,7 +172,7 @@ struct Checker<'a> {
     img: &'a Qcow2Image,
     src: Arc<dyn Source>,
     geo: Geometry,
-    sink: Capped,
+    sink: FindingSink,
     counts: Option<Counts>,
     budget: u64,
     data_file: bool,
@@ -241,7 +187,7 @@ pub(crate) fn check(img: &Qcow2Image) -> Vec<Finding> {
         img,
         src: Arc::clone(&img.src),
         geo,
-        sink: Capped::new(),
+        sink: FindingSink::new(MAX_FINDINGS_PER_CODE),
         counts: None,
         budget: geo.file_size.saturating_add(READ_BUDGET_SLACK),
         data_file: img.parsed.header.incompatible_features & INCOMPAT_DATA_FILE != 0,
@@ -544,7 +490,7 @@ impl Checker<'_> {
 /// State of the refcount comparison.
 struct Compare<'a> {
     counts: &'a Counts,
-    sink: &'a mut Capped,
+    sink: &'a mut FindingSink,
     cluster_bits: u32,
     max: u64,
     leaks: u64,

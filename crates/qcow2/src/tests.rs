@@ -124,17 +124,9 @@ fn golden_image_is_clean_for_qemu_too() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("golden.qcow2");
     std::fs::write(&path, golden()).unwrap();
-    let out = std::process::Command::new("qemu-img")
-        .args(["check", "-f", "qcow2"])
-        .arg(&path)
-        .output()
-        .expect("qemu-img must be installed");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (clean, out) =
+        preflight_testkit::qemu_img_status(&["check", "-f", "qcow2", path.to_str().unwrap()]);
+    assert!(clean, "{out}");
 }
 
 /// (what, mutation, expected code).

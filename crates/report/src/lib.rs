@@ -8,11 +8,32 @@
 //! code from the code itself (`ecs-preflight rules`), and the list cannot
 //! drift from what is checked.
 //!
+//! There is one way to declare a rule, a `static` built by the `const fn`
+//! [`Rule::new`], with a doc comment when its code does not say enough:
+//!
+//! ```
+//! use preflight_report::{Rule, Severity};
+//!
+//! /// The cluster size is one qemu can open.
+//! pub static CLUSTER_BITS: Rule = Rule::new(
+//!     "QCOW2.ClusterBits",
+//!     Severity::Error,
+//!     "cluster_bits is between 9 and 21",
+//!     "Re-create the image with qemu-img.",
+//! );
+//! pub static RULES: &[&Rule] = &[&CLUSTER_BITS];
+//! ```
+//!
+//! and one way to report many violations cheaply, a [`FindingSink`] with
+//! [`report!`] (or [`FindingSink::report`]), which formats only the messages
+//! it keeps.
+//!
 //! This crate does no I/O.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 
 /// Version of the JSON report schema. Bump on any incompatible change;
@@ -48,8 +69,8 @@ impl fmt::Display for Severity {
     }
 }
 
-/// A check with a stable code. Declared as a `static` next to the code that
-/// checks it, and listed in its crate's `RULES`.
+/// A check with a stable code. Declared as a `static` by [`Rule::new`] next to
+/// the code that checks it, and listed in its crate's `RULES`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Rule {
     /// Stable code, e.g. `QCOW2.ClusterBits` or `InvalidImageSize`.
@@ -186,10 +207,14 @@ pub fn sort_findings(findings: &mut [Finding]) {
 /// Caps a list of findings: keeps the first `max` of each code and replaces
 /// the rest by one summary finding, so a badly corrupt image gives a readable
 /// report and bounded memory.
+///
+/// A hostile table breaks a rule once per entry, so a push must be cheap: the
+/// counts are a short list (one entry per distinct code, a few dozen at most)
+/// searched by pointer first, since almost every code is a rule's `&'static str`.
 #[derive(Debug, Default)]
 pub struct FindingSink {
     findings: Vec<Finding>,
-    per_code: std::collections::BTreeMap<String, usize>,
+    per_code: Vec<(Cow<'static, str>, usize)>,
     max_per_code: usize,
 }
 
@@ -198,45 +223,100 @@ impl FindingSink {
     pub fn new(max_per_code: usize) -> Self {
         FindingSink {
             findings: Vec::new(),
-            per_code: Default::default(),
+            per_code: Vec::new(),
             max_per_code,
         }
     }
 
+    /// The count of `rule`'s code, added at zero if new.
+    fn count_of_rule(&mut self, rule: &'static Rule) -> &mut usize {
+        let code = rule.code;
+        let at = match self
+            .per_code
+            .iter()
+            .position(|(c, _)| matches!(c, Cow::Borrowed(b) if std::ptr::eq(*b, code)))
+            .or_else(|| self.per_code.iter().position(|(c, _)| c == code))
+        {
+            Some(at) => {
+                // Next time the pointer comparison finds it.
+                self.per_code[at].0 = Cow::Borrowed(code);
+                at
+            }
+            None => {
+                self.per_code.push((Cow::Borrowed(code), 0));
+                self.per_code.len() - 1
+            }
+        };
+        &mut self.per_code[at].1
+    }
+
     /// Adds a finding (dropped, but counted, past the cap).
     pub fn push(&mut self, finding: Finding) {
-        let count = self.per_code.entry(finding.code.clone()).or_insert(0);
-        *count += 1;
+        let at = match self.per_code.iter().position(|(c, _)| *c == finding.code) {
+            Some(at) => at,
+            None => {
+                self.per_code.push((Cow::Owned(finding.code.clone()), 0));
+                self.per_code.len() - 1
+            }
+        };
+        let count = &mut self.per_code[at].1;
+        *count = count.saturating_add(1);
         if *count <= self.max_per_code {
             self.findings.push(finding);
+        }
+    }
+
+    /// True if a finding of `rule` would be kept; otherwise counts the violation as
+    /// unbuilt and returns false. Lets a caller skip formatting a message that would be
+    /// dropped (see [`report!`]): `if sink.room(&R) { sink.push(R.finding(..)) }`.
+    pub fn room(&mut self, rule: &'static Rule) -> bool {
+        let max = self.max_per_code;
+        let count = self.count_of_rule(rule);
+        if *count < max {
+            return true;
+        }
+        *count = count.saturating_add(1);
+        false
+    }
+
+    /// Adds a violation of `rule`, building its message only if it is kept.
+    pub fn report(&mut self, rule: &'static Rule, message: impl FnOnce() -> String) {
+        if self.room(rule) {
+            self.push(rule.finding(message()));
         }
     }
 
     /// Counts `n` more violations of `rule` whose findings were never built because they
     /// would be past the cap: a hostile image can break a rule once per table entry, and
     /// building thousands of messages only to drop them cost more than reading the table.
-    pub fn count_unbuilt(&mut self, rule: &Rule, n: usize) {
+    pub fn count_unbuilt(&mut self, rule: &'static Rule, n: usize) {
         if n > 0 {
-            *self.per_code.entry(rule.code.to_string()).or_insert(0) += n;
+            let count = self.count_of_rule(rule);
+            *count = count.saturating_add(n);
         }
     }
 
     /// Number of findings seen with `code`, kept or not.
     pub fn count(&self, code: &str) -> usize {
-        self.per_code.get(code).copied().unwrap_or(0)
+        self.per_code
+            .iter()
+            .find(|(c, _)| c == code)
+            .map_or(0, |&(_, n)| n)
     }
 
-    /// The kept findings, plus one note per code that went over the cap.
+    /// The kept findings, plus one note per code that went over the cap (in code order).
     pub fn into_findings(mut self) -> Vec<Finding> {
-        for (code, &count) in &self.per_code {
+        self.per_code.sort_by(|a, b| a.0.cmp(&b.0));
+        for (code, count) in &self.per_code {
+            let count = *count;
             if count > self.max_per_code {
                 let severity = self
                     .findings
                     .iter()
-                    .find(|f| &f.code == code)
+                    .find(|f| f.code == *code)
                     .map_or(Severity::Info, |f| f.severity);
                 self.findings.push(Finding {
-                    code: code.clone(),
+                    code: code.to_string(),
                     severity,
                     message: format!(
                         "{} more findings of this code not shown ({count} in all)",
@@ -248,6 +328,22 @@ impl FindingSink {
         }
         self.findings
     }
+}
+
+/// Adds a violation of a rule to a [`FindingSink`], formatting its message (`format!`
+/// arguments) only while the sink still keeps findings of that code:
+/// `report!(sink, &rules::L2_ENTRY, "entry {i} points past the end")`.
+///
+/// A macro rather than [`FindingSink::report`] with a closure so that the message may
+/// borrow what the sink's owner holds (`self.sink` and `self.geo` at once).
+#[macro_export]
+macro_rules! report {
+    ($sink:expr, $rule:expr, $($fmt:tt)+) => {{
+        let rule: &'static $crate::Rule = $rule;
+        if $sink.room(rule) {
+            $sink.push(rule.finding(format!($($fmt)+)));
+        }
+    }};
 }
 
 #[cfg(test)]
@@ -290,6 +386,68 @@ mod tests {
         assert_eq!(out.len(), 3);
         assert!(out[2].message.contains("3 more"));
         assert!(has_errors(&out));
+    }
+
+    static OTHER: Rule = Rule::new("DEMO.Other", Severity::Warning, "other", "fix that");
+
+    #[test]
+    fn report_builds_only_the_messages_kept_and_counts_the_rest() {
+        let mut sink = FindingSink::new(2);
+        let mut built = 0;
+        for i in 0..1000 {
+            sink.report(&DEMO, || {
+                built += 1;
+                format!("entry {i}")
+            });
+        }
+        report!(sink, &OTHER, "entry {}", 7);
+        assert_eq!(built, 2);
+        assert_eq!(sink.count("DEMO.Code"), 1000);
+        assert_eq!(sink.count("DEMO.Other"), 1);
+        let all = sink.into_findings();
+        let messages: Vec<&str> = all.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "entry 0",
+                "entry 1",
+                "entry 7",
+                "998 more findings of this code not shown (1000 in all)"
+            ]
+        );
+        assert_eq!(all[3].code, "DEMO.Code");
+        assert_eq!(all[3].severity, Severity::Error);
+    }
+
+    #[test]
+    fn pushed_and_reported_findings_of_one_code_share_the_cap() {
+        let mut sink = FindingSink::new(3);
+        // A finding built elsewhere carries an owned code: the same count as the rule's.
+        sink.push(DEMO.finding("pushed"));
+        sink.push(Finding {
+            code: "DEMO.Code".to_string(),
+            severity: Severity::Error,
+            message: "built by hand".into(),
+            hint: String::new(),
+        });
+        assert!(sink.room(&DEMO));
+        sink.push(DEMO.finding("third"));
+        assert!(!sink.room(&DEMO), "the cap is reached");
+        sink.count_unbuilt(&DEMO, 5);
+        assert_eq!(sink.count("DEMO.Code"), 9);
+        assert_eq!(sink.count("DEMO.Missing"), 0);
+        let all = sink.into_findings();
+        assert_eq!(all.len(), 4);
+        assert!(all[3].message.starts_with("6 more"), "{}", all[3].message);
+    }
+
+    #[test]
+    fn summaries_come_in_code_order_whatever_the_order_seen() {
+        let mut sink = FindingSink::new(0);
+        sink.push(OTHER.finding("x"));
+        sink.push(DEMO.finding("y"));
+        let codes: Vec<String> = sink.into_findings().into_iter().map(|f| f.code).collect();
+        assert_eq!(codes, ["DEMO.Code", "DEMO.Other"]);
     }
 
     #[test]

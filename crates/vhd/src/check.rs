@@ -43,188 +43,149 @@ const USUAL_BLOCK_SIZE: u64 = 2 << 20;
 const RECONVERT: &str = "Re-create the VHD from the source disk, e.g. \
     `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd`.";
 
-macro_rules! rule {
-    ($name:ident, $code:literal, $sev:ident, $summary:literal, $hint:expr) => {
-        pub(crate) static $name: Rule = Rule::new($code, Severity::$sev, $summary, $hint);
-    };
-}
-
-rule!(
-    TOO_SMALL,
+pub(crate) static TOO_SMALL: Rule = Rule::new(
     "VHD.TooSmall",
-    Error,
+    Severity::Error,
     "The file holds at least the 512-byte footer",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    COOKIE,
+pub(crate) static COOKIE: Rule = Rule::new(
     "VHD.Cookie",
-    Error,
+    Severity::Error,
     "A `conectix` footer is in the last 512 bytes (dynamic disks: also at offset 0)",
     "The file is not a VHD, or it was truncated (copy it again), or re-create it: \
-     `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd`."
+     `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd`.",
 );
-rule!(
-    IO,
+pub(crate) static IO: Rule = Rule::new(
     "VHD.Io",
-    Error,
+    Severity::Error,
     "The file can be read",
-    "Check that the file is readable and its storage healthy."
+    "Check that the file is readable and its storage healthy.",
 );
-rule!(
-    DISK_TYPE,
+pub(crate) static DISK_TYPE: Rule = Rule::new(
     "VHD.DiskType",
-    Error,
+    Severity::Error,
     "The disk type is 2 (fixed), 3 (dynamic) or 4 (differencing)",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    DATA_OFFSET,
+pub(crate) static DATA_OFFSET: Rule = Rule::new(
     "VHD.DataOffset",
-    Error,
+    Severity::Error,
     "The dynamic header at the footer's data offset lies inside the file",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    DYN_COOKIE,
+pub(crate) static DYN_COOKIE: Rule = Rule::new(
     "VHD.DynamicHeaderCookie",
-    Error,
+    Severity::Error,
     "The dynamic header starts with `cxsparse`",
-    RECONVERT
+    RECONVERT,
 );
-rule!(BLOCK_SIZE, "InvalidBlockSize.NotSupport", Error,
-    "The block size is a power of two of at least 512 bytes (ECS InvalidBlockSize.NotSupport; qemu: Invalid block size)",
-    "Re-create the VHD with qemu-img, which writes 2 MiB blocks: \
+pub(crate) static BLOCK_SIZE: Rule = Rule::new("InvalidBlockSize.NotSupport", Severity::Error, "The block size is a power of two of at least 512 bytes (ECS InvalidBlockSize.NotSupport; qemu: Invalid block size)", "Re-create the VHD with qemu-img, which writes 2 MiB blocks: \
      `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd`.");
-rule!(
-    MAX_TABLE_ENTRIES,
+pub(crate) static MAX_TABLE_ENTRIES: Rule = Rule::new(
     "VHD.MaxTableEntries",
-    Error,
+    Severity::Error,
     "MaxTableEntries is at most 536870911 (qemu: Max Table Entries too large)",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    BAT_PAST_EOF,
+pub(crate) static BAT_PAST_EOF: Rule = Rule::new(
     "VHD.BatPastEof",
-    Error,
+    Severity::Error,
     "The BAT lies inside the file",
     "The file was truncated or its header is corrupt: copy it again, or re-create it with \
-     `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd`."
+     `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd`.",
 );
-rule!(
-    FOOTER_CHECKSUM,
+pub(crate) static FOOTER_CHECKSUM: Rule = Rule::new(
     "VHD.FooterChecksum",
-    Error,
+    Severity::Error,
     "The footer checksum is right (qemu refuses the image: Incorrect header checksum)",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    FOOTER_MISSING,
+pub(crate) static FOOTER_MISSING: Rule = Rule::new(
     "VHD.FooterMissing",
-    Error,
+    Severity::Error,
     "The footer is in the last 512 bytes of the file",
-    "The file looks truncated (an interrupted copy or upload?): copy it again from the source."
+    "The file looks truncated (an interrupted copy or upload?): copy it again from the source.",
 );
-rule!(
-    FOOTER_COPY,
+pub(crate) static FOOTER_COPY: Rule = Rule::new(
     "VHD.FooterCopyMismatch",
-    Warning,
+    Severity::Warning,
     "A dynamic disk's footer copy at offset 0 equals the footer at the end",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    FEATURES,
+pub(crate) static FEATURES: Rule = Rule::new(
     "VHD.Features",
-    Warning,
+    Severity::Warning,
     "The footer's features field has the reserved bit 0x2 set and no unknown bits",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    VERSION,
+pub(crate) static VERSION: Rule = Rule::new(
     "VHD.Version",
-    Warning,
+    Severity::Warning,
     "The footer and dynamic header versions are 1.0 (0x00010000)",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    HEADER_CHECKSUM,
+pub(crate) static HEADER_CHECKSUM: Rule = Rule::new(
     "VHD.HeaderChecksum",
-    Error,
+    Severity::Error,
     "The dynamic header checksum is right",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    TOO_LARGE,
+pub(crate) static TOO_LARGE: Rule = Rule::new(
     "VHD.TooLarge",
-    Error,
+    Severity::Error,
     "The disk is at most 2040 GiB, the VHD format's limit (qemu: VHD_MAX_SECTORS)",
-    "Use a format without this limit: `qemu-img convert -O qcow2 in.vhd out.qcow2`."
+    "Use a format without this limit: `qemu-img convert -O qcow2 in.vhd out.qcow2`.",
 );
-rule!(
-    FIXED_FILE_SIZE,
+pub(crate) static FIXED_FILE_SIZE: Rule = Rule::new(
     "VHD.FixedFileSize",
-    Error,
+    Severity::Error,
     "A fixed disk's file is its current size plus the 512-byte footer",
     "The file was truncated or padded: copy it again, or re-create it with \
-     `qemu-img convert -O vpc -o subformat=fixed,force_size=on in.img out.vhd`."
+     `qemu-img convert -O vpc -o subformat=fixed,force_size=on in.img out.vhd`.",
 );
-rule!(
-    CHS_SIZE,
+pub(crate) static CHS_SIZE: Rule = Rule::new(
     "VHD.ChsSize",
-    Warning,
+    Severity::Warning,
     "For creators `vpc ` and `qemu`, the CHS geometry gives the same size as current_size",
     "qemu sizes disks made by Virtual PC or old qemu by their CHS geometry and other tools by \
      current_size, so the disk size depends on the tool. Re-create it with \
-     `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd` (creator qem2)."
+     `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd` (creator qem2).",
 );
-rule!(INCORRECT_SIZE, "InvalidVHDImage.IncorrectSize", Error,
-    "MaxTableEntries × BlockSize covers the disk's current size (ECS InvalidVHDImage.IncorrectSize; qemu: Page table too small)",
-    "Re-create the VHD: `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd`.");
-rule!(TABLE_NOT_EXACT, "VHD.TableSizeNotExact", Warning,
-    "MaxTableEntries × BlockSize equals the disk's current size",
-    "qemu and Hyper-V accept this, but ECS's check InvalidVHDImage.IncorrectSize may want equality. \
+pub(crate) static INCORRECT_SIZE: Rule = Rule::new("InvalidVHDImage.IncorrectSize", Severity::Error, "MaxTableEntries × BlockSize covers the disk's current size (ECS InvalidVHDImage.IncorrectSize; qemu: Page table too small)", "Re-create the VHD: `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd`.");
+pub(crate) static TABLE_NOT_EXACT: Rule = Rule::new("VHD.TableSizeNotExact", Severity::Warning, "MaxTableEntries × BlockSize equals the disk's current size", "qemu and Hyper-V accept this, but ECS's check InvalidVHDImage.IncorrectSize may want equality. \
      To be safe, make the disk size a multiple of 2 MiB (`qemu-img resize -f raw in.img <size>`) and \
      convert with `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd`.");
-rule!(
-    TOO_MANY_BLOCKS,
+pub(crate) static TOO_MANY_BLOCKS: Rule = Rule::new(
     "VHD.TooManyBlocks",
-    Error,
+    Severity::Error,
     "current_size / block_size fits in 32 bits (qemu: Too many blocks)",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    UNUSUAL_BLOCK_SIZE,
+pub(crate) static UNUSUAL_BLOCK_SIZE: Rule = Rule::new(
     "VHD.UnusualBlockSize",
-    Warning,
+    Severity::Warning,
     "The block size is 2 MiB, the size every VHD tool writes",
     "ECS may answer InvalidBlockSize.NotSupport. Re-create the VHD with \
-     `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd` (2 MiB blocks)."
+     `qemu-img convert -O vpc -o subformat=dynamic,force_size=on in.img out.vhd` (2 MiB blocks).",
 );
-rule!(
-    METADATA_OVERLAP,
+pub(crate) static METADATA_OVERLAP: Rule = Rule::new(
     "VHD.MetadataOverlap",
-    Error,
+    Severity::Error,
     "The footer copy, the dynamic header, the BAT and the footer do not overlap",
-    RECONVERT
+    RECONVERT,
 );
-rule!(BLOCK_PAST_EOF, "VHD.BlockPastEof", Error,
-    "Each allocated block (sector bitmap + data) lies inside the file, before the footer",
-    "The file was truncated (qemu: free_data_block_offset points after the end of file): copy it again \
+pub(crate) static BLOCK_PAST_EOF: Rule = Rule::new("VHD.BlockPastEof", Severity::Error, "Each allocated block (sector bitmap + data) lies inside the file, before the footer", "The file was truncated (qemu: free_data_block_offset points after the end of file): copy it again \
      from the source, or re-create it from the original disk.");
-rule!(
-    BLOCK_OVERLAP,
+pub(crate) static BLOCK_OVERLAP: Rule = Rule::new(
     "VHD.BlockOverlap",
-    Error,
+    Severity::Error,
     "Allocated blocks overlap neither each other nor the metadata",
-    RECONVERT
+    RECONVERT,
 );
-rule!(DIFFERENCING, "VHD.Differencing", Error,
-    "The disk is not a differencing disk (it is incomplete without its parent)",
-    "Merge it into its parent in Hyper-V (Edit Disk > Merge), or write a standalone copy: \
+pub(crate) static DIFFERENCING: Rule = Rule::new("VHD.Differencing", Severity::Error, "The disk is not a differencing disk (it is incomplete without its parent)", "Merge it into its parent in Hyper-V (Edit Disk > Merge), or write a standalone copy: \
      `qemu-img convert -O vpc -o subformat=fixed,force_size=on child.vhd out.vhd` (with the parent beside it).");
-rule!(SAVED_STATE, "VHD.SavedState", Warning,
-    "The footer's saved-state flag is clear",
-    "The disk belongs to a VM in a saved state: shut the VM down cleanly, then export the disk again.");
+pub(crate) static SAVED_STATE: Rule = Rule::new("VHD.SavedState", Severity::Warning, "The footer's saved-state flag is clear", "The disk belongs to a VM in a saved state: shut the VM down cleanly, then export the disk again.");
 
 /// Every rule this crate checks, for `ecs-preflight rules`.
 pub static RULES: &[&Rule] = &[
@@ -441,8 +402,7 @@ fn check_sparse(img: &VhdImage, s: &Sparse, file_size: u64, out: &mut FindingSin
 
     // Each block: inside the data area, clear of the metadata.
     let span = s.bitmap_size.saturating_add(s.block_size);
-    let mut past_eof = Capped::new(&BLOCK_PAST_EOF);
-    let mut overlaps = Capped::new(&BLOCK_OVERLAP);
+    // A hostile BAT breaks these rules once per entry: `report` builds only the messages kept.
     for (index, &e) in s.bat.iter().enumerate() {
         if e == tables::UNALLOCATED {
             continue;
@@ -450,7 +410,7 @@ fn check_sparse(img: &VhdImage, s: &Sparse, file_size: u64, out: &mut FindingSin
         let start = u64::from(e).saturating_mul(512);
         let end = start.saturating_add(span);
         if end > s.data_end {
-            past_eof.push(out, || {
+            out.report(&BLOCK_PAST_EOF, || {
                 format!(
                     "block {index} (BAT entry {e:#x}) occupies file bytes {start}..{end}, past the end of the \
                      data area at {} (file size {file_size})",
@@ -459,7 +419,7 @@ fn check_sparse(img: &VhdImage, s: &Sparse, file_size: u64, out: &mut FindingSin
             });
         }
         if let Some(r) = meta.iter().find(|r| start < r.end && r.start < end) {
-            overlaps.push(out, || {
+            out.report(&BLOCK_OVERLAP, || {
                 format!(
                     "block {index} at file bytes {start}..{end} overlaps the {} at {}..{}",
                     r.name, r.start, r.end
@@ -475,7 +435,7 @@ fn check_sparse(img: &VhdImage, s: &Sparse, file_size: u64, out: &mut FindingSin
         .collect();
     for ((_, _, a), (_, _, b)) in preflight_disk::overlapping_extents(&mut extents) {
         // Naming the block numbers costs a scan of the BAT: only for the findings shown.
-        overlaps.push(out, || {
+        out.report(&BLOCK_OVERLAP, || {
             let ia = s.bat.iter().position(|&e| e == a).unwrap_or(0);
             let ib = s.bat.iter().rposition(|&e| e == b).unwrap_or(0);
             format!(
@@ -484,33 +444,5 @@ fn check_sparse(img: &VhdImage, s: &Sparse, file_size: u64, out: &mut FindingSin
                 u64::from(b) * 512
             )
         });
-    }
-    past_eof.finish(out);
-    overlaps.finish(out);
-}
-
-/// One rule broken inside a loop over the BAT: the first findings are built, the rest
-/// only counted. A hostile BAT breaks a rule once per entry (64 Ki times in a 256 KiB
-/// file); building and dropping each message made such a file 100 times slower to
-/// check than a valid one.
-struct Capped {
-    rule: &'static Rule,
-    seen: usize,
-}
-
-impl Capped {
-    fn new(rule: &'static Rule) -> Self {
-        Capped { rule, seen: 0 }
-    }
-
-    fn push(&mut self, out: &mut FindingSink, message: impl FnOnce() -> String) {
-        if self.seen < MAX_PER_CODE {
-            out.push(self.rule.finding(message()));
-        }
-        self.seen = self.seen.saturating_add(1);
-    }
-
-    fn finish(self, out: &mut FindingSink) {
-        out.count_unbuilt(self.rule, self.seen.saturating_sub(MAX_PER_CODE));
     }
 }

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use preflight_disk::{BlockRead, DiskImage, FileSource, Source};
+use preflight_disk::{DiskImage, FileSource, Source};
 use preflight_report::has_errors;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,17 +22,7 @@ fn open_path(path: &Path) -> preflight_vhd::VhdImage {
 /// Converts `raw` with `qemu-img convert -O vpc -o <opts>` and compares.
 fn convert_and_compare(dir: &Path, raw: &Path, opts: &str, subformat: &str) -> PathBuf {
     let out = dir.join(format!("{}.vhd", opts.replace([',', '='], "_")));
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vpc",
-        "-o",
-        opts,
-        raw.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ]);
+    qemu::convert_raw(raw, "vpc", &["-o", opts], &out);
     compare(dir, &out, subformat);
     out
 }
@@ -221,19 +211,12 @@ fn truncation_anywhere_is_an_error() {
         cuts.extend(full.len() - 1024..full.len());
         for cut in cuts {
             let data = full[..cut].to_vec();
-            match preflight_vhd::open(Arc::new(data)) {
-                Err(f) => assert!(f.is_error() && f.code.contains('.'), "{cut}: {f}"),
-                Ok(img) => {
-                    let findings = img.check();
-                    assert!(
-                        has_errors(&findings),
-                        "{opts} cut at {cut}: no error in {findings:?}"
-                    );
-                    let mut buf = vec![0u8; 4096];
-                    for off in [0, img.size() / 2, img.size().saturating_sub(4096)] {
-                        let _ = img.read_at(off, &mut buf);
-                    }
-                }
+            match preflight_testkit::exercise(preflight_vhd::open(Arc::new(data))) {
+                Err(f) => assert!(f.code.contains('.'), "{cut}: {f}"),
+                Ok(findings) => assert!(
+                    has_errors(&findings),
+                    "{opts} cut at {cut}: no error in {findings:?}"
+                ),
             }
         }
     }
@@ -367,31 +350,15 @@ fn virtual_pc_creator_chs_rule() {
 fn dynamic_next_data_finds_the_holes_and_misses_no_data() {
     let dir = tempfile::tempdir().unwrap();
     let size = 64 * MIB;
-    let mut raw = vec![0u8; size as usize];
     // Data in three places: inside block 0, across blocks 9 and 10, in the last block.
-    for (at, len) in [
-        (4096u64, 512u64),
-        (19 * MIB + 100, 3 * MIB),
-        (size - 1024, 1024),
-    ] {
-        for (i, b) in raw[at as usize..(at + len) as usize].iter_mut().enumerate() {
-            *b = (i % 251) as u8 + 1;
-        }
-    }
+    let raw = preflight_testkit::patterned_disk(
+        size,
+        &[(4096, 512), (19 * MIB + 100, 3 * MIB), (size - 1024, 1024)],
+    );
     let raw_path = dir.path().join("sparse.raw");
     std::fs::write(&raw_path, &raw).unwrap();
     let vhd = dir.path().join("sparse.vhd");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vpc",
-        "-o",
-        "subformat=dynamic",
-        raw_path.to_str().unwrap(),
-        vhd.to_str().unwrap(),
-    ]);
+    qemu::convert_raw(&raw_path, "vpc", &["-o", "subformat=dynamic"], &vhd);
     let img = open_path(&vhd);
     let runs = preflight_disk::data_runs(&img).unwrap();
     // qemu-img allocates only the 2 MiB blocks holding data: 0, 9–11 and 31.
@@ -399,20 +366,6 @@ fn dynamic_next_data_finds_the_holes_and_misses_no_data() {
         runs,
         [(0, 2 * MIB), (18 * MIB, 24 * MIB), (62 * MIB, 64 * MIB)]
     );
-    let mut gap_start = 0;
-    for &(a, b) in runs
-        .iter()
-        .chain(std::iter::once(&(img.size(), img.size())))
-    {
-        let mut gap = vec![1u8; (a - gap_start) as usize];
-        img.read_at(gap_start, &mut gap).unwrap();
-        assert!(
-            gap.iter().all(|&x| x == 0),
-            "data in the gap {gap_start}..{a}"
-        );
-        // qemu rounds the disk up to its CHS geometry: past the raw, the disk is zeros.
-        let in_raw = &raw[(gap_start as usize).min(raw.len())..(a as usize).min(raw.len())];
-        assert!(in_raw.iter().all(|&x| x == 0));
-        gap_start = b;
-    }
+    // qemu rounds the disk up to its CHS geometry: past the raw, the disk is zeros.
+    preflight_testkit::assert_holes_read_zero(&img, &runs, &raw);
 }

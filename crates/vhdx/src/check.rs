@@ -17,173 +17,136 @@ const RECONVERT: &str =
 const TRUNCATED: &str =
     "The file looks truncated (an interrupted copy or upload?): copy it again from the source.";
 
-macro_rules! rule {
-    ($name:ident, $code:literal, $sev:ident, $summary:literal, $hint:expr) => {
-        pub(crate) static $name: Rule = Rule::new($code, Severity::$sev, $summary, $hint);
-    };
-}
-
-rule!(
-    IO,
+pub(crate) static IO: Rule = Rule::new(
     "VHDX.Io",
-    Error,
+    Severity::Error,
     "The file can be read",
-    "Check that the file is readable and its storage healthy."
+    "Check that the file is readable and its storage healthy.",
 );
-rule!(
-    SIGNATURE,
+pub(crate) static SIGNATURE: Rule = Rule::new(
     "VHDX.Signature",
-    Error,
+    Severity::Error,
     "The file starts with the `vhdxfile` identifier",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    NO_VALID_HEADER,
+pub(crate) static NO_VALID_HEADER: Rule = Rule::new(
     "VHDX.NoValidHeader",
-    Error,
+    Severity::Error,
     "At least one of the two headers has signature `head`, a right CRC-32C and version 1",
-    RECONVERT
+    RECONVERT,
 );
-rule!(HEADER_CORRUPT, "VHDX.HeaderCorrupt", Warning,
-    "Both headers are valid (one corrupt header is survivable: the other is used)",
-    "Open and close the disk once in Hyper-V (Mount-VHD, Dismount-VHD) to rewrite its headers, or convert it: \
+pub(crate) static HEADER_CORRUPT: Rule = Rule::new("VHDX.HeaderCorrupt", Severity::Warning, "Both headers are valid (one corrupt header is survivable: the other is used)", "Open and close the disk once in Hyper-V (Mount-VHD, Dismount-VHD) to rewrite its headers, or convert it: \
      `qemu-img convert -f vhdx -O qcow2 in.vhdx out.qcow2`.");
-rule!(
-    REGION_TABLE,
+pub(crate) static REGION_TABLE: Rule = Rule::new(
     "VHDX.RegionTable",
-    Error,
+    Severity::Error,
     "At least one region table has signature `regi`, a right CRC-32C and at most 2047 entries",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    REGION_TABLE_COPY,
+pub(crate) static REGION_TABLE_COPY: Rule = Rule::new(
     "VHDX.RegionTableCopy",
-    Warning,
+    Severity::Warning,
     "Both region tables are valid and equal",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    REGION_ENTRY,
+pub(crate) static REGION_ENTRY: Rule = Rule::new(
     "VHDX.RegionEntry",
-    Error,
+    Severity::Error,
     "The region table lists the BAT and metadata regions once each",
-    RECONVERT
+    RECONVERT,
 );
-rule!(UNKNOWN_REQUIRED_REGION, "VHDX.UnknownRequiredRegion", Error,
-    "The region table has no unknown region marked required",
-    "The file uses a VHDX extension we do not know: convert it with Hyper-V (Convert-VHD -VHDType Fixed) \
+pub(crate) static UNKNOWN_REQUIRED_REGION: Rule = Rule::new("VHDX.UnknownRequiredRegion", Severity::Error, "The region table has no unknown region marked required", "The file uses a VHDX extension we do not know: convert it with Hyper-V (Convert-VHD -VHDType Fixed) \
      to a VHD, or with qemu-img to qcow2.");
-rule!(
-    REGION_PAST_EOF,
+pub(crate) static REGION_PAST_EOF: Rule = Rule::new(
     "VHDX.RegionPastEof",
-    Error,
+    Severity::Error,
     "The BAT and metadata regions lie inside the file",
-    TRUNCATED
+    TRUNCATED,
 );
-rule!(
-    REGION_ALIGNMENT,
+pub(crate) static REGION_ALIGNMENT: Rule = Rule::new(
     "VHDX.RegionAlignment",
-    Error,
+    Severity::Error,
     "Regions start at or after 1 MiB and their offsets and lengths are multiples of 1 MiB",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    REGION_OVERLAP,
+pub(crate) static REGION_OVERLAP: Rule = Rule::new(
     "VHDX.RegionOverlap",
-    Error,
+    Severity::Error,
     "The header section, log, metadata and BAT regions do not overlap",
-    RECONVERT
+    RECONVERT,
 );
-rule!(LOG_REPLAY, "VHDX.LogReplay", Error,
-    "The log GUID is zero: no log entries wait to be replayed",
-    "The disk was not closed cleanly and its log must be replayed before it can be read. Attach and detach it \
+pub(crate) static LOG_REPLAY: Rule = Rule::new("VHDX.LogReplay", Severity::Error, "The log GUID is zero: no log entries wait to be replayed", "The disk was not closed cleanly and its log must be replayed before it can be read. Attach and detach it \
      once in Hyper-V (Mount-VHD, Dismount-VHD), or on a copy run `qemu-img check -r all copy.vhdx`, then check again.");
-rule!(LOG_REGION, "VHDX.LogRegion", Error,
-    "The log starts at or after 1 MiB, its offset and length are multiples of 1 MiB, and it lies inside the file",
-    RECONVERT);
-rule!(
-    METADATA_TABLE,
+pub(crate) static LOG_REGION: Rule = Rule::new("VHDX.LogRegion", Severity::Error, "The log starts at or after 1 MiB, its offset and length are multiples of 1 MiB, and it lies inside the file", RECONVERT);
+pub(crate) static METADATA_TABLE: Rule = Rule::new(
     "VHDX.MetadataTable",
-    Error,
+    Severity::Error,
     "The metadata table has signature `metadata`, at most 2047 entries, and lists each item once",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    UNKNOWN_REQUIRED_METADATA,
+pub(crate) static UNKNOWN_REQUIRED_METADATA: Rule = Rule::new(
     "VHDX.UnknownRequiredMetadata",
-    Error,
+    Severity::Error,
     "The metadata table has no unknown item marked required",
-    "The file uses a VHDX extension we do not know: convert it with Hyper-V or qemu-img."
+    "The file uses a VHDX extension we do not know: convert it with Hyper-V or qemu-img.",
 );
-rule!(
-    METADATA_ITEM,
+pub(crate) static METADATA_ITEM: Rule = Rule::new(
     "VHDX.MetadataItem",
-    Error,
+    Severity::Error,
     "Each metadata item lies inside the metadata region, after its table, and is long enough",
-    RECONVERT
+    RECONVERT,
 );
-rule!(METADATA_MISSING, "VHDX.MetadataMissing", Error,
-    "The metadata holds file parameters, virtual disk size, virtual disk ID, logical and physical sector size \
+pub(crate) static METADATA_MISSING: Rule = Rule::new("VHDX.MetadataMissing", Severity::Error, "The metadata holds file parameters, virtual disk size, virtual disk ID, logical and physical sector size \
      (and a parent locator for a differencing disk)", RECONVERT);
-rule!(
-    BLOCK_SIZE,
+pub(crate) static BLOCK_SIZE: Rule = Rule::new(
     "VHDX.BlockSize",
-    Error,
+    Severity::Error,
     "The block size is a power of two from 1 MiB to 256 MiB",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    LOGICAL_SECTOR_SIZE,
+pub(crate) static LOGICAL_SECTOR_SIZE: Rule = Rule::new(
     "VHDX.LogicalSectorSize",
-    Error,
+    Severity::Error,
     "The logical sector size is 512 or 4096",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    PHYSICAL_SECTOR_SIZE,
+pub(crate) static PHYSICAL_SECTOR_SIZE: Rule = Rule::new(
     "VHDX.PhysicalSectorSize",
-    Warning,
+    Severity::Warning,
     "The physical sector size is 512 or 4096",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    VIRTUAL_SIZE,
+pub(crate) static VIRTUAL_SIZE: Rule = Rule::new(
     "VHDX.VirtualSize",
-    Error,
+    Severity::Error,
     "The virtual size is at most 64 TiB and a multiple of the logical sector size",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    BAT_TOO_SMALL,
+pub(crate) static BAT_TOO_SMALL: Rule = Rule::new(
     "VHDX.BatTooSmall",
-    Error,
+    Severity::Error,
     "The BAT region holds an entry for every block of the virtual size",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    BAT_ENTRY_STATE,
+pub(crate) static BAT_ENTRY_STATE: Rule = Rule::new(
     "VHDX.BatEntryState",
-    Error,
+    Severity::Error,
     "Each BAT entry has a state valid for its kind (payload or sector bitmap) and disk type",
-    RECONVERT
+    RECONVERT,
 );
-rule!(
-    BLOCK_PAST_EOF,
+pub(crate) static BLOCK_PAST_EOF: Rule = Rule::new(
     "VHDX.BlockPastEof",
-    Error,
+    Severity::Error,
     "Each allocated block (and sector bitmap) lies inside the file",
-    TRUNCATED
+    TRUNCATED,
 );
-rule!(
-    BLOCK_OVERLAP,
+pub(crate) static BLOCK_OVERLAP: Rule = Rule::new(
     "VHDX.BlockOverlap",
-    Error,
+    Severity::Error,
     "Allocated blocks overlap neither each other nor the header section, log, metadata or BAT",
-    RECONVERT
+    RECONVERT,
 );
-rule!(DIFFERENCING, "VHDX.Differencing", Error,
-    "The disk is not a differencing disk (it is incomplete without its parent)",
-    "Merge it into its parent in Hyper-V (Edit Disk > Merge), or write a standalone copy: \
+pub(crate) static DIFFERENCING: Rule = Rule::new("VHDX.Differencing", Severity::Error, "The disk is not a differencing disk (it is incomplete without its parent)", "Merge it into its parent in Hyper-V (Edit Disk > Merge), or write a standalone copy: \
      `qemu-img convert -O vpc -o subformat=fixed,force_size=on child.vhdx out.vhd` (with the parent beside it).");
 
 /// Every rule this crate checks, for `ecs-preflight rules`.

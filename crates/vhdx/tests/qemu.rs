@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use preflight_disk::{BlockRead, DiskImage, FileSource};
+use preflight_disk::{DiskImage, FileSource};
 use preflight_report::has_errors;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,17 +21,7 @@ fn open_path(path: &Path) -> preflight_vhdx::VhdxImage {
 
 fn convert(dir: &Path, raw: &Path, opts: &str) -> PathBuf {
     let out = dir.join(format!("{}.vhdx", opts.replace([',', '='], "_")));
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vhdx",
-        "-o",
-        opts,
-        raw.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ]);
+    qemu::convert_raw(raw, "vhdx", &["-o", opts], &out);
     out
 }
 
@@ -234,19 +224,13 @@ fn truncation_anywhere_is_an_error() {
         cuts.extend([0, 7, 520, 0x10000 + 10, 0x30000 + 10]);
         cuts.extend(full.len() - 600..full.len());
         for cut in cuts {
-            match preflight_vhdx::open(Arc::new(full[..cut].to_vec())) {
-                Err(f) => assert!(f.is_error() && f.code.starts_with("VHDX."), "{cut}: {f}"),
-                Ok(img) => {
-                    let findings = img.check();
-                    assert!(
-                        has_errors(&findings),
-                        "{opts} cut at {cut}: no error in {findings:?}"
-                    );
-                    let mut buf = vec![0u8; 4096];
-                    for off in [0, img.size() / 2, img.size().saturating_sub(4096)] {
-                        let _ = img.read_at(off, &mut buf);
-                    }
-                }
+            let opened = preflight_vhdx::open(Arc::new(full[..cut].to_vec()));
+            match preflight_testkit::exercise(opened) {
+                Err(f) => assert!(f.code.starts_with("VHDX."), "{cut}: {f}"),
+                Ok(findings) => assert!(
+                    has_errors(&findings),
+                    "{opts} cut at {cut}: no error in {findings:?}"
+                ),
             }
         }
     }
@@ -259,16 +243,10 @@ fn truncation_anywhere_is_an_error() {
 fn dynamic_next_data_finds_the_holes_and_misses_no_data() {
     let dir = tempfile::tempdir().unwrap();
     let size = 64 * MIB;
-    let mut raw = vec![0u8; size as usize];
-    for (at, len) in [
-        (4096u64, 512u64),
-        (19 * MIB + 100, 3 * MIB),
-        (size - 1024, 1024),
-    ] {
-        for (i, b) in raw[at as usize..(at + len) as usize].iter_mut().enumerate() {
-            *b = u8::try_from(i % 251).unwrap() + 1;
-        }
-    }
+    let raw = preflight_testkit::patterned_disk(
+        size,
+        &[(4096, 512), (19 * MIB + 100, 3 * MIB), (size - 1024, 1024)],
+    );
     let raw_path = dir.path().join("sparse.raw");
     std::fs::write(&raw_path, &raw).unwrap();
     let img = open_path(&convert(
@@ -281,14 +259,5 @@ fn dynamic_next_data_finds_the_holes_and_misses_no_data() {
         runs,
         [(0, 2 * MIB), (18 * MIB, 24 * MIB), (62 * MIB, 64 * MIB)]
     );
-    let mut gap_start = 0;
-    for &(a, b) in runs.iter().chain(std::iter::once(&(size, size))) {
-        let mut gap = vec![1u8; usize::try_from(a - gap_start).unwrap()];
-        img.read_at(gap_start, &mut gap).unwrap();
-        assert!(
-            gap.iter().all(|&x| x == 0),
-            "data in the gap {gap_start}..{a}"
-        );
-        gap_start = b;
-    }
+    preflight_testkit::assert_holes_read_zero(&img, &runs, &raw);
 }

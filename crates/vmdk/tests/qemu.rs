@@ -6,10 +6,10 @@ mod common;
 
 use common::writer;
 use preflight_disk::{BlockRead, DiskImage};
+use preflight_testkit::qemu;
 use preflight_vmdk::{open, open_path, VmdkImage};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 /// 40 MiB + 12 KiB: two grain tables' worth, and a partial last grain.
@@ -37,47 +37,9 @@ fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn qemu_img(args: &[&str]) {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .output()
-        .expect("qemu-img is installed (the test suite needs it)");
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn qemu_virtual_size(path: &Path) -> u64 {
-    let out = Command::new("qemu-img")
-        .args(["info", "-f", "vmdk", "--output=json"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["virtual-size"].as_u64().unwrap()
-}
-
 /// sha256 of what `qemu-img convert -O raw` makes of `path`.
 fn qemu_raw_sha(path: &Path) -> String {
-    let out = path.with_extension("qemu.raw");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "vmdk",
-        "-O",
-        "raw",
-        path.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ]);
-    let data = std::fs::read(&out).unwrap();
-    std::fs::remove_file(&out).unwrap();
+    let data = qemu::read_as_raw("vmdk", path, path.parent().unwrap());
     hex(&Sha256::digest(&data))
 }
 
@@ -99,17 +61,7 @@ fn convert(name: &str, opts: &str) -> PathBuf {
     let f = fixtures();
     let out = f.dir.path().join(name).join("disk.vmdk");
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vmdk",
-        "-o",
-        opts,
-        f.raw.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ]);
+    qemu::convert_raw(&f.raw, "vmdk", &["-o", opts], &out);
     out
 }
 
@@ -125,7 +77,11 @@ fn differential(name: &str, opts: &str, subformat: &str) -> (PathBuf, VmdkImage)
     let path = convert(name, opts);
     let img = open_path(&path).unwrap_or_else(|f| panic!("{opts}: {f:#?}"));
     let info = img.info();
-    assert_eq!(info.virtual_size, qemu_virtual_size(&path), "{opts}");
+    assert_eq!(
+        info.virtual_size,
+        qemu::virtual_size("vmdk", &path),
+        "{opts}"
+    );
     assert_eq!(info.virtual_size, RAW_SIZE);
     assert_eq!(info.subformat.as_deref(), Some(subformat), "{opts}");
     assert_eq!(info.file_size, dir_size(&path), "{opts}: sum of the files");
@@ -230,19 +186,9 @@ fn two_gb_extents_boundary() {
     for sub in ["twoGbMaxExtentSparse", "twoGbMaxExtentFlat"] {
         let out = dir.path().join(sub).join("d.vmdk");
         std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            &format!("subformat={sub}"),
-            raw.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ]);
+        qemu::convert_raw(&raw, "vmdk", &["-o", &format!("subformat={sub}")], &out);
         let img = open_path(&out).unwrap();
-        assert_eq!(img.size(), qemu_virtual_size(&out));
+        assert_eq!(img.size(), qemu::virtual_size("vmdk", &out));
         assert_eq!(img.descriptor().unwrap().extents.len(), 2, "{sub}");
         let src = std::fs::File::open(&raw).unwrap();
         for (at, len) in [
@@ -275,7 +221,7 @@ fn stream_optimized_gd_at_end() {
     let path = f.dir.path().join("gdend").join("disk.vmdk");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &l.bytes).unwrap();
-    assert_eq!(qemu_virtual_size(&path), RAW_SIZE);
+    assert_eq!(qemu::virtual_size("vmdk", &path), RAW_SIZE);
     assert_eq!(
         qemu_raw_sha(&path),
         f.raw_sha,
@@ -455,17 +401,7 @@ fn smoke_fuzz_mutations() {
     let mut bases = Vec::new();
     for sub in ["streamOptimized", "monolithicSparse"] {
         let out = dir.path().join(format!("{sub}.vmdk"));
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vmdk",
-            "-o",
-            &format!("subformat={sub}"),
-            raw.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ]);
+        qemu::convert_raw(&raw, "vmdk", &["-o", &format!("subformat={sub}")], &out);
         bases.push((sub, std::fs::read(&out).unwrap()));
     }
     let mut o = writer::Options::stream(true);
@@ -528,49 +464,25 @@ fn sparse_next_data_finds_the_holes_and_misses_no_data() {
     const MIB: u64 = 1 << 20;
     let dir = tempfile::tempdir().unwrap();
     let size = 80 * MIB;
-    let mut raw = vec![0u8; size as usize];
     // Data inside one grain, across grain tables (32 MiB each with 64 KiB grains), at the end.
-    for (at, len) in [
-        (4096u64, 512u64),
-        (31 * MIB + 100, 3 * MIB),
-        (size - 1024, 1024),
-    ] {
-        for (i, b) in raw[at as usize..(at + len) as usize].iter_mut().enumerate() {
-            *b = (i % 251) as u8 + 1;
-        }
-    }
+    let raw = preflight_testkit::patterned_disk(
+        size,
+        &[(4096, 512), (31 * MIB + 100, 3 * MIB), (size - 1024, 1024)],
+    );
     let raw_path = dir.path().join("sparse.raw");
     std::fs::write(&raw_path, &raw).unwrap();
     for sub in ["monolithicSparse", "streamOptimized"] {
         let out = dir.path().join(format!("{sub}.vmdk"));
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
+        qemu::convert_raw(
+            &raw_path,
             "vmdk",
-            "-o",
-            &format!("subformat={sub}"),
-            raw_path.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ]);
+            &["-o", &format!("subformat={sub}")],
+            &out,
+        );
         let img = open_path(&out).unwrap();
         let runs = preflight_disk::data_runs(&img).unwrap();
         let data: u64 = runs.iter().map(|(a, b)| b - a).sum();
         assert!(data <= 4 * MIB, "{sub}: holes skipped: {runs:?}");
-        let mut gap_start = 0;
-        for &(a, b) in runs
-            .iter()
-            .chain(std::iter::once(&(img.size(), img.size())))
-        {
-            let mut gap = vec![1u8; (a - gap_start) as usize];
-            img.read_at(gap_start, &mut gap).unwrap();
-            assert!(
-                gap.iter().all(|&x| x == 0),
-                "{sub}: data in {gap_start}..{a}"
-            );
-            assert!(raw[gap_start as usize..a as usize].iter().all(|&x| x == 0));
-            gap_start = b;
-        }
+        preflight_testkit::assert_holes_read_zero(&img, &runs, &raw);
     }
 }

@@ -72,67 +72,22 @@ pub async fn run_script(script: &str, args: Vec<String>) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// A request description signed with OSS V1 by [`oss_v1`].
-pub struct OssReq<'a> {
-    /// Method.
-    pub method: &'a str,
-    /// Bucket.
-    pub bucket: &'a str,
-    /// Key as it appears in the URL path (already percent-encoded), empty for bucket level.
-    pub raw_key: &'a str,
-    /// Raw query string (without `?`).
-    pub query: &'a str,
-    /// Extra headers.
-    pub headers: Vec<(&'a str, String)>,
-}
+pub use preflight_testkit::emulator::{now_http, Key, OssReq, DEFAULT_KEY};
 
-/// The V1 `Authorization` and `Date` headers for `r`, signed with `secret` at `date`.
+/// The V1 `Authorization` and `Date` headers for `r`, signed with `secret` at `date`, after
+/// the request's own.
 pub fn sign_v1_headers(
     r: &OssReq<'_>,
     id: &str,
     secret: &str,
     date: &str,
 ) -> Vec<(String, String)> {
-    use preflight_emulator::oss::{sign_v1, SignInput};
-    let mut map = http::HeaderMap::new();
-    for (k, v) in &r.headers {
-        map.append(
-            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            http::HeaderValue::from_str(v).unwrap(),
-        );
-    }
-    map.insert("date", http::HeaderValue::from_str(date).unwrap());
-    let query = preflight_emulator::util::parse_query(r.query, false).unwrap();
-    let key = String::from_utf8_lossy(&preflight_emulator::util::pct_decode_bytes(r.raw_key))
-        .into_owned();
-    let input = SignInput {
-        method: r.method,
-        bucket: Some(r.bucket),
-        key: if r.raw_key.is_empty() {
-            None
-        } else {
-            Some(&key)
-        },
-        query: &query,
-        headers: &map,
+    let key = Key {
+        id,
+        secret,
+        token: None,
     };
-    let sts = sign_v1::string_to_sign(&input, date);
-    let mut out: Vec<(String, String)> = r
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    out.push(("Date".into(), date.into()));
-    out.push((
-        "Authorization".into(),
-        format!("OSS {id}:{}", sign_v1::sign(secret, &sts)),
-    ));
-    out
-}
-
-/// Now as an HTTP date.
-pub fn now_http() -> String {
-    preflight_emulator::util::http_date(preflight_emulator::util::unix_now())
+    r.signed_headers(key, date)
 }
 
 /// Sends `r` signed with the default key via reqwest.
@@ -160,11 +115,7 @@ pub async fn oss_as(
     secret: &str,
 ) -> reqwest::Response {
     let headers = sign_v1_headers(&r, id, secret, &now_http());
-    let mut url = format!("{endpoint}/{}/{}", r.bucket, r.raw_key);
-    if !r.query.is_empty() {
-        url.push('?');
-        url.push_str(r.query);
-    }
+    let url = format!("{endpoint}{}", r.target());
     let method = reqwest::Method::from_bytes(r.method.as_bytes()).unwrap();
     let mut b = reqwest::Client::new().request(method, url).body(body);
     for (k, v) in headers {
@@ -241,40 +192,9 @@ pub async fn rpc_with(
     params: &[(&str, &str)],
     tamper: impl FnOnce(&mut Vec<(String, String)>),
 ) -> (u16, serde_json::Value) {
-    use preflight_emulator::ecs::sign;
-    use preflight_emulator::util::{pct, request_id_uuid, unix_now, QueryParam, Utc};
-    let mut all: Vec<(String, String)> = vec![
-        ("Action".into(), action.into()),
-        ("Version".into(), version.into()),
-        ("Format".into(), "JSON".into()),
-        (
-            "AccessKeyId".into(),
-            preflight_emulator::DEFAULT_ACCESS_KEY_ID.into(),
-        ),
-        ("SignatureMethod".into(), "HMAC-SHA1".into()),
-        ("SignatureVersion".into(), "1.0".into()),
-        ("SignatureNonce".into(), request_id_uuid()),
-        ("Timestamp".into(), Utc::from_unix(unix_now()).iso8601()),
-    ];
-    all.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    tamper(&mut all);
-    let qp: Vec<QueryParam> = all
-        .iter()
-        .map(|(k, v)| QueryParam {
-            key: k.clone(),
-            value: v.clone(),
-        })
-        .collect();
-    let sig = sign::rpc_sign(
-        preflight_emulator::DEFAULT_ACCESS_KEY_SECRET,
-        &sign::rpc_string_to_sign("GET", &qp),
-    );
-    all.push(("Signature".into(), sig));
-    let q: Vec<String> = all
-        .iter()
-        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
-        .collect();
-    let resp = reqwest::get(format!("{endpoint}/?{}", q.join("&")))
+    let query =
+        preflight_testkit::emulator::rpc_query(DEFAULT_KEY, version, action, params, tamper);
+    let resp = reqwest::get(format!("{endpoint}/?{query}"))
         .await
         .expect("rpc send");
     let status = resp.status().as_u16();

@@ -9,6 +9,7 @@ use crate::tables::{self, Cluster, L1E_OFFSET_MASK, L1E_RESERVED_MASK, L2E_STD_R
 use crate::tables::{BME_OFFSET_MASK, BME_RESERVED_MASK, OFLAG_COPIED, REFT_OFFSET_MASK};
 use crate::tables::{MAX_SNAPSHOTS_BYTES, REFT_RESERVED_MASK};
 use preflight_disk::{read_vec, BoundsError};
+use preflight_report::report;
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
-//! Helpers shared by the integration tests: run qemu-img / qemu-io, make
-//! source data, hash guest reads.
+//! Helpers shared by the integration tests: qemu-img check codes, source data, hashes
+//! of guest reads (qemu-img, qemu-io and the PRNG come from preflight-testkit).
 #![allow(dead_code)]
 
 use preflight_disk::{BlockRead, DiskImage, FileSource};
@@ -7,80 +7,18 @@ use preflight_qcow2::Qcow2Image;
 use preflight_report::Finding;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
-/// Runs qemu-img; panics (with its stderr) if it fails.
-pub fn qemu_img(args: &[&str]) -> String {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .output()
-        .expect("qemu-img must be installed (apt-get install qemu-utils)");
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use preflight_testkit::{qemu_img, Rng};
 
-/// Exit code of `qemu-img check` on `path`.
+/// Exit code of `qemu-img check` on `path`: 0 clean, 1 corrupt, 2 leaks, 3 both.
 pub fn qemu_check_rc(path: &Path) -> i32 {
-    let out = Command::new("qemu-img")
-        .args(["check", "-f", "qcow2"])
-        .arg(path)
-        .output()
-        .expect("qemu-img must be installed");
-    out.status.code().unwrap_or(-1)
+    preflight_testkit::qemu::check_code("qcow2", path)
 }
 
-/// Runs qemu-io commands on an image; panics if qemu-io fails.
+/// Runs qemu-io commands on a qcow2 image; panics if qemu-io fails.
 pub fn qemu_io(path: &Path, cmds: &[&str]) {
-    let mut c = Command::new("qemu-io");
-    c.args(["-f", "qcow2"]);
-    for cmd in cmds {
-        c.args(["-c", cmd]);
-    }
-    let out = c
-        .arg(path)
-        .output()
-        .expect("qemu-io must be installed (qemu-utils)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    // qemu-io reports failed commands on stdout and may still exit 0.
-    assert!(
-        out.status.success() && !text.contains("error") && !text.contains("failed"),
-        "qemu-io {cmds:?} failed: {text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Deterministic pseudo-random bytes (xorshift64*).
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-
-    pub fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
+    preflight_testkit::qemu_io("qcow2", path, cmds);
 }
 
 /// Writes a raw image of `size` bytes (a multiple of 1 MiB, at least 4 MiB):

@@ -1,47 +1,22 @@
-//! Helpers shared by the integration tests: qemu-img, test data, hashing.
+//! Helpers shared by the integration tests: test data and hashing (qemu-img and the
+//! PRNG come from preflight-testkit).
 #![allow(dead_code, clippy::cast_possible_truncation)]
 
 use preflight_disk::BlockRead;
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::Command;
 
-/// Runs qemu-img; panics (failing the test) if it is missing or fails.
-pub fn qemu_img(args: &[&str]) -> String {
-    let out = Command::new("qemu-img")
-        .args(args)
-        .output()
-        .expect("qemu-img must be installed (apt-get install qemu-utils)");
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use preflight_testkit::{qemu, qemu_img, Rng};
 
 /// `virtual-size` from `qemu-img info -f <fmt> --output=json`.
 pub fn qemu_virtual_size(fmt: &str, path: &Path) -> u64 {
-    let json = qemu_img(&["info", "-f", fmt, "--output=json", path.to_str().unwrap()]);
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-    v["virtual-size"].as_u64().unwrap()
+    preflight_testkit::qemu::virtual_size(fmt, path)
 }
 
 /// sha256 of the raw disk qemu-img converts `path` to.
 pub fn qemu_raw_sha256(fmt: &str, path: &Path, dir: &Path) -> [u8; 32] {
-    let out = dir.join("qemu-ref.raw");
-    qemu_img(&[
-        "convert",
-        "-f",
-        fmt,
-        "-O",
-        "raw",
-        path.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ]);
-    let data = std::fs::read(&out).unwrap();
-    std::fs::remove_file(&out).unwrap();
+    let data = qemu::read_as_raw(fmt, path, dir);
     Sha256::digest(&data).into()
 }
 
@@ -59,26 +34,6 @@ pub fn read_at_sha256(img: &dyn BlockRead, chunk: usize) -> [u8; 32] {
         off += n as u64;
     }
     h.finalize().into()
-}
-
-/// A small deterministic PRNG (xorshift64*).
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
 }
 
 /// Writes a raw disk of `size` bytes: 64 KiB pieces that are holes, random

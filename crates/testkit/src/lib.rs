@@ -1,0 +1,25 @@
+//! Test support shared by the workspace's tests and the fuzz targets, so each helper is
+//! written once: running `qemu-img` and `qemu-io` ([`qemu`]), a deterministic PRNG
+//! ([`Rng`]), a mutated image without copies ([`Mutated`]), sparse disks for `next_data`
+//! tests ([`patterned_disk`]), the emulator's signed test client (`emulator`, feature
+//! `emulator`), and the harness every fuzz target and smoke test puts an image through
+//! ([`exercise`]).
+//!
+//! A dev-dependency only (`publish = false`). It depends on no client crate, so the
+//! emulator's tests can use it without sharing code with what they test.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+#[cfg(feature = "emulator")]
+pub mod emulator;
+pub mod exercise;
+mod holes;
+mod mutated;
+pub mod qemu;
+mod rng;
+
+pub use exercise::{exercise, exercise_image};
+pub use holes::{assert_holes_read_zero, patterned_disk};
+pub use mutated::Mutated;
+pub use qemu::{qemu_img, qemu_img_status, qemu_io};
+pub use rng::Rng;
