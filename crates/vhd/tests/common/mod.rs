@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: test data and hashing (qemu-img and the
 //! PRNG come from preflight-testkit).
-#![allow(dead_code, clippy::cast_possible_truncation)]
+#![allow(dead_code, unused_imports, clippy::cast_possible_truncation)]
 
 use preflight_disk::BlockRead;
 use sha2::{Digest, Sha256};
