@@ -372,7 +372,7 @@ fn row(image: &ManifestImage, r: &ImageResult) -> Value {
         }
         ImageResult::Failed(e) => {
             v["status"] = json!(if e.is_refusal() { "refused" } else { "failed" });
-            v["error"] = json!({"code": e.code(), "message": e.to_string()});
+            v["error"] = json!({"code": e.code(), "message": e.full_message()});
             v["why"] = json!(why(e));
             if let PipelineError::Refused { findings, .. } = e {
                 v["findings"] = json!(findings);
@@ -410,6 +410,6 @@ fn why(e: &PipelineError) -> String {
             .map(|f| format!("{}: {}", f.finding.code, f.finding.message))
             .collect::<Vec<_>>()
             .join("; "),
-        _ => format!("{}: {e}", e.code()),
+        _ => format!("{}: {}", e.code(), e.full_message()),
     }
 }

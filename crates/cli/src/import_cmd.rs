@@ -321,8 +321,7 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         &creds,
         &ecs,
     )
-    .await
-    .map_err(crate::library_error)?;
+    .await?;
     for w in cloud.findings.iter().filter(|f| !f.finding.is_error()) {
         pr.progress(&format!(
             "{} {}: {}",

@@ -533,8 +533,8 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
             );
             (
                 json!({"status": "error", "region": region, "image_id": image_id, "task_id": task_id,
-                       "error": {"code": e.code(), "message": e.to_string()}, "wait_command": resume}),
-                vec![e.to_string(), format!("pick it up again with: {resume}")],
+                       "error": {"code": e.code(), "message": e.full_message()}, "wait_command": resume}),
+                vec![e.full_message(), format!("pick it up again with: {resume}")],
             )
         }
         PipelineError::ImportRefused { code: c, message } => {
@@ -549,7 +549,7 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
         }
         _ => {
             let mut v = json!({"status": "error", "region": region,
-                               "error": {"code": e.code(), "message": e.to_string()}});
+                               "error": {"code": e.code(), "message": e.full_message()}});
             if e.is_retryable() {
                 v["resumable"] = json!(true);
             }
@@ -564,7 +564,7 @@ fn failure(args: &OneShotArgs, region: &str, e: PipelineError) -> Result<u8> {
         }
     }
     if code == crate::EXIT_ENV {
-        eprintln!("ecs-preflight: error: {e}");
+        eprintln!("ecs-preflight: error: {}", e.full_message());
         if e.is_retryable() {
             eprintln!("run the same command again to resume");
         }
@@ -611,8 +611,8 @@ async fn interrupted(
             ),
             Err(e) => (
                 json!({"status": "interrupted", "region": region, "image_id": image_id, "task_id": task_id,
-                       "error": {"code": e.code(), "message": e.to_string()}}),
-                format!("CancelTask for {task_id} failed: {e}"),
+                       "error": {"code": e.code(), "message": e.full_message()}}),
+                format!("CancelTask for {task_id} failed: {}", e.full_message()),
             ),
         },
     };

@@ -267,8 +267,7 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
         &key,
         &prepared.format,
     )
-    .await
-    .map_err(crate::library_error)?;
+    .await?;
     let (findings, bucket) = (checked.findings, checked.bucket);
     if let Ok(Some(here)) = on_ecs.await {
         if here == args.region && !endpoints.oss_is_internal() {
