@@ -461,6 +461,54 @@ mod tests {
         );
     }
 
+    /// A reader whose `next_data` goes backwards.
+    struct Backwards;
+
+    impl BlockRead for Backwards {
+        fn size(&self) -> u64 {
+            100
+        }
+        fn read_at(&self, _: u64, _: &mut [u8]) -> Result<(), ReadError> {
+            Ok(())
+        }
+        fn next_data(&self, offset: u64) -> Result<Option<(u64, u64)>, ReadError> {
+            Ok(Some((offset.saturating_sub(10), 50)))
+        }
+    }
+
+    #[test]
+    fn a_bad_data_run_is_a_typed_corruption() {
+        let Err(ReadError::Corrupt(fault)) = data_runs(&Backwards) else {
+            panic!("a reader going backwards is followed");
+        };
+        let run = fault.downcast_ref::<BadDataRun>().expect("a BadDataRun");
+        assert_eq!(
+            *run,
+            BadDataRun {
+                start: 40,
+                end: 50,
+                from: 50,
+                size: 100
+            }
+        );
+        assert_eq!(
+            ReadError::Corrupt(fault).to_string(),
+            "corrupt image: data stretch 40..50 asked from 50 on a 100-byte disk"
+        );
+    }
+
+    #[test]
+    fn unreadable_texts_name_the_format() {
+        let e = ReadError::Unsupported(Unreadable::Differencing {
+            format: Format::Vhdx,
+        });
+        assert_eq!(
+            e.to_string(),
+            "unsupported: a differencing VHDX holds only the changes to its parent disk; merge it \
+             into its parent first"
+        );
+    }
+
     #[test]
     fn an_io_cause_is_a_source_printed_once() {
         let e = BoundsError::Io {
