@@ -114,34 +114,6 @@ pub enum PipelineError {
     },
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cause_is_the_source_printed_once() {
-        let e = PipelineError::Read {
-            path: PathBuf::from("/images/disk.qcow2"),
-            source: std::io::Error::other("disk on fire"),
-        };
-        assert_eq!(e.to_string(), "cannot read /images/disk.qcow2");
-        assert_eq!(
-            e.full_message(),
-            "cannot read /images/disk.qcow2: disk on fire"
-        );
-        let e = PipelineError::Ecs {
-            context: "CancelTask t-1".into(),
-            source: Box::new(preflight_ecs::Error::Network {
-                action: "CancelTask".into(),
-                host: "ecs.example".into(),
-                detail: "connection reset".into(),
-            }),
-        };
-        assert_eq!(e.to_string(), "CancelTask t-1");
-        assert_eq!(e.full_message().matches("connection reset").count(), 1);
-    }
-}
-
 fn summary(findings: &[ScopedFinding]) -> String {
     findings
         .iter()
@@ -223,5 +195,33 @@ impl PipelineError {
             PipelineError::Fleet(crate::fleet::FleetError::CopyTimedOut { .. }) => true,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_is_the_source_printed_once() {
+        let e = PipelineError::Read {
+            path: PathBuf::from("/images/disk.qcow2"),
+            source: std::io::Error::other("disk on fire"),
+        };
+        assert_eq!(e.to_string(), "cannot read /images/disk.qcow2");
+        assert_eq!(
+            e.full_message(),
+            "cannot read /images/disk.qcow2: disk on fire"
+        );
+        let e = PipelineError::Ecs {
+            context: "CancelTask t-1".into(),
+            source: Box::new(preflight_ecs::Error::Network {
+                action: "CancelTask".into(),
+                host: "ecs.example".into(),
+                detail: "connection reset".into(),
+            }),
+        };
+        assert_eq!(e.to_string(), "CancelTask t-1");
+        assert_eq!(e.full_message().matches("connection reset").count(), 1);
     }
 }
