@@ -429,7 +429,7 @@ pub fn human_bytes(n: u64) -> String {
     if unit == 0 {
         format!("{n} B")
     } else {
-        format!("{n} ({value} {})", UNITS[unit])
+        format!("{n} ({value} {})", UNITS.get(unit).unwrap_or(&"B"))
     }
 }
 
