@@ -273,7 +273,7 @@ fn import_error(e: PipelineError) -> anyhow::Error {
     match e {
         PipelineError::Credentials(m) => anyhow::anyhow!("{m}"),
         PipelineError::Fleet(f) => anyhow::anyhow!("{}: {f}", f.code()),
-        e => crate::library_error(e),
+        e => e.into(),
     }
 }
 
@@ -385,7 +385,7 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
     let interrupt = Interrupt::new()?;
     let waited = preflight_pipeline::wait::wait_for_task(&job, &events, interrupt.recv()).await;
     end_bar(&bar);
-    let waited = waited.map_err(crate::library_error)?;
+    let waited = waited?;
     pr.result(&waited.render(&args.task_id, &resume))?;
     Ok(match &waited.followed {
         Followed::Done(w) => waited_exit(w),

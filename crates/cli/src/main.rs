@@ -180,7 +180,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Info { image, output } => {
-            let report = preflight_pipeline::info(&image).map_err(library_error)?;
+            let report = preflight_pipeline::info(&image)?;
             render::print_info(&report, output)?;
             Ok(verdict_code(&report.findings))
         }
@@ -193,7 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
             let params = import.to_params()?;
             let mut disks = vec![image];
             disks.extend(import.data_disk.iter().cloned());
-            let report = preflight_pipeline::check(&disks, &params).map_err(library_error)?;
+            let report = preflight_pipeline::check(&disks, &params)?;
             // The verdict is the exit code; asked-for JSON is the result.
             if !quiet.on || output == OutputFormat::Json {
                 render::print_check(&report, output)?;
@@ -227,23 +227,6 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 _ => Ok(EXIT_OK),
             }
         }
-    }
-}
-
-/// A library error as the CLI prints it: an unreadable image names the file, then why.
-pub(crate) fn library_error(e: preflight_pipeline::PipelineError) -> anyhow::Error {
-    match e {
-        preflight_pipeline::PipelineError::Read { path, source } => {
-            anyhow::Error::new(source).context(format!("cannot read {}", path.display()))
-        }
-        preflight_pipeline::PipelineError::Oss { context, source } => {
-            anyhow::Error::new(*source).context(context)
-        }
-        preflight_pipeline::PipelineError::Ecs { context, source } => {
-            anyhow::Error::new(*source).context(context)
-        }
-        preflight_pipeline::PipelineError::OssClient(source) => anyhow::Error::new(*source),
-        e => e.into(),
     }
 }
 

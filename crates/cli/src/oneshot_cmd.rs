@@ -379,7 +379,7 @@ fn failure(output: OutputFormat, resume: &WaitCommand, e: &PipelineError) -> Res
     if e.is_refusal() {
         return Ok(crate::EXIT_FINDINGS);
     }
-    eprintln!("ecs-preflight: error: {e}");
+    eprintln!("ecs-preflight: error: {}", e.full_message());
     if e.is_retryable() {
         eprintln!("run the same command again to resume");
     }

@@ -259,7 +259,7 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
 fn error(e: PipelineError) -> anyhow::Error {
     match e {
         PipelineError::Credentials(message) => anyhow::anyhow!(message),
-        e => crate::library_error(e),
+        e => e.into(),
     }
 }
 

@@ -65,8 +65,9 @@ pub enum ConvertError {
         /// Size of the source given.
         actual: u64,
     },
-    /// Reading the source disk failed.
-    #[error("reading the source disk: {0}")]
+    /// Reading the source disk failed (the read error is the source, printed once by
+    /// [`preflight_disk::error_chain`]).
+    #[error("reading the source disk")]
     Read(#[from] ReadError),
 }
 

@@ -126,15 +126,68 @@ pub enum ReadError {
         /// Virtual size of the disk.
         size: u64,
     },
-    /// The image's metadata points somewhere it must not (names the value).
+    /// The image's metadata points somewhere it must not. The payload is the format's typed
+    /// fault (e.g. `preflight_qcow2::ReadFault`, [`BadDataRun`]): downcast it for the
+    /// structure and the offending values; its text names them.
     #[error("corrupt image: {0}")]
-    Corrupt(String),
+    Corrupt(Box<dyn std::error::Error + Send + Sync>),
     /// The image cannot be read by us (encryption, external data file, …).
     #[error("unsupported: {0}")]
-    Unsupported(String),
+    Unsupported(Unreadable),
     /// The underlying file could not be read.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl ReadError {
+    /// [`ReadError::Corrupt`] with a format's typed fault.
+    pub fn corrupt(fault: impl std::error::Error + Send + Sync + 'static) -> Self {
+        ReadError::Corrupt(Box::new(fault))
+    }
+}
+
+/// Why an image that opened cannot be read as a guest disk.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Unreadable {
+    /// A differencing disk holds only the changes to its parent.
+    #[error(
+        "a differencing {} holds only the changes to its parent disk; merge it into its parent first",
+        format.as_str().to_ascii_uppercase()
+    )]
+    Differencing {
+        /// The container format.
+        format: Format,
+    },
+    /// A VHDX whose log holds writes not yet applied to the metadata and data.
+    #[error(
+        "the VHDX log must be replayed before the disk can be read (open it once in Hyper-V, or run \
+         `qemu-img check -r all` on a copy)"
+    )]
+    LogReplay,
+    /// The guest data are encrypted.
+    #[error("the image is encrypted ({method}); decrypt it first")]
+    Encrypted {
+        /// The method's name (`aes`, `luks`).
+        method: &'static str,
+    },
+    /// The guest data live in another file (a qcow2 external data file).
+    #[error("the guest data live in an external data file")]
+    ExternalDataFile,
+}
+
+/// A [`BlockRead::next_data`] answer that goes backwards, is empty or passes the disk's end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("data stretch {start}..{end} asked from {from} on a {size}-byte disk")]
+pub struct BadDataRun {
+    /// First byte of the stretch.
+    pub start: u64,
+    /// One past its last byte.
+    pub end: u64,
+    /// The offset it was asked from.
+    pub from: u64,
+    /// Virtual size of the disk.
+    pub size: u64,
 }
 
 /// The guest's view of a disk: what a VM would read from its block device.
@@ -176,9 +229,12 @@ pub fn data_runs(img: &dyn BlockRead) -> Result<Vec<(u64, u64)>, ReadError> {
     let mut pos = 0;
     while let Some((start, end)) = img.next_data(pos)? {
         if start < pos || end <= start || end > size {
-            return Err(ReadError::Corrupt(format!(
-                "data stretch {start}..{end} asked from {pos} on a {size}-byte disk"
-            )));
+            return Err(ReadError::corrupt(BadDataRun {
+                start,
+                end,
+                from: pos,
+                size,
+            }));
         }
         match runs.last_mut() {
             Some(last) if last.1 == start => last.1 = end,
@@ -373,7 +429,7 @@ pub fn human_bytes(n: u64) -> String {
     if unit == 0 {
         format!("{n} B")
     } else {
-        format!("{n} ({value} {})", UNITS[unit])
+        format!("{n} ({value} {})", UNITS.get(unit).unwrap_or(&"B"))
     }
 }
 
@@ -402,6 +458,54 @@ mod tests {
         assert_eq!(
             overlapping_extents(&mut d),
             vec![((512, 512, 1), (512, 512, 2))]
+        );
+    }
+
+    /// A reader whose `next_data` goes backwards.
+    struct Backwards;
+
+    impl BlockRead for Backwards {
+        fn size(&self) -> u64 {
+            100
+        }
+        fn read_at(&self, _: u64, _: &mut [u8]) -> Result<(), ReadError> {
+            Ok(())
+        }
+        fn next_data(&self, offset: u64) -> Result<Option<(u64, u64)>, ReadError> {
+            Ok(Some((offset.saturating_sub(10), 50)))
+        }
+    }
+
+    #[test]
+    fn a_bad_data_run_is_a_typed_corruption() {
+        let Err(ReadError::Corrupt(fault)) = data_runs(&Backwards) else {
+            panic!("a reader going backwards is followed");
+        };
+        let run = fault.downcast_ref::<BadDataRun>().expect("a BadDataRun");
+        assert_eq!(
+            *run,
+            BadDataRun {
+                start: 40,
+                end: 50,
+                from: 50,
+                size: 100
+            }
+        );
+        assert_eq!(
+            ReadError::Corrupt(fault).to_string(),
+            "corrupt image: data stretch 40..50 asked from 50 on a 100-byte disk"
+        );
+    }
+
+    #[test]
+    fn unreadable_texts_name_the_format() {
+        let e = ReadError::Unsupported(Unreadable::Differencing {
+            format: Format::Vhdx,
+        });
+        assert_eq!(
+            e.to_string(),
+            "unsupported: a differencing VHDX holds only the changes to its parent disk; merge it \
+             into its parent first"
         );
     }
 

@@ -185,7 +185,11 @@ pub fn prepare_upload(
 }
 
 fn convert_err(path: &Path, e: &preflight_convert::ConvertError) -> PipelineError {
-    PipelineError::Usage(format!("cannot convert {}: {e}", path.display()))
+    PipelineError::Usage(format!(
+        "cannot convert {}: {}",
+        path.display(),
+        preflight_disk::error_chain(e)
+    ))
 }
 
 /// The qcow2 of a disk's non-zero clusters, produced on demand from the disk.

@@ -8,13 +8,17 @@ use preflight_rules::{Plan, ScopedFinding};
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
 
 /// Why a run stopped.
+///
+/// A cause (an I/O, OSS or ECS error) is the [`source`](std::error::Error::source), never
+/// part of the message: [`PipelineError::full_message`] (or anything that walks the chain,
+/// such as anyhow's `{:#}`) prints it once.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     /// A required setting is missing or wrong.
     #[error("{0}")]
     Usage(String),
     /// A disk image cannot be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         /// The image.
         path: PathBuf,
@@ -38,7 +42,7 @@ pub enum PipelineError {
     #[error("cannot create the OSS client")]
     OssClient(#[source] Box<preflight_oss::Error>),
     /// An OSS call other than the upload failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Oss {
         /// What was being done.
         context: String,
@@ -46,7 +50,7 @@ pub enum PipelineError {
         source: Box<preflight_oss::Error>,
     },
     /// The upload of a disk failed (it is resumable when the error is transient).
-    #[error("upload of {} to {key} failed: {source}", path.display())]
+    #[error("upload of {} to {key} failed", path.display())]
     Upload {
         /// The image.
         path: PathBuf,
@@ -56,7 +60,7 @@ pub enum PipelineError {
         source: Box<preflight_oss::Error>,
     },
     /// An ECS or RAM call failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Ecs {
         /// What was being done.
         context: String,
@@ -85,7 +89,7 @@ pub enum PipelineError {
     },
     /// Following the import failed after every retry (network, ECS); the import goes on in
     /// the cloud and `ecs-preflight wait` picks it up.
-    #[error("cannot follow import task {task_id} (image {image_id}); it goes on: {source}")]
+    #[error("cannot follow import task {task_id} (image {image_id}); it goes on")]
     WaitFailed {
         /// The image.
         image_id: String,
@@ -119,6 +123,11 @@ fn summary(findings: &[ScopedFinding]) -> String {
 }
 
 impl PipelineError {
+    /// The message followed by each cause, `": "`-separated: what a user is shown.
+    pub fn full_message(&self) -> String {
+        preflight_disk::error_chain(self)
+    }
+
     /// A stable code: `PIPELINE.Usage`, `PIPELINE.Read`, `PIPELINE.Credentials`,
     /// `PIPELINE.Refused`, `PIPELINE.Oss`, `PIPELINE.Upload`, `PIPELINE.Ecs`,
     /// `PIPELINE.ImportRefused`, `PIPELINE.ImportFailed`, `PIPELINE.WaitFailed`,
@@ -186,5 +195,33 @@ impl PipelineError {
             PipelineError::Fleet(crate::fleet::FleetError::CopyTimedOut { .. }) => true,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_is_the_source_printed_once() {
+        let e = PipelineError::Read {
+            path: PathBuf::from("/images/disk.qcow2"),
+            source: std::io::Error::other("disk on fire"),
+        };
+        assert_eq!(e.to_string(), "cannot read /images/disk.qcow2");
+        assert_eq!(
+            e.full_message(),
+            "cannot read /images/disk.qcow2: disk on fire"
+        );
+        let e = PipelineError::Ecs {
+            context: "CancelTask t-1".into(),
+            source: Box::new(preflight_ecs::Error::Network {
+                action: "CancelTask".into(),
+                host: "ecs.example".into(),
+                detail: "connection reset".into(),
+            }),
+        };
+        assert_eq!(e.to_string(), "CancelTask t-1");
+        assert_eq!(e.full_message().matches("connection reset").count(), 1);
     }
 }

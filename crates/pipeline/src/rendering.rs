@@ -466,8 +466,8 @@ impl RunEnd {
                 error: Some(e),
             } => Rendered::new(
                 json!({"status": "interrupted", "region": region, "image_id": image_id,
-                       "task_id": task_id, "error": {"code": e.code(), "message": e.to_string()}}),
-                vec![cancel_failed_line(task_id, e)],
+                       "task_id": task_id, "error": {"code": e.code(), "message": e.full_message()}}),
+                vec![cancel_failed_line(task_id, &e.full_message())],
             ),
             RunEnd::Interrupted => Rendered::new(
                 json!({"status": "interrupted", "region": region}),
@@ -531,9 +531,9 @@ impl PipelineError {
                 Rendered::new(
                     json!({"status": "error", "region": region, "image_id": image_id,
                            "task_id": task_id,
-                           "error": {"code": self.code(), "message": self.to_string()},
+                           "error": {"code": self.code(), "message": self.full_message()},
                            "wait_command": resume}),
-                    vec![self.to_string(), format!("pick it up again with: {resume}")],
+                    vec![self.full_message(), format!("pick it up again with: {resume}")],
                 )
             }
             PipelineError::ImportRefused { code, message } => api_refusal(
@@ -544,7 +544,7 @@ impl PipelineError {
             ),
             _ => {
                 let mut json = json!({"status": "error", "region": region,
-                                      "error": {"code": self.code(), "message": self.to_string()}});
+                                      "error": {"code": self.code(), "message": self.full_message()}});
                 if self.is_retryable() {
                     json["resumable"] = json!(true);
                 }
@@ -616,7 +616,7 @@ impl ImageResult {
             }
             ImageResult::Failed(e) => {
                 v["status"] = json!(if e.is_refusal() { "refused" } else { "failed" });
-                v["error"] = json!({"code": e.code(), "message": e.to_string()});
+                v["error"] = json!({"code": e.code(), "message": e.full_message()});
                 v["why"] = json!(why(e));
                 if let PipelineError::Refused { findings, .. } = e {
                     v["findings"] = json!(findings);
@@ -655,7 +655,7 @@ fn why(e: &PipelineError) -> String {
             .map(|f| format!("{}: {}", f.finding.code, f.finding.message))
             .collect::<Vec<_>>()
             .join("; "),
-        _ => format!("{}: {e}", e.code()),
+        _ => format!("{}: {}", e.code(), e.full_message()),
     }
 }
 

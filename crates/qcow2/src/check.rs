@@ -34,6 +34,7 @@ const SNAPSHOTS_NAMED: usize = 10;
 
 /// What a host cluster holds, kept in the low 4 bits of its tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Kind {
     Header = 1,
     L1 = 2,
@@ -47,6 +48,13 @@ enum Kind {
     BitmapData = 10,
     CryptoHeader = 11,
     Data = 12,
+}
+
+impl From<Kind> for u8 {
+    #[allow(clippy::as_conversions)] // a #[repr(u8)] fieldless enum's discriminant: lossless
+    fn from(kind: Kind) -> u8 {
+        kind as u8
+    }
 }
 
 impl Kind {
@@ -350,7 +358,7 @@ impl Checker<'_> {
         }
         let geo = self.geo;
         let last = offset
-            .checked_add(len - 1)
+            .checked_add(len.saturating_sub(1))
             .map(|end| end >> geo.cluster_bits)
             .filter(|&l| l < geo.host_clusters());
         let Some(last) = last else {
@@ -373,7 +381,7 @@ impl Checker<'_> {
                 continue;
             };
             match Kind::from_tag(*tag) {
-                None => *tag = (*tag & !KIND_MASK) | kind as u8,
+                None => *tag = (*tag & !KIND_MASK) | u8::from(kind),
                 Some(Kind::Data) if kind == Kind::Data => {}
                 Some(old) => {
                     if clash.is_none() {
@@ -415,11 +423,13 @@ impl Checker<'_> {
         };
         let geo = self.geo;
         let order = geo.refcount_order;
-        let per_block = (geo.cluster_size * 8) >> order;
+        // Refcount entries are 2^order bits (order <= 6, checked at open), so a block holds
+        // at least cluster_size / 8 >= 64 of them.
+        let per_block = (geo.cluster_size.saturating_mul(8) >> order).max(1);
         let max = if order >= 6 {
             u64::MAX
         } else {
-            (1u64 << (1u32 << order)) - 1
+            (1u64 << (1u32 << order)).saturating_sub(1)
         };
         let n = geo.host_clusters();
         let mut cmp = Compare {
@@ -454,10 +464,10 @@ impl Checker<'_> {
                         }
                         *c = true;
                     }
-                    let first = idx * per_block;
-                    let last = (first + per_block).min(n);
+                    let first = idx.saturating_mul(per_block);
+                    let last = first.saturating_add(per_block).min(n);
                     cmp.range(first, last, |k| {
-                        tables::refcount_at(block, order, k - first)
+                        tables::refcount_at(block, order, k.saturating_sub(first))
                     });
                 }
             });
@@ -470,8 +480,10 @@ impl Checker<'_> {
         }
         for (idx, &c) in covered.iter().enumerate() {
             if !c {
-                let first = idx as u64 * per_block;
-                cmp.range(first, (first + per_block).min(n), |_| 0);
+                let first = u64::try_from(idx)
+                    .unwrap_or(u64::MAX)
+                    .saturating_mul(per_block);
+                cmp.range(first, first.saturating_add(per_block).min(n), |_| 0);
             }
         }
         let leaks = cmp.leaks;
@@ -518,7 +530,7 @@ impl Compare<'_> {
                     "the {kind} at {at:#x} (cluster {k}) has refcount {r} but {f} references"
                 );
             } else if r > f {
-                self.leaks += 1;
+                self.leaks = self.leaks.saturating_add(1);
             }
             let set = tag & COPIED_SET != 0;
             let clear = tag & COPIED_CLEAR != 0;

@@ -33,8 +33,8 @@ pub(crate) const MAX_REFTABLE_BYTES: u64 = 8 << 20;
 /// qemu's QCOW_MAX_SNAPSHOTS: at most 65536 snapshots.
 pub(crate) const MAX_SNAPSHOTS: u32 = 65536;
 /// qemu bounds `l1_vm_state_index` (L1 entries needed for the virtual size)
-/// by INT_MAX ("Image is too big").
-const MAX_L1_INDEX: u64 = i32::MAX as u64;
+/// by INT_MAX ("Image is too big"): `i32::MAX`, written out as `as` is linted here.
+const MAX_L1_INDEX: u64 = 0x7fff_ffff;
 /// qemu stores the backing file name in a 1024-byte C string.
 pub(crate) const MAX_BACKING_FILE_NAME: u32 = 1023;
 /// qemu stores the backing format name in a 16-byte C string.
@@ -140,7 +140,7 @@ pub(crate) struct Geometry {
 impl Geometry {
     /// Entries per L2 table.
     pub fn l2_entries(&self) -> u64 {
-        1u64 << self.l2_bits
+        1u64.checked_shl(self.l2_bits).unwrap_or(0)
     }
 
     /// Host clusters the file covers (the last one may be partial).
@@ -150,8 +150,14 @@ impl Geometry {
 
     /// Offset within a cluster.
     pub fn offset_in_cluster(&self, offset: u64) -> u64 {
-        offset & (self.cluster_size - 1)
+        offset & self.cluster_size.saturating_sub(1)
     }
+}
+
+/// The low bits of an offset inside a cluster of 2^`cluster_bits` bytes.
+fn cluster_mask(cluster_bits: u32) -> u64 {
+    1u64.checked_shl(cluster_bits)
+        .map_or(u64::MAX, |size| size.saturating_sub(1))
 }
 
 /// The header, its extensions, and what follows from them.
@@ -226,7 +232,7 @@ pub(crate) fn parse_fixed(bytes: &[u8]) -> Option<Header> {
 pub(crate) fn parse(src: &dyn Source) -> Result<Parsed, OpenError> {
     let file_size = src.size();
     // The magic first, so that a short non-qcow2 file is called what it is.
-    let head_len = file_size.min(u64::from(COMPRESSION_TYPE_OFFSET) + 8);
+    let head_len = file_size.min(u64::from(COMPRESSION_TYPE_OFFSET).saturating_add(8));
     let mut head = vec![0u8; usize::try_from(head_len).unwrap_or(0)];
     src.read_exact_at(0, &mut head)
         .map_err(|source| OpenError::Io {
@@ -279,7 +285,12 @@ pub(crate) fn parse(src: &dyn Source) -> Result<Parsed, OpenError> {
         let names = ext
             .feature_names
             .iter()
-            .filter(|(t, b, _)| *t == 0 && u64::from(*b) < 64 && unknown & (1u64 << b) != 0)
+            .filter(|(t, b, _)| {
+                *t == 0
+                    && 1u64
+                        .checked_shl(u32::from(*b))
+                        .is_some_and(|bit| unknown & bit != 0)
+            })
             .map(|(_, b, n)| (*b, n.clone()))
             .collect();
         return Err(OpenError::UnknownIncompatible {
@@ -341,7 +352,9 @@ pub(crate) fn validate(h: &Header, file_size: u64) -> Result<Geometry, OpenError
     if !(MIN_CLUSTER_BITS..=MAX_CLUSTER_BITS).contains(&h.cluster_bits) {
         return Err(OpenError::ClusterBits(h.cluster_bits));
     }
-    let cluster_size = 1u64 << h.cluster_bits;
+    let cluster_size = 1u64
+        .checked_shl(h.cluster_bits)
+        .ok_or(OpenError::ClusterBits(h.cluster_bits))?;
     if h.version >= 3 && h.header_length < V3_MIN_HEADER_LEN {
         return Err(OpenError::HeaderLengthTooShort(h.header_length));
     }
@@ -386,11 +399,13 @@ pub(crate) fn validate(h: &Header, file_size: u64) -> Result<Geometry, OpenError
         return Err(OpenError::CryptMethod(h.crypt_method));
     }
     let l2_entry_size: u64 = if extended_l2 { 16 } else { 8 };
-    let l2_bits = h.cluster_bits - l2_entry_size.trailing_zeros();
+    let l2_bits = h
+        .cluster_bits
+        .saturating_sub(l2_entry_size.trailing_zeros());
 
     // qemu's qcow2_validate_table for the refcount table, the snapshot table
     // and the active L1 table, in that order.
-    let max_reftable_clusters = MAX_REFTABLE_BYTES / cluster_size;
+    let max_reftable_clusters = MAX_REFTABLE_BYTES.checked_div(cluster_size).unwrap_or(0);
     if u64::from(h.refcount_table_clusters) > max_reftable_clusters {
         return Err(OpenError::RefcountTableClusters {
             clusters: h.refcount_table_clusters,
@@ -399,7 +414,7 @@ pub(crate) fn validate(h: &Header, file_size: u64) -> Result<Geometry, OpenError
     }
     table_offset_ok(
         h.refcount_table_offset,
-        u64::from(h.refcount_table_clusters) * cluster_size,
+        u64::from(h.refcount_table_clusters).saturating_mul(cluster_size),
         cluster_size,
     )
     .map_err(|placement| OpenError::RefcountTableOffset {
@@ -414,7 +429,7 @@ pub(crate) fn validate(h: &Header, file_size: u64) -> Result<Geometry, OpenError
     }
     table_offset_ok(
         h.snapshots_offset,
-        u64::from(h.nb_snapshots) * 40,
+        u64::from(h.nb_snapshots).saturating_mul(40),
         cluster_size,
     )
     .map_err(|placement| OpenError::SnapshotsOffset {
@@ -428,14 +443,19 @@ pub(crate) fn validate(h: &Header, file_size: u64) -> Result<Geometry, OpenError
             max: max_l1,
         });
     }
-    table_offset_ok(h.l1_table_offset, u64::from(h.l1_size) * 8, cluster_size).map_err(
-        |placement| OpenError::L1Offset {
-            offset: h.l1_table_offset,
-            placement,
-        },
-    )?;
+    table_offset_ok(
+        h.l1_table_offset,
+        u64::from(h.l1_size).saturating_mul(8),
+        cluster_size,
+    )
+    .map_err(|placement| OpenError::L1Offset {
+        offset: h.l1_table_offset,
+        placement,
+    })?;
     // Entries of L1 needed to map the virtual size.
-    let per_l1_entry = 1u64 << (h.cluster_bits + l2_bits);
+    let per_l1_entry = 1u64
+        .checked_shl(h.cluster_bits.saturating_add(l2_bits))
+        .unwrap_or(u64::MAX);
     let needed = h.size.div_ceil(per_l1_entry);
     if needed > MAX_L1_INDEX {
         return Err(OpenError::TooBig {
@@ -461,19 +481,20 @@ pub(crate) fn validate(h: &Header, file_size: u64) -> Result<Geometry, OpenError
         refcount_order: h.refcount_order,
         virtual_size: h.size,
         file_size,
-        csize_shift: 62 - (h.cluster_bits - 8),
-        csize_mask: (1u64 << (h.cluster_bits - 8)) - 1,
+        // The compressed-size field takes cluster_bits - 8 bits below bit 62.
+        csize_shift: 62u32.saturating_sub(h.cluster_bits.saturating_sub(8)),
+        csize_mask: cluster_mask(h.cluster_bits.saturating_sub(8)),
     })
 }
 
 /// qemu's rule for a table offset: cluster aligned, and offset + length
 /// below 2^63.
 fn table_offset_ok(offset: u64, len: u64, cluster_size: u64) -> Result<(), Placement> {
-    if offset & (cluster_size - 1) != 0 {
+    if offset & cluster_size.saturating_sub(1) != 0 {
         return Err(Placement::Unaligned { cluster_size });
     }
     match offset.checked_add(len) {
-        Some(end) if end <= i64::MAX as u64 => Ok(()),
+        Some(end) if end <= i64::MAX.unsigned_abs() => Ok(()),
         _ => Err(Placement::PastLimit { len }),
     }
 }
@@ -511,12 +532,13 @@ fn parse_extensions(
         let Some(Ok((_, (kind, len)))) = c0.get(at..).map(extension) else {
             break; // past the end of the file: reads as zeros, i.e. the end marker
         };
-        offset += 8;
+        let record = offset;
+        offset = offset.saturating_add(8);
         let len64 = u64::from(len);
-        if offset > end || len64 > end - offset {
+        if offset > end || len64 > end.saturating_sub(offset) {
             let f = OpenError::ExtensionPastArea {
                 kind,
-                offset: offset - 8,
+                offset: record,
                 len,
                 end,
             };
@@ -552,7 +574,7 @@ fn parse_extensions(
                 let parsed: IResult<&[u8], (u64, u64)> = (be_u64, be_u64).parse(data);
                 match parsed {
                     Ok((_, (off, length))) if len == 16 => {
-                        if off & ((1u64 << h.cluster_bits) - 1) != 0 {
+                        if off & cluster_mask(h.cluster_bits) != 0 {
                             let f = OpenError::CryptoHeaderUnaligned(off);
                             return (ext, Some(f));
                         }
@@ -580,7 +602,7 @@ fn parse_extensions(
                         Some(OpenError::BitmapsReserved(reserved))
                     } else if nb == 0 || nb > MAX_BITMAPS {
                         Some(OpenError::BitmapCount(nb))
-                    } else if dir_offset & ((1u64 << h.cluster_bits) - 1) != 0 {
+                    } else if dir_offset & cluster_mask(h.cluster_bits) != 0 {
                         Some(OpenError::BitmapDirectoryUnaligned(dir_offset))
                     } else if dir_size > MAX_BITMAP_DIRECTORY_BYTES {
                         Some(OpenError::BitmapDirectorySize(dir_size))
@@ -600,7 +622,7 @@ fn parse_extensions(
             EXT_DATA_FILE => ext.data_file = Some(c_string(data)),
             _ => {} // unknown extensions may be ignored
         }
-        offset += len64.div_ceil(8) * 8;
+        offset = offset.saturating_add(len64.div_ceil(8).saturating_mul(8));
     }
     (ext, None)
 }

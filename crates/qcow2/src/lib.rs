@@ -17,6 +17,12 @@
 //! never by the virtual size; every walk is bounded.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Parser crates: every offset comes from hostile input, so arithmetic is checked or
+// saturating and conversions are `try_from` (tests may compute freely).
+#![cfg_attr(
+    not(test),
+    warn(clippy::arithmetic_side_effects, clippy::as_conversions)
+)]
 
 mod check;
 mod error;
@@ -25,6 +31,7 @@ mod reader;
 pub mod rules;
 mod tables;
 
+pub use reader::{DecompressFault, ReadFault};
 pub use rules::RULES;
 
 use preflight_disk::{BlockRead, DiskImage, Format, ImageInfo, ReadError, Source};
@@ -57,9 +64,8 @@ use tables::{Cluster, L1E_OFFSET_MASK};
 pub struct Qcow2Image {
     src: Arc<dyn Source>,
     parsed: Parsed,
-    /// The active L1 table, or why it cannot be used (it passes the end of
-    /// the file).
-    l1: Result<Vec<u64>, String>,
+    /// The active L1 table; `None` when it passes the end of the file (reads report it).
+    l1: Option<Vec<u64>>,
     info: ImageInfo,
     cache: reader::Cache,
 }
@@ -97,20 +103,15 @@ fn open_typed(src: Arc<dyn Source>) -> Result<Qcow2Image, OpenError> {
 }
 
 /// Reads the active L1 table if it lies inside the file.
-fn load_l1(src: &dyn Source, p: &Parsed) -> Result<Result<Vec<u64>, String>, OpenError> {
+fn load_l1(src: &dyn Source, p: &Parsed) -> Result<Option<Vec<u64>>, OpenError> {
     let h = &p.header;
-    let len = u64::from(h.l1_size) * 8;
+    let len = u64::from(h.l1_size).saturating_mul(8);
     if len == 0 {
-        return Ok(Ok(Vec::new()));
+        return Ok(Some(Vec::new()));
     }
     match h.l1_table_offset.checked_add(len) {
         Some(end) if end <= p.geo.file_size => {}
-        _ => {
-            return Ok(Err(format!(
-                "the active L1 table ({len} bytes at {:#x}) passes the end of the file ({} bytes)",
-                h.l1_table_offset, p.geo.file_size
-            )))
-        }
+        _ => return Ok(None),
     }
     let bytes = preflight_disk::read_vec(
         src,
@@ -120,10 +121,12 @@ fn load_l1(src: &dyn Source, p: &Parsed) -> Result<Result<Vec<u64>, String>, Ope
         header::MAX_L1_BYTES,
     )
     .map_err(OpenError::L1Read)?;
-    Ok(Ok(bytes
-        .chunks_exact(8)
-        .map(|c| tables::be_u64_at(c, 0))
-        .collect()))
+    Ok(Some(
+        bytes
+            .chunks_exact(8)
+            .map(|c| tables::be_u64_at(c, 0))
+            .collect(),
+    ))
 }
 
 fn image_info(p: &Parsed) -> ImageInfo {

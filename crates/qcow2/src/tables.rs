@@ -120,9 +120,12 @@ pub(crate) fn l2_entry(geo: &Geometry, table: &[u8], index: u64) -> L2Entry {
 /// Classifies an L2 entry as qemu's `qcow2_get_cluster_type` does.
 pub(crate) fn classify(geo: &Geometry, e: L2Entry) -> Cluster {
     if e.raw & OFLAG_COMPRESSED != 0 {
-        let offset = e.raw & ((1u64 << geo.csize_shift) - 1);
-        let sectors = ((e.raw >> geo.csize_shift) & geo.csize_mask) + 1;
-        let size = (sectors * COMPRESSED_SECTOR).saturating_sub(offset & (COMPRESSED_SECTOR - 1));
+        let offset = e.raw & (1u64 << geo.csize_shift).saturating_sub(1);
+        // The field holds sectors less one; it is at most 2^21 / 512 wide.
+        let sectors = ((e.raw >> geo.csize_shift) & geo.csize_mask).saturating_add(1);
+        let size = sectors
+            .saturating_mul(COMPRESSED_SECTOR)
+            .saturating_sub(offset & (COMPRESSED_SECTOR - 1));
         return Cluster::Compressed { offset, size };
     }
     let host = e.raw & L2E_OFFSET_MASK;
@@ -168,11 +171,13 @@ pub(crate) fn subcluster(
         return Err(why);
     }
     let alloc = (bitmap >> sc) & 1 != 0;
-    let zero = (bitmap >> (32 + sc)) & 1 != 0;
+    let zero = (bitmap >> sc.saturating_add(32)) & 1 != 0;
     let sc_size = geo.cluster_size / SUBCLUSTERS;
     Ok(match cluster {
         Cluster::Normal(_) if zero => Sub::Zero,
-        Cluster::Normal(host) if alloc => Sub::Data(host + sc * sc_size),
+        Cluster::Normal(host) if alloc => {
+            Sub::Data(host.saturating_add(sc.saturating_mul(sc_size)))
+        }
         Cluster::Unallocated if zero => Sub::Zero,
         Cluster::ZeroPlain | Cluster::ZeroAlloc(_) => Sub::Zero,
         _ => Sub::Unallocated,
@@ -196,8 +201,9 @@ pub(crate) fn refcount_at(block: &[u8], order: u32, index: u64) -> u64 {
     };
     match order {
         0 => (byte(i / 8) >> (i % 8)) & 1,
-        1 => (byte(i / 4) >> (2 * (i % 4))) & 3,
-        2 => (byte(i / 2) >> (4 * (i % 2))) & 0xf,
+        // Shifts by whole entry widths: 2 bits × (i % 4), 4 bits × (i % 2).
+        1 => (byte(i / 4) >> ((i % 4) << 1)) & 3,
+        2 => (byte(i / 2) >> ((i % 2) << 2)) & 0xf,
         3 => byte(i),
         4 => be(i, 2),
         5 => be(i, 4),
@@ -214,18 +220,20 @@ pub(crate) fn for_each_cluster(
     cluster_size: u64,
     mut f: impl FnMut(u64, &[u8]),
 ) -> Result<(), (u64, std::io::Error)> {
-    let max_run = (BATCH_BYTES / cluster_size).max(1);
+    let max_run = BATCH_BYTES.checked_div(cluster_size).unwrap_or(0).max(1);
     let mut buf = Vec::new();
     let mut i = 0;
     while let Some(&start) = offsets.get(i) {
         let mut n: u64 = 1;
         while n < max_run {
-            match offsets.get(i + usize::try_from(n).unwrap_or(usize::MAX)) {
-                Some(&next) if Some(next) == start.checked_add(n * cluster_size) => n += 1,
+            match offsets.get(i.saturating_add(usize::try_from(n).unwrap_or(usize::MAX))) {
+                Some(&next) if Some(next) == start.checked_add(n.saturating_mul(cluster_size)) => {
+                    n = n.saturating_add(1)
+                }
                 _ => break,
             }
         }
-        let len = usize::try_from(n * cluster_size).map_err(|_| {
+        let len = usize::try_from(n.saturating_mul(cluster_size)).map_err(|_| {
             (
                 start,
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "read too large"),
@@ -234,10 +242,12 @@ pub(crate) fn for_each_cluster(
         buf.resize(len, 0);
         src.read_exact_at(start, &mut buf).map_err(|e| (start, e))?;
         let cs = usize::try_from(cluster_size).unwrap_or(usize::MAX);
-        for (k, chunk) in buf.chunks(cs).enumerate() {
-            f(start + (k as u64) * cluster_size, chunk);
+        let mut at = start;
+        for chunk in buf.chunks(cs) {
+            f(at, chunk);
+            at = at.saturating_add(cluster_size);
         }
-        i += usize::try_from(n).unwrap_or(usize::MAX);
+        i = i.saturating_add(usize::try_from(n).unwrap_or(usize::MAX));
     }
     Ok(())
 }
@@ -300,8 +310,10 @@ pub(crate) fn parse_snapshots(buf: &[u8], nb: u32, version: u32, limited: bool) 
             )
                 .parse(rest);
             let (_, (_, id, name)) = r.ok()?;
-            let used =
-                40 + usize::try_from(extra).ok()? + usize::from(id_len) + usize::from(name_len);
+            let used = 40usize
+                .checked_add(usize::try_from(extra).ok()?)?
+                .checked_add(usize::from(id_len))?
+                .checked_add(usize::from(name_len))?;
             Some(Ok((
                 Snapshot {
                     l1_table_offset: l1_off,
@@ -323,8 +335,8 @@ pub(crate) fn parse_snapshots(buf: &[u8], nb: u32, version: u32, limited: bool) 
                     ));
                 }
                 t.snapshots.push(snap);
-                pos = pos.saturating_add(used.div_ceil(8) * 8);
-                t.size = pos as u64;
+                pos = pos.saturating_add(used.div_ceil(8).saturating_mul(8));
+                t.size = u64::try_from(pos).unwrap_or(u64::MAX);
             }
             Some(Err(msg)) => {
                 t.problem = Some(msg);
@@ -387,7 +399,7 @@ pub(crate) fn parse_bitmap_directory(
             );
         };
         let name = String::from_utf8_lossy(name).into_owned();
-        let problem = if table_offset & (cluster_size - 1) != 0 {
+        let problem = if table_offset & cluster_size.saturating_sub(1) != 0 {
             Some(format!(
                 "bitmap table offset {table_offset:#x} is not cluster aligned"
             ))
@@ -424,7 +436,7 @@ pub(crate) fn parse_bitmap_directory(
         let used = 24usize
             .saturating_add(usize::try_from(extra).unwrap_or(usize::MAX))
             .saturating_add(usize::from(name_size));
-        pos = pos.saturating_add(used.div_ceil(8) * 8);
+        pos = pos.saturating_add(used.div_ceil(8).saturating_mul(8));
     }
     (out, None)
 }

@@ -426,10 +426,27 @@ fn l1_past_eof_opens_but_reads_fail() {
     let mut b = golden();
     put64(&mut b, 40, 0x10000);
     let img = open_bytes(b).unwrap();
-    assert!(matches!(
-        img.read_at(0, &mut [0u8; 16]),
-        Err(ReadError::Corrupt(_))
-    ));
+    let Err(ReadError::Corrupt(fault)) = img.read_at(0, &mut [0u8; 16]) else {
+        panic!("an L1 table past the end of the file reads");
+    };
+    // The payload is the typed fault, with the values it names.
+    let fault = fault
+        .downcast_ref::<crate::ReadFault>()
+        .expect("a qcow2 ReadFault");
+    assert!(
+        matches!(
+            fault,
+            crate::ReadFault::L1PastEnd {
+                offset: 0x10000,
+                ..
+            }
+        ),
+        "{fault:?}"
+    );
+    assert!(
+        fault.to_string().starts_with("the active L1 table ("),
+        "{fault}"
+    );
 }
 
 #[test]
@@ -438,10 +455,16 @@ fn data_file_and_encryption_refuse_reads() {
         let mut b = golden();
         b[byte.0] = byte.1;
         let img = open_bytes(b).unwrap();
-        assert!(matches!(
-            img.read_at(0, &mut [0u8; 16]),
-            Err(ReadError::Unsupported(_))
-        ));
+        let e = img.read_at(0, &mut [0u8; 16]).unwrap_err();
+        let want = if byte.0 == 79 {
+            preflight_disk::Unreadable::ExternalDataFile
+        } else {
+            preflight_disk::Unreadable::Encrypted { method: "aes" }
+        };
+        assert!(
+            matches!(&e, ReadError::Unsupported(u) if *u == want),
+            "{e:?}"
+        );
     }
 }
 

@@ -50,6 +50,7 @@ mod reader;
 mod tables;
 
 pub use check::RULES;
+pub use reader::ReadFault;
 
 use header::{DynHeader, Footer};
 use preflight_disk::{BlockRead, BoundsError, DiskImage, Format, ImageInfo, ReadError, Source};
@@ -82,8 +83,11 @@ enum OpenError {
         "the dynamic header at data offset {offset} does not fit in the {file_size}-byte file"
     )]
     DataOffset { offset: u64, file_size: u64 },
-    #[error("the dynamic header at offset {offset} starts with {found:?}, not `cxsparse`")]
-    DynCookie { offset: u64, found: String },
+    #[error(
+        "the dynamic header at offset {offset} starts with {:?}, not `cxsparse`",
+        header::printable(found)
+    )]
+    DynCookie { offset: u64, found: [u8; 8] },
     #[error("block size {0} is not a power of two of at least 512 bytes")]
     BlockSize(u32),
     #[error("MaxTableEntries {0} is over qemu's limit of {max}", max = tables::MAX_TABLE_ENTRIES)]
@@ -297,7 +301,7 @@ fn open_sparse(src: &dyn Source, footer: &Footer, data_end: u64) -> Result<Spars
     if &dyn_header.cookie != header::DYN_COOKIE {
         return Err(OpenError::DynCookie {
             offset,
-            found: header::printable(&dyn_header.cookie),
+            found: dyn_header.cookie,
         });
     }
     // The block size is what every later computation derives from: check it first.

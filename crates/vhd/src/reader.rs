@@ -2,15 +2,56 @@
 //! through the BAT.
 
 use crate::{header, tables, Layout, Sparse, VhdImage};
-use preflight_disk::{check_guest_range, ReadError};
+use preflight_disk::{check_guest_range, Format, ReadError, Unreadable};
+
+/// Why a guest read of an opened VHD failed: the structure and the offending values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadFault {
+    /// A fixed disk's file is shorter than the disk.
+    #[error(
+        "fixed VHD: guest bytes {offset}..{end} pass the end of the data area at {data_end} \
+         (the file is shorter than the disk size {disk_size})"
+    )]
+    FixedPastEnd {
+        /// First guest byte asked for.
+        offset: u64,
+        /// One past the last.
+        end: u64,
+        /// Where the data area ends in the file.
+        data_end: u64,
+        /// Virtual size of the disk.
+        disk_size: u64,
+    },
+    /// A block size that would never advance a read.
+    #[error("block size {block_size} cannot be read")]
+    BlockSize {
+        /// The dynamic header's block size.
+        block_size: u64,
+    },
+    /// A BAT entry points at a block that ends past the data area.
+    #[error(
+        "block {index} at file offset {block_start} ends at {block_end}, past the end of \
+         the data area at {data_end}"
+    )]
+    BlockPastEnd {
+        /// BAT index.
+        index: u64,
+        /// Where the block (its bitmap) starts in the file.
+        block_start: u64,
+        /// Where its data end.
+        block_end: u64,
+        /// Where the data area ends.
+        data_end: u64,
+    },
+}
 
 pub(crate) fn read_at(img: &VhdImage, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
     check_guest_range(offset, buf.len(), img.info.virtual_size)?;
     if img.footer.disk_type == header::DISK_DIFFERENCING {
-        return Err(ReadError::Unsupported(
-            "a differencing VHD holds only the changes to its parent disk; merge it into its parent first"
-                .to_string(),
-        ));
+        return Err(ReadError::Unsupported(Unreadable::Differencing {
+            format: Format::Vhd,
+        }));
     }
     match &img.layout {
         Layout::Fixed => read_fixed(img, offset, buf),
@@ -68,11 +109,12 @@ fn read_fixed(img: &VhdImage, offset: u64, buf: &mut [u8]) -> Result<(), ReadErr
     };
     let end = offset.saturating_add(len64(buf.len()));
     if end > data_end {
-        return Err(ReadError::Corrupt(format!(
-            "fixed VHD: guest bytes {offset}..{end} pass the end of the data area at {data_end} \
-             (the file is shorter than the disk size {})",
-            img.info.virtual_size
-        )));
+        return Err(ReadError::corrupt(ReadFault::FixedPastEnd {
+            offset,
+            end,
+            data_end,
+            disk_size: img.info.virtual_size,
+        }));
     }
     img.src.read_exact_at(offset, buf)?;
     Ok(())
@@ -90,14 +132,14 @@ fn read_sparse(img: &VhdImage, s: &Sparse, offset: u64, buf: &mut [u8]) -> Resul
         let n = usize::try_from(left_in_block).map_or(left_in_buf, |l| l.min(left_in_buf));
         if n == 0 {
             // Only a zero block size gets here; it would never advance.
-            return Err(ReadError::Corrupt(format!(
-                "block size {} cannot be read",
-                s.block_size
-            )));
+            return Err(ReadError::corrupt(ReadFault::BlockSize {
+                block_size: s.block_size,
+            }));
         }
-        let chunk = buf
-            .get_mut(done..done.saturating_add(n))
-            .ok_or_else(|| ReadError::Corrupt("internal: chunk out of range".to_string()))?;
+        // n <= buf.len() - done, so the range is inside buf.
+        let Some(chunk) = buf.get_mut(done..done.saturating_add(n)) else {
+            break;
+        };
         let entry = usize::try_from(index)
             .ok()
             .and_then(|i| s.bat.get(i))
@@ -110,11 +152,12 @@ fn read_sparse(img: &VhdImage, s: &Sparse, offset: u64, buf: &mut [u8]) -> Resul
                 let data = block_start.saturating_add(s.bitmap_size);
                 let block_end = data.saturating_add(s.block_size);
                 if block_end > s.data_end {
-                    return Err(ReadError::Corrupt(format!(
-                        "block {index} at file offset {block_start} ends at {block_end}, past the end of \
-                         the data area at {}",
-                        s.data_end
-                    )));
+                    return Err(ReadError::corrupt(ReadFault::BlockPastEnd {
+                        index,
+                        block_start,
+                        block_end,
+                        data_end: s.data_end,
+                    }));
                 }
                 img.src
                     .read_exact_at(data.saturating_add(in_block), chunk)?;

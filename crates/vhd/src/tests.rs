@@ -159,10 +159,16 @@ fn fixed_size_mismatch() {
     let img = open(Arc::new(raw)).unwrap();
     assert!(codes(&img).contains(&"VHD.FixedFileSize".to_string()));
     let mut buf = [0u8; 16];
-    assert!(matches!(
-        img.read_at(8000, &mut buf),
-        Err(ReadError::Corrupt(_))
-    ));
+    let Err(ReadError::Corrupt(fault)) = img.read_at(8000, &mut buf) else {
+        panic!("a read past the fixed disk's data area succeeds");
+    };
+    assert!(
+        matches!(
+            fault.downcast_ref::<crate::ReadFault>(),
+            Some(crate::ReadFault::FixedPastEnd { offset: 8000, .. })
+        ),
+        "{fault:?}"
+    );
     img.read_at(0, &mut buf).unwrap();
 }
 
@@ -331,10 +337,16 @@ fn bat_entry_problems() {
     let img = open(Arc::new(bad)).unwrap();
     assert!(codes(&img).contains(&"VHD.BlockPastEof".to_string()));
     let mut buf = [0u8; 8];
-    assert!(matches!(
-        img.read_at(4096, &mut buf),
-        Err(ReadError::Corrupt(_))
-    ));
+    let Err(ReadError::Corrupt(fault)) = img.read_at(4096, &mut buf) else {
+        panic!("a block past the data area reads");
+    };
+    assert!(
+        matches!(
+            fault.downcast_ref::<crate::ReadFault>(),
+            Some(crate::ReadFault::BlockPastEnd { block_start, .. }) if *block_start == 0x00ff_0000 * 512
+        ),
+        "{fault:?}"
+    );
     img.read_at(0, &mut buf).unwrap();
 
     // Two entries pointing at the same block, and one into the next block.

@@ -49,6 +49,7 @@ mod reader;
 mod tables;
 
 pub use check::RULES;
+pub use reader::ReadFault;
 
 use header::{Header, RegionEntry, RegionTable};
 use preflight_disk::{BlockRead, DiskImage, ImageInfo, ReadError, Source};

@@ -31,12 +31,12 @@ pub(crate) enum OpenError {
     FileTooSmall(u64),
     #[error("no `vhdxfile` signature at offset 0 (found {0:02x?})")]
     Signature([u8; 8]),
-    #[error("neither header is valid: {0}")]
-    NoValidHeader(String),
-    #[error("neither region table is valid: {0}")]
-    RegionTable(String),
+    #[error("neither header is valid: {}; {}", .0[0], .0[1])]
+    NoValidHeader([CopyState; 2]),
+    #[error("neither region table is valid: {}; {}", .0[0], .0[1])]
+    RegionTable([CopyState; 2]),
     #[error("{0}")]
-    RegionEntry(String),
+    RegionEntry(RegionEntryFault),
     #[error("the region table lists an unknown region {} marked required", guid_str(.0))]
     UnknownRequiredRegion([u8; 16]),
     #[error("{what} at offset {offset} ({len} bytes) passes the end of the {file_size}-byte file")]
@@ -47,11 +47,11 @@ pub(crate) enum OpenError {
         file_size: u64,
     },
     #[error("{0}")]
-    MetadataTable(String),
+    MetadataTable(MetadataTableFault),
     #[error("the metadata table lists an unknown item {} marked required", guid_str(.0))]
     UnknownRequiredMetadata([u8; 16]),
     #[error("{0}")]
-    MetadataItem(String),
+    MetadataItem(MetadataItemFault),
     #[error("the metadata has no {0} item")]
     MetadataMissing(&'static str),
     #[error("block size {0} is not a power of two from 1 MiB to 256 MiB")]
@@ -120,37 +120,108 @@ fn read_region(
     })
 }
 
-fn describe_header(n: usize, h: &Option<Header>) -> String {
-    match h {
-        None => format!("header {n} is past the end of the file"),
-        Some(h) if &h.signature != b"head" => {
-            format!("header {n} has signature {:02x?}, not `head`", h.signature)
-        }
-        Some(h) if h.checksum != h.computed => format!(
-            "header {n} stores CRC-32C {:#010x} but its bytes give {:#010x}",
-            h.checksum, h.computed
-        ),
-        Some(h) if h.version != 1 => format!("header {n} has version {}, not 1", h.version),
-        Some(_) => format!("header {n} is valid"),
+/// The state of one copy of a structure kept twice (a header, a region table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{structure} {n} {fault}")]
+pub(crate) struct CopyState {
+    /// `header` or `region table`.
+    structure: &'static str,
+    /// Which copy, from 1.
+    n: usize,
+    fault: CopyFault,
+}
+
+/// What is wrong with one copy, if anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CopyFault {
+    #[error("is past the end of the file")]
+    PastEnd,
+    #[error("has signature {0:02x?}, not `{expected}`", expected = String::from_utf8_lossy(.1.as_slice()))]
+    Signature([u8; 4], &'static [u8; 4]),
+    #[error("stores CRC-32C {stored:#010x} but its bytes give {computed:#010x}")]
+    Checksum { stored: u32, computed: u32 },
+    #[error("has version {0}, not 1")]
+    Version(u16),
+    #[error("has {0} entries, over 2047")]
+    TooManyEntries(u32),
+    #[error("is valid")]
+    Valid,
+}
+
+fn describe_header(n: usize, h: &Option<Header>) -> CopyState {
+    let fault = match h {
+        None => CopyFault::PastEnd,
+        Some(h) if &h.signature != b"head" => CopyFault::Signature(h.signature, b"head"),
+        Some(h) if h.checksum != h.computed => CopyFault::Checksum {
+            stored: h.checksum,
+            computed: h.computed,
+        },
+        Some(h) if h.version != 1 => CopyFault::Version(h.version),
+        Some(_) => CopyFault::Valid,
+    };
+    CopyState {
+        structure: "header",
+        n,
+        fault,
     }
 }
 
-pub(crate) fn describe_table(n: usize, t: &Option<RegionTable>) -> String {
-    match t {
-        None => format!("region table {n} is past the end of the file"),
-        Some(t) if &t.signature != b"regi" => format!(
-            "region table {n} has signature {:02x?}, not `regi`",
-            t.signature
-        ),
-        Some(t) if t.checksum != t.computed => format!(
-            "region table {n} stores CRC-32C {:#010x} but its bytes give {:#010x}",
-            t.checksum, t.computed
-        ),
+pub(crate) fn describe_table(n: usize, t: &Option<RegionTable>) -> CopyState {
+    let fault = match t {
+        None => CopyFault::PastEnd,
+        Some(t) if &t.signature != b"regi" => CopyFault::Signature(t.signature, b"regi"),
+        Some(t) if t.checksum != t.computed => CopyFault::Checksum {
+            stored: t.checksum,
+            computed: t.computed,
+        },
         Some(t) if t.entry_count > header::MAX_REGION_ENTRIES => {
-            format!("region table {n} has {} entries, over 2047", t.entry_count)
+            CopyFault::TooManyEntries(t.entry_count)
         }
-        Some(_) => format!("region table {n} is valid"),
+        Some(_) => CopyFault::Valid,
+    };
+    CopyState {
+        structure: "region table",
+        n,
+        fault,
     }
+}
+
+/// What is wrong with the region table's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RegionEntryFault {
+    #[error("the region table lists region {} twice", guid_str(.0))]
+    Twice([u8; 16]),
+    #[error("the region table has no {0} region")]
+    Missing(&'static str),
+}
+
+/// What is wrong with the metadata table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum MetadataTableFault {
+    #[error("the metadata region is {0} bytes, smaller than its 64 KiB table")]
+    RegionTooSmall(u32),
+    #[error("the metadata table cannot be parsed")]
+    Unparsable,
+    #[error("the metadata table has signature {0:02x?}, not `metadata`")]
+    Signature([u8; 8]),
+    #[error("the metadata table has {0} entries, over 2047")]
+    TooManyEntries(u16),
+    #[error("the metadata table lists the {0} item twice")]
+    ItemTwice(&'static str),
+}
+
+/// What is wrong with a metadata item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum MetadataItemFault {
+    #[error("the {name} item at {offset} ({len} bytes) is not inside the {region_len}-byte metadata region after its table")]
+    Outside {
+        name: &'static str,
+        offset: u64,
+        len: u64,
+        region_len: u32,
+    },
+    #[error("the {name} item is {len} bytes, too short")]
+    Short { name: &'static str, len: usize },
 }
 
 pub(crate) fn open(src: Arc<dyn Source>) -> Result<VhdxImage, OpenError> {
@@ -182,11 +253,10 @@ pub(crate) fn open(src: Arc<dyn Source>) -> Result<VhdxImage, OpenError> {
         (Some(_), None) => 0,
         (None, Some(_)) => 1,
         (None, None) => {
-            return Err(OpenError::NoValidHeader(format!(
-                "{}; {}",
+            return Err(OpenError::NoValidHeader([
                 describe_header(1, &headers[0]),
-                describe_header(2, &headers[1])
-            )))
+                describe_header(2, &headers[1]),
+            ]))
         }
     };
 
@@ -198,20 +268,16 @@ pub(crate) fn open(src: Arc<dyn Source>) -> Result<VhdxImage, OpenError> {
         read_struct(s, "region table 2", r2, header::REGION_TABLE_SIZE)?
             .and_then(|b| RegionTable::parse(&b)),
     ];
-    let used_table = region_tables
+    let (used_table, table) = region_tables
         .iter()
-        .position(|t| t.as_ref().is_some_and(RegionTable::is_valid))
+        .enumerate()
+        .find_map(|(i, t)| t.as_ref().filter(|t| t.is_valid()).map(|t| (i, t)))
         .ok_or_else(|| {
-            OpenError::RegionTable(format!(
-                "{}; {}",
+            OpenError::RegionTable([
                 describe_table(1, &region_tables[0]),
-                describe_table(2, &region_tables[1])
-            ))
+                describe_table(2, &region_tables[1]),
+            ])
         })?;
-    let table = region_tables
-        .get(used_table)
-        .and_then(Option::as_ref)
-        .ok_or_else(|| OpenError::RegionTable("internal: table vanished".to_string()))?;
     let mut bat_region: Option<RegionEntry> = None;
     let mut metadata_region: Option<RegionEntry> = None;
     for e in &table.entries {
@@ -225,18 +291,14 @@ pub(crate) fn open(src: Arc<dyn Source>) -> Result<VhdxImage, OpenError> {
             continue;
         };
         if slot.is_some() {
-            return Err(OpenError::RegionEntry(format!(
-                "the region table lists region {} twice",
-                guid_str(&e.guid)
-            )));
+            return Err(OpenError::RegionEntry(RegionEntryFault::Twice(e.guid)));
         }
         *slot = Some(e.clone());
     }
-    let bat_region = bat_region
-        .ok_or_else(|| OpenError::RegionEntry("the region table has no BAT region".to_string()))?;
-    let metadata_region = metadata_region.ok_or_else(|| {
-        OpenError::RegionEntry("the region table has no metadata region".to_string())
-    })?;
+    let bat_region = bat_region.ok_or(OpenError::RegionEntry(RegionEntryFault::Missing("BAT")))?;
+    let metadata_region = metadata_region.ok_or(OpenError::RegionEntry(
+        RegionEntryFault::Missing("metadata"),
+    ))?;
 
     let meta = read_metadata(s, &metadata_region)?;
     let geometry = Geometry::new(
@@ -301,10 +363,9 @@ const KNOWN_ITEMS: [([u8; 16], &str); 6] = [
 
 fn read_metadata(s: &dyn Source, region: &RegionEntry) -> Result<Meta, OpenError> {
     if u64::from(region.length) < header::METADATA_TABLE_SIZE {
-        return Err(OpenError::MetadataTable(format!(
-            "the metadata region is {} bytes, smaller than its 64 KiB table",
-            region.length
-        )));
+        return Err(OpenError::MetadataTable(
+            MetadataTableFault::RegionTooSmall(region.length),
+        ));
     }
     let raw = read_region(
         s,
@@ -313,20 +374,17 @@ fn read_metadata(s: &dyn Source, region: &RegionEntry) -> Result<Meta, OpenError
         header::METADATA_TABLE_SIZE,
         header::METADATA_TABLE_SIZE,
     )?;
-    let table = MetadataTable::parse(&raw).ok_or_else(|| {
-        OpenError::MetadataTable("the metadata table cannot be parsed".to_string())
-    })?;
+    let table = MetadataTable::parse(&raw)
+        .ok_or(OpenError::MetadataTable(MetadataTableFault::Unparsable))?;
     if &table.signature != b"metadata" {
-        return Err(OpenError::MetadataTable(format!(
-            "the metadata table has signature {:02x?}, not `metadata`",
-            table.signature
+        return Err(OpenError::MetadataTable(MetadataTableFault::Signature(
+            table.signature,
         )));
     }
     if table.entry_count > header::MAX_METADATA_ENTRIES {
-        return Err(OpenError::MetadataTable(format!(
-            "the metadata table has {} entries, over 2047",
-            table.entry_count
-        )));
+        return Err(OpenError::MetadataTable(
+            MetadataTableFault::TooManyEntries(table.entry_count),
+        ));
     }
     // Item contents, in KNOWN_ITEMS order.
     let mut items: [Option<Vec<u8>>; 6] = Default::default();
@@ -338,12 +396,13 @@ fn read_metadata(s: &dyn Source, region: &RegionEntry) -> Result<Meta, OpenError
             continue;
         };
         let name = KNOWN_ITEMS.get(k).map_or("item", |(_, n)| *n);
-        let slot = items
-            .get_mut(k)
-            .ok_or_else(|| OpenError::MetadataTable("internal: item slot".to_string()))?;
+        // k indexes KNOWN_ITEMS, which has as many entries as items.
+        let Some(slot) = items.get_mut(k) else {
+            continue;
+        };
         if slot.is_some() {
-            return Err(OpenError::MetadataTable(format!(
-                "the metadata table lists the {name} item twice"
+            return Err(OpenError::MetadataTable(MetadataTableFault::ItemTwice(
+                name,
             )));
         }
         if e.length == 0 {
@@ -352,10 +411,12 @@ fn read_metadata(s: &dyn Source, region: &RegionEntry) -> Result<Meta, OpenError
         let (off, len) = (u64::from(e.offset), u64::from(e.length));
         if off < KIB64 || off.saturating_add(len) > u64::from(region.length) || len > MAX_ITEM_SIZE
         {
-            return Err(OpenError::MetadataItem(format!(
-                "the {name} item at {off} ({len} bytes) is not inside the {}-byte metadata region after its table",
-                region.length
-            )));
+            return Err(OpenError::MetadataItem(MetadataItemFault::Outside {
+                name,
+                offset: off,
+                len,
+                region_len: region.length,
+            }));
         }
         *slot = Some(read_region(
             s,
@@ -366,8 +427,8 @@ fn read_metadata(s: &dyn Source, region: &RegionEntry) -> Result<Meta, OpenError
         )?);
     }
     let [params, size, disk_id, logical, physical, locator] = items;
-    let short = |name: &str, len: usize| {
-        OpenError::MetadataItem(format!("the {name} item is {len} bytes, too short"))
+    let short = |name: &'static str, len: usize| {
+        OpenError::MetadataItem(MetadataItemFault::Short { name, len })
     };
     let params = params.ok_or(OpenError::MetadataMissing("file parameters"))?;
     let (block_size, flags) = match (params.get(..4), params.get(4..8)) {

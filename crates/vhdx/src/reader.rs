@@ -2,7 +2,56 @@
 
 use crate::tables;
 use crate::VhdxImage;
-use preflight_disk::{check_guest_range, ReadError};
+use preflight_disk::{check_guest_range, Format, ReadError, Unreadable};
+
+/// Why a guest read of an opened VHDX failed: the structure and the offending values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadFault {
+    /// A block size that would never advance a read.
+    #[error("block size {block_size} cannot be read")]
+    BlockSize {
+        /// The block size from the metadata.
+        block_size: u64,
+    },
+    /// The BAT has no entry for a block of the disk.
+    #[error("no BAT entry {index} for block {block}")]
+    NoBatEntry {
+        /// BAT index asked for.
+        index: u64,
+        /// Guest block.
+        block: u64,
+    },
+    /// A present block's data pass the end of the file.
+    #[error(
+        "block {block} (BAT entry {index}) data at file bytes {start}..{end} passes the end of the \
+         {file_size}-byte file"
+    )]
+    BlockPastEnd {
+        /// Guest block.
+        block: u64,
+        /// Its BAT index.
+        index: u64,
+        /// First file byte read.
+        start: u64,
+        /// One past the last file byte read.
+        end: u64,
+        /// Size of the file.
+        file_size: u64,
+    },
+    /// A payload state only a differencing disk may use.
+    #[error(
+        "block {block} (BAT entry {index}) has state {state}, which a non-differencing disk cannot read"
+    )]
+    BlockState {
+        /// Guest block.
+        block: u64,
+        /// Its BAT index.
+        index: u64,
+        /// The state bits of the entry.
+        state: u64,
+    },
+}
 
 fn len64(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
@@ -11,17 +60,12 @@ fn len64(n: usize) -> u64 {
 pub(crate) fn read_at(img: &VhdxImage, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
     check_guest_range(offset, buf.len(), img.info.virtual_size)?;
     if img.meta.has_parent {
-        return Err(ReadError::Unsupported(
-            "a differencing VHDX holds only the changes to its parent disk; merge it into its parent first"
-                .to_string(),
-        ));
+        return Err(ReadError::Unsupported(Unreadable::Differencing {
+            format: Format::Vhdx,
+        }));
     }
     if img.active_header().is_some_and(|h| h.log_in_use()) {
-        return Err(ReadError::Unsupported(
-            "the VHDX log must be replayed before the disk can be read (open it once in Hyper-V, or run \
-             `qemu-img check -r all` on a copy)"
-                .to_string(),
-        ));
+        return Err(ReadError::Unsupported(Unreadable::LogReplay));
     }
     let g = &img.geometry;
     let file_size = img.src.size();
@@ -36,20 +80,20 @@ pub(crate) fn read_at(img: &VhdxImage, offset: u64, buf: &mut [u8]) -> Result<()
         let n = usize::try_from(left).map_or(left_in_buf, |l| l.min(left_in_buf));
         if n == 0 {
             // Only a zero block size gets here; it would never advance.
-            return Err(ReadError::Corrupt(format!(
-                "block size {} cannot be read",
-                g.block_size
-            )));
+            return Err(ReadError::corrupt(ReadFault::BlockSize {
+                block_size: g.block_size,
+            }));
         }
-        let chunk = buf
-            .get_mut(done..done.saturating_add(n))
-            .ok_or_else(|| ReadError::Corrupt("internal: chunk out of range".to_string()))?;
+        // n <= buf.len() - done, so the range is inside buf.
+        let Some(chunk) = buf.get_mut(done..done.saturating_add(n)) else {
+            break;
+        };
         let index = g.payload_index(block);
         let entry = usize::try_from(index)
             .ok()
             .and_then(|i| img.bat.get(i))
             .copied()
-            .ok_or_else(|| ReadError::Corrupt(format!("no BAT entry {index} for block {block}")))?;
+            .ok_or_else(|| ReadError::corrupt(ReadFault::NoBatEntry { index, block }))?;
         match entry & tables::STATE_MASK {
             tables::PAYLOAD_NOT_PRESENT
             | tables::PAYLOAD_UNDEFINED
@@ -60,17 +104,22 @@ pub(crate) fn read_at(img: &VhdxImage, offset: u64, buf: &mut [u8]) -> Result<()
                 let at = (entry & tables::OFFSET_MASK).saturating_add(in_block);
                 let end = at.saturating_add(len64(n));
                 if end > file_size {
-                    return Err(ReadError::Corrupt(format!(
-                        "block {block} (BAT entry {index}) data at file bytes {at}..{end} passes the end of the \
-                         {file_size}-byte file"
-                    )));
+                    return Err(ReadError::corrupt(ReadFault::BlockPastEnd {
+                        block,
+                        index,
+                        start: at,
+                        end,
+                        file_size,
+                    }));
                 }
                 img.src.read_exact_at(at, chunk)?;
             }
             state => {
-                return Err(ReadError::Corrupt(format!(
-                    "block {block} (BAT entry {index}) has state {state}, which a non-differencing disk cannot read"
-                )))
+                return Err(ReadError::corrupt(ReadFault::BlockState {
+                    block,
+                    index,
+                    state,
+                }))
             }
         }
         done = done.saturating_add(n);

@@ -139,7 +139,7 @@ impl SparseExtent {
                 if e == 0 {
                     continue;
                 }
-                let off = u64::from(e) * SECTOR;
+                let off = u64::from(e).saturating_mul(SECTOR);
                 let what = if redundant { What::Rgt(i) } else { What::Gt(i) };
                 if off.checked_add(gt_bytes).is_none_or(|end| end > size) {
                     sink.push(rules::GT_OFFSET.finding(format!(
@@ -149,7 +149,7 @@ impl SparseExtent {
                 } else {
                     regions.push(Interval {
                         start: off,
-                        end: off + gt_bytes,
+                        end: off.saturating_add(gt_bytes),
                         what,
                     });
                 }
@@ -194,7 +194,7 @@ impl SparseExtent {
             if !clean_gt.get(i).copied().unwrap_or(false) {
                 continue;
             }
-            let off = u64::from(e) * SECTOR;
+            let off = u64::from(e).saturating_mul(SECTOR);
             let table = match self.read_table(off) {
                 Ok(t) => t,
                 Err(err) => {
@@ -206,7 +206,7 @@ impl SparseExtent {
             if let Some(r) = &rgd {
                 let re = r.get(i).copied().unwrap_or(0);
                 if re != 0 && clean_rgt.get(i).copied().unwrap_or(false) {
-                    if let Ok(copy) = self.read_table(u64::from(re) * SECTOR) {
+                    if let Ok(copy) = self.read_table(u64::from(re).saturating_mul(SECTOR)) {
                         if copy != table {
                             sink.push(rules::REDUNDANT_GD.finding(format!(
                                 "{name}: grain table {i} (sector {e}) differs from its redundant copy (sector {re})"
@@ -241,7 +241,7 @@ impl SparseExtent {
                 if !self.entry_has_data(e) || !seen.insert(e) {
                     continue;
                 }
-                let base = u64::from(e) * SECTOR;
+                let base = u64::from(e).saturating_mul(SECTOR);
                 if let Err(why) = self.verify_grain(base) {
                     sink.push(rules::COMPRESSED_GRAIN.finding(format!(
                         "{}: grain table {i} entry {j}: compressed grain at file offset {base}: {why}",
@@ -264,7 +264,7 @@ impl SparseExtent {
             }
             let grain = first.saturating_add(u64::try_from(j).unwrap_or(u64::MAX));
             let guest = grain.saturating_mul(self.geo.grain_bytes);
-            let base = u64::from(e) * SECTOR;
+            let base = u64::from(e).saturating_mul(SECTOR);
             let end = if self.compressed() {
                 match self.compressed_range(base) {
                     Ok(r) => {

@@ -142,3 +142,124 @@ pub(crate) fn show_line(line: &str) -> String {
     }
     format!("{out:?}")
 }
+
+/// Why a guest read of an opened VMDK failed: the extent, the structure and the offending
+/// values. The text starts with the rule code the check reports for the same problem.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadFault {
+    /// A grain directory entry points at a grain table past the end of the extent file.
+    #[error("{code}: {extent}: grain table {gd_index} at file offset {offset} passes the end of the file ({file_size} bytes)", code = rules::GT_OFFSET.code)]
+    GrainTablePastEnd {
+        /// The extent file.
+        extent: String,
+        /// Grain directory index.
+        gd_index: u64,
+        /// File offset of the table.
+        offset: u64,
+        /// Size of the extent file.
+        file_size: u64,
+    },
+    /// A grain table entry points at a grain past the end of the extent file.
+    #[error("{code}: {extent}: grain {index} at file offset {offset} passes the end of the file ({file_size} bytes)", code = rules::GRAIN_OFFSET.code)]
+    GrainPastEnd {
+        /// The extent file.
+        extent: String,
+        /// Grain number in the extent.
+        index: u64,
+        /// File offset of the grain.
+        offset: u64,
+        /// Size of the extent file.
+        file_size: u64,
+    },
+    /// A compressed grain cannot be inflated.
+    #[error("{code}: {extent}: compressed grain {index} at file offset {offset}: {fault}", code = rules::COMPRESSED_GRAIN.code)]
+    CompressedGrain {
+        /// The extent file.
+        extent: String,
+        /// Grain number in the extent.
+        index: u64,
+        /// File offset of the grain (its marker, if it has one).
+        offset: u64,
+        /// What is wrong with it (part of the text, not a source: printed once).
+        fault: GrainFault,
+    },
+    /// A grain size that would never advance a read.
+    #[error("grain size {grain_bytes} cannot be read")]
+    GrainSize {
+        /// The grain size in bytes.
+        grain_bytes: u64,
+    },
+    /// No extent of the descriptor covers a guest offset inside the disk.
+    #[error("no extent covers guest offset {offset}")]
+    NoExtent {
+        /// The guest offset.
+        offset: u64,
+    },
+}
+
+/// What is wrong with a compressed grain (its marker or its deflate data).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrainFault {
+    /// A grain without a marker starts at or past the end of the file.
+    #[error("data at file offset {offset} is past the end of the file ({file_size} bytes)")]
+    DataPastEnd {
+        /// File offset of the grain.
+        offset: u64,
+        /// Size of the extent file.
+        file_size: u64,
+    },
+    /// The grain marker is past the end of the file.
+    #[error("marker at file offset {offset} is past the end of the file ({file_size} bytes)")]
+    MarkerPastEnd {
+        /// File offset of the marker.
+        offset: u64,
+        /// Size of the extent file.
+        file_size: u64,
+    },
+    /// The marker's size field is 0 or over the limit.
+    #[error("marker at file offset {offset} gives a compressed size of {len} bytes (allowed 1 to {max})")]
+    MarkerSize {
+        /// File offset of the marker.
+        offset: u64,
+        /// Its size field.
+        len: u64,
+        /// The largest size accepted.
+        max: u64,
+    },
+    /// The marker's size field passes the end of the file.
+    #[error("marker at file offset {offset} gives a compressed size of {len} bytes, which passes the end of the file ({file_size} bytes)")]
+    MarkerPastEof {
+        /// File offset of the marker.
+        offset: u64,
+        /// Its size field.
+        len: u64,
+        /// Size of the extent file.
+        file_size: u64,
+    },
+    /// The grain size does not fit this machine's memory space.
+    #[error("grain too large")]
+    GrainTooLarge,
+    /// The compressed data could not be read (the cause is part of the text, printed once).
+    #[error("reading compressed data: {0}")]
+    Read(std::io::Error),
+    /// The deflate data are invalid (the decoder's error is part of the text, printed once).
+    #[error("invalid deflate data: {0}")]
+    Deflate(flate2::DecompressError),
+    /// The stream inflates to more than a grain.
+    #[error("inflates to more than the grain size of {limit} bytes")]
+    TooLong {
+        /// The grain size.
+        limit: u64,
+    },
+    /// The compressed data end before the deflate stream does.
+    #[error("the compressed data ({len} bytes) ends before the deflate stream does")]
+    EndsEarly {
+        /// Bytes of compressed data.
+        len: u64,
+    },
+    /// The decoder neither reads nor writes.
+    #[error("the deflate stream makes no progress")]
+    NoProgress,
+}

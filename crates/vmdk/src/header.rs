@@ -230,12 +230,12 @@ pub(crate) struct Geometry {
 impl Geometry {
     /// Bytes in one grain table.
     pub(crate) fn gt_bytes(&self) -> u64 {
-        self.gtes * 4
+        self.gtes.saturating_mul(4)
     }
 
     /// Bytes in the grain directory.
     pub(crate) fn gd_bytes(&self) -> u64 {
-        self.l1_entries * 4
+        self.l1_entries.saturating_mul(4)
     }
 }
 

@@ -23,6 +23,12 @@
 //! and deflate data take; a flat extent by its length.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Parser crates: every offset comes from hostile input, so arithmetic is checked or
+// saturating and conversions are `try_from` (tests may compute freely).
+#![cfg_attr(
+    not(test),
+    warn(clippy::arithmetic_side_effects, clippy::as_conversions)
+)]
 
 mod check;
 pub mod descriptor;
@@ -32,6 +38,7 @@ pub mod rules;
 mod sparse;
 
 pub use descriptor::Descriptor;
+pub use error::{GrainFault, ReadFault};
 pub use rules::RULES;
 
 use crate::descriptor::Access;
@@ -289,7 +296,7 @@ fn open_descriptor(
     let (d, bad) = descriptor::parse(&descriptor::text_of(&bytes));
     if let Some(first) = bad.first() {
         let more = if bad.len() > 1 {
-            format!(" (and {} more bad lines)", bad.len() - 1)
+            format!(" (and {} more bad lines)", bad.len().saturating_sub(1))
         } else {
             String::new()
         };
@@ -500,13 +507,23 @@ impl BlockRead for VmdkImage {
             let idx = self
                 .extents
                 .partition_point(|e| e.start.saturating_add(e.len) <= pos);
-            let e = self.extents.get(idx).ok_or_else(|| {
-                ReadError::Corrupt(format!("no extent covers guest offset {pos}"))
-            })?;
-            let in_ext = pos - e.start;
-            let left = buf.len() - done;
-            let n = usize::try_from(e.len - in_ext).map_or(left, |x| x.min(left));
-            let part = buf.get_mut(done..done + n).unwrap_or_default();
+            let e = self
+                .extents
+                .get(idx)
+                .ok_or_else(|| ReadError::corrupt(error::ReadFault::NoExtent { offset: pos }))?;
+            // partition_point found the extent holding pos: e.start <= pos < e.start + e.len.
+            let in_ext = pos.saturating_sub(e.start);
+            let left = buf.len().saturating_sub(done);
+            let n = usize::try_from(e.len.saturating_sub(in_ext)).map_or(left, |x| x.min(left));
+            if n == 0 {
+                // An empty extent the search landed on: it would never advance.
+                return Err(ReadError::corrupt(error::ReadFault::NoExtent {
+                    offset: pos,
+                }));
+            }
+            let part = buf
+                .get_mut(done..done.saturating_add(n))
+                .unwrap_or_default();
             match &e.data {
                 ExtentData::Zero => part.fill(0),
                 ExtentData::Sparse(s) => s.read(in_ext, part)?,
@@ -521,7 +538,7 @@ impl BlockRead for VmdkImage {
                     missing.fill(0);
                 }
             }
-            done += n;
+            done = done.saturating_add(n);
         }
         Ok(())
     }
@@ -554,7 +571,7 @@ impl VmdkImage {
                 }
             }
             pos = e.start.saturating_add(e.len);
-            idx += 1;
+            idx = idx.saturating_add(1);
         }
         Ok(None)
     }

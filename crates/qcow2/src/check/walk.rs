@@ -19,13 +19,13 @@ impl Checker<'_> {
         let h = &img.parsed.header;
         let (off, size) = (h.l1_table_offset, u64::from(h.l1_size));
         match &img.l1 {
-            Err(msg) => self.push(&rules::TABLE_OUT_OF_BOUNDS, msg.clone()),
-            Ok(l1) => {
+            None => self.push(&rules::TABLE_OUT_OF_BOUNDS, img.l1_past_end().to_string()),
+            Some(l1) => {
                 if self.region(
                     Kind::L1,
                     || "active L1 table".to_string(),
                     off,
-                    size * 8,
+                    size.saturating_mul(8),
                     1,
                     &rules::TABLE_OUT_OF_BOUNDS,
                 ) {
@@ -80,7 +80,7 @@ impl Checker<'_> {
             active: false,
         });
         let dup = (u.last_table == table).then_some(u.last_index);
-        u.mult += 1;
+        u.mult = u.mult.saturating_add(1);
         u.last_table = table;
         u.last_index = i;
         u.active |= active;
@@ -121,7 +121,7 @@ impl Checker<'_> {
             );
             return;
         }
-        let room = geo.file_size - off;
+        let room = geo.file_size.saturating_sub(off);
         let len = room.min(MAX_SNAPSHOTS_BYTES);
         let buf = match read_vec(
             self.src.as_ref(),
@@ -191,7 +191,7 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let bytes = u64::from(s.l1_size) * 8;
+            let bytes = u64::from(s.l1_size).saturating_mul(8);
             if !self.region(
                 Kind::SnapshotL1,
                 || format!("{what} table"),
@@ -213,7 +213,7 @@ impl Checker<'_> {
             ) else {
                 continue;
             };
-            let table_id = u32::try_from(n + 1).unwrap_or(u32::MAX);
+            let table_id = u32::try_from(n.saturating_add(1)).unwrap_or(u32::MAX);
             for (i, c) in l1.chunks_exact(8).enumerate() {
                 self.l1_entry(table_id, &what, i, tables::be_u64_at(c, 0), false);
             }
@@ -284,7 +284,7 @@ impl Checker<'_> {
             self.budget = 0;
             return false;
         }
-        self.budget -= bytes;
+        self.budget = self.budget.saturating_sub(bytes);
         true
     }
 
@@ -401,20 +401,22 @@ impl Checker<'_> {
                     let needed = match cluster {
                         Cluster::Normal(_) if geo.extended_l2 => {
                             let alloc = e.bitmap & 0xffff_ffff;
-                            let subclusters = 64 - u64::from(alloc.leading_zeros());
-                            subclusters * (geo.cluster_size / tables::SUBCLUSTERS)
+                            let subclusters =
+                                64u64.saturating_sub(u64::from(alloc.leading_zeros()));
+                            subclusters.saturating_mul(geo.cluster_size / tables::SUBCLUSTERS)
                         }
                         Cluster::Normal(_) => geo.cluster_size,
                         _ => 0,
                     };
-                    if inside && host + needed > geo.file_size {
+                    let data_end = host.saturating_add(needed);
+                    if inside && data_end > geo.file_size {
                         report!(
                             self.sink,
                             &rules::TRUNCATED,
                             "{}: the guest data at {host:#x} end {} bytes past the end of \
                             the file ({} bytes)",
                             at(),
-                            host + needed - geo.file_size,
+                            data_end.saturating_sub(geo.file_size),
                             geo.file_size
                         );
                     }
@@ -446,7 +448,7 @@ impl Checker<'_> {
             return;
         };
         let geo = self.geo;
-        if off + size <= geo.file_size || self.img.parsed.header.crypt_method != 0 {
+        if off.saturating_add(size) <= geo.file_size || self.img.parsed.header.crypt_method != 0 {
             return;
         }
         let len = geo.file_size.saturating_sub(off);
@@ -456,10 +458,12 @@ impl Checker<'_> {
             "compressed cluster",
             off,
             len,
-            2 * geo.cluster_size,
+            geo.cluster_size.saturating_mul(2),
         )
         .map_err(|e| preflight_disk::error_chain(&e))
-        .and_then(|input| crate::reader::decompress(&input, geo.cluster_size, zstd));
+        .and_then(|input| {
+            crate::reader::decompress(&input, geo.cluster_size, zstd).map_err(|e| e.to_string())
+        });
         if let Err(why) = result {
             report!(
                 self.sink,
@@ -487,7 +491,7 @@ impl Checker<'_> {
             );
             return Some(Vec::new());
         }
-        let len = clusters * geo.cluster_size;
+        let len = clusters.saturating_mul(geo.cluster_size);
         if !self.region(
             Kind::RefcountTable,
             || "refcount table".to_string(),
@@ -531,9 +535,9 @@ impl Checker<'_> {
                 geo.cluster_size,
                 1,
                 &rules::TABLE_OUT_OF_BOUNDS,
-            ) && b + geo.cluster_size <= geo.file_size
+            ) && b.saturating_add(geo.cluster_size) <= geo.file_size
             {
-                blocks.push((i as u64, b));
+                blocks.push((u64::try_from(i).unwrap_or(u64::MAX), b));
             }
         }
         Some(blocks)
@@ -569,7 +573,7 @@ impl Checker<'_> {
             self.push(&rules::BITMAPS, p);
         }
         for b in entries {
-            let bytes = u64::from(b.table_size) * 8;
+            let bytes = u64::from(b.table_size).saturating_mul(8);
             let what = format!("bitmap table of \"{}\"", b.name);
             if !self.region(
                 Kind::BitmapTable,

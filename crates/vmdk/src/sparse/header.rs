@@ -129,7 +129,7 @@ fn read_footer(src: &dyn Source, name: &str) -> Result<SparseHeader, OpenError> 
         other => footer_err(other.to_string()),
     })?;
     let sector = |i: u64| {
-        let s = usize::try_from(i * SECTOR).unwrap_or(usize::MAX);
+        let s = usize::try_from(i.saturating_mul(SECTOR)).unwrap_or(usize::MAX);
         bytes.get(s..).unwrap_or_default()
     };
     let marker = Marker::parse(sector(0));

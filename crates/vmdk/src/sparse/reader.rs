@@ -2,8 +2,8 @@
 //! bounded pieces.
 
 use super::{CompressedRange, Grain, SparseExtent, MAX_COMPRESSED_GRAINS};
+use crate::error::{GrainFault, ReadFault};
 use crate::header::{self, GRAIN_MARKER_LEN};
-use crate::rules;
 use flate2::{Decompress, FlushDecompress, Status};
 use preflight_disk::{ReadError, Source};
 
@@ -22,40 +22,51 @@ impl SparseExtent {
         let mut done = 0usize;
         while done < buf.len() {
             let pos = offset.saturating_add(u64::try_from(done).unwrap_or(u64::MAX));
-            let index = pos / gb;
-            let in_grain = pos % gb;
-            let left = buf.len() - done;
-            let n = usize::try_from(gb - in_grain).map_or(left, |g| g.min(left));
-            let part = buf.get_mut(done..done + n).unwrap_or_default();
+            // Opening keeps the grain size at least one sector.
+            let index = pos.checked_div(gb).unwrap_or(0);
+            let in_grain = pos.checked_rem(gb).unwrap_or(0);
+            let left = buf.len().saturating_sub(done);
+            let n = usize::try_from(gb.saturating_sub(in_grain)).map_or(left, |g| g.min(left));
+            if n == 0 {
+                // Only a zero grain size gets here; it would never advance.
+                return Err(ReadError::corrupt(ReadFault::GrainSize { grain_bytes: gb }));
+            }
+            let part = buf
+                .get_mut(done..done.saturating_add(n))
+                .unwrap_or_default();
             match self.lookup(index)? {
                 Grain::Unallocated | Grain::Zeroed => part.fill(0),
                 Grain::Data(base) => {
                     let at = base.saturating_add(in_grain);
                     self.src.read_exact_at(at, part).map_err(|_| {
-                        ReadError::Corrupt(format!(
-                            "{}: {}: grain {index} at file offset {base} passes the end of the file ({} bytes)",
-                            rules::GRAIN_OFFSET.code,
-                            self.name,
-                            self.file_size()
-                        ))
+                        ReadError::corrupt(ReadFault::GrainPastEnd {
+                            extent: self.name.clone(),
+                            index,
+                            offset: base,
+                            file_size: self.file_size(),
+                        })
                     })?;
                 }
                 Grain::Compressed(base) => self.read_compressed(index, base, in_grain, part)?,
             }
-            done += n;
+            done = done.saturating_add(n);
         }
         Ok(())
     }
 
     /// The compressed data of the grain whose entry points at `base`:
     /// `(file offset, length)`, checked against the file and the limit.
-    pub(crate) fn compressed_range(&self, base: u64) -> Result<CompressedRange, String> {
+    pub(crate) fn compressed_range(&self, base: u64) -> Result<CompressedRange, GrainFault> {
         let size = self.file_size();
         let max = self.geo.grain_bytes.saturating_mul(MAX_COMPRESSED_GRAINS);
         if !self.header.markers() {
-            let left = size.checked_sub(base).filter(|&l| l > 0).ok_or_else(|| {
-                format!("data at file offset {base} is past the end of the file ({size} bytes)")
-            })?;
+            let left =
+                size.checked_sub(base)
+                    .filter(|&l| l > 0)
+                    .ok_or(GrainFault::DataPastEnd {
+                        offset: base,
+                        file_size: size,
+                    })?;
             return Ok(CompressedRange {
                 data: base,
                 len: left.min(max),
@@ -63,21 +74,28 @@ impl SparseExtent {
             });
         }
         let mut m = [0u8; 12];
-        self.src.read_exact_at(base, &mut m).map_err(|_| {
-            format!("marker at file offset {base} is past the end of the file ({size} bytes)")
-        })?;
+        self.src
+            .read_exact_at(base, &mut m)
+            .map_err(|_| GrainFault::MarkerPastEnd {
+                offset: base,
+                file_size: size,
+            })?;
         let (lba, len) = header::parse_grain_marker(&m).unwrap_or((0, 0));
         let len = u64::from(len);
         if len == 0 || len > max {
-            return Err(format!(
-                "marker at file offset {base} gives a compressed size of {len} bytes (allowed 1 to {max})"
-            ));
+            return Err(GrainFault::MarkerSize {
+                offset: base,
+                len,
+                max,
+            });
         }
         let data = base.saturating_add(GRAIN_MARKER_LEN);
         if data.checked_add(len).is_none_or(|end| end > size) {
-            return Err(format!(
-                "marker at file offset {base} gives a compressed size of {len} bytes, which passes the end of the file ({size} bytes)"
-            ));
+            return Err(GrainFault::MarkerPastEof {
+                offset: base,
+                len,
+                file_size: size,
+            });
         }
         Ok(CompressedRange {
             data,
@@ -93,12 +111,13 @@ impl SparseExtent {
         in_grain: u64,
         part: &mut [u8],
     ) -> Result<(), ReadError> {
-        let corrupt = |why: String| {
-            ReadError::Corrupt(format!(
-                "{}: {}: compressed grain {index} at file offset {base}: {why}",
-                rules::COMPRESSED_GRAIN.code,
-                self.name
-            ))
+        let corrupt = |fault: GrainFault| {
+            ReadError::corrupt(ReadFault::CompressedGrain {
+                extent: self.name.clone(),
+                index,
+                offset: base,
+                fault,
+            })
         };
         let gb = self.geo.grain_bytes;
         if gb > GRAIN_CACHE_MAX {
@@ -125,7 +144,7 @@ impl SparseExtent {
 
     /// Inflates a grain without keeping it: an error unless it is a valid
     /// deflate stream of at most the grain size.
-    pub(crate) fn verify_grain(&self, base: u64) -> Result<(), String> {
+    pub(crate) fn verify_grain(&self, base: u64) -> Result<(), GrainFault> {
         let r = self.compressed_range(base)?;
         inflate(
             &*self.src,
@@ -139,10 +158,9 @@ impl SparseExtent {
     }
 
     /// Inflates a whole grain (at most the grain size; more is an error).
-    pub(crate) fn inflate_grain(&self, base: u64) -> Result<Vec<u8>, String> {
+    pub(crate) fn inflate_grain(&self, base: u64) -> Result<Vec<u8>, GrainFault> {
         let r = self.compressed_range(base)?;
-        let gb =
-            usize::try_from(self.geo.grain_bytes).map_err(|_| "grain too large".to_string())?;
+        let gb = usize::try_from(self.geo.grain_bytes).map_err(|_| GrainFault::GrainTooLarge)?;
         let mut data = vec![0u8; gb];
         let n = inflate(&*self.src, r.data, r.len, 0, &mut data, true)?;
         data.truncate(n);
@@ -172,7 +190,7 @@ pub(crate) fn inflate(
     skip: u64,
     out: &mut [u8],
     want_end: bool,
-) -> Result<usize, String> {
+) -> Result<usize, GrainFault> {
     let mut z = Decompress::new(true);
     let chunk = usize::try_from(len.min(INFLATE_CHUNK)).unwrap_or(0);
     let mut input = vec![0u8; chunk];
@@ -182,11 +200,11 @@ pub(crate) fn inflate(
     let mut written = 0usize;
     loop {
         if in_pos == in_len && read_so_far < len {
-            let n = (len - read_so_far).min(INFLATE_CHUNK);
+            let n = len.saturating_sub(read_so_far).min(INFLATE_CHUNK);
             let n = usize::try_from(n).unwrap_or(0);
             let dst = input.get_mut(..n).unwrap_or_default();
             src.read_exact_at(at.saturating_add(read_so_far), dst)
-                .map_err(|e| format!("reading compressed data: {e}"))?;
+                .map_err(GrainFault::Read)?;
             read_so_far = read_so_far.saturating_add(u64::try_from(n).unwrap_or(0));
             in_pos = 0;
             in_len = n;
@@ -197,8 +215,8 @@ pub(crate) fn inflate(
             return Ok(written);
         }
         let target: &mut [u8] = if produced < skip {
-            let n =
-                usize::try_from(skip - produced).map_or(scratch.len(), |s| s.min(scratch.len()));
+            let n = usize::try_from(skip.saturating_sub(produced))
+                .map_or(scratch.len(), |s| s.min(scratch.len()));
             scratch.get_mut(..n).unwrap_or_default()
         } else if probing {
             scratch.get_mut(..1).unwrap_or_default()
@@ -212,15 +230,13 @@ pub(crate) fn inflate(
                 target,
                 FlushDecompress::None,
             )
-            .map_err(|e| format!("invalid deflate data: {e}"))?;
-        let used = usize::try_from(z.total_in() - in_before).unwrap_or(0);
-        let made = usize::try_from(z.total_out() - out_before).unwrap_or(0);
+            .map_err(GrainFault::Deflate)?;
+        let used = usize::try_from(z.total_in().saturating_sub(in_before)).unwrap_or(0);
+        let made = usize::try_from(z.total_out().saturating_sub(out_before)).unwrap_or(0);
         in_pos = in_pos.saturating_add(used).min(in_len);
         if probing && made > 0 {
             let limit = skip.saturating_add(u64::try_from(out.len()).unwrap_or(u64::MAX));
-            return Err(format!(
-                "inflates to more than the grain size of {limit} bytes"
-            ));
+            return Err(GrainFault::TooLong { limit });
         }
         if produced >= skip && !probing {
             written = written.saturating_add(made);
@@ -229,12 +245,10 @@ pub(crate) fn inflate(
             return Ok(written);
         }
         if used == 0 && made == 0 && in_pos == in_len && read_so_far >= len {
-            return Err(format!(
-                "the compressed data ({len} bytes) ends before the deflate stream does"
-            ));
+            return Err(GrainFault::EndsEarly { len });
         }
         if used == 0 && made == 0 && in_pos < in_len {
-            return Err("the deflate stream makes no progress".to_string());
+            return Err(GrainFault::NoProgress);
         }
     }
 }

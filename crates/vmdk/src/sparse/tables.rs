@@ -1,8 +1,8 @@
 //! The grain directory and grain tables: which grains hold data and where.
 
 use super::{le_u32s, sectors_to_bytes, Grain, SparseExtent};
+use crate::error::ReadFault;
 use crate::header::{Geometry, MAX_L1_ENTRIES, SECTOR};
-use crate::rules;
 use preflight_disk::{read_vec, BoundsError, ReadError, Source};
 
 impl SparseExtent {
@@ -16,7 +16,7 @@ impl SparseExtent {
             .iter()
             .enumerate()
             .filter(|(_, &e)| e != 0)
-            .map(|(i, &e)| (i, u64::from(e) * SECTOR))
+            .map(|(i, &e)| (i, u64::from(e).saturating_mul(SECTOR)))
             .filter(|&(_, off)| off.checked_add(gt_bytes).is_some_and(|end| end <= size))
             .collect();
         tables.sort_by_key(|&(_, off)| off);
@@ -64,7 +64,7 @@ impl SparseExtent {
                 let grain = first.saturating_add(u64::try_from(j).unwrap_or(u64::MAX));
                 if grain < self.geo.grains && self.entry_has_data(e) {
                     let bytes = if sized {
-                        self.stored_grain_bytes(u64::from(e) * SECTOR)
+                        self.stored_grain_bytes(u64::from(e).saturating_mul(SECTOR))
                     } else {
                         self.geo.grain_bytes
                     };
@@ -90,31 +90,39 @@ impl SparseExtent {
 
     /// Where grain `index` (counted from the extent's start) lives.
     pub(crate) fn lookup(&self, index: u64) -> Result<Grain, ReadError> {
-        let gd_index = index / self.geo.gtes;
-        let gt_index = index % self.geo.gtes;
+        // Opening keeps gtes at least 1.
+        let gd_index = index.checked_div(self.geo.gtes).unwrap_or(0);
+        let gt_index = index.checked_rem(self.geo.gtes).unwrap_or(0);
         let Some(&table) = usize::try_from(gd_index).ok().and_then(|i| self.gd.get(i)) else {
             return Ok(Grain::Unallocated);
         };
         if table == 0 {
             return Ok(Grain::Unallocated);
         }
-        let at = u64::from(table) * SECTOR + gt_index * 4;
+        let at = u64::from(table)
+            .saturating_mul(SECTOR)
+            .saturating_add(gt_index.saturating_mul(4));
         let mut b = [0u8; 4];
-        self.src.read_exact_at(at, &mut b).map_err(|_| {
-            ReadError::Corrupt(format!(
-                "{}: {}: grain table {gd_index} at file offset {} passes the end of the file ({} bytes)",
-                rules::GT_OFFSET.code,
-                self.name,
-                u64::from(table) * SECTOR,
-                self.file_size()
-            ))
-        })?;
+        self.src
+            .read_exact_at(at, &mut b)
+            .map_err(|_| self.table_past_end(gd_index, table))?;
         let e = u32::from_le_bytes(b);
         Ok(match e {
             0 => Grain::Unallocated,
             1 if self.zero_grain() => Grain::Zeroed,
-            _ if self.compressed() => Grain::Compressed(u64::from(e) * SECTOR),
-            _ => Grain::Data(u64::from(e) * SECTOR),
+            _ if self.compressed() => Grain::Compressed(u64::from(e).saturating_mul(SECTOR)),
+            _ => Grain::Data(u64::from(e).saturating_mul(SECTOR)),
+        })
+    }
+
+    /// The read error for grain table `gd_index` (directory entry `table`, in sectors) that
+    /// passes the end of the file.
+    fn table_past_end(&self, gd_index: u64, table: u32) -> ReadError {
+        ReadError::corrupt(ReadFault::GrainTablePastEnd {
+            extent: self.name.clone(),
+            gd_index,
+            offset: u64::from(table).saturating_mul(SECTOR),
+            file_size: self.file_size(),
         })
     }
 
@@ -125,12 +133,12 @@ impl SparseExtent {
         let gb = self.geo.grain_bytes.max(1);
         let gtes = self.geo.gtes.max(1);
         let total = len.div_ceil(gb);
-        let mut index = from / gb;
+        let mut index = from.checked_div(gb).unwrap_or(0);
         let mut start: Option<u64> = None;
         let run =
             |s: u64, end_grain: u64| Some((s.max(from), end_grain.saturating_mul(gb).min(len)));
         while index < total {
-            let gd_index = index / gtes;
+            let gd_index = index.checked_div(gtes).unwrap_or(0);
             let table = usize::try_from(gd_index)
                 .ok()
                 .and_then(|i| self.gd.get(i))
@@ -140,32 +148,26 @@ impl SparseExtent {
                 if let Some(s) = start {
                     return Ok(run(s, index));
                 }
-                index = (gd_index + 1).saturating_mul(gtes);
+                index = gd_index.saturating_add(1).saturating_mul(gtes);
                 continue;
             }
-            let entries = self.read_table(u64::from(table) * SECTOR).map_err(|_| {
-                ReadError::Corrupt(format!(
-                    "{}: {}: grain table {gd_index} at file offset {} passes the end of the file ({} bytes)",
-                    rules::GT_OFFSET.code,
-                    self.name,
-                    u64::from(table) * SECTOR,
-                    self.file_size()
-                ))
-            })?;
-            let first = usize::try_from(index % gtes).unwrap_or(usize::MAX);
+            let entries = self
+                .read_table(u64::from(table).saturating_mul(SECTOR))
+                .map_err(|_| self.table_past_end(gd_index, table))?;
+            let first = usize::try_from(index.checked_rem(gtes).unwrap_or(0)).unwrap_or(usize::MAX);
             for &e in entries.get(first..).unwrap_or_default() {
                 if index >= total {
                     break;
                 }
                 match (self.entry_has_data(e), start) {
-                    (true, None) => start = Some(index * gb),
+                    (true, None) => start = Some(index.saturating_mul(gb)),
                     (false, Some(s)) => return Ok(run(s, index)),
                     _ => {}
                 }
-                index += 1;
+                index = index.saturating_add(1);
             }
             // A short table (cut off by the file's end) ends here too.
-            index = index.max((gd_index + 1).saturating_mul(gtes));
+            index = index.max(gd_index.saturating_add(1).saturating_mul(gtes));
         }
         Ok(start.and_then(|s| run(s, total)))
     }
