@@ -10,7 +10,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 c="${1:-$here/seeds}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-mkdir -p "$c"/{qcow2,vhd,vhdx,vmdk,detect,regf,fs_ext4,fs_xfs,fs_fat,fs_ntfs,fs_btrfs,partitions,guest_disk,cpio,lvm}
+mkdir -p "$c"/{qcow2,vhd,vhdx,vmdk,detect,regf,fs_ext4,fs_xfs,fs_fat,fs_ntfs,fs_btrfs,partitions,guest_disk,cpio,lvm,initramfs_lzo,initramfs_squashfs}
 qemu-img create -q -f raw "$tmp/src.raw" 2M
 qemu-io -f raw -c "write -P 0x5a 0 64k" -c "write -P 0x11 1M 4k" "$tmp/src.raw" >/dev/null
 qemu-img convert -O qcow2 -o cluster_size=4k "$tmp/src.raw" "$c/qcow2/v3.qcow2"
@@ -62,6 +62,18 @@ cp "$c/partitions/gpt.img" "$c/guest_disk/"
 # initramfs archives: plain and gzip-compressed newc.
 (cd "$tmp/tree" && find . | cpio -o -H newc --quiet) >"$c/cpio/tree.cpio"
 gzip -9 -c "$c/cpio/tree.cpio" >"$c/cpio/tree.cpio.gz"
+# lzop-compressed (lzop's container, LZO1X blocks), at two levels (-1: LZO1X-1, -9: LZO1X-999).
+lzop -1 -c "$c/cpio/tree.cpio" >"$c/initramfs_lzo/tree.cpio.lzo"
+lzop -9 -c "$c/cpio/tree.cpio" >"$c/initramfs_lzo/tree9.cpio.lzo"
+# dracut's squash-root.img: a squashfs 4.0 of the tree with each compressor we decode, and one
+# with uncompressed metadata (the fuzzer then mutates the inode and directory tables directly).
+mkdir -p "$tmp/tree/usr/lib/modules/6.1.0/kernel/drivers/block"
+echo module >"$tmp/tree/usr/lib/modules/6.1.0/kernel/drivers/block/virtio_blk.ko"
+sq=(-noappend -quiet -no-progress -nopad -all-root -mkfs-time 0 -all-time 0)
+for comp in gzip xz lzo lz4 zstd; do
+  mksquashfs "$tmp/tree" "$c/initramfs_squashfs/tree-$comp.sqfs" -comp "$comp" "${sq[@]}" >/dev/null
+done
+mksquashfs "$tmp/tree" "$c/initramfs_squashfs/tree-plain.sqfs" -noI -noD -noF -noX "${sq[@]}" >/dev/null
 # An LVM2 physical volume (label, metadata area, two linear LVs) on a loop device without
 # activation; its first 256 KiB hold everything the reader parses.
 truncate -s 16M "$tmp/pv.img"

@@ -11,6 +11,8 @@
 #   FUZZ_JOBS=1|2       targets run at once (default 1: the machine is shared)
 #   FUZZ_TARGETS="a b"  only these targets (default: all of `cargo fuzz list`)
 #   FUZZ_MAX_LEN        longest input in bytes (default 262144)
+#   FUZZ_TOOLCHAIN=stable|nightly  compiler for the targets (default: nightly if installed);
+#                       a switch rebuilds every dependency (minutes), so keep to one
 #
 # Writes: fuzz/corpus/<target>.tar.xz (the corpus minimised with libFuzzer's -merge=1;
 # commit it so the next run starts there: disk images are mostly zeros, a few MiB of inputs
@@ -31,7 +33,11 @@ command -v cargo-fuzz >/dev/null || {
 }
 # cargo-fuzz needs nightly's -Z flags: an installed nightly, else the stable compiler with
 # RUSTC_BOOTSTRAP=1 (same flags, no download).
-if rustup run nightly rustc --version >/dev/null 2>&1; then
+toolchain="${FUZZ_TOOLCHAIN:-}"
+if [ -z "$toolchain" ]; then
+  if rustup run nightly rustc --version >/dev/null 2>&1; then toolchain=nightly; else toolchain=stable; fi
+fi
+if [ "$toolchain" = nightly ]; then
   fuzz=(cargo +nightly fuzz)
 else
   export RUSTC_BOOTSTRAP=1

@@ -3,10 +3,14 @@
 //! which ext4-view does not expose.
 //!
 //! `ext4-view` takes a `Box<dyn Ext4Read>` that must be `'static`, but our
-//! disk is borrowed. So the `Ext4` object lives on a worker thread that owns
-//! only channels: it asks this side for disk bytes and answers commands. The
-//! borrowed disk never leaves this thread, and a panic in the crate ends the
-//! worker, not the inspection.
+//! disk is borrowed. So its reader answers from a store of disk chunks that we
+//! own and share with it: a read the store cannot answer is recorded and
+//! fails, we copy those chunks in from the disk and run the call again. A
+//! call starts over at most once per chunk it needs, and the store keeps what
+//! it read, so a walk costs a handful of retries. (It used to run on a worker
+//! thread that asked this side for every read over channels: on small
+//! filesystems, starting that thread and the two context switches per read
+//! cost more than ext4-view's own work.)
 //!
 //! A filesystem that needs recovery with a journal ext4-view cannot replay
 //! (no CSUM_V3: every ext3/ext4 before metadata_csum) is replayed by
@@ -17,54 +21,91 @@ use super::{components, uuid_string, FsError, FsInfo};
 use crate::cache::View;
 use crate::rules;
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::thread::JoinHandle;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
 
-/// Largest single read the ext4 worker may ask for (ext4-view reads blocks
-/// and small runs; 16 MiB is far above that).
-const MAX_WORKER_READ: usize = 16 * 1024 * 1024;
+/// Largest single read ext4-view may ask for (it reads blocks and runs of at
+/// most 32 KiB or one 64 KiB block; 1 MiB is far above that).
+const MAX_EXT4_READ: usize = 1024 * 1024;
+
+/// The store's granule: the disk is copied in chunks of this size.
+const STORE_CHUNK: u64 = 64 * 1024;
+
+/// Chunks kept (16 MiB): far more than one lookup needs; a long file read
+/// streams through it.
+const STORE_CHUNKS: usize = 256;
+
+/// Chunks copied in after the one a read missed (1 MiB in all): file data and
+/// directory blocks are mostly read in order.
+const READ_AHEAD_CHUNKS: u64 = 15;
+
+/// Most times one call may start over. Each start fills at least one chunk,
+/// so only a call that needs more than the whole store at once (thrashing
+/// it) comes near this.
+const MAX_RETRIES: usize = 2 * STORE_CHUNKS;
 
 /// Largest directory read by the inode-flag lookup (a huge /etc is not
 /// normal; 4 MiB is about 100k entries).
 const MAX_DIR_BYTES: u64 = 4 * 1024 * 1024;
 
-enum Cmd {
-    Read(String, u64),
-    List(String),
-    Exists(String),
+/// The bytes of the filesystem that ext4-view may read, copied in on demand.
+struct Store {
+    /// The volume's length: reads past it fail at once.
+    len: u64,
+    chunks: HashMap<u64, Vec<u8>>,
+    /// Chunk indexes, oldest first.
+    order: VecDeque<u64>,
+    /// The first read the store could not answer since the last look.
+    miss: Option<(u64, usize)>,
 }
 
-enum Reply {
-    Bytes(Vec<u8>),
-    /// Directory entries, each with whether it is a directory (symlinks followed).
-    Entries(Vec<(String, bool)>),
-    Bool(bool),
-    Err(FsError),
+impl Store {
+    /// Copies `dst.len()` bytes at `start` out of the chunks, or records the miss.
+    fn read(&mut self, start: u64, dst: &mut [u8]) -> Result<(), String> {
+        let len = u64::try_from(dst.len()).unwrap_or(u64::MAX);
+        if dst.len() > MAX_EXT4_READ {
+            return Err(format!("read of {len} bytes is over the limit"));
+        }
+        match start.checked_add(len) {
+            Some(end) if end <= self.len => {}
+            _ => {
+                return Err(format!(
+                    "read of {len} bytes at {start} is past the end of the volume ({} bytes)",
+                    self.len
+                ))
+            }
+        }
+        let mut done = 0usize;
+        while done < dst.len() {
+            let pos = start + u64::try_from(done).unwrap_or(u64::MAX);
+            let Some(chunk) = self.chunks.get(&(pos / STORE_CHUNK)) else {
+                self.miss.get_or_insert((start, dst.len()));
+                return Err("not read yet".into());
+            };
+            let within = usize::try_from(pos % STORE_CHUNK).unwrap_or(usize::MAX);
+            let avail = chunk.len().saturating_sub(within);
+            if avail == 0 {
+                return Err(format!("read at {pos} is past the end of the volume"));
+            }
+            let n = avail.min(dst.len() - done);
+            dst[done..done + n].copy_from_slice(&chunk[within..within + n]);
+            done += n;
+        }
+        Ok(())
+    }
 }
 
-enum Up {
-    Disk(u64, usize),
-    Done(Reply),
-}
+/// ext4-view's side of the [`Store`].
+struct StoreReader(Rc<RefCell<Store>>);
 
-struct ChanReader {
-    up: Sender<Up>,
-    data: Receiver<Result<Vec<u8>, String>>,
-}
-
-impl Ext4Read for ChanReader {
+impl Ext4Read for StoreReader {
     fn read(
         &mut self,
         start_byte: u64,
         dst: &mut [u8],
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
-        self.up.send(Up::Disk(start_byte, dst.len()))?;
-        let data = self.data.recv()??;
-        if data.len() != dst.len() {
-            return Err("short read".into());
-        }
-        dst.copy_from_slice(&data);
-        Ok(())
+        Ok(self.0.borrow_mut().read(start_byte, dst)?)
     }
 }
 
@@ -75,83 +116,84 @@ fn map_err(e: Ext4Error) -> FsError {
     }
 }
 
-fn worker(up: Sender<Up>, data: Receiver<Result<Vec<u8>, String>>, cmds: Receiver<Cmd>) {
-    let reader = ChanReader {
-        up: up.clone(),
-        data,
-    };
-    let fs = match Ext4::load(Box::new(reader)) {
-        Ok(fs) => {
-            let _ = up.send(Up::Done(Reply::Bool(true)));
-            fs
-        }
-        Err(e) => {
-            let _ = up.send(Up::Done(Reply::Err(map_err(e))));
-            return;
-        }
-    };
-    while let Ok(cmd) = cmds.recv() {
-        let reply = match cmd {
-            Cmd::Read(path, limit) => match fs.metadata(path.as_str()) {
-                Ok(m) if m.len() > limit => Reply::Err(FsError::TooLarge(m.len())),
-                Ok(_) => match fs.read(path.as_str()) {
-                    Ok(b) => Reply::Bytes(b),
-                    Err(e) => Reply::Err(map_err(e)),
-                },
-                Err(e) => Reply::Err(map_err(e)),
-            },
-            Cmd::List(path) => match fs.read_dir(path.as_str()) {
-                Ok(iter) => {
-                    let mut names = Vec::new();
-                    let mut err = None;
-                    for entry in iter {
-                        match entry {
-                            Ok(e) => {
-                                let n = e.file_name();
-                                let s = String::from_utf8_lossy(n.as_ref()).into_owned();
-                                if s != "." && s != ".." {
-                                    // The type is in the entry; only a symlink needs a lookup.
-                                    let is_dir = match e.file_type() {
-                                        Ok(t) if t.is_symlink() => fs
-                                            .metadata(&e.path())
-                                            .is_ok_and(|m| m.file_type().is_dir()),
-                                        Ok(t) => t.is_dir(),
-                                        Err(_) => false,
-                                    };
-                                    names.push((s, is_dir));
-                                }
-                            }
-                            Err(e) => {
-                                err = Some(map_err(e));
-                                break;
-                            }
-                        }
-                    }
-                    match err {
-                        Some(e) => Reply::Err(e),
-                        None => Reply::Entries(names),
-                    }
-                }
-                Err(e) => Reply::Err(map_err(e)),
-            },
-            Cmd::Exists(path) => Reply::Bool(fs.exists(path.as_str()).unwrap_or(false)),
-        };
-        if up.send(Up::Done(reply)).is_err() {
-            return;
+/// The disk and the store ext4-view reads from.
+struct Feed<'v, 'a> {
+    view: View<'v, 'a>,
+    /// The replayed journal (or just the cleared `needs_recovery`).
+    overlay: Option<Overlay>,
+    store: Rc<RefCell<Store>>,
+}
+
+impl<'v, 'a> Feed<'v, 'a> {
+    fn disk(&self) -> Disk<'_, 'v, 'a> {
+        Disk {
+            view: &self.view,
+            overlay: self.overlay.as_ref(),
         }
     }
+
+    /// The read that missed since the last look, if any.
+    fn take_miss(&self) -> Option<(u64, usize)> {
+        self.store.borrow_mut().miss.take()
+    }
+
+    /// Copies the chunks that hold `len` bytes at `start`, and those after
+    /// them, from the disk into the store.
+    fn fill(&self, start: u64, len: usize) -> Result<(), FsError> {
+        let vol = self.view.len;
+        let first = start / STORE_CHUNK;
+        let end = start.saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
+        let last = (end.saturating_sub(1) / STORE_CHUNK).saturating_add(READ_AHEAD_CHUNKS);
+        let mut store = self.store.borrow_mut();
+        for index in first..=last {
+            let at = index.saturating_mul(STORE_CHUNK);
+            if at >= vol {
+                break;
+            }
+            if store.chunks.contains_key(&index) {
+                continue;
+            }
+            let n = usize::try_from(STORE_CHUNK.min(vol - at)).unwrap_or(0);
+            let bytes = self
+                .disk()
+                .read_vec(at, n)
+                .map_err(|e| FsError::Corrupt(format!("ext4: reading {n} bytes at {at}: {e}")))?;
+            if store.order.len() >= STORE_CHUNKS {
+                if let Some(old) = store.order.pop_front() {
+                    store.chunks.remove(&old);
+                }
+            }
+            store.order.push_back(index);
+            store.chunks.insert(index, bytes);
+        }
+        Ok(())
+    }
+
+    /// Runs `call` until it no longer misses the store.
+    fn retry<T>(&self, mut call: impl FnMut() -> Result<T, Ext4Error>) -> Result<T, FsError> {
+        for _ in 0..MAX_RETRIES {
+            let result = call();
+            match self.take_miss() {
+                Some((start, len)) => self.fill(start, len)?,
+                None => return result.map_err(map_err),
+            }
+        }
+        Err(too_scattered())
+    }
+}
+
+fn too_scattered() -> FsError {
+    FsError::Corrupt(format!(
+        "ext4: one lookup reads more than {} MiB of scattered metadata",
+        STORE_CHUNKS as u64 * STORE_CHUNK / (1024 * 1024)
+    ))
 }
 
 /// An ext2/3/4 filesystem.
 pub(crate) struct Ext4Fs<'v, 'a> {
-    view: View<'v, 'a>,
-    cmds: Option<Sender<Cmd>>,
-    up: Receiver<Up>,
-    data: Sender<Result<Vec<u8>, String>>,
-    handle: Option<JoinHandle<()>>,
+    feed: Feed<'v, 'a>,
+    fs: Ext4,
     sb: Super,
-    /// The replayed journal (or just the cleared `needs_recovery`).
-    overlay: Option<Overlay>,
     /// What the caller should be told about the journal.
     notes: Vec<String>,
 }
@@ -181,78 +223,33 @@ impl<'v, 'a> Ext4Fs<'v, 'a> {
         let sb = Super::parse(&raw)?;
         let info = sb.info();
         let (overlay, notes) = journal_overlay(&view, &sb);
-        let (up_tx, up_rx) = channel();
-        let (data_tx, data_rx) = channel();
-        let (cmd_tx, cmd_rx) = channel();
-        let handle = std::thread::Builder::new()
-            .name("ext4-reader".into())
-            .spawn(move || worker(up_tx, data_rx, cmd_rx))
-            .map_err(|e| FsError::Corrupt(format!("cannot start the ext4 reader: {e}")))?;
-        let mut fs = Ext4Fs {
+        let store = Rc::new(RefCell::new(Store {
+            len: view.len,
+            chunks: HashMap::new(),
+            order: VecDeque::new(),
+            miss: None,
+        }));
+        let feed = Feed {
             view,
-            cmds: Some(cmd_tx),
-            up: up_rx,
-            data: data_tx,
-            handle: Some(handle),
-            sb,
             overlay,
-            notes,
+            store,
         };
-        match fs.serve() {
-            Reply::Err(e) => Err(e),
-            _ => Ok((fs, info)),
-        }
-    }
-
-    /// Answers the worker's disk reads until it replies.
-    fn serve(&mut self) -> Reply {
-        loop {
-            match self.up.recv() {
-                Ok(Up::Disk(off, len)) => {
-                    let r = if len > MAX_WORKER_READ {
-                        Err(format!("read of {len} bytes is over the limit"))
-                    } else {
-                        self.disk().read_vec(off, len)
-                    };
-                    if self.data.send(r).is_err() {
-                        return Reply::Err(FsError::Corrupt("ext4 reader stopped".into()));
-                    }
-                }
-                Ok(Up::Done(r)) => return r,
-                Err(_) => {
-                    let panicked = self
-                        .handle
-                        .take()
-                        .map(|h| h.join().is_err())
-                        .unwrap_or(false);
-                    return Reply::Err(FsError::Corrupt(if panicked {
-                        "ext4 reader crashed (internal error in ext4-view)".into()
-                    } else {
-                        "ext4 reader stopped".into()
-                    }));
-                }
-            }
-        }
-    }
-
-    fn call(&mut self, cmd: Cmd) -> Reply {
-        match &self.cmds {
-            Some(tx) if tx.send(cmd).is_ok() => self.serve(),
-            _ => Reply::Err(FsError::Corrupt("ext4 reader stopped".into())),
-        }
-    }
-
-    fn disk(&self) -> Disk<'_, 'v, 'a> {
-        Disk {
-            view: &self.view,
-            overlay: self.overlay.as_ref(),
-        }
+        let fs = feed.retry(|| Ext4::load(Box::new(StoreReader(Rc::clone(&feed.store)))))?;
+        Ok((
+            Ext4Fs {
+                feed,
+                fs,
+                sb,
+                notes,
+            },
+            info,
+        ))
     }
 
     /// Inode flags of a file, by our own lookup (`None` if it cannot be
     /// found this simple way: inline-data or deeply mapped directories).
     pub(crate) fn inode_flags(&self, path: &str) -> Option<u32> {
-        let disk = self.disk();
+        let disk = self.feed.disk();
         let mut ino = 2u64;
         for name in components(path) {
             let inode = self.sb.read_inode(&disk, ino)?;
@@ -263,39 +260,74 @@ impl<'v, 'a> Ext4Fs<'v, 'a> {
         }
         self.sb.read_inode(&disk, ino).map(|i| i.flags)
     }
-}
 
-impl Drop for Ext4Fs<'_, '_> {
-    fn drop(&mut self) {
-        self.cmds.take();
-        // The worker may be blocked on a disk read: answer with an error.
-        let _ = self.data.send(Err("closing".into()));
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
+    /// The entries of a directory, each with whether it is a directory
+    /// (symlinks followed).
+    fn entries(&self, path: &str) -> Result<Vec<(String, bool)>, Ext4Error> {
+        let mut names = Vec::new();
+        for entry in self.fs.read_dir(path)? {
+            let e = entry?;
+            let n = e.file_name();
+            let s = String::from_utf8_lossy(n.as_ref()).into_owned();
+            if s == "." || s == ".." {
+                continue;
+            }
+            // The type is in the entry; only a symlink needs a lookup.
+            let is_dir = match e.file_type() {
+                Ok(t) if t.is_symlink() => self
+                    .fs
+                    .metadata(&e.path())
+                    .is_ok_and(|m| m.file_type().is_dir()),
+                Ok(t) => t.is_dir(),
+                Err(_) => false,
+            };
+            names.push((s, is_dir));
         }
+        Ok(names)
     }
 }
 
 impl super::Fs for Ext4Fs<'_, '_> {
     fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
-        match self.call(Cmd::Read(path.to_string(), limit)) {
-            Reply::Bytes(b) => Ok(b),
-            Reply::Err(e) => Err(e),
-            _ => Err(FsError::Corrupt("ext4 reader: unexpected reply".into())),
+        let mut file = self.feed.retry(|| self.fs.open(path))?;
+        let len = file.metadata().len();
+        if len > limit {
+            return Err(FsError::TooLarge(len));
+        }
+        // Grown as data comes, not sized from the inode up front.
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut misses = 0usize;
+        loop {
+            let at = file.position();
+            let got = file.read_bytes(&mut buf);
+            if let Some((start, n)) = self.feed.take_miss() {
+                misses += 1;
+                if misses
+                    > MAX_RETRIES
+                        .saturating_add(usize::try_from(len / STORE_CHUNK).unwrap_or(usize::MAX))
+                {
+                    return Err(too_scattered());
+                }
+                self.feed.fill(start, n)?;
+                // The block iterator may have stopped at the miss: start it again.
+                self.feed.retry(|| file.seek_to(at))?;
+                continue;
+            }
+            match got.map_err(map_err)? {
+                0 => return Ok(out),
+                n => out.extend_from_slice(&buf[..n]),
+            }
         }
     }
     fn list(&mut self, path: &str) -> Result<Vec<String>, FsError> {
         Ok(self.list_typed(path)?.into_iter().map(|(n, _)| n).collect())
     }
     fn list_typed(&mut self, path: &str) -> Result<Vec<(String, bool)>, FsError> {
-        match self.call(Cmd::List(path.to_string())) {
-            Reply::Entries(n) => Ok(n),
-            Reply::Err(e) => Err(e),
-            _ => Err(FsError::Corrupt("ext4 reader: unexpected reply".into())),
-        }
+        self.feed.retry(|| self.entries(path))
     }
     fn exists(&mut self, path: &str) -> bool {
-        matches!(self.call(Cmd::Exists(path.to_string())), Reply::Bool(true))
+        self.feed.retry(|| self.fs.exists(path)).unwrap_or(false)
     }
     fn immutable(&mut self, path: &str) -> Option<bool> {
         self.inode_flags(path).map(|f| f & 0x10 != 0)
