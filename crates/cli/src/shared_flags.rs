@@ -28,8 +28,8 @@ pub struct UploadFlags {
     #[arg(long)]
     pub content_md5: bool,
 
-    /// Most bytes per second one disk's upload sends, across its parts in flight: 512K, 10M,
-    /// 1G [default: no limit].
+    /// Most bytes per second sent, across all parts in flight (in `batch`, of all images
+    /// uploading at once): 512K, 10M, 1G [default: no limit].
     #[arg(long, value_name = "BYTES_PER_SEC", value_parser = upload::parse_rate)]
     pub max_upload_rate: Option<u64>,
 
@@ -69,7 +69,8 @@ impl UploadFlags {
             checkpoint_dir: self.checkpoint_dir(),
             skip_identical: !self.force,
             content_md5: self.content_md5,
-            max_upload_rate: self.max_upload_rate,
+            // One limiter: every image of a batch clones these options and shares it.
+            max_upload_rate: self.max_upload_rate.map(upload::RateLimiter::shared),
         }
     }
 }

@@ -167,8 +167,9 @@ impl Client {
         })
     }
 
-    /// PutObject of `body`, verified: OSS's `x-oss-hash-crc64ecma` must equal `crc`, else the
-    /// object is sent again by the client's one retry loop (at most
+    /// PutObject of `body`, verified: OSS's `x-oss-hash-crc64ecma` must equal the CRC-64 of
+    /// what was sent, `local_crc()` once the answer is in (`None`: the body was not read to
+    /// its end), else the object is sent again by the client's one retry loop (at most
     /// [`crate::upload::PART_INTEGRITY_RETRIES`] mismatching sends). `content_md5` (base64)
     /// is sent only when given: the CRC-64 check is what proves the bytes.
     pub(crate) async fn put_object_verified(
@@ -176,7 +177,7 @@ impl Client {
         key: &str,
         body: Body,
         content_md5: Option<&str>,
-        crc: u64,
+        local_crc: impl Fn() -> Option<u64>,
     ) -> Result<PutResult> {
         let mut op = Op::new("PutObject", Method::PUT, Some(key))
             .header("content-type", "application/octet-stream")
@@ -185,7 +186,7 @@ impl Client {
         if let Some(md5) = content_md5 {
             op = op.header("content-md5", md5);
         }
-        self.send_verified(&op, crc, || format!("object {key:?}"))
+        self.send_verified(&op, local_crc, || format!("object {key:?}"))
             .await
     }
 
@@ -207,27 +208,35 @@ impl Client {
         if let Some(md5) = content_md5 {
             op = op.header("content-md5", md5);
         }
-        self.send_verified(&op, crc, || format!("part {number} of {key:?}"))
+        self.send_verified(&op, || Some(crc), || format!("part {number} of {key:?}"))
             .await
     }
 
-    /// Sends a write whose answer must carry `crc`. A mismatch is judged inside the client's
-    /// retry loop (not by a loop around it), so transport retries and integrity re-sends
-    /// share one attempt budget.
+    /// Sends a write whose answer must carry the CRC-64 `local_crc()` gives for what was
+    /// sent. A mismatch is judged inside the client's retry loop (not by a loop around it),
+    /// so transport retries and integrity re-sends share one attempt budget.
     async fn send_verified(
         &self,
         op: &Op<'_>,
-        crc: u64,
+        local_crc: impl Fn() -> Option<u64>,
         what: impl Fn() -> String,
     ) -> Result<PutResult> {
         let mismatches = AtomicU32::new(0);
         let what = &what;
+        let local_crc = &local_crc;
         self.retrying(
             op,
             |r| async move {
                 let got = PutResult {
                     etag: header(&r, "etag").unwrap_or_default(),
                     crc64: crc_header(&r),
+                };
+                let Some(crc) = local_crc() else {
+                    // An answer before the whole body went: not a write of these bytes.
+                    return Err(Error::Network {
+                        op: op.name,
+                        message: "answered before the whole body was sent".into(),
+                    });
                 };
                 match got.crc64 {
                     Some(c) if c == crc => Ok(got),

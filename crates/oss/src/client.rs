@@ -14,9 +14,11 @@ use percent_encoding::utf8_percent_encode;
 use preflight_aliyun::retry::{retry, Verdict};
 use preflight_aliyun::{CredentialProvider, RetryConfig};
 
+use crate::crc::Crc64;
 use crate::error::{Error, Result};
 use crate::sign::{self, Resource, SignatureVersion, UNRESERVED, UNRESERVED_SLASH};
 use crate::throttle::RateLimiter;
+use crate::upload::UploadSource;
 use crate::xml;
 
 /// Largest error body read (OSS error documents are a few hundred bytes).
@@ -97,6 +99,96 @@ pub(crate) enum Body {
         path: PathBuf,
         len: u64,
     },
+    /// An upload source, read and hashed as the connection takes it (see [`SourceBody`]).
+    Source(SourceBody),
+}
+
+/// The first `len` bytes of an [`UploadSource`], read anew on every attempt in
+/// [`SOURCE_CHUNK`]s on blocking threads; each chunk feeds `crc` right after its read, while
+/// it is still in the CPU cache, so a streamed PUT passes over each byte once.
+#[derive(Clone)]
+pub(crate) struct SourceBody {
+    pub source: Arc<dyn UploadSource>,
+    pub len: u64,
+    pub crc: Arc<StreamedCrc>,
+}
+
+impl std::fmt::Debug for SourceBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceBody")
+            .field("path", &self.source.path())
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes read (and hashed) at a time from a [`SourceBody`]: one system call's worth.
+const SOURCE_CHUNK: usize = 1 << 20;
+
+/// The CRC-64 of the bytes the latest attempt of a [`SourceBody`] read. Each attempt starts a
+/// new generation, so a chunk read late by an abandoned attempt cannot blend into it.
+#[derive(Default)]
+pub(crate) struct StreamedCrc(std::sync::Mutex<StreamedState>);
+
+#[derive(Default)]
+struct StreamedState {
+    generation: u64,
+    crc: Crc64,
+    len: u64,
+}
+
+impl StreamedCrc {
+    fn state(&self) -> std::sync::MutexGuard<'_, StreamedState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts an attempt; returns its generation.
+    fn restart(&self) -> u64 {
+        let mut s = self.state();
+        s.generation += 1;
+        s.crc = Crc64::new();
+        s.len = 0;
+        s.generation
+    }
+
+    fn update(&self, generation: u64, bytes: &[u8]) {
+        let mut s = self.state();
+        if s.generation == generation {
+            s.crc.update(bytes);
+            s.len += bytes.len() as u64;
+        }
+    }
+
+    /// The CRC-64 of the latest attempt's body once all `len` bytes of it were read.
+    pub fn finished(&self, len: u64) -> Option<u64> {
+        let s = self.state();
+        (s.len == len).then(|| s.crc.finish())
+    }
+}
+
+/// The chunks of `body` for one attempt, each read on a blocking thread and hashed there.
+fn source_stream(
+    body: SourceBody,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let generation = body.crc.restart();
+    futures_util::stream::try_unfold(0u64, move |at| {
+        let body = body.clone();
+        async move {
+            if at >= body.len {
+                return Ok(None);
+            }
+            let n = usize::try_from(body.len - at).map_or(SOURCE_CHUNK, |l| l.min(SOURCE_CHUNK));
+            let chunk = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; n];
+                body.source.read_at(at, &mut buf)?;
+                body.crc.update(generation, &buf);
+                Ok::<_, std::io::Error>(Bytes::from(buf))
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            Ok(Some((chunk, at + n as u64)))
+        }
+    })
 }
 
 /// One request.
@@ -379,6 +471,16 @@ impl Client {
                 watched_body(
                     crate::api::file_stream(path, *len).await?,
                     *len,
+                    watch.clone(),
+                    i.limiter.clone(),
+                )
+            }
+            Body::Source(source) => {
+                headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(source.len));
+                let len = source.len;
+                watched_body(
+                    source_stream(source.clone()),
+                    len,
                     watch.clone(),
                     i.limiter.clone(),
                 )

@@ -1,5 +1,6 @@
 //! The upload rate limit (`--max-upload-rate`): one token bucket shared by every body the
-//! client sends, so the cap holds across all parts in flight.
+//! client sends, so the cap holds across all parts in flight, and across all the uploads of
+//! a batch that share one limiter.
 //!
 //! Hand-written rather than `governor`: the whole need is one async `take(n)` over a
 //! theoretical-arrival-time clock (GCRA), a dozen lines, where the crate brings its own clock
@@ -34,6 +35,11 @@ impl RateLimiter {
             bytes_per_sec: bytes_per_sec.max(MIN_RATE),
             next: Mutex::new(Instant::now()),
         }
+    }
+
+    /// A limiter of `bytes_per_sec` to share between uploads (clone the `Arc`).
+    pub fn shared(bytes_per_sec: u64) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self::new(bytes_per_sec))
     }
 
     /// The rate, bytes per second.

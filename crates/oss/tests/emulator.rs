@@ -3,7 +3,13 @@
 mod common;
 
 use common::*;
-use preflight_oss::upload::{abort_upload, upload_file};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use preflight_oss::upload::checkpoint::FileIdentity;
+use preflight_oss::upload::{
+    abort_upload, parse_rate, upload_file, upload_source, FileUpload, RateLimiter, UploadSource,
+};
 use preflight_oss::{ErrorKind, SignatureVersion, UploadEvent};
 
 #[tokio::test]
@@ -174,13 +180,111 @@ async fn the_upload_rate_limit_holds_across_parallel_parts() {
     let f = dir.path().join("disk.raw");
     write_file(&f, MIB, 8);
     let mut opts = options(dir.path(), 256 * 1024, 4);
-    opts.max_upload_rate = Some(preflight_oss::upload::parse_rate("256K").unwrap());
+    opts.max_upload_rate = Some(RateLimiter::shared(parse_rate("256K").unwrap()));
     let (sink, _) = recorder();
     let start = std::time::Instant::now();
     let out = upload_file(&c, &f, "paced.raw", &opts, sink).await.unwrap();
     let took = start.elapsed();
     assert_eq!((out.parts, out.crc64), (4, crc_of_file(&f)));
     assert!(took >= std::time::Duration::from_millis(2900), "{took:?}");
+    emu.shutdown().await;
+}
+
+/// One limiter shared by two uploads running at once (what `batch` does: every image gets a
+/// clone of the same options) holds them together under the rate: a multipart upload of
+/// 1 MiB and a single PUT of 512 KiB at 512 KiB/s take at least 1.5 MiB / 512 KiB/s = 3 s,
+/// less the limiter's 50 ms burst (a lower bound only). Each alone would take half as long.
+#[tokio::test]
+async fn one_rate_limit_holds_across_uploads_sharing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path()).await;
+    let c = client(&emu, "images");
+    let (a, b) = (dir.path().join("a.raw"), dir.path().join("b.raw"));
+    write_file(&a, MIB, 21);
+    write_file(&b, MIB / 2, 22);
+    let mut opts = options(dir.path(), 256 * 1024, 2);
+    opts.max_upload_rate = Some(RateLimiter::shared(parse_rate("512K").unwrap()));
+    // Each upload its own clone, as `batch` gives each image: the limiter inside is shared.
+    let (opts_a, opts_b) = (opts.clone(), opts);
+    let start = std::time::Instant::now();
+    let (ra, rb) = tokio::join!(
+        upload_file(&c, &a, "a.raw", &opts_a, recorder().0),
+        upload_file(&c, &b, "b.raw", &opts_b, recorder().0),
+    );
+    let took = start.elapsed();
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!((ra.parts, ra.crc64), (4, crc_of_file(&a)));
+    assert_eq!((rb.parts, rb.crc64), (2, crc_of_file(&b)));
+    assert!(took >= std::time::Duration::from_millis(2900), "{took:?}");
+    emu.shutdown().await;
+}
+
+/// A file as an upload source that counts the bytes read from it; `as_file` false makes it
+/// look like a made-up source (a converted image), which has no path to stream from.
+struct CountingSource {
+    file: FileUpload,
+    read: AtomicU64,
+    as_file: bool,
+}
+
+impl UploadSource for CountingSource {
+    fn size(&self) -> u64 {
+        self.file.size()
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+        self.read.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.file.read_at(offset, buf)
+    }
+    fn identity(&self) -> &FileIdentity {
+        self.file.identity()
+    }
+    fn path(&self) -> &std::path::Path {
+        self.file.path()
+    }
+    fn file(&self) -> Option<&std::path::Path> {
+        self.file.file().filter(|_| self.as_file)
+    }
+}
+
+/// Each byte is read once, for a single PUT as for a multipart upload: the CRC-64 is computed
+/// on the bytes as they are read for sending. Only `Content-MD5`, a header that must precede
+/// the body, makes a single PUT read its file twice.
+#[tokio::test]
+async fn each_byte_is_read_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path()).await;
+    let c = client(&emu, "images");
+    let f = dir.path().join("disk.raw");
+    let size = 3 * MIB + 17;
+    write_file(&f, size, 31);
+    // (key, single PUT, Content-MD5, a plain file, reads of each byte)
+    for (key, single, md5, as_file, passes) in [
+        ("single.raw", true, false, true, 1),
+        ("single-made.raw", true, false, false, 1),
+        ("multi.raw", false, false, true, 1),
+        ("multi-md5.raw", false, true, true, 1),
+        ("single-md5.raw", true, true, true, 2),
+    ] {
+        let source = Arc::new(CountingSource {
+            file: FileUpload::open(&f).unwrap(),
+            read: AtomicU64::new(0),
+            as_file,
+        });
+        let mut opts = options(dir.path(), MIB, 2);
+        if single {
+            opts.multipart_threshold = 100 * MIB;
+        }
+        opts.content_md5 = md5;
+        let out = upload_source(&c, source.clone(), key, &opts, recorder().0)
+            .await
+            .unwrap();
+        assert_eq!(
+            (out.parts, out.crc64),
+            (if single { 1 } else { 4 }, crc_of_file(&f)),
+            "{key}"
+        );
+        assert_eq!(source.read.load(Ordering::Relaxed), passes * size, "{key}");
+    }
     emu.shutdown().await;
 }
 

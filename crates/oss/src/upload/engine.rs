@@ -15,10 +15,9 @@ use super::{
     check_memory, choose_part_size, part_count, part_range, UploadEvent, UploadOptions,
     UploadOutcome, DEFAULT_MULTIPART_THRESHOLD, MAX_SINGLE_PUT,
 };
-use crate::client::{Body, Client};
+use crate::client::{Body, Client, SourceBody, StreamedCrc};
 use crate::crc::{combine_all, Crc64};
 use crate::error::{Error, Result};
-use crate::throttle::RateLimiter;
 use crate::xml::Part;
 
 /// Callback for [`UploadEvent`]s, shared with the worker tasks.
@@ -188,7 +187,7 @@ pub async fn upload_file(
 
 /// Uploads the bytes of `source` to `key` in the client's bucket: one PUT below
 /// [`UploadOptions::multipart_threshold`] (and, for a source that is not a plain file, below
-/// [`DEFAULT_MULTIPART_THRESHOLD`] too, since its single PUT is held in memory), a resumable
+/// [`DEFAULT_MULTIPART_THRESHOLD`] too, since a retried single PUT makes all its bytes again), a resumable
 /// multipart upload above. The checkpoint is keyed by [`UploadSource::identity`].
 pub async fn upload_source(
     client: &Client,
@@ -198,11 +197,11 @@ pub async fn upload_source(
     events: EventSink,
 ) -> Result<UploadOutcome> {
     let size = source.size();
-    // One bucket for every body this upload sends, whatever the parts in flight.
+    // One bucket for every body this upload (and any other given the same limiter) sends.
     let limited;
-    let client = match options.max_upload_rate {
-        Some(rate) => {
-            limited = client.with_upload_limit(Some(Arc::new(RateLimiter::new(rate))));
+    let client = match &options.max_upload_rate {
+        Some(limiter) => {
+            limited = client.with_upload_limit(Some(limiter.clone()));
             &limited
         }
         None => client,
@@ -298,29 +297,29 @@ async fn single_put(
         part_size: size,
         parts: 1,
     });
-    let hashed = source.clone();
-    let (md5, crc) = blocking(move || hash_source(hashed.as_ref(), content_md5)).await?;
-    // A CRC-64 that comes back different is sent again inside the client's one retry loop,
-    // like a part (and as the official Go SDK v2 retries it).
-    let r = match source.file() {
-        Some(path) => {
-            let body = Body::File {
-                path: path.to_path_buf(),
-                len: size,
-            };
-            client
-                .put_object_verified(key, body, md5.as_deref(), crc)
-                .await?
-        }
-        None => {
-            // Below DEFAULT_MULTIPART_THRESHOLD (see upload_source): bounded memory.
-            let whole = source.clone();
-            let part = blocking(move || read_part(whole.as_ref(), 0, size, false)).await?;
-            client
-                .put_object_verified(key, Body::Bytes(part.data), md5.as_deref(), crc)
-                .await?
-        }
+    // Content-MD5 is a header, so it needs the bytes before they are sent: only then is the
+    // file read twice. Otherwise the body is read once and its CRC-64 computed on the way.
+    let md5 = if content_md5 {
+        let hashed = source.clone();
+        blocking(move || hash_source(hashed.as_ref(), true))
+            .await?
+            .0
+    } else {
+        None
     };
+    let streamed = Arc::new(StreamedCrc::default());
+    let body = Body::Source(SourceBody {
+        source: source.clone(),
+        len: size,
+        crc: streamed.clone(),
+    });
+    let r = client
+        .put_object_verified(key, body, md5.as_deref(), || streamed.finished(size))
+        .await?;
+    let crc = streamed.finished(size).ok_or_else(|| Error::Network {
+        op: "PutObject",
+        message: "answered before the whole body was sent".into(),
+    })?;
     events(UploadEvent::PartDone {
         number: 1,
         bytes: size,

@@ -7,7 +7,9 @@
 //! client CPU than everything else the upload does.
 //!
 //! Each byte is read once and hashed as it is read (CRC-64, and MD5 when asked), while it
-//! is still in the CPU cache.
+//! is still in the CPU cache: a part is read and hashed before it is sent, a single PUT is
+//! hashed chunk by chunk as its body streams. Only a single PUT with `Content-MD5` reads its
+//! bytes twice, since that header must precede the body.
 //!
 //! Memory: each of the [`UploadOptions::parallel`] workers holds one part at a time, so the
 //! uploader needs about `parallel × part_size` whatever the image size. Reading and hashing
@@ -23,11 +25,12 @@ pub mod checkpoint;
 mod engine;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use md5::{Digest, Md5};
 
-pub use crate::throttle::parse_rate;
+pub use crate::throttle::{parse_rate, RateLimiter};
 pub use engine::{abort_upload, upload_file, upload_source, EventSink, FileUpload, UploadSource};
 
 /// Smallest part OSS accepts (except the last), 100 KiB.
@@ -73,9 +76,11 @@ pub struct UploadOptions {
     /// Send `Content-MD5` with every PutObject and UploadPart (one more hash of every byte).
     /// Default false: the per-part and whole-object CRC-64 checks are always made.
     pub content_md5: bool,
-    /// Most bytes per second sent, across all parts in flight (`None`: unlimited); parse a
-    /// user's `10M` with [`parse_rate`].
-    pub max_upload_rate: Option<u64>,
+    /// Most bytes per second sent (`None`: unlimited), across all parts in flight of every
+    /// upload given these options or a clone of them: the limiter is one shared token
+    /// bucket, so a batch that clones its options for each image stays under one rate.
+    /// Make one with [`RateLimiter::shared`]; parse a user's `10M` with [`parse_rate`].
+    pub max_upload_rate: Option<Arc<RateLimiter>>,
 }
 
 impl Default for UploadOptions {
