@@ -14,11 +14,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use preflight_oss::upload;
 use preflight_oss::{ErrorKind, SignatureVersion, UploadEvent};
-use preflight_pipeline::{
-    AbortOutcome, ConvertMode, Event, ImageUpload, PipelineError, UploadResult,
-};
+use preflight_pipeline::{ConvertMode, Event, ImageUpload, PipelineError};
 use preflight_report::Finding;
-use serde_json::json;
 
 use crate::OutputFormat;
 
@@ -198,7 +195,10 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
             .await
             .map_err(error)?;
         if !quiet {
-            print_abort(&args.bucket, &done);
+            // On stderr: `--abort` prints no result on stdout.
+            for line in done.render(&args.bucket).lines {
+                eprintln!("{line}");
+            }
         }
         return Ok(crate::EXIT_OK);
     }
@@ -224,19 +224,19 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     lock(&view).clear();
     match result {
         Ok(out) => {
-            summary(&args, &out)?;
+            // JSON is the result, printed even with --quiet.
+            if !quiet || args.output.format == OutputFormat::Json {
+                crate::render::print_result(&out.render(), args.output.format)?;
+            }
             Ok(crate::EXIT_OK)
         }
         Err(PipelineError::Refused { .. }) => {
             let view = lock(&view);
             // JSON is the result, printed even with --quiet.
             if view.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"status": "refused", "bucket": args.bucket, "key": view.key, "findings": view.findings})
-                    )?
-                );
+                let refusal =
+                    preflight_pipeline::upload_refusal(&args.bucket, &view.key, &view.findings);
+                crate::render::print_result(&refusal, OutputFormat::Json)?;
             }
             Ok(crate::EXIT_FINDINGS)
         }
@@ -412,93 +412,6 @@ pub(crate) fn conversion_line(c: &preflight_pipeline::Conversion) -> String {
             preflight_pipeline::convert::AUTO_MIN_SAVING_PERCENT
         )
     }
-}
-
-fn print_abort(bucket: &str, done: &AbortOutcome) {
-    for a in &done.aborted {
-        eprintln!(
-            "aborted upload {} of oss://{bucket}/{}; its parts are deleted",
-            a.upload_id, a.key
-        );
-    }
-    for k in &done.not_recorded {
-        eprintln!(
-            "no interrupted upload of oss://{bucket}/{} is recorded here",
-            k.key
-        );
-        for u in &k.on_oss {
-            eprintln!(
-                "  in progress on OSS (not started here, left alone): upload id {} since {}",
-                u.upload_id, u.initiated
-            );
-        }
-    }
-}
-
-fn summary(args: &UploadArgs, out: &UploadResult) -> anyhow::Result<()> {
-    if args.quiet.on && args.output.format != OutputFormat::Json {
-        return Ok(());
-    }
-    let seconds = out.seconds;
-    #[allow(clippy::cast_precision_loss)]
-    let mib_s = if seconds > 0.0 {
-        out.size as f64 / 1_048_576.0 / seconds
-    } else {
-        0.0
-    };
-    match args.output.format {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "status": "uploaded",
-                "bucket": out.bucket,
-                "key": out.key,
-                "size": out.size,
-                "crc64": out.crc64.to_string(),
-                "etag": out.etag,
-                "parts": out.parts,
-                "parts_sent": out.parts_sent,
-                "parts_reused": out.parts_reused,
-                "part_size": out.part_size,
-                "upload_id": out.upload_id,
-                "already_there": out.already_there,
-                "format": out.format,
-                "conversion": out.conversion,
-                "seconds": (seconds * 1000.0).round() / 1000.0,
-                "mib_per_s": (mib_s * 10.0).round() / 10.0,
-                "findings": out.findings,
-                "bucket_facts": out.bucket_facts,
-            }))?
-        ),
-        OutputFormat::Human => {
-            if out.already_there {
-                println!(
-                    "already on OSS, nothing sent: oss://{}/{}",
-                    out.bucket, out.key
-                );
-            } else {
-                println!("uploaded oss://{}/{}", out.bucket, out.key);
-            }
-            println!("  format   {}", out.format);
-            println!("  size     {} bytes", out.size);
-            println!("  CRC-64   {} (verified: local = OSS)", out.crc64);
-            println!("  ETag     {}", out.etag);
-            println!(
-                "  parts    {} ({} sent, {} already on OSS)",
-                out.parts, out.parts_sent, out.parts_reused
-            );
-            println!("  time     {seconds:.1} s, {mib_s:.1} MiB/s");
-            let facts = &out.bucket_facts;
-            if let Some(class) = &facts.storage_class {
-                println!(
-                    "  bucket   {}, default storage class {class} (this object: {})",
-                    facts.region.as_deref().unwrap_or("?"),
-                    preflight_oss::api::STORAGE_CLASS
-                );
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
