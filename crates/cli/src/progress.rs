@@ -82,9 +82,8 @@ impl UploadProgress {
         self.bar = Some(new_bar(size, self.bars, &template));
     }
 
-    /// One event of the uploader.
+    /// One event of the uploader: the bar moves, or a line is printed.
     pub fn upload(&self, e: &UploadEvent) {
-        let detailed = self.layout.detailed;
         let bar = self.bar.as_ref();
         match e {
             UploadEvent::PartDone { bytes, .. } => {
@@ -92,61 +91,15 @@ impl UploadProgress {
                     bar.inc(*bytes);
                 }
             }
-            UploadEvent::Resuming {
-                upload_id,
-                parts_on_server,
-            } => self.say(&format!(
-                "resuming upload {upload_id}: OSS has {parts_on_server} parts{}",
-                if detailed {
-                    "; checking them against the file"
-                } else {
-                    ""
+            e => match event_text(e, self.layout.detailed) {
+                Some(Text::Line(line)) => self.say(&line),
+                Some(Text::Status(status)) => {
+                    if let Some(bar) = bar {
+                        bar.set_message(status);
+                    }
                 }
-            )),
-            UploadEvent::StaleUploadAborted { upload_id } => self.say(&format!(
-                "the file changed since upload {upload_id} began: {}starting afresh",
-                if detailed {
-                    "aborted it (its parts are deleted) and "
-                } else {
-                    ""
-                }
-            )),
-            UploadEvent::UploadGone { upload_id } if detailed => self.say(&format!(
-                "upload {upload_id} no longer exists on OSS: starting afresh"
-            )),
-            UploadEvent::Started {
-                multipart: true,
-                part_size,
-                parts,
-                ..
-            } if detailed => {
-                if let Some(bar) = bar {
-                    bar.set_message(format!(
-                        "{parts} parts of {}",
-                        indicatif::BinaryBytes(*part_size)
-                    ));
-                }
-            }
-            UploadEvent::Completing => {
-                if let Some(bar) = bar {
-                    bar.set_message("verifying");
-                }
-            }
-            UploadEvent::Verifying { .. } if detailed => {
-                if let Some(bar) = bar {
-                    bar.set_message("OSS has an object of this size: comparing CRC-64");
-                }
-            }
-            UploadEvent::AlreadyThere { .. } => self.say(&format!(
-                "OSS already has this exact object (same size and CRC-64): nothing to send{}",
-                if detailed {
-                    " (--force sends it anyway)"
-                } else {
-                    ""
-                }
-            )),
-            UploadEvent::NotVerified { what } => self.say(&format!("warning: {what}")),
-            _ => {}
+                None => {}
+            },
         }
     }
 
@@ -163,6 +116,55 @@ impl UploadProgress {
             bar.abandon();
         }
     }
+}
+
+/// What an uploader event shows.
+#[derive(Debug, PartialEq)]
+enum Text {
+    /// A line of its own (unindented).
+    Line(String),
+    /// The bar's message.
+    Status(String),
+}
+
+/// What `e` shows, `detailed` as `upload` alone says it; nothing for most events.
+fn event_text(e: &UploadEvent, detailed: bool) -> Option<Text> {
+    let either = |long: &'static str| if detailed { long } else { "" };
+    Some(match e {
+        UploadEvent::Resuming {
+            upload_id,
+            parts_on_server,
+        } => Text::Line(format!(
+            "resuming upload {upload_id}: OSS has {parts_on_server} parts{}",
+            either("; checking them against the file")
+        )),
+        UploadEvent::StaleUploadAborted { upload_id } => Text::Line(format!(
+            "the file changed since upload {upload_id} began: {}starting afresh",
+            either("aborted it (its parts are deleted) and ")
+        )),
+        UploadEvent::UploadGone { upload_id } if detailed => Text::Line(format!(
+            "upload {upload_id} no longer exists on OSS: starting afresh"
+        )),
+        UploadEvent::Started {
+            multipart: true,
+            part_size,
+            parts,
+            ..
+        } if detailed => Text::Status(format!(
+            "{parts} parts of {}",
+            indicatif::BinaryBytes(*part_size)
+        )),
+        UploadEvent::Completing => Text::Status("verifying".into()),
+        UploadEvent::Verifying { .. } if detailed => {
+            Text::Status("OSS has an object of this size: comparing CRC-64".into())
+        }
+        UploadEvent::AlreadyThere { .. } => Text::Line(format!(
+            "OSS already has this exact object (same size and CRC-64): nothing to send{}",
+            either(" (--force sends it anyway)")
+        )),
+        UploadEvent::NotVerified { what } => Text::Line(format!("warning: {what}")),
+        _ => return None,
+    })
 }
 
 /// A bar on stderr (drawn only on a terminal), or a hidden one.
@@ -198,5 +200,42 @@ pub fn conversion_line(c: &preflight_pipeline::Conversion) -> String {
             b(c.file_size),
             preflight_pipeline::convert::AUTO_MIN_SAVING_PERCENT
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{event_text, Text};
+    use preflight_oss::UploadEvent;
+
+    fn line(e: &UploadEvent, detailed: bool) -> Option<Text> {
+        event_text(e, detailed)
+    }
+
+    #[test]
+    fn upload_says_more_than_upload_and_import() {
+        let resuming = UploadEvent::Resuming {
+            upload_id: "U1".into(),
+            parts_on_server: 3,
+        };
+        assert_eq!(
+            line(&resuming, true),
+            Some(Text::Line(
+                "resuming upload U1: OSS has 3 parts; checking them against the file".into()
+            ))
+        );
+        assert_eq!(
+            line(&resuming, false),
+            Some(Text::Line("resuming upload U1: OSS has 3 parts".into()))
+        );
+        let gone = UploadEvent::UploadGone {
+            upload_id: "U1".into(),
+        };
+        assert!(line(&gone, true).is_some());
+        assert_eq!(line(&gone, false), None);
+        assert_eq!(
+            line(&UploadEvent::Completing, false),
+            Some(Text::Status("verifying".into()))
+        );
     }
 }
