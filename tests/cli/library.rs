@@ -280,3 +280,129 @@ mod import {
         rt.block_on(emu.shutdown());
     }
 }
+
+/// `upload`'s JSON from the library ([`UploadResult::render`], [`upload_refusal`]) and from
+/// the binary, for the same emulator state and the same image.
+mod upload {
+    use super::*;
+    use preflight_emulator::{Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+    use preflight_pipeline::{Endpoints, Event, ImageUpload, PipelineError};
+    use std::path::Path;
+    use std::process::Command;
+    use std::sync::{Arc, Mutex};
+
+    fn creds() -> Arc<preflight_aliyun::CredentialProvider> {
+        Arc::new(preflight_aliyun::CredentialProvider::fixed(
+            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ))
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// The suite's strict emulator with an empty bucket `images` in cn-hangzhou.
+    fn emulator(rt: &tokio::runtime::Runtime, dir: &Path) -> Emulator {
+        let mut cfg = strict_config(dir.join("emu"));
+        cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
+        rt.block_on(preflight_emulator::start(cfg)).unwrap()
+    }
+
+    /// What `ecs-preflight upload IMAGE --region cn-hangzhou --bucket BUCKET --output json`
+    /// prints (exit code, stdout).
+    fn cli_upload(emu: &Emulator, home: &Path, image: &Path, bucket: &str) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"))
+            .arg("upload")
+            .arg(image)
+            .args(["--region", "cn-hangzhou", "--bucket", bucket])
+            .args(["--output", "json"])
+            .args(endpoint_flags(emu, false))
+            .env_remove("ALIBABA_CLOUD_PROFILE")
+            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .env("HOME", home)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run ecs-preflight");
+        let code = out.status.code().expect("exit code");
+        (code, String::from_utf8(out.stdout).unwrap())
+    }
+
+    /// The same upload through the library, rendered and serialised as the CLI prints it;
+    /// a refusal is rendered from the findings its `DestinationChecked` event carried.
+    fn library(rt: &tokio::runtime::Runtime, emu: &Emulator, image: &Path, bucket: &str) -> String {
+        let mut job = ImageUpload::new(image, "cn-hangzhou", bucket, creds());
+        job.endpoints = Endpoints {
+            oss: Some(emu.endpoint()),
+            ..Endpoints::default()
+        };
+        let checked = Arc::new(Mutex::new(None));
+        let on_event = {
+            let checked = checked.clone();
+            move |e: &Event| {
+                if let Event::DestinationChecked { key, findings, .. } = e {
+                    *checked.lock().unwrap() = Some((key.clone(), findings.clone()));
+                }
+            }
+        };
+        let rendered = match rt.block_on(job.run(on_event)) {
+            Ok(done) => done.render(),
+            Err(PipelineError::Refused { .. }) => {
+                let (key, findings) = checked.lock().unwrap().clone().expect("rules ran");
+                preflight_pipeline::upload_refusal(bucket, &key, &findings)
+            }
+            Err(e) => panic!("{e}"),
+        };
+        serde_json::to_string_pretty(&rendered.json).unwrap() + "\n"
+    }
+
+    #[test]
+    fn a_refused_upload_is_byte_identical_to_the_cli_json() {
+        let dir = tempdir();
+        let rt = runtime();
+        let emu = emulator(&rt, dir.path());
+        let image = path_in(dir.path(), "web.raw");
+        make_raw(&image, 2 << 20);
+        let (cli_code, cli) = cli_upload(&emu, dir.path(), &image, "missing");
+        assert_eq!(cli_code, 1, "{cli}");
+        assert!(cli.contains("\"refused\""), "{cli}");
+        assert_eq!(library(&rt, &emu, &image, "missing"), cli);
+        rt.block_on(emu.shutdown());
+    }
+
+    #[test]
+    fn an_upload_is_the_cli_json_but_for_its_timing() {
+        let dir = tempdir();
+        let rt = runtime();
+        let emu = emulator(&rt, dir.path());
+        let image = path_in(dir.path(), "web.raw");
+        make_raw(&image, 2 << 20);
+        // The CLI uploads; its rerun and the library's both find the object there (same
+        // size and CRC-64) and send nothing. Only the seconds and MiB/s differ per call.
+        let (code, first) = cli_upload(&emu, dir.path(), &image, "images");
+        assert_eq!(code, 0, "{first}");
+        let (code, again) = cli_upload(&emu, dir.path(), &image, "images");
+        assert_eq!(code, 0, "{again}");
+        let lib = library(&rt, &emu, &image, "images");
+        let mask = |s: &str| {
+            let mut v: serde_json::Value = serde_json::from_str(s).unwrap();
+            assert!(
+                v["seconds"].is_number() && v["mib_per_s"].is_number(),
+                "{v:#}"
+            );
+            v["seconds"] = "-".into();
+            v["mib_per_s"] = "-".into();
+            v
+        };
+        assert_eq!(mask(&lib), mask(&again));
+        assert_eq!(mask(&lib)["already_there"], true);
+        assert_eq!(mask(&first)["crc64"], mask(&lib)["crc64"]);
+        rt.block_on(emu.shutdown());
+    }
+}

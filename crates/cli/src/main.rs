@@ -17,6 +17,7 @@ mod endpoint_args;
 mod fleet_args;
 mod import_cmd;
 mod oneshot_cmd;
+mod progress;
 mod render;
 mod request_args;
 mod shared_flags;

@@ -9,10 +9,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use crate::progress::{Layout, UploadProgress};
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use preflight_oss::upload;
-use preflight_oss::UploadEvent;
 use preflight_pipeline::{ConvertMode, Event, Pipeline, PipelineError, RunEnd, WaitCommand};
 
 use crate::render::print_result;
@@ -127,10 +126,16 @@ pub fn run(args: OneShotArgs) -> Result<u8> {
         .block_on(run_async(args))
 }
 
+/// The upload's lines, indented under the stage headers and short.
+const LAYOUT: Layout = Layout {
+    indent: "   ",
+    detailed: false,
+};
+
 /// The progress bars the event handler draws, ended when the run ends.
 #[derive(Default)]
 struct Seen {
-    bar: Option<ProgressBar>,
+    upload: Option<UploadProgress>,
     task_bar: Option<crate::task_bar::TaskBar>,
 }
 
@@ -167,7 +172,7 @@ fn on_event(
             Event::Mapping { .. } => {}
             Event::Conversion { disk, conversion } => say(format!(
                 "   disk {disk}: {}",
-                crate::upload_cmd::conversion_line(conversion)
+                crate::progress::conversion_line(conversion)
             )),
             Event::UploadStarted {
                 disk,
@@ -179,50 +184,13 @@ fn on_event(
                     "   disk {disk}: {} → {key} ({size} bytes)",
                     path.display()
                 ));
-                let bar = ProgressBar::with_draw_target(
-                    Some(*size),
-                    if bars {
-                        ProgressDrawTarget::stderr()
-                    } else {
-                        ProgressDrawTarget::hidden()
-                    },
-                );
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "   {bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                );
-                lock(&seen).bar = Some(bar);
+                let mut upload = UploadProgress::new(LAYOUT, talk, bars);
+                upload.started(*size);
+                lock(&seen).upload = Some(upload);
             }
             Event::Upload { event, .. } => {
-                let bar = lock(&seen).bar.clone();
-                match event {
-                    UploadEvent::PartDone { bytes, .. } => {
-                        if let Some(b) = bar {
-                            b.inc(*bytes);
-                        }
-                    }
-                    UploadEvent::Resuming {
-                        upload_id,
-                        parts_on_server,
-                    } => say(format!(
-                        "   resuming upload {upload_id}: OSS has {parts_on_server} parts"
-                    )),
-                    UploadEvent::StaleUploadAborted { upload_id } => say(format!(
-                        "   the file changed since upload {upload_id} began: starting afresh"
-                    )),
-                    UploadEvent::Completing => {
-                        if let Some(b) = bar {
-                            b.set_message("verifying");
-                        }
-                    }
-                    UploadEvent::NotVerified { what } => say(format!("   warning: {what}")),
-                    UploadEvent::AlreadyThere { .. } => say(
-                        "   OSS already has this exact object (same size and CRC-64): nothing to send"
-                            .to_string(),
-                    ),
-                    _ => {}
+                if let Some(upload) = &lock(&seen).upload {
+                    upload.upload(event);
                 }
             }
             Event::UploadFinished {
@@ -230,8 +198,8 @@ fn on_event(
                 etag,
                 parts_reused,
             } => {
-                if let Some(b) = lock(&seen).bar.take() {
-                    b.finish_and_clear();
+                if let Some(mut upload) = lock(&seen).upload.take() {
+                    upload.finish();
                 }
                 say(format!(
                     "   disk {disk} uploaded and verified (ETag {etag}, {parts_reused} parts kept from an earlier run)"
@@ -337,8 +305,8 @@ async fn run_async(args: OneShotArgs) -> Result<u8> {
             }
         })
         .await;
-    if let Some(b) = lock(&seen).bar.take() {
-        b.abandon();
+    if let Some(mut upload) = lock(&seen).upload.take() {
+        upload.abandon();
     }
     if let Some(b) = lock(&seen).task_bar.take() {
         b.finish();

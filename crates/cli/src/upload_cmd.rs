@@ -11,15 +11,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use preflight_oss::upload;
-use preflight_oss::{ErrorKind, SignatureVersion, UploadEvent};
-use preflight_pipeline::{
-    AbortOutcome, ConvertMode, Event, ImageUpload, PipelineError, UploadResult,
-};
+use preflight_oss::{ErrorKind, SignatureVersion};
+use preflight_pipeline::{ConvertMode, Event, ImageUpload, PipelineError};
 use preflight_report::Finding;
-use serde_json::json;
 
+use crate::progress::{Layout, UploadProgress};
 use crate::OutputFormat;
 
 /// Signature version flag.
@@ -198,15 +195,23 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
             .await
             .map_err(error)?;
         if !quiet {
-            print_abort(&args.bucket, &done);
+            // On stderr: `--abort` prints no result on stdout.
+            for line in done.render(&args.bucket).lines {
+                eprintln!("{line}");
+            }
         }
         return Ok(crate::EXIT_OK);
     }
+    let layout = Layout {
+        indent: "",
+        detailed: true,
+    };
     let view = Arc::new(Mutex::new(View {
-        quiet,
+        progress: UploadProgress::new(layout, !quiet, !quiet),
         json: args.output.format == OutputFormat::Json,
         image: args.image.clone(),
-        ..View::default()
+        key: String::new(),
+        findings: Vec::new(),
     }));
     let on_event = {
         let view = view.clone();
@@ -216,27 +221,27 @@ async fn run_async(args: UploadArgs) -> anyhow::Result<u8> {
     let result = tokio::select! {
         r = job.run(on_event) => r,
         _ = tokio::signal::ctrl_c() => {
-            lock(&view).abandon();
+            lock(&view).progress.abandon();
             eprintln!("interrupted: the upload is resumable; run the same command again to continue, or add --abort to cancel it and delete its parts");
             return Ok(crate::EXIT_INTERRUPTED);
         }
     };
-    lock(&view).clear();
+    lock(&view).progress.finish();
     match result {
         Ok(out) => {
-            summary(&args, &out)?;
+            // JSON is the result, printed even with --quiet.
+            if !quiet || args.output.format == OutputFormat::Json {
+                crate::render::print_result(&out.render(), args.output.format)?;
+            }
             Ok(crate::EXIT_OK)
         }
         Err(PipelineError::Refused { .. }) => {
             let view = lock(&view);
             // JSON is the result, printed even with --quiet.
             if view.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &json!({"status": "refused", "bucket": args.bucket, "key": view.key, "findings": view.findings})
-                    )?
-                );
+                let refusal =
+                    preflight_pipeline::upload_refusal(&args.bucket, &view.key, &view.findings);
+                crate::render::print_result(&refusal, OutputFormat::Json)?;
             }
             Ok(crate::EXIT_FINDINGS)
         }
@@ -268,237 +273,54 @@ fn lock(view: &Mutex<View>) -> std::sync::MutexGuard<'_, View> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// What the terminal shows while the library works: two progress bars and the notes.
-#[derive(Default)]
+/// What the terminal shows while the library works: the upload's progress and the notes.
 struct View {
-    quiet: bool,
+    progress: UploadProgress,
     json: bool,
     image: PathBuf,
-    /// The map pass, over the file's bytes.
-    scan: Option<ProgressBar>,
-    /// The upload, over the bytes sent.
-    bar: Option<ProgressBar>,
     /// The key and the findings of the destination rules, for a refusal's JSON.
     key: String,
     findings: Vec<Finding>,
 }
 
 impl View {
-    fn say(&self, message: String) {
-        if self.quiet {
-            return;
-        }
-        // indicatif drops println on a hidden bar (stderr not a terminal): print directly then.
-        match &self.bar {
-            Some(bar) if !bar.is_hidden() => bar.println(message),
-            _ => eprintln!("{message}"),
-        }
-    }
-
     fn show(&mut self, e: &Event) {
         if !matches!(e, Event::Mapping { .. }) {
-            if let Some(scan) = self.scan.take() {
-                scan.finish_and_clear();
-            }
+            self.progress.mapped();
         }
+        let say = |m: String| self.progress.say(&m);
         match e {
-            Event::Credentials(source) => self.say(format!("credentials: {source}")),
+            Event::Credentials(source) => say(format!("credentials: {source}")),
             Event::Mapping { bytes, .. } => {
-                let (quiet, image) = (self.quiet, &self.image);
-                self.scan
-                    .get_or_insert_with(|| {
-                        let size = std::fs::metadata(image).map_or(0, |m| m.len());
-                        let bar = new_bar(
-                            size,
-                            quiet,
-                            "{bar:40} {binary_bytes} scanned {binary_bytes_per_sec} {msg}",
-                        );
-                        bar.set_message("finding the data");
-                        bar
-                    })
-                    .inc(*bytes);
+                let image = &self.image;
+                self.progress
+                    .mapping(*bytes, || std::fs::metadata(image).map_or(0, |m| m.len()));
             }
-            Event::Conversion { conversion, .. } => self.say(conversion_line(conversion)),
-            Event::Note(message) => self.say(message.clone()),
+            Event::Conversion { conversion, .. } => {
+                say(crate::progress::conversion_line(conversion))
+            }
+            Event::Note(message) => say(message.clone()),
             Event::DestinationChecked { key, findings, .. } => {
-                self.key.clone_from(key);
-                self.findings.clone_from(findings);
                 // A refusal asked for as JSON is printed as such, not here.
                 if !(self.json && preflight_report::has_errors(findings)) {
                     for f in findings {
-                        self.say(format!("{f}\n  hint: {}", f.hint));
+                        say(format!("{f}\n  hint: {}", f.hint));
                     }
                 }
+                self.key.clone_from(key);
+                self.findings.clone_from(findings);
             }
             Event::PartBuffers {
                 bytes, parallel, ..
-            } => self.say(format!(
+            } => say(format!(
                 "memory: about {} for part buffers (--parallel {parallel} × part size)",
                 indicatif::BinaryBytes(*bytes)
             )),
-            Event::UploadStarted { size, .. } => {
-                self.bar = Some(new_bar(
-                    *size,
-                    self.quiet,
-                    "{bar:40} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
-                ));
-            }
-            Event::Upload { event, .. } => self.upload(event),
+            Event::UploadStarted { size, .. } => self.progress.started(*size),
+            Event::Upload { event, .. } => self.progress.upload(event),
             _ => {}
         }
     }
-
-    fn upload(&self, e: &UploadEvent) {
-        let Some(bar) = &self.bar else { return };
-        match e {
-            UploadEvent::PartDone { bytes, .. } => bar.inc(*bytes),
-            UploadEvent::Resuming { upload_id, parts_on_server } => self.say(format!("resuming upload {upload_id}: OSS has {parts_on_server} parts; checking them against the file")),
-            UploadEvent::StaleUploadAborted { upload_id } => self.say(format!("the file changed since upload {upload_id} began: aborted it (its parts are deleted) and starting afresh")),
-            UploadEvent::UploadGone { upload_id } => self.say(format!("upload {upload_id} no longer exists on OSS: starting afresh")),
-            UploadEvent::Started { multipart: true, part_size, parts, .. } => bar.set_message(format!("{parts} parts of {}", indicatif::BinaryBytes(*part_size))),
-            UploadEvent::Completing => bar.set_message("verifying"),
-            UploadEvent::Verifying { .. } => bar.set_message("OSS has an object of this size: comparing CRC-64"),
-            UploadEvent::AlreadyThere { .. } => self.say("OSS already has this exact object (same size and CRC-64): nothing to send (--force sends it anyway)".to_string()),
-            UploadEvent::NotVerified { what } => self.say(format!("warning: {what}")),
-            _ => {}
-        }
-    }
-
-    /// Leaves the bars where they stopped (Ctrl-C).
-    fn abandon(&mut self) {
-        for bar in [self.scan.take(), self.bar.take()].into_iter().flatten() {
-            bar.abandon();
-        }
-    }
-
-    fn clear(&mut self) {
-        for bar in [self.scan.take(), self.bar.take()].into_iter().flatten() {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-/// A bar on stderr (drawn only on a terminal), or none at all when quiet.
-fn new_bar(len: u64, quiet: bool, template: &str) -> ProgressBar {
-    let target = if quiet {
-        ProgressDrawTarget::hidden()
-    } else {
-        ProgressDrawTarget::stderr()
-    };
-    let bar = ProgressBar::with_draw_target(Some(len), target);
-    bar.set_style(
-        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
-}
-
-/// One line on a conversion: what is sent instead of what.
-pub(crate) fn conversion_line(c: &preflight_pipeline::Conversion) -> String {
-    let b = indicatif::BinaryBytes;
-    if c.converted {
-        format!(
-            "sending a qcow2 of the data: {} instead of the {} {} file ({} of data)",
-            b(c.qcow2_size),
-            b(c.file_size),
-            c.from,
-            b(c.data_bytes)
-        )
-    } else {
-        format!(
-            "sending the {} file as it is: a qcow2 of its data would be {} of {}, less than {} % smaller",
-            c.from,
-            b(c.qcow2_size),
-            b(c.file_size),
-            preflight_pipeline::convert::AUTO_MIN_SAVING_PERCENT
-        )
-    }
-}
-
-fn print_abort(bucket: &str, done: &AbortOutcome) {
-    for a in &done.aborted {
-        eprintln!(
-            "aborted upload {} of oss://{bucket}/{}; its parts are deleted",
-            a.upload_id, a.key
-        );
-    }
-    for k in &done.not_recorded {
-        eprintln!(
-            "no interrupted upload of oss://{bucket}/{} is recorded here",
-            k.key
-        );
-        for u in &k.on_oss {
-            eprintln!(
-                "  in progress on OSS (not started here, left alone): upload id {} since {}",
-                u.upload_id, u.initiated
-            );
-        }
-    }
-}
-
-fn summary(args: &UploadArgs, out: &UploadResult) -> anyhow::Result<()> {
-    if args.quiet.on && args.output.format != OutputFormat::Json {
-        return Ok(());
-    }
-    let seconds = out.seconds;
-    #[allow(clippy::cast_precision_loss)]
-    let mib_s = if seconds > 0.0 {
-        out.size as f64 / 1_048_576.0 / seconds
-    } else {
-        0.0
-    };
-    match args.output.format {
-        OutputFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "status": "uploaded",
-                "bucket": out.bucket,
-                "key": out.key,
-                "size": out.size,
-                "crc64": out.crc64.to_string(),
-                "etag": out.etag,
-                "parts": out.parts,
-                "parts_sent": out.parts_sent,
-                "parts_reused": out.parts_reused,
-                "part_size": out.part_size,
-                "upload_id": out.upload_id,
-                "already_there": out.already_there,
-                "format": out.format,
-                "conversion": out.conversion,
-                "seconds": (seconds * 1000.0).round() / 1000.0,
-                "mib_per_s": (mib_s * 10.0).round() / 10.0,
-                "findings": out.findings,
-                "bucket_facts": out.bucket_facts,
-            }))?
-        ),
-        OutputFormat::Human => {
-            if out.already_there {
-                println!(
-                    "already on OSS, nothing sent: oss://{}/{}",
-                    out.bucket, out.key
-                );
-            } else {
-                println!("uploaded oss://{}/{}", out.bucket, out.key);
-            }
-            println!("  format   {}", out.format);
-            println!("  size     {} bytes", out.size);
-            println!("  CRC-64   {} (verified: local = OSS)", out.crc64);
-            println!("  ETag     {}", out.etag);
-            println!(
-                "  parts    {} ({} sent, {} already on OSS)",
-                out.parts, out.parts_sent, out.parts_reused
-            );
-            println!("  time     {seconds:.1} s, {mib_s:.1} MiB/s");
-            let facts = &out.bucket_facts;
-            if let Some(class) = &facts.storage_class {
-                println!(
-                    "  bucket   {}, default storage class {class} (this object: {})",
-                    facts.region.as_deref().unwrap_or("?"),
-                    preflight_oss::api::STORAGE_CLASS
-                );
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -747,3 +747,119 @@ fn table(head: &[&str], rows: &[[String; 4]]) -> Vec<String> {
     );
     lines
 }
+
+impl crate::upload::UploadResult {
+    /// `ecs-preflight upload`'s result: `status: uploaded`, the object, its parts and the
+    /// throughput; the lines name the object and its CRC-64.
+    pub fn render(&self) -> Rendered {
+        let seconds = self.seconds;
+        #[allow(clippy::cast_precision_loss)]
+        let mib_s = if seconds > 0.0 {
+            self.size as f64 / 1_048_576.0 / seconds
+        } else {
+            0.0
+        };
+        let json = json!({
+            "status": "uploaded",
+            "bucket": self.bucket,
+            "key": self.key,
+            "size": self.size,
+            // A string: JSON readers lose a u64's low digits.
+            "crc64": self.crc64.to_string(),
+            "etag": self.etag,
+            "parts": self.parts,
+            "parts_sent": self.parts_sent,
+            "parts_reused": self.parts_reused,
+            "part_size": self.part_size,
+            "upload_id": self.upload_id,
+            "already_there": self.already_there,
+            "format": self.format,
+            "conversion": self.conversion,
+            "seconds": (seconds * 1000.0).round() / 1000.0,
+            "mib_per_s": (mib_s * 10.0).round() / 10.0,
+            "findings": self.findings,
+            "bucket_facts": self.bucket_facts,
+        });
+        let mut lines = vec![if self.already_there {
+            format!(
+                "already on OSS, nothing sent: oss://{}/{}",
+                self.bucket, self.key
+            )
+        } else {
+            format!("uploaded oss://{}/{}", self.bucket, self.key)
+        }];
+        lines.push(format!("  format   {}", self.format));
+        lines.push(format!("  size     {} bytes", self.size));
+        lines.push(format!("  CRC-64   {} (verified: local = OSS)", self.crc64));
+        lines.push(format!("  ETag     {}", self.etag));
+        lines.push(format!(
+            "  parts    {} ({} sent, {} already on OSS)",
+            self.parts, self.parts_sent, self.parts_reused
+        ));
+        lines.push(format!("  time     {seconds:.1} s, {mib_s:.1} MiB/s"));
+        let facts = &self.bucket_facts;
+        if let Some(class) = &facts.storage_class {
+            lines.push(format!(
+                "  bucket   {}, default storage class {class} (this object: {})",
+                facts.region.as_deref().unwrap_or("?"),
+                preflight_oss::api::STORAGE_CLASS
+            ));
+        }
+        Rendered::new(json, lines)
+    }
+}
+
+/// `ecs-preflight upload`'s refusal by the destination and bucket rules (nothing sent):
+/// `status: refused`, the key and every finding of the rules (warnings too, as the
+/// [`Event::DestinationChecked`](crate::Event::DestinationChecked) that carried them). No
+/// lines: the event already showed each finding with its hint.
+pub fn upload_refusal(bucket: &str, key: &str, findings: &[preflight_report::Finding]) -> Rendered {
+    Rendered::new(
+        json!({"status": "refused", "bucket": bucket, "key": key, "findings": findings}),
+        Vec::new(),
+    )
+}
+
+impl crate::upload::AbortOutcome {
+    /// `ecs-preflight upload --abort`'s result in `bucket`: the uploads aborted, or, when
+    /// none was recorded here, each key looked at with what OSS has in progress for it.
+    pub fn render(&self, bucket: &str) -> Rendered {
+        let mut lines = Vec::new();
+        for a in &self.aborted {
+            lines.push(format!(
+                "aborted upload {} of oss://{bucket}/{}; its parts are deleted",
+                a.upload_id, a.key
+            ));
+        }
+        for k in &self.not_recorded {
+            lines.push(format!(
+                "no interrupted upload of oss://{bucket}/{} is recorded here",
+                k.key
+            ));
+            for u in &k.on_oss {
+                lines.push(format!(
+                    "  in progress on OSS (not started here, left alone): upload id {} since {}",
+                    u.upload_id, u.initiated
+                ));
+            }
+        }
+        let status = if self.aborted.is_empty() {
+            "not_recorded"
+        } else {
+            "aborted"
+        };
+        let json = json!({
+            "status": status,
+            "bucket": bucket,
+            "aborted": self.aborted.iter()
+                .map(|a| json!({"key": a.key, "upload_id": a.upload_id}))
+                .collect::<Vec<_>>(),
+            "not_recorded": self.not_recorded.iter()
+                .map(|k| json!({"key": k.key, "on_oss": k.on_oss.iter()
+                    .map(|u| json!({"upload_id": u.upload_id, "initiated": u.initiated}))
+                    .collect::<Vec<_>>()}))
+                .collect::<Vec<_>>(),
+        });
+        Rendered::new(json, lines)
+    }
+}
