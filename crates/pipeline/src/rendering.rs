@@ -533,7 +533,10 @@ impl PipelineError {
                            "task_id": task_id,
                            "error": {"code": self.code(), "message": self.full_message()},
                            "wait_command": resume}),
-                    vec![self.full_message(), format!("pick it up again with: {resume}")],
+                    vec![
+                        self.full_message(),
+                        format!("pick it up again with: {resume}"),
+                    ],
                 )
             }
             PipelineError::ImportRefused { code, message } => api_refusal(
