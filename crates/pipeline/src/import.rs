@@ -578,9 +578,12 @@ pub async fn run_import(
 
     tokio::pin!(stop);
     let client = ecs_client(&region, &job.endpoints, job.rpc_signature, &job.credentials)?;
+    // Biased, stop first: a stop that is already due must win over probes that happen to be
+    // ready on the same poll (select! otherwise picks a branch at random).
     let cloud = tokio::select! {
-        r = probe_all(job, &region, &plan, &fleet, &client, &*on_event) => r?,
+        biased;
         () = &mut stop => return Ok(ImportResult::Interrupted),
+        r = probe_all(job, &region, &plan, &fleet, &client, &*on_event) => r?,
     };
     for w in cloud.findings.iter().filter(|f| !f.finding.is_error()) {
         on_event(&Event::Finding {
