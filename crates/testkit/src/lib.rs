@@ -3,7 +3,7 @@
 //! ([`Rng`]), a mutated image without copies ([`Mutated`]), sparse disks for `next_data`
 //! tests ([`patterned_disk`]), the emulator's signed test client (`emulator`, feature
 //! `emulator`), and the harness every fuzz target and smoke test puts an image through
-//! ([`exercise`]).
+//! ([`mod@exercise`]).
 //!
 //! A dev-dependency only (`publish = false`). It depends on no client crate, so the
 //! emulator's tests can use it without sharing code with what they test.
