@@ -35,60 +35,137 @@ use crate::{Emulator, Error};
 /// Settings that win over the configuration file's (and the defaults): `Some`, `true` and a
 /// non-empty list override; `None`, `false` and an empty list leave the file's value.
 /// Values are the command line's text, parsed and checked by [`Overrides::config`].
+/// With the `clap` feature these are the flags of `ecs-preflight emulator` (the doc comments
+/// are their `--help`).
 #[derive(Debug, Clone, Default, PartialEq)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+#[cfg_attr(
+    feature = "clap",
+    command(after_help = "Examples:\n  \
+    ecs-preflight emulator\n  \
+    ecs-preflight emulator --listen 127.0.0.1:9090 --data ./emu-data\n  \
+    ecs-preflight emulator --access-key LTAI-test:secret --bucket images@cn-hangzhou --bucket vault@cn-hangzhou:encrypted\n  \
+    ecs-preflight emulator --bucket new@cn-hangzhou:v4only --bucket cold@cn-beijing:archive --region-endpoints\n  \
+    ecs-preflight emulator --strict --service-endpoints\n  \
+    ecs-preflight emulator --allow-v1\n  \
+    ecs-preflight emulator --deny oss:GetBucketEncryption --deny oss:GetObject --deny ecs:DescribeImages\n  \
+    ecs-preflight emulator --no-import-role --storage-class Archive\n  \
+    ecs-preflight emulator --task-seconds 30 --fail-import\n  \
+    ecs-preflight emulator --fault-upload-part-error-rate 0.3 --fault-seed 7 --fault-bandwidth 1048576\n  \
+    ecs-preflight emulator --config emulator.toml\n\n\
+    With no --access-key the documented local test key pair is used and printed; it opens \
+    only this emulator.\n\
+    Strict by default: the V4 Authorization header's documented refusals (EC 0002-00000203 to \
+    -227), every V1-signed OSS request refused (EC 0002-00000080), as for an account created \
+    since March 2025 (--allow-v1 accepts V1, as an older account does), a bucket of another region answered 403 AccessDenied with <Endpoint> when the Host \
+    (oss-<region>.aliyuncs.com) or the port (--region-endpoints) names a region, V1 refused on \
+    v4only buckets (EC 0002-00000080), an empty or malformed AdditionalHeaders (EC \
+    0002-00000209 to -211), RAM denies. Switched on by flag: --strict-service-endpoints (RPC \
+    refused on OSS endpoints; off by default so one --emulator URL serves every service), or \
+    --strict for all of them.\n\
+    Admin endpoint (loopback only, no signature): GET /_emulator/counters, \
+    POST /_emulator/counters/reset, GET|POST /_emulator/faults, GET /_emulator/health.")
+)]
 pub struct Overrides {
-    /// TOML configuration file read first.
-    pub config_file: Option<PathBuf>,
-    /// Address to listen on.
+    /// Address to listen on (port 0 picks a free port) [default: 127.0.0.1:9090].
+    #[cfg_attr(feature = "clap", arg(long, value_name = "ADDR"))]
     pub listen: Option<SocketAddr>,
-    /// Directory for objects, uploads and ECS state.
+    /// Directory for objects, uploads and ECS state; created if missing [default: ./emu-data].
+    #[cfg_attr(feature = "clap", arg(long = "data", value_name = "DIR"))]
     pub data_dir: Option<PathBuf>,
-    /// Accepted credentials, `ID:SECRET[:STS_TOKEN]` each.
+    /// TOML configuration file (same settings as the flags; see the emulator crate docs).
+    #[cfg_attr(feature = "clap", arg(long = "config", value_name = "FILE"))]
+    pub config_file: Option<PathBuf>,
+    /// Accepted credential ID:SECRET or ID:SECRET:STS_TOKEN (repeatable).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "access-key", value_name = "ID:SECRET[:STS_TOKEN]")
+    )]
     pub access_keys: Vec<String>,
-    /// Buckets, `NAME@REGION[:FLAG]...` each.
+    /// Bucket to serve, NAME@REGION[:FLAG]..., FLAG being `encrypted`, `v4only` (V1 refused,
+    /// as for buckets created since September 2025) or the bucket's storage class (`standard`,
+    /// `ia`, `archive`, `coldarchive`, `deepcoldarchive`: the class of new objects without
+    /// x-oss-storage-class) (repeatable) [default: ecs-preflight@cn-hangzhou].
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "bucket", value_name = "NAME@REGION[:FLAG]...")
+    )]
     pub buckets: Vec<String>,
-    /// RAM denies, `SERVICE:Action` (every key) or `KEY_ID=SERVICE:Action` (one key).
+    /// Deny a RAM action, SERVICE:Action to every key or KEY_ID=SERVICE:Action to one (e.g.
+    /// oss:GetBucketEncryption, LTAI-ro=ecs:DescribeImages, ram:GetRole; HeadObject needs
+    /// oss:GetObject, the multipart steps oss:PutObject) (repeatable).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "deny", value_name = "[KEY_ID=]SERVICE:Action")
+    )]
     pub deny: Vec<String>,
-    /// Serve each bucket region on a port of its own.
+    /// Also serve each bucket region on a port of its own, as oss-<region>.aliyuncs.com
+    /// (ports after --listen's; printed as `endpoint oss <region>: URL`).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub region_endpoints: bool,
-    /// Serve ECS, RAM and STS on ports of their own.
+    /// Also serve ECS, RAM and STS on ports of their own (printed as `endpoint ecs: URL`, …).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub service_endpoints: bool,
-    /// [`Strict::v4_additional_headers`] on.
+    /// Refuse a V4 Authorization with an empty AdditionalHeaders (EC 0002-00000209), an empty
+    /// entry (-210) or a header the request lacks (-211).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub strict_additional_headers: bool,
-    /// [`Strict::v4_only`] on (the default already).
+    /// The account is V4-only: every V1-signed OSS request is refused (EC 0002-00000080).
+    /// This is the default; the flag is kept so existing command lines keep working.
+    #[cfg_attr(feature = "clap", arg(long, conflicts_with = "allow_v1"))]
     pub strict_v4_only: bool,
-    /// [`Strict::v4_only`] off: V1 accepted account-wide. Conflicts with `strict_v4_only` and
-    /// `strict`.
+    /// Accept V1-signed OSS requests account-wide, as an account created before March 2025
+    /// does (buckets marked `v4only` still refuse V1).
+    #[cfg_attr(feature = "clap", arg(long = "allow-v1", conflicts_with = "strict"))]
     pub allow_v1: bool,
-    /// [`Strict::service_endpoints`] on.
+    /// ECS/RAM/STS calls are served only on their own endpoints (hosts ecs.<region>.aliyuncs.com,
+    /// ram.aliyuncs.com, sts.aliyuncs.com or the --service-endpoints ports); on an OSS
+    /// endpoint they get OSS's refusal.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub strict_service_endpoints: bool,
-    /// Every strict behaviour ([`Strict::all`]).
+    /// Every strict behaviour above.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub strict: bool,
-    /// How long a RestoreObject takes, in seconds.
+    /// How long a RestoreObject takes, in seconds [default: 2].
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SECONDS"))]
     pub restore_seconds: Option<f64>,
-    /// Storage class of new objects (`Standard`, `IA`, …).
+    /// Storage class of new objects: Standard, IA, Archive, ColdArchive, DeepColdArchive
+    /// [default: Standard].
+    #[cfg_attr(feature = "clap", arg(long, value_name = "CLASS"))]
     pub storage_class: Option<String>,
-    /// Pretend the import RAM role does not exist.
+    /// Pretend the RAM role AliyunECSImageImportDefaultRole does not exist.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub no_import_role: bool,
-    /// How long an import task takes, in seconds.
+    /// How long an import task takes, in seconds [default: 5].
+    #[cfg_attr(feature = "clap", arg(long, value_name = "SECONDS"))]
     pub task_seconds: Option<f64>,
-    /// ImportImage disk-size rules: `classic` or `current`.
+    /// ImportImage disk-size rules: classic (5-500 / 5-1000 GiB) or current (1-2048 GiB)
+    /// [default: classic].
+    #[cfg_attr(feature = "clap", arg(long, value_name = "PROFILE"))]
     pub limits: Option<String>,
-    /// Import tasks fail.
+    /// Import tasks fail (task Failed, image CreateFailed).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub fail_import: bool,
     /// Share (0-1) of UploadPart calls answered 500/503.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "RATE"))]
     pub fault_upload_part_error_rate: Option<f64>,
     /// Share (0-1) of UploadPart calls whose connection is reset mid-body.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "RATE"))]
     pub fault_upload_part_reset_rate: Option<f64>,
-    /// Bytes read before a reset.
+    /// Bytes read before a reset [default: 65536].
+    #[cfg_attr(feature = "clap", arg(long, value_name = "BYTES"))]
     pub fault_reset_after_bytes: Option<u64>,
     /// Share (0-1) of signed OSS requests answered RequestTimeTooSkewed.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "RATE"))]
     pub fault_time_skew_rate: Option<f64>,
-    /// Delay before every response, in milliseconds.
+    /// Delay added before every OSS/ECS/RAM response, in milliseconds.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "MS"))]
     pub fault_delay_ms: Option<u64>,
-    /// Bandwidth cap for bodies, bytes per second (0 = unlimited).
+    /// Bandwidth cap for request and response bodies, bytes per second (0 = unlimited).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "BYTES_PER_SEC"))]
     pub fault_bandwidth: Option<u64>,
-    /// Seed of the fault decisions.
+    /// Seed of the fault decisions (same seed, same failing calls) [default: 0].
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
     pub fault_seed: Option<u64>,
 }
 
@@ -279,6 +356,25 @@ impl StopSignals {
     }
 }
 
+/// Runs an emulator as `ecs-preflight emulator` does: says its [`startup_lines`], then
+/// `ready` once the stop signals are installed, serves until Ctrl-C or SIGTERM, then says
+/// `stopping` and `stopped` around a clean shutdown. `say` gets every line (the caller
+/// prints and flushes them).
+pub async fn serve(config: Config, mut say: impl FnMut(&str)) -> Result<(), Error> {
+    let uses_default = config.uses_default_key();
+    let emu = crate::start(config).await?;
+    let stop = StopSignals::install();
+    for line in startup_lines(&emu, uses_default) {
+        say(&line);
+    }
+    say("ready");
+    stop.wait().await;
+    say("stopping");
+    emu.shutdown().await;
+    say("stopped");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +467,105 @@ mod tests {
         assert!(lines.contains(&"bucket: hz-b@cn-hangzhou (V4 only)".to_string()));
         assert!(lines.contains(&"bucket: bj-b@cn-beijing (Archive)".to_string()));
         assert!(!lines.iter().any(|l| l.starts_with("access key")));
+    }
+}
+
+/// The `clap` feature's flags (the settings themselves are tested above).
+#[cfg(all(test, feature = "clap"))]
+mod flag_tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        args: Overrides,
+    }
+
+    /// Every flag reaches its setting (the settings themselves are the emulator's tests).
+    #[test]
+    fn flags_map_to_the_settings() {
+        let cmd = Cmd::try_parse_from([
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            "d",
+            "--config",
+            "c.toml",
+            "--access-key",
+            "k:s",
+            "--bucket",
+            "b-b@cn-hangzhou",
+            "--deny",
+            "oss:GetObject",
+            "--region-endpoints",
+            "--service-endpoints",
+            "--strict-additional-headers",
+            "--strict-v4-only",
+            "--strict-service-endpoints",
+            "--strict",
+            "--restore-seconds",
+            "1",
+            "--storage-class",
+            "IA",
+            "--no-import-role",
+            "--task-seconds",
+            "2",
+            "--limits",
+            "current",
+            "--fail-import",
+            "--fault-upload-part-error-rate",
+            "0.1",
+            "--fault-upload-part-reset-rate",
+            "0.2",
+            "--fault-reset-after-bytes",
+            "3",
+            "--fault-time-skew-rate",
+            "0.3",
+            "--fault-delay-ms",
+            "4",
+            "--fault-bandwidth",
+            "5",
+            "--fault-seed",
+            "6",
+        ])
+        .unwrap();
+        let o = cmd.args;
+        assert_eq!(
+            o,
+            Overrides {
+                config_file: Some("c.toml".into()),
+                listen: Some("127.0.0.1:0".parse().unwrap()),
+                data_dir: Some("d".into()),
+                access_keys: vec!["k:s".into()],
+                buckets: vec!["b-b@cn-hangzhou".into()],
+                deny: vec!["oss:GetObject".into()],
+                region_endpoints: true,
+                service_endpoints: true,
+                strict_additional_headers: true,
+                strict_v4_only: true,
+                allow_v1: false,
+                strict_service_endpoints: true,
+                strict: true,
+                restore_seconds: Some(1.0),
+                storage_class: Some("IA".into()),
+                no_import_role: true,
+                task_seconds: Some(2.0),
+                limits: Some("current".into()),
+                fail_import: true,
+                fault_upload_part_error_rate: Some(0.1),
+                fault_upload_part_reset_rate: Some(0.2),
+                fault_reset_after_bytes: Some(3),
+                fault_time_skew_rate: Some(0.3),
+                fault_delay_ms: Some(4),
+                fault_bandwidth: Some(5),
+                fault_seed: Some(6),
+            }
+        );
+        assert!(Cmd::try_parse_from(["emulator", "--allow-v1", "--strict"]).is_err());
+        assert!(Cmd::try_parse_from(["emulator", "--allow-v1", "--strict-v4-only"]).is_err());
+        let v1 = Cmd::try_parse_from(["emulator", "--allow-v1"]).unwrap();
+        assert!(v1.args.allow_v1);
     }
 }
