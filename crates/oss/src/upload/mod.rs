@@ -196,6 +196,58 @@ pub fn md5_base64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Md5::digest(data))
 }
 
+/// Parses a size as `--part-size` takes it: `8MiB`, `1GiB`, `100KiB`, `64M`, `1.5GB`, plain bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} (use B, KiB, MiB, GiB, TiB)"
+            ))
+        }
+    };
+    if let Ok(n) = num.parse::<u64>() {
+        return n
+            .checked_mul(mult)
+            .ok_or_else(|| format!("{s} is too large"));
+    }
+    let f: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 8MiB"))?;
+    #[allow(clippy::cast_precision_loss)]
+    let bytes = f * mult as f64;
+    if !(0.0..1.8e19).contains(&bytes) {
+        return Err(format!("{s} is out of range"));
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    Ok(bytes.round() as u64)
+}
+
+/// Parses a size of at most 5 GiB (one PutObject's limit), as `--multipart-threshold`
+/// takes it.
+pub fn parse_threshold(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    if n > MAX_SINGLE_PUT {
+        return Err(format!(
+            "{s} is above 5GiB, the largest object one PutObject can write"
+        ));
+    }
+    Ok(n)
+}
+
 /// The part size for a file of `size` bytes: the requested one, checked against OSS's limits,
 /// or the default raised (to a whole MiB) so that there are at most 10,000 parts.
 pub fn choose_part_size(size: u64, requested: Option<u64>) -> Result<u64, String> {
@@ -268,6 +320,20 @@ pub fn part_range(size: u64, part_size: u64, number: u32) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("100KiB"), Ok(102_400));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("5GB"), Ok(5_000_000_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("8 parsecs").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_threshold("6GiB").is_err());
+    }
 
     #[test]
     fn part_sizes() {
