@@ -13,6 +13,7 @@ pub type Result<T, E = PipelineError> = std::result::Result<T, E>;
 /// part of the message: [`PipelineError::full_message`] (or anything that walks the chain,
 /// such as anyhow's `{:#}`) prints it once.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PipelineError {
     /// A required setting is missing or wrong.
     #[error("{0}")]

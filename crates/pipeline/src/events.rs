@@ -39,8 +39,10 @@ impl std::fmt::Display for Stage {
     }
 }
 
-/// What the pipeline is doing, as it happens.
+/// What the pipeline is doing, as it happens. Non-exhaustive: a new kind of event is not a
+/// breaking change, so a `match` needs a `_` arm.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Event {
     /// A stage began.
     StageStarted(Stage),

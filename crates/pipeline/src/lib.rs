@@ -97,7 +97,7 @@ pub use preflight_ecs::SignatureMethod as RpcSignature;
 pub use preflight_oss::{SignatureVersion as OssSignature, UploadOptions};
 pub use preflight_report::ImageReport;
 pub use preflight_rules::ImportParams;
-pub use rendering::{upload_refusal, Rendered, WaitCommand};
+pub use rendering::{exit, upload_failed, upload_refusal, Rendered, WaitCommand};
 pub use request::import_request;
 pub use upload::{bucket_facts, BucketProbe};
 pub use upload::{AbortOutcome, ImageUpload, UploadResult};

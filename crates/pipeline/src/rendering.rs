@@ -1,33 +1,87 @@
 //! The use cases' results as the CLI shows them: one JSON value (what `--output json`
-//! prints) and the human lines, built here so a Rust caller gets exactly what a shell
-//! pipeline gets from `ecs-preflight`. The exit code stays the caller's choice.
+//! prints), the human lines and the exit code, built here so a Rust caller gets exactly
+//! what a shell pipeline gets from `ecs-preflight`. The text of every [`Event`] (the progress
+//! lines) is here too: [`event_lines`].
 //!
 //! `import` and `upload-and-import` report some results the same way (a refusal, an API
 //! refusal, a started, cancelled or finished import, the copies): those pieces are written
 //! once below and used by both renderings.
 
 use preflight_ecs::{self as ecs, WaitOutcome};
+use preflight_oss::UploadEvent;
 use preflight_rules::{Plan, ScopedFinding};
 use serde_json::{json, Value};
 
 use crate::batch::{BatchReport, ImageResult, ManifestImage};
-use crate::fleet::FleetOutcome;
+use crate::catalogue::{all_rules, code_origin, SERVICE_CODES};
+use crate::fleet::{FleetEvent, FleetOutcome};
 use crate::import::{ImportResult, StartedImport};
 use crate::wait::{Followed, WaitResult};
-use crate::{DryRun, Outcome, PipelineError, RunEnd, TRUST_POLICY};
+use crate::TRUST_POLICY;
+use crate::{CheckReport, Conversion, DryRun, Event, ImageReport, Outcome, PipelineError, RunEnd};
+use preflight_report::{Finding, Severity};
+use std::fmt::Write as _;
 
-/// A result as shown: the JSON value and the lines for people.
+/// The exit codes of `ecs-preflight`, one meaning in every command.
+pub mod exit {
+    /// Done: no error finding, the image available, the upload verified.
+    pub const OK: u8 = 0;
+    /// Refused by a rule or by the service, or the import failed or timed out.
+    pub const FAILED: u8 = 1;
+    /// Usage or environment error (missing file, no credentials, network down).
+    pub const USAGE: u8 = 2;
+    /// Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// A result as shown: the JSON value, the lines for people and the exit code.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
-    /// What `--output json` prints (pretty-printed).
+    /// What `--output json` prints (pretty-printed); `null` prints nothing.
     pub json: Value,
     /// What the human output prints, one line each (may be empty).
     pub lines: Vec<String>,
+    /// True when the human lines belong on stderr (an interruption, or `upload --abort`:
+    /// stdout holds results only).
+    pub lines_on_stderr: bool,
+    /// Said on stderr after the result, `--quiet` or not: the error and what to do next.
+    pub stderr: Vec<String>,
+    /// The process's exit code for this result (one of [`exit`]).
+    pub exit_code: u8,
 }
 
 impl Rendered {
     fn new(json: Value, lines: Vec<String>) -> Self {
-        Rendered { json, lines }
+        Rendered {
+            json,
+            lines,
+            lines_on_stderr: false,
+            stderr: Vec::new(),
+            exit_code: exit::OK,
+        }
+    }
+
+    fn exit(mut self, code: u8) -> Self {
+        self.exit_code = code;
+        self
+    }
+
+    fn say(mut self, line: String) -> Self {
+        self.stderr.push(line);
+        self
+    }
+}
+
+/// How an error that ends a command is said on stderr.
+pub fn error_line(e: &dyn std::fmt::Display) -> String {
+    format!("ecs-preflight: error: {e}")
+}
+
+/// The exit code of a followed task: 0 only when the image is available.
+fn waited_exit(outcome: &WaitOutcome) -> u8 {
+    match outcome {
+        WaitOutcome::Available(_) => exit::OK,
+        WaitOutcome::Failed { .. } | WaitOutcome::TimedOut(_) => exit::FAILED,
     }
 }
 
@@ -232,9 +286,32 @@ fn waited(
 }
 
 impl ImportResult {
-    /// What `ecs-preflight import` prints for this result. `resume` names the region and
-    /// how to follow the import from another shell.
+    /// What `ecs-preflight import` prints for this result, and its exit code. `resume` names
+    /// the region and how to follow the import from another shell.
     pub fn render(&self, resume: &WaitCommand) -> Rendered {
+        let shown = self.shown(resume);
+        match self {
+            ImportResult::DryRunPassed { .. }
+            | ImportResult::Started(_)
+            | ImportResult::Detached(_) => shown,
+            ImportResult::Refused { .. } | ImportResult::ApiRefused { .. } => {
+                shown.exit(exit::FAILED)
+            }
+            ImportResult::Interrupted => shown.exit(exit::INTERRUPTED),
+            ImportResult::Cancelled { started, .. } => shown.exit(exit::INTERRUPTED).say(format!(
+                "interrupted: cancelling import task {} (CancelTask)",
+                started.task_id
+            )),
+            ImportResult::WaitFailed { error, .. } => {
+                shown.exit(exit::USAGE).say(error_line(error))
+            }
+            ImportResult::CopyFailed { error, .. } if error.is_usage() => shown.exit(exit::USAGE),
+            ImportResult::CopyFailed { .. } => shown.exit(exit::FAILED),
+            ImportResult::Finished { outcome, .. } => shown.exit(waited_exit(outcome)),
+        }
+    }
+
+    fn shown(&self, resume: &WaitCommand) -> Rendered {
         let region = resume.region.as_str();
         match self {
             ImportResult::Refused {
@@ -334,8 +411,17 @@ impl ImportResult {
 }
 
 impl WaitResult {
-    /// What `ecs-preflight wait --task-id TASK_ID` prints for this result.
+    /// What `ecs-preflight wait --task-id TASK_ID` prints for this result, and its exit code.
     pub fn render(&self, task_id: &str, resume: &WaitCommand) -> Rendered {
+        let shown = self.shown(task_id, resume);
+        match &self.followed {
+            Followed::Done(w) => shown.exit(waited_exit(w)),
+            Followed::Lost(e) => shown.exit(exit::USAGE).say(error_line(e)),
+            Followed::Stopped => shown.exit(exit::FAILED),
+        }
+    }
+
+    fn shown(&self, task_id: &str, resume: &WaitCommand) -> Rendered {
         let region = resume.region.as_str();
         let mut json = json!({"region": region, "task_id": task_id});
         if let Some(id) = &self.image_id {
@@ -423,8 +509,21 @@ impl DryRun {
 }
 
 impl RunEnd {
-    /// What `ecs-preflight upload-and-import` prints for how the run ended.
+    /// What `ecs-preflight upload-and-import` prints for how the run ended, and its exit
+    /// code. An interruption is said on stderr in human form: stdout holds results only.
     pub fn render(&self, resume: &WaitCommand) -> Rendered {
+        let mut shown = self.shown(resume);
+        if !matches!(
+            self,
+            RunEnd::Available(_) | RunEnd::Importing { .. } | RunEnd::Detached { .. }
+        ) {
+            shown.lines_on_stderr = true;
+            shown.exit_code = exit::INTERRUPTED;
+        }
+        shown
+    }
+
+    fn shown(&self, resume: &WaitCommand) -> Rendered {
         let region = resume.region.as_str();
         match self {
             RunEnd::Available(o) => o.render(),
@@ -478,9 +577,24 @@ impl RunEnd {
 }
 
 impl PipelineError {
-    /// What `ecs-preflight upload-and-import` prints when the run ended in this error (the
-    /// lines are empty for an environment error, which the caller reports on stderr).
+    /// What `ecs-preflight upload-and-import` prints when the run ended in this error, and
+    /// its exit code: 1 for a refusal; else 2, the error (and whether a rerun resumes) said
+    /// on stderr, no human lines.
     pub fn render(&self, resume: &WaitCommand) -> Rendered {
+        let shown = self.shown(resume);
+        if self.is_refusal() {
+            return shown.exit(exit::FAILED);
+        }
+        let shown = shown
+            .exit(exit::USAGE)
+            .say(error_line(&self.full_message()));
+        if self.is_retryable() {
+            return shown.say("run the same command again to resume".to_string());
+        }
+        shown
+    }
+
+    fn shown(&self, resume: &WaitCommand) -> Rendered {
         let region = resume.region.as_str();
         match self {
             PipelineError::Refused {
@@ -597,6 +711,23 @@ impl BatchReport {
         table(&["IMAGE", "STATUS", "IMAGE ID", "WHY"], &rows)
     }
 
+    /// What `ecs-preflight batch` prints: the JSON or the table, and the exit code (0 when
+    /// every image is available); an interruption says on stderr how to continue.
+    pub fn render(&self, images: &[ManifestImage], continue_command: &str) -> Rendered {
+        let shown = Rendered::new(self.to_json(images, continue_command), self.lines(images));
+        if self.interrupted {
+            return shown
+                .exit(exit::INTERRUPTED)
+                .say("interrupted: uploads stopped where their checkpoints are; imports already started go on in ECS.".to_string())
+                .say(format!("continue with: {continue_command}"));
+        }
+        shown.exit(if self.all_available() {
+            exit::OK
+        } else {
+            exit::FAILED
+        })
+    }
+
     /// True when every image is available.
     pub fn all_available(&self) -> bool {
         (self.results.iter()).all(|r| matches!(r, ImageResult::Available(_)))
@@ -691,6 +822,31 @@ pub fn check_row(image: &ManifestImage) -> Value {
     v
 }
 
+/// `ecs-preflight` with `args`, each quoted for a POSIX shell when it needs to be: the
+/// command a user runs again (`batch`'s continue command).
+pub fn command_line(args: impl IntoIterator<Item = String>) -> String {
+    let mut words = vec!["ecs-preflight".to_string()];
+    for a in args {
+        let plain = !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
+        words.push(if plain {
+            a
+        } else {
+            format!("'{}'", a.replace('\'', r"'\''"))
+        });
+    }
+    words.join(" ")
+}
+
+/// `batch --check-only`'s result: the rows as JSON, the table, exit code 1 when an image
+/// did not pass.
+pub fn check_rows(rows: Vec<Value>) -> Rendered {
+    let failed = rows.iter().any(|r| r["verdict"] != "pass");
+    let lines = check_lines(&rows);
+    Rendered::new(Value::Array(rows), lines).exit(if failed { exit::FAILED } else { exit::OK })
+}
+
 /// `batch --check-only`'s table, then each image's errors.
 pub fn check_lines(rows: &[Value]) -> Vec<String> {
     let cells: Vec<[String; 4]> = rows
@@ -755,27 +911,27 @@ impl crate::upload::UploadResult {
     /// `ecs-preflight upload`'s result: `status: uploaded`, the object, its parts and the
     /// throughput; the lines name the object and its CRC-64.
     pub fn render(&self) -> Rendered {
-        let seconds = self.seconds;
+        let (o, seconds) = (&self.object, self.seconds);
         #[allow(clippy::cast_precision_loss)]
         let mib_s = if seconds > 0.0 {
-            self.size as f64 / 1_048_576.0 / seconds
+            o.size as f64 / 1_048_576.0 / seconds
         } else {
             0.0
         };
         let json = json!({
             "status": "uploaded",
-            "bucket": self.bucket,
-            "key": self.key,
-            "size": self.size,
+            "bucket": o.bucket,
+            "key": o.key,
+            "size": o.size,
             // A string: JSON readers lose a u64's low digits.
-            "crc64": self.crc64.to_string(),
-            "etag": self.etag,
-            "parts": self.parts,
-            "parts_sent": self.parts_sent,
-            "parts_reused": self.parts_reused,
-            "part_size": self.part_size,
-            "upload_id": self.upload_id,
-            "already_there": self.already_there,
+            "crc64": o.crc64.to_string(),
+            "etag": o.etag,
+            "parts": o.parts,
+            "parts_sent": o.parts_sent,
+            "parts_reused": o.parts_reused,
+            "part_size": o.part_size,
+            "upload_id": o.upload_id,
+            "already_there": o.already_there,
             "format": self.format,
             "conversion": self.conversion,
             "seconds": (seconds * 1000.0).round() / 1000.0,
@@ -783,21 +939,18 @@ impl crate::upload::UploadResult {
             "findings": self.findings,
             "bucket_facts": self.bucket_facts,
         });
-        let mut lines = vec![if self.already_there {
-            format!(
-                "already on OSS, nothing sent: oss://{}/{}",
-                self.bucket, self.key
-            )
+        let mut lines = vec![if o.already_there {
+            format!("already on OSS, nothing sent: oss://{}/{}", o.bucket, o.key)
         } else {
-            format!("uploaded oss://{}/{}", self.bucket, self.key)
+            format!("uploaded oss://{}/{}", o.bucket, o.key)
         }];
         lines.push(format!("  format   {}", self.format));
-        lines.push(format!("  size     {} bytes", self.size));
-        lines.push(format!("  CRC-64   {} (verified: local = OSS)", self.crc64));
-        lines.push(format!("  ETag     {}", self.etag));
+        lines.push(format!("  size     {} bytes", o.size));
+        lines.push(format!("  CRC-64   {} (verified: local = OSS)", o.crc64));
+        lines.push(format!("  ETag     {}", o.etag));
         lines.push(format!(
             "  parts    {} ({} sent, {} already on OSS)",
-            self.parts, self.parts_sent, self.parts_reused
+            o.parts, o.parts_sent, o.parts_reused
         ));
         lines.push(format!("  time     {seconds:.1} s, {mib_s:.1} MiB/s"));
         let facts = &self.bucket_facts;
@@ -821,6 +974,24 @@ pub fn upload_refusal(bucket: &str, key: &str, findings: &[preflight_report::Fin
         json!({"status": "refused", "bucket": bucket, "key": key, "findings": findings}),
         Vec::new(),
     )
+    .exit(exit::FAILED)
+}
+
+/// `ecs-preflight upload`'s failed upload: nothing on stdout; on stderr the error, and that a
+/// rerun resumes when it may. Exit 1 when the object failed verification, else 2.
+pub fn upload_failed(e: &preflight_oss::Error) -> Rendered {
+    let shown = Rendered::new(Value::Null, Vec::new());
+    if e.kind() == preflight_oss::ErrorKind::Integrity {
+        return shown
+            .exit(exit::FAILED)
+            .say(format!("ecs-preflight: upload failed verification: {e}"));
+    }
+    let shown = shown.exit(exit::USAGE).say(error_line(e));
+    if e.is_retryable() {
+        return shown
+            .say("the upload is resumable: run the same command again to continue".to_string());
+    }
+    shown
 }
 
 impl crate::upload::AbortOutcome {
@@ -863,6 +1034,533 @@ impl crate::upload::AbortOutcome {
                     .collect::<Vec<_>>()}))
                 .collect::<Vec<_>>(),
         });
-        Rendered::new(json, lines)
+        let mut shown = Rendered::new(json, lines);
+        // `--abort` has no result on stdout but its JSON.
+        shown.lines_on_stderr = true;
+        shown
+    }
+}
+
+/// What an uploader event shows, in [`upload_event_text`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadText {
+    /// A line of its own.
+    Line(String),
+    /// The progress bar's message.
+    Status(String),
+}
+
+/// What uploader event `e` shows; `detailed` as `upload` alone says it (what a resume checks,
+/// what `--force` does, the parts). Nothing for most events (a part done moves the bar).
+pub fn upload_event_text(e: &UploadEvent, detailed: bool) -> Option<UploadText> {
+    let either = |long: &'static str| if detailed { long } else { "" };
+    Some(match e {
+        UploadEvent::Resuming {
+            upload_id,
+            parts_on_server,
+        } => UploadText::Line(format!(
+            "resuming upload {upload_id}: OSS has {parts_on_server} parts{}",
+            either("; checking them against the file")
+        )),
+        UploadEvent::StaleUploadAborted { upload_id } => UploadText::Line(format!(
+            "the file changed since upload {upload_id} began: {}starting afresh",
+            either("aborted it (its parts are deleted) and ")
+        )),
+        UploadEvent::UploadGone { upload_id } if detailed => UploadText::Line(format!(
+            "upload {upload_id} no longer exists on OSS: starting afresh"
+        )),
+        UploadEvent::Started {
+            multipart: true,
+            part_size,
+            parts,
+            ..
+        } if detailed => {
+            UploadText::Status(format!("{parts} parts of {}", binary_bytes(*part_size)))
+        }
+        UploadEvent::Completing => UploadText::Status("verifying".into()),
+        UploadEvent::Verifying { .. } if detailed => {
+            UploadText::Status("OSS has an object of this size: comparing CRC-64".into())
+        }
+        UploadEvent::AlreadyThere { .. } => UploadText::Line(format!(
+            "OSS already has this exact object (same size and CRC-64): nothing to send{}",
+            either(" (--force sends it anyway)")
+        )),
+        UploadEvent::NotVerified { what } => UploadText::Line(format!("warning: {what}")),
+        _ => return None,
+    })
+}
+
+/// `2.00 MiB`, `512 B`: bytes with a binary prefix, as the progress bars show them.
+pub fn binary_bytes(bytes: u64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    match unit_prefix::NumberPrefix::binary(bytes as f64) {
+        unit_prefix::NumberPrefix::Standalone(n) => format!("{n:.0} B"),
+        unit_prefix::NumberPrefix::Prefixed(prefix, n) => format!("{n:.2} {prefix}B"),
+    }
+}
+
+/// One line on a conversion: what is sent instead of what.
+pub fn conversion_line(c: &Conversion) -> String {
+    let b = binary_bytes;
+    if c.converted {
+        format!(
+            "sending a qcow2 of the data: {} instead of the {} {} file ({} of data)",
+            b(c.qcow2_size),
+            b(c.file_size),
+            c.from,
+            b(c.data_bytes)
+        )
+    } else {
+        format!(
+            "sending the {} file as it is: a qcow2 of its data would be {} of {}, less than {} % smaller",
+            c.from,
+            b(c.qcow2_size),
+            b(c.file_size),
+            crate::convert::AUTO_MIN_SAVING_PERCENT
+        )
+    }
+}
+
+/// An observation of an import task, as one line.
+pub fn task_progress_line(p: &crate::TaskProgress) -> String {
+    format!(
+        "task {} {}, image {} {}",
+        p.task_status, p.task_process, p.image_status, p.image_progress
+    )
+}
+
+/// The progress lines of event `e`, unindented: what every command says on stderr as a run
+/// goes (a stage header starts with `==`). An upload's own events are
+/// [`upload_event_text`]'s; an import task's progress is [`task_progress_line`].
+pub fn event_lines(e: &Event) -> Vec<String> {
+    let line = match e {
+        Event::StageStarted(s) => format!("== {s}"),
+        Event::StageFinished { stage, seconds } => format!("{stage}: {seconds:.1} s"),
+        Event::Credentials(source) => format!("credentials: {source}"),
+        Event::Finding { finding, allowed } => {
+            let f = &finding.finding;
+            let tag = if *allowed { " (allowed)" } else { "" };
+            format!("{} {}{tag}: {}", f.severity, f.code, f.message)
+        }
+        Event::Conversion { disk, conversion } => {
+            format!("disk {disk}: {}", conversion_line(conversion))
+        }
+        Event::DestinationChecked { findings, .. } => {
+            return (findings.iter())
+                .flat_map(|f| [f.to_string(), format!("  hint: {}", f.hint)])
+                .collect()
+        }
+        Event::PartBuffers {
+            bytes, parallel, ..
+        } => format!(
+            "memory: about {} for part buffers (--parallel {parallel} × part size)",
+            binary_bytes(*bytes)
+        ),
+        Event::UploadStarted {
+            disk,
+            path,
+            key,
+            size,
+        } => format!("disk {disk}: {} → {key} ({size} bytes)", path.display()),
+        Event::UploadFinished {
+            disk,
+            etag,
+            parts_reused,
+        } => format!(
+            "disk {disk} uploaded and verified (ETag {etag}, {parts_reused} parts kept from an earlier run)"
+        ),
+        Event::ImportStarted {
+            image_id,
+            task_id,
+            reused,
+        } => {
+            let again = if *reused {
+                " (already imported by an earlier run: same ClientToken)"
+            } else {
+                ""
+            };
+            format!("image {image_id}, task {task_id}{again}")
+        }
+        Event::WaitStarted { task_id, image_id } => {
+            format!("waiting for import task {task_id} (image {image_id})")
+        }
+        Event::TaskProgress(p) => task_progress_line(p),
+        Event::Note(m) => format!("note: {m}"),
+        Event::Fleet(f) => fleet_line(f),
+        Event::ObjectDeleted { bucket, key } => format!("deleted oss://{bucket}/{key}"),
+        Event::Mapping { .. } | Event::Upload { .. } => return Vec::new(),
+    };
+    vec![line]
+}
+
+/// The line of a copy and share event.
+fn fleet_line(e: &FleetEvent) -> String {
+    match e {
+        FleetEvent::CopyStarted {
+            region,
+            image_id,
+            reused,
+        } => {
+            let how = if *reused {
+                " (made by an earlier run)"
+            } else {
+                ""
+            };
+            format!("copy to {region}: image {image_id}{how}")
+        }
+        FleetEvent::CopyProgress {
+            region,
+            image_id,
+            status,
+            progress,
+        } => format!("copy {region} {image_id}: {status} {progress}"),
+        FleetEvent::CopyAvailable { region, image_id } => {
+            format!("copy {region} {image_id}: Available")
+        }
+        FleetEvent::Shared {
+            region,
+            image_id,
+            added,
+        } if added.is_empty() => format!("{image_id} ({region}): already shared"),
+        FleetEvent::Shared {
+            region,
+            image_id,
+            added,
+        } => format!("{image_id} ({region}): shared with {}", added.join(", ")),
+    }
+}
+
+/// The lines of a text written whole (every piece ends in a newline).
+fn lines_of(text: &str) -> Vec<String> {
+    text.lines().map(str::to_string).collect()
+}
+
+/// `ecs-preflight info`'s human report: the image's facts, each finding with its fix (the
+/// severity in ANSI colour when `colour`), the verdict.
+pub fn info_lines(report: &ImageReport, colour: bool) -> Vec<String> {
+    let mut out = String::new();
+    let style = Style { colour };
+    let _ = write_image_facts(&mut out, report)
+        .and_then(|()| write_findings(&mut out, &style, &report.findings, "  "));
+    lines_of(&out)
+}
+
+/// `ecs-preflight check`'s human report: per disk its facts and findings, then the findings
+/// about the request, then the verdict.
+pub fn check_report_lines(report: &CheckReport, colour: bool) -> Vec<String> {
+    let mut out = String::new();
+    let _ = write_check(&mut out, report, colour);
+    lines_of(&out)
+}
+
+/// The rule catalogue for people (`rules`), or as Markdown (`rules --markdown`, docs/rules.md).
+pub fn rules_lines(markdown: bool) -> Vec<String> {
+    let mut out = String::new();
+    let _ = write_rules(&mut out, markdown);
+    lines_of(&out)
+}
+
+/// `rules --output json`: one list, the checks, then the codes only the service decides.
+pub fn rules_json() -> Value {
+    let mut list: Vec<Value> = all_rules()
+        .iter()
+        .map(|r| {
+            let mut v = json!(r);
+            v["decided_by"] = "ecs-preflight".into();
+            v["code_from"] = code_origin(r.code).into();
+            v
+        })
+        .collect();
+    list.extend(SERVICE_CODES.iter().map(|s| {
+        let mut v = json!(s);
+        v["decided_by"] = "service".into();
+        v["code_from"] = "API".into();
+        v
+    }));
+    Value::Array(list)
+}
+
+fn write_image_facts(out: &mut String, r: &ImageReport) -> std::fmt::Result {
+    let sub = r
+        .subformat
+        .as_deref()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    writeln!(out, "{}: {}{}", r.path, r.format, sub)?;
+    if let Some(v) = r.virtual_size {
+        writeln!(out, "  virtual size:   {}", bytes(v))?;
+    }
+    writeln!(out, "  file size:      {}", bytes(r.file_size))?;
+    if let Some(a) = r.allocated_size {
+        writeln!(out, "  allocated:      {}", bytes(a))?;
+    }
+    if let Some(c) = r.cluster_size {
+        writeln!(out, "  cluster size:   {c}")?;
+    }
+    if let Some(v) = &r.version {
+        writeln!(out, "  version:        {v}")?;
+    }
+    if !r.features.is_empty() {
+        writeln!(out, "  features:       {}", r.features.join(", "))?;
+    }
+    if let Some(b) = &r.backing_file {
+        writeln!(out, "  backing file:   {b}")?;
+    }
+    if let Some(e) = &r.encryption {
+        writeln!(out, "  encryption:     {e}")?;
+    }
+    Ok(())
+}
+
+fn bytes(n: u64) -> String {
+    const GIB: f64 = (1u64 << 30) as f64;
+    const MIB: f64 = (1u64 << 20) as f64;
+    #[allow(clippy::cast_precision_loss)]
+    let f = n as f64;
+    if f >= GIB {
+        format!("{:.2} GiB ({n} bytes)", f / GIB)
+    } else if f >= MIB {
+        format!("{:.2} MiB ({n} bytes)", f / MIB)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// ANSI colours of the severities, when wanted.
+struct Style {
+    colour: bool,
+}
+
+impl Style {
+    fn severity(&self, s: Severity) -> String {
+        if !self.colour {
+            return s.as_str().to_string();
+        }
+        let code = match s {
+            Severity::Error => "1;31",
+            Severity::Warning => "1;33",
+            Severity::Info => "36",
+        };
+        format!("\x1b[{code}m{}\x1b[0m", s.as_str())
+    }
+}
+
+fn write_findings(
+    out: &mut String,
+    style: &Style,
+    findings: &[Finding],
+    indent: &str,
+) -> std::fmt::Result {
+    write_finding_lines(out, style, findings, indent)?;
+    write_verdict(out, findings, indent)
+}
+
+fn write_finding_lines(
+    out: &mut String,
+    style: &Style,
+    findings: &[Finding],
+    indent: &str,
+) -> std::fmt::Result {
+    for f in findings {
+        writeln!(
+            out,
+            "{indent}{} [{}] {}",
+            style.severity(f.severity),
+            f.code,
+            f.message
+        )?;
+        writeln!(out, "{indent}    fix: {}", f.hint)?;
+    }
+    Ok(())
+}
+
+fn write_verdict(out: &mut String, findings: &[Finding], indent: &str) -> std::fmt::Result {
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let warnings = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .count();
+    let verdict = if errors > 0 { "FAIL" } else { "OK" };
+    writeln!(
+        out,
+        "{indent}verdict: {verdict} ({errors} errors, {warnings} warnings)"
+    )?;
+    Ok(())
+}
+
+fn write_check(out: &mut String, report: &CheckReport, colour: bool) -> std::fmt::Result {
+    let style = Style { colour };
+    // One group per disk (its facts, then its findings, errors first), then the findings
+    // about the request as a whole.
+    let group = |disk: Option<usize>| -> Vec<Finding> {
+        report
+            .findings
+            .iter()
+            .filter(|f| f.disk == disk)
+            .map(|f| f.finding.clone())
+            .collect()
+    };
+    for (index, disk) in report.disks.iter().enumerate() {
+        let role = if index == 0 {
+            "system disk"
+        } else {
+            "data disk"
+        };
+        write!(out, "[{role} {index}] ")?;
+        write_image_facts(out, disk)?;
+        if let (0, Some(g)) = (index, &report.guest) {
+            let f = &g.facts;
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".to_string());
+            writeln!(
+                out,
+                "  guest: platform {}, os type {}, architecture {}, boot mode {}, NVMe {}",
+                show(&f.platform),
+                show(&f.os_type),
+                show(&f.architecture),
+                show(&f.boot_mode),
+                show(&f.nvme_support)
+            )?;
+        }
+        write_group(out, &style, &group(Some(index)))?;
+        writeln!(out)?;
+    }
+    writeln!(out, "[request]")?;
+    write_group(out, &style, &group(None))?;
+    let all: Vec<Finding> = report.findings.iter().map(|f| f.finding.clone()).collect();
+    writeln!(out)?;
+    write_verdict(out, &all, "")?;
+    Ok(())
+}
+
+/// A group's findings, indented, or a line saying there are none.
+fn write_group(out: &mut String, style: &Style, findings: &[Finding]) -> std::fmt::Result {
+    if findings.is_empty() {
+        return writeln!(out, "  no findings");
+    }
+    write_finding_lines(out, style, findings, "  ")
+}
+
+fn write_rules(out: &mut String, markdown: bool) -> std::fmt::Result {
+    let rules = all_rules();
+    if markdown {
+        writeln!(out, "# ecs-preflight rules\n")?;
+        writeln!(
+            out,
+            "Generated by `ecs-preflight rules --markdown`; do not edit by hand.\n"
+        )?;
+        writeln!(
+            out,
+            "Code: `API` is an ImportImage error code the check prevents; `ours` is a code of \
+             ecs-preflight's, for a rule the API names no code for or for what it does not say.\n"
+        )?;
+        writeln!(
+            out,
+            "| code | code from | severity | what it checks | fix |"
+        )?;
+        writeln!(out, "|---|---|---|---|---|")?;
+        for r in &rules {
+            writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} |",
+                r.code,
+                code_origin(r.code),
+                r.severity,
+                r.summary.replace('|', "\\|"),
+                r.hint.replace('|', "\\|")
+            )?;
+        }
+        writeln!(out, "\n## Decided by the service\n")?;
+        writeln!(
+            out,
+            "ImportImage error codes no check can foresee. When ImportImage answers with one, \
+             `import` and `upload-and-import` print its fix.\n"
+        )?;
+        writeln!(out, "| code | HTTP | why it is not checked first | fix |")?;
+        writeln!(out, "|---|---|---|---|")?;
+        for s in SERVICE_CODES {
+            writeln!(
+                out,
+                "| `{}` | {} | {} | {} |",
+                s.code,
+                s.http_status,
+                s.why_unchecked.replace('|', "\\|"),
+                s.fix.replace('|', "\\|")
+            )?;
+        }
+    } else {
+        for r in &rules {
+            writeln!(
+                out,
+                "{} ({}, {} code)\n    {}\n    fix: {}",
+                r.code,
+                r.severity,
+                code_origin(r.code),
+                r.summary,
+                r.hint
+            )?;
+        }
+        writeln!(out, "\ndecided by the service (not checked first):")?;
+        for s in SERVICE_CODES {
+            writeln!(
+                out,
+                "{} (HTTP {})\n    not checked: {}\n    fix: {}",
+                s.code, s.http_status, s.why_unchecked, s.fix
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_says_more_than_upload_and_import() {
+        let resuming = UploadEvent::Resuming {
+            upload_id: "U1".into(),
+            parts_on_server: 3,
+        };
+        assert_eq!(
+            upload_event_text(&resuming, true),
+            Some(UploadText::Line(
+                "resuming upload U1: OSS has 3 parts; checking them against the file".into()
+            ))
+        );
+        assert_eq!(
+            upload_event_text(&resuming, false),
+            Some(UploadText::Line(
+                "resuming upload U1: OSS has 3 parts".into()
+            ))
+        );
+        let gone = UploadEvent::UploadGone {
+            upload_id: "U1".into(),
+        };
+        assert!(upload_event_text(&gone, true).is_some());
+        assert_eq!(upload_event_text(&gone, false), None);
+        assert_eq!(
+            upload_event_text(&UploadEvent::Completing, false),
+            Some(UploadText::Status("verifying".into()))
+        );
+    }
+
+    #[test]
+    fn bytes_as_the_bars_show_them() {
+        assert_eq!(binary_bytes(512), "512 B");
+        assert_eq!(binary_bytes(2 << 20), "2.00 MiB");
+        assert_eq!(binary_bytes(1536), "1.50 KiB");
+    }
+
+    #[test]
+    fn stage_headers_and_notes() {
+        assert_eq!(
+            event_lines(&Event::StageStarted(crate::Stage::Wait)),
+            ["== wait"]
+        );
+        assert_eq!(event_lines(&Event::Note("n".into())), ["note: n"]);
+        assert!(event_lines(&Event::Mapping { disk: 0, bytes: 1 }).is_empty());
     }
 }

@@ -190,15 +190,18 @@ async fn a_fresh_upload_is_verified_and_a_rerun_sends_nothing() {
     let crc = preflight_oss::crc::crc64(&std::fs::read(&image).unwrap());
     assert_eq!(
         (
-            out.key.as_str(),
-            out.size,
-            out.crc64,
-            out.parts,
-            out.parts_sent
+            out.object.key.as_str(),
+            out.object.size,
+            out.object.crc64,
+            out.object.parts,
+            out.object.parts_sent
         ),
         ("disk.raw", 3 * MIB, crc, 12, 12)
     );
-    assert_eq!((out.parts_reused, out.already_there), (0, false));
+    assert_eq!(
+        (out.object.parts_reused, out.object.already_there),
+        (0, false)
+    );
     assert_eq!(out.format, "raw");
     assert!(out.findings.is_empty(), "{:?}", out.findings);
     assert_eq!(out.bucket_facts.region.as_deref(), Some("cn-hangzhou"));
@@ -231,8 +234,8 @@ async fn a_fresh_upload_is_verified_and_a_rerun_sends_nothing() {
     // The same object again: compared by size and CRC-64, nothing sent.
     emu.reset_counters();
     let again = job.run(|_: &Event| {}).await.unwrap();
-    assert!(again.already_there);
-    assert_eq!(again.crc64, crc);
+    assert!(again.object.already_there);
+    assert_eq!(again.object.crc64, crc);
     let n = emu.counters();
     assert_eq!(
         n.requests_for("UploadPart") + n.requests_for("PutObject"),
@@ -276,13 +279,16 @@ async fn a_cancelled_upload_resumes_on_the_next_run() {
     emu.reset_counters();
     let (seen, on_event) = recorder();
     let out = job.run(on_event).await.unwrap();
-    assert!(out.parts_reused >= 3, "{out:?}");
-    assert_eq!(out.parts_sent + out.parts_reused, 12);
+    assert!(out.object.parts_reused >= 3, "{out:?}");
+    assert_eq!(out.object.parts_sent + out.object.parts_reused, 12);
     let crc = preflight_oss::crc::crc64(&std::fs::read(&image).unwrap());
-    assert_eq!(out.crc64, crc);
+    assert_eq!(out.object.crc64, crc);
     let n = emu.counters();
     assert_eq!(n.requests_for("InitiateMultipartUpload"), 0);
-    assert_eq!(n.requests_for("UploadPart"), u64::from(out.parts_sent));
+    assert_eq!(
+        n.requests_for("UploadPart"),
+        u64::from(out.object.parts_sent)
+    );
     assert!(seen.lock().unwrap().iter().any(|e| matches!(
         e,
         Event::Upload {
@@ -347,7 +353,7 @@ async fn abort_cancels_the_interrupted_upload() {
     // A fresh run starts a new upload.
     emu.reset_counters();
     let out = job.run(|_: &Event| {}).await.unwrap();
-    assert_eq!((out.parts_sent, out.parts_reused), (8, 0));
+    assert_eq!((out.object.parts_sent, out.object.parts_reused), (8, 0));
     assert_eq!(emu.counters().requests_for("InitiateMultipartUpload"), 1);
     emu.shutdown().await;
 }

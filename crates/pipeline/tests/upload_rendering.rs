@@ -2,6 +2,7 @@
 //! [`AbortOutcome::render`], [`upload_refusal`]): the fields and lines the CLI prints,
 //! checked without the binary.
 
+use preflight_oss::UploadOutcome;
 use preflight_pipeline::upload::{AbortOutcome, AbortedUpload, UnrecordedKey, UploadResult};
 use preflight_pipeline::upload_refusal;
 use preflight_report::{Finding, Severity};
@@ -18,18 +19,20 @@ fn warning() -> Finding {
 
 fn uploaded() -> UploadResult {
     UploadResult {
-        bucket: "images".into(),
-        key: "web.qcow2".into(),
-        size: 10 << 20,
-        // Above 2^53: a JSON number would lose its low digits.
-        crc64: 18_446_744_073_709_551_615,
-        etag: "\"ABC-2\"".into(),
-        parts: 2,
-        parts_sent: 1,
-        parts_reused: 1,
-        part_size: 8 << 20,
-        upload_id: Some("U1".into()),
-        already_there: false,
+        object: UploadOutcome {
+            bucket: "images".into(),
+            key: "web.qcow2".into(),
+            size: 10 << 20,
+            // Above 2^53: a JSON number would lose its low digits.
+            crc64: 18_446_744_073_709_551_615,
+            etag: "\"ABC-2\"".into(),
+            parts: 2,
+            parts_sent: 1,
+            parts_reused: 1,
+            part_size: 8 << 20,
+            upload_id: Some("U1".into()),
+            already_there: false,
+        },
         format: "qcow2".into(),
         conversion: None,
         seconds: 2.0,

@@ -60,31 +60,13 @@ impl std::fmt::Debug for ImageUpload {
     }
 }
 
-/// The result of a successful [`ImageUpload::run`]: the object, uploaded and verified.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The result of a successful [`ImageUpload::run`]: the object, uploaded and verified. Its
+/// JSON is [`render`](Self::render)'s (the CRC-64 as a string).
+#[derive(Debug, Clone, PartialEq)]
 pub struct UploadResult {
-    /// Bucket.
-    pub bucket: String,
-    /// Object key.
-    pub key: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// CRC-64 of the object, verified equal locally and on OSS.
-    pub crc64: u64,
-    /// The object's ETag.
-    pub etag: String,
-    /// Parts (1 for a single PUT).
-    pub parts: u32,
-    /// Parts sent in this run.
-    pub parts_sent: u32,
-    /// Parts kept from an earlier, interrupted run.
-    pub parts_reused: u32,
-    /// Part size (0 when nothing was sent because the object was already there).
-    pub part_size: u64,
-    /// Multipart upload id, if multipart.
-    pub upload_id: Option<String>,
-    /// True when OSS already had this exact object (size and CRC-64) and nothing was sent.
-    pub already_there: bool,
+    /// The object as the uploader reports it: bucket, key, size, CRC-64 (verified equal
+    /// locally and on OSS), ETag, parts sent and kept, whether it was already there.
+    pub object: oss_upload::UploadOutcome,
     /// Format of the object (lowercase): `qcow2` when the disk was converted.
     pub format: String,
     /// The conversion considered, if any.
@@ -259,17 +241,7 @@ impl ImageUpload {
             parts_reused: done.parts_reused,
         });
         Ok(UploadResult {
-            bucket: done.bucket,
-            key: done.key,
-            size: done.size,
-            crc64: done.crc64,
-            etag: done.etag,
-            parts: done.parts,
-            parts_sent: done.parts_sent,
-            parts_reused: done.parts_reused,
-            part_size: done.part_size,
-            upload_id: done.upload_id,
-            already_there: done.already_there,
+            object: done,
             format: prepared.format,
             conversion: prepared.conversion,
             seconds,
