@@ -844,3 +844,52 @@ fn max_upload_rate_and_content_md5_reach_the_uploader() {
         1
     );
 }
+
+#[test]
+fn abort_prints_its_outcome_as_json() {
+    let env = Env::new();
+    let image = env.image("ab.raw", 16 * MIB, 21);
+    kill_half_way(&env, &image, 16);
+    let out = env
+        .cmd(&image, "images", &["--abort", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    assert_eq!(v["status"], "aborted", "{v}");
+    assert_eq!(v["bucket"], "images");
+    assert_eq!(v["aborted"][0]["key"], "ab.raw", "{v}");
+    assert!(v["aborted"][0]["upload_id"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
+    // The JSON is the result: the human lines are not said as well.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("aborted upload"), "{err}");
+    assert_eq!(env.emu().counters().requests_for("AbortMultipartUpload"), 1);
+
+    // Nothing recorded any more: said as such, with what OSS has in progress for the key.
+    let out = env
+        .cmd(&image, "images", &["--abort", "-o", "json", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    assert_eq!(v["status"], "not_recorded", "{v}");
+    assert_eq!(v["aborted"], serde_json::json!([]));
+    assert!(
+        v["not_recorded"]
+            .as_array()
+            .is_some_and(|keys| keys.iter().any(|k| k["key"] == "ab.raw")),
+        "{v}"
+    );
+}

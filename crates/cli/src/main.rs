@@ -12,7 +12,6 @@
 )]
 
 mod batch_cmd;
-mod emulator_cmd;
 mod endpoint_args;
 mod fleet_args;
 mod import_cmd;
@@ -21,21 +20,14 @@ mod progress;
 mod render;
 mod request_args;
 mod shared_flags;
-mod task_bar;
 mod upload_cmd;
 
+use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Exit code: no error finding.
-const EXIT_OK: u8 = 0;
-/// Exit code: at least one error finding (the image or the request would be refused).
-const EXIT_FINDINGS: u8 = 1;
-/// Exit code: usage or environment error (missing file, unreadable, bad flag).
-const EXIT_ENV: u8 = 2;
-/// Interrupted by Ctrl-C (128 + SIGINT, as shells report it).
-const EXIT_INTERRUPTED: u8 = 130;
+use preflight_pipeline::exit::{FAILED as EXIT_FINDINGS, OK as EXIT_OK, USAGE as EXIT_ENV};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,14 +37,7 @@ const EXIT_INTERRUPTED: u8 = 130;
     long_about = "Check a disk image against every Alibaba Cloud ECS ImportImage rule before uploading it.\n\n\
         Formats are detected by content (qcow2, VHD, VHDX, VMDK, RAW); formats ECS refuses (VDI, QED, \
         LUKS, ISO, compressed files, ...) are named with the command that fixes them.",
-    after_help = "Examples:\n  \
-        ecs-preflight info disk.qcow2\n  \
-        ecs-preflight check disk.qcow2 --region cn-hangzhou --image-name web-01\n  \
-        ecs-preflight check disk.vhd --output json\n  \
-        ecs-preflight rules\n  \
-        ecs-preflight upload-and-import disk.qcow2 --region cn-hangzhou --bucket images --image-name web-01\n  \
-        ecs-preflight emulator --listen 127.0.0.1:9090\n\n\
-        Exit codes: 0 no error finding, 1 at least one error finding, 2 usage or environment error."
+    after_help = include_str!("../help/main.txt")
 )]
 struct Cli {
     #[command(subcommand)]
@@ -82,11 +67,7 @@ enum Command {
         output: OutputFormat,
     },
     /// Check an image (and an ImportImage request) for everything that would make the import fail.
-    #[command(after_help = "Examples:\n  \
-        ecs-preflight check disk.qcow2\n  \
-        ecs-preflight check disk.qcow2 --region cn-hangzhou --bucket images --image-name web-01 --output json\n  \
-        ecs-preflight check sys.qcow2 --data-disk data1.raw --data-disk data2.vhd --size-limits 2026\n\n\
-        Exit codes: 0 no error finding, 1 at least one error finding, 2 usage or environment error.")]
+    #[command(after_help = include_str!("../help/check.txt"))]
     Check {
         /// The disk image: the system disk (DiskDeviceMapping.1).
         image: PathBuf,
@@ -121,7 +102,8 @@ enum Command {
     /// Wait for an import task started earlier (e.g. with `import --detach`).
     Wait(import_cmd::WaitArgs),
     /// Run a local emulator of OSS, ECS and RAM (for trying the whole flow offline, and for tests).
-    Emulator(emulator_cmd::EmulatorArgs),
+    #[cfg(feature = "emulator")]
+    Emulator(preflight_emulator::launch::Overrides),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  ecs-preflight completions bash > /etc/bash_completion.d/ecs-preflight\n  ecs-preflight completions zsh > ~/.zfunc/_ecs-preflight"
@@ -214,8 +196,15 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Wait(args) => import_cmd::run_wait(args),
         Command::UploadAndImport(args) => oneshot_cmd::run(args),
         Command::Batch(args) => batch_cmd::run(args),
-        Command::Emulator(args) => {
-            emulator_cmd::run(args)?;
+        #[cfg(feature = "emulator")]
+        Command::Emulator(overrides) => {
+            let config = overrides.config()?;
+            let say = |line: &str| {
+                println!("{line}");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            };
+            block_on(preflight_emulator::launch::serve(config, say))?
+                .context("cannot start the emulator")?;
             Ok(EXIT_OK)
         }
         Command::Completions { shell } => {
@@ -228,6 +217,46 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
                 _ => Ok(EXIT_OK),
             }
         }
+    }
+}
+
+/// Runs `task` on a multi-threaded runtime. A task still blocking at the end (a map pass
+/// stopped by Ctrl-C) is not waited for.
+fn block_on<F: std::future::Future>(task: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let output = runtime.block_on(task);
+    runtime.shutdown_background();
+    Ok(output)
+}
+
+/// Ctrl-C, caught from now on: a signal that comes right after is not lost. Inside a runtime.
+fn ctrl_c() -> anyhow::Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut sig = signal(SignalKind::interrupt()).context("cannot catch Ctrl-C")?;
+        Ok(Box::pin(async move {
+            sig.recv().await;
+        }))
+    }
+    #[cfg(not(unix))]
+    Ok(Box::pin(async {
+        // Without a signal handler there is no Ctrl-C to honour: never stop.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }))
+}
+
+/// A library error that ends a command before it has a result: the credential chain is
+/// shown in its own words.
+fn fail(e: preflight_pipeline::PipelineError) -> anyhow::Error {
+    match e {
+        preflight_pipeline::PipelineError::Credentials(message) => anyhow::anyhow!(message),
+        e => e.into(),
     }
 }
 

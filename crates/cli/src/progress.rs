@@ -1,170 +1,273 @@
-//! The progress of an upload on stderr, for `upload` and `upload-and-import`: the map pass's
-//! and the upload's bars, and a line per upload event worth a person's attention.
+//! What every command shows on stderr while the library works: the library's event lines
+//! ([`event_lines`]), and bars for a map pass, an upload, an import task and the copies. Bars
+//! are drawn only on a terminal; a pipe or a CI log gets one line per change instead.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use preflight_oss::UploadEvent;
+use preflight_pipeline::fleet::FleetEvent;
+use preflight_pipeline::rendering::{event_lines, upload_event_text, UploadText};
+use preflight_pipeline::Event;
+use preflight_report::Finding;
 
-/// How a command lays out the upload's lines.
-#[derive(Clone, Copy, Debug)]
+/// How a command lays out its progress.
+#[derive(Clone, Debug, Default)]
 pub struct Layout {
-    /// Put before every line and bar (`upload-and-import` indents under its stage headers).
-    pub indent: &'static str,
-    /// `upload` alone says more: what a resume checks, what `--force` does, the parts.
+    /// Put before every line (`batch` names the image: `[web-01] `).
+    pub prefix: String,
+    /// Indent the lines under the stage headers (`upload-and-import`).
+    pub indent: bool,
+    /// The uploader says more (`upload` alone: what a resume checks, the parts).
     pub detailed: bool,
+    /// Ends the "waiting for import task" line: what Ctrl-C does then.
+    pub ctrl_c: Option<&'static str>,
 }
 
-/// The upload's bars and lines, ended when the upload ends.
-pub struct UploadProgress {
+/// The progress of one run: its lines, and its bars until they end.
+pub struct Progress {
     layout: Layout,
     /// Lines are printed.
     talk: bool,
     /// Bars are drawn (stderr, and only on a terminal).
     bars: bool,
-    /// The map pass, over the file's bytes.
+    /// The result is JSON: a refusal's findings are in it, not on stderr.
+    json: bool,
+    /// The disks (system disk first): a map pass's bar is over the file's size.
+    disks: Vec<PathBuf>,
     scan: Option<ProgressBar>,
-    /// The upload, over the bytes sent.
-    bar: Option<ProgressBar>,
+    upload: Option<ProgressBar>,
+    task: Option<ProgressBar>,
+    copies: Option<(MultiProgress, HashMap<String, ProgressBar>)>,
+    /// The key and the findings of `upload`'s destination rules, for a refusal's JSON.
+    pub destination: (String, Vec<Finding>),
 }
 
-impl UploadProgress {
-    /// Lines when `talk`, bars when `bars`.
-    pub fn new(layout: Layout, talk: bool, bars: bool) -> Self {
-        UploadProgress {
+/// A run's progress, shared by the library's event handler and the command.
+pub type Shared = Arc<Mutex<Progress>>;
+
+/// Locks `p` (a panicked holder leaves it usable: it only draws).
+pub fn lock(p: &Shared) -> MutexGuard<'_, Progress> {
+    p.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The library's event handler that shows every event on `p`.
+pub fn handler(p: &Shared) -> impl Fn(&Event) + Send + Sync + 'static {
+    let p = p.clone();
+    move |e: &Event| lock(&p).show(e)
+}
+
+impl Progress {
+    /// Lines unless `quiet`, bars too when `bars`; `json` when the result is JSON.
+    pub fn new(layout: Layout, quiet: bool, bars: bool, json: bool) -> Self {
+        Progress {
             layout,
-            talk,
-            bars,
+            talk: !quiet,
+            bars: bars && !quiet,
+            json,
+            disks: Vec::new(),
             scan: None,
-            bar: None,
+            upload: None,
+            task: None,
+            copies: None,
+            destination: (String::new(), Vec::new()),
         }
     }
 
-    /// Prints a line (indented), above the bar when one is drawn.
-    pub fn say(&self, message: &str) {
+    /// The disks this run sends (system first), for the map pass's bar.
+    pub fn disks(mut self, disks: Vec<PathBuf>) -> Self {
+        self.disks = disks;
+        self
+    }
+
+    /// Shared with an event handler.
+    pub fn shared(self) -> Shared {
+        Arc::new(Mutex::new(self))
+    }
+
+    /// Prints a line, laid out, above the bar when one is drawn.
+    pub fn say(&self, text: &str) {
         if !self.talk {
             return;
         }
-        let line = format!("{}{message}", self.layout.indent);
+        let indent = if self.layout.indent && !text.starts_with("==") {
+            "   "
+        } else {
+            ""
+        };
+        let line = format!("{}{indent}{text}", self.layout.prefix);
         // indicatif drops println on a hidden bar (stderr not a terminal): print directly then.
-        match &self.bar {
+        match [&self.upload, &self.task].into_iter().flatten().next() {
             Some(bar) if !bar.is_hidden() => bar.println(line),
             _ => eprintln!("{line}"),
         }
     }
 
-    /// The map pass read `bytes` more of a file of `file_size` bytes.
-    pub fn mapping(&mut self, bytes: u64, file_size: impl FnOnce() -> u64) {
-        let (indent, bars) = (self.layout.indent, self.bars);
-        self.scan
-            .get_or_insert_with(|| {
-                let template = format!(
-                    "{indent}{{bar:40}} {{binary_bytes}} scanned {{binary_bytes_per_sec}} {{msg}}"
-                );
-                let bar = new_bar(file_size(), bars, &template);
-                bar.set_message("finding the data");
-                bar
-            })
-            .inc(bytes);
-    }
-
-    /// Ends the map pass's bar (the pass is over when another event comes).
-    pub fn mapped(&mut self) {
-        if let Some(scan) = self.scan.take() {
-            scan.finish_and_clear();
+    /// Shows one event of the library.
+    pub fn show(&mut self, e: &Event) {
+        if !matches!(e, Event::Mapping { .. }) {
+            end(&mut self.scan);
+        }
+        match e {
+            Event::Mapping { disk, bytes } => {
+                if self.scan.is_none() {
+                    let size = (self.disks.get(*disk))
+                        .and_then(|p| std::fs::metadata(p).ok())
+                        .map_or(0, |m| m.len());
+                    let bar = self.bar(size, "{binary_bytes} scanned {binary_bytes_per_sec} {msg}");
+                    bar.set_message("finding the data");
+                    self.scan = Some(bar);
+                }
+                if let Some(scan) = &self.scan {
+                    scan.inc(*bytes);
+                }
+            }
+            Event::Upload { event, .. } => self.upload_event(event),
+            Event::UploadStarted { size, .. } => {
+                self.say_lines(e);
+                let template =
+                    "{binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}";
+                self.upload = Some(self.bar(*size, template));
+            }
+            Event::UploadFinished { .. } => {
+                end(&mut self.upload);
+                self.say_lines(e);
+            }
+            Event::TaskProgress(p) => {
+                let (prefix, bars) = (self.layout.prefix.is_empty(), self.bars);
+                let bar = self.task.get_or_insert_with(|| {
+                    // Under `batch`'s image names no bar is drawn.
+                    let indent = if prefix { "   " } else { "" };
+                    new_bar(
+                        100,
+                        bars,
+                        &format!("{indent}{{bar:40}} {{pos:>3}}% {{elapsed}} {{msg}}"),
+                    )
+                });
+                if let Some(pct) = percent(&p.task_process).or_else(|| percent(&p.image_progress)) {
+                    bar.set_position(pct);
+                }
+                bar.set_message(preflight_pipeline::rendering::task_progress_line(p));
+                if bar.is_hidden() {
+                    self.say_lines(e);
+                }
+            }
+            Event::StageStarted(_) | Event::StageFinished { .. } => {
+                end(&mut self.task);
+                self.say_lines(e);
+            }
+            Event::WaitStarted { .. } => {
+                for line in event_lines(e) {
+                    match self.layout.ctrl_c {
+                        Some(what) => self.say(&format!("{line}; Ctrl-C {what}")),
+                        None => self.say(&line),
+                    }
+                }
+            }
+            Event::DestinationChecked { key, findings, .. } => {
+                // A refusal asked for as JSON is printed as such, not here.
+                if !(self.json && preflight_report::has_errors(findings)) {
+                    self.say_lines(e);
+                }
+                self.destination = (key.clone(), findings.clone());
+            }
+            Event::Fleet(f) => self.copy(f, e),
+            _ => self.say_lines(e),
         }
     }
 
-    /// The upload of `size` bytes starts.
-    pub fn started(&mut self, size: u64) {
-        let template = format!(
-            "{}{{bar:40}} {{binary_bytes}}/{{binary_total_bytes}} {{binary_bytes_per_sec}} ETA {{eta}} {{msg}}",
-            self.layout.indent
-        );
-        self.bar = Some(new_bar(size, self.bars, &template));
+    fn say_lines(&self, e: &Event) {
+        for line in event_lines(e) {
+            self.say(&line);
+        }
     }
 
     /// One event of the uploader: the bar moves, or a line is printed.
-    pub fn upload(&self, e: &UploadEvent) {
-        let bar = self.bar.as_ref();
-        match e {
-            UploadEvent::PartDone { bytes, .. } => {
-                if let Some(bar) = bar {
-                    bar.inc(*bytes);
+    fn upload_event(&self, e: &UploadEvent) {
+        if let (UploadEvent::PartDone { bytes, .. }, Some(bar)) = (e, &self.upload) {
+            bar.inc(*bytes);
+        }
+        match upload_event_text(e, self.layout.detailed) {
+            Some(UploadText::Line(line)) => self.say(&line),
+            Some(UploadText::Status(status)) => {
+                if let Some(bar) = &self.upload {
+                    bar.set_message(status);
                 }
             }
-            e => match event_text(e, self.layout.detailed) {
-                Some(Text::Line(line)) => self.say(&line),
-                Some(Text::Status(status)) => {
-                    if let Some(bar) = bar {
-                        bar.set_message(status);
-                    }
-                }
-                None => {}
-            },
+            None => {}
         }
     }
 
-    /// Removes the bars (the upload ended).
-    pub fn finish(&mut self) {
-        for bar in [self.scan.take(), self.bar.take()].into_iter().flatten() {
-            bar.finish_and_clear();
+    /// A copy's bar, one per region, when drawn; else its line.
+    fn copy(&mut self, f: &FleetEvent, e: &Event) {
+        use std::io::IsTerminal as _;
+        if !(self.bars && std::io::stderr().is_terminal()) {
+            return self.say_lines(e);
+        }
+        let (multi, bars) = self
+            .copies
+            .get_or_insert_with(|| (MultiProgress::new(), HashMap::new()));
+        let (region, message, position) = match f {
+            FleetEvent::CopyStarted {
+                region, image_id, ..
+            } => (region, image_id.clone(), None),
+            FleetEvent::CopyProgress {
+                region,
+                image_id,
+                status,
+                progress,
+            } => {
+                let pct = percent(progress).unwrap_or(0);
+                (region, format!("{image_id} {status}"), Some(pct))
+            }
+            FleetEvent::CopyAvailable { region, image_id } => {
+                (region, format!("{image_id} Available"), Some(100))
+            }
+            _ => return,
+        };
+        let bar = bars.entry(region.clone()).or_insert_with(|| {
+            let bar = multi.add(new_bar(
+                100,
+                true,
+                "   copy {prefix:16} {bar:30} {pos:>3}% {msg}",
+            ));
+            bar.set_prefix(region.clone());
+            bar
+        });
+        if let Some(pct) = position {
+            bar.set_position(pct);
+        }
+        if matches!(f, FleetEvent::CopyAvailable { .. }) {
+            bar.finish_with_message(message);
+        } else {
+            bar.set_message(message);
         }
     }
 
-    /// Leaves the bars where they stopped (Ctrl-C).
-    pub fn abandon(&mut self) {
-        for bar in [self.scan.take(), self.bar.take()].into_iter().flatten() {
+    /// A bar after the layout's prefix and indent.
+    fn bar(&self, len: u64, rest: &str) -> ProgressBar {
+        let indent = if self.layout.indent { "   " } else { "" };
+        let template = format!("{}{indent}{{bar:40}} {rest}", self.layout.prefix);
+        new_bar(len, self.bars, &template)
+    }
+
+    /// Removes the bars (the run ended); an upload stopped by Ctrl-C stays where it stopped.
+    pub fn end(&mut self, interrupted: bool) {
+        if let (true, Some(bar)) = (interrupted, self.upload.take()) {
             bar.abandon();
         }
+        for bar in [&mut self.scan, &mut self.upload, &mut self.task] {
+            end(bar);
+        }
     }
 }
 
-/// What an uploader event shows.
-#[derive(Debug, PartialEq)]
-enum Text {
-    /// A line of its own (unindented).
-    Line(String),
-    /// The bar's message.
-    Status(String),
-}
-
-/// What `e` shows, `detailed` as `upload` alone says it; nothing for most events.
-fn event_text(e: &UploadEvent, detailed: bool) -> Option<Text> {
-    let either = |long: &'static str| if detailed { long } else { "" };
-    Some(match e {
-        UploadEvent::Resuming {
-            upload_id,
-            parts_on_server,
-        } => Text::Line(format!(
-            "resuming upload {upload_id}: OSS has {parts_on_server} parts{}",
-            either("; checking them against the file")
-        )),
-        UploadEvent::StaleUploadAborted { upload_id } => Text::Line(format!(
-            "the file changed since upload {upload_id} began: {}starting afresh",
-            either("aborted it (its parts are deleted) and ")
-        )),
-        UploadEvent::UploadGone { upload_id } if detailed => Text::Line(format!(
-            "upload {upload_id} no longer exists on OSS: starting afresh"
-        )),
-        UploadEvent::Started {
-            multipart: true,
-            part_size,
-            parts,
-            ..
-        } if detailed => Text::Status(format!(
-            "{parts} parts of {}",
-            indicatif::BinaryBytes(*part_size)
-        )),
-        UploadEvent::Completing => Text::Status("verifying".into()),
-        UploadEvent::Verifying { .. } if detailed => {
-            Text::Status("OSS has an object of this size: comparing CRC-64".into())
-        }
-        UploadEvent::AlreadyThere { .. } => Text::Line(format!(
-            "OSS already has this exact object (same size and CRC-64): nothing to send{}",
-            either(" (--force sends it anyway)")
-        )),
-        UploadEvent::NotVerified { what } => Text::Line(format!("warning: {what}")),
-        _ => return None,
-    })
+fn end(bar: &mut Option<ProgressBar>) {
+    if let Some(bar) = bar.take() {
+        bar.finish_and_clear();
+    }
 }
 
 /// A bar on stderr (drawn only on a terminal), or a hidden one.
@@ -181,61 +284,22 @@ fn new_bar(len: u64, drawn: bool, template: &str) -> ProgressBar {
     bar
 }
 
-/// One line on a conversion: what is sent instead of what.
-pub fn conversion_line(c: &preflight_pipeline::Conversion) -> String {
-    let b = indicatif::BinaryBytes;
-    if c.converted {
-        format!(
-            "sending a qcow2 of the data: {} instead of the {} {} file ({} of data)",
-            b(c.qcow2_size),
-            b(c.file_size),
-            c.from,
-            b(c.data_bytes)
-        )
-    } else {
-        format!(
-            "sending the {} file as it is: a qcow2 of its data would be {} of {}, less than {} % smaller",
-            c.from,
-            b(c.qcow2_size),
-            b(c.file_size),
-            preflight_pipeline::convert::AUTO_MIN_SAVING_PERCENT
-        )
-    }
+/// `"40%"` → 40, capped at 100.
+fn percent(s: &str) -> Option<u64> {
+    let n = s.trim().trim_end_matches('%').trim().parse::<u64>().ok()?;
+    Some(n.min(100))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{event_text, Text};
-    use preflight_oss::UploadEvent;
-
-    fn line(e: &UploadEvent, detailed: bool) -> Option<Text> {
-        event_text(e, detailed)
-    }
+    use super::percent;
 
     #[test]
-    fn upload_says_more_than_upload_and_import() {
-        let resuming = UploadEvent::Resuming {
-            upload_id: "U1".into(),
-            parts_on_server: 3,
-        };
-        assert_eq!(
-            line(&resuming, true),
-            Some(Text::Line(
-                "resuming upload U1: OSS has 3 parts; checking them against the file".into()
-            ))
-        );
-        assert_eq!(
-            line(&resuming, false),
-            Some(Text::Line("resuming upload U1: OSS has 3 parts".into()))
-        );
-        let gone = UploadEvent::UploadGone {
-            upload_id: "U1".into(),
-        };
-        assert!(line(&gone, true).is_some());
-        assert_eq!(line(&gone, false), None);
-        assert_eq!(
-            line(&UploadEvent::Completing, false),
-            Some(Text::Status("verifying".into()))
-        );
+    fn percents() {
+        assert_eq!(percent("40%"), Some(40));
+        assert_eq!(percent(" 100 % "), Some(100));
+        assert_eq!(percent("250%"), Some(100));
+        assert_eq!(percent(""), None);
+        assert_eq!(percent("n/a"), None);
     }
 }

@@ -8,7 +8,7 @@ use preflight_aliyun::{ChainOptions, CredentialProvider};
 use preflight_oss::upload::{self, UploadOptions};
 
 use crate::import_cmd::parse_duration;
-use crate::upload_cmd::{parse_size, parse_threshold, SignatureFlag};
+use crate::upload_cmd::SignatureFlag;
 use crate::OutputFormat;
 
 /// How a disk is sent to OSS (`upload`, `upload-and-import`, `batch`). The parts in flight are
@@ -16,11 +16,11 @@ use crate::OutputFormat;
 #[derive(clap::Args, Debug)]
 pub struct UploadFlags {
     /// Part size, with units (8MiB, 1GiB) [default: 32MiB, raised to keep ≤ 10,000 parts].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = upload::parse_size)]
     pub part_size: Option<u64>,
 
     /// Files smaller than this go in one PUT [default: 100MiB; at most 5GiB, OSS's largest PUT].
-    #[arg(long, value_name = "SIZE", value_parser = parse_threshold)]
+    #[arg(long, value_name = "SIZE", value_parser = upload::parse_threshold)]
     pub multipart_threshold: Option<u64>,
 
     /// Send Content-MD5 with every part, so OSS refuses a damaged part before storing it
