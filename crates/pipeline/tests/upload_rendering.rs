@@ -83,7 +83,7 @@ fn an_upload_renders_its_object_parts_and_throughput() {
 #[test]
 fn an_object_already_there_says_nothing_was_sent() {
     let mut done = uploaded();
-    done.already_there = true;
+    done.object.already_there = true;
     done.seconds = 0.0;
     done.bucket_facts.storage_class = None;
     let r = done.render();

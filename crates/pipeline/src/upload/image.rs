@@ -14,7 +14,6 @@ use preflight_oss::upload as oss_upload;
 use preflight_oss::{SignatureVersion, UploadEvent, UploadOptions};
 use preflight_report::Finding;
 use preflight_rules::{BucketFacts, ScopedFinding};
-use serde::Serialize;
 
 use crate::convert::{self, Conversion, ConvertMode, PreparedUpload};
 use crate::endpoints::{self, Endpoints};
