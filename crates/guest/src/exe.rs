@@ -1,15 +1,21 @@
 //! Architecture from executables: ELF (Linux) and PE (Windows, EFI).
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
+use crate::bytes;
+
 /// The ImportImage `Architecture` value of an ELF file (`x86_64`, `i386`,
 /// `arm64`), or its machine number when it is none of those.
 pub(crate) fn elf_arch(b: &[u8]) -> Option<String> {
-    if b.len() < 20 || &b[0..4] != b"\x7fELF" {
+    if !b.starts_with(b"\x7fELF") {
         return None;
     }
-    let machine = if b[5] == 2 {
-        u16::from_be_bytes([b[18], b[19]])
+    let raw = bytes::array::<2>(b, 18)?;
+    // EI_DATA 2: big-endian.
+    let machine = if b.get(5) == Some(&2) {
+        u16::from_be_bytes(raw)
     } else {
-        u16::from_le_bytes([b[18], b[19]])
+        u16::from_le_bytes(raw)
     };
     Some(match machine {
         0x3e => "x86_64".into(),
@@ -26,15 +32,14 @@ pub(crate) fn elf_arch(b: &[u8]) -> Option<String> {
 
 /// The architecture of a PE image (`x86_64`, `i386`, `arm64`).
 pub(crate) fn pe_arch(b: &[u8]) -> Option<String> {
-    if b.len() < 0x40 || &b[0..2] != b"MZ" {
+    if !b.starts_with(b"MZ") {
         return None;
     }
-    let pe = usize::try_from(u32::from_le_bytes([b[0x3c], b[0x3d], b[0x3e], b[0x3f]])).ok()?;
-    let end = pe.checked_add(6)?;
-    if end > b.len() || &b[pe..pe + 4] != b"PE\0\0" {
+    let pe = usize::try_from(bytes::le32(b, 0x3c)?).ok()?;
+    if !bytes::magic_at(b, pe, b"PE\0\0") {
         return None;
     }
-    let machine = u16::from_le_bytes([b[pe + 4], b[pe + 5]]);
+    let machine = bytes::le16(b, pe.checked_add(4)?)?;
     Some(match machine {
         0x8664 => "x86_64".into(),
         0x14c => "i386".into(),
