@@ -69,4 +69,28 @@ mod tests {
         pe[0x3c] = 0xff;
         assert_eq!(pe_arch(&pe), None);
     }
+
+    #[test]
+    fn truncated_headers_are_none() {
+        let mut elf = vec![0u8; 20];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[5] = 2;
+        elf[19] = 0x3e;
+        assert_eq!(elf_arch(&elf).as_deref(), Some("x86_64"));
+        for cut in [0, 4, 6, 19] {
+            assert_eq!(elf_arch(&elf[..cut]), None, "cut at {cut}");
+        }
+        let mut pe = vec![0u8; 0x46];
+        pe[..2].copy_from_slice(b"MZ");
+        pe[0x3c] = 0x40;
+        pe[0x40..0x44].copy_from_slice(b"PE\0\0");
+        pe[0x44..0x46].copy_from_slice(&0xaa64u16.to_le_bytes());
+        assert_eq!(pe_arch(&pe).as_deref(), Some("arm64"));
+        for cut in [0, 2, 0x3d, 0x40, 0x43, 0x45] {
+            assert_eq!(pe_arch(&pe[..cut]), None, "cut at {cut}");
+        }
+        // e_lfanew near usize::MAX must not overflow into a panic.
+        pe[0x3c..0x40].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(pe_arch(&pe), None);
+    }
 }

@@ -498,6 +498,34 @@ mod tests {
     }
 
     #[test]
+    fn cpio_fed_a_byte_at_a_time_lists_the_same() {
+        let archive = newc(&[("bin/sh", b"elf"), ("etc/hostname", b"guest\n")]);
+        let mut whole = Cpio::new(MAX_UNPACKED, false);
+        whole.feed(&archive).unwrap();
+        let mut bytewise = Cpio::new(MAX_UNPACKED, false);
+        for b in archive.chunks(1) {
+            bytewise.feed(b).unwrap();
+        }
+        assert_eq!(whole.listing.names, ["bin/sh", "etc/hostname"]);
+        assert_eq!(bytewise.listing.names, whole.listing.names);
+    }
+
+    #[test]
+    fn truncated_archives_are_errors_not_panics() {
+        let archive = newc(&[("init", b"#!/bin/sh")]);
+        for cut in 1..archive.len() {
+            assert!(list(&archive[..cut], MAX_UNPACKED).is_err(), "cut at {cut}");
+        }
+        // lz4 legacy: a block length past the end of the input stops the read.
+        let mut lz4 = vec![0x02, 0x21, 0x4c, 0x18];
+        lz4.extend_from_slice(&1000u32.to_le_bytes());
+        lz4.extend_from_slice(&[0; 10]);
+        assert!(list(&lz4, MAX_UNPACKED).unwrap().names.is_empty());
+        lz4.truncate(6);
+        assert!(list(&lz4, MAX_UNPACKED).unwrap().names.is_empty());
+    }
+
+    #[test]
     fn module_names() {
         assert_eq!(
             module_name("lib/modules/x/virtio-blk.ko.xz").as_deref(),

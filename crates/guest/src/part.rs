@@ -250,16 +250,13 @@ fn mbr_sector_size(disk: &CachedDisk<'_>, mbr: &Mbr) -> u64 {
 
 fn read_mbr(disk: &CachedDisk<'_>, mbr: &Mbr, ss: u64, sink: &mut Sink) -> Vec<Partition> {
     let mut parts = Vec::new();
-    for (
-        i,
-        &MbrEntry {
+    for (i, entry) in mbr.entries.iter().enumerate() {
+        let MbrEntry {
             status,
             ty,
             lba,
             count,
-        },
-    ) in mbr.entries.iter().enumerate()
-    {
+        } = *entry;
         if ty == 0 || count == 0 {
             continue;
         }
@@ -630,5 +627,41 @@ mod tests {
     fn mbr_partuuids_are_hex_like_linux() {
         assert_eq!(super::mbr_partuuid(0xdeadbeef, 5), "deadbeef-05");
         assert_eq!(super::mbr_partuuid(0x1234, 10), "00001234-0a");
+    }
+
+    #[test]
+    fn short_sectors_and_entries_give_none_not_a_panic() {
+        let mut s = vec![0u8; 512];
+        s[446] = 0x80;
+        s[446 + 4] = 0x83;
+        s[446 + 8..446 + 12].copy_from_slice(&2048u32.to_le_bytes());
+        s[446 + 12..446 + 16].copy_from_slice(&4096u32.to_le_bytes());
+        s[440..444].copy_from_slice(&0xdead_beefu32.to_le_bytes());
+        s[510..512].copy_from_slice(&0xAA55u16.to_le_bytes());
+        let m = super::Mbr::parse(&s).unwrap();
+        assert_eq!(m.boot_signature, 0xAA55);
+        assert_eq!(m.disk_signature, 0xdead_beef);
+        let e = m.entries[0];
+        assert_eq!((e.status, e.ty, e.lba, e.count), (0x80, 0x83, 2048, 4096));
+        for cut in [0, 100, 441, 460, 509, 511] {
+            assert!(super::Mbr::parse(&s[..cut]).is_none(), "cut at {cut}");
+            // A short sector is no boot sector (this used to index past the end).
+            assert!(!super::is_fs_boot_sector(&s[..cut]));
+        }
+        let mut entry = vec![0u8; 128];
+        entry[0] = 1;
+        entry[56..60].copy_from_slice(&[b'E', 0, b'F', 0]);
+        assert!(super::GptEntry::parse(&entry).is_some());
+        assert!(super::GptEntry::parse(&entry[..127]).is_none());
+        assert!(super::GptEntry::parse(&[]).is_none());
+    }
+
+    #[test]
+    fn guids_print_mixed_endian() {
+        let esp: [u8; 16] = [
+            0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e,
+            0xc9, 0x3b,
+        ];
+        assert_eq!(super::guid(&esp), super::GUID_ESP);
     }
 }

@@ -323,3 +323,46 @@ impl<'h> Key<'h> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A base block, an hbin, and `cells` at the hive's first cell offset; the root key
+    /// is at cell offset `root`.
+    fn hive(root: u32, cells: &[u8]) -> Vec<u8> {
+        let mut d = vec![0u8; HBIN_START + 32];
+        d[0..4].copy_from_slice(b"regf");
+        d[36..40].copy_from_slice(&root.to_le_bytes());
+        let x = (0..127).fold(0u32, |x, i| x ^ le32(&d, i * 4).unwrap());
+        d[508..512].copy_from_slice(&x.to_le_bytes());
+        d[HBIN_START..HBIN_START + 4].copy_from_slice(b"hbin");
+        d.truncate(HBIN_START + 32);
+        d.extend_from_slice(cells);
+        d
+    }
+
+    fn corrupt(data: &[u8]) -> bool {
+        matches!(Hive::new(data), Err(HiveError::Corrupt(_)))
+    }
+
+    #[test]
+    fn cells_past_the_end_are_corrupt_not_panics() {
+        let mut key = vec![0u8; 80];
+        key[0..4].copy_from_slice(&(-80i32).to_le_bytes());
+        key[4..6].copy_from_slice(b"nk");
+        assert!(Hive::new(&hive(32, &key)).is_ok());
+        // The root's size field cut short, past the end, or its body cut short.
+        assert!(corrupt(&hive(32 + 78, &key)));
+        assert!(corrupt(&hive(u32::MAX, &key)));
+        assert!(corrupt(&hive(32, &key[..40])));
+        let mut huge = key.clone();
+        huge[0..4].copy_from_slice(&i32::MIN.to_le_bytes());
+        assert!(corrupt(&hive(32, &huge)));
+        // Every cut of the hive is an error, never a panic.
+        let whole = hive(32, &key);
+        for cut in (0..whole.len()).step_by(7) {
+            assert!(Hive::new(&whole[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+}

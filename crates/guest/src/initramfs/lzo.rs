@@ -295,4 +295,23 @@ mod tests {
         let block = [22, b'a', b'b', b'c', b'd', b'e', 0x11, 0, 0];
         assert_eq!(decompress_lzo1x(&block, 5).unwrap(), b"abcde");
     }
+
+    #[test]
+    fn truncated_lzop_headers_are_errors() {
+        // lzop 1.03's header: version, library version, version needed, method 1,
+        // level 5, no flags, an empty name; then the end-of-data block.
+        let mut file = MAGIC.to_vec();
+        file.extend_from_slice(&[0x10, 0x30, 0x20, 0x80, 0x09, 0x40, 1, 5]);
+        file.extend_from_slice(&[0; 16]); // flags, mode, mtime, mtime high
+        file.push(0); // name length
+        file.extend_from_slice(&[0; 4]); // header checksum
+        file.extend_from_slice(&[0; 4]); // block of 0 bytes: the end
+        assert_eq!(decode_lzop(&file, &mut Vec::new()), Ok(()));
+        for cut in 0..file.len() {
+            assert!(
+                decode_lzop(&file[..cut], &mut Vec::new()).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
 }
