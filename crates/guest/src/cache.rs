@@ -263,9 +263,12 @@ impl io::Read for Cursor<'_, '_> {
             }
             self.block_start = start;
         }
-        let at = usize::try_from(self.pos - self.block_start).unwrap_or(0);
         let cached = in_block
-            .then(|| self.block.get(at..at.checked_add(n)?))
+            .then(|| {
+                // in_block: the block starts at or before pos.
+                let at = usize::try_from(self.pos - self.block_start).ok()?;
+                self.block.get(at..at.checked_add(n)?)
+            })
             .flatten();
         if let Some(cached) = cached {
             want.copy_from_slice(cached);
@@ -309,5 +312,38 @@ impl io::Write for Cursor<'_, '_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use preflight_disk::raw::RawImage;
+    use std::io::{Read, Seek, SeekFrom};
+    use std::sync::Arc;
+
+    #[test]
+    fn cursor_reads_before_its_cached_block() {
+        let bytes: Vec<u8> = (0..CHUNK * 2).map(|i| (i % 251) as u8).collect();
+        let chunk = usize::try_from(CHUNK).unwrap();
+        let disk = RawImage::new(Arc::new(bytes.clone()));
+        let cache = CachedDisk::new(&disk);
+        let mut c = View::new(&cache, 0, cache.size()).cursor();
+        let mut small = [0u8; 10];
+        c.seek(SeekFrom::Start(10_000)).unwrap();
+        c.read_exact(&mut small).unwrap();
+        assert_eq!(small[..], bytes[10_000..10_010]);
+        // A large read before the cached block bypasses it.
+        let mut large = vec![0u8; 5000];
+        c.seek(SeekFrom::Start(0)).unwrap();
+        c.read_exact(&mut large).unwrap();
+        assert_eq!(large[..], bytes[..5000]);
+        // Reads that cross chunks, and one past the end that reads nothing.
+        let mut across = vec![0u8; 300];
+        c.seek(SeekFrom::Start(CHUNK - 100)).unwrap();
+        c.read_exact(&mut across).unwrap();
+        assert_eq!(across[..], bytes[chunk - 100..chunk + 200]);
+        c.seek(SeekFrom::End(0)).unwrap();
+        assert_eq!(c.read(&mut small).unwrap(), 0);
     }
 }
