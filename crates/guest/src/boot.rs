@@ -1,6 +1,8 @@
 //! BIOS versus UEFI: MBR boot code, GRUB core in the post-MBR gap, BIOS
 //! boot partition, and the EFI System Partition's loaders.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::cache::CachedDisk;
 use crate::fs::FsKind;
 use crate::part::{GUID_BIOS_BOOT, GUID_ESP};
@@ -57,7 +59,7 @@ fn classify_mbr_code(code: &[u8]) -> Option<String> {
     }
     let has = |needle: &[u8]| code.windows(needle.len()).any(|w| w == needle);
     Some(
-        if code.len() >= 0x185 && &code[0x180..0x185] == b"GRUB " {
+        if crate::bytes::magic_at(code, 0x180, b"GRUB ") {
             "grub"
         } else if has(b"Invalid partition table") || has(b"Missing operating system") {
             "windows"
@@ -78,7 +80,8 @@ pub(crate) fn inspect(
 ) {
     let mut b = BootInfo::default();
     if let Ok(s0) = cache.read_vec(0, 512) {
-        b.mbr_boot_code = classify_mbr_code(&s0[..440]);
+        // The boot code is what precedes the disk signature at 440.
+        b.mbr_boot_code = s0.get(..440).and_then(classify_mbr_code);
         // Skip the check on a GPT disk: LBA 1 is the GPT header.
         if facts.partition_table.kind != "gpt" {
             if let Ok(s1) = cache.read_vec(512, 4) {
@@ -105,7 +108,9 @@ pub(crate) fn inspect(
     // ESPs whose FAT was opened; the others were not read.
     let mut esp_read: Vec<u32> = Vec::new();
     for v in vols.iter_mut() {
-        let f = &facts.filesystems[v.fs_index];
+        let Some(f) = facts.filesystems.get(v.fs_index) else {
+            continue;
+        };
         if f.kind != FsKind::Fat {
             continue;
         }

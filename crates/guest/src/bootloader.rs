@@ -3,6 +3,8 @@
 //! through `blscfg`), GRUB legacy (`grub.conf` / `menu.lst`) and extlinux.
 //! Text parsers only; the caller reads the files.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::rpmvercmp::rpmvercmp;
 use std::collections::BTreeMap;
 
@@ -146,7 +148,7 @@ pub(crate) fn parse_grub_cfg(text: &str) -> GrubCfg {
             }
             "initrd" | "initrdefi" | "initrd16" => {
                 if let Some(e) = current.as_mut() {
-                    e.initrds = w[1..].to_vec();
+                    e.initrds = w.get(1..).unwrap_or_default().to_vec();
                 }
             }
             "blscfg" if current.is_none() => {
@@ -222,7 +224,9 @@ pub(crate) fn resolve_grub_default<'e>(menu: &'e [BootEntry], spec: &str) -> Opt
     if spec.is_empty() {
         return None;
     }
-    let parts: Vec<&str> = spec.split('>').collect();
+    let mut parts = spec.split('>');
+    let top = parts.next()?;
+    let sub = parts.next();
     // Top-level items: an entry, or a whole submenu (counted once).
     let mut items: Vec<(Option<Submenu>, Vec<&BootEntry>)> = Vec::new();
     for e in menu {
@@ -233,16 +237,17 @@ pub(crate) fn resolve_grub_default<'e>(menu: &'e [BootEntry], spec: &str) -> Opt
         }
     }
     let matches = |title: &str, id: Option<&str>, want: &str| title == want || id == Some(want);
-    let (head, group) = match parts[0].parse::<usize>() {
+    let (head, group) = match top.parse::<usize>() {
         Ok(n) => items.get(n)?,
         Err(_) => items.iter().find(|(h, g)| match h {
-            Some((t, id)) => matches(t, id.as_deref(), parts[0]),
-            None => matches(&g[0].title, g[0].id.as_deref(), parts[0]),
+            Some((t, id)) => matches(t, id.as_deref(), top),
+            None => g
+                .first()
+                .is_some_and(|e| matches(&e.title, e.id.as_deref(), top)),
         })?,
     };
-    match (head, parts.get(1)) {
-        (None, _) => Some(group[0]),
-        (Some(_), None) => group.first().copied(),
+    match (head, sub) {
+        (None, _) | (Some(_), None) => group.first().copied(),
         (Some(_), Some(sub)) => match sub.parse::<usize>() {
             Ok(n) => group.get(n).copied(),
             Err(_) => group
@@ -289,8 +294,8 @@ pub(crate) fn parse_grub_legacy(text: &str) -> (usize, Vec<BootEntry>) {
     }
     // GRUB legacy's partition prefix: `(hd0,0)/vmlinuz-…`.
     for e in &mut entries {
-        if let Some(i) = e.kernel.find(')') {
-            e.kernel = e.kernel[i + 1..].to_string();
+        if let Some((_, path)) = e.kernel.split_once(')') {
+            e.kernel = path.to_string();
         }
     }
     entries.retain(|e| !e.kernel.is_empty());

@@ -1,6 +1,8 @@
 //! A small read cache over the guest disk that counts what it reads, and
 //! bounded views of a partition for the filesystem readers.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use preflight_disk::{BlockRead, ReadError};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -77,16 +79,15 @@ impl<'a> CachedDisk<'a> {
                 Some(c) => c,
                 None => return Err(ReadError::Corrupt("cache lost a chunk".into())),
             };
-            let avail = chunk.len().saturating_sub(within);
-            if avail == 0 {
+            let src = chunk.get(within..).unwrap_or_default();
+            let n = crate::bytes::copy_prefix(buf.get_mut(done..).unwrap_or_default(), src);
+            if n == 0 {
                 return Err(ReadError::OutOfRange {
                     offset: pos,
                     len: 1,
                     size: self.size,
                 });
             }
-            let n = avail.min(buf.len() - done);
-            buf[done..done + n].copy_from_slice(&chunk[within..within + n]);
             done += n;
         }
         Ok(())
@@ -164,11 +165,12 @@ impl<'d, 'a> View<'d, 'a> {
                         size: self.len,
                     })?;
             let within = pos - e.start;
+            let rest = buf.get_mut(done..).unwrap_or_default();
             let n = usize::try_from(e.len - within)
                 .unwrap_or(usize::MAX)
-                .min(buf.len() - done);
+                .min(rest.len());
             self.disk
-                .read_at(e.disk + within, &mut buf[done..done + n])?;
+                .read_at(e.disk + within, rest.get_mut(..n).unwrap_or_default())?;
             done += n;
         }
         Ok(())
@@ -243,7 +245,8 @@ impl io::Read for Cursor<'_, '_> {
             }
             return Ok(0);
         }
-        let want = &mut buf[..n];
+        let want = buf.get_mut(..n).unwrap_or_default();
+        let n = want.len();
         let len = want.len() as u64;
         let mut in_block = self.pos >= self.block_start
             && self.pos + len <= self.block_start + self.block.len() as u64;
@@ -260,9 +263,15 @@ impl io::Read for Cursor<'_, '_> {
             }
             self.block_start = start;
         }
-        if in_block {
-            let at = usize::try_from(self.pos - self.block_start).unwrap_or(0);
-            want.copy_from_slice(&self.block[at..at + n]);
+        let cached = in_block
+            .then(|| {
+                // in_block: the block starts at or before pos.
+                let at = usize::try_from(self.pos - self.block_start).ok()?;
+                self.block.get(at..at.checked_add(n)?)
+            })
+            .flatten();
+        if let Some(cached) = cached {
+            want.copy_from_slice(cached);
         } else {
             // Large, or the block around it unreadable: read exactly what was asked.
             self.view
@@ -303,5 +312,38 @@ impl io::Write for Cursor<'_, '_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use preflight_disk::raw::RawImage;
+    use std::io::{Read, Seek, SeekFrom};
+    use std::sync::Arc;
+
+    #[test]
+    fn cursor_reads_before_its_cached_block() {
+        let bytes: Vec<u8> = (0..CHUNK * 2).map(|i| (i % 251) as u8).collect();
+        let chunk = usize::try_from(CHUNK).unwrap();
+        let disk = RawImage::new(Arc::new(bytes.clone()));
+        let cache = CachedDisk::new(&disk);
+        let mut c = View::new(&cache, 0, cache.size()).cursor();
+        let mut small = [0u8; 10];
+        c.seek(SeekFrom::Start(10_000)).unwrap();
+        c.read_exact(&mut small).unwrap();
+        assert_eq!(small[..], bytes[10_000..10_010]);
+        // A large read before the cached block bypasses it.
+        let mut large = vec![0u8; 5000];
+        c.seek(SeekFrom::Start(0)).unwrap();
+        c.read_exact(&mut large).unwrap();
+        assert_eq!(large[..], bytes[..5000]);
+        // Reads that cross chunks, and one past the end that reads nothing.
+        let mut across = vec![0u8; 300];
+        c.seek(SeekFrom::Start(CHUNK - 100)).unwrap();
+        c.read_exact(&mut across).unwrap();
+        assert_eq!(across[..], bytes[chunk - 100..chunk + 200]);
+        c.seek(SeekFrom::End(0)).unwrap();
+        assert_eq!(c.read(&mut small).unwrap(), 0);
     }
 }

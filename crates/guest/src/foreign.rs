@@ -2,6 +2,9 @@
 //! and FreeBSD's UFS2 and ZFS. Knowing what they are lets the report say why
 //! the guest was not inspected instead of calling the disk empty.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
+use crate::bytes;
 use crate::cache::View;
 use crate::fs::FsKind;
 
@@ -18,12 +21,15 @@ pub(crate) const GUID_FREEBSD_BOOT: &str = "83BD6B9D-7F41-11DC-BE0B-001560B84F0F
 /// Identifies a volume [`crate::fs::probe`] does not know.
 pub(crate) fn probe(view: &View<'_, '_>) -> Option<FsKind> {
     if let Ok(b) = view.read_vec(0, 512) {
-        if &b[3..11] == b"-FVE-FS-" {
+        if bytes::magic_at(&b, 3, b"-FVE-FS-") {
             return Some(FsKind::BitLocker);
         }
     }
-    if let Ok(b) = view.read_vec(UFS2_SUPERBLOCK + 1372, 4) {
-        let m = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    if let Some(m) = view
+        .read_vec(UFS2_SUPERBLOCK + 1372, 4)
+        .ok()
+        .and_then(|b| bytes::le32(&b, 0))
+    {
         if m == UFS2_MAGIC || m.swap_bytes() == UFS2_MAGIC {
             return Some(FsKind::Ufs);
         }
@@ -32,12 +38,10 @@ pub(crate) fn probe(view: &View<'_, '_>) -> Option<FsKind> {
     // (ashift 9) up to 8 KiB; a pool writes slot txg % slots, so any slot may be the
     // only one in use (a fresh pool's first is usually empty).
     if let Ok(ring) = view.read_vec(128 * 1024, 128 * 1024) {
-        let found = ring.chunks_exact(1024).any(|slot| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&slot[..8]);
-            let m = u64::from_le_bytes(a);
-            m == ZFS_UBERBLOCK_MAGIC || m.swap_bytes() == ZFS_UBERBLOCK_MAGIC
-        });
+        let found = ring
+            .chunks_exact(1024)
+            .filter_map(|slot| bytes::le64(slot, 0))
+            .any(|m| m == ZFS_UBERBLOCK_MAGIC || m.swap_bytes() == ZFS_UBERBLOCK_MAGIC);
         if found {
             return Some(FsKind::Zfs);
         }

@@ -6,6 +6,8 @@
 //! it is a push parser, so every decompressor streams into it and memory
 //! stays bounded whatever the archive holds.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 mod lzo;
 pub mod squashfs;
 
@@ -101,6 +103,11 @@ fn hex8(b: &[u8]) -> Option<u64> {
     u64::from_str_radix(s, 16).ok()
 }
 
+/// The first `n` bytes of `b`, or all of it when it is shorter.
+fn up_to(b: &[u8], n: usize) -> &[u8] {
+    b.get(..n).unwrap_or(b)
+}
+
 fn pad4(n: u64) -> u64 {
     (4 - n % 4) % 4
 }
@@ -127,22 +134,26 @@ impl Cpio {
             return Err(InitramfsError::TooLarge { limit: self.limit });
         }
         let mut i = 0usize;
-        while i < data.len() && self.stopped.is_none() {
+        while let Some(rest) = data.get(i..).filter(|r| !r.is_empty()) {
+            if self.stopped.is_some() {
+                break;
+            }
             match self.state {
                 State::Gap => {
-                    if data[i] == 0 {
+                    if rest.first() == Some(&0) {
                         i += 1;
                     } else {
                         self.state = State::Header;
                     }
                 }
                 State::Header => {
-                    let need = 110 - self.buf.len();
-                    let take = need.min(data.len() - i);
-                    self.buf.extend_from_slice(&data[i..i + take]);
-                    i += take;
+                    let taken = up_to(rest, 110 - self.buf.len());
+                    self.buf.extend_from_slice(taken);
+                    i += taken.len();
                     if self.buf.len() == 110 {
-                        let h = std::mem::take(&mut self.buf);
+                        let h: [u8; 110] = std::mem::take(&mut self.buf)
+                            .try_into()
+                            .map_err(|_| InitramfsError::Corrupt("cpio header size".into()))?;
                         if &h[0..6] != b"070701" && &h[0..6] != b"070702" {
                             return Err(InitramfsError::Corrupt(format!(
                                 "bad cpio magic {:?}",
@@ -166,12 +177,15 @@ impl Cpio {
                     let padded = namesize
                         + usize::try_from(pad4(110 + u64::try_from(namesize).unwrap_or(0)))
                             .unwrap_or(0);
-                    let need = padded - self.buf.len();
-                    let take = need.min(data.len() - i);
-                    self.buf.extend_from_slice(&data[i..i + take]);
-                    i += take;
+                    let taken = up_to(rest, padded - self.buf.len());
+                    self.buf.extend_from_slice(taken);
+                    i += taken.len();
                     if self.buf.len() == padded {
-                        let raw = &self.buf[..namesize - 1];
+                        // namesize counts the name's NUL.
+                        let raw = self
+                            .buf
+                            .get(..namesize - 1)
+                            .ok_or_else(|| InitramfsError::Corrupt("cpio name cut short".into()))?;
                         let name = String::from_utf8_lossy(raw).into_owned();
                         self.buf.clear();
                         if name == "TRAILER!!!" {
@@ -204,13 +218,13 @@ impl Cpio {
                     }
                 }
                 State::Keep { left, pad } => {
-                    let avail = u64::try_from(data.len() - i).unwrap_or(u64::MAX);
+                    let avail = u64::try_from(rest.len()).unwrap_or(u64::MAX);
                     let take = left.min(avail);
-                    let end = i + usize::try_from(take).unwrap_or(0);
+                    let taken = up_to(rest, usize::try_from(take).unwrap_or(0));
                     if let Some((_, kept)) = &mut self.squash {
-                        kept.extend_from_slice(&data[i..end]);
+                        kept.extend_from_slice(taken);
                     }
-                    i = end;
+                    i += taken.len();
                     self.state = if left == take {
                         State::Skip(pad)
                     } else {
@@ -221,7 +235,7 @@ impl Cpio {
                     };
                 }
                 State::Skip(n) => {
-                    let avail = u64::try_from(data.len() - i).unwrap_or(u64::MAX);
+                    let avail = u64::try_from(rest.len()).unwrap_or(u64::MAX);
                     let take = n.min(avail);
                     i += usize::try_from(take).unwrap_or(0);
                     self.state = if n == take {
@@ -283,13 +297,12 @@ pub fn list(data: &[u8], limit: u64) -> Result<Listing, InitramfsError> {
     let mut unpacked = 0u64;
     let mut squash = None;
     loop {
-        while pos < data.len() && data[pos] == 0 {
+        while data.get(pos) == Some(&0) {
             pos += 1;
         }
-        if pos >= data.len() {
+        let Some(rest) = data.get(pos..).filter(|r| !r.is_empty()) else {
             break;
-        }
-        let rest = &data[pos..];
+        };
         if rest.starts_with(b"0707") {
             let mut cpio = Cpio::new(limit.saturating_sub(unpacked), true);
             cpio.feed(rest)?;
@@ -349,8 +362,8 @@ fn decompress(kind: &'static str, input: &[u8], cpio: &mut Cpio) -> Result<(), I
                     .map_err(|e| InitramfsError::Corrupt(format!("zstd: {e}")))?;
                 io::copy(&mut d, &mut w).map_err(|e| io_to(e, &mut w, "zstd"))?;
                 drop(d);
-                while rest.first() == Some(&0) {
-                    rest = &rest[1..];
+                while let Some((&0, tail)) = rest.split_first() {
+                    rest = tail;
                 }
             }
         }
@@ -372,22 +385,16 @@ fn decompress(kind: &'static str, input: &[u8], cpio: &mut Cpio) -> Result<(), I
         }
         "lz4" => {
             let mut pos = 4usize;
-            while pos + 4 <= input.len() {
-                let n = u32::from_le_bytes([
-                    input[pos],
-                    input[pos + 1],
-                    input[pos + 2],
-                    input[pos + 3],
-                ]);
+            while let Some(n) = crate::bytes::le32(input, pos) {
                 pos += 4;
                 if n == 0x184C_2102 {
                     continue;
                 }
                 let n = usize::try_from(n).unwrap_or(usize::MAX);
-                if n == 0 || n > input.len() - pos {
+                let Some(compressed) = crate::bytes::slice(input, pos, n).filter(|_| n != 0) else {
                     break;
-                }
-                let block = lz4_flex::block::decompress(&input[pos..pos + n], LZ4_LEGACY_BLOCK)
+                };
+                let block = lz4_flex::block::decompress(compressed, LZ4_LEGACY_BLOCK)
                     .map_err(|e| InitramfsError::Corrupt(format!("lz4: {e}")))?;
                 w.write_all(&block).map_err(|e| io_to(e, &mut w, "lz4"))?;
                 pos += n;
@@ -488,6 +495,34 @@ mod tests {
             list(&data, 1024 * 1024).unwrap_err(),
             InitramfsError::TooLarge { limit: 1024 * 1024 }
         );
+    }
+
+    #[test]
+    fn cpio_fed_a_byte_at_a_time_lists_the_same() {
+        let archive = newc(&[("bin/sh", b"elf"), ("etc/hostname", b"guest\n")]);
+        let mut whole = Cpio::new(MAX_UNPACKED, false);
+        whole.feed(&archive).unwrap();
+        let mut bytewise = Cpio::new(MAX_UNPACKED, false);
+        for b in archive.chunks(1) {
+            bytewise.feed(b).unwrap();
+        }
+        assert_eq!(whole.listing.names, ["bin/sh", "etc/hostname"]);
+        assert_eq!(bytewise.listing.names, whole.listing.names);
+    }
+
+    #[test]
+    fn truncated_archives_are_errors_not_panics() {
+        let archive = newc(&[("init", b"#!/bin/sh")]);
+        for cut in 1..archive.len() {
+            assert!(list(&archive[..cut], MAX_UNPACKED).is_err(), "cut at {cut}");
+        }
+        // lz4 legacy: a block length past the end of the input stops the read.
+        let mut lz4 = vec![0x02, 0x21, 0x4c, 0x18];
+        lz4.extend_from_slice(&1000u32.to_le_bytes());
+        lz4.extend_from_slice(&[0; 10]);
+        assert!(list(&lz4, MAX_UNPACKED).unwrap().names.is_empty());
+        lz4.truncate(6);
+        assert!(list(&lz4, MAX_UNPACKED).unwrap().names.is_empty());
     }
 
     #[test]

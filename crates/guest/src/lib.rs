@@ -32,6 +32,7 @@
 
 mod boot;
 mod bootloader;
+mod bytes;
 mod cache;
 mod devnames;
 mod exe;
@@ -638,7 +639,7 @@ fn inspect_cached(
             linux_roots
                 .iter()
                 .chain(&windows_roots)
-                .map(|&i| volumes[i].fs_index)
+                .filter_map(|&i| volumes.get(i).map(|v| v.fs_index))
                 .collect::<Vec<_>>()
         )));
     }
@@ -786,14 +787,14 @@ fn regions(
     }
     let mut pvs = Vec::new();
     let mut i = 0;
-    while i < regions.len() {
-        let view = View::new(cache, regions[i].start, regions[i].len);
+    while let Some(region) = regions.get_mut(i) {
+        let view = View::new(cache, region.start, region.len);
         // An array's data is not searched for another array.
-        if regions[i].array.is_none() {
+        if region.array.is_none() {
             let member = match catch(sink, |_| (readers.md)(&view)) {
                 Ok(m) => m,
                 Err(caught) => {
-                    let where_ = regions[i].place();
+                    let where_ = region.place();
                     sink.push(
                         rules::FS_CORRUPT
                             .finding(format!("{where_}: md RAID metadata is corrupt ({caught})")),
@@ -803,27 +804,26 @@ fn regions(
                 }
             };
             if let Some(m) = member {
-                let r = &regions[i];
-                let where_ = r.place();
+                let where_ = region.place();
                 if m.level == 1 {
                     sink.push(rules::MD_RAID.finding(format!(
                         "{where_} is a member of md RAID1 array {} (metadata {}, {} members); its data was read, but ECS sees one plain disk",
                         m.name, m.version, m.raid_disks
                     )));
                     let mut data = plain(
-                        r.partition,
-                        r.start.saturating_add(m.data_offset),
+                        region.partition,
+                        region.start.saturating_add(m.data_offset),
                         m.data_size,
                     );
                     data.array = Some(m.name);
-                    regions[i].md_member = true;
+                    region.md_member = true;
                     regions.push(data);
                 } else {
                     sink.push(rules::MD_RAID.finding(format!(
                         "{where_} is a member of md RAID{} array {} (metadata {}); only RAID1 members are read, ECS sees one plain disk",
                         m.level, m.name, m.version
                     )));
-                    regions[i].md_member = true;
+                    region.md_member = true;
                 }
                 i += 1;
                 continue;
@@ -832,14 +832,14 @@ fn regions(
         if guarded(sink, "probe", |_| fs::probe(&view)).flatten() == Some(FsKind::Lvm2) {
             match catch(sink, |_| (readers.lvm)(&view)) {
                 Ok(Ok(pv)) => {
-                    regions[i].pv = Some(Ok(pv.vg.clone()));
+                    region.pv = Some(Ok(pv.vg.clone()));
                     if pvs.len() < MAX_PHYSICAL_VOLUMES {
-                        pvs.push((regions[i].start, regions[i].len, pv));
+                        pvs.push((region.start, region.len, pv));
                     }
                 }
-                Ok(Err(e)) => regions[i].pv = Some(Err(e)),
+                Ok(Err(e)) => region.pv = Some(Err(e)),
                 Err(caught) => {
-                    let where_ = regions[i].place();
+                    let where_ = region.place();
                     sink.push(rules::FS_CORRUPT.finding(format!(
                         "{where_}: LVM2 metadata is corrupt ({caught}); its logical volumes were not inspected"
                     )));
@@ -900,7 +900,9 @@ fn regions(
 fn not_inspected_root(unread: &[(usize, FsKind)], facts: &mut GuestFacts, sink: &mut Sink) -> bool {
     let mut said = false;
     for &(i, kind) in unread {
-        let f = &facts.filesystems[i];
+        let Some(f) = facts.filesystems.get(i) else {
+            continue;
+        };
         let where_ = match (&f.volume, f.partition) {
             (Some(lv), _) => format!("logical volume {lv}"),
             (None, Some(n)) => format!("partition {n}"),
@@ -923,8 +925,10 @@ fn not_inspected_root(unread: &[(usize, FsKind)], facts: &mut GuestFacts, sink: 
     else {
         return false;
     };
-    let where_ = facts.filesystems[i]
-        .partition
+    let where_ = facts
+        .filesystems
+        .get(i)
+        .and_then(|f| f.partition)
         .map_or("the whole disk".to_string(), |n| format!("partition {n}"));
     sink.push(rules::OS_NOT_INSPECTED.finding(format!(
         "a FreeBSD guest ({} on {where_}); it is not inspected: drivers, boot configuration and fstab were not checked",

@@ -9,6 +9,9 @@
 //! over two PVs of the same disk). Striped, mirrored, raid, thin, cached or
 //! multi-disk volumes are named, not read.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
+use crate::bytes::{self, le32, le64};
 use crate::cache::Extent;
 use std::collections::BTreeMap;
 
@@ -83,13 +86,6 @@ enum Node {
     Section(BTreeMap<String, Node>),
 }
 
-fn le32(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
-}
-fn le64(b: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
-}
-
 /// Tokens of the metadata text: words, strings, and `{ } [ ] = ,`.
 fn tokens(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -143,8 +139,7 @@ fn parse_section(toks: &[String], pos: &mut usize, depth: usize) -> Option<BTree
         return None;
     }
     let mut map = BTreeMap::new();
-    while *pos < toks.len() {
-        let name = toks[*pos].clone();
+    while let Some(name) = toks.get(*pos).cloned() {
         if name == "}" {
             *pos += 1;
             return Some(map);
@@ -212,7 +207,9 @@ pub(crate) fn read(view: &crate::cache::View<'_, '_>) -> Result<PhysicalVolume, 
     let head = view.read_vec(0, 2048).map_err(|e| e.to_string())?;
     let label = (0..4usize)
         .map(|s| s * 512)
-        .find(|&o| &head[o..o + 8] == b"LABELONE" && &head[o + 24..o + 32] == b"LVM2 001")
+        .find(|&o| {
+            bytes::magic_at(&head, o, b"LABELONE") && bytes::magic_at(&head, o + 24, b"LVM2 001")
+        })
         .ok_or("no LVM2 label")?;
     let pvh =
         label + usize::try_from(le32(&head, label + 20).ok_or("label")?).map_err(|_| "label")?;
@@ -243,7 +240,7 @@ pub(crate) fn read(view: &crate::cache::View<'_, '_>) -> Result<PhysicalVolume, 
     let mdah = view
         .read_vec(mda_start, 512)
         .map_err(|e| format!("metadata area: {e}"))?;
-    if &mdah[4..20] != MDA_MAGIC {
+    if !bytes::magic_at(&mdah, 4, MDA_MAGIC) {
         return Err("bad metadata area magic".into());
     }
     let loc_off = le64(&mdah, 40).ok_or("mda")?;

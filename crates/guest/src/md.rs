@@ -2,6 +2,9 @@
 //! RAID1 member's data can be inspected like a plain partition: ECS attaches
 //! one disk, so the array can only ever run from this one member.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
+use crate::bytes::{self, le32, le64};
 use crate::cache::View;
 
 /// The md superblock magic (both versions).
@@ -24,18 +27,6 @@ pub(crate) struct Member {
     pub(crate) data_size: u64,
 }
 
-fn le32(b: &[u8], o: usize) -> u32 {
-    b.get(o..o + 4)
-        .map_or(0, |s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-}
-fn le64(b: &[u8], o: usize) -> u64 {
-    b.get(o..o + 8).map_or(0, |s| {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(s);
-        u64::from_le_bytes(a)
-    })
-}
-
 /// Finds an md superblock in the member `view`, where each version puts it.
 pub(crate) fn read(view: &View<'_, '_>) -> Option<Member> {
     let len = view.len;
@@ -50,51 +41,66 @@ pub(crate) fn read(view: &View<'_, '_>) -> Option<Member> {
         let Ok(sb) = view.read_vec(at, 256) else {
             continue;
         };
-        if le32(&sb, 0) != MD_MAGIC || le32(&sb, 4) != 1 {
-            continue;
+        if let Some(member) = parse_v1(&sb, version, len) {
+            return Some(member);
         }
-        let uuid = crate::fs::uuid_string(&sb[16..32]);
-        let name: String = sb[32..64]
-            .iter()
-            .take_while(|&&b| b != 0)
-            .map(|&b| char::from(b))
-            .collect();
-        let data_offset = le64(&sb, 128).saturating_mul(512);
-        // The array's size per member (`size`) when set, else all the data area.
-        let data_size = le64(&sb, 136).saturating_mul(512);
-        let data_size = match le64(&sb, 80).saturating_mul(512) {
-            0 => data_size,
-            used => used.min(data_size),
-        };
-        if data_offset.checked_add(data_size).is_none_or(|e| e > len) || data_size == 0 {
-            continue;
-        }
-        return Some(Member {
-            version,
-            level: le32(&sb, 72) as i32,
-            name: if name.is_empty() { uuid } else { name },
-            raid_disks: le32(&sb, 92),
-            data_offset,
-            data_size,
-        });
     }
     // 0.90: 64 KiB from the end, 64 KiB aligned; data from 0.
     let at = (len & !65535).checked_sub(65536)?;
     let sb = view.read_vec(at, 128).ok()?;
-    if le32(&sb, 0) != MD_MAGIC || le32(&sb, 4) != 0 || le32(&sb, 8) != 90 {
+    parse_v090(&sb, at)
+}
+
+/// A version 1 superblock (`sb`, 256 bytes) of a member `len` bytes long;
+/// `None` when it is not one or its data area does not fit.
+fn parse_v1(sb: &[u8], version: &'static str, len: u64) -> Option<Member> {
+    if le32(sb, 0)? != MD_MAGIC || le32(sb, 4)? != 1 {
+        return None;
+    }
+    let uuid = crate::fs::uuid_string(bytes::slice(sb, 16, 16)?);
+    let name: String = bytes::slice(sb, 32, 32)?
+        .iter()
+        .take_while(|&&b| b != 0)
+        .map(|&b| char::from(b))
+        .collect();
+    let data_offset = le64(sb, 128)?.saturating_mul(512);
+    // The array's size per member (`size`) when set, else all the data area.
+    let data_size = le64(sb, 136)?.saturating_mul(512);
+    let data_size = match le64(sb, 80)?.saturating_mul(512) {
+        0 => data_size,
+        used => used.min(data_size),
+    };
+    if data_offset.checked_add(data_size).is_none_or(|e| e > len) || data_size == 0 {
+        return None;
+    }
+    Some(Member {
+        version,
+        level: le32(sb, 72)? as i32,
+        name: if name.is_empty() { uuid } else { name },
+        raid_disks: le32(sb, 92)?,
+        data_offset,
+        data_size,
+    })
+}
+
+/// A version 0.90 superblock (`sb`, 128 bytes read) found at `at`.
+fn parse_v090(sb: &[u8], at: u64) -> Option<Member> {
+    if le32(sb, 0)? != MD_MAGIC || le32(sb, 4)? != 0 || le32(sb, 8)? != 90 {
         return None;
     }
     // The uuid is in four words: word 0 at 5, words 1-3 at 13..16.
-    let mut uuid = [0u8; 16];
-    for (i, w) in [5usize, 13, 14, 15].iter().enumerate() {
-        uuid[i * 4..i * 4 + 4].copy_from_slice(&sb[w * 4..w * 4 + 4]);
+    let mut name = String::new();
+    for w in [5usize, 13, 14, 15] {
+        for b in bytes::array::<4>(sb, w * 4)? {
+            name.push_str(&format!("{b:02x}"));
+        }
     }
-    let size_kib = u64::from(le32(&sb, 4 * 8));
+    let size_kib = u64::from(le32(sb, 4 * 8)?);
     Some(Member {
         version: "0.90",
-        level: le32(&sb, 4 * 7) as i32,
-        name: uuid.iter().map(|b| format!("{b:02x}")).collect(),
-        raid_disks: le32(&sb, 4 * 10),
+        level: le32(sb, 4 * 7)? as i32,
+        name,
+        raid_disks: le32(sb, 4 * 10)?,
         data_offset: 0,
         data_size: size_kib.saturating_mul(1024).min(at),
     })
@@ -149,5 +155,25 @@ mod tests {
         // Data past the member: not an array we can read.
         d[136..144].copy_from_slice(&u64::MAX.to_le_bytes());
         assert_eq!(member(d), None);
+    }
+
+    #[test]
+    fn truncated_superblocks_are_not_members() {
+        let mut sb = vec![0u8; 256];
+        sb[0..4].copy_from_slice(&MD_MAGIC.to_le_bytes());
+        sb[4..8].copy_from_slice(&1u32.to_le_bytes());
+        sb[136..144].copy_from_slice(&8u64.to_le_bytes());
+        assert!(parse_v1(&sb, "1.1", 1 << 20).is_some());
+        // Cut inside the uuid, the name and the sizes: each gives None, not a panic.
+        for cut in [0, 3, 20, 40, 100, 130, 140, 143] {
+            assert_eq!(parse_v1(&sb[..cut], "1.1", 1 << 20), None, "cut at {cut}");
+        }
+        let mut old = vec![0u8; 128];
+        old[0..4].copy_from_slice(&MD_MAGIC.to_le_bytes());
+        old[8..12].copy_from_slice(&90u32.to_le_bytes());
+        assert!(parse_v090(&old, 1 << 20).is_some());
+        for cut in [10, 30, 50, 63] {
+            assert_eq!(parse_v090(&old[..cut], 1 << 20), None, "cut at {cut}");
+        }
     }
 }

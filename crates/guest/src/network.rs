@@ -4,6 +4,8 @@
 //! keyfiles, ifcfg files (RHEL and SUSE), systemd-networkd, and the udev
 //! rules that pin interface names to MAC addresses.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::bootloader::Files;
 use crate::linux::key_values;
 use crate::{rules, Sink};
@@ -86,13 +88,13 @@ pub(crate) fn parse_interfaces(
                 current = None
             }
             ["address", a, ..] => {
-                if let Some(i) = current {
-                    out[i].address = Some((*a).to_string());
+                if let Some(c) = current.and_then(|i| out.get_mut(i)) {
+                    c.address = Some((*a).to_string());
                 }
             }
             ["hwaddress", .., mac] => {
-                if let Some(i) = current {
-                    out[i].mac = Some((*mac).to_string());
+                if let Some(c) = current.and_then(|i| out.get_mut(i)) {
+                    c.mac = Some((*mac).to_string());
                 }
             }
             ["source", p] => sources.push((*p).to_string()),
@@ -143,35 +145,36 @@ pub(crate) fn parse_netplan(file: &str, text: &str, out: &mut Vec<InterfaceConfi
             in_addresses = false;
             continue;
         }
-        let Some(i) = current else { continue };
+        let Some(c) = current.and_then(|i| out.get_mut(i)) else {
+            continue;
+        };
         if in_addresses && t.starts_with('-') {
             let a = t
                 .trim_start_matches('-')
                 .trim()
                 .trim_matches(|c| c == '"' || c == '\'');
-            out[i].address.get_or_insert_with(|| a.to_string());
-            if out[i].method != "dhcp" {
-                out[i].method = "static".into();
+            c.address.get_or_insert_with(|| a.to_string());
+            if c.method != "dhcp" {
+                c.method = "static".into();
             }
             continue;
         }
         in_addresses = false;
         match key {
             "dhcp4" if ["true", "yes", "on"].contains(&value.to_ascii_lowercase().as_str()) => {
-                out[i].method = "dhcp".into();
+                c.method = "dhcp".into();
             }
             "addresses" => {
                 in_addresses = value.is_empty();
                 let inline = value.trim_start_matches('[').trim_end_matches(']').trim();
                 if !inline.is_empty() {
-                    out[i].address =
-                        Some(inline.split(',').next().unwrap_or("").trim().to_string());
-                    if out[i].method != "dhcp" {
-                        out[i].method = "static".into();
+                    c.address = Some(inline.split(',').next().unwrap_or("").trim().to_string());
+                    if c.method != "dhcp" {
+                        c.method = "static".into();
                     }
                 }
             }
-            "macaddress" => out[i].mac = Some(value.to_string()),
+            "macaddress" => c.mac = Some(value.to_string()),
             _ => {}
         }
     }
@@ -400,7 +403,7 @@ pub(crate) fn inspect(
         .position(|c| c.interface == "eth0")
         .or_else(|| all.iter().position(|c| covers_first_nic(&c.interface)))
         .or_else(|| (!all.is_empty()).then_some(0));
-    match primary.map(|i| &all[i]) {
+    match primary.and_then(|i| all.get(i)) {
         None if !cloud_init && !network_manager => sink.push(rules::NETWORK_NOT_CONFIGURED.finding(
             "no network configuration was found (ifupdown, netplan, NetworkManager, ifcfg, systemd-networkd) and cloud-init is not there to write one",
         )),

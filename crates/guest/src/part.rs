@@ -1,6 +1,9 @@
 //! Partition tables: MBR (with extended/logical partitions), GPT (primary
 //! and backup headers, CRCs), protective and hybrid MBRs.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
+use crate::bytes;
 use crate::cache::{CachedDisk, View};
 use crate::rules;
 use crate::Sink;
@@ -55,34 +58,53 @@ pub struct Partition {
     pub bootable: bool,
 }
 
-fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
-fn le64(b: &[u8], o: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[o..o + 8]);
-    u64::from_le_bytes(a)
+/// Formats a mixed-endian GUID as text (`C12A7328-F81F-…`).
+pub(crate) fn guid(b: &[u8; 16]) -> String {
+    let [a0, a1, a2, a3, b0, b1, c0, c1, d0, d1, n0, n1, n2, n3, n4, n5] = *b;
+    format!(
+        "{:08X}-{:04X}-{:04X}-{d0:02X}{d1:02X}-{n0:02X}{n1:02X}{n2:02X}{n3:02X}{n4:02X}{n5:02X}",
+        u32::from_le_bytes([a0, a1, a2, a3]),
+        u16::from_le_bytes([b0, b1]),
+        u16::from_le_bytes([c0, c1]),
+    )
 }
 
-/// Formats a mixed-endian GUID as text (`C12A7328-F81F-…`).
-pub(crate) fn guid(b: &[u8]) -> String {
-    format!(
-        "{:08X}-{:04X}-{:04X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
-        le32(b, 0),
-        le16(b, 4),
-        le16(b, 6),
-        b[8],
-        b[9],
-        b[10],
-        b[11],
-        b[12],
-        b[13],
-        b[14],
-        b[15]
-    )
+/// One of the four 16-byte entries of an MBR or EBR.
+#[derive(Debug, Clone, Copy)]
+struct MbrEntry {
+    status: u8,
+    ty: u8,
+    lba: u64,
+    count: u64,
+}
+
+/// The fields read from a 512-byte MBR or EBR.
+#[derive(Debug, Clone, Copy)]
+struct Mbr {
+    disk_signature: u32,
+    boot_signature: u16,
+    entries: [MbrEntry; 4],
+}
+
+impl Mbr {
+    /// `None` when `s` is shorter than a sector.
+    fn parse(s: &[u8]) -> Option<Mbr> {
+        let entry = |i: usize| -> Option<MbrEntry> {
+            let [status, _, _, _, ty, _, _, _, l0, l1, l2, l3, c0, c1, c2, c3] =
+                bytes::array::<16>(s, 446 + i * 16)?;
+            Some(MbrEntry {
+                status,
+                ty,
+                lba: u32::from_le_bytes([l0, l1, l2, l3]).into(),
+                count: u32::from_le_bytes([c0, c1, c2, c3]).into(),
+            })
+        };
+        Some(Mbr {
+            disk_signature: bytes::le32(s, 440)?,
+            boot_signature: bytes::le16(s, 510)?,
+            entries: [entry(0)?, entry(1)?, entry(2)?, entry(3)?],
+        })
+    }
 }
 
 fn mbr_type_name(t: u8) -> Option<&'static str> {
@@ -127,10 +149,10 @@ fn gpt_type_name(g: &str) -> Option<&'static str> {
 /// True when sector 0 is a filesystem boot sector rather than an MBR
 /// (a "superfloppy": FAT or NTFS on the whole disk).
 fn is_fs_boot_sector(s: &[u8]) -> bool {
-    &s[3..11] == b"NTFS    "
-        || &s[3..11] == b"EXFAT   "
-        || &s[82..87] == b"FAT32"
-        || &s[54..57] == b"FAT"
+    bytes::magic_at(s, 3, b"NTFS    ")
+        || bytes::magic_at(s, 3, b"EXFAT   ")
+        || bytes::magic_at(s, 82, b"FAT32")
+        || bytes::magic_at(s, 54, b"FAT")
 }
 
 /// Reads the partition table. Problems become findings; partitions that
@@ -145,12 +167,18 @@ pub(crate) fn read(disk: &CachedDisk<'_>, sink: &mut Sink) -> (PartitionTable, V
     if size < 512 {
         return (table, Vec::new());
     }
-    let mbr = match disk.read_vec(0, 512) {
+    let sector0 = match disk.read_vec(0, 512) {
         Ok(m) => m,
         Err(e) => {
             sink.push(rules::READ_ERROR.finding(format!("sector 0: {e}")));
             return (table, Vec::new());
         }
+    };
+    let Some(mbr) = Mbr::parse(&sector0) else {
+        sink.push(
+            rules::READ_ERROR.finding(format!("sector 0: read {} bytes, not 512", sector0.len())),
+        );
+        return (table, Vec::new());
     };
     // GPT first: at 512 or 4096 bytes, whatever the MBR says (a wiped MBR
     // with an intact GPT still boots on UEFI).
@@ -169,10 +197,10 @@ pub(crate) fn read(disk: &CachedDisk<'_>, sink: &mut Sink) -> (PartitionTable, V
             }
         }
     }
-    if le16(&mbr, 510) != 0xAA55 || is_fs_boot_sector(&mbr) {
+    if mbr.boot_signature != 0xAA55 || is_fs_boot_sector(&sector0) {
         return (table, Vec::new());
     }
-    let statuses_ok = (0..4).all(|i| matches!(mbr[446 + i * 16], 0x00 | 0x80));
+    let statuses_ok = mbr.entries.iter().all(|e| matches!(e.status, 0x00 | 0x80));
     if !statuses_ok {
         sink.push(
             rules::PARTITION_TABLE_CORRUPT
@@ -180,13 +208,13 @@ pub(crate) fn read(disk: &CachedDisk<'_>, sink: &mut Sink) -> (PartitionTable, V
         );
         return (table, Vec::new());
     }
-    if (0..4).any(|i| mbr[446 + i * 16 + 4] == 0xee) {
+    if mbr.entries.iter().any(|e| e.ty == 0xee) {
         sink.push(rules::PARTITION_TABLE_CORRUPT.finding(
             "the MBR is a GPT protective MBR, but no GPT header was found at LBA 1 (primary header lost)",
         ));
     }
     table.kind = "mbr".into();
-    table.disk_id = Some(format!("{:08x}", le32(&mbr, 440)));
+    table.disk_id = Some(format!("{:08x}", mbr.disk_signature));
     table.sector_size = mbr_sector_size(disk, &mbr);
     if table.sector_size != 512 {
         sink.push(rules::SECTOR_4KN.finding(
@@ -198,28 +226,16 @@ pub(crate) fn read(disk: &CachedDisk<'_>, sink: &mut Sink) -> (PartitionTable, V
     (table, parts)
 }
 
-fn mbr_entry(s: &[u8], i: usize) -> (u8, u8, u64, u64) {
-    let o = 446 + i * 16;
-    (
-        s[o],
-        s[o + 4],
-        u64::from(le32(s, o + 8)),
-        u64::from(le32(s, o + 12)),
-    )
-}
-
 /// The sector size an MBR's LBAs count: 4096 when something is found where
 /// the partitions start counted in 4 KiB sectors and nothing where they start
 /// counted in 512-byte ones (an MBR does not say; Linux asks the disk).
-fn mbr_sector_size(disk: &CachedDisk<'_>, mbr: &[u8]) -> u64 {
+fn mbr_sector_size(disk: &CachedDisk<'_>, mbr: &Mbr) -> u64 {
     let found = |ss: u64| {
-        (0..4)
-            .map(|i| mbr_entry(mbr, i))
-            .filter(|&(_, ty, _, count)| {
-                ty != 0 && count != 0 && !matches!(ty, 0x05 | 0x0f | 0x85 | 0xee)
-            })
-            .filter(|&(_, _, lba, count)| {
-                let (start, len) = (lba.saturating_mul(ss), count.saturating_mul(ss));
+        mbr.entries
+            .iter()
+            .filter(|e| e.ty != 0 && e.count != 0 && !matches!(e.ty, 0x05 | 0x0f | 0x85 | 0xee))
+            .filter(|e| {
+                let (start, len) = (e.lba.saturating_mul(ss), e.count.saturating_mul(ss));
                 start.checked_add(len).is_some_and(|end| end <= disk.size())
                     && crate::fs::probe(&View::new(disk, start, len)).is_some()
             })
@@ -232,10 +248,15 @@ fn mbr_sector_size(disk: &CachedDisk<'_>, mbr: &[u8]) -> u64 {
     }
 }
 
-fn read_mbr(disk: &CachedDisk<'_>, mbr: &[u8], ss: u64, sink: &mut Sink) -> Vec<Partition> {
+fn read_mbr(disk: &CachedDisk<'_>, mbr: &Mbr, ss: u64, sink: &mut Sink) -> Vec<Partition> {
     let mut parts = Vec::new();
-    for i in 0..4 {
-        let (status, ty, lba, count) = mbr_entry(mbr, i);
+    for (i, entry) in mbr.entries.iter().enumerate() {
+        let MbrEntry {
+            status,
+            ty,
+            lba,
+            count,
+        } = *entry;
         if ty == 0 || count == 0 {
             continue;
         }
@@ -248,11 +269,11 @@ fn read_mbr(disk: &CachedDisk<'_>, mbr: &[u8], ss: u64, sink: &mut Sink) -> Vec<
             type_id: format!("0x{ty:02x}"),
             type_name: mbr_type_name(ty).map(str::to_string),
             name: None,
-            partuuid: Some(mbr_partuuid(le32(mbr, 440), number)),
+            partuuid: Some(mbr_partuuid(mbr.disk_signature, number)),
             bootable: status == 0x80,
         });
         if extended {
-            read_ebr_chain(disk, lba, ss, le32(mbr, 440), &mut parts, sink);
+            read_ebr_chain(disk, lba, ss, mbr.disk_signature, &mut parts, sink);
         }
     }
     parts.sort_by_key(|p| p.number);
@@ -284,7 +305,7 @@ fn read_ebr_chain(
             return;
         }
         let ebr = match ebr_lba.checked_mul(ss).map(|o| disk.read_vec(o, 512)) {
-            Some(Ok(e)) => e,
+            Some(Ok(e)) => Mbr::parse(&e),
             _ => {
                 sink.push(
                     rules::PARTITION_TABLE_CORRUPT
@@ -293,14 +314,19 @@ fn read_ebr_chain(
                 return;
             }
         };
-        if le16(&ebr, 510) != 0xAA55 {
+        let Some(ebr) = ebr.filter(|e| e.boot_signature == 0xAA55) else {
             sink.push(
                 rules::PARTITION_TABLE_CORRUPT
                     .finding(format!("EBR at LBA {ebr_lba} has no 0x55AA signature")),
             );
             return;
-        }
-        let (status, ty, rel, count) = mbr_entry(&ebr, 0);
+        };
+        let [MbrEntry {
+            status,
+            ty,
+            lba: rel,
+            count,
+        }, next, ..] = ebr.entries;
         if ty != 0 && count != 0 {
             parts.push(Partition {
                 number,
@@ -314,11 +340,10 @@ fn read_ebr_chain(
             });
             number += 1;
         }
-        let (_, next_ty, next_rel, _) = mbr_entry(&ebr, 1);
-        if next_ty == 0 || next_rel == 0 {
+        if next.ty == 0 || next.lba == 0 {
             return;
         }
-        ebr_lba = ext_start.saturating_add(next_rel);
+        ebr_lba = ext_start.saturating_add(next.lba);
     }
     sink.push(rules::PARTITION_TABLE_CORRUPT.finding(format!(
         "more than {MAX_LOGICAL} logical partitions; the rest were not read"
@@ -342,33 +367,37 @@ fn parse_gpt_header(disk: &CachedDisk<'_>, lba: u64, ss: u64) -> Result<GptHeade
     let h = disk
         .read_vec(off, 512)
         .map_err(|e| format!("cannot read LBA {lba}: {e}"))?;
-    if &h[0..8] != b"EFI PART" {
+    if !h.starts_with(b"EFI PART") {
         return Err(format!("no 'EFI PART' signature at LBA {lba}"));
     }
-    let hsize = le32(&h, 12);
+    let short = || format!("the header at LBA {lba} is shorter than its fields");
+    let hsize = bytes::le32(&h, 12).ok_or_else(short)?;
     if !(92..=512).contains(&hsize) {
         return Err(format!("header size {hsize} is not 92..512"));
     }
     let hs = usize::try_from(hsize).map_err(|_| "header size")?;
-    let mut copy = h[..hs].to_vec();
-    copy[16..20].fill(0);
+    let stored_crc = bytes::le32(&h, 16).ok_or_else(short)?;
+    // The CRC covers the header with its own CRC field zeroed.
+    let mut copy = h.get(..hs).ok_or_else(short)?.to_vec();
+    copy.get_mut(16..20).ok_or_else(short)?.fill(0);
     let crc = crc32fast::hash(&copy);
-    if crc != le32(&h, 16) {
+    if crc != stored_crc {
         return Err(format!(
-            "header CRC32 is {:#010x}, computed {crc:#010x}",
-            le32(&h, 16)
+            "header CRC32 is {stored_crc:#010x}, computed {crc:#010x}"
         ));
     }
+    let field64 = |at| bytes::le64(&h, at).ok_or_else(short);
+    let field32 = |at| bytes::le32(&h, at).ok_or_else(short);
     let hdr = GptHeader {
-        my_lba: le64(&h, 24),
-        alternate_lba: le64(&h, 32),
-        first_usable: le64(&h, 40),
-        last_usable: le64(&h, 48),
-        disk_guid: guid(&h[56..72]),
-        entries_lba: le64(&h, 72),
-        num_entries: le32(&h, 80),
-        entry_size: le32(&h, 84),
-        entries_crc: le32(&h, 88),
+        my_lba: field64(24)?,
+        alternate_lba: field64(32)?,
+        first_usable: field64(40)?,
+        last_usable: field64(48)?,
+        disk_guid: guid(&bytes::array(&h, 56).ok_or_else(short)?),
+        entries_lba: field64(72)?,
+        num_entries: field32(80)?,
+        entry_size: field32(84)?,
+        entries_crc: field32(88)?,
     };
     if hdr.my_lba != lba {
         return Err(format!(
@@ -383,6 +412,31 @@ fn parse_gpt_header(disk: &CachedDisk<'_>, lba: u64, ss: u64) -> Result<GptHeade
         ));
     }
     Ok(hdr)
+}
+
+/// The fields of a GPT entry's first 128 bytes (the part UEFI defines).
+struct GptEntry {
+    type_guid: [u8; 16],
+    unique_guid: [u8; 16],
+    first_lba: u64,
+    last_lba: u64,
+    attributes: u64,
+    /// UTF-16LE, NUL-padded.
+    name: [u8; 72],
+}
+
+impl GptEntry {
+    /// `None` when `e` is shorter than 128 bytes.
+    fn parse(e: &[u8]) -> Option<GptEntry> {
+        Some(GptEntry {
+            type_guid: bytes::array(e, 0)?,
+            unique_guid: bytes::array(e, 16)?,
+            first_lba: bytes::le64(e, 32)?,
+            last_lba: bytes::le64(e, 40)?,
+            attributes: bytes::le64(e, 48)?,
+            name: bytes::array(e, 56)?,
+        })
+    }
 }
 
 fn read_gpt_entries(disk: &CachedDisk<'_>, h: &GptHeader, ss: u64) -> Result<Vec<u8>, String> {
@@ -413,7 +467,7 @@ fn read_gpt_entries(disk: &CachedDisk<'_>, h: &GptHeader, ss: u64) -> Result<Vec
 
 fn read_gpt(
     disk: &CachedDisk<'_>,
-    mbr: &[u8],
+    mbr: &Mbr,
     mut table: PartitionTable,
     sink: &mut Sink,
 ) -> (PartitionTable, Vec<Partition>) {
@@ -469,12 +523,11 @@ fn read_gpt(
     };
     table.disk_id = Some(hdr.disk_guid.clone());
     // Protective or hybrid MBR.
-    if le16(mbr, 510) == 0xAA55 {
+    if mbr.boot_signature == 0xAA55 {
         let mut protective = false;
         let mut others = false;
-        for i in 0..4 {
-            let (_, ty, _, _) = mbr_entry(mbr, i);
-            match ty {
+        for e in &mbr.entries {
+            match e.ty {
                 0 => {}
                 0xee => protective = true,
                 _ => others = true,
@@ -491,13 +544,20 @@ fn read_gpt(
     }
     let es = usize::try_from(hdr.entry_size).unwrap_or(128);
     let mut parts = Vec::new();
-    for (i, e) in entries.chunks_exact(es).enumerate() {
-        if e[..16].iter().all(|&b| b == 0) {
+    for (i, raw) in entries.chunks_exact(es).enumerate() {
+        // The header check keeps entries at 128 bytes or more.
+        let Some(e) = GptEntry::parse(raw) else {
+            sink.push(rules::PARTITION_TABLE_CORRUPT.finding(format!(
+                "GPT entry {} is {es} bytes, shorter than the 128 an entry needs",
+                i + 1
+            )));
+            break;
+        };
+        if e.type_guid == [0; 16] {
             continue;
         }
-        let first = le64(e, 32);
-        let last = le64(e, 40);
-        let type_id = guid(&e[0..16]);
+        let (first, last) = (e.first_lba, e.last_lba);
+        let type_id = guid(&e.type_guid);
         let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
         if last < first || first < hdr.first_usable || last > hdr.last_usable {
             sink.push(rules::PARTITION_GEOMETRY.finding(format!(
@@ -508,12 +568,12 @@ fn read_gpt(
                 continue;
             }
         }
-        let name_units: Vec<u16> = e[56..128]
+        let name_units: Vec<u16> = e
+            .name
             .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .filter_map(|c| bytes::le16(c, 0))
             .take_while(|&u| u != 0)
             .collect();
-        let attrs = le64(e, 48);
         parts.push(Partition {
             number,
             start: first.saturating_mul(ss),
@@ -521,8 +581,8 @@ fn read_gpt(
             type_name: gpt_type_name(&type_id).map(str::to_string),
             type_id,
             name: Some(String::from_utf16_lossy(&name_units)),
-            partuuid: Some(guid(&e[16..32]).to_lowercase()),
-            bootable: attrs & 4 != 0,
+            partuuid: Some(guid(&e.unique_guid).to_lowercase()),
+            bootable: e.attributes & 4 != 0,
         });
     }
     check_geometry(&parts, disk.size(), sink);
@@ -548,7 +608,7 @@ fn check_geometry(parts: &[Partition], disk_size: u64, sink: &mut Sink) {
         .filter(|p| p.type_name.as_deref() != Some("extended"))
         .collect();
     for (i, a) in plain.iter().enumerate() {
-        for b in &plain[i + 1..] {
+        for b in plain.iter().skip(i + 1) {
             let a_end = a.start.saturating_add(a.size);
             let b_end = b.start.saturating_add(b.size);
             if a.start < b_end && b.start < a_end {
@@ -567,5 +627,41 @@ mod tests {
     fn mbr_partuuids_are_hex_like_linux() {
         assert_eq!(super::mbr_partuuid(0xdeadbeef, 5), "deadbeef-05");
         assert_eq!(super::mbr_partuuid(0x1234, 10), "00001234-0a");
+    }
+
+    #[test]
+    fn short_sectors_and_entries_give_none_not_a_panic() {
+        let mut s = vec![0u8; 512];
+        s[446] = 0x80;
+        s[446 + 4] = 0x83;
+        s[446 + 8..446 + 12].copy_from_slice(&2048u32.to_le_bytes());
+        s[446 + 12..446 + 16].copy_from_slice(&4096u32.to_le_bytes());
+        s[440..444].copy_from_slice(&0xdead_beefu32.to_le_bytes());
+        s[510..512].copy_from_slice(&0xAA55u16.to_le_bytes());
+        let m = super::Mbr::parse(&s).unwrap();
+        assert_eq!(m.boot_signature, 0xAA55);
+        assert_eq!(m.disk_signature, 0xdead_beef);
+        let e = m.entries[0];
+        assert_eq!((e.status, e.ty, e.lba, e.count), (0x80, 0x83, 2048, 4096));
+        for cut in [0, 100, 441, 460, 509, 511] {
+            assert!(super::Mbr::parse(&s[..cut]).is_none(), "cut at {cut}");
+            // A short sector is no boot sector (this used to index past the end).
+            assert!(!super::is_fs_boot_sector(&s[..cut]));
+        }
+        let mut entry = vec![0u8; 128];
+        entry[0] = 1;
+        entry[56..60].copy_from_slice(&[b'E', 0, b'F', 0]);
+        assert!(super::GptEntry::parse(&entry).is_some());
+        assert!(super::GptEntry::parse(&entry[..127]).is_none());
+        assert!(super::GptEntry::parse(&[]).is_none());
+    }
+
+    #[test]
+    fn guids_print_mixed_endian() {
+        let esp: [u8; 16] = [
+            0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e,
+            0xc9, 0x3b,
+        ];
+        assert_eq!(super::guid(&esp), super::GUID_ESP);
     }
 }

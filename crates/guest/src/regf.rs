@@ -6,6 +6,8 @@
 //! against the hive, and list walks are bounded. Transaction logs (.LOG1,
 //! .LOG2) are not replayed: a dirty hive is reported by [`Hive::is_dirty`].
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 /// Offset of the first hive bin: cell offsets count from here.
 const HBIN_START: usize = 4096;
 /// Most subkeys or values walked in one key (real keys have at most tens of
@@ -57,23 +59,10 @@ pub enum Value {
     Binary(u32, Vec<u8>),
 }
 
-fn le16(b: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes([*b.get(o)?, *b.get(o + 1)?]))
-}
-fn le32(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes([
-        *b.get(o)?,
-        *b.get(o + 1)?,
-        *b.get(o + 2)?,
-        *b.get(o + 3)?,
-    ]))
-}
+use crate::bytes::{self, le16, le32};
 
 fn utf16(b: &[u8]) -> String {
-    let units: Vec<u16> = b
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
+    let units: Vec<u16> = b.chunks_exact(2).filter_map(|c| le16(c, 0)).collect();
     String::from_utf16_lossy(&units)
 }
 
@@ -84,7 +73,7 @@ fn latin1(b: &[u8]) -> String {
 impl<'h> Hive<'h> {
     /// Checks the base block and finds the root key.
     pub fn new(data: &'h [u8]) -> Result<Self, HiveError> {
-        if data.len() < HBIN_START + 32 || &data[0..4] != b"regf" {
+        if data.len() < HBIN_START + 32 || !data.starts_with(b"regf") {
             return Err(HiveError::BadHeader(
                 "no 'regf' signature or too short".into(),
             ));
@@ -101,7 +90,7 @@ impl<'h> Hive<'h> {
                 "base block checksum {sum:#x}, computed {x:#x}"
             )));
         }
-        if &data[HBIN_START..HBIN_START + 4] != b"hbin" {
+        if !bytes::magic_at(data, HBIN_START, b"hbin") {
             return Err(HiveError::BadHeader("no 'hbin' at 4096".into()));
         }
         let hive = Hive {
@@ -124,23 +113,22 @@ impl<'h> Hive<'h> {
         let start = usize::try_from(offset)
             .ok()
             .and_then(|o| o.checked_add(HBIN_START))
-            .filter(|&s| s + 4 <= self.data.len())
             .ok_or_else(|| {
                 HiveError::Corrupt(format!("cell offset {offset:#x} outside the hive"))
             })?;
-        let raw = i32::from_le_bytes([
-            self.data[start],
-            self.data[start + 1],
-            self.data[start + 2],
-            self.data[start + 3],
-        ]);
+        let raw = bytes::array(self.data, start)
+            .map(i32::from_le_bytes)
+            .ok_or_else(|| {
+                HiveError::Corrupt(format!("cell offset {offset:#x} outside the hive"))
+            })?;
         let size = usize::try_from(raw.unsigned_abs()).unwrap_or(0);
-        if size < 8 || start + size > self.data.len() {
-            return Err(HiveError::Corrupt(format!(
-                "cell at {offset:#x} has size {raw}"
-            )));
-        }
-        Ok(&self.data[start + 4..start + size])
+        let body = (size >= 8)
+            .then(|| {
+                self.data
+                    .get(start.checked_add(4)?..start.checked_add(size)?)
+            })
+            .flatten();
+        body.ok_or_else(|| HiveError::Corrupt(format!("cell at {offset:#x} has size {raw}")))
     }
 
     /// The root key.
@@ -150,7 +138,7 @@ impl<'h> Hive<'h> {
 
     fn key_at(&'h self, offset: u32) -> Result<Key<'h>, HiveError> {
         let cell = self.cell(offset)?;
-        if cell.len() < 76 || &cell[0..2] != b"nk" {
+        if cell.len() < 76 || !cell.starts_with(b"nk") {
             return Err(HiveError::Corrupt(format!("cell {offset:#x} is not a key")));
         }
         Ok(Key { hive: self, cell })
@@ -248,7 +236,7 @@ impl<'h> Key<'h> {
                 return Err(HiveError::Corrupt("value list is truncated".into()));
             };
             let vk = self.hive.cell(vo)?;
-            if vk.len() < 20 || &vk[0..2] != b"vk" {
+            if vk.len() < 20 || !vk.starts_with(b"vk") {
                 return Err(HiveError::Corrupt(format!("cell {vo:#x} is not a value")));
             }
             let nlen = usize::from(le16(vk, 2).unwrap_or(0));
@@ -276,7 +264,7 @@ impl<'h> Key<'h> {
             return Err(HiveError::Corrupt(format!("value of {size} bytes")));
         }
         let data: Vec<u8> = if inline {
-            data_off.to_le_bytes()[..size.min(4)].to_vec()
+            data_off.to_le_bytes().into_iter().take(size).collect()
         } else {
             let cell = self.hive.cell(data_off)?;
             if size > DB_SEGMENT && cell.get(0..2) == Some(b"db") {
@@ -288,7 +276,7 @@ impl<'h> Key<'h> {
                         .ok_or_else(|| HiveError::Corrupt("db list truncated".into()))?;
                     let seg = self.hive.cell(so)?;
                     let take = (size - out.len()).min(DB_SEGMENT).min(seg.len());
-                    out.extend_from_slice(&seg[..take]);
+                    out.extend(seg.iter().take(take));
                     if out.len() >= size {
                         break;
                     }
@@ -304,24 +292,18 @@ impl<'h> Key<'h> {
             let s = utf16(d);
             s.trim_end_matches('\0').to_string()
         };
-        Ok(match ty {
-            1 | 2 => Value::String(text(&data)),
-            7 => Value::MultiString(
+        Ok(match (ty, le32(&data, 0), bytes::le64(&data, 0)) {
+            (1 | 2, _, _) => Value::String(text(&data)),
+            (7, _, _) => Value::MultiString(
                 utf16(&data)
                     .split('\0')
                     .filter(|s| !s.is_empty())
                     .map(str::to_string)
                     .collect(),
             ),
-            4 if data.len() >= 4 => {
-                Value::Dword(u32::from_le_bytes([data[0], data[1], data[2], data[3]]))
-            }
-            11 if data.len() >= 8 => {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(&data[..8]);
-                Value::Qword(u64::from_le_bytes(a))
-            }
-            t => Value::Binary(t, data),
+            (4, Some(d), _) => Value::Dword(d),
+            (11, _, Some(q)) => Value::Qword(q),
+            (t, _, _) => Value::Binary(t, data),
         })
     }
 
@@ -338,6 +320,49 @@ impl<'h> Key<'h> {
         match self.value(name).ok()?? {
             Value::Dword(d) => Some(d),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A base block, an hbin, and `cells` at the hive's first cell offset; the root key
+    /// is at cell offset `root`.
+    fn hive(root: u32, cells: &[u8]) -> Vec<u8> {
+        let mut d = vec![0u8; HBIN_START + 32];
+        d[0..4].copy_from_slice(b"regf");
+        d[36..40].copy_from_slice(&root.to_le_bytes());
+        let x = (0..127).fold(0u32, |x, i| x ^ le32(&d, i * 4).unwrap());
+        d[508..512].copy_from_slice(&x.to_le_bytes());
+        d[HBIN_START..HBIN_START + 4].copy_from_slice(b"hbin");
+        d.truncate(HBIN_START + 32);
+        d.extend_from_slice(cells);
+        d
+    }
+
+    fn corrupt(data: &[u8]) -> bool {
+        matches!(Hive::new(data), Err(HiveError::Corrupt(_)))
+    }
+
+    #[test]
+    fn cells_past_the_end_are_corrupt_not_panics() {
+        let mut key = vec![0u8; 80];
+        key[0..4].copy_from_slice(&(-80i32).to_le_bytes());
+        key[4..6].copy_from_slice(b"nk");
+        assert!(Hive::new(&hive(32, &key)).is_ok());
+        // The root's size field cut short, past the end, or its body cut short.
+        assert!(corrupt(&hive(32 + 78, &key)));
+        assert!(corrupt(&hive(u32::MAX, &key)));
+        assert!(corrupt(&hive(32, &key[..40])));
+        let mut huge = key.clone();
+        huge[0..4].copy_from_slice(&i32::MIN.to_le_bytes());
+        assert!(corrupt(&hive(32, &huge)));
+        // Every cut of the hive is an error, never a panic.
+        let whole = hive(32, &key);
+        for cut in (0..whole.len()).step_by(7) {
+            assert!(Hive::new(&whole[..cut]).is_err(), "cut at {cut}");
         }
     }
 }

@@ -9,7 +9,14 @@
 //! numbers and beat letter runs; letter runs compare as bytes. When one
 //! string runs out, the longer one is newer.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::cmp::Ordering;
+
+/// `s` without its first `n` bytes (empty when it is shorter).
+fn skip(s: &[u8], n: usize) -> &[u8] {
+    s.get(n..).unwrap_or_default()
+}
 
 /// Compares two version strings as rpm's `rpmvercmp` does.
 pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
@@ -20,10 +27,10 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
     let sep = |c: u8| !c.is_ascii_alphanumeric() && c != b'~' && c != b'^';
     loop {
         while one.first().is_some_and(|&c| sep(c)) {
-            one = &one[1..];
+            one = skip(one, 1);
         }
         while two.first().is_some_and(|&c| sep(c)) {
-            two = &two[1..];
+            two = skip(two, 1);
         }
         let (c1, c2) = (one.first().copied(), two.first().copied());
         // Tilde: a pre-release, older than anything, the end included.
@@ -34,8 +41,8 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
             if c2 != Some(b'~') {
                 return Ordering::Less;
             }
-            one = &one[1..];
-            two = &two[1..];
+            one = skip(one, 1);
+            two = skip(two, 1);
             continue;
         }
         // Caret: a post-release, newer than the end, older than anything else.
@@ -52,8 +59,8 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
             if c2 != Some(b'^') {
                 return Ordering::Less;
             }
-            one = &one[1..];
-            two = &two[1..];
+            one = skip(one, 1);
+            two = skip(two, 1);
             continue;
         }
         let (Some(c1), Some(_)) = (c1, c2) else {
@@ -71,10 +78,10 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
                 })
                 .count()
         };
-        let (n1, n2) = (run(one), run(two));
-        let (seg1, seg2) = (&one[..n1], &two[..n2]);
-        one = &one[n1..];
-        two = &two[n2..];
+        // A run never reaches past its string.
+        let (seg1, rest1) = one.split_at_checked(run(one)).unwrap_or((one, &[]));
+        let (seg2, rest2) = two.split_at_checked(run(two)).unwrap_or((two, &[]));
+        (one, two) = (rest1, rest2);
         // Different kinds of segment: a number is newer than letters.
         if seg2.is_empty() {
             return if numeric {
@@ -85,7 +92,7 @@ pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
         }
         let ord = if numeric {
             let strip = |s: &'_ [u8]| -> usize { s.iter().take_while(|&&c| c == b'0').count() };
-            let (s1, s2) = (&seg1[strip(seg1)..], &seg2[strip(seg2)..]);
+            let (s1, s2) = (skip(seg1, strip(seg1)), skip(seg2, strip(seg2)));
             s1.len().cmp(&s2.len()).then_with(|| s1.cmp(s2))
         } else {
             seg1.cmp(seg2)

@@ -2,6 +2,8 @@
 //! storage and network services of the current control set and their files
 //! from SYSTEM; architecture from the PE header of cmd.exe.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::fs::{Fs, FsError};
 use crate::regf::{Hive, HiveError, Key};
 use crate::{exe, rules, GuestFacts, OsInfo, Sink, Volume};
@@ -157,8 +159,11 @@ pub(crate) fn inspect(
     sink: &mut Sink,
     options: crate::InspectOptions,
 ) {
-    let fs_index = vols[root].fs_index;
-    let Some(fs) = vols[root].fs.as_deref_mut() else {
+    let Some(root_vol) = vols.get_mut(root) else {
+        return;
+    };
+    let fs_index = root_vol.fs_index;
+    let Some(fs) = root_vol.fs.as_deref_mut() else {
         return;
     };
     let sysroot = "/Windows";
@@ -343,7 +348,9 @@ pub(crate) fn inspect(
         )));
     }
     facts.platform = Some(platform.into());
-    facts.filesystems[fs_index].mountpoint = Some("C:\\".into());
+    if let Some(f) = facts.filesystems.get_mut(fs_index) {
+        f.mountpoint = Some("C:\\".into());
+    }
     info.drivers = drivers;
     facts.os = Some(os);
     facts.windows = Some(info);

@@ -7,6 +7,8 @@
 //! decoder checks every length and distance against the block's declared size,
 //! so hostile input gives an error and memory stays bounded.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::io::Write;
 
 /// The lzop file magic.
@@ -43,29 +45,31 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], LzoError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.data.len())
+        let end = self.pos.checked_add(n);
+        let s = end
+            .and_then(|end| self.data.get(self.pos..end))
             .ok_or(LzoError::Truncated(self.pos))?;
-        let s = &self.data[self.pos..end];
-        self.pos = end;
+        self.pos += n;
         Ok(s)
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], LzoError> {
+        let at = self.pos;
+        self.take(N)?
+            .try_into()
+            .map_err(|_| LzoError::Truncated(at))
+    }
     fn u8(&mut self) -> Result<u8, LzoError> {
-        Ok(self.take(1)?[0])
+        let [b] = self.array()?;
+        Ok(b)
     }
     fn be16(&mut self) -> Result<u16, LzoError> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
+        self.array().map(u16::from_be_bytes)
     }
     fn be32(&mut self) -> Result<u32, LzoError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.array().map(u32::from_be_bytes)
     }
     fn le16(&mut self) -> Result<u16, LzoError> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        self.array().map(u16::from_le_bytes)
     }
     /// A run length: zero bytes each add 255, then a non-zero byte.
     fn run(&mut self, base: usize) -> Result<usize, LzoError> {
@@ -253,8 +257,11 @@ pub fn decompress_lzo1x(src: &[u8], max_out: usize) -> Result<Vec<u8>, LzoError>
         }
         // Byte by byte: a match may overlap what it produces.
         let start = out.len() - distance;
-        for i in 0..length {
-            let b = out[start + i];
+        for i in start..start + length {
+            // Each byte pushed makes the next one readable (distance >= 1).
+            let b = *out
+                .get(i)
+                .ok_or_else(|| LzoError::Invalid("back-reference past the output".into()))?;
             out.push(b);
         }
         literal(&mut c, &mut out, next_state)?;
@@ -287,5 +294,24 @@ mod tests {
         // 22 = five literals "abcde", then M4 with distance 16384: end of stream.
         let block = [22, b'a', b'b', b'c', b'd', b'e', 0x11, 0, 0];
         assert_eq!(decompress_lzo1x(&block, 5).unwrap(), b"abcde");
+    }
+
+    #[test]
+    fn truncated_lzop_headers_are_errors() {
+        // lzop 1.03's header: version, library version, version needed, method 1,
+        // level 5, no flags, an empty name; then the end-of-data block.
+        let mut file = MAGIC.to_vec();
+        file.extend_from_slice(&[0x10, 0x30, 0x20, 0x80, 0x09, 0x40, 1, 5]);
+        file.extend_from_slice(&[0; 16]); // flags, mode, mtime, mtime high
+        file.push(0); // name length
+        file.extend_from_slice(&[0; 4]); // header checksum
+        file.extend_from_slice(&[0; 4]); // block of 0 bytes: the end
+        assert_eq!(decode_lzop(&file, &mut Vec::new()), Ok(()));
+        for cut in 0..file.len() {
+            assert!(
+                decode_lzop(&file[..cut], &mut Vec::new()).is_err(),
+                "cut at {cut}"
+            );
+        }
     }
 }

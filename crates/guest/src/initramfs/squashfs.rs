@@ -7,6 +7,8 @@
 //! of at most 8 KiB) with the decoders the initramfs reader already links,
 //! under a bound on memory, entries and depth.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
 
@@ -195,7 +197,7 @@ pub fn list(img: &[u8], max_entries: usize) -> Result<Vec<String>, SquashfsError
     let sb = img
         .get(..96)
         .ok_or_else(|| SquashfsError::NotSquashfs("shorter than a superblock".into()))?;
-    if &sb[0..4] != MAGIC {
+    if !sb.starts_with(MAGIC) {
         return Err(SquashfsError::NotSquashfs("no hsqs magic".into()));
     }
     let (major, minor) = (le16(sb, 28).unwrap_or(0), le16(sb, 30).unwrap_or(0));

@@ -1,5 +1,7 @@
 //! /etc/fstab: each entry mapped to the image's filesystems, and device names ECS breaks.
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use super::*;
 
 /// Resolves an fstab spec to a filesystem index.
@@ -87,11 +89,11 @@ pub(super) fn fstab(
             continue;
         }
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 3 {
+        let [spec, mp, fstype, rest @ ..] = f.as_slice() else {
             continue;
-        }
-        let (spec, mp, fstype) = (f[0], f[1], f[2]);
-        let options = f.get(3).copied().unwrap_or("defaults");
+        };
+        let (spec, mp, fstype) = (*spec, *mp, *fstype);
+        let options = rest.first().copied().unwrap_or("defaults");
         let fs = resolve_spec(facts, spec)
             .or_else(|| devnames::resolve(facts, spec, this_disk.as_deref()));
         let by_id = [

@@ -3,6 +3,8 @@
 //! rules (fstab, GRUB root=, cloud-init, qemu-guest-agent, SELinux,
 //! immutable /etc/shadow, CONFIG_FW_CFG_SYSFS, RTC).
 
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
 use crate::bootloader::{self, DefaultEntry};
 use crate::fs::{Fs, FsError};
 use crate::initramfs::{self, module_name};
@@ -212,7 +214,9 @@ pub(crate) fn inspect(
     sink: &mut Sink,
     options: crate::InspectOptions,
 ) {
-    let root_fs = vols[root].fs_index;
+    let Some(root_fs) = vols.get(root).map(|v| v.fs_index) else {
+        return;
+    };
     let mut tree = Tree {
         vols,
         mounts: vec![("/".to_string(), root)],
@@ -225,7 +229,9 @@ pub(crate) fn inspect(
     let mut mounts = vec![("/".to_string(), root)];
     for e in &info.fstab {
         if let Some(fi) = e.filesystem {
-            facts.filesystems[fi].mountpoint = Some(e.mountpoint.clone());
+            if let Some(f) = facts.filesystems.get_mut(fi) {
+                f.mountpoint = Some(e.mountpoint.clone());
+            }
             if !e.mountpoint.starts_with('/') {
                 continue;
             }
@@ -243,7 +249,7 @@ pub(crate) fn inspect(
             } else {
                 "/"
             };
-            let fs = tree.vols[vi].fs.as_deref_mut();
+            let fs = tree.vols.get_mut(vi).and_then(|v| v.fs.as_deref_mut());
             match fs.map(|f| f.mount_subvolume(at, &e.options)) {
                 Some(Ok(true)) if vi == root => continue,
                 Some(Err(err)) => sink.push(rules::FS_CORRUPT.finding(format!(
@@ -259,7 +265,9 @@ pub(crate) fn inspect(
             // fstab's / not found here: keep ours.
         }
     }
-    facts.filesystems[root_fs].mountpoint = Some("/".into());
+    if let Some(f) = facts.filesystems.get_mut(root_fs) {
+        f.mountpoint = Some("/".into());
+    }
     mounts.sort_by_key(|(m, _)| std::cmp::Reverse(m.len()));
     tree.mounts = mounts;
 
