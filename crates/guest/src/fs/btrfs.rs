@@ -16,10 +16,10 @@
 //! nodes; every count and length is checked against what is left in its node
 //! or item; no allocation comes from an unchecked field.
 
-use super::{components, uuid_string, FsError, FsInfo};
+use super::{components, uuid_string, FsError, FsInfo, UnreadLog};
 use crate::cache::View;
 use crate::rules;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::rc::Rc;
 
@@ -198,6 +198,8 @@ pub(crate) struct BtrfsFs<'v, 'a> {
     /// Other subvolumes mounted inside, longest mount point first.
     binds: Vec<(String, Loc)>,
     notes: Vec<String>,
+    /// Paths over our limits.
+    unread: UnreadLog,
 }
 
 impl<'v, 'a> BtrfsFs<'v, 'a> {
@@ -251,6 +253,7 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
             },
             binds: Vec::new(),
             notes: Vec::new(),
+            unread: UnreadLog::default(),
         };
         // Bootstrap: the system chunks in the superblock.
         let n = usize::try_from(le32(&sb, 0xA0)).unwrap_or(usize::MAX);
@@ -476,15 +479,26 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
         if root.1 > MAX_LEVEL {
             return Err(corrupt(format!("tree of level {}", root.1)));
         }
-        let mut budget = MAX_NODES_PER_SEARCH;
+        // A block seen twice is a loop (the input's fault); a search that needs more
+        // blocks than the budget is over our limit.
+        let mut seen = HashSet::new();
         // Depth-first with an explicit stack of (block, level), right
         // children pushed first so items come out in order.
         let mut stack = vec![root];
         while let Some((at, level)) = stack.pop() {
-            if budget == 0 {
-                return Err(corrupt("a tree search read too many blocks (a loop?)"));
+            if !seen.insert(at) {
+                return Err(corrupt(format!(
+                    "tree block {at} is reached twice (a loop)"
+                )));
             }
-            budget -= 1;
+            if seen.len() > MAX_NODES_PER_SEARCH {
+                return Err(FsError::NotRead {
+                    path: String::new(),
+                    limit: format!(
+                        "one tree search needs more than {MAX_NODES_PER_SEARCH} btrfs tree blocks"
+                    ),
+                });
+            }
             let node = self.node(at, level)?;
             let n = usize::try_from(le32(&node, 0x60)).unwrap_or(0);
             if level == 0 {
@@ -720,10 +734,13 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
             },
         )?;
         if too_many {
-            return Err(corrupt(format!(
-                "inode {} of subvolume {} has over {MAX_EXTENT_ITEM_BYTES} bytes of extent items",
-                at.ino, at.tree
-            )));
+            return Err(FsError::NotRead {
+                path: String::new(),
+                limit: format!(
+                    "inode {} of subvolume {} has more than {MAX_EXTENT_ITEM_BYTES} bytes of extent items",
+                    at.ino, at.tree
+                ),
+            });
         }
         for (file_off, item) in extents {
             let Ok(start) = usize::try_from(file_off) else {
@@ -807,10 +824,12 @@ fn decompress(kind: u8, data: &[u8], ram: u64) -> Result<Vec<u8>, FsError> {
             .take(ram)
             .read_to_end(&mut out)
             .map_err(|e| e.to_string()),
+        // Valid data we cannot decode: not read, not corrupt.
         2 => {
-            return Err(FsError::Corrupt(
-                "btrfs: LZO-compressed data is not read (no decoder)".into(),
-            ))
+            return Err(FsError::NotRead {
+                path: String::new(),
+                limit: "it is LZO-compressed and the btrfs reader has no LZO decoder".into(),
+            })
         }
         3 => {
             let mut input = data;
@@ -866,8 +885,9 @@ fn subvol_option(options: &str) -> Subvol<'_> {
     out
 }
 
-impl super::Fs for BtrfsFs<'_, '_> {
-    fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
+impl BtrfsFs<'_, '_> {
+    /// [`super::Fs::read`], without noting what was not read.
+    fn read_file(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
         let at = self.resolve(path)?;
         let ino = self.inode(at)?;
         if ino.is_dir() {
@@ -875,7 +895,9 @@ impl super::Fs for BtrfsFs<'_, '_> {
         }
         self.file_bytes(at, &ino, limit)
     }
-    fn list(&mut self, path: &str) -> Result<Vec<String>, FsError> {
+
+    /// [`super::Fs::list`], without noting what was not read.
+    fn list_dir(&mut self, path: &str) -> Result<Vec<String>, FsError> {
         let at = self.resolve(path)?;
         if !self.inode(at)?.is_dir() {
             return Err(FsError::NotFound);
@@ -887,20 +909,43 @@ impl super::Fs for BtrfsFs<'_, '_> {
         })?;
         Ok(names)
     }
+}
+
+impl super::Fs for BtrfsFs<'_, '_> {
+    fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
+        let r = self.read_file(path, limit).map_err(|e| e.at_path(path));
+        self.unread.note("btrfs", r)
+    }
+    fn list(&mut self, path: &str) -> Result<Vec<String>, FsError> {
+        let r = self.list_dir(path).map_err(|e| e.at_path(path));
+        self.unread.note("btrfs", r)
+    }
     fn exists(&mut self, path: &str) -> bool {
-        self.resolve(path).is_ok()
+        let r = self.resolve(path).map_err(|e| e.at_path(path));
+        self.unread.note("btrfs", r).is_ok()
     }
     fn immutable(&mut self, path: &str) -> Option<bool> {
         let at = self.resolve(path).ok()?;
         self.inode(at).ok().map(|i| i.flags & INODE_IMMUTABLE != 0)
     }
     fn notes(&mut self) -> Vec<(&'static preflight_report::Rule, String)> {
-        self.notes
+        let mut notes: Vec<_> = self
+            .notes
             .drain(..)
             .map(|n| (&rules::FS_NEEDS_RECOVERY, n))
-            .collect()
+            .collect();
+        notes.extend(self.unread.take());
+        notes
     }
     fn mount_subvolume(&mut self, at: &str, options: &str) -> Result<bool, FsError> {
+        self.mount(at, options)
+            .map_err(|e| e.at_path(&format!("the subvolume of {options}")))
+    }
+}
+
+impl BtrfsFs<'_, '_> {
+    /// [`super::Fs::mount_subvolume`].
+    fn mount(&mut self, at: &str, options: &str) -> Result<bool, FsError> {
         let loc = match subvol_option(options) {
             Subvol::Id(id) => self.subvolume_root(id)?,
             Subvol::Path(p) => {
