@@ -349,3 +349,59 @@ pub(crate) fn uuid_string(b: &[u8]) -> String {
 pub(crate) fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
     path.split('/').filter(|c| !c.is_empty() && *c != ".")
 }
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn not_read(path: &str) -> FsError {
+        FsError::NotRead {
+            path: path.into(),
+            limit: "reading it needs more than 16 MiB of scattered ext4 metadata at once".into(),
+        }
+    }
+
+    #[test]
+    fn each_unread_path_is_one_read_limit_note_and_other_errors_pass() {
+        let mut log = UnreadLog::default();
+        for _ in 0..3 {
+            assert!(log.note::<()>("ext4", Err(not_read("/etc"))).is_err());
+        }
+        assert!(matches!(
+            log.note::<()>("ext4", Err(FsError::NotFound)),
+            Err(FsError::NotFound)
+        ));
+        assert!(log
+            .note::<()>("ext4", Err(FsError::Corrupt("bad".into())))
+            .is_err());
+        let notes = log.take();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let (rule, text) = &notes[0];
+        assert_eq!(rule.code, "GUEST.ReadLimit");
+        assert_eq!(rule.severity, preflight_report::Severity::Warning);
+        assert_eq!(
+            text,
+            "ext4: /etc was not read: reading it needs more than 16 MiB of scattered ext4 \
+             metadata at once, the inspector's limit (not a fault of the filesystem); the checks \
+             that need it did not run and the verdict is incomplete"
+        );
+        // Taken once; the same path later is not reported again.
+        assert!(log.take().is_empty());
+        let _ = log.note::<()>("ext4", Err(not_read("/etc")));
+        assert!(log.take().is_empty());
+    }
+
+    #[test]
+    fn at_path_fills_only_an_empty_path() {
+        let inner = FsError::NotRead {
+            path: String::new(),
+            limit: "x".into(),
+        };
+        assert!(matches!(inner.at_path("/a"), FsError::NotRead { path, .. } if path == "/a"));
+        assert!(
+            matches!(not_read("/b").at_path("/a"), FsError::NotRead { path, .. } if path == "/b")
+        );
+        assert!(matches!(FsError::NotFound.at_path("/a"), FsError::NotFound));
+    }
+}
