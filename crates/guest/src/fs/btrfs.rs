@@ -382,11 +382,15 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
             .iter()
             .find(|c| logical >= c.logical && logical - c.logical < c.length)
             .ok_or_else(|| corrupt(format!("logical address {logical} is in no chunk")))?;
+        // Valid layouts this reader does not map: not read, not corrupt.
         if c.kind & STRIPED != 0 {
-            return Err(corrupt(format!(
-                "chunk at {} uses a striped RAID profile (type {:#x}), which is not read",
-                c.logical, c.kind
-            )));
+            return Err(FsError::NotRead {
+                path: String::new(),
+                limit: format!(
+                    "btrfs chunk at {} uses a striped RAID profile (type {:#x}), which the reader does not map",
+                    c.logical, c.kind
+                ),
+            });
         }
         let within = logical - c.logical;
         if len > c.length - within {
@@ -399,10 +403,13 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
             .filter_map(|(_, off)| off.checked_add(within))
             .collect();
         if copies.is_empty() {
-            return Err(corrupt(format!(
-                "chunk at {} has no copy on this device (a multi-device filesystem)",
-                c.logical
-            )));
+            return Err(FsError::NotRead {
+                path: String::new(),
+                limit: format!(
+                    "btrfs chunk at {} has no copy on this device (a multi-device filesystem), and only this disk is read",
+                    c.logical
+                ),
+            });
         }
         Ok(copies)
     }
