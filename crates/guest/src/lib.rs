@@ -178,6 +178,24 @@ pub(crate) struct Volume<'v> {
 }
 
 impl Volume<'_> {
+    /// Makes findings of the reader's notes not taken yet; true if one says a path was
+    /// not read over the inspector's limits.
+    fn take_notes(&mut self, sink: &mut Sink) -> bool {
+        let Some(f) = self.fs.as_mut() else {
+            return false;
+        };
+        let notes = match catch(sink, |_| f.notes()) {
+            Ok(notes) => notes,
+            Err(_) => return false,
+        };
+        let mut limited = false;
+        for (rule, note) in notes {
+            limited |= rule.code == rules::READ_LIMIT.code;
+            sink.push(rule.finding(format!("{}: {note}", self.place)));
+        }
+        limited
+    }
+
     /// Drops a reader that panicked (so later steps neither repeat the panic nor trust
     /// it) and says so once: the input is at fault, the filesystem is corrupt.
     fn reader_failed(&mut self, sink: &mut Sink, unread: &mut Vec<String>, caught: &Caught) {
@@ -479,6 +497,8 @@ fn inspect_cached(
 
     // Volumes that could hold the root but could not be read: `partition 1 (NTFS)`.
     let mut unread: Vec<String> = Vec::new();
+    // Volumes read only in part, over the inspector's own limits (`GUEST.ReadLimit`).
+    let mut limited: Vec<String> = Vec::new();
     let regions = regions(cache, facts, sink, &mut unread, readers);
     let mut volumes: Vec<Volume<'_>> = Vec::new();
     // Encrypted volumes, and FreeBSD filesystems: (filesystem index, kind).
@@ -526,12 +546,22 @@ fn inspect_cached(
                         opened = Some(Box::new(MarkedFs { inner: f, fs_index }) as Box<dyn Fs>);
                         None
                     }
+                    // Our limit, not the filesystem's fault: a warning, the verdict incomplete.
+                    Ok(Err(e @ fs::FsError::NotRead { .. })) => {
+                        sink.push(rules::READ_LIMIT.finding(format!(
+                            "{where_}: {reader}: {e}; the filesystem was not inspected and the verdict is incomplete"
+                        )));
+                        limited.push(format!("{where_} ({reader})"));
+                        None
+                    }
                     Ok(Err(e)) => Some(format!("{} on {where_}: {e}", fs::blkid_type(kind))),
                     Err(caught) => Some(format!("{where_}: {reader} is corrupt ({caught})")),
                 };
                 if let Some(why) = failed {
                     sink.push(rules::FS_CORRUPT.finding(why));
                     unread.push(format!("{where_} ({reader})"));
+                }
+                if opened.is_none() {
                     if let Some(info) =
                         guarded(sink, "superblock", |_| fs::raw_info(kind, &view)).flatten()
                     {
@@ -667,6 +697,10 @@ fn inspect_cached(
                     Ok(None) => {}
                     Err(caught) => v.reader_failed(sink, &mut unread, &caught),
                 }
+                // A root behind a path over our limits is not absent: the verdict is incomplete.
+                if v.take_notes(sink) {
+                    limited.push(format!("{} ({})", v.place, v.reader));
+                }
             }
         }
         // An encrypted or FreeBSD root is named for what it is; "import the system disk" is
@@ -679,6 +713,13 @@ fn inspect_cached(
                 "no Linux or Windows root was found, but {} could not be read; the guest checks \
                  (OS, drivers, boot) are incomplete",
                 unread.join(", ")
+            )));
+        } else if !limited.is_empty() {
+            sink.push(rules::READ_LIMIT.finding(format!(
+                "no Linux or Windows root was found, but {} was read only in part (over the \
+                 inspector's limits); the guest checks (OS, drivers, boot) did not run and the \
+                 verdict is incomplete",
+                limited.join(", ")
             )));
         } else {
             let lvm = facts.filesystems.iter().any(|f| f.kind == FsKind::Lvm2);
@@ -696,6 +737,10 @@ fn inspect_cached(
     guarded_volumes(sink, "boot", &mut volumes, &mut unread, |v, s| {
         boot::inspect(cache, v, facts, s)
     });
+    // What the readers left unread over their limits while the checks ran.
+    for v in &mut volumes {
+        v.take_notes(sink);
+    }
 }
 
 /// A volume to probe: a partition, the whole disk, an md array's data, or an LVM logical volume.
@@ -1277,5 +1322,68 @@ mod tests {
         // RUST_BACKTRACE=1 still shows it, for debugging.
         let (_, stderr) = child("1");
         assert!(stderr.contains("panicked at"), "{stderr}");
+    }
+
+    /// A sound ext4 made by mkfs.ext4 whose /etc needs more of the disk at once than
+    /// the reader's store keeps: that is our limit, so a warning naming /etc and an
+    /// incomplete verdict, never `GUEST.FilesystemCorrupt` or another error.
+    #[test]
+    fn an_ext4_lookup_over_the_store_limit_is_a_warning_not_corrupt() {
+        let out = std::env::temp_dir().join("ecs-preflight-guest-fixtures");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/guest/build-ext4-scattered.sh"
+        );
+        let st = std::process::Command::new("bash")
+            .arg(script)
+            .arg(&out)
+            .status()
+            .expect("run build-ext4-scattered.sh");
+        assert!(st.success(), "build-ext4-scattered.sh failed");
+        let src = preflight_disk::FileSource::open(out.join("fs-ext4-scattered.raw"))
+            .expect("open the fixture");
+        let img = preflight_disk::raw::RawImage::new(std::sync::Arc::new(src));
+
+        // 512 KiB: the filesystem opens and single files are found, but listing /etc
+        // (inode tables spread over 50 MiB) needs more at once.
+        fs::ext4::TEST_STORE_CHUNKS.with(|c| c.set(Some(8)));
+        let r = inspect(&img);
+        fs::ext4::TEST_STORE_CHUNKS.with(|c| c.set(None));
+        let errors: Vec<&Finding> = r.findings.iter().filter(|f| f.is_error()).collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        let unread = r
+            .findings
+            .iter()
+            .find(|f| f.code == "GUEST.ReadLimit" && f.message.contains("/etc was not read"))
+            .unwrap_or_else(|| panic!("no ReadLimit finding for /etc: {:#?}", r.findings));
+        assert_eq!(unread.severity, preflight_report::Severity::Warning);
+        assert!(
+            unread
+                .message
+                .starts_with("partition 1: ext4: /etc was not read: "),
+            "{}",
+            unread.message
+        );
+        assert!(unread.message.contains("512 KiB"), "{}", unread.message);
+        assert!(
+            unread.message.contains("the verdict is incomplete"),
+            "{}",
+            unread.message
+        );
+        // No root was seen, and the finding says why rather than "no operating system".
+        assert!(r.findings.iter().any(|f| f.code == "GUEST.ReadLimit"
+            && f.message.starts_with("no Linux or Windows root was found")));
+
+        // With the real store the same filesystem is read whole: the root is there.
+        let r = inspect(&img);
+        assert!(
+            !r.findings.iter().any(|f| f.code == "GUEST.ReadLimit"),
+            "{:#?}",
+            r.findings
+        );
+        assert_eq!(
+            r.facts.os.as_ref().and_then(|o| o.distro.as_deref()),
+            Some("debian")
+        );
     }
 }

@@ -97,6 +97,8 @@ pub static INITRAMFS_UNREADABLE: Rule = Rule::new("GUEST.InitramfsUnreadable", S
 pub static INITRAMFS_KERNEL_MISMATCH: Rule = Rule::new("GUEST.InitramfsKernelMismatch", Severity::Warning, "each initramfs holds the modules of the kernel it belongs to (lib/modules/<version>/)", "Rebuild the initramfs for its kernel: update-initramfs -u -k <version> or dracut -f --kver <version>; modules of another version do not load.");
 /// Decompression stopped at its limit.
 pub static DECOMPRESSION_LIMIT: Rule = Rule::new("GUEST.DecompressionLimit", Severity::Warning, "an unpacked initramfs stays under the inspector's size limit", "The file unpacks to more than the limit (a decompression bomb, or a huge initramfs); inspect it in the source VM.");
+/// A path the checks need is over one of the inspector's own limits.
+pub static READ_LIMIT: Rule = Rule::new("GUEST.ReadLimit", Severity::Warning, "every file and directory the checks need can be read within the inspector's limits", "The named path was not read because it is over one of ecs-preflight's limits, not because the filesystem is damaged: the checks that need it did not run, so the verdict is incomplete. Verify them in the source VM.");
 /// fstab names a device by kernel name.
 pub static FSTAB_DEVICE_NAME: Rule = Rule::new("GUEST.FstabDeviceName", Severity::Warning, "/etc/fstab names filesystems by UUID or LABEL, not by /dev/sdX, /dev/vdX or /dev/xvdX", "Device names change on ECS (disks are /dev/vdX or /dev/nvmeXnY); use UUID= from blkid in /etc/fstab.");
 /// fstab names a UUID/LABEL no filesystem has.
@@ -249,6 +251,7 @@ pub static RULES: &[&Rule] = &[
     &INITRAMFS_UNREADABLE,
     &INITRAMFS_KERNEL_MISMATCH,
     &DECOMPRESSION_LIMIT,
+    &READ_LIMIT,
     &FSTAB_DEVICE_NAME,
     &FSTAB_UNKNOWN,
     &GRUB_ROOT_DEVICE,

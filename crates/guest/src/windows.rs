@@ -94,6 +94,21 @@ fn read_hive(fs: &mut dyn Fs, path: &str, sink: &mut Sink) -> Option<Vec<u8>> {
             sink.push(rules::HIVE_CORRUPT.finding(format!("{path} is missing")));
             None
         }
+        // Over our limits: the hive is not known to be bad, the verdict is incomplete.
+        Err(FsError::TooLarge(n)) => {
+            sink.push(rules::READ_LIMIT.finding(format!(
+                "NTFS: the registry hive {path} is {n} bytes, over the {MAX_HIVE}-byte read limit; {}; the verdict is incomplete",
+                unchecked(name)
+            )));
+            None
+        }
+        Err(e @ FsError::NotRead { .. }) => {
+            sink.push(rules::READ_LIMIT.finding(format!(
+                "NTFS: {e}; {}; the verdict is incomplete",
+                unchecked(name)
+            )));
+            None
+        }
         Err(e) => {
             sink.push(rules::FS_CORRUPT.finding(format!(
                 "NTFS: the registry hive {path} cannot be read ({e}); {}",

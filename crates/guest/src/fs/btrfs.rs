@@ -16,10 +16,10 @@
 //! nodes; every count and length is checked against what is left in its node
 //! or item; no allocation comes from an unchecked field.
 
-use super::{components, uuid_string, FsError, FsInfo};
+use super::{components, uuid_string, FsError, FsInfo, UnreadLog};
 use crate::cache::View;
 use crate::rules;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::rc::Rc;
 
@@ -70,16 +70,34 @@ const STRIPED: u64 = 0x8 | 0x40 | 0x80 | 0x100; // RAID0, RAID10, RAID5, RAID6
 /// `BTRFS_INODE_IMMUTABLE`.
 const INODE_IMMUTABLE: u64 = 1 << 6;
 
-fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
+/// The `N` bytes at `o` of a structure; `Corrupt` if it is shorter.
+fn field<const N: usize>(b: &[u8], o: usize) -> Result<[u8; N], FsError> {
+    o.checked_add(N)
+        .and_then(|end| b.get(o..end))
+        .and_then(|w| w.try_into().ok())
+        .ok_or_else(|| truncated(b, o))
 }
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+fn truncated(b: &[u8], o: usize) -> FsError {
+    corrupt(format!(
+        "a field at {o} is past the end of a {}-byte structure",
+        b.len()
+    ))
 }
-fn le64(b: &[u8], o: usize) -> u64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[o..o + 8]);
-    u64::from_le_bytes(x)
+fn byte(b: &[u8], o: usize) -> Result<u8, FsError> {
+    b.get(o).copied().ok_or_else(|| truncated(b, o))
+}
+fn bytes(b: &[u8], r: std::ops::Range<usize>) -> Result<&[u8], FsError> {
+    let at = r.start;
+    b.get(r).ok_or_else(|| truncated(b, at))
+}
+fn le16(b: &[u8], o: usize) -> Result<u16, FsError> {
+    field(b, o).map(u16::from_le_bytes)
+}
+fn le32(b: &[u8], o: usize) -> Result<u32, FsError> {
+    field(b, o).map(u32::from_le_bytes)
+}
+fn le64(b: &[u8], o: usize) -> Result<u64, FsError> {
+    field(b, o).map(u64::from_le_bytes)
 }
 
 const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
@@ -109,12 +127,12 @@ struct Key {
 }
 
 impl Key {
-    fn parse(b: &[u8], o: usize) -> Key {
-        Key {
-            objectid: le64(b, o),
-            kind: b[o + 8],
-            offset: le64(b, o + 9),
-        }
+    fn parse(b: &[u8], o: usize) -> Result<Key, FsError> {
+        Ok(Key {
+            objectid: le64(b, o)?,
+            kind: byte(b, o + 8)?,
+            offset: le64(b, o + 9)?,
+        })
     }
     fn new(objectid: u64, kind: u8, offset: u64) -> Key {
         Key {
@@ -140,18 +158,18 @@ fn parse_chunk(b: &[u8], o: usize, end: usize, logical: u64) -> Result<(Chunk, u
     if o + 48 > end {
         return Err(corrupt("chunk item is truncated"));
     }
-    let n = usize::from(le16(b, o + 44));
+    let n = usize::from(le16(b, o + 44)?);
     if n == 0 || n > MAX_STRIPES || o + 48 + n * 32 > end {
         return Err(corrupt(format!("chunk at {logical} has {n} stripes")));
     }
     let stripes = (0..n)
-        .map(|i| (le64(b, o + 48 + i * 32), le64(b, o + 48 + i * 32 + 8)))
-        .collect();
+        .map(|i| Ok((le64(b, o + 48 + i * 32)?, le64(b, o + 48 + i * 32 + 8)?)))
+        .collect::<Result<_, FsError>>()?;
     Ok((
         Chunk {
             logical,
-            length: le64(b, o),
-            kind: le64(b, o + 24),
+            length: le64(b, o)?,
+            kind: le64(b, o + 24)?,
             stripes,
         },
         48 + n * 32,
@@ -198,6 +216,8 @@ pub(crate) struct BtrfsFs<'v, 'a> {
     /// Other subvolumes mounted inside, longest mount point first.
     binds: Vec<(String, Loc)>,
     notes: Vec<String>,
+    /// Paths over our limits.
+    unread: UnreadLog,
 }
 
 impl<'v, 'a> BtrfsFs<'v, 'a> {
@@ -205,44 +225,44 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
         let sb = view
             .read_vec(SUPER_OFFSET, SUPER_SIZE)
             .map_err(|e| corrupt(format!("superblock: {e}")))?;
-        if &sb[0x40..0x48] != MAGIC {
+        if bytes(&sb, 0x40..0x48)? != MAGIC {
             return Err(corrupt("no superblock magic"));
         }
-        let csum_type = le16(&sb, 0xC4);
+        let csum_type = le16(&sb, 0xC4)?;
         // Under the fuzzer checksums are not checked, so it reaches the parsers.
         let verify_csum = csum_type == 0 && !cfg!(fuzzing);
-        if verify_csum && CRC32C.checksum(&sb[0x20..]) != le32(&sb, 0) {
+        if verify_csum && CRC32C.checksum(bytes(&sb, 0x20..sb.len())?) != le32(&sb, 0)? {
             return Err(corrupt("superblock checksum mismatch"));
         }
-        let sectorsize = le32(&sb, 0x90);
-        let nodesize = le32(&sb, 0x94);
+        let sectorsize = le32(&sb, 0x90)?;
+        let nodesize = le32(&sb, 0x94)?;
         if !(4096..=65536).contains(&nodesize) || !nodesize.is_power_of_two() {
             return Err(corrupt(format!("node size {nodesize} is invalid")));
         }
         if !(512..=65536).contains(&sectorsize) || !sectorsize.is_power_of_two() {
             return Err(corrupt(format!("sector size {sectorsize} is invalid")));
         }
-        let label: Vec<u8> = sb[0x12B..0x22B]
+        let label: Vec<u8> = bytes(&sb, 0x12B..0x22B)?
             .iter()
             .copied()
             .take_while(|&c| c != 0)
             .collect();
         let info = FsInfo {
             fs_type: "btrfs".into(),
-            uuid: Some(uuid_string(&sb[0x20..0x30])),
+            uuid: Some(uuid_string(bytes(&sb, 0x20..0x30)?)),
             label: (!label.is_empty()).then(|| String::from_utf8_lossy(&label).into_owned()),
             // This device's size (dev_item.total_bytes): what must fit the partition.
-            declared_size: Some(le64(&sb, 0xC9 + 8)),
+            declared_size: Some(le64(&sb, 0xC9 + 8)?),
             features: Vec::new(),
         };
         let mut fs = BtrfsFs {
             view,
             nodesize,
             verify_csum,
-            devid: le64(&sb, 0xC9),
-            root_dir: le64(&sb, 0x80),
+            devid: le64(&sb, 0xC9)?,
+            root_dir: le64(&sb, 0x80)?,
             chunks: Vec::new(),
-            root_tree: (le64(&sb, 0x50), sb[0xC6]),
+            root_tree: (le64(&sb, 0x50)?, byte(&sb, 0xC6)?),
             trees: HashMap::new(),
             nodes: HashMap::new(),
             root: Loc {
@@ -251,16 +271,17 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
             },
             binds: Vec::new(),
             notes: Vec::new(),
+            unread: UnreadLog::default(),
         };
         // Bootstrap: the system chunks in the superblock.
-        let n = usize::try_from(le32(&sb, 0xA0)).unwrap_or(usize::MAX);
+        let n = usize::try_from(le32(&sb, 0xA0)?).unwrap_or(usize::MAX);
         if n > 2048 {
             return Err(corrupt(format!("sys_chunk_array of {n} bytes")));
         }
-        let arr = &sb[0x32B..0x32B + n];
+        let arr = bytes(&sb, 0x32B..0x32B + n)?;
         let mut o = 0usize;
         while o + 17 <= arr.len() {
-            let key = Key::parse(arr, o);
+            let key = Key::parse(arr, o)?;
             o += 17;
             if key.kind != CHUNK_ITEM {
                 return Err(corrupt("sys_chunk_array holds a non-chunk item"));
@@ -270,7 +291,7 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
             o += used;
         }
         // Then the whole chunk tree.
-        let (chunk_root, chunk_level) = (le64(&sb, 0x58), sb[0xC7]);
+        let (chunk_root, chunk_level) = (le64(&sb, 0x58)?, byte(&sb, 0xC7)?);
         let mut found = Vec::new();
         fs.search(
             (chunk_root, chunk_level),
@@ -291,7 +312,7 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
         }
         fs.chunks = found;
         fs.nodes.clear();
-        if le64(&sb, 0x60) != 0 {
+        if le64(&sb, 0x60)? != 0 {
             fs.notes.push(
                 "btrfs has a log tree (fsync'd writes after the last commit: the image looks copied from a running system), which was not replayed; files were read as of the last commit".into(),
             );
@@ -361,11 +382,15 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
             .iter()
             .find(|c| logical >= c.logical && logical - c.logical < c.length)
             .ok_or_else(|| corrupt(format!("logical address {logical} is in no chunk")))?;
+        // Valid layouts this reader does not map: not read, not corrupt.
         if c.kind & STRIPED != 0 {
-            return Err(corrupt(format!(
-                "chunk at {} uses a striped RAID profile (type {:#x}), which is not read",
-                c.logical, c.kind
-            )));
+            return Err(FsError::NotRead {
+                path: String::new(),
+                limit: format!(
+                    "btrfs chunk at {} uses a striped RAID profile (type {:#x}), which the reader does not map",
+                    c.logical, c.kind
+                ),
+            });
         }
         let within = logical - c.logical;
         if len > c.length - within {
@@ -378,10 +403,13 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
             .filter_map(|(_, off)| off.checked_add(within))
             .collect();
         if copies.is_empty() {
-            return Err(corrupt(format!(
-                "chunk at {} has no copy on this device (a multi-device filesystem)",
-                c.logical
-            )));
+            return Err(FsError::NotRead {
+                path: String::new(),
+                limit: format!(
+                    "btrfs chunk at {} has no copy on this device (a multi-device filesystem), and only this disk is read",
+                    c.logical
+                ),
+            });
         }
         Ok(copies)
     }
@@ -401,9 +429,12 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
                 .unwrap_or(usize::MAX)
                 .min(len - out.len());
             let phys = self.physical(pos, n as u64)?;
+            let first = *phys
+                .first()
+                .ok_or_else(|| corrupt(format!("logical address {pos} has no copy")))?;
             let b = self
                 .view
-                .read_vec(phys[0], n)
+                .read_vec(first, n)
                 .map_err(|e| corrupt(format!("read at {pos}: {e}")))?;
             out.extend_from_slice(&b);
             pos = pos
@@ -416,7 +447,7 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
     /// A tree block, checked: checksum, its own address and its level.
     fn node(&mut self, logical: u64, level: u8) -> Result<Rc<Vec<u8>>, FsError> {
         if let Some(n) = self.nodes.get(&logical) {
-            if n[0x64] == level {
+            if n.get(0x64) == Some(&level) {
                 return Ok(n.clone());
             }
         }
@@ -430,25 +461,25 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
                     continue;
                 }
             };
-            if self.verify_csum && CRC32C.checksum(&b[0x20..]) != le32(&b, 0) {
+            if self.verify_csum && CRC32C.checksum(bytes(&b, 0x20..b.len())?) != le32(&b, 0)? {
                 last = corrupt(format!("tree block {logical}: checksum mismatch"));
                 continue;
             }
-            if le64(&b, 0x30) != logical {
+            if le64(&b, 0x30)? != logical {
                 last = corrupt(format!(
                     "tree block {logical} says it is at {}",
-                    le64(&b, 0x30)
+                    le64(&b, 0x30)?
                 ));
                 continue;
             }
-            if b[0x64] != level {
+            let found = byte(&b, 0x64)?;
+            if found != level {
                 last = corrupt(format!(
-                    "tree block {logical} has level {} where {level} was expected",
-                    b[0x64]
+                    "tree block {logical} has level {found} where {level} was expected"
                 ));
                 continue;
             }
-            let n = usize::try_from(le32(&b, 0x60)).unwrap_or(usize::MAX);
+            let n = usize::try_from(le32(&b, 0x60)?).unwrap_or(usize::MAX);
             let per = if level == 0 { ITEM } else { KEY_PTR };
             if n > (size - HEADER) / per {
                 last = corrupt(format!("tree block {logical} claims {n} items"));
@@ -476,36 +507,47 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
         if root.1 > MAX_LEVEL {
             return Err(corrupt(format!("tree of level {}", root.1)));
         }
-        let mut budget = MAX_NODES_PER_SEARCH;
+        // A block seen twice is a loop (the input's fault); a search that needs more
+        // blocks than the budget is over our limit.
+        let mut seen = HashSet::new();
         // Depth-first with an explicit stack of (block, level), right
         // children pushed first so items come out in order.
         let mut stack = vec![root];
         while let Some((at, level)) = stack.pop() {
-            if budget == 0 {
-                return Err(corrupt("a tree search read too many blocks (a loop?)"));
+            if !seen.insert(at) {
+                return Err(corrupt(format!(
+                    "tree block {at} is reached twice (a loop)"
+                )));
             }
-            budget -= 1;
+            if seen.len() > MAX_NODES_PER_SEARCH {
+                return Err(FsError::NotRead {
+                    path: String::new(),
+                    limit: format!(
+                        "one tree search needs more than {MAX_NODES_PER_SEARCH} btrfs tree blocks"
+                    ),
+                });
+            }
             let node = self.node(at, level)?;
-            let n = usize::try_from(le32(&node, 0x60)).unwrap_or(0);
+            let n = usize::try_from(le32(&node, 0x60)?).unwrap_or(0);
             if level == 0 {
                 let data_area = node.len() - HEADER;
                 for i in 0..n {
                     let o = HEADER + i * ITEM;
-                    let key = Key::parse(&node, o);
+                    let key = Key::parse(&node, o)?;
                     if key < lo {
                         continue;
                     }
                     if key > hi {
                         return Ok(());
                     }
-                    let off = usize::try_from(le32(&node, o + 17)).unwrap_or(usize::MAX);
-                    let size = usize::try_from(le32(&node, o + 21)).unwrap_or(usize::MAX);
+                    let off = usize::try_from(le32(&node, o + 17)?).unwrap_or(usize::MAX);
+                    let size = usize::try_from(le32(&node, o + 21)?).unwrap_or(usize::MAX);
                     if off > data_area || size > data_area - off {
                         return Err(corrupt(format!(
                             "item {i} of tree block {at} is out of its block"
                         )));
                     }
-                    if !visit(key, &node[HEADER + off..HEADER + off + size]) {
+                    if !visit(key, bytes(&node, HEADER + off..HEADER + off + size)?) {
                         return Ok(());
                     }
                 }
@@ -513,8 +555,12 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
                 let mut children = Vec::new();
                 for i in 0..n {
                     let o = HEADER + i * KEY_PTR;
-                    let key = Key::parse(&node, o);
-                    let next = (i + 1 < n).then(|| Key::parse(&node, o + KEY_PTR));
+                    let key = Key::parse(&node, o)?;
+                    let next = if i + 1 < n {
+                        Some(Key::parse(&node, o + KEY_PTR)?)
+                    } else {
+                        None
+                    };
                     // Child i holds keys from its key up to the next one.
                     if key > hi {
                         break;
@@ -522,7 +568,7 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
                     if next.is_some_and(|nk| nk <= lo) {
                         continue;
                     }
-                    children.push((le64(&node, o + 17), level - 1));
+                    children.push((le64(&node, o + 17)?, level - 1));
                 }
                 stack.extend(children.into_iter().rev());
             }
@@ -542,8 +588,10 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
             Key::new(id, ROOT_ITEM, 0),
             Key::new(id, ROOT_ITEM, u64::MAX),
             &mut |_, d| {
-                if d.len() >= 239 {
-                    found = Some((le64(d, 176), d[238], le64(d, 168)));
+                // A short item stays unfound: "has no root item".
+                if let (Ok(block), Ok(level), Ok(dir)) = (le64(d, 176), byte(d, 238), le64(d, 168))
+                {
+                    found = Some((block, level, dir));
                 }
                 false
             },
@@ -560,12 +608,9 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
         let key = Key::new(at.ino, INODE_ITEM, 0);
         let mut found = None;
         self.search((block, level), key, key, &mut |_, d| {
-            if d.len() >= 72 {
-                found = Some(InodeItem {
-                    size: le64(d, 16),
-                    mode: le32(d, 52),
-                    flags: le64(d, 64),
-                });
+            // A short item stays unfound: "is missing".
+            if let (Ok(size), Ok(mode), Ok(flags)) = (le64(d, 16), le32(d, 52), le64(d, 64)) {
+                found = Some(InodeItem { size, mode, flags });
             }
             false
         })?;
@@ -720,10 +765,13 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
             },
         )?;
         if too_many {
-            return Err(corrupt(format!(
-                "inode {} of subvolume {} has over {MAX_EXTENT_ITEM_BYTES} bytes of extent items",
-                at.ino, at.tree
-            )));
+            return Err(FsError::NotRead {
+                path: String::new(),
+                limit: format!(
+                    "inode {} of subvolume {} has more than {MAX_EXTENT_ITEM_BYTES} bytes of extent items",
+                    at.ino, at.tree
+                ),
+            });
         }
         for (file_off, item) in extents {
             let Ok(start) = usize::try_from(file_off) else {
@@ -736,7 +784,10 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
                 continue;
             };
             let n = data.len().min(size - start);
-            out[start..start + n].copy_from_slice(&data[..n]);
+            match (out.get_mut(start..start + n), data.get(..n)) {
+                (Some(to), Some(from)) => to.copy_from_slice(from),
+                _ => return Err(corrupt("file extent does not fit the file")),
+            }
         }
         Ok(out)
     }
@@ -747,25 +798,26 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
         if d.len() < 21 {
             return Err(corrupt("file extent item is truncated"));
         }
-        let ram = le64(d, 8);
-        let compression = d[16];
-        if d[17] != 0 || le16(d, 18) != 0 {
+        let ram = le64(d, 8)?;
+        let compression = byte(d, 16)?;
+        if byte(d, 17)? != 0 || le16(d, 18)? != 0 {
             return Err(corrupt("encrypted or encoded file extent"));
         }
-        match d[20] {
+        let kind = byte(d, 20)?;
+        match kind {
             0 => {
                 if ram > MAX_INLINE_RAM {
                     return Err(corrupt(format!("inline extent of {ram} bytes")));
                 }
-                decompress(compression, &d[21..], ram).map(Some)
+                decompress(compression, bytes(d, 21..d.len())?, ram).map(Some)
             }
             1 | 2 => {
                 if d.len() < 53 {
                     return Err(corrupt("file extent item is truncated"));
                 }
                 let (bytenr, disk_len, offset, len) =
-                    (le64(d, 21), le64(d, 29), le64(d, 37), le64(d, 45));
-                if d[20] == 2 || bytenr == 0 {
+                    (le64(d, 21)?, le64(d, 29)?, le64(d, 37)?, le64(d, 45)?);
+                if kind == 2 || bytenr == 0 {
                     return Ok(None);
                 }
                 if compression == 0 {
@@ -788,7 +840,7 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
                 let to = from
                     .saturating_add(usize::try_from(len).unwrap_or(0))
                     .min(full.len());
-                Ok(Some(full[from..to].to_vec()))
+                Ok(Some(bytes(&full, from..to)?.to_vec()))
             }
             t => Err(corrupt(format!("file extent of type {t}"))),
         }
@@ -801,16 +853,18 @@ fn decompress(kind: u8, data: &[u8], ram: u64) -> Result<Vec<u8>, FsError> {
     let r = match kind {
         0 => {
             let n = usize::try_from(ram).unwrap_or(0).min(data.len());
-            return Ok(data[..n].to_vec());
+            return Ok(bytes(data, 0..n)?.to_vec());
         }
         1 => flate2::read::ZlibDecoder::new(data)
             .take(ram)
             .read_to_end(&mut out)
             .map_err(|e| e.to_string()),
+        // Valid data we cannot decode: not read, not corrupt.
         2 => {
-            return Err(FsError::Corrupt(
-                "btrfs: LZO-compressed data is not read (no decoder)".into(),
-            ))
+            return Err(FsError::NotRead {
+                path: String::new(),
+                limit: "it is LZO-compressed and the btrfs reader has no LZO decoder".into(),
+            })
         }
         3 => {
             let mut input = data;
@@ -832,15 +886,15 @@ fn dir_entries(d: &[u8]) -> impl Iterator<Item = (Key, &[u8])> {
         if o + 30 > d.len() {
             return None;
         }
-        let loc = Key::parse(d, o);
-        let data_len = usize::from(le16(d, o + 25));
-        let name_len = usize::from(le16(d, o + 27));
+        let loc = Key::parse(d, o).ok()?;
+        let data_len = usize::from(le16(d, o + 25).ok()?);
+        let name_len = usize::from(le16(d, o + 27).ok()?);
         let name_at = o + 30;
         if name_at + name_len + data_len > d.len() {
             return None;
         }
         o = name_at + name_len + data_len;
-        Some((loc, &d[name_at..name_at + name_len]))
+        Some((loc, d.get(name_at..name_at + name_len)?))
     })
 }
 
@@ -866,8 +920,9 @@ fn subvol_option(options: &str) -> Subvol<'_> {
     out
 }
 
-impl super::Fs for BtrfsFs<'_, '_> {
-    fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
+impl BtrfsFs<'_, '_> {
+    /// [`super::Fs::read`], without noting what was not read.
+    fn read_file(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
         let at = self.resolve(path)?;
         let ino = self.inode(at)?;
         if ino.is_dir() {
@@ -875,7 +930,9 @@ impl super::Fs for BtrfsFs<'_, '_> {
         }
         self.file_bytes(at, &ino, limit)
     }
-    fn list(&mut self, path: &str) -> Result<Vec<String>, FsError> {
+
+    /// [`super::Fs::list`], without noting what was not read.
+    fn list_dir(&mut self, path: &str) -> Result<Vec<String>, FsError> {
         let at = self.resolve(path)?;
         if !self.inode(at)?.is_dir() {
             return Err(FsError::NotFound);
@@ -887,20 +944,43 @@ impl super::Fs for BtrfsFs<'_, '_> {
         })?;
         Ok(names)
     }
+}
+
+impl super::Fs for BtrfsFs<'_, '_> {
+    fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
+        let r = self.read_file(path, limit).map_err(|e| e.at_path(path));
+        self.unread.note("btrfs", r)
+    }
+    fn list(&mut self, path: &str) -> Result<Vec<String>, FsError> {
+        let r = self.list_dir(path).map_err(|e| e.at_path(path));
+        self.unread.note("btrfs", r)
+    }
     fn exists(&mut self, path: &str) -> bool {
-        self.resolve(path).is_ok()
+        let r = self.resolve(path).map_err(|e| e.at_path(path));
+        self.unread.note("btrfs", r).is_ok()
     }
     fn immutable(&mut self, path: &str) -> Option<bool> {
         let at = self.resolve(path).ok()?;
         self.inode(at).ok().map(|i| i.flags & INODE_IMMUTABLE != 0)
     }
     fn notes(&mut self) -> Vec<(&'static preflight_report::Rule, String)> {
-        self.notes
+        let mut notes: Vec<_> = self
+            .notes
             .drain(..)
             .map(|n| (&rules::FS_NEEDS_RECOVERY, n))
-            .collect()
+            .collect();
+        notes.extend(self.unread.take());
+        notes
     }
     fn mount_subvolume(&mut self, at: &str, options: &str) -> Result<bool, FsError> {
+        self.mount(at, options)
+            .map_err(|e| e.at_path(&format!("the subvolume of {options}")))
+    }
+}
+
+impl BtrfsFs<'_, '_> {
+    /// [`super::Fs::mount_subvolume`].
+    fn mount(&mut self, at: &str, options: &str) -> Result<bool, FsError> {
         let loc = match subvol_option(options) {
             Subvol::Id(id) => self.subvolume_root(id)?,
             Subvol::Path(p) => {
@@ -928,6 +1008,7 @@ impl super::Fs for BtrfsFs<'_, '_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -16,8 +16,10 @@
 //! (no CSUM_V3: every ext3/ext4 before metadata_csum) is replayed by
 //! [`super::jbd2`] into an overlay that every read goes through.
 
+#![deny(clippy::indexing_slicing)]
+
 use super::jbd2::{self, JournalSuper, Overlay};
-use super::{components, uuid_string, FsError, FsInfo};
+use super::{components, uuid_string, FsError, FsInfo, UnreadLog};
 use crate::cache::View;
 use crate::rules;
 use ext4_view::{Ext4, Ext4Error, Ext4Read};
@@ -33,17 +35,18 @@ const MAX_EXT4_READ: usize = 1024 * 1024;
 const STORE_CHUNK: u64 = 64 * 1024;
 
 /// Chunks kept (16 MiB): far more than one lookup needs; a long file read
-/// streams through it.
+/// streams through it. A lookup that needs more at once is not read
+/// ([`FsError::NotRead`]): that is our limit, not a fault of the filesystem.
 const STORE_CHUNKS: usize = 256;
 
 /// Chunks copied in after the one a read missed (1 MiB in all): file data and
 /// directory blocks are mostly read in order.
 const READ_AHEAD_CHUNKS: u64 = 15;
 
-/// Most times one call may start over. Each start fills at least one chunk,
-/// so only a call that needs more than the whole store at once (thrashing
-/// it) comes near this.
-const MAX_RETRIES: usize = 2 * STORE_CHUNKS;
+/// Most times one call may start over, per chunk the store keeps. Each start
+/// fills at least one chunk, so only a call that needs more than the whole
+/// store at once (thrashing it) comes near this.
+const RETRIES_PER_CHUNK: usize = 2;
 
 /// Largest directory read by the inode-flag lookup (a huge /etc is not
 /// normal; 4 MiB is about 100k entries).
@@ -53,6 +56,8 @@ const MAX_DIR_BYTES: u64 = 4 * 1024 * 1024;
 struct Store {
     /// The volume's length: reads past it fail at once.
     len: u64,
+    /// Chunks kept at most ([`STORE_CHUNKS`]; smaller in tests).
+    max_chunks: usize,
     chunks: HashMap<u64, Vec<u8>>,
     /// Chunk indexes, oldest first.
     order: VecDeque<u64>,
@@ -89,7 +94,10 @@ impl Store {
                 return Err(format!("read at {pos} is past the end of the volume"));
             }
             let n = avail.min(dst.len() - done);
-            dst[done..done + n].copy_from_slice(&chunk[within..within + n]);
+            match (dst.get_mut(done..done + n), chunk.get(within..within + n)) {
+                (Some(to), Some(from)) => to.copy_from_slice(from),
+                _ => return Err(format!("read at {pos} does not fit the store's chunk")),
+            }
             done += n;
         }
         Ok(())
@@ -143,8 +151,10 @@ impl<'v, 'a> Feed<'v, 'a> {
         let vol = self.view.len;
         let first = start / STORE_CHUNK;
         let end = start.saturating_add(u64::try_from(len).unwrap_or(u64::MAX));
-        let last = (end.saturating_sub(1) / STORE_CHUNK).saturating_add(READ_AHEAD_CHUNKS);
         let mut store = self.store.borrow_mut();
+        // Read ahead into half the store at most, so the chunk that missed stays.
+        let ahead = READ_AHEAD_CHUNKS.min(u64::try_from(store.max_chunks / 2).unwrap_or(0));
+        let last = (end.saturating_sub(1) / STORE_CHUNK).saturating_add(ahead);
         for index in first..=last {
             let at = index.saturating_mul(STORE_CHUNK);
             if at >= vol {
@@ -158,7 +168,7 @@ impl<'v, 'a> Feed<'v, 'a> {
                 .disk()
                 .read_vec(at, n)
                 .map_err(|e| FsError::Corrupt(format!("ext4: reading {n} bytes at {at}: {e}")))?;
-            if store.order.len() >= STORE_CHUNKS {
+            if store.order.len() >= store.max_chunks {
                 if let Some(old) = store.order.pop_front() {
                     store.chunks.remove(&old);
                 }
@@ -169,24 +179,45 @@ impl<'v, 'a> Feed<'v, 'a> {
         Ok(())
     }
 
-    /// Runs `call` until it no longer misses the store.
-    fn retry<T>(&self, mut call: impl FnMut() -> Result<T, Ext4Error>) -> Result<T, FsError> {
-        for _ in 0..MAX_RETRIES {
+    /// Most times one call may start over.
+    fn max_retries(&self) -> usize {
+        self.store
+            .borrow()
+            .max_chunks
+            .saturating_mul(RETRIES_PER_CHUNK)
+    }
+
+    /// Runs `call` (a lookup of `path`) until it no longer misses the store.
+    fn retry<T>(
+        &self,
+        path: &str,
+        mut call: impl FnMut() -> Result<T, Ext4Error>,
+    ) -> Result<T, FsError> {
+        for _ in 0..self.max_retries() {
             let result = call();
             match self.take_miss() {
                 Some((start, len)) => self.fill(start, len)?,
                 None => return result.map_err(map_err),
             }
         }
-        Err(too_scattered())
+        Err(self.too_scattered(path))
     }
-}
 
-fn too_scattered() -> FsError {
-    FsError::Corrupt(format!(
-        "ext4: one lookup reads more than {} MiB of scattered metadata",
-        STORE_CHUNKS as u64 * STORE_CHUNK / (1024 * 1024)
-    ))
+    /// `path` needs more of the disk at once than the store keeps.
+    fn too_scattered(&self, path: &str) -> FsError {
+        let bytes = u64::try_from(self.store.borrow().max_chunks)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(STORE_CHUNK);
+        let limit = if bytes >= 1024 * 1024 {
+            format!("{} MiB", bytes / (1024 * 1024))
+        } else {
+            format!("{} KiB", bytes / 1024)
+        };
+        FsError::NotRead {
+            path: path.to_string(),
+            limit: format!("reading it needs more than {limit} of scattered ext4 metadata at once"),
+        }
+    }
 }
 
 /// An ext2/3/4 filesystem.
@@ -196,6 +227,8 @@ pub(crate) struct Ext4Fs<'v, 'a> {
     sb: Super,
     /// What the caller should be told about the journal.
     notes: Vec<String>,
+    /// Paths over the store's limit.
+    unread: UnreadLog,
 }
 
 /// The filesystem's bytes, with the replayed journal on top.
@@ -217,6 +250,11 @@ impl Disk<'_, '_, '_> {
 
 impl<'v, 'a> Ext4Fs<'v, 'a> {
     pub(crate) fn open(view: View<'v, 'a>) -> Result<(Self, FsInfo), FsError> {
+        Self::open_with_store(view, store_chunks())
+    }
+
+    /// [`Ext4Fs::open`] with a store of at most `max_chunks` chunks.
+    fn open_with_store(view: View<'v, 'a>, max_chunks: usize) -> Result<(Self, FsInfo), FsError> {
         let raw = view
             .read_vec(1024, 1024)
             .map_err(|e| FsError::Corrupt(format!("ext4 superblock: {e}")))?;
@@ -225,6 +263,7 @@ impl<'v, 'a> Ext4Fs<'v, 'a> {
         let (overlay, notes) = journal_overlay(&view, &sb);
         let store = Rc::new(RefCell::new(Store {
             len: view.len,
+            max_chunks: max_chunks.max(1),
             chunks: HashMap::new(),
             order: VecDeque::new(),
             miss: None,
@@ -234,13 +273,16 @@ impl<'v, 'a> Ext4Fs<'v, 'a> {
             overlay,
             store,
         };
-        let fs = feed.retry(|| Ext4::load(Box::new(StoreReader(Rc::clone(&feed.store)))))?;
+        let fs = feed.retry("/", || {
+            Ext4::load(Box::new(StoreReader(Rc::clone(&feed.store))))
+        })?;
         Ok((
             Ext4Fs {
                 feed,
                 fs,
                 sb,
                 notes,
+                unread: UnreadLog::default(),
             },
             info,
         ))
@@ -287,9 +329,10 @@ impl<'v, 'a> Ext4Fs<'v, 'a> {
     }
 }
 
-impl super::Fs for Ext4Fs<'_, '_> {
-    fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
-        let mut file = self.feed.retry(|| self.fs.open(path))?;
+impl Ext4Fs<'_, '_> {
+    /// [`super::Fs::read`], without noting what was not read.
+    fn read_file(&self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
+        let mut file = self.feed.retry(path, || self.fs.open(path))?;
         let len = file.metadata().len();
         if len > limit {
             return Err(FsError::TooLarge(len));
@@ -304,40 +347,73 @@ impl super::Fs for Ext4Fs<'_, '_> {
             if let Some((start, n)) = self.feed.take_miss() {
                 misses += 1;
                 if misses
-                    > MAX_RETRIES
+                    > self
+                        .feed
+                        .max_retries()
                         .saturating_add(usize::try_from(len / STORE_CHUNK).unwrap_or(usize::MAX))
                 {
-                    return Err(too_scattered());
+                    return Err(self.feed.too_scattered(path));
                 }
                 self.feed.fill(start, n)?;
                 // The block iterator may have stopped at the miss: start it again.
-                self.feed.retry(|| file.seek_to(at))?;
+                self.feed.retry(path, || file.seek_to(at))?;
                 continue;
             }
             match got.map_err(map_err)? {
                 0 => return Ok(out),
-                n => out.extend_from_slice(&buf[..n]),
+                n => out.extend_from_slice(buf.get(..n).ok_or_else(|| {
+                    FsError::Corrupt(format!("ext4: {path}: read of {n} bytes into 64 KiB"))
+                })?),
             }
         }
+    }
+}
+
+impl super::Fs for Ext4Fs<'_, '_> {
+    fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
+        let r = self.read_file(path, limit);
+        self.unread.note("ext4", r)
     }
     fn list(&mut self, path: &str) -> Result<Vec<String>, FsError> {
         Ok(self.list_typed(path)?.into_iter().map(|(n, _)| n).collect())
     }
     fn list_typed(&mut self, path: &str) -> Result<Vec<(String, bool)>, FsError> {
-        self.feed.retry(|| self.entries(path))
+        let r = self.feed.retry(path, || self.entries(path));
+        self.unread.note("ext4", r)
     }
     fn exists(&mut self, path: &str) -> bool {
-        self.feed.retry(|| self.fs.exists(path)).unwrap_or(false)
+        let r = self.feed.retry(path, || self.fs.exists(path));
+        self.unread.note("ext4", r).unwrap_or(false)
     }
     fn immutable(&mut self, path: &str) -> Option<bool> {
         self.inode_flags(path).map(|f| f & 0x10 != 0)
     }
     fn notes(&mut self) -> Vec<(&'static preflight_report::Rule, String)> {
-        self.notes
+        let mut notes: Vec<_> = self
+            .notes
             .drain(..)
             .map(|n| (&rules::FS_NEEDS_RECOVERY, n))
-            .collect()
+            .collect();
+        notes.extend(self.unread.take());
+        notes
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// The store's size for inspections on this thread, so a test need not make a
+    /// filesystem whose lookups need more than 16 MiB at once.
+    pub(crate) static TEST_STORE_CHUNKS: std::cell::Cell<Option<usize>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Chunks the store keeps.
+fn store_chunks() -> usize {
+    #[cfg(test)]
+    if let Some(n) = TEST_STORE_CHUNKS.with(std::cell::Cell::get) {
+        return n;
+    }
+    STORE_CHUNKS
 }
 
 /// `needs_recovery` in the incompatible features.
@@ -410,18 +486,22 @@ fn read_journal(
         return Ok(None);
     }
     let used = usize::try_from(u64::from(js.maxlen).min(map.len() as u64)).unwrap_or(0);
-    if map[..used].contains(&0) {
+    if map.iter().take(used).any(|&b| b == 0) {
         return Err("the journal file has holes".into());
     }
     let read = |at: u64, n: usize| raw.read_vec(at, n);
     jbd2::replay(&js, sb.block_size, metadata_csum, &map, &read).map(Some)
 }
 
-fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
+/// The little-endian `u16` at `o`, if `b` holds it.
+fn le16(b: &[u8], o: usize) -> Option<u16> {
+    let w = b.get(o..o.checked_add(2)?)?;
+    Some(u16::from_le_bytes(w.try_into().ok()?))
 }
-fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+/// The little-endian `u32` at `o`, if `b` holds it.
+fn le32(b: &[u8], o: usize) -> Option<u32> {
+    let w = b.get(o..o.checked_add(4)?)?;
+    Some(u32::from_le_bytes(w.try_into().ok()?))
 }
 
 const COMPAT: &[(u32, &str)] = &[
@@ -494,52 +574,55 @@ struct Inode {
 
 impl Super {
     pub(crate) fn parse(b: &[u8]) -> Result<Super, FsError> {
-        if b.len() < 1024 || le16(b, 56) != 0xEF53 {
+        if b.len() < 1024 || le16(b, 56) != Some(0xEF53) {
             return Err(FsError::Corrupt("ext4: bad superblock magic".into()));
         }
-        let log = le32(b, 24);
+        let truncated = || FsError::Corrupt("ext4: superblock is truncated".into());
+        let le16 = |o| le16(b, o).ok_or_else(truncated);
+        let le32 = |o| le32(b, o).ok_or_else(truncated);
+        let log = le32(24)?;
         if log > 6 {
             return Err(FsError::Corrupt(format!(
                 "ext4: block size 1024<<{log} is invalid"
             )));
         }
-        let incompat = le32(b, 96);
+        let incompat = le32(96)?;
         let hi = if incompat & 0x80 != 0 {
-            u64::from(le32(b, 0x150))
+            u64::from(le32(0x150)?)
         } else {
             0
         };
-        let rev = le32(b, 76);
-        let inode_size = if rev == 0 {
-            128
-        } else {
-            u64::from(le16(b, 88))
-        };
+        let rev = le32(76)?;
+        let inode_size = if rev == 0 { 128 } else { u64::from(le16(88)?) };
         let desc_size = if incompat & 0x80 != 0 {
-            u64::from(le16(b, 254)).max(32)
+            u64::from(le16(254)?).max(32)
         } else {
             32
         };
-        let mut uuid = [0u8; 16];
-        uuid.copy_from_slice(&b[104..120]);
-        let label_bytes: Vec<u8> = b[120..136]
+        let uuid: [u8; 16] = b
+            .get(104..120)
+            .and_then(|u| u.try_into().ok())
+            .ok_or_else(truncated)?;
+        let label_bytes: Vec<u8> = b
+            .get(120..136)
+            .ok_or_else(truncated)?
             .iter()
             .copied()
             .take_while(|&c| c != 0)
             .collect();
         Ok(Super {
             block_size: 1024u64 << log,
-            blocks: (hi << 32) | u64::from(le32(b, 4)),
-            first_data_block: u64::from(le32(b, 20)),
-            inodes_per_group: u64::from(le32(b, 40)),
+            blocks: (hi << 32) | u64::from(le32(4)?),
+            first_data_block: u64::from(le32(20)?),
+            inodes_per_group: u64::from(le32(40)?),
             inode_size,
             desc_size,
-            compat: le32(b, 92),
+            compat: le32(92)?,
             incompat,
-            ro_compat: le32(b, 100),
+            ro_compat: le32(100)?,
             uuid,
             label: String::from_utf8_lossy(&label_bytes).into_owned(),
-            journal_inum: le32(b, 0xE0),
+            journal_inum: le32(0xE0)?,
         })
     }
 
@@ -587,20 +670,19 @@ impl Super {
         let d = disk
             .read_vec(desc_off, usize::try_from(self.desc_size).ok()?)
             .ok()?;
-        let mut table = u64::from(le32(&d, 8));
+        let mut table = u64::from(le32(&d, 8)?);
         if self.desc_size >= 64 {
-            table |= u64::from(le32(&d, 0x28)) << 32;
+            table |= u64::from(le32(&d, 0x28)?) << 32;
         }
         let off = table
             .checked_mul(self.block_size)?
             .checked_add(index.checked_mul(self.inode_size)?)?;
         let r = disk.read_vec(off, 128).ok()?;
-        let mut block = [0u8; 60];
-        block.copy_from_slice(&r[40..100]);
+        let block: [u8; 60] = r.get(40..100)?.try_into().ok()?;
         Some(Inode {
-            mode: le16(&r, 0),
-            flags: le32(&r, 32),
-            size: u64::from(le32(&r, 4)) | (u64::from(le32(&r, 108)) << 32),
+            mode: le16(&r, 0)?,
+            flags: le32(&r, 32)?,
+            size: u64::from(le32(&r, 4)?) | (u64::from(le32(&r, 108)?) << 32),
             block,
         })
     }
@@ -619,10 +701,10 @@ impl Super {
                 if out.len() as u64 >= want {
                     break;
                 }
-                out.push(u64::from(le32(&inode.block, i * 4)));
+                out.push(u64::from(le32(&inode.block, i * 4)?));
             }
             for (slot, depth) in [(12usize, 1u32), (13, 2), (14, 3)] {
-                let b = u64::from(le32(&inode.block, slot * 4));
+                let b = u64::from(le32(&inode.block, slot * 4)?);
                 self.indirect(disk, b, depth, &mut out, want)?;
             }
         }
@@ -662,7 +744,7 @@ impl Super {
             if out.len() as u64 >= want {
                 break;
             }
-            let b = u64::from(le32(&raw, i * 4));
+            let b = u64::from(le32(&raw, i * 4)?);
             if depth == 1 {
                 out.push(b);
             } else {
@@ -680,11 +762,11 @@ impl Super {
         out: &mut Vec<u64>,
         want: u64,
     ) -> Option<()> {
-        if level > 5 || node.len() < 12 || le16(node, 0) != 0xF30A {
+        if level > 5 || le16(node, 0)? != 0xF30A {
             return None;
         }
-        let entries = usize::from(le16(node, 2));
-        let depth = le16(node, 6);
+        let entries = usize::from(le16(node, 2)?);
+        let depth = le16(node, 6)?;
         for i in 0..entries {
             let e = 12 + i * 12;
             if e + 12 > node.len() {
@@ -694,15 +776,15 @@ impl Super {
                 return Some(());
             }
             if depth == 0 {
-                let logical = u64::from(le32(node, e));
+                let logical = u64::from(le32(node, e)?);
                 // Above 32768 the length marks an unwritten extent.
-                let raw_len = u64::from(le16(node, e + 4));
+                let raw_len = u64::from(le16(node, e + 4)?);
                 let len = if raw_len > 32768 {
                     raw_len - 32768
                 } else {
                     raw_len
                 };
-                let start = (u64::from(le16(node, e + 6)) << 32) | u64::from(le32(node, e + 8));
+                let start = (u64::from(le16(node, e + 6)?) << 32) | u64::from(le32(node, e + 8)?);
                 while (out.len() as u64) < logical.min(want) {
                     out.push(0);
                 }
@@ -713,7 +795,7 @@ impl Super {
                     out.push(start.checked_add(k)?);
                 }
             } else {
-                let leaf = (u64::from(le16(node, e + 8)) << 32) | u64::from(le32(node, e + 4));
+                let leaf = (u64::from(le16(node, e + 8)?) << 32) | u64::from(le32(node, e + 4)?);
                 let child = disk
                     .read_vec(
                         leaf.checked_mul(self.block_size)?,
@@ -739,13 +821,13 @@ impl Super {
             let blk = disk.read_vec(b.checked_mul(self.block_size)?, bs).ok()?;
             let mut o = 0usize;
             while o + 8 <= bs {
-                let ino = le32(&blk, o);
-                let rec = usize::from(le16(&blk, o + 4));
-                let nlen = usize::from(blk[o + 6]);
+                let ino = le32(&blk, o)?;
+                let rec = usize::from(le16(&blk, o + 4)?);
+                let nlen = usize::from(*blk.get(o + 6)?);
                 if rec < 8 {
                     break;
                 }
-                if ino != 0 && o + 8 + nlen <= bs && &blk[o + 8..o + 8 + nlen] == name {
+                if ino != 0 && blk.get(o + 8..o + 8 + nlen) == Some(name) {
                     return Some(u64::from(ino));
                 }
                 o += rec;

@@ -15,6 +15,8 @@
 //! checksum here means we may replay a torn last transaction, which is what
 //! the filesystem looked like anyway).
 
+#![deny(clippy::indexing_slicing)]
+
 use std::collections::{BTreeMap, HashMap};
 
 /// JBD2 block header magic.
@@ -42,8 +44,13 @@ const TAG_LAST: u32 = 8;
 /// mapping of the journal file is one `u64` per block).
 pub(crate) const MAX_JOURNAL_BLOCKS: u64 = 1 << 20;
 
-fn be32(b: &[u8], o: usize) -> u32 {
-    u32::from_be_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+/// The big-endian `u32` at `o`; an error if the block is shorter.
+fn be32(b: &[u8], o: usize) -> Result<u32, String> {
+    o.checked_add(4)
+        .and_then(|end| b.get(o..end))
+        .and_then(|w| <[u8; 4]>::try_from(w).ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(|| format!("journal block of {} bytes has no field at {o}", b.len()))
 }
 
 /// The journal superblock fields recovery needs.
@@ -66,21 +73,21 @@ pub(crate) struct JournalSuper {
 impl JournalSuper {
     /// Parses the first block of the journal.
     pub(crate) fn parse(b: &[u8]) -> Result<JournalSuper, String> {
-        if b.len() < 0x30 || be32(b, 0) != MAGIC {
+        if b.len() < 0x30 || be32(b, 0)? != MAGIC {
             return Err("journal superblock has no JBD2 magic".into());
         }
-        let kind = be32(b, 4);
+        let kind = be32(b, 4)?;
         let incompat = match kind {
             SUPERBLOCK_V1 => 0,
-            SUPERBLOCK_V2 => be32(b, 0x28),
+            SUPERBLOCK_V2 => be32(b, 0x28)?,
             other => return Err(format!("journal superblock type {other} is unknown")),
         };
         Ok(JournalSuper {
-            block_size: be32(b, 0xC),
-            maxlen: be32(b, 0x10),
-            first: be32(b, 0x14),
-            sequence: be32(b, 0x18),
-            start: be32(b, 0x1C),
+            block_size: be32(b, 0xC)?,
+            maxlen: be32(b, 0x10)?,
+            first: be32(b, 0x14)?,
+            sequence: be32(b, 0x18)?,
+            start: be32(b, 0x1C)?,
             incompat,
         })
     }
@@ -166,8 +173,10 @@ impl Overlay {
         let bs = usize::try_from(self.block_size).map_err(|_| "block size".to_string())?;
         for (&block, rep) in self.blocks.range(first..=last) {
             let mut data = read(rep.at, bs)?;
-            if rep.escaped && data.len() >= 4 {
-                data[..4].copy_from_slice(&MAGIC.to_be_bytes());
+            if rep.escaped {
+                if let Some(head) = data.get_mut(..4) {
+                    head.copy_from_slice(&MAGIC.to_be_bytes());
+                }
             }
             // A journal copy cut short by the end of the disk is an error, not a short copy.
             if data.len() < bs {
@@ -184,7 +193,14 @@ impl Overlay {
                 usize::try_from(from - off).unwrap_or(0),
                 usize::try_from(to - off).unwrap_or(0),
             );
-            buf[b0..b1].copy_from_slice(&data[d0..d1]);
+            match (buf.get_mut(b0..b1), data.get(d0..d1)) {
+                (Some(to), Some(from)) if to.len() == from.len() => to.copy_from_slice(from),
+                _ => {
+                    return Err(format!(
+                        "journal copy of block {block} does not fit the read"
+                    ))
+                }
+            }
         }
         self.patch_superblock(off, buf);
         Ok(())
@@ -199,12 +215,18 @@ impl Overlay {
         let end = off + buf.len() as u64;
         let at = |abs: u64| usize::try_from(abs - off).unwrap_or(usize::MAX);
         if off <= INCOMPAT && INCOMPAT < end {
-            buf[at(INCOMPAT)] &= !0x04;
+            if let Some(flags) = buf.get_mut(at(INCOMPAT)) {
+                *flags &= !0x04;
+            }
         }
         if self.resum_superblock && off <= SB && CSUM + 4 <= end {
             const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
-            let sum = CRC32C.checksum(&buf[at(SB)..at(CSUM)]) ^ !0;
-            buf[at(CSUM)..at(CSUM) + 4].copy_from_slice(&sum.to_le_bytes());
+            let Some(sum) = buf.get(at(SB)..at(CSUM)).map(|sb| CRC32C.checksum(sb) ^ !0) else {
+                return;
+            };
+            if let Some(field) = buf.get_mut(at(CSUM)..at(CSUM).saturating_add(4)) {
+                field.copy_from_slice(&sum.to_le_bytes());
+            }
         }
     }
 }
@@ -251,8 +273,16 @@ pub(crate) fn replay(
     }
     let bs = usize::try_from(fs_block_size).map_err(|_| "block size".to_string())?;
     let next = |pos: u64| if pos + 1 >= maxlen { first } else { pos + 1 };
+    // The filesystem block of log block `pos`.
+    let log_block = |pos: u64| -> Result<u64, String> {
+        usize::try_from(pos)
+            .ok()
+            .and_then(|i| map.get(i))
+            .copied()
+            .ok_or_else(|| format!("log block {pos} is outside the journal's map"))
+    };
     let read_log = |pos: u64| -> Result<Vec<u8>, String> {
-        let phys = map[usize::try_from(pos).map_err(|_| "log block".to_string())?];
+        let phys = log_block(pos)?;
         let b = read(
             phys.checked_mul(fs_block_size)
                 .ok_or_else(|| format!("journal block {phys} out of range"))?,
@@ -280,21 +310,22 @@ pub(crate) fn replay(
     'scan: while budget > 0 {
         budget -= 1;
         let b = read_log(pos)?;
-        if be32(&b, 0) != MAGIC || be32(&b, 8) != pending.sequence {
+        if be32(&b, 0)? != MAGIC || be32(&b, 8)? != pending.sequence {
             break;
         }
-        match be32(&b, 4) {
+        match be32(&b, 4)? {
             DESCRIPTOR => {
                 let mut o = 12usize;
                 let end = bs.saturating_sub(tail);
                 while o + tag_bytes <= end {
-                    let lo = u64::from(be32(&b, o));
+                    let lo = u64::from(be32(&b, o)?);
                     let (flags, hi) = if tag_bytes == 16 {
-                        (be32(&b, o + 4), u64::from(be32(&b, o + 8)))
+                        (be32(&b, o + 4)?, u64::from(be32(&b, o + 8)?))
                     } else {
-                        let flags = u32::from(u16::from_be_bytes([b[o + 6], b[o + 7]]));
+                        // The 16-bit flags are the low half of the word at o + 4.
+                        let flags = be32(&b, o + 4)? & 0xFFFF;
                         let hi = if js.incompat & INCOMPAT_64BIT != 0 {
-                            u64::from(be32(&b, o + 8))
+                            u64::from(be32(&b, o + 8)?)
                         } else {
                             0
                         };
@@ -335,14 +366,14 @@ pub(crate) fn replay(
                 committed.push(done);
             }
             REVOKE => {
-                let count = usize::try_from(be32(&b, 12)).unwrap_or(usize::MAX).min(bs);
+                let count = usize::try_from(be32(&b, 12)?).unwrap_or(usize::MAX).min(bs);
                 let rec = if wide_revoke { 8 } else { 4 };
                 let mut o = 16usize;
                 while o + rec <= count {
                     let r = if wide_revoke {
-                        (u64::from(be32(&b, o)) << 32) | u64::from(be32(&b, o + 4))
+                        (u64::from(be32(&b, o)?) << 32) | u64::from(be32(&b, o + 4)?)
                     } else {
-                        u64::from(be32(&b, o))
+                        u64::from(be32(&b, o)?)
                     };
                     pending_revokes.push(r);
                     o += rec;
@@ -360,7 +391,7 @@ pub(crate) fn replay(
             {
                 continue;
             }
-            let phys = map[usize::try_from(log).map_err(|_| "log block".to_string())?];
+            let phys = log_block(log)?;
             let at = phys
                 .checked_mul(fs_block_size)
                 .ok_or_else(|| format!("journal block {phys} out of range"))?;
@@ -377,6 +408,7 @@ fn seq_after(a: u32, b: u32) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

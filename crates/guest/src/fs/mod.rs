@@ -1,8 +1,12 @@
 //! Filesystems: probing by magic, and one small read-only interface over the
 //! readers (ext4-view, lamxfs, fatfs, ntfs, our btrfs).
 
+#![deny(clippy::indexing_slicing)]
+
 mod btrfs;
 pub(crate) mod ext4;
+// fat.rs is rewritten elsewhere (issue 16); the deny above reaches every child.
+#[allow(clippy::indexing_slicing)]
 mod fat;
 mod jbd2;
 mod ntfs;
@@ -20,9 +24,70 @@ pub(crate) enum FsError {
     /// The file is bigger than the caller's limit.
     #[error("file of {0} bytes is over the read limit")]
     TooLarge(u64),
+    /// Not read because it needs more than one of the reader's own limits: the
+    /// filesystem is not at fault, the checks that need `path` are incomplete.
+    #[error("{path} was not read: {limit}, the inspector's limit (not a fault of the filesystem)")]
+    NotRead {
+        /// What was being looked up or read.
+        path: String,
+        /// The limit it needs more than, in words (`more than 16 MiB of metadata…`).
+        limit: String,
+    },
     /// The filesystem's metadata is inconsistent, or a read failed.
     #[error("{0}")]
     Corrupt(String),
+}
+
+impl FsError {
+    /// `NotRead` with the path the caller asked for, where the reader's inner layers
+    /// did not know it.
+    pub(crate) fn at_path(self, asked: &str) -> FsError {
+        match self {
+            FsError::NotRead { path, limit } if path.is_empty() => FsError::NotRead {
+                path: asked.to_string(),
+                limit,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Most paths a reader reports as not read (one finding each).
+const MAX_UNREAD_NOTES: usize = 32;
+
+/// What a reader left unread because of its own limits, each path reported once,
+/// as `GUEST.ReadLimit` notes (see [`Fs::notes`]).
+#[derive(Debug, Default)]
+pub(crate) struct UnreadLog {
+    reported: std::collections::HashSet<String>,
+    notes: Vec<String>,
+}
+
+impl UnreadLog {
+    /// Records `result`'s error if it is a `NotRead`, and passes it on.
+    pub(crate) fn note<T>(
+        &mut self,
+        reader: &str,
+        result: Result<T, FsError>,
+    ) -> Result<T, FsError> {
+        if let Err(e @ FsError::NotRead { .. }) = &result {
+            let text = e.to_string();
+            if self.reported.len() < MAX_UNREAD_NOTES && self.reported.insert(text.clone()) {
+                self.notes.push(format!(
+                    "{reader}: {text}; the checks that need it did not run and the verdict is incomplete"
+                ));
+            }
+        }
+        result
+    }
+
+    /// The notes not taken yet.
+    pub(crate) fn take(&mut self) -> Vec<(&'static preflight_report::Rule, String)> {
+        self.notes
+            .drain(..)
+            .map(|n| (&crate::rules::READ_LIMIT, n))
+            .collect()
+    }
 }
 
 /// A mounted filesystem, read-only. Paths are absolute, `/`-separated.
@@ -54,8 +119,9 @@ pub(crate) trait Fs {
     fn immutable(&mut self, _path: &str) -> Option<bool> {
         None
     }
-    /// What the reader had to do or leave out to read this filesystem
-    /// (a journal replayed in memory, or not), taken once, as findings.
+    /// What the reader had to do or leave out to read this filesystem (a journal
+    /// replayed in memory, or not; a path over its limits), as findings; each is
+    /// returned once, so callers take them after opening and again after reading.
     fn notes(&mut self) -> Vec<(&'static preflight_report::Rule, String)> {
         Vec::new()
     }
@@ -105,11 +171,13 @@ pub(crate) fn probe(view: &View<'_, '_>) -> Option<FsKind> {
     let head = view
         .read_vec(0, 4096.min(usize::try_from(view.len).unwrap_or(4096)))
         .ok()?;
+    // `at(range)` is empty where the volume is shorter, and matches no magic.
+    let at = |r: std::ops::Range<usize>| head.get(r).unwrap_or_default();
     if head.len() >= 512 {
-        if &head[3..11] == b"NTFS    " {
+        if at(3..11) == b"NTFS    " {
             return Some(FsKind::Ntfs);
         }
-        if &head[3..11] == b"EXFAT   " {
+        if at(3..11) == b"EXFAT   " {
             return Some(FsKind::Exfat);
         }
         if head.starts_with(b"XFSB") {
@@ -118,27 +186,23 @@ pub(crate) fn probe(view: &View<'_, '_>) -> Option<FsKind> {
         if head.starts_with(b"LUKS\xba\xbe") {
             return Some(FsKind::Luks);
         }
-        if head[510] == 0x55
-            && head[511] == 0xaa
-            && (head[0] == 0xeb || head[0] == 0xe9)
-            && (&head[54..57] == b"FAT" || &head[82..87] == b"FAT32")
+        if at(510..512) == [0x55, 0xaa]
+            && matches!(head.first(), Some(0xeb | 0xe9))
+            && (at(54..57) == b"FAT" || at(82..87) == b"FAT32")
         {
             return Some(FsKind::Fat);
         }
         for s in 0..4 {
             let o = s * 512;
-            if head.len() >= o + 32
-                && &head[o..o + 8] == b"LABELONE"
-                && &head[o + 24..o + 32] == b"LVM2 001"
-            {
+            if at(o..o + 8) == b"LABELONE" && at(o + 24..o + 32) == b"LVM2 001" {
                 return Some(FsKind::Lvm2);
             }
         }
     }
-    if head.len() >= 1024 + 58 && u16::from_le_bytes([head[1024 + 56], head[1024 + 57]]) == 0xEF53 {
+    if at(1024 + 56..1024 + 58) == 0xEF53u16.to_le_bytes() {
         return Some(FsKind::Ext);
     }
-    if head.len() == 4096 && &head[4086..4096] == b"SWAPSPACE2" {
+    if head.len() == 4096 && at(4086..4096) == b"SWAPSPACE2" {
         return Some(FsKind::Swap);
     }
     if let Ok(b) = view.read_vec(0x10040, 8) {
@@ -209,14 +273,13 @@ pub(crate) fn raw_info(kind: FsKind, view: &View<'_, '_>) -> Option<FsInfo> {
             .map(|s| s.info()),
         FsKind::Xfs => {
             let sb = view.read_vec(0, 512).ok()?;
-            let bsize = u64::from(u32::from_be_bytes([sb[4], sb[5], sb[6], sb[7]]));
-            let mut d = [0u8; 8];
-            d.copy_from_slice(&sb[8..16]);
+            let bsize = u64::from(u32::from_be_bytes(sb.get(4..8)?.try_into().ok()?));
+            let blocks = u64::from_be_bytes(sb.get(8..16)?.try_into().ok()?);
             Some(FsInfo {
                 fs_type: "xfs".into(),
-                uuid: Some(uuid_string(&sb[32..48])),
+                uuid: Some(uuid_string(sb.get(32..48)?)),
                 label: None,
-                declared_size: u64::from_be_bytes(d).checked_mul(bsize),
+                declared_size: blocks.checked_mul(bsize),
                 features: Vec::new(),
             })
         }
@@ -264,21 +327,81 @@ pub(crate) fn blkid_type(kind: FsKind) -> &'static str {
 
 /// Formats 16 bytes as a lowercase RFC 4122 UUID.
 pub(crate) fn uuid_string(b: &[u8]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    if h.len() != 32 {
-        return h;
+    let hex = |part: &[u8]| -> String { part.iter().map(|x| format!("{x:02x}")).collect() };
+    if b.len() != 16 {
+        return hex(b);
     }
+    let (p1, rest) = b.split_at(4);
+    let (p2, rest) = rest.split_at(2);
+    let (p3, rest) = rest.split_at(2);
+    let (p4, p5) = rest.split_at(2);
     format!(
         "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
+        hex(p1),
+        hex(p2),
+        hex(p3),
+        hex(p4),
+        hex(p5)
     )
 }
 
 /// Splits a path into its components.
 pub(crate) fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
     path.split('/').filter(|c| !c.is_empty() && *c != ".")
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn not_read(path: &str) -> FsError {
+        FsError::NotRead {
+            path: path.into(),
+            limit: "reading it needs more than 16 MiB of scattered ext4 metadata at once".into(),
+        }
+    }
+
+    #[test]
+    fn each_unread_path_is_one_read_limit_note_and_other_errors_pass() {
+        let mut log = UnreadLog::default();
+        for _ in 0..3 {
+            assert!(log.note::<()>("ext4", Err(not_read("/etc"))).is_err());
+        }
+        assert!(matches!(
+            log.note::<()>("ext4", Err(FsError::NotFound)),
+            Err(FsError::NotFound)
+        ));
+        assert!(log
+            .note::<()>("ext4", Err(FsError::Corrupt("bad".into())))
+            .is_err());
+        let notes = log.take();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let (rule, text) = &notes[0];
+        assert_eq!(rule.code, "GUEST.ReadLimit");
+        assert_eq!(rule.severity, preflight_report::Severity::Warning);
+        assert_eq!(
+            text,
+            "ext4: /etc was not read: reading it needs more than 16 MiB of scattered ext4 \
+             metadata at once, the inspector's limit (not a fault of the filesystem); the checks \
+             that need it did not run and the verdict is incomplete"
+        );
+        // Taken once; the same path later is not reported again.
+        assert!(log.take().is_empty());
+        let _ = log.note::<()>("ext4", Err(not_read("/etc")));
+        assert!(log.take().is_empty());
+    }
+
+    #[test]
+    fn at_path_fills_only_an_empty_path() {
+        let inner = FsError::NotRead {
+            path: String::new(),
+            limit: "x".into(),
+        };
+        assert!(matches!(inner.at_path("/a"), FsError::NotRead { path, .. } if path == "/a"));
+        assert!(
+            matches!(not_read("/b").at_path("/a"), FsError::NotRead { path, .. } if path == "/b")
+        );
+        assert!(matches!(FsError::NotFound.at_path("/a"), FsError::NotFound));
+    }
 }

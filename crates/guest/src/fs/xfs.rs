@@ -1,7 +1,9 @@
 //! XFS through the `lamxfs` crate (v4 and v5, CRCs checked, dirty logs
 //! replayed in memory). lamxfs does not follow symlinks; we do.
 
-use super::{components, uuid_string, FsError, FsInfo};
+#![deny(clippy::indexing_slicing)]
+
+use super::{components, uuid_string, FsError, FsInfo, UnreadLog};
 use crate::cache::View;
 use lamxfs::{Path, Xfs};
 
@@ -12,6 +14,8 @@ const MAX_SYMLINK_HOPS: u32 = 40;
 pub(crate) struct XfsFs<'v, 'a> {
     fs: Xfs<View<'v, 'a>>,
     view: View<'v, 'a>,
+    /// Paths over lamxfs's limits.
+    unread: UnreadLog,
 }
 
 /// `XFS_DIFLAG_IMMUTABLE` in the inode core's `di_flags`.
@@ -22,7 +26,20 @@ const DI_FLAGS: usize = 90;
 fn map_err(e: lamxfs::Error) -> FsError {
     match e {
         lamxfs::Error::NotFound { .. } => FsError::NotFound,
-        lamxfs::Error::FileTooLarge { size, .. } => FsError::TooLarge(size),
+        // The caller's size limit is checked first: these are lamxfs's own limits and
+        // features it does not read, not faults of the filesystem.
+        lamxfs::Error::FileTooLarge { size, max } => FsError::NotRead {
+            path: String::new(),
+            limit: format!("it is {size} bytes and the XFS reader reads files of at most {max}"),
+        },
+        lamxfs::Error::UnsupportedFeature(feature) => FsError::NotRead {
+            path: String::new(),
+            limit: format!("it uses the XFS feature {feature}, which the reader does not read"),
+        },
+        lamxfs::Error::OutOfMemory { site } => FsError::NotRead {
+            path: String::new(),
+            limit: format!("the XFS reader ran out of memory ({site})"),
+        },
         other => FsError::Corrupt(format!("xfs: {other:?}")),
     }
 }
@@ -32,11 +49,14 @@ impl<'v, 'a> XfsFs<'v, 'a> {
         let sb = view
             .read_vec(0, 512)
             .map_err(|e| FsError::Corrupt(format!("xfs superblock: {e}")))?;
-        let bsize = u64::from(u32::from_be_bytes([sb[4], sb[5], sb[6], sb[7]]));
-        let mut d = [0u8; 8];
-        d.copy_from_slice(&sb[8..16]);
-        let dblocks = u64::from_be_bytes(d);
-        let fs = Xfs::open(view, view.len).map_err(map_err)?;
+        let truncated = || FsError::Corrupt("xfs superblock is truncated".into());
+        let bsize = u64::from(be32(&sb, 4).ok_or_else(truncated)?);
+        let dblocks = sb
+            .get(8..16)
+            .and_then(|d| d.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(truncated)?;
+        let fs = Xfs::open(view, view.len).map_err(|e| map_err(e).at_path("/"))?;
         let label = fs.label().map(str::to_string).filter(|l| !l.is_empty());
         let info = FsInfo {
             fs_type: "xfs".into(),
@@ -45,7 +65,14 @@ impl<'v, 'a> XfsFs<'v, 'a> {
             declared_size: dblocks.checked_mul(bsize),
             features: Vec::new(),
         };
-        Ok((XfsFs { fs, view }, info))
+        Ok((
+            XfsFs {
+                fs,
+                view,
+                unread: UnreadLog::default(),
+            },
+            info,
+        ))
     }
 
     /// The path with every symlink replaced by its target.
@@ -101,11 +128,9 @@ impl<'v, 'a> XfsFs<'v, 'a> {
     /// encodes its place: AG, block in the AG, slot in the block (superblock log sizes).
     fn inode_flags(&self, ino: u64) -> Option<u16> {
         let sb = self.view.read_vec(0, 128).ok()?;
-        let be32 =
-            |o: usize| u64::from(u32::from_be_bytes([sb[o], sb[o + 1], sb[o + 2], sb[o + 3]]));
-        let (block_size, ag_blocks) = (be32(4), be32(84));
-        let inode_size = u64::from(u16::from_be_bytes([sb[104], sb[105]]));
-        let (inopb_log, agblk_log) = (u32::from(sb[123]), u32::from(sb[124]));
+        let (block_size, ag_blocks) = (u64::from(be32(&sb, 4)?), u64::from(be32(&sb, 84)?));
+        let inode_size = u64::from(be16(&sb, 104)?);
+        let (inopb_log, agblk_log) = (u32::from(*sb.get(123)?), u32::from(*sb.get(124)?));
         if inopb_log + agblk_log >= 64 {
             return None;
         }
@@ -118,12 +143,28 @@ impl<'v, 'a> XfsFs<'v, 'a> {
             .checked_mul(block_size)?
             .checked_add(slot.checked_mul(inode_size)?)?;
         let core = self.view.read_vec(at, DI_FLAGS + 2).ok()?;
-        (core.get(..2)? == b"IN").then(|| u16::from_be_bytes([core[DI_FLAGS], core[DI_FLAGS + 1]]))
+        if core.get(..2)? != b"IN" {
+            return None;
+        }
+        be16(&core, DI_FLAGS)
     }
 }
 
-impl super::Fs for XfsFs<'_, '_> {
-    fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
+/// The big-endian `u16` at `o`, if `b` holds it.
+fn be16(b: &[u8], o: usize) -> Option<u16> {
+    let w = b.get(o..o.checked_add(2)?)?;
+    Some(u16::from_be_bytes(w.try_into().ok()?))
+}
+
+/// The big-endian `u32` at `o`, if `b` holds it.
+fn be32(b: &[u8], o: usize) -> Option<u32> {
+    let w = b.get(o..o.checked_add(4)?)?;
+    Some(u32::from_be_bytes(w.try_into().ok()?))
+}
+
+impl XfsFs<'_, '_> {
+    /// [`super::Fs::read`], without noting what was not read.
+    fn read_file(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
         let p = self.canonical(path)?;
         let ino = self.fs.resolve(Path::new(p.as_bytes())).map_err(map_err)?;
         let md = self.fs.metadata(&ino).map_err(map_err)?;
@@ -132,7 +173,9 @@ impl super::Fs for XfsFs<'_, '_> {
         }
         self.fs.read_file(Path::new(p.as_bytes())).map_err(map_err)
     }
-    fn list(&mut self, path: &str) -> Result<Vec<String>, FsError> {
+
+    /// [`super::Fs::list`], without noting what was not read.
+    fn list_dir(&mut self, path: &str) -> Result<Vec<String>, FsError> {
         let p = self.canonical(path)?;
         let entries = self.fs.read_dir(Path::new(p.as_bytes())).map_err(map_err)?;
         Ok(entries
@@ -141,8 +184,23 @@ impl super::Fs for XfsFs<'_, '_> {
             .filter(|n| n != "." && n != "..")
             .collect())
     }
+}
+
+impl super::Fs for XfsFs<'_, '_> {
+    fn read(&mut self, path: &str, limit: u64) -> Result<Vec<u8>, FsError> {
+        let r = self.read_file(path, limit).map_err(|e| e.at_path(path));
+        self.unread.note("XFS", r)
+    }
+    fn list(&mut self, path: &str) -> Result<Vec<String>, FsError> {
+        let r = self.list_dir(path).map_err(|e| e.at_path(path));
+        self.unread.note("XFS", r)
+    }
     fn exists(&mut self, path: &str) -> bool {
-        self.canonical(path).is_ok()
+        let r = self.canonical(path).map_err(|e| e.at_path(path));
+        self.unread.note("XFS", r).is_ok()
+    }
+    fn notes(&mut self) -> Vec<(&'static preflight_report::Rule, String)> {
+        self.unread.take()
     }
     fn immutable(&mut self, path: &str) -> Option<bool> {
         let p = self.canonical(path).ok()?;

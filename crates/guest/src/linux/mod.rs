@@ -252,6 +252,12 @@ pub(crate) fn inspect(
             let fs = tree.vols.get_mut(vi).and_then(|v| v.fs.as_deref_mut());
             match fs.map(|f| f.mount_subvolume(at, &e.options)) {
                 Some(Ok(true)) if vi == root => continue,
+                Some(Err(err @ FsError::NotRead { .. })) => {
+                    sink.push(rules::READ_LIMIT.finding(format!(
+                        "/etc/fstab mounts {} from {} ({}): {err}; the verdict is incomplete",
+                        e.mountpoint, e.spec, e.options
+                    )))
+                }
                 Some(Err(err)) => sink.push(rules::FS_CORRUPT.finding(format!(
                     "/etc/fstab mounts {} from {} ({}), which cannot be read: {err}",
                     e.mountpoint, e.spec, e.options
