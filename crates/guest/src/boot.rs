@@ -55,7 +55,7 @@ fn classify_mbr_code(code: &[u8]) -> Option<String> {
     if code.iter().all(|&b| b == 0) {
         return None;
     }
-    let has = |needle: &[u8]| code.windows(needle.len()).any(|w| w == needle);
+    let has = |needle: &[u8]| memchr::memmem::find(code, needle).is_some();
     Some(
         if code.len() >= 0x185 && &code[0x180..0x185] == b"GRUB " {
             "grub"
