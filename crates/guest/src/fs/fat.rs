@@ -15,6 +15,10 @@ type DirEntry<'f, 'v, 'a> = fatfs::DirEntry<'f, Budgeted<'v, 'a>>;
 /// (65,536 32-byte slots, 2 MiB) and its cluster chain in the FAT, with room to spare.
 const DIR_BUDGET: u64 = 4 << 20;
 
+/// Paths [`FatFs::walk`] also resolves from the root, in the top two levels only (each
+/// lookup scans a directory per level, and a crafted directory may contain itself).
+const PATH_LOOKUPS: usize = 16;
+
 /// The cursor fatfs reads through, with a byte budget that each call of the reader sets.
 /// fatfs follows a directory's cluster chain without noticing a loop, so a chain that
 /// loops back lists the same entries forever and a lookup of a name that is not there
@@ -147,6 +151,20 @@ impl<'v, 'a> FatFs<'v, 'a> {
 }
 
 impl FatFs<'_, '_> {
+    /// Whether `path` names a file or a directory, resolved from the root.
+    fn resolves(&self, path: &str) -> bool {
+        let p = self.budget_for(path, 0);
+        if p.is_empty() {
+            return true;
+        }
+        let root = self.fs.root_dir();
+        if root.open_file(&p).is_ok() {
+            return true;
+        }
+        self.budget_for(path, 0);
+        root.open_dir(&p).is_ok()
+    }
+
     /// Sets the read budget for a call that resolves `path` (each directory on the way may
     /// cost [`DIR_BUDGET`]) and then reads up to `file` bytes.
     fn budget_for(&self, path: &str, file: u64) -> String {
@@ -194,8 +212,9 @@ impl super::Fs for FatFs<'_, '_> {
     /// root: the default walk cost depth x entries x directory size).
     fn walk(&mut self, limits: WalkLimits) -> usize {
         let mut seen = 0usize;
-        let mut dirs = vec![(self.fs.root_dir(), 0usize)];
-        while let Some((dir, depth)) = dirs.pop() {
+        let mut lookups = 0usize;
+        let mut dirs = vec![(self.fs.root_dir(), String::new(), 0usize)];
+        while let Some((dir, dir_path, depth)) = dirs.pop() {
             // One more than the walk can visit, so a directory past the cap still counts.
             let cap = limits.max_entries.saturating_sub(seen).saturating_add(1);
             self.budget.set(DIR_BUDGET);
@@ -207,9 +226,16 @@ impl super::Fs for FatFs<'_, '_> {
                     return seen;
                 }
                 seen += 1;
+                let path = format!("{dir_path}/{}", e.file_name());
+                // The first few paths are also resolved from the root, as `inspect` resolves
+                // them, so fatfs's lookup code stays under the fuzzer at a bounded cost.
+                if depth <= 1 && lookups < PATH_LOOKUPS {
+                    lookups += 1;
+                    let _ = self.resolves(&path);
+                }
                 if e.is_dir() {
                     if depth < limits.max_depth {
-                        dirs.push((e.to_dir(), depth + 1));
+                        dirs.push((e.to_dir(), path, depth + 1));
                     }
                 } else {
                     // The file's size bounds the read; its chain may still loop in the FAT.
@@ -228,15 +254,6 @@ impl super::Fs for FatFs<'_, '_> {
     }
 
     fn exists(&mut self, path: &str) -> bool {
-        let p = self.budget_for(path, 0);
-        if p.is_empty() {
-            return true;
-        }
-        let root = self.fs.root_dir();
-        if root.open_file(&p).is_ok() {
-            return true;
-        }
-        self.budget_for(path, 0);
-        root.open_dir(&p).is_ok()
+        self.resolves(path)
     }
 }
