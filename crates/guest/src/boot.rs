@@ -57,7 +57,7 @@ fn classify_mbr_code(code: &[u8]) -> Option<String> {
     if code.iter().all(|&b| b == 0) {
         return None;
     }
-    let has = |needle: &[u8]| code.windows(needle.len()).any(|w| w == needle);
+    let has = |needle: &[u8]| memchr::memmem::find(code, needle).is_some();
     Some(
         if crate::bytes::magic_at(code, 0x180, b"GRUB ") {
             "grub"

@@ -411,34 +411,14 @@ pub fn inspect_with(disk: &dyn BlockRead, options: InspectOptions) -> GuestRepor
 /// Returns the entries seen, or why the filesystem could not be opened. For fuzzing one
 /// reader at a time and for tests; [`inspect`] reads only what it needs.
 pub fn walk_filesystem(kind: FsKind, disk: &dyn BlockRead) -> Result<usize, String> {
-    const MAX_ENTRIES: usize = 10_000;
-    const MAX_DEPTH: usize = 8;
     let cache = CachedDisk::new(disk);
     let view = View::new(&cache, 0, cache.size());
     let (mut fs, _) = fs::open(kind, view).map_err(|e| e.to_string())?;
-    let mut seen = 0usize;
-    let mut dirs = vec![(String::new(), 0usize)];
-    while let Some((dir, depth)) = dirs.pop() {
-        let Ok(entries) = fs.list_typed(if dir.is_empty() { "/" } else { &dir }) else {
-            continue;
-        };
-        for (name, is_dir) in entries {
-            if seen >= MAX_ENTRIES {
-                return Ok(seen);
-            }
-            seen += 1;
-            let path = format!("{dir}/{name}");
-            let _ = fs.immutable(&path);
-            if is_dir {
-                if depth < MAX_DEPTH {
-                    dirs.push((path, depth + 1));
-                }
-            } else {
-                let _ = fs.read(&path, 1 << 20);
-            }
-        }
-    }
-    Ok(seen)
+    Ok(fs.walk(fs::WalkLimits {
+        max_entries: 10_000,
+        max_depth: 8,
+        file_limit: 1 << 20,
+    }))
 }
 
 /// Opens the whole of `disk` as a filesystem of `kind` and reads one file of at most `limit`

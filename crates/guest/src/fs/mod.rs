@@ -5,8 +5,6 @@
 
 mod btrfs;
 pub(crate) mod ext4;
-// fat.rs is rewritten elsewhere (issue 16); the deny above reaches every child.
-#[allow(clippy::indexing_slicing)]
 mod fat;
 mod jbd2;
 mod ntfs;
@@ -90,6 +88,17 @@ impl UnreadLog {
     }
 }
 
+/// How far [`Fs::walk`] goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WalkLimits {
+    /// Entries visited at most.
+    pub(crate) max_entries: usize,
+    /// Directory levels below the root.
+    pub(crate) max_depth: usize,
+    /// Files up to this many bytes are read.
+    pub(crate) file_limit: u64,
+}
+
 /// A mounted filesystem, read-only. Paths are absolute, `/`-separated.
 pub(crate) trait Fs {
     /// Whole file, if it is at most `limit` bytes. Follows symlinks.
@@ -108,6 +117,35 @@ pub(crate) trait Fs {
                 (n, is_dir)
             })
             .collect())
+    }
+    /// Visits every entry down to `limits.max_depth` levels below the root, reading each file
+    /// up to `limits.file_limit` bytes; returns the entries visited (at most
+    /// `limits.max_entries`). A directory that cannot be listed is skipped. This default
+    /// resolves every path from the root; readers that can hold directory handles override it.
+    fn walk(&mut self, limits: WalkLimits) -> usize {
+        let mut seen = 0usize;
+        let mut dirs = vec![(String::new(), 0usize)];
+        while let Some((dir, depth)) = dirs.pop() {
+            let Ok(entries) = self.list_typed(if dir.is_empty() { "/" } else { &dir }) else {
+                continue;
+            };
+            for (name, is_dir) in entries {
+                if seen >= limits.max_entries {
+                    return seen;
+                }
+                seen += 1;
+                let path = format!("{dir}/{name}");
+                let _ = self.immutable(&path);
+                if is_dir {
+                    if depth < limits.max_depth {
+                        dirs.push((path, depth + 1));
+                    }
+                } else {
+                    let _ = self.read(&path, limits.file_limit);
+                }
+            }
+        }
+        seen
     }
     /// True if the path exists (following symlinks).
     fn exists(&mut self, path: &str) -> bool;
