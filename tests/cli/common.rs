@@ -220,6 +220,23 @@ pub fn ecs_endpoint(emu: &preflight_emulator::Emulator) -> String {
         .expect("the suite's emulator serves ECS on a port of its own")
 }
 
+/// Declares a test file's `Env`: an [`EmuEnv`] (reached by `Deref`) to which the file adds
+/// its own setup and commands.
+macro_rules! emu_env {
+    ($($vis:tt)*) => {
+        $($vis)* struct Env(crate::common::EmuEnv);
+
+        impl std::ops::Deref for Env {
+            type Target = crate::common::EmuEnv;
+
+            fn deref(&self) -> &crate::common::EmuEnv {
+                &self.0
+            }
+        }
+    };
+}
+pub(crate) use emu_env;
+
 /// An emulator on a runtime of its own, and a private folder for HOME, caches and images:
 /// what the tests of each command against the emulator start from. Dropping it shuts the
 /// emulator down.

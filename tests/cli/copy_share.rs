@@ -13,15 +13,7 @@ use crate::common::json_of;
 
 const FRIEND: &str = "1111222233334444";
 
-struct Env(EmuEnv);
-
-impl std::ops::Deref for Env {
-    type Target = EmuEnv;
-
-    fn deref(&self) -> &EmuEnv {
-        &self.0
-    }
-}
+crate::common::emu_env!();
 
 impl Env {
     fn new() -> Self {

@@ -43,15 +43,7 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).to_string()
 }
 
-struct Env(EmuEnv);
-
-impl std::ops::Deref for Env {
-    type Target = EmuEnv;
-
-    fn deref(&self) -> &EmuEnv {
-        &self.0
-    }
-}
+crate::common::emu_env!();
 
 impl Env {
     fn new(task_seconds: f64, import_role: bool) -> Self {

@@ -19,15 +19,7 @@ const WRITES: [&str; 4] = [
     "ImportImage",
 ];
 
-struct Env(EmuEnv);
-
-impl std::ops::Deref for Env {
-    type Target = EmuEnv;
-
-    fn deref(&self) -> &EmuEnv {
-        &self.0
-    }
-}
+crate::common::emu_env!();
 
 impl Env {
     fn new(import_role: bool) -> Self {

@@ -14,15 +14,7 @@ use crate::common::json_of;
 
 const MIB: u64 = 1 << 20;
 
-struct Env(EmuEnv);
-
-impl std::ops::Deref for Env {
-    type Target = EmuEnv;
-
-    fn deref(&self) -> &EmuEnv {
-        &self.0
-    }
-}
+crate::common::emu_env!();
 
 impl Env {
     fn new() -> Self {

@@ -12,15 +12,7 @@ use preflight_testkit::emulator::stored_parts;
 
 const MIB: u64 = 1 << 20;
 
-pub(crate) struct Env(EmuEnv);
-
-impl std::ops::Deref for Env {
-    type Target = EmuEnv;
-
-    fn deref(&self) -> &EmuEnv {
-        &self.0
-    }
-}
+crate::common::emu_env!(pub(crate));
 
 impl Env {
     pub(crate) fn new() -> Self {
