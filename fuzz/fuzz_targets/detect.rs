@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use preflight_disk::{BlockRead, Source};
+use preflight_disk::Source;
 use std::sync::Arc;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,22 +3,17 @@
 //! rerun makes nothing twice), Ctrl-C in the middle and a rerun that finishes, `--check-only`,
 //! and every manifest error refused with its line before anything starts.
 
+use crate::common::EmuEnv;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use preflight_emulator::{
-    Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
-};
+use preflight_emulator::{Config, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
 use serde_json::Value;
 
 use crate::common::json_of;
 
-struct Env {
-    rt: tokio::runtime::Runtime,
-    emu: Option<Emulator>,
-    dir: tempfile::TempDir,
-}
+crate::common::emu_env!();
 
 impl Env {
     fn new() -> Self {
@@ -27,26 +22,13 @@ impl Env {
 
     /// An emulator whose import tasks end after `task_seconds`.
     fn with_task_seconds(task_seconds: f64) -> Self {
-        let dir = crate::common::tempdir();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut cfg = Config::for_tests(dir.path().join("emu"));
-        cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
-        cfg.task_seconds = task_seconds;
-        cfg.import_role = true;
-        let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
-        Env {
-            rt,
-            emu: Some(emu),
-            dir,
-        }
-    }
-
-    fn emu(&self) -> &Emulator {
-        self.emu.as_ref().unwrap()
+        Env(EmuEnv::start(|data_dir| {
+            let mut cfg = Config::for_tests(data_dir);
+            cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
+            cfg.task_seconds = task_seconds;
+            cfg.import_role = true;
+            cfg
+        }))
     }
 
     /// A 5 GiB qcow2 in the manifest's folder holding `data` MiB of pseudo-random bytes at
@@ -82,24 +64,10 @@ impl Env {
 
     /// `ecs-preflight batch ARGS --emulator URL` with the emulator's key and a private HOME.
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = self.bare();
+        let mut c = self.command();
         c.arg("batch")
             .args(args)
             .args(["--emulator", &self.emu().endpoint()]);
-        c
-    }
-
-    /// The binary with no argument, in this test's environment.
-    fn bare(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
-        c.env_remove("ALIBABA_CLOUD_PROFILE")
-            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-            .env("HOME", self.dir.path())
-            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1");
         c
     }
 
@@ -122,14 +90,6 @@ impl Env {
                 ..Default::default()
             }))
             .unwrap()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(emu) = self.emu.take() {
-            self.rt.block_on(emu.shutdown());
-        }
     }
 }
 
@@ -321,7 +281,7 @@ fn ctrl_c_stops_starting_new_images_and_a_rerun_finishes_the_batch() {
     env.emu().set_faults(Faults::default());
     let words: Vec<&str> = printed.split_whitespace().collect();
     assert_eq!(&words[..2], ["ecs-preflight", "batch"], "{printed}");
-    let out = env.bare().args(&words[1..]).output().unwrap();
+    let out = env.command().args(&words[1..]).output().unwrap();
     let rows = json_of(&out)["images"].clone();
     assert_eq!(out.status.code(), Some(0), "{rows}");
     for name in ["a-01", "b-01", "c-01"] {

@@ -219,3 +219,85 @@ pub fn ecs_endpoint(emu: &preflight_emulator::Emulator) -> String {
     emu.service_endpoint(preflight_emulator::Product::Ecs)
         .expect("the suite's emulator serves ECS on a port of its own")
 }
+
+/// Declares a test file's `Env`: an [`EmuEnv`] (reached by `Deref`) to which the file adds
+/// its own setup and commands.
+macro_rules! emu_env {
+    ($($vis:tt)*) => {
+        $($vis)* struct Env(crate::common::EmuEnv);
+
+        impl std::ops::Deref for Env {
+            type Target = crate::common::EmuEnv;
+
+            fn deref(&self) -> &crate::common::EmuEnv {
+                &self.0
+            }
+        }
+    };
+}
+pub(crate) use emu_env;
+
+/// An emulator on a runtime of its own, and a private folder for HOME, caches and images:
+/// what the tests of each command against the emulator start from. Dropping it shuts the
+/// emulator down.
+pub struct EmuEnv {
+    /// Runs the emulator, and whatever a test sends it directly.
+    pub rt: tokio::runtime::Runtime,
+    emu: Option<preflight_emulator::Emulator>,
+    /// HOME, caches, images and the emulator's data (`emu`).
+    pub dir: tempfile::TempDir,
+}
+
+impl EmuEnv {
+    /// Starts the emulator that `configure` makes from its data folder.
+    pub fn start(configure: impl FnOnce(PathBuf) -> preflight_emulator::Config) -> Self {
+        let dir = tempdir();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let cfg = configure(dir.path().join("emu"));
+        let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
+        EmuEnv {
+            rt,
+            emu: Some(emu),
+            dir,
+        }
+    }
+
+    /// The running emulator.
+    pub fn emu(&self) -> &preflight_emulator::Emulator {
+        self.emu.as_ref().unwrap()
+    }
+
+    /// The binary with the emulator's key in the environment, HOME and caches in the private
+    /// folder, and no profile, STS token, metadata service or colour from the machine that
+    /// runs the tests.
+    pub fn command(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
+        c.env_remove("ALIBABA_CLOUD_PROFILE")
+            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
+            .env("HOME", self.dir.path())
+            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
+            .env(
+                "ALIBABA_CLOUD_ACCESS_KEY_ID",
+                preflight_emulator::DEFAULT_ACCESS_KEY_ID,
+            )
+            .env(
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                preflight_emulator::DEFAULT_ACCESS_KEY_SECRET,
+            )
+            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1");
+        c
+    }
+}
+
+impl Drop for EmuEnv {
+    fn drop(&mut self) {
+        if let Some(emu) = self.emu.take() {
+            self.rt.block_on(emu.shutdown());
+        }
+    }
+}

@@ -2,44 +2,28 @@
 //! emulator: two copies and one share (ids, regions, states, tags kept), a rerun that sends no
 //! CopyImage and no ModifyImageSharePermission, and the refusals before any upload.
 
+use crate::common::EmuEnv;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use preflight_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_emulator::{Config, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
 use serde_json::Value;
 
 use crate::common::json_of;
 
 const FRIEND: &str = "1111222233334444";
 
-struct Env {
-    rt: tokio::runtime::Runtime,
-    emu: Option<Emulator>,
-    dir: tempfile::TempDir,
-}
+crate::common::emu_env!();
 
 impl Env {
     fn new() -> Self {
-        let dir = crate::common::tempdir();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut cfg = Config::for_tests(dir.path().join("emu"));
-        cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
-        cfg.task_seconds = 0.5;
-        cfg.copy_seconds = 1.0;
-        let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
-        Env {
-            rt,
-            emu: Some(emu),
-            dir,
-        }
-    }
-
-    fn emu(&self) -> &Emulator {
-        self.emu.as_ref().unwrap()
+        Env(EmuEnv::start(|data_dir| {
+            let mut cfg = Config::for_tests(data_dir);
+            cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
+            cfg.task_seconds = 0.5;
+            cfg.copy_seconds = 1.0;
+            cfg
+        }))
     }
 
     fn qcow2(&self, name: &str) -> PathBuf {
@@ -91,20 +75,12 @@ impl Env {
     }
 
     fn bare(&self, first: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
+        let mut c = self.command();
         c.args(first)
             .args(["--region", "cn-hangzhou", "--bucket", "images"])
             .args(["--emulator", &self.emu().endpoint()])
             .args(["--poll-interval", "200ms"])
-            .args(["--tag", "owner=team-a"])
-            .env_remove("ALIBABA_CLOUD_PROFILE")
-            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-            .env("HOME", self.dir.path())
-            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1");
+            .args(["--tag", "owner=team-a"]);
         c
     }
 
@@ -126,14 +102,6 @@ impl Env {
         let mut found = self.rt.block_on(client.describe_images(&q)).unwrap();
         assert_eq!(found.len(), 1, "{id} in {region}: {found:?}");
         found.remove(0)
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(emu) = self.emu.take() {
-            self.rt.block_on(emu.shutdown());
-        }
     }
 }
 

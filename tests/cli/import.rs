@@ -2,14 +2,13 @@
 //! rules that refuse before ImportImage, a failing task, rerun idempotency, Ctrl-C (cancel or
 //! detach), and parity of the ImportImage query with Alibaba's official Python SDK.
 
+use crate::common::EmuEnv;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use preflight_emulator::{
-    Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
-};
+use preflight_emulator::{Config, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
 use serde_json::Value;
 
 fn creds(id: &str, secret: &str) -> Arc<preflight_aliyun::CredentialProvider> {
@@ -44,11 +43,7 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).to_string()
 }
 
-struct Env {
-    rt: tokio::runtime::Runtime,
-    emu: Option<Emulator>,
-    dir: tempfile::TempDir,
-}
+crate::common::emu_env!();
 
 impl Env {
     fn new(task_seconds: f64, import_role: bool) -> Self {
@@ -57,33 +52,20 @@ impl Env {
 
     /// An emulator whose configuration `tweak` adjusts (denied actions, ...).
     fn with(task_seconds: f64, import_role: bool, tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = crate::common::tempdir();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut cfg = crate::common::strict_config(dir.path().join("emu"));
-        cfg.buckets = vec![
-            "images@cn-hangzhou".parse().unwrap(),
-            "faraway@cn-beijing".parse().unwrap(),
-        ];
-        cfg.task_seconds = task_seconds;
-        cfg.import_role = import_role;
-        tweak(&mut cfg);
-        let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
-        let env = Env {
-            rt,
-            emu: Some(emu),
-            dir,
-        };
+        let env = Env(EmuEnv::start(|data_dir| {
+            let mut cfg = crate::common::strict_config(data_dir);
+            cfg.buckets = vec![
+                "images@cn-hangzhou".parse().unwrap(),
+                "faraway@cn-beijing".parse().unwrap(),
+            ];
+            cfg.task_seconds = task_seconds;
+            cfg.import_role = import_role;
+            tweak(&mut cfg);
+            cfg
+        }));
         env.put("images", "web.raw", 0x5a, 8192);
         env.put("faraway", "web.raw", 0x5a, 8192);
         env
-    }
-
-    fn emu(&self) -> &Emulator {
-        self.emu.as_ref().unwrap()
     }
 
     /// PutObject of `len` bytes of `byte` (the oss client, V4-signed; MD5s precomputed).
@@ -116,16 +98,9 @@ impl Env {
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
+        let mut c = self.command();
         c.args(args)
-            .args(crate::common::endpoint_flags(self.emu(), true))
-            .env_remove("ALIBABA_CLOUD_PROFILE")
-            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-            .env("HOME", self.dir.path())
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1");
+            .args(crate::common::endpoint_flags(self.emu(), true));
         c
     }
 
@@ -174,14 +149,6 @@ impl Env {
                 ..Default::default()
             }))
             .unwrap()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(emu) = self.emu.take() {
-            self.rt.block_on(emu.shutdown());
-        }
     }
 }
 

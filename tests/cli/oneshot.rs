@@ -2,14 +2,13 @@
 //! with a data disk, refusals before any upload (bucket in another region, missing role, a
 //! guest finding unless allowed), a failing task, rerun idempotency, --delete-object-after.
 
+use crate::common::EmuEnv;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use preflight_emulator::{
-    Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
-};
+use preflight_emulator::{Config, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
 use serde_json::Value;
 
 /// APIs that put bytes or an import in the cloud.
@@ -20,11 +19,7 @@ const WRITES: [&str; 4] = [
     "ImportImage",
 ];
 
-struct Env {
-    rt: tokio::runtime::Runtime,
-    emu: Option<Emulator>,
-    dir: tempfile::TempDir,
-}
+crate::common::emu_env!();
 
 impl Env {
     fn new(import_role: bool) -> Self {
@@ -38,32 +33,19 @@ impl Env {
 
     /// An emulator whose configuration `tweak` adjusts after the suite's strict defaults.
     fn with(import_role: bool, task_seconds: f64, tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = crate::common::tempdir();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut cfg = crate::common::strict_config(dir.path().join("emu"));
-        cfg.buckets = vec![
-            "images@cn-hangzhou".parse().unwrap(),
-            "faraway@cn-beijing".parse().unwrap(),
-            // A bucket created since 1 September 2025: OSS refuses V1 on it.
-            "v4only@cn-hangzhou:v4only".parse().unwrap(),
-        ];
-        cfg.task_seconds = task_seconds;
-        cfg.import_role = import_role;
-        tweak(&mut cfg);
-        let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
-        Env {
-            rt,
-            emu: Some(emu),
-            dir,
-        }
-    }
-
-    fn emu(&self) -> &Emulator {
-        self.emu.as_ref().unwrap()
+        Env(EmuEnv::start(|data_dir| {
+            let mut cfg = crate::common::strict_config(data_dir);
+            cfg.buckets = vec![
+                "images@cn-hangzhou".parse().unwrap(),
+                "faraway@cn-beijing".parse().unwrap(),
+                // A bucket created since 1 September 2025: OSS refuses V1 on it.
+                "v4only@cn-hangzhou:v4only".parse().unwrap(),
+            ];
+            cfg.task_seconds = task_seconds;
+            cfg.import_role = import_role;
+            tweak(&mut cfg);
+            cfg
+        }))
     }
 
     /// A sparse qcow2 image (tiny on disk).
@@ -82,7 +64,7 @@ impl Env {
 
     /// [`Env::cmd`] for `region`.
     fn cmd_in(&self, region: &str, image: &Path, bucket: &str, extra: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
+        let mut c = self.command();
         c.arg("upload-and-import")
             .arg(image)
             .args(["--region", region, "--bucket", bucket])
@@ -97,15 +79,7 @@ impl Env {
                 &[][..]
             } else {
                 &["--output", "json"][..]
-            })
-            .env_remove("ALIBABA_CLOUD_PROFILE")
-            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-            .env("HOME", self.dir.path())
-            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1");
+            });
         c
     }
 
@@ -143,14 +117,6 @@ impl Env {
                 ..Default::default()
             }))
             .unwrap()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(emu) = self.emu.take() {
-            self.rt.block_on(emu.shutdown());
-        }
     }
 }
 

@@ -3,61 +3,41 @@
 //! command made (`check` and `upload` print nothing: their exit code is the result). Each test
 //! runs the command without `--quiet` first, to show there is chatter to silence.
 
+use crate::common::EmuEnv;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use preflight_emulator::{Config, Emulator, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_emulator::Config;
 use serde_json::Value;
 
 use crate::common::json_of;
 
 const MIB: u64 = 1 << 20;
 
-struct Env {
-    rt: tokio::runtime::Runtime,
-    emu: Option<Emulator>,
-    dir: tempfile::TempDir,
-}
+crate::common::emu_env!();
 
 impl Env {
     fn new() -> Self {
-        let dir = crate::common::tempdir();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut cfg = Config::for_tests(dir.path().join("emu"));
-        cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
-        cfg.task_seconds = 0.5;
-        let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
-        Env {
-            rt,
-            emu: Some(emu),
-            dir,
-        }
+        Env(EmuEnv::start(|data_dir| {
+            let mut cfg = Config::for_tests(data_dir);
+            cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
+            cfg.task_seconds = 0.5;
+            cfg
+        }))
     }
 
     fn url(&self) -> String {
-        self.emu.as_ref().unwrap().endpoint()
+        self.emu().endpoint()
     }
 
     /// The binary with `args` (the emulator's URL and key, a private HOME and cache).
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
+        let mut c = self.command();
         c.args(args);
         // `check` reads only the file.
         if args.first() != Some(&"check") {
             c.args(["--emulator", &self.url()]);
         }
-        c.env_remove("ALIBABA_CLOUD_PROFILE")
-            .env_remove("ALIBABA_CLOUD_SECURITY_TOKEN")
-            .env("HOME", self.dir.path())
-            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1");
         c
     }
 
@@ -76,14 +56,6 @@ impl Env {
 
     fn path(&self, p: &Path) -> String {
         p.to_str().unwrap().to_string()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(emu) = self.emu.take() {
-            self.rt.block_on(emu.shutdown());
-        }
     }
 }
 

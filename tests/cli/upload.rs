@@ -2,21 +2,17 @@
 //! sent; kill -9 mid-way and the same command sends only the missing parts; a changed file
 //! aborts the stale upload; `--abort` cleans up.
 
+use crate::common::EmuEnv;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use preflight_emulator::{
-    Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
-};
+use preflight_emulator::{Config, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_testkit::emulator::stored_parts;
 
 const MIB: u64 = 1 << 20;
 
-pub(crate) struct Env {
-    rt: tokio::runtime::Runtime,
-    emu: Option<Emulator>,
-    dir: tempfile::TempDir,
-}
+crate::common::emu_env!(pub(crate));
 
 impl Env {
     pub(crate) fn new() -> Self {
@@ -25,46 +21,26 @@ impl Env {
 
     /// An emulator whose configuration `tweak` adjusts (keys, buckets).
     pub(crate) fn with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = crate::common::tempdir();
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let mut cfg = crate::common::strict_config(dir.path().join("emu"));
-        cfg.buckets = vec![
-            "images@cn-hangzhou".parse().unwrap(),
-            "faraway@cn-beijing".parse().unwrap(),
-            "vault@cn-hangzhou:encrypted".parse().unwrap(),
-        ];
-        tweak(&mut cfg);
-        let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
-        Env {
-            rt,
-            emu: Some(emu),
-            dir,
-        }
-    }
-
-    pub(crate) fn emu(&self) -> &Emulator {
-        self.emu.as_ref().unwrap()
+        Env(EmuEnv::start(|data_dir| {
+            let mut cfg = crate::common::strict_config(data_dir);
+            cfg.buckets = vec![
+                "images@cn-hangzhou".parse().unwrap(),
+                "faraway@cn-beijing".parse().unwrap(),
+                "vault@cn-hangzhou:encrypted".parse().unwrap(),
+            ];
+            tweak(&mut cfg);
+            cfg
+        }))
     }
 
     /// The command with the emulator's key in the environment and a private HOME and cache.
     pub(crate) fn cmd(&self, image: &Path, bucket: &str, extra: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_ecs-preflight"));
+        let mut c = self.command();
         c.arg("upload")
             .arg(image)
             .args(["--region", "cn-hangzhou", "--bucket", bucket])
             .args(crate::common::endpoint_flags(self.emu(), false))
-            .args(extra)
-            .env_remove("ALIBABA_CLOUD_PROFILE")
-            .env("HOME", self.dir.path())
-            .env("XDG_CACHE_HOME", self.dir.path().join("cache"))
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", DEFAULT_ACCESS_KEY_ID)
-            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", DEFAULT_ACCESS_KEY_SECRET)
-            .env("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1");
+            .args(extra);
         c
     }
 
@@ -91,14 +67,6 @@ impl Env {
     /// The scratch directory.
     pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
-    }
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        if let Some(emu) = self.emu.take() {
-            self.rt.block_on(emu.shutdown());
-        }
     }
 }
 
@@ -169,14 +137,7 @@ pub(crate) fn kill_half_way_with(env: &Env, image: &Path, parts: u64, flags: &[&
     child.wait().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     env.emu().set_faults(Faults::default());
-    let stored: Vec<u32> = env
-        .emu()
-        .counters()
-        .parts
-        .iter()
-        .filter(|p| p.stored > 0)
-        .map(|p| p.part_number)
-        .collect();
+    let stored = stored_parts(&env.emu().counters());
     assert!(
         (stored.len() as u64) < parts,
         "everything was stored before the kill"

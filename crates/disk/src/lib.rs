@@ -220,6 +220,46 @@ pub trait DiskImage: BlockRead {
     fn check(&self) -> Vec<Finding>;
 }
 
+/// Implements [`BlockRead`] and [`DiskImage`] for a format's image type by forwarding, the
+/// wiring VHD and VHDX share: the size and the facts come from the type's `info` field
+/// (an [`ImageInfo`]), and `read_at`, `next_data` and `check` go to the functions named,
+/// each taking the image first. The caller's crate must depend on `preflight-report`.
+#[macro_export]
+macro_rules! forward_disk_image {
+    ($image:ty { read_at: $read_at:path, next_data: $next_data:path, check: $check:path $(,)? }) => {
+        impl $crate::BlockRead for $image {
+            fn size(&self) -> u64 {
+                self.info.virtual_size
+            }
+
+            fn read_at(
+                &self,
+                offset: u64,
+                buf: &mut [u8],
+            ) -> ::std::result::Result<(), $crate::ReadError> {
+                $read_at(self, offset, buf)
+            }
+
+            fn next_data(
+                &self,
+                offset: u64,
+            ) -> ::std::result::Result<::std::option::Option<(u64, u64)>, $crate::ReadError> {
+                $next_data(self, offset)
+            }
+        }
+
+        impl $crate::DiskImage for $image {
+            fn info(&self) -> &$crate::ImageInfo {
+                &self.info
+            }
+
+            fn check(&self) -> ::std::vec::Vec<::preflight_report::Finding> {
+                $check(self)
+            }
+        }
+    };
+}
+
 /// Every stretch of `img` that may hold data, in order, from [`BlockRead::next_data`].
 /// A reader whose answers go backwards, overlap or pass the disk's end is reported as
 /// corrupt rather than followed.
@@ -256,6 +296,44 @@ pub fn check_guest_range(offset: u64, len: usize, size: u64) -> Result<(), ReadE
             size,
         }),
     }
+}
+
+/// A block (cluster, grain) size of 0, which would never advance a read: refused as
+/// corruption rather than looped on. Opening checks every format's block size, so only
+/// a bug gets here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("block size 0 cannot be read")]
+pub struct ZeroBlockSize;
+
+/// Fills `buf` from guest `offset` block by block, the loop of every block-mapped reader
+/// (VHD and VHDX blocks, VMDK grains): splits the range at each multiple of `block_size`
+/// and calls `read_piece(block, in_block, piece)` for each piece in order, `block` being
+/// the block's number and `in_block` the piece's offset in it. The first error stops the
+/// read.
+pub fn read_blockwise(
+    offset: u64,
+    buf: &mut [u8],
+    block_size: u64,
+    mut read_piece: impl FnMut(u64, u64, &mut [u8]) -> Result<(), ReadError>,
+) -> Result<(), ReadError> {
+    if block_size == 0 {
+        return Err(ReadError::corrupt(ZeroBlockSize));
+    }
+    let mut done = 0usize;
+    while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
+        let pos = offset.saturating_add(u64::try_from(done).unwrap_or(u64::MAX));
+        let block = pos.checked_div(block_size).unwrap_or(0);
+        let in_block = pos.checked_rem(block_size).unwrap_or(0);
+        let left_in_block = block_size.saturating_sub(in_block);
+        // 1 <= n <= rest.len(): the block size is not 0, so in_block < block_size.
+        let n = usize::try_from(left_in_block).map_or(rest.len(), |l| l.min(rest.len()));
+        let Some(piece) = rest.get_mut(..n) else {
+            break;
+        };
+        read_piece(block, in_block, piece)?;
+        done = done.saturating_add(n);
+    }
+    Ok(())
 }
 
 /// Why a bounded read of the container file failed.
@@ -536,6 +614,34 @@ mod tests {
         assert!(r.add("b", 10, 10).is_none());
         assert_eq!(r.add("c", 15, 1).unwrap().name, "b");
         assert!(r.add("empty", 5, 0).is_none());
+    }
+
+    #[test]
+    fn a_blockwise_read_splits_at_block_boundaries() {
+        let mut buf = [0u8; 10];
+        let mut pieces = Vec::new();
+        read_blockwise(6, &mut buf, 4, |block, in_block, piece| {
+            pieces.push((block, in_block, piece.len()));
+            piece.fill(u8::try_from(block).unwrap());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(pieces, vec![(1, 2, 2), (2, 0, 4), (3, 0, 4)]);
+        assert_eq!(buf, [1, 1, 2, 2, 2, 2, 3, 3, 3, 3]);
+        // An empty read calls nothing; a zero block size is refused, typed.
+        read_blockwise(6, &mut [], 4, |_, _, _| panic!("called")).unwrap();
+        let Err(ReadError::Corrupt(fault)) = read_blockwise(0, &mut buf, 0, |_, _, _| Ok(()))
+        else {
+            panic!("a zero block size was read");
+        };
+        assert!(fault.downcast_ref::<ZeroBlockSize>().is_some());
+        // The first error stops the read.
+        let mut calls = 0;
+        let e = read_blockwise(0, &mut buf, 4, |_, _, _| {
+            calls += 1;
+            Err(ReadError::Io(std::io::Error::other("bad sector")))
+        });
+        assert!(e.is_err() && calls == 1);
     }
 
     #[test]

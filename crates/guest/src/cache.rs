@@ -5,6 +5,7 @@
 
 use preflight_disk::{BlockRead, ReadError};
 use std::cell::{Cell, RefCell};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::io;
 
@@ -59,25 +60,26 @@ impl<'a> CachedDisk<'a> {
             let pos = offset + u64::try_from(done).unwrap_or(u64::MAX);
             let index = pos / CHUNK;
             let within = usize::try_from(pos % CHUNK).unwrap_or(0);
-            let mut chunks = self.chunks.borrow_mut();
-            if !chunks.map.contains_key(&index) {
-                let start = index * CHUNK;
-                let len = CHUNK.min(self.size - start);
-                let mut data = vec![0u8; usize::try_from(len).unwrap_or(0)];
-                self.disk.read_at(start, &mut data)?;
-                self.bytes_read
-                    .set(self.bytes_read.get().saturating_add(len));
-                if chunks.order.len() >= MAX_CHUNKS {
-                    if let Some(old) = chunks.order.pop_front() {
-                        chunks.map.remove(&old);
-                    }
+            let mut guard = self.chunks.borrow_mut();
+            let Chunks { map, order } = &mut *guard;
+            if !map.contains_key(&index) && order.len() >= MAX_CHUNKS {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
                 }
-                chunks.order.push_back(index);
-                chunks.map.insert(index, data);
             }
-            let chunk = match chunks.map.get(&index) {
-                Some(c) => c,
-                None => return Err(ReadError::Corrupt("cache lost a chunk".into())),
+            // The entry API hands back the chunk it holds or inserts: no lookup can miss.
+            let chunk = match map.entry(index) {
+                Entry::Occupied(held) => held.into_mut(),
+                Entry::Vacant(slot) => {
+                    let start = index * CHUNK;
+                    let len = CHUNK.min(self.size - start);
+                    let mut data = vec![0u8; usize::try_from(len).unwrap_or(0)];
+                    self.disk.read_at(start, &mut data)?;
+                    self.bytes_read
+                        .set(self.bytes_read.get().saturating_add(len));
+                    order.push_back(index);
+                    slot.insert(data)
+                }
             };
             let src = chunk.get(within..).unwrap_or_default();
             let n = crate::bytes::copy_prefix(buf.get_mut(done..).unwrap_or_default(), src);

@@ -11,6 +11,7 @@ use preflight_oss::upload::{
     abort_upload, parse_rate, upload_file, upload_source, FileUpload, RateLimiter, UploadSource,
 };
 use preflight_oss::{ErrorKind, SignatureVersion, UploadEvent};
+use preflight_testkit::emulator::stored_parts;
 
 #[tokio::test]
 async fn bucket_apis_and_single_put_with_v1_and_v4() {
@@ -326,12 +327,7 @@ async fn resume_sends_only_missing_parts() {
     interrupted(&c, &f, "big.qcow2", dir.path(), 8).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let first = emu.counters();
-    let stored_first: Vec<u32> = first
-        .parts
-        .iter()
-        .filter(|p| p.stored > 0)
-        .map(|p| p.part_number)
-        .collect();
+    let stored_first = stored_parts(&first);
     assert!(
         stored_first.len() >= 8 && stored_first.len() < 20,
         "{stored_first:?}"

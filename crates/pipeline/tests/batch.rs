@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use preflight_emulator::{Config, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+mod common;
+
+use common::{creds, start_emulator};
 use preflight_pipeline::batch::{run_batch, BatchJob, BatchOptions, ImageResult, Manifest};
 use preflight_pipeline::{Event, Stage, UploadOptions};
 
@@ -34,11 +36,11 @@ fn most_at_once(events: &[(usize, Event)], from: Stage, to: Stage) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_hold_across_images_and_a_failure_stops_no_other() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::for_tests(dir.path().join("emu"));
-    cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
-    cfg.task_seconds = 0.6;
-    cfg.import_role = true;
-    let emu = preflight_emulator::start(cfg).await.unwrap();
+    let emu = start_emulator(dir.path(), &["images@cn-hangzhou"], |cfg| {
+        cfg.task_seconds = 0.6;
+        cfg.import_role = true;
+    })
+    .await;
     for n in ["a.qcow2", "b.qcow2", "c.qcow2", "d.qcow2"] {
         qcow2(dir.path(), n);
     }
@@ -49,9 +51,7 @@ async fn limits_hold_across_images_and_a_failure_stops_no_other() {
         [[image]]\npath = \"d.qcow2\"\nimage_name = \"d-01\"\nskip_guest = false\n\
         [[image]]\npath = \"c.qcow2\"\nimage_name = \"c-01\"\n";
     let manifest = Manifest::parse(text, &dir.path().join("m.toml")).unwrap();
-    let creds = Arc::new(preflight_aliyun::CredentialProvider::fixed(
-        preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-    ));
+    let creds = creds();
     let jobs = manifest
         .images
         .iter()

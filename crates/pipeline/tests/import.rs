@@ -1,33 +1,22 @@
 //! The ECS and RAM probes `import` and the one-shot run before ImportImage, against the
 //! in-process emulator.
 
-use std::sync::Arc;
+mod common;
 
-use preflight_emulator::{Config, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use common::{creds, start_emulator};
 use preflight_pipeline::import::{cloud_rules, plan_import, probe_ecs, probe_oss};
 use preflight_pipeline::Endpoints;
 use preflight_rules::{DiskDeviceMapping, DiskParams, ImportParams, Plan};
-
-fn creds() -> Arc<preflight_aliyun::CredentialProvider> {
-    Arc::new(preflight_aliyun::CredentialProvider::fixed(
-        preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-    ))
-}
 
 async fn probe(
     import_role: bool,
     image_name: Option<&str>,
 ) -> preflight_pipeline::import::EcsProbe {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::for_tests(dir.path().join("emu"));
-    cfg.import_role = import_role;
-    let emu = preflight_emulator::start(cfg).await.unwrap();
-    let creds = Arc::new(preflight_aliyun::CredentialProvider::fixed(
-        preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-    ));
+    let emu = start_emulator(dir.path(), &[], |cfg| cfg.import_role = import_role).await;
     let client = preflight_ecs::Client::new(
         Endpoints::emulator(&emu.endpoint()).ecs_config("cn-hangzhou"),
-        creds,
+        creds(),
     )
     .unwrap();
     let plan = Plan {
@@ -56,12 +45,12 @@ async fn the_role_and_the_image_name_are_probed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buckets_once_and_objects_of_the_region_are_probed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::for_tests(dir.path().join("emu"));
-    cfg.buckets = vec![
-        "images@cn-hangzhou".parse().unwrap(),
-        "faraway@cn-beijing".parse().unwrap(),
-    ];
-    let emu = preflight_emulator::start(cfg).await.unwrap();
+    let emu = start_emulator(
+        dir.path(),
+        &["images@cn-hangzhou", "faraway@cn-beijing"],
+        |_| {},
+    )
+    .await;
     let endpoints = Endpoints::emulator(&emu.endpoint());
     let oss =
         preflight_oss::Client::new(endpoints.oss_config("cn-hangzhou", "images"), creds()).unwrap();
@@ -171,10 +160,10 @@ fn import_plans_remote_objects_in_the_request_bucket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloud_rules_refuse_a_missing_object_and_role_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::for_tests(dir.path().join("emu"));
-    cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
-    cfg.import_role = false;
-    let emu = preflight_emulator::start(cfg).await.unwrap();
+    let emu = start_emulator(dir.path(), &["images@cn-hangzhou"], |cfg| {
+        cfg.import_role = false;
+    })
+    .await;
     let endpoints = Endpoints::emulator(&emu.endpoint());
     let ecs = preflight_ecs::Client::new(endpoints.ecs_config("cn-hangzhou"), creds()).unwrap();
     let plan = Plan {

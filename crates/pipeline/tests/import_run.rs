@@ -1,79 +1,20 @@
 //! `import` and `wait` as library use cases ([`run_import`], [`wait_for_task`]) against the
 //! in-process emulator: no binary is spawned.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Arc;
 use std::time::Duration;
 
+use common::{creds, emulator_with_web_raw as emulator, import_job as job, recorder};
 use preflight_ecs::WaitOutcome;
-use preflight_emulator::{
-    Config, Emulator, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET,
-};
+use preflight_emulator::{Emulator, Faults};
 use preflight_pipeline::fleet::FleetPlan;
-use preflight_pipeline::import::{run_import, ImportJob, ImportResult};
+use preflight_pipeline::import::{run_import, ImportResult};
 use preflight_pipeline::wait::{wait_for_task, Followed, WaitJob};
 use preflight_pipeline::{Endpoints, Event};
-use preflight_rules::{DiskParams, ImportParams};
 
 const FRIEND: &str = "1111222233334444";
-
-fn creds() -> Arc<preflight_aliyun::CredentialProvider> {
-    Arc::new(preflight_aliyun::CredentialProvider::fixed(
-        preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-    ))
-}
-
-/// An emulator with bucket `images` in cn-hangzhou holding `web.raw` (8 KiB).
-async fn emulator(dir: &std::path::Path, task_seconds: f64, import_role: bool) -> Emulator {
-    let mut cfg = Config::for_tests(dir.join("emu"));
-    cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
-    cfg.task_seconds = task_seconds;
-    cfg.copy_seconds = 0.5;
-    cfg.import_role = import_role;
-    let emu = preflight_emulator::start(cfg).await.unwrap();
-    let oss = preflight_oss::Client::new(
-        Endpoints::emulator(&emu.endpoint()).oss_config("cn-hangzhou", "images"),
-        creds(),
-    )
-    .unwrap();
-    // Content-MD5 of 8192 bytes of 0x5a.
-    oss.put_object(
-        "web.raw",
-        vec![0x5a; 8192].into(),
-        "UXgm4XqfEGI28QCn2xPgpQ==",
-    )
-    .await
-    .unwrap();
-    emu
-}
-
-fn job(emu: &Emulator, image_name: &str) -> ImportJob {
-    let params = ImportParams {
-        region: Some("cn-hangzhou".into()),
-        bucket: Some("images".into()),
-        image_name: Some(image_name.into()),
-        disks: vec![DiskParams {
-            object: Some("web.raw".into()),
-            format: Some("RAW".into()),
-            disk_image_size: Some(5),
-            ..DiskParams::default()
-        }],
-        ..ImportParams::default()
-    };
-    let mut job = ImportJob::new(params, creds());
-    job.endpoints = Endpoints::emulator(&emu.endpoint());
-    job.poll_interval = Duration::from_millis(100);
-    job
-}
-
-/// Collects every event.
-fn recorder() -> (
-    Arc<Mutex<Vec<Event>>>,
-    impl Fn(&Event) + Send + Sync + 'static,
-) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    (seen, move |e: &Event| s.lock().unwrap().push(e.clone()))
-}
 
 fn requests(emu: &Emulator, api: &str) -> u64 {
     emu.counters().requests_for(api)

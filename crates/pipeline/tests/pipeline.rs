@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use preflight_emulator::{Config, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+mod common;
+
+use common::{creds, start_emulator};
 use preflight_pipeline::{
     Event, ImportParams, Pipeline, PipelineError, RunEnd, Stage, UploadOptions,
 };
@@ -14,12 +16,6 @@ use preflight_pipeline::{
 #[path = "../examples/upload_and_import.rs"]
 mod upload_and_import_example;
 
-fn creds() -> Arc<preflight_aliyun::CredentialProvider> {
-    Arc::new(preflight_aliyun::CredentialProvider::fixed(
-        preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-    ))
-}
-
 fn qcow2(dir: &Path, name: &str, size: &str) -> PathBuf {
     let p = dir.join(name);
     preflight_testkit::qemu::create("qcow2", &p, size);
@@ -27,14 +23,11 @@ fn qcow2(dir: &Path, name: &str, size: &str) -> PathBuf {
 }
 
 async fn emulator(dir: &Path, import_role: bool) -> preflight_emulator::Emulator {
-    let mut cfg = Config::for_tests(dir.join("emu"));
-    cfg.buckets = vec![
-        "images@cn-hangzhou".parse().unwrap(),
-        "faraway@cn-beijing".parse().unwrap(),
-    ];
-    cfg.task_seconds = 1.0;
-    cfg.import_role = import_role;
-    preflight_emulator::start(cfg).await.unwrap()
+    start_emulator(dir, &["images@cn-hangzhou", "faraway@cn-beijing"], |cfg| {
+        cfg.task_seconds = 1.0;
+        cfg.import_role = import_role;
+    })
+    .await
 }
 
 fn pipeline(

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use preflight_emulator::{Config, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+mod common;
+
+use common::{creds, recorder, start_emulator};
 use preflight_pipeline::upload::upload_check;
 use preflight_pipeline::Endpoints;
 
@@ -14,11 +16,8 @@ fn qcow2(dir: &Path) -> PathBuf {
 }
 
 fn client(endpoint: &str, region: &str, bucket: &str) -> preflight_oss::Client {
-    let creds = Arc::new(preflight_aliyun::CredentialProvider::fixed(
-        preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-    ));
     let cfg = Endpoints::emulator(endpoint).oss_config(region, bucket);
-    preflight_oss::Client::new(cfg, creds).unwrap()
+    preflight_oss::Client::new(cfg, creds()).unwrap()
 }
 
 /// The codes `upload_check` finds for `key` in `bucket`, probed from `region`.
@@ -31,12 +30,7 @@ async fn codes(endpoint: &str, image: &Path, region: &str, bucket: &str, key: &s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destination_and_bucket_rules_run_before_any_upload() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config::for_tests(dir.path().join("emu"));
-    cfg.buckets = vec![
-        "images@cn-hangzhou".parse().unwrap(),
-        "faraway@cn-beijing".parse().unwrap(),
-    ];
-    let emu = preflight_emulator::start(cfg).await.unwrap();
+    let emu = emulator(dir.path()).await;
     let url = emu.endpoint().to_string();
     let image = qcow2(dir.path());
 
@@ -104,8 +98,6 @@ async fn an_unreadable_image_is_a_read_error() {
 
 // The `upload` use case end to end against the in-process emulator: no binary is spawned.
 
-use std::sync::Mutex;
-
 use preflight_emulator::Faults;
 use preflight_oss::UploadEvent;
 use preflight_pipeline::{ConvertMode, Event, ImageUpload, PipelineError};
@@ -131,10 +123,7 @@ fn data_image(dir: &Path, name: &str, size: u64) -> PathBuf {
 
 /// `image` to `bucket` in cn-hangzhou at the emulator, in 256 KiB parts, one at a time.
 fn job(url: &str, dir: &Path, image: &Path, bucket: &str) -> ImageUpload {
-    let creds = Arc::new(preflight_aliyun::CredentialProvider::fixed(
-        preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-    ));
-    let mut job = ImageUpload::new(image, "cn-hangzhou", bucket, creds);
+    let mut job = ImageUpload::new(image, "cn-hangzhou", bucket, creds());
     job.endpoints = Endpoints::emulator(url);
     job.convert = ConvertMode::None;
     job.options.checkpoint_dir = dir.join("checkpoints");
@@ -142,16 +131,6 @@ fn job(url: &str, dir: &Path, image: &Path, bucket: &str) -> ImageUpload {
     job.options.multipart_threshold = MIB;
     job.options.parallel = 1;
     job
-}
-
-/// An event callback, and what it saw.
-fn recorder() -> (
-    Arc<Mutex<Vec<Event>>>,
-    impl Fn(&Event) + Send + Sync + 'static,
-) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let s = seen.clone();
-    (seen, move |e: &Event| s.lock().unwrap().push(e.clone()))
 }
 
 fn parts_done(events: &[Event]) -> usize {
@@ -169,13 +148,9 @@ fn parts_done(events: &[Event]) -> usize {
         .count()
 }
 
+/// An emulator with buckets `images` (cn-hangzhou) and `faraway` (cn-beijing).
 async fn emulator(dir: &Path) -> preflight_emulator::Emulator {
-    let mut cfg = Config::for_tests(dir.join("emu"));
-    cfg.buckets = vec![
-        "images@cn-hangzhou".parse().unwrap(),
-        "faraway@cn-beijing".parse().unwrap(),
-    ];
-    preflight_emulator::start(cfg).await.unwrap()
+    start_emulator(dir, &["images@cn-hangzhou", "faraway@cn-beijing"], |_| {}).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

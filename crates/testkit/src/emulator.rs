@@ -9,7 +9,7 @@ use preflight_emulator::oss::{sign_v1, SignInput};
 use preflight_emulator::util::{
     http_date, parse_query, pct, pct_decode_bytes, request_id_uuid, unix_now, QueryParam, Utc,
 };
-use preflight_emulator::{DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_emulator::{Counters, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
 
 /// A credential: access key id, secret, and an STS token if any.
 #[derive(Debug, Clone, Copy)]
@@ -143,4 +143,15 @@ pub fn rpc_query(
         .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
         .collect::<Vec<_>>()
         .join("&")
+}
+
+/// The numbers of the parts the emulator has stored, in its order (upload id, then part
+/// number): a part whose body was cut short is seen but not stored.
+pub fn stored_parts(counters: &Counters) -> Vec<u32> {
+    counters
+        .parts
+        .iter()
+        .filter(|p| p.stored > 0)
+        .map(|p| p.part_number)
+        .collect()
 }

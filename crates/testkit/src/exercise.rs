@@ -6,8 +6,10 @@
 //! tests run it over deterministic mutations of real images on stable CI. One body for
 //! both, so what CI exercises is what the fuzzer does.
 
-use preflight_disk::DiskImage;
+use crate::{Mutated, Rng};
+use preflight_disk::{DiskImage, Source};
 use preflight_report::Finding;
+use std::sync::Arc;
 
 /// The largest guest read, past a 64 KiB cluster so a read spans two.
 const READ_LEN: usize = 70_000;
@@ -64,4 +66,37 @@ pub fn exercise_image(img: &dyn DiskImage) -> Vec<Finding> {
         "a read past the end ({size}) must fail"
     );
     findings
+}
+
+/// Whether [`exercise`] reported something: the open refused the image, or its check
+/// found a problem.
+pub fn reported<I: DiskImage>(opened: Result<I, Finding>) -> bool {
+    match exercise(opened) {
+        Err(_) => true,
+        Ok(findings) => !findings.is_empty(),
+    }
+}
+
+/// Smoke fuzzing on stable CI: `base` unmodified must open and check clean; then `rounds`
+/// mutations of it, each made by `mutate` from the PRNG (seeded with `seed`) and the round
+/// number, go through `open` and [`exercise`]. Returns how many were [`reported`].
+pub fn mutation_smoke<I: DiskImage>(
+    base: &Arc<Vec<u8>>,
+    seed: u64,
+    rounds: u32,
+    open: impl Fn(Arc<dyn Source>) -> Result<I, Finding>,
+    mut mutate: impl FnMut(&mut Rng, u32) -> Mutated,
+) -> u32 {
+    assert!(
+        !reported(open(Arc::new(Mutated::new(base.clone())))),
+        "the unmodified image must check clean"
+    );
+    let mut rng = Rng(seed);
+    let mut count = 0;
+    for round in 0..rounds {
+        let mutated = mutate(&mut rng, round);
+        count += u32::from(reported(open(Arc::new(mutated))));
+    }
+    println!("{count} of {rounds} mutations reported");
+    count
 }

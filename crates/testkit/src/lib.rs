@@ -18,7 +18,7 @@ mod mutated;
 pub mod qemu;
 mod rng;
 
-pub use exercise::{exercise, exercise_image};
+pub use exercise::{exercise, exercise_image, mutation_smoke, reported};
 pub use holes::{assert_holes_read_zero, patterned_disk};
 pub use mutated::Mutated;
 pub use qemu::{qemu_img, qemu_img_status, qemu_io};

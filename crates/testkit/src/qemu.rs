@@ -2,6 +2,7 @@
 //! installs them (`fixtures/install-deps.sh`); a missing tool fails the test, never
 //! skips it.
 
+use preflight_disk::DiskImage;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -89,6 +90,53 @@ pub fn read_as_raw(format: &str, path: &Path, dir: &Path) -> Vec<u8> {
     let data = std::fs::read(&out).expect("read qemu-img's raw output");
     std::fs::remove_file(&out).expect("remove qemu-img's raw output");
     data
+}
+
+/// Asserts that `img`, opened from the `format` image at `path`, is of `subformat`, has
+/// the virtual size qemu-img gives it, and reads, in pieces of each of `chunks` bytes, the
+/// disk `qemu-img convert -O raw` makes (in `dir`, removed after).
+pub fn assert_matches_qemu(
+    img: &dyn DiskImage,
+    format: &str,
+    path: &Path,
+    dir: &Path,
+    subformat: &str,
+    chunks: &[usize],
+) {
+    assert_eq!(
+        img.info().subformat.as_deref(),
+        Some(subformat),
+        "subformat of {}",
+        path.display()
+    );
+    let size = img.size();
+    assert_eq!(
+        size,
+        virtual_size(format, path),
+        "virtual size of {}",
+        path.display()
+    );
+    let want = read_as_raw(format, path, dir);
+    for &chunk in chunks {
+        assert!(chunk > 0, "a read of 0 bytes never ends the disk");
+        let mut buf = vec![0u8; chunk];
+        let mut offset = 0u64;
+        while offset < size {
+            let n = usize::try_from((size - offset).min(chunk as u64)).expect("n <= chunk");
+            img.read_at(offset, &mut buf[..n])
+                .unwrap_or_else(|e| panic!("{}: read_at({offset}, {n}): {e}", path.display()));
+            let at = usize::try_from(offset).expect("a test disk fits in memory");
+            let qemu = want.get(at..at + n).unwrap_or_default();
+            if let Some(i) = (0..n).find(|&i| qemu.get(i) != Some(&buf[i])) {
+                panic!(
+                    "{} in {chunk}-byte reads: guest byte {} differs from qemu-img's",
+                    path.display(),
+                    offset + i as u64
+                );
+            }
+            offset += n as u64;
+        }
+    }
 }
 
 /// The path as UTF-8 (test paths are).

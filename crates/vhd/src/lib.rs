@@ -12,14 +12,14 @@
 //!   the footer.
 //! * **differencing** (type 4): a dynamic disk whose holes come from a parent
 //!   file. It opens (its facts are reported) but cannot be read or imported
-//!   on its own: [`DiskImage::check`] reports `VHD.Differencing` and
-//!   [`BlockRead::read_at`] returns [`ReadError::Unsupported`].
+//!   on its own: [`DiskImage::check`](preflight_disk::DiskImage::check) reports `VHD.Differencing` and
+//!   [`BlockRead::read_at`](preflight_disk::BlockRead::read_at) returns [`ReadError::Unsupported`](preflight_disk::ReadError::Unsupported).
 //!
 //! [`open`] fails, with one error finding, only when the layout cannot be
 //! understood at all (no footer, no footer with a valid checksum
 //! (`VHD.FooterChecksum`), unknown disk type, unreadable dynamic header,
 //! invalid block size, a BAT that does not fit the file). Everything
-//! else is a finding of [`DiskImage::check`]; the codes are listed in
+//! else is a finding of [`DiskImage::check`](preflight_disk::DiskImage::check); the codes are listed in
 //! [`RULES`].
 //!
 //! Facts reported in [`ImageInfo`]: `subformat` is `fixed`, `dynamic` or
@@ -53,7 +53,7 @@ pub use check::RULES;
 pub use reader::ReadFault;
 
 use header::{DynHeader, Footer};
-use preflight_disk::{BlockRead, BoundsError, DiskImage, Format, ImageInfo, ReadError, Source};
+use preflight_disk::{BoundsError, Format, ImageInfo, Source};
 use preflight_report::Finding;
 use std::sync::Arc;
 
@@ -218,7 +218,7 @@ fn read_footer(src: &dyn Source, at: u64) -> Result<Option<FooterAt>, OpenError>
 }
 
 /// Opens a VHD. Fails only when the file cannot be understood at all; every
-/// other problem is reported by [`DiskImage::check`].
+/// other problem is reported by [`DiskImage::check`](preflight_disk::DiskImage::check).
 pub fn open(src: Arc<dyn Source>) -> Result<VhdImage, Finding> {
     open_inner(src).map_err(|e| e.finding())
 }
@@ -377,29 +377,11 @@ fn make_info(footer: &Footer, layout: &Layout, file_size: u64) -> ImageInfo {
     info
 }
 
-impl BlockRead for VhdImage {
-    fn size(&self) -> u64 {
-        self.info.virtual_size
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
-        reader::read_at(self, offset, buf)
-    }
-
-    fn next_data(&self, offset: u64) -> Result<Option<(u64, u64)>, ReadError> {
-        reader::next_data(self, offset)
-    }
-}
-
-impl DiskImage for VhdImage {
-    fn info(&self) -> &ImageInfo {
-        &self.info
-    }
-
-    fn check(&self) -> Vec<Finding> {
-        check::check(self)
-    }
-}
+preflight_disk::forward_disk_image!(VhdImage {
+    read_at: reader::read_at,
+    next_data: reader::next_data,
+    check: check::check,
+});
 
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,7 @@
 //! through the BAT.
 
 use crate::{header, tables, Layout, Sparse, VhdImage};
-use preflight_disk::{check_guest_range, Format, ReadError, Unreadable};
+use preflight_disk::{check_guest_range, read_blockwise, Format, ReadError, Unreadable};
 
 /// Why a guest read of an opened VHD failed: the structure and the offending values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -22,12 +22,6 @@ pub enum ReadFault {
         data_end: u64,
         /// Virtual size of the disk.
         disk_size: u64,
-    },
-    /// A block size that would never advance a read.
-    #[error("block size {block_size} cannot be read")]
-    BlockSize {
-        /// The dynamic header's block size.
-        block_size: u64,
     },
     /// A BAT entry points at a block that ends past the data area.
     #[error(
@@ -121,25 +115,8 @@ fn read_fixed(img: &VhdImage, offset: u64, buf: &mut [u8]) -> Result<(), ReadErr
 }
 
 fn read_sparse(img: &VhdImage, s: &Sparse, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
-    let mut done = 0usize;
-    while done < buf.len() {
-        let pos = offset.saturating_add(len64(done));
-        // The block size was checked at open to be a power of two >= 512.
-        let index = pos.checked_div(s.block_size).unwrap_or(0);
-        let in_block = pos.checked_rem(s.block_size).unwrap_or(0);
-        let left_in_block = s.block_size.saturating_sub(in_block);
-        let left_in_buf = buf.len().saturating_sub(done);
-        let n = usize::try_from(left_in_block).map_or(left_in_buf, |l| l.min(left_in_buf));
-        if n == 0 {
-            // Only a zero block size gets here; it would never advance.
-            return Err(ReadError::corrupt(ReadFault::BlockSize {
-                block_size: s.block_size,
-            }));
-        }
-        // n <= buf.len() - done, so the range is inside buf.
-        let Some(chunk) = buf.get_mut(done..done.saturating_add(n)) else {
-            break;
-        };
+    // The block size was checked at open to be a power of two >= 512.
+    read_blockwise(offset, buf, s.block_size, |index, in_block, chunk| {
         let entry = usize::try_from(index)
             .ok()
             .and_then(|i| s.bat.get(i))
@@ -163,7 +140,6 @@ fn read_sparse(img: &VhdImage, s: &Sparse, offset: u64, buf: &mut [u8]) -> Resul
                     .read_exact_at(data.saturating_add(in_block), chunk)?;
             }
         }
-        done = done.saturating_add(n);
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -5,6 +5,7 @@ use super::*;
 use crate::check::MAX_PER_CODE;
 use crate::header::build::{dyn_header, fix_dyn, fix_footer, footer, put};
 use crate::header::{DISK_DIFFERENCING, DISK_DYNAMIC, DISK_FIXED};
+use preflight_disk::{BlockRead, DiskImage, ReadError};
 
 const MIB2: u32 = 2 << 20;
 

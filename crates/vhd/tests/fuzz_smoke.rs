@@ -7,17 +7,8 @@
 mod common;
 
 use common::*;
-use preflight_disk::Source;
-use preflight_testkit::Mutated;
+use preflight_testkit::{mutation_smoke, Mutated};
 use std::sync::Arc;
-
-/// Returns whether something was reported: open failed or check found a problem.
-fn exercise(src: Arc<dyn Source>) -> bool {
-    match preflight_testkit::exercise(preflight_vhd::open(src)) {
-        Err(_) => true,
-        Ok(findings) => !findings.is_empty(),
-    }
-}
 
 #[test]
 fn mutations_of_a_real_image_never_panic() {
@@ -33,14 +24,7 @@ fn mutations_of_a_real_image_never_panic() {
     );
     let base = Arc::new(std::fs::read(&vhd).unwrap());
     let n = base.len() as u64;
-    let clean = Mutated::new(base.clone());
-    assert!(
-        !exercise(Arc::new(clean)),
-        "the unmodified image must check clean"
-    );
-    let mut rng = Rng(0x5eed);
-    let mut reported = 0;
-    for round in 0..3000 {
+    let reported = mutation_smoke(&base, 0x5eed, 3000, preflight_vhd::open, |rng, round| {
         let mut patches = Vec::new();
         for _ in 0..1 + rng.below(4) {
             // Metadata lives in the first 4 KiB and the last 512 bytes.
@@ -57,13 +41,12 @@ fn mutations_of_a_real_image_never_panic() {
             patches.push((at, v));
         }
         let len = if round % 10 == 0 { rng.below(n + 1) } else { n };
-        reported += usize::from(exercise(Arc::new(Mutated {
+        Mutated {
             base: base.clone(),
             patches,
             len,
-        })));
-    }
-    println!("{reported} of 3000 mutations reported");
+        }
+    });
     // Most mutations of metadata must be noticed.
     assert!(
         reported > 1500,

@@ -11,7 +11,7 @@
 //! understood at all: no signature, no valid header, no valid region table,
 //! a missing or unknown *required* region or metadata item, an invalid block
 //! size, logical sector size or virtual size, or a BAT that does not fit.
-//! Everything else is a finding of [`DiskImage::check`]; the codes are in
+//! Everything else is a finding of [`DiskImage::check`](preflight_disk::DiskImage::check); the codes are in
 //! [`RULES`].
 //!
 //! Decisions:
@@ -19,11 +19,11 @@
 //!   used, as Hyper-V does); both corrupt is fatal.
 //! * A non-zero log GUID means the log may hold writes not yet applied.
 //!   qemu refuses such a file read-only, so it is the **error**
-//!   `VHDX.LogReplay`, and [`BlockRead::read_at`] refuses to read (the
+//!   `VHDX.LogReplay`, and [`BlockRead::read_at`](preflight_disk::BlockRead::read_at) refuses to read (the
 //!   metadata and data may be stale until the log is replayed).
 //! * Differencing disks (`HasParent`) open, report subformat
 //!   `differencing` and the parent path as `backing_file`; check reports
-//!   `VHDX.Differencing` and reads return [`ReadError::Unsupported`].
+//!   `VHDX.Differencing` and reads return [`ReadError::Unsupported`](preflight_disk::ReadError::Unsupported).
 //! * Reads follow qemu: payload states NOT_PRESENT, UNDEFINED, ZERO,
 //!   UNMAPPED (and the v0.95 UNMAPPED value 5) read as zeros.
 //!
@@ -52,7 +52,7 @@ pub use check::RULES;
 pub use reader::ReadFault;
 
 use header::{Header, RegionEntry, RegionTable};
-use preflight_disk::{BlockRead, DiskImage, ImageInfo, ReadError, Source};
+use preflight_disk::{ImageInfo, Source};
 use preflight_report::Finding;
 use std::sync::Arc;
 
@@ -103,34 +103,16 @@ impl VhdxImage {
 }
 
 /// Opens a VHDX. Fails only when the file cannot be understood at all;
-/// every other problem is reported by [`DiskImage::check`].
+/// every other problem is reported by [`DiskImage::check`](preflight_disk::DiskImage::check).
 pub fn open(src: Arc<dyn Source>) -> Result<VhdxImage, Finding> {
     open::open(src).map_err(|e| e.finding())
 }
 
-impl BlockRead for VhdxImage {
-    fn size(&self) -> u64 {
-        self.info.virtual_size
-    }
-
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
-        reader::read_at(self, offset, buf)
-    }
-
-    fn next_data(&self, offset: u64) -> Result<Option<(u64, u64)>, ReadError> {
-        reader::next_data(self, offset)
-    }
-}
-
-impl DiskImage for VhdxImage {
-    fn info(&self) -> &ImageInfo {
-        &self.info
-    }
-
-    fn check(&self) -> Vec<Finding> {
-        check::check(self)
-    }
-}
+preflight_disk::forward_disk_image!(VhdxImage {
+    read_at: reader::read_at,
+    next_data: reader::next_data,
+    check: check::check,
+});
 
 /// Canonical text form of an on-disk GUID.
 fn guid_str(g: &[u8; 16]) -> String {

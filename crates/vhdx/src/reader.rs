@@ -2,18 +2,12 @@
 
 use crate::tables;
 use crate::VhdxImage;
-use preflight_disk::{check_guest_range, Format, ReadError, Unreadable};
+use preflight_disk::{check_guest_range, read_blockwise, Format, ReadError, Unreadable};
 
 /// Why a guest read of an opened VHDX failed: the structure and the offending values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadFault {
-    /// A block size that would never advance a read.
-    #[error("block size {block_size} cannot be read")]
-    BlockSize {
-        /// The block size from the metadata.
-        block_size: u64,
-    },
     /// The BAT has no entry for a block of the disk.
     #[error("no BAT entry {index} for block {block}")]
     NoBatEntry {
@@ -69,25 +63,8 @@ pub(crate) fn read_at(img: &VhdxImage, offset: u64, buf: &mut [u8]) -> Result<()
     }
     let g = &img.geometry;
     let file_size = img.src.size();
-    let mut done = 0usize;
-    while done < buf.len() {
-        let pos = offset.saturating_add(len64(done));
-        // Geometry keeps the block size at least 1.
-        let block = pos.checked_div(g.block_size).unwrap_or(0);
-        let in_block = pos.checked_rem(g.block_size).unwrap_or(0);
-        let left = g.block_size.saturating_sub(in_block);
-        let left_in_buf = buf.len().saturating_sub(done);
-        let n = usize::try_from(left).map_or(left_in_buf, |l| l.min(left_in_buf));
-        if n == 0 {
-            // Only a zero block size gets here; it would never advance.
-            return Err(ReadError::corrupt(ReadFault::BlockSize {
-                block_size: g.block_size,
-            }));
-        }
-        // n <= buf.len() - done, so the range is inside buf.
-        let Some(chunk) = buf.get_mut(done..done.saturating_add(n)) else {
-            break;
-        };
+    // Geometry keeps the block size at least 1.
+    read_blockwise(offset, buf, g.block_size, |block, in_block, chunk| {
         let index = g.payload_index(block);
         let entry = usize::try_from(index)
             .ok()
@@ -102,7 +79,7 @@ pub(crate) fn read_at(img: &VhdxImage, offset: u64, buf: &mut [u8]) -> Result<()
             | tables::PAYLOAD_UNMAPPED_V095 => chunk.fill(0),
             tables::PAYLOAD_FULLY_PRESENT => {
                 let at = (entry & tables::OFFSET_MASK).saturating_add(in_block);
-                let end = at.saturating_add(len64(n));
+                let end = at.saturating_add(len64(chunk.len()));
                 if end > file_size {
                     return Err(ReadError::corrupt(ReadFault::BlockPastEnd {
                         block,
@@ -122,9 +99,8 @@ pub(crate) fn read_at(img: &VhdxImage, offset: u64, buf: &mut [u8]) -> Result<()
                 }))
             }
         }
-        done = done.saturating_add(n);
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The first run of blocks that may hold data at or after `offset`: every block whose BAT

@@ -4,7 +4,7 @@
 use super::*;
 use crate::header::build::fix_crc;
 use crate::header::*;
-use preflight_disk::Format;
+use preflight_disk::{BlockRead, DiskImage, Format, ReadError};
 use std::io;
 
 const H1: usize = 64 * 1024;

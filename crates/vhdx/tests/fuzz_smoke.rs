@@ -11,18 +11,13 @@ mod common;
 
 use common::*;
 use preflight_disk::Source;
-use preflight_testkit::Mutated;
+use preflight_report::Finding;
+use preflight_testkit::{mutation_smoke, Mutated};
 use std::sync::Arc;
 
-/// Returns whether something was reported: open failed or check found a problem.
-fn exercise(src: Arc<dyn Source>) -> bool {
-    match preflight_testkit::exercise(preflight_vhdx::open(src)) {
-        Err(f) => {
-            assert!(f.code.starts_with("VHDX."), "{f:?}");
-            true
-        }
-        Ok(findings) => !findings.is_empty(),
-    }
+/// The VHDX open, whose refusals must carry a VHDX code.
+fn open(src: Arc<dyn Source>) -> Result<preflight_vhdx::VhdxImage, Finding> {
+    preflight_vhdx::open(src).inspect_err(|f| assert!(f.code.starts_with("VHDX."), "{f:?}"))
 }
 
 #[test]
@@ -50,14 +45,7 @@ fn mutations_of_a_real_image_never_panic() {
         (3 << 20, 512, false),          // metadata table
         ((3 << 20) + 65536, 64, false), // metadata items
     ];
-    let clean = Mutated::new(base.clone());
-    assert!(
-        !exercise(Arc::new(clean)),
-        "the unmodified image must check clean"
-    );
-    let mut rng = Rng(0x5eed_cafe);
-    let mut reported = 0;
-    for round in 0..3000 {
+    let reported = mutation_smoke(&base, 0x5eed_cafe, 3000, open, |rng, round| {
         let mut m = Mutated::new(base.clone());
         let mut touched = Vec::new();
         for _ in 0..1 + rng.below(4) {
@@ -95,9 +83,8 @@ fn mutations_of_a_real_image_never_panic() {
         if round % 10 == 0 {
             m.len = rng.below(n + 1);
         }
-        reported += usize::from(exercise(Arc::new(m)));
-    }
-    println!("{reported} of 3000 mutations reported");
+        m
+    });
     // Most mutations of metadata must be noticed.
     assert!(
         reported > 1500,

@@ -1,19 +1,24 @@
 //! Why a VMDK cannot be opened. Each variant names the offending value and
 //! maps, by an exhaustive match, to one rule.
 
+use crate::descriptor::{self, BadLine, Descriptor};
 use crate::rules;
 use preflight_disk::BoundsError;
 use preflight_report::{Finding, Rule};
+use std::fmt;
 
 /// A fatal problem found while opening a VMDK.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum OpenError {
     #[error("{file}: starts with {found}, which is neither a VMDK sparse header (KDMV) nor a text descriptor")]
-    Magic { file: String, found: String },
+    Magic { file: String, found: LeadingBytes },
     #[error("{file}: is an ESX vmfsSparse (COWD) extent, a snapshot delta format")]
     Cowd { file: String },
-    #[error("{file}: {detail}")]
-    Truncated { file: String, detail: String },
+    #[error(
+        "{file}: the file is {file_size} bytes, shorter than the {header_len}-byte sparse header",
+        header_len = crate::header::HEADER_LEN
+    )]
+    Truncated { file: String, file_size: u64 },
     #[error("{file}: sparse header version {version} is not 1, 2 or 3")]
     Version { file: String, version: u32 },
     #[error("{file}: capacity of {sectors} sectors is over the limit of {limit} sectors")]
@@ -44,10 +49,18 @@ pub(crate) enum OpenError {
         #[source]
         source: BoundsError,
     },
-    #[error("{file}: {detail}")]
-    Footer { file: String, detail: String },
-    #[error("{file}: {detail}")]
-    Descriptor { file: String, detail: String },
+    #[error("{file}")]
+    Footer {
+        file: String,
+        #[source]
+        fault: FooterFault,
+    },
+    #[error("{file}")]
+    Descriptor {
+        file: String,
+        #[source]
+        fault: DescriptorFault,
+    },
     #[error("{file}: createType \"{create_type}\" is not a known VMDK type")]
     CreateType { file: String, create_type: String },
     #[error("{file}: createType \"{create_type}\" is {what}, which cannot be imported")]
@@ -56,14 +69,14 @@ pub(crate) enum OpenError {
         create_type: String,
         what: &'static str,
     },
-    #[error("{file}: line {line}: extent {detail}")]
+    #[error("{file}: line {line}: extent {fault}")]
     ExtentType {
         file: String,
         line: usize,
-        detail: String,
+        fault: ExtentFault,
     },
-    #[error("{file}: is a delta (child) disk: {detail}")]
-    Delta { file: String, detail: String },
+    #[error("{file}: is a delta (child) disk: {parent}; the file holds only the blocks changed since its parent")]
+    Delta { file: String, parent: DeltaParent },
     #[error("{file}: extent file name \"{name}\" {why}")]
     ExtentPath {
         file: String,
@@ -83,6 +96,109 @@ pub(crate) enum OpenError {
         #[source]
         error: std::io::Error,
     },
+}
+
+/// Why a streamOptimized footer (the grain directory's real place) is unusable.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FooterFault {
+    #[error("the header puts the grain directory in a footer, but the file ({file_size} bytes) is too short to hold one")]
+    TooShort { file_size: u64 },
+    #[error(transparent)]
+    Unreadable(BoundsError),
+    #[error("the footer's header also says the grain directory is at the end")]
+    AlsoAtEnd,
+    #[error(
+        "no valid footer (footer marker, KDMV header copy, end-of-stream marker) in the last {footer_len} bytes: the stream is truncated or incomplete",
+        footer_len = crate::header::FOOTER_LEN
+    )]
+    Missing,
+}
+
+/// Why a descriptor file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DescriptorFault {
+    #[error(
+        "the descriptor file is {size} bytes, over the limit of {limit}",
+        limit = crate::header::MAX_DESCRIPTOR_BYTES
+    )]
+    TooLarge { size: u64 },
+    #[error(transparent)]
+    Unreadable(BoundsError),
+    /// The first bad line, and how many more there are.
+    #[error("line {}: {}{}", .first.line, .first.detail, more_bad_lines(.more))]
+    BadLine { first: BadLine, more: usize },
+    #[error("no createType line")]
+    NoCreateType,
+    #[error("no extent lines")]
+    NoExtents,
+}
+
+fn more_bad_lines(more: &usize) -> String {
+    if *more > 0 {
+        format!(" (and {more} more bad lines)")
+    } else {
+        String::new()
+    }
+}
+
+/// Why an extent line of a descriptor cannot be imported.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExtentFault {
+    #[error("access is NOACCESS: its data cannot be read")]
+    NoAccess,
+    #[error("type {kind} is a snapshot or raw-device extent, which cannot be imported")]
+    NotImportable { kind: String },
+    #[error("type {kind:?} is not a known extent type")]
+    Unknown { kind: String },
+}
+
+/// What a delta (child) disk's descriptor says of its parent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeltaParent {
+    /// `parentCID`, when it names a parent.
+    pub(crate) cid: Option<u32>,
+    /// `parentFileNameHint`.
+    pub(crate) file_name_hint: Option<String>,
+}
+
+impl DeltaParent {
+    pub(crate) fn of(d: &Descriptor) -> Self {
+        DeltaParent {
+            cid: d.parent_cid.filter(|&p| p != descriptor::NO_PARENT_CID),
+            file_name_hint: d.parent_file_name_hint.clone(),
+        }
+    }
+}
+
+impl fmt::Display for DeltaParent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(p) = self.cid {
+            parts.push(format!("parentCID={p:08x}"));
+        }
+        if let Some(h) = &self.file_name_hint {
+            parts.push(format!("parentFileNameHint=\"{h}\""));
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// The first bytes of a file (at most [`LeadingBytes::MAX`]), shown as [`show_bytes`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeadingBytes(Vec<u8>);
+
+impl LeadingBytes {
+    const MAX: usize = 16;
+
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        LeadingBytes(bytes.iter().take(Self::MAX).copied().collect())
+    }
+}
+
+impl fmt::Display for LeadingBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&show_bytes(&self.0))
+    }
 }
 
 impl OpenError {
@@ -184,12 +300,6 @@ pub enum ReadFault {
         /// What is wrong with it (part of the text, not a source: printed once).
         fault: GrainFault,
     },
-    /// A grain size that would never advance a read.
-    #[error("grain size {grain_bytes} cannot be read")]
-    GrainSize {
-        /// The grain size in bytes.
-        grain_bytes: u64,
-    },
     /// No extent of the descriptor covers a guest offset inside the disk.
     #[error("no extent covers guest offset {offset}")]
     NoExtent {
@@ -262,4 +372,63 @@ pub enum GrainFault {
     /// The decoder neither reads nor writes.
     #[error("the deflate stream makes no progress")]
     NoProgress,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(e: OpenError) -> String {
+        Finding::from(e).message
+    }
+
+    #[test]
+    fn open_errors_carry_typed_values_and_print_them_once() {
+        let e = OpenError::Descriptor {
+            file: "d.vmdk".into(),
+            fault: DescriptorFault::BadLine {
+                first: BadLine {
+                    line: 3,
+                    detail: "\"RW x\" is not a descriptor line".into(),
+                },
+                more: 2,
+            },
+        };
+        assert_eq!(
+            text(e),
+            "d.vmdk: line 3: \"RW x\" is not a descriptor line (and 2 more bad lines)"
+        );
+        let e = OpenError::Footer {
+            file: "s.vmdk".into(),
+            fault: FooterFault::TooShort { file_size: 700 },
+        };
+        assert!(text(e).starts_with(
+            "s.vmdk: the header puts the grain directory in a footer, but the file (700 bytes)"
+        ));
+        let e = OpenError::Delta {
+            file: "c.vmdk".into(),
+            parent: DeltaParent {
+                cid: Some(0xab),
+                file_name_hint: Some("base.vmdk".into()),
+            },
+        };
+        assert_eq!(
+            text(e),
+            "c.vmdk: is a delta (child) disk: parentCID=000000ab, parentFileNameHint=\"base.vmdk\"; \
+             the file holds only the blocks changed since its parent"
+        );
+        let e = OpenError::Magic {
+            file: "m.vmdk".into(),
+            found: LeadingBytes::of(b"QFI\xfbrest-of-a-long-header"),
+        };
+        assert!(text(e).starts_with("m.vmdk: starts with \"QFI\\xfbrest-of-a-lo\", which"));
+        let e = OpenError::Truncated {
+            file: "t.vmdk".into(),
+            file_size: 100,
+        };
+        assert_eq!(
+            text(e),
+            "t.vmdk: the file is 100 bytes, shorter than the 512-byte sparse header"
+        );
+    }
 }

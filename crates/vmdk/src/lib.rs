@@ -42,7 +42,7 @@ pub use error::{GrainFault, ReadFault};
 pub use rules::RULES;
 
 use crate::descriptor::Access;
-use crate::error::{show_bytes, OpenError};
+use crate::error::{DeltaParent, DescriptorFault, ExtentFault, LeadingBytes, OpenError};
 use crate::header::{
     FLAG_NL_DETECT, FLAG_RGD, FLAG_ZERO_GRAIN, MAX_CAPACITY_SECTORS, MAX_DESCRIPTOR_BYTES, SECTOR,
 };
@@ -171,7 +171,7 @@ fn open_named(
     } else {
         Err(OpenError::Magic {
             file: name.to_string(),
-            found: show_bytes(&head),
+            found: LeadingBytes::of(&head),
         })
     }
 }
@@ -281,40 +281,31 @@ fn open_descriptor(
     name: &str,
     open_extent: &dyn Fn(&str) -> std::io::Result<Arc<dyn Source>>,
 ) -> Result<VmdkImage, OpenError> {
-    let desc_err = |detail: String| OpenError::Descriptor {
+    let desc_err = |fault: DescriptorFault| OpenError::Descriptor {
         file: name.to_string(),
-        detail,
+        fault,
     };
     let size = src.size();
     if size > MAX_DESCRIPTOR_BYTES {
-        return Err(desc_err(format!(
-            "the descriptor file is {size} bytes, over the limit of {MAX_DESCRIPTOR_BYTES}"
-        )));
+        return Err(desc_err(DescriptorFault::TooLarge { size }));
     }
     let bytes = read_vec(&*src, "descriptor", 0, size, MAX_DESCRIPTOR_BYTES)
-        .map_err(|e| desc_err(preflight_disk::error_chain(&e)))?;
+        .map_err(|e| desc_err(DescriptorFault::Unreadable(e)))?;
     let (d, bad) = descriptor::parse(&descriptor::text_of(&bytes));
-    if let Some(first) = bad.first() {
-        let more = if bad.len() > 1 {
-            format!(" (and {} more bad lines)", bad.len().saturating_sub(1))
-        } else {
-            String::new()
-        };
-        return Err(desc_err(format!(
-            "line {}: {}{more}",
-            first.line, first.detail
-        )));
+    let more = bad.len().saturating_sub(1);
+    if let Some(first) = bad.into_iter().next() {
+        return Err(desc_err(DescriptorFault::BadLine { first, more }));
     }
     if d.is_delta() {
         return Err(OpenError::Delta {
             file: name.to_string(),
-            detail: sparse::delta_detail(&d),
+            parent: DeltaParent::of(&d),
         });
     }
     let create_type = d
         .create_type
         .clone()
-        .ok_or_else(|| desc_err("no createType line".to_string()))?;
+        .ok_or_else(|| desc_err(DescriptorFault::NoCreateType))?;
     match classify(&create_type) {
         Kind::Supported => {}
         Kind::Unsupported(what) => {
@@ -332,7 +323,7 @@ fn open_descriptor(
         }
     }
     if d.extents.is_empty() {
-        return Err(desc_err("no extent lines".to_string()));
+        return Err(desc_err(DescriptorFault::NoExtents));
     }
 
     let mut files: BTreeMap<String, Arc<dyn Source>> = BTreeMap::new();
@@ -342,15 +333,13 @@ fn open_descriptor(
     let mut start = 0u64;
     let mut allocated = 0u64;
     for line in &d.extents {
-        let ext_err = |detail: String| OpenError::ExtentType {
+        let ext_err = |fault: ExtentFault| OpenError::ExtentType {
             file: name.to_string(),
             line: line.line,
-            detail,
+            fault,
         };
         if line.access == Access::NoAccess {
-            return Err(ext_err(
-                "access is NOACCESS: its data cannot be read".to_string(),
-            ));
+            return Err(ext_err(ExtentFault::NoAccess));
         }
         let len = sectors_to_bytes(line.sectors)
             .filter(|_| line.sectors <= MAX_CAPACITY_SECTORS)
@@ -422,14 +411,14 @@ fn open_descriptor(
                 }
             }
             "VMFSSPARSE" | "SESPARSE" | "VMFSRDM" | "VMFSRAW" => {
-                return Err(ext_err(format!(
-                    "type {kind} is a snapshot or raw-device extent, which cannot be imported"
-                )))
+                return Err(ext_err(ExtentFault::NotImportable {
+                    kind: kind.to_string(),
+                }))
             }
             other => {
-                return Err(ext_err(format!(
-                    "type {other:?} is not a known extent type"
-                )))
+                return Err(ext_err(ExtentFault::Unknown {
+                    kind: other.to_string(),
+                }))
             }
         };
         extents.push(Extent { start, len, data });

@@ -10,7 +10,6 @@ mod header;
 mod reader;
 mod tables;
 
-pub(crate) use header::delta_detail;
 pub(crate) use tables::load_directory;
 
 use crate::descriptor::Descriptor;

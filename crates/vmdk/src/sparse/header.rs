@@ -3,10 +3,10 @@
 
 use super::tables::load_directory;
 use super::{sectors_to_bytes, SparseExtent};
-use crate::descriptor::{self, BadLine, Descriptor};
-use crate::error::{show_bytes, OpenError};
+use crate::descriptor::{self, BadLine};
+use crate::error::{show_bytes, DeltaParent, FooterFault, LeadingBytes, OpenError};
 use crate::header::{
-    self, Marker, SparseHeader, FLAG_COMPRESSED, FLAG_NL_DETECT, FOOTER_LEN, GD_AT_END, HEADER_LEN,
+    self, Marker, SparseHeader, FLAG_COMPRESSED, FLAG_NL_DETECT, FOOTER_LEN, GD_AT_END,
     KNOWN_FLAGS, MARKER_FOOTER, MAX_DESCRIPTOR_BYTES, NEWLINE_CHECK, SECTOR,
 };
 use crate::rules;
@@ -31,9 +31,7 @@ impl SparseExtent {
             Err(_) => {
                 return Err(OpenError::Truncated {
                     file: name.to_string(),
-                    detail: format!(
-                        "the file is {file_size} bytes, shorter than the {HEADER_LEN}-byte sparse header"
-                    ),
+                    file_size,
                 })
             }
         };
@@ -44,7 +42,7 @@ impl SparseExtent {
         }
         let primary = SparseHeader::parse(&head).ok_or_else(|| OpenError::Magic {
             file: name.to_string(),
-            found: show_bytes(&head),
+            found: LeadingBytes::of(&head),
         })?;
         let gd_at_end = primary.gd_offset == GD_AT_END;
         let header = if gd_at_end {
@@ -61,7 +59,7 @@ impl SparseExtent {
                 if d.is_delta() {
                     return Err(OpenError::Delta {
                         file: name.to_string(),
-                        detail: delta_detail(&d),
+                        parent: DeltaParent::of(&d),
                     });
                 }
                 notes.extend(bad_line_notes(name, &bad));
@@ -112,21 +110,17 @@ impl SparseExtent {
 /// the grain directory is at the end; returns the footer's header.
 fn read_footer(src: &dyn Source, name: &str) -> Result<SparseHeader, OpenError> {
     let size = src.size();
-    let footer_err = |detail: String| OpenError::Footer {
+    let footer_err = |fault: FooterFault| OpenError::Footer {
         file: name.to_string(),
-        detail,
+        fault,
     };
     let at = size
         .checked_sub(FOOTER_LEN)
         .filter(|&a| a >= SECTOR)
-        .ok_or_else(|| {
-            footer_err(format!(
-                "the header puts the grain directory in a footer, but the file ({size} bytes) is too short to hold one"
-            ))
-        })?;
+        .ok_or_else(|| footer_err(FooterFault::TooShort { file_size: size }))?;
     let bytes = read_vec(src, "footer", at, FOOTER_LEN, FOOTER_LEN).map_err(|e| match e {
         BoundsError::Io { source, .. } => io_err(name, source),
-        other => footer_err(other.to_string()),
+        other => footer_err(FooterFault::Unreadable(other)),
     })?;
     let sector = |i: u64| {
         let s = usize::try_from(i.saturating_mul(SECTOR)).unwrap_or(usize::MAX);
@@ -138,15 +132,11 @@ fn read_footer(src: &dyn Source, name: &str) -> Result<SparseHeader, OpenError> 
     match (marker, header, eos) {
         (Some(m), Some(h), Some(e)) if m.size == 0 && m.kind == MARKER_FOOTER && e.is_eos() => {
             if h.gd_offset == GD_AT_END {
-                return Err(footer_err(
-                    "the footer's header also says the grain directory is at the end".to_string(),
-                ));
+                return Err(footer_err(FooterFault::AlsoAtEnd));
             }
             Ok(h)
         }
-        _ => Err(footer_err(format!(
-            "no valid footer (footer marker, KDMV header copy, end-of-stream marker) in the last {FOOTER_LEN} bytes: the stream is truncated or incomplete"
-        ))),
+        _ => Err(footer_err(FooterFault::Missing)),
     }
 }
 
@@ -225,20 +215,6 @@ fn embedded_descriptor(
     let bytes = read_vec(src, "embedded descriptor", off, len, MAX_DESCRIPTOR_BYTES)
         .map_err(|e| bad(preflight_disk::error_chain(&e)))?;
     Ok(Some((descriptor::text_of(&bytes), (off, len))))
-}
-
-pub(crate) fn delta_detail(d: &Descriptor) -> String {
-    let mut parts = Vec::new();
-    if let Some(p) = d.parent_cid.filter(|&p| p != descriptor::NO_PARENT_CID) {
-        parts.push(format!("parentCID={p:08x}"));
-    }
-    if let Some(h) = &d.parent_file_name_hint {
-        parts.push(format!("parentFileNameHint=\"{h}\""));
-    }
-    format!(
-        "{}; the file holds only the blocks changed since its parent",
-        parts.join(", ")
-    )
 }
 
 pub(crate) fn bad_line_notes(name: &str, bad: &[BadLine]) -> Vec<Finding> {

@@ -5,7 +5,7 @@ use super::{CompressedRange, Grain, SparseExtent, MAX_COMPRESSED_GRAINS};
 use crate::error::{GrainFault, ReadFault};
 use crate::header::{self, GRAIN_MARKER_LEN};
 use flate2::{Decompress, FlushDecompress, Status};
-use preflight_disk::{ReadError, Source};
+use preflight_disk::{read_blockwise, ReadError, Source};
 
 /// Compressed input is read and inflated in pieces of this size, so memory
 /// does not follow the marker's size field.
@@ -18,40 +18,30 @@ impl SparseExtent {
     /// Fills `buf` from extent offset `offset` (the caller keeps the range
     /// inside the extent).
     pub(crate) fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), ReadError> {
-        let gb = self.geo.grain_bytes;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset.saturating_add(u64::try_from(done).unwrap_or(u64::MAX));
-            // Opening keeps the grain size at least one sector.
-            let index = pos.checked_div(gb).unwrap_or(0);
-            let in_grain = pos.checked_rem(gb).unwrap_or(0);
-            let left = buf.len().saturating_sub(done);
-            let n = usize::try_from(gb.saturating_sub(in_grain)).map_or(left, |g| g.min(left));
-            if n == 0 {
-                // Only a zero grain size gets here; it would never advance.
-                return Err(ReadError::corrupt(ReadFault::GrainSize { grain_bytes: gb }));
-            }
-            let part = buf
-                .get_mut(done..done.saturating_add(n))
-                .unwrap_or_default();
-            match self.lookup(index)? {
-                Grain::Unallocated | Grain::Zeroed => part.fill(0),
-                Grain::Data(base) => {
-                    let at = base.saturating_add(in_grain);
-                    self.src.read_exact_at(at, part).map_err(|_| {
-                        ReadError::corrupt(ReadFault::GrainPastEnd {
-                            extent: self.name.clone(),
-                            index,
-                            offset: base,
-                            file_size: self.file_size(),
-                        })
-                    })?;
+        // Opening keeps the grain size at least one sector.
+        read_blockwise(
+            offset,
+            buf,
+            self.geo.grain_bytes,
+            |index, in_grain, part| {
+                match self.lookup(index)? {
+                    Grain::Unallocated | Grain::Zeroed => part.fill(0),
+                    Grain::Data(base) => {
+                        let at = base.saturating_add(in_grain);
+                        self.src.read_exact_at(at, part).map_err(|_| {
+                            ReadError::corrupt(ReadFault::GrainPastEnd {
+                                extent: self.name.clone(),
+                                index,
+                                offset: base,
+                                file_size: self.file_size(),
+                            })
+                        })?;
+                    }
+                    Grain::Compressed(base) => self.read_compressed(index, base, in_grain, part)?,
                 }
-                Grain::Compressed(base) => self.read_compressed(index, base, in_grain, part)?,
-            }
-            done = done.saturating_add(n);
-        }
-        Ok(())
+                Ok(())
+            },
+        )
     }
 
     /// The compressed data of the grain whose entry points at `base`:
