@@ -330,7 +330,9 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
         | ImportResult::Started(_)
         | ImportResult::Detached(_) => EXIT_OK,
         ImportResult::Refused { .. } | ImportResult::ApiRefused { .. } => EXIT_FAILED,
-        ImportResult::Interrupted | ImportResult::Cancelled { .. } => crate::EXIT_INTERRUPTED,
+        ImportResult::Interrupted
+        | ImportResult::Cancelled { .. }
+        | ImportResult::CopiesStopped { .. } => crate::EXIT_INTERRUPTED,
         ImportResult::WaitFailed { error, .. } => {
             eprintln!("ecs-preflight: error: {error}");
             crate::EXIT_ENV
