@@ -266,6 +266,16 @@ impl EmuEnv {
         }
     }
 
+    /// Restarts the emulator on the same data with the configuration `configure` makes
+    /// (commands made after this use its new endpoint).
+    pub fn restart(&mut self, configure: impl FnOnce(PathBuf) -> preflight_emulator::Config) {
+        if let Some(emu) = self.emu.take() {
+            self.rt.block_on(emu.shutdown());
+        }
+        let cfg = configure(self.dir.path().join("emu"));
+        self.emu = Some(self.rt.block_on(preflight_emulator::start(cfg)).unwrap());
+    }
+
     /// The running emulator.
     pub fn emu(&self) -> &preflight_emulator::Emulator {
         self.emu.as_ref().unwrap()

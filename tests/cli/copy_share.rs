@@ -1,6 +1,7 @@
 //! `upload-and-import --copy-to-region … --share-with-account …` against the in-process
 //! emulator: two copies and one share (ids, regions, states, tags kept), a rerun that sends no
-//! CopyImage and no ModifyImageSharePermission, and the refusals before any upload.
+//! CopyImage and no ModifyImageSharePermission, and the refusals before any upload; one name
+//! per copy; Ctrl-C while copying (CancelCopyImage, or --detach) and the rerun after it.
 
 use crate::common::EmuEnv;
 use std::path::{Path, PathBuf};
@@ -17,13 +18,40 @@ crate::common::emu_env!();
 
 impl Env {
     fn new() -> Self {
-        Env(EmuEnv::start(|data_dir| {
-            let mut cfg = Config::for_tests(data_dir);
-            cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
-            cfg.task_seconds = 0.5;
-            cfg.copy_seconds = 1.0;
-            cfg
-        }))
+        Self::with_copy_seconds(1.0)
+    }
+
+    /// An emulator whose copies take `copy_seconds` to become Available.
+    fn with_copy_seconds(copy_seconds: f64) -> Self {
+        Env(EmuEnv::start(|data_dir| Self::config(data_dir, copy_seconds)))
+    }
+
+    fn config(data_dir: PathBuf, copy_seconds: f64) -> Config {
+        let mut cfg = Config::for_tests(data_dir);
+        cfg.buckets = vec!["images@cn-hangzhou".parse().unwrap()];
+        cfg.task_seconds = 0.5;
+        cfg.copy_seconds = copy_seconds;
+        cfg
+    }
+
+    /// Restarts the emulator on the same data, its copies now taking `copy_seconds`
+    /// (commands made after this use its new endpoint).
+    fn restart(&mut self, copy_seconds: f64) {
+        self.0.restart(|data_dir| Self::config(data_dir, copy_seconds));
+    }
+
+    /// How many images DescribeImages (any status) lists with id `id` in `region`.
+    fn listed(&self, region: &str, id: &str) -> usize {
+        let creds = std::sync::Arc::new(preflight_aliyun::CredentialProvider::fixed(
+            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        ));
+        let cfg = preflight_ecs::ClientConfig::new(region).with_endpoint(&self.emu().endpoint());
+        let client = preflight_ecs::Client::new(cfg, creds).unwrap();
+        let q = preflight_ecs::DescribeImagesQuery {
+            image_id: Some(id.to_string()),
+            ..Default::default()
+        };
+        self.rt.block_on(client.describe_images(&q)).unwrap().len()
     }
 
     fn qcow2(&self, name: &str) -> PathBuf {
@@ -308,8 +336,10 @@ fn ctrl_c_while_copying_leaves_the_image_and_a_rerun_finishes_the_copy() {
     let env = Env::new();
     let sys = env.qcow2("sys.qcow2");
     let flags = ["--copy-to-region", "cn-shanghai"];
-    // The copy takes 1 s: Ctrl-C 300 ms after it started.
-    let out = crate::common::interrupt_after(env.cmd(&sys, &flags), "   copy to cn-shanghai");
+    // The copy takes 1 s: Ctrl-C 300 ms after it started. --detach leaves it going on
+    // (without it, Ctrl-C cancels it: see the test after this one).
+    let detached = [&flags[..], &["--detach"][..]].concat();
+    let out = crate::common::interrupt_after(env.cmd(&sys, &detached), "   copy to cn-shanghai");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("is Available"), "{err}");
@@ -328,4 +358,166 @@ fn ctrl_c_while_copying_leaves_the_image_and_a_rerun_finishes_the_copy() {
     assert_eq!(got[1].2, "Available", "{v}");
     assert_eq!(v["images"][1]["reused"], true, "{v}");
     assert_eq!(env.requests("CopyImage"), 0);
+}
+
+/// The CopyImage requests' names, read back from ECS: (region, image id) → ImageName.
+fn name_of(env: &Env, region: &str, id: &str) -> String {
+    env.describe(region, id).image_name
+}
+
+#[test]
+fn each_copy_takes_its_own_name_and_extra_names_are_refused_before_anything() {
+    let env = Env::new();
+    env.put_raw();
+    let sys = env.qcow2("sys.qcow2");
+    let too_many = [
+        "--copy-to-region",
+        "cn-shanghai",
+        "--copy-name",
+        "web-a1",
+        "--copy-name",
+        "web-b1",
+    ];
+    for cmd in [env.import(&too_many), env.cmd(&sys, &too_many)] {
+        let mut cmd = cmd;
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        for want in [
+            "COPY.TooManyNames",
+            "\"web-a1\"",
+            "\"web-b1\"",
+            "\"cn-shanghai\"",
+        ] {
+            assert!(err.contains(want), "{want}: {err}");
+        }
+    }
+    for api in [
+        "InitiateMultipartUpload",
+        "UploadPart",
+        "ImportImage",
+        "CopyImage",
+    ] {
+        assert_eq!(env.requests(api), 0, "{api} was called");
+    }
+
+    let args = [
+        "--copy-to-region",
+        "cn-shanghai",
+        "--copy-to-region",
+        "cn-beijing",
+        "--copy-name",
+        "web-02-sh",
+        "--copy-name",
+        "web-02-bj",
+        "--output",
+        "json",
+    ];
+    let out = env.import(&args).output().unwrap();
+    let v = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    let got = images(&v);
+    assert_eq!(got.len(), 3, "{v}");
+    assert_eq!(
+        (got[1].0.as_str(), got[2].0.as_str()),
+        ("cn-shanghai", "cn-beijing")
+    );
+    assert_eq!(name_of(&env, "cn-shanghai", &got[1].1), "web-02-sh");
+    assert_eq!(name_of(&env, "cn-beijing", &got[2].1), "web-02-bj");
+    assert_eq!(env.requests("CopyImage"), 2);
+}
+
+#[test]
+fn ctrl_c_while_copying_cancels_the_copies_and_a_rerun_copies_again() {
+    // Copies take a minute: both are still Creating when Ctrl-C comes.
+    let mut env = Env::with_copy_seconds(60.0);
+    env.put_raw();
+    let args = [
+        "--copy-to-region",
+        "cn-shanghai",
+        "--copy-to-region",
+        "cn-beijing",
+        "--copy-name",
+        "web-02-sh",
+        "--copy-name",
+        "web-02-bj",
+        "--output",
+        "json",
+    ];
+    let out = crate::common::interrupt_after(env.import(&args), "   copy to cn-beijing");
+    let v = json_of(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{v}\n{err}");
+    assert_eq!(v["status"], "interrupted", "{v}");
+    assert_eq!(v["image_status"], "Available", "{v}");
+    let source = v["image_id"].as_str().unwrap().to_string();
+    let copies = v["copies"].as_array().unwrap_or_else(|| panic!("{v}"));
+    let regions: Vec<&str> = copies
+        .iter()
+        .map(|c| c["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, ["cn-shanghai", "cn-beijing"], "{v}");
+    let cancelled: Vec<String> = copies
+        .iter()
+        .map(|c| {
+            assert_eq!(c["state"], "cancelled", "{v}");
+            c["image_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(env.requests("CancelCopyImage"), 2);
+    assert_eq!(env.requests("CancelTask"), 0);
+    // ECS deleted the copies; the source stays.
+    assert_eq!(env.listed("cn-shanghai", &cancelled[0]), 0);
+    assert_eq!(env.listed("cn-beijing", &cancelled[1]), 0);
+    assert_eq!(env.describe("cn-hangzhou", &source).status, "Available");
+
+    // The rerun: the same import, two new copies (the old ClientTokens name deleted copies),
+    // each with its name.
+    env.restart(0.5);
+    let out = env.import(&args).output().unwrap();
+    let again = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{again}");
+    let got = images(&again);
+    assert_eq!(got.len(), 3, "{again}");
+    assert_eq!(got[0].1, source);
+    for (i, (region, name)) in [("cn-shanghai", "web-02-sh"), ("cn-beijing", "web-02-bj")]
+        .into_iter()
+        .enumerate()
+    {
+        let (r, id, status, ..) = &got[i + 1];
+        assert_eq!(
+            (r.as_str(), status.as_str()),
+            (region, "Available"),
+            "{again}"
+        );
+        assert!(!cancelled.contains(id), "{again}");
+        assert_eq!(name_of(&env, region, id), name);
+    }
+    assert_eq!(env.requests("CancelCopyImage"), 0);
+
+    // And its rerun finds them: nothing copied again.
+    env.emu().reset_counters();
+    let out = env.import(&args).output().unwrap();
+    let third = json_of(&out);
+    assert_eq!(out.status.code(), Some(0), "{third}");
+    assert_eq!(images(&third)[1].1, got[1].1);
+    assert_eq!(images(&third)[2].1, got[2].1);
+    assert_eq!(env.requests("CopyImage"), 0);
+}
+
+#[test]
+fn ctrl_c_while_the_one_shot_copies_cancels_the_copy() {
+    let env = Env::with_copy_seconds(60.0);
+    let sys = env.qcow2("sys.qcow2");
+    let out = crate::common::interrupt_after(
+        env.cmd(&sys, &["--copy-to-region", "cn-shanghai"]),
+        "   copy to cn-shanghai",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("is Available"), "{err}");
+    assert!(err.contains("cancelled (CancelCopyImage"), "{err}");
+    assert!(err.contains("run the same command again"), "{err}");
+    assert_eq!(env.requests("CancelCopyImage"), 1, "{err}");
+    assert_eq!(env.requests("CancelTask"), 0, "{err}");
 }

@@ -281,6 +281,26 @@ def main():
         time.sleep(0.3)
         status = poll_copy()
     check(status == "Available", "the copy becomes Available in %s (saw %s)" % (dest, status))
+    # CancelCopyImage: RegionId is the copy's region; only a copy still Creating is cancelled.
+    expect_error(lambda: tea.cancel_copy_image(ecs_models.CancelCopyImageRequest(
+        region_id=dest, image_id=cp.image_id)), "IncorrectImageStatus", "CancelCopyImage of a finished copy")
+    expect_error(lambda: tea.cancel_copy_image(ecs_models.CancelCopyImageRequest(
+        region_id=a.region, image_id=r.image_id)), "ImageCreatedNotFromCopy",
+                 "CancelCopyImage of an image not made by CopyImage")
+    dest2 = [x for x in ("cn-beijing", "cn-qingdao", "cn-zhangjiakou") if x not in (a.region, dest)][0]
+    cp2 = tea.copy_image(ecs_models.CopyImageRequest(
+        region_id=a.region, image_id=r.image_id, destination_region_id=dest2,
+        destination_image_name=name, client_token="sdk-copy2-" + suffix)).body
+    cancelled = tea.cancel_copy_image(ecs_models.CancelCopyImageRequest(
+        region_id=dest2, image_id=cp2.image_id)).body
+    check(bool(cancelled.request_id), "CancelCopyImage of a copy in progress answers with a RequestId")
+    gone = tea.describe_images(ecs_models.DescribeImagesRequest(
+        region_id=dest2, image_id=cp2.image_id, status="Creating,Available,CreateFailed")).body
+    check(not gone.images.image, "the cancelled copy is deleted from %s" % dest2)
+    src_left = tea.describe_images(ecs_models.DescribeImagesRequest(region_id=a.region, image_id=r.image_id)).body
+    check(src_left.total_count == 1, "the source stays after CancelCopyImage")
+    expect_error(lambda: tea.cancel_copy_image(ecs_models.CancelCopyImageRequest(
+        region_id=dest2, image_id=cp2.image_id)), "InvalidImageId.NotFound", "CancelCopyImage of a cancelled copy")
     friend = "1111222233334444"
     tea.modify_image_share_permission(ecs_models.ModifyImageSharePermissionRequest(
         region_id=dest, image_id=cp.image_id, add_account=[friend]))

@@ -225,6 +225,9 @@ impl Progress {
             FleetEvent::CopyAvailable { region, image_id } => {
                 (region, format!("{image_id} Available"), Some(100))
             }
+            FleetEvent::CopyCancelled { region, image_id } => {
+                (region, format!("{image_id} cancelled"), None)
+            }
             _ => return,
         };
         let bar = bars.entry(region.clone()).or_insert_with(|| {
@@ -241,6 +244,8 @@ impl Progress {
         }
         if matches!(f, FleetEvent::CopyAvailable { .. }) {
             bar.finish_with_message(message);
+        } else if matches!(f, FleetEvent::CopyCancelled { .. }) {
+            bar.abandon_with_message(message);
         } else {
             bar.set_message(message);
         }

@@ -247,6 +247,18 @@ pub fn copy_image_params(
 /// The ClientToken of a copy: a digest of the source image and the copy's parameters, so a
 /// rerun asks for the same copy and ECS answers with the one it already made.
 pub fn copy_client_token(image_id: &str, r: &CopyImageRequest) -> String {
+    copy_client_token_after(image_id, r, None)
+}
+
+/// The ClientToken of a copy made again after the copy `dead_copy` was cancelled or failed:
+/// [`copy_client_token`] salted with the dead copy's id. ECS answers a reused token with the
+/// dead copy, so a new copy needs a new token; salting with its id keeps the token a pure
+/// function of what happened, so a rerun of the rerun finds the same copy.
+pub fn copy_client_token_after(
+    image_id: &str,
+    r: &CopyImageRequest,
+    dead_copy: Option<&str>,
+) -> String {
     use sha2::Digest as _;
     let mut h = sha2::Sha256::new();
     let mut params = copy_image_params(
@@ -263,6 +275,10 @@ pub fn copy_client_token(image_id: &str, r: &CopyImageRequest) -> String {
         h.update([0]);
         h.update(v.as_bytes());
         h.update([0]);
+    }
+    if let Some(d) = dead_copy {
+        h.update(b"after-dead-copy\0");
+        h.update(d.as_bytes());
     }
     format!("epf-copy-{}", &hex::encode(h.finalize())[..40])
 }
@@ -695,6 +711,20 @@ impl Client {
         let params = copy_image_params(self.region(), image_id, request);
         let a = self.call(Service::Ecs, "CopyImage", &params).await?;
         Ok(s(&a.body, "ImageId"))
+    }
+
+    /// CancelCopyImage of the copy `image_id` in its (destination) `region`: ECS deletes a
+    /// copy still in progress; a finished one is refused (`IncorrectImageStatus`). Returns
+    /// the `RequestId`.
+    pub async fn cancel_copy_image(&self, region: &str, image_id: &str) -> Result<String> {
+        let p = pairs(&[
+            ("RegionId", region.to_string()),
+            ("ImageId", image_id.to_string()),
+        ]);
+        Ok(self
+            .call(Service::Ecs, "CancelCopyImage", &p)
+            .await?
+            .request_id)
     }
 
     /// ModifyImageSharePermission adding `accounts` (`AddAccount.N`, at most

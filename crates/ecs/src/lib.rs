@@ -2,8 +2,8 @@
 //! ([`sign`]: HMAC-SHA1 version 1.0 and ACS3-HMAC-SHA256), a transport that retries
 //! throttling and 5xx answers with backoff ([`Client`]), one typed method per API the import
 //! needs ([`api`]: ImportImage, DescribeTasks, DescribeTaskAttribute, DescribeImages,
-//! CancelTask, DescribeRegions, RAM GetRole), and the loop that watches an import until the
-//! image is ready or has failed ([`watch`]).
+//! CancelTask, DescribeRegions, CopyImage, CancelCopyImage, image sharing, RAM GetRole), and
+//! the loop that watches an import until the image is ready or has failed ([`watch`]).
 //!
 //! Credentials come from [`preflight_aliyun::CredentialProvider`] (environment, aliyun CLI
 //! profiles, ECS RAM role). Errors carry the API's `Code`, `Message`, `RequestId` and HTTP
@@ -31,11 +31,11 @@ pub mod sign;
 pub mod watch;
 
 pub use api::{
-    client_token, client_token_after, copy_client_token, copy_image_params, import_image_params,
-    CopyImageRequest, DescribeImagesQuery, DescribeTasksQuery, Image, ImageDisk, ImportDisk,
-    ImportFeatures, ImportImageRequest, ImportImageResult, ImportOptions, ImportOutcome, ImportTag,
-    OperationProgress, Region, Role, Task, TaskAttribute, ALL_IMAGE_STATUSES,
-    MAX_SHARE_ACCOUNTS_PER_CALL,
+    client_token, client_token_after, copy_client_token, copy_client_token_after,
+    copy_image_params, import_image_params, CopyImageRequest, DescribeImagesQuery,
+    DescribeTasksQuery, Image, ImageDisk, ImportDisk, ImportFeatures, ImportImageRequest,
+    ImportImageResult, ImportOptions, ImportOutcome, ImportTag, OperationProgress, Region, Role,
+    Task, TaskAttribute, ALL_IMAGE_STATUSES, MAX_SHARE_ACCOUNTS_PER_CALL,
 };
 pub use client::{
     ecs_endpoint, normalize as normalize_endpoint, Answer, Client, ClientConfig, Service,

@@ -13,7 +13,8 @@
 //! * **ECS / RAM** RPC over GET query or POST form, HMAC-SHA1 (1.0) and ACS3-HMAC-SHA256
 //!   signatures; ImportImage with the documented validation, DescribeTasks,
 //!   DescribeTaskAttribute, DescribeImages, CancelTask, DescribeRegions, CopyImage (the copy
-//!   is `Creating` for `copy_seconds`, then `Available`), ModifyImageSharePermission and
+//!   is `Creating` for `copy_seconds`, then `Available`), CancelCopyImage (deletes a copy
+//!   still `Creating`), ModifyImageSharePermission and
 //!   DescribeImageSharePermission; RAM GetRole and ListPoliciesForRole; STS AssumeRole and
 //!   the anonymous AssumeRoleWithOIDC (the issued temporary keys are accepted everywhere).
 //! * **Strictness** (see [`Strict`] and the crate README): the V4 `Authorization` header's

@@ -245,3 +245,178 @@ async fn copy_and_share_life_cycle_survives_a_restart() {
     assert_eq!(v["ImageId"], copy.as_str());
     emu.shutdown().await;
 }
+
+/// CancelCopyImage: its documented errors, a copy `Creating` deleted (the source stays),
+/// and the deletion kept across a restart.
+#[tokio::test]
+async fn cancel_copy_image_deletes_a_copy_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    // First run: copies are Available at once; second run: they take a minute.
+    let cfg = |copy_seconds: f64| {
+        let mut c = preflight_emulator::Config {
+            task_seconds: 0.2,
+            copy_seconds,
+            ..preflight_emulator::Config::for_tests(dir.path().join("data"))
+        };
+        c.strict.v4_only = false; // signed with the V1 helpers of common
+        c
+    };
+    let emu = preflight_emulator::start(cfg(0.0)).await.unwrap();
+    let ep = emu.endpoint();
+    assert_eq!(
+        put(&ep, B, "img/sys.raw", vec![1u8; 4096]).await.status(),
+        200
+    );
+    let (s, v) = rpc(
+        &ep,
+        ECS,
+        "ImportImage",
+        &[
+            ("RegionId", "cn-hangzhou"),
+            ("ImageName", "web-01"),
+            ("DiskDeviceMapping.1.OSSBucket", B),
+            ("DiskDeviceMapping.1.OSSObject", "img/sys.raw"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let src = v["ImageId"].as_str().unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(status(&ep, "cn-hangzhou", &src).await.0, "Available");
+    let copy_to = |dest: &'static str, token: &'static str| {
+        let src = src.clone();
+        let ep = ep.clone();
+        async move {
+            let (s, v) = rpc(
+                &ep,
+                ECS,
+                "CopyImage",
+                &[
+                    ("RegionId", "cn-hangzhou"),
+                    ("ImageId", &src),
+                    ("DestinationRegionId", dest),
+                    ("DestinationImageName", "web-01"),
+                    ("ClientToken", token),
+                ],
+            )
+            .await;
+            assert_eq!(s, 200, "{v}");
+            v["ImageId"].as_str().unwrap().to_string()
+        }
+    };
+    let done = copy_to("cn-shanghai", "tok-done").await;
+    assert_eq!(status(&ep, "cn-shanghai", &done).await.0, "Available");
+    let cancel = |region: &str, id: &str| {
+        let (ep, region, id) = (ep.clone(), region.to_string(), id.to_string());
+        async move {
+            code(
+                &ep,
+                "CancelCopyImage",
+                &[("RegionId", &region), ("ImageId", &id)],
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        cancel("cn-shanghai", &done).await,
+        (400, "IncorrectImageStatus".into())
+    );
+    assert_eq!(
+        cancel("cn-hangzhou", &src).await,
+        (400, "ImageCreatedNotFromCopy".into())
+    );
+    // The copy's region is the one to name: in the source's region it does not exist.
+    assert_eq!(
+        cancel("cn-hangzhou", &done).await,
+        (404, "InvalidImageId.NotFound".into())
+    );
+    assert_eq!(
+        cancel("xx-nowhere-9", &done).await,
+        (400, "InvalidRegionId.NotFound".into())
+    );
+    assert_eq!(
+        code(&ep, "CancelCopyImage", &[("RegionId", "cn-shanghai")]).await,
+        (400, "MissingParameter".into())
+    );
+    emu.shutdown().await;
+
+    let emu = preflight_emulator::start(cfg(60.0)).await.unwrap();
+    let ep = emu.endpoint();
+    let (s, v) = rpc(
+        &ep,
+        ECS,
+        "CopyImage",
+        &[
+            ("RegionId", "cn-hangzhou"),
+            ("ImageId", &src),
+            ("DestinationRegionId", "cn-beijing"),
+            ("DestinationImageName", "web-01"),
+            ("ClientToken", "tok-slow"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let slow = v["ImageId"].as_str().unwrap().to_string();
+    assert_eq!(status(&ep, "cn-beijing", &slow).await.0, "Creating");
+    let (s, v) = rpc(
+        &ep,
+        ECS,
+        "CancelCopyImage",
+        &[("RegionId", "cn-beijing"), ("ImageId", &slow)],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["RequestId"].is_string(), "{v}");
+    assert_eq!(status(&ep, "cn-beijing", &slow).await.0, "");
+    assert_eq!(status(&ep, "cn-hangzhou", &src).await.0, "Available");
+    emu.shutdown().await;
+
+    // Restarted: the cancelled copy stays gone, the name is free again, the token still
+    // names the deleted copy.
+    let emu = preflight_emulator::start(cfg(60.0)).await.unwrap();
+    let ep = emu.endpoint();
+    assert_eq!(status(&ep, "cn-beijing", &slow).await.0, "");
+    assert_eq!(
+        code(
+            &ep,
+            "CancelCopyImage",
+            &[("RegionId", "cn-beijing"), ("ImageId", &slow)]
+        )
+        .await,
+        (404, "InvalidImageId.NotFound".into())
+    );
+    let (s, v) = rpc(
+        &ep,
+        ECS,
+        "CopyImage",
+        &[
+            ("RegionId", "cn-hangzhou"),
+            ("ImageId", &src),
+            ("DestinationRegionId", "cn-beijing"),
+            ("DestinationImageName", "web-01"),
+            ("ClientToken", "tok-slow"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, v["ImageId"].as_str()),
+        (200, Some(slow.as_str())),
+        "{v}"
+    );
+    let (s, v) = rpc(
+        &ep,
+        ECS,
+        "CopyImage",
+        &[
+            ("RegionId", "cn-hangzhou"),
+            ("ImageId", &src),
+            ("DestinationRegionId", "cn-beijing"),
+            ("DestinationImageName", "web-01"),
+            ("ClientToken", "tok-slow-2"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_ne!(v["ImageId"].as_str(), Some(slow.as_str()));
+    emu.shutdown().await;
+}

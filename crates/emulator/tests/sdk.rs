@@ -86,7 +86,12 @@ async fn oss2_conformance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ecs_sdk_conformance() {
-    let (emu, _dir) = common::start_with(|c| c.task_seconds = 2.0).await;
+    // Copies take 5 s: long enough for the script to cancel one still in progress.
+    let (emu, _dir) = common::start_with(|c| {
+        c.task_seconds = 2.0;
+        c.copy_seconds = 5.0;
+    })
+    .await;
     let mut args = base_args(&emu.endpoint());
     args.extend(["--timeout".to_string(), "30".to_string()]);
     let (ok, out) = common::run_script("ecs_sdk.py", args).await;
@@ -95,7 +100,8 @@ async fn ecs_sdk_conformance() {
     let c = emu.counters();
     assert!(c.requests_for("ImportImage") >= 6, "{c:?}");
     assert!(c.requests_for("GetRole") >= 2);
-    assert!(c.requests_for("CopyImage") >= 3, "{c:?}");
+    assert!(c.requests_for("CopyImage") >= 4, "{c:?}");
+    assert!(c.requests_for("CancelCopyImage") >= 4, "{c:?}");
     assert!(c.requests_for("DescribeImageSharePermission") >= 1, "{c:?}");
     assert!(c.errors_for("IncompleteSignature") >= 1);
     emu.shutdown().await;

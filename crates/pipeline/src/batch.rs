@@ -12,6 +12,8 @@
 //! path = "web.qcow2"          # relative to the manifest
 //! image_name = "web-01"
 //! data_disk = ["web-data.qcow2"]
+//! copy_to_region = ["cn-shanghai", "cn-beijing"]
+//! copy_name = ["web-01-sh", "web-01-bj"]   # or one name for every copy
 //! ```
 //!
 //! Keys are the one-shot's flag names with `_` for `-`. A rerun of a whole batch is cheap:
@@ -30,6 +32,7 @@ use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use toml::Spanned;
 
+use crate::fleet::FleetPlan;
 use crate::{ConvertMode, Event, Outcome, Pipeline, PipelineBuilder, PipelineError, Stage};
 
 /// Default number of images uploading at once. Each upload already sends several parts in
@@ -185,6 +188,11 @@ struct Keys {
     allow: Option<Vec<String>>,
     delete_object_after: Option<bool>,
     convert: Option<Spanned<String>>,
+    copy_to_region: Option<Vec<Spanned<String>>>,
+    /// A string (one name for every copy) or a list (one per `copy_to_region`, in order),
+    /// as `--copy-name` once or repeated.
+    copy_name: Option<Spanned<toml::Value>>,
+    share_with_account: Option<Vec<Spanned<String>>>,
 }
 
 impl Keys {
@@ -221,7 +229,10 @@ impl Keys {
             skip_guest,
             allow,
             delete_object_after,
-            convert
+            convert,
+            copy_to_region,
+            copy_name,
+            share_with_account
         )
     }
 }
@@ -245,6 +256,8 @@ pub struct ManifestImage {
     pub delete_object_after: bool,
     /// `convert`.
     pub convert: ConvertMode,
+    /// `copy_to_region`, `copy_name` and `share_with_account`, validated.
+    pub fleet: FleetPlan,
 }
 
 impl ManifestImage {
@@ -260,7 +273,8 @@ impl ManifestImage {
             .system_disk(&self.system_disk)
             .params(self.params.clone())
             .delete_objects_after(self.delete_object_after)
-            .convert(self.convert);
+            .convert(self.convert)
+            .fleet(self.fleet.clone());
         if let Some(r) = &self.params.region {
             b = b.region(r);
         }
@@ -400,6 +414,7 @@ impl Manifest {
                     ));
                 }
             }
+            let fleet = fleet_of(&keys, &region, sys.span().start, &invalid)?;
             let params = params_of(&keys, region, bucket, &invalid)?;
             let convert = match &keys.convert {
                 Some(c) => c
@@ -417,6 +432,7 @@ impl Manifest {
                 allow: keys.allow.clone().unwrap_or_default(),
                 delete_object_after: keys.delete_object_after.unwrap_or(false),
                 convert,
+                fleet,
             });
         }
         Ok(Manifest {
@@ -483,6 +499,72 @@ fn required(
             format!("this image has no `{key}`: set it in the [[image]] or in [defaults]"),
         )),
     }
+}
+
+/// The copy and share keys, checked as the one-shot checks its flags (before anything
+/// starts); an error names the line of the key at fault, else of the image's `path`.
+fn fleet_of(
+    k: &Keys,
+    region: &str,
+    path_at: usize,
+    invalid: &Invalid<'_>,
+) -> Result<FleetPlan, ManifestError> {
+    let texts = |v: &Option<Vec<Spanned<String>>>| -> Vec<String> {
+        v.iter().flatten().map(|s| s.get_ref().clone()).collect()
+    };
+    let copy_names = match &k.copy_name {
+        None => Vec::new(),
+        Some(v) => match v.get_ref() {
+            toml::Value::String(one) => vec![one.clone()],
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| {
+                    invalid(
+                        v.span().start,
+                        "copy_name: expected a string or a list of strings".into(),
+                    )
+                })?,
+            other => {
+                return Err(invalid(
+                    v.span().start,
+                    format!(
+                        "copy_name: expected a string or a list of strings, found {}",
+                        other.type_str()
+                    ),
+                ))
+            }
+        },
+    };
+    let mut plan = FleetPlan {
+        copy_regions: texts(&k.copy_to_region),
+        copy_names,
+        share_accounts: texts(&k.share_with_account),
+    };
+    plan.validate(region).map_err(|e| {
+        use crate::fleet::FleetError as F;
+        let at = match &e {
+            F::NameMalformed { .. } | F::TooManyNames { .. } => {
+                k.copy_name.as_ref().map(Spanned::span)
+            }
+            F::AccountMalformed { .. } => k
+                .share_with_account
+                .as_ref()
+                .and_then(|v| v.first())
+                .map(Spanned::span),
+            _ => k
+                .copy_to_region
+                .as_ref()
+                .and_then(|v| v.first())
+                .map(Spanned::span),
+        };
+        invalid(
+            at.map_or(path_at, |s| s.start),
+            format!("{}: {e}", e.code()),
+        )
+    })?;
+    Ok(plan)
 }
 
 fn params_of(
@@ -907,6 +989,46 @@ mod tests {
         let (line, msg) = d.error(&format!("{HEAD}\n[[image]]\nimage_name = \"x\"\n"));
         assert!(msg.contains("no `path`"), "{msg}");
         assert!((5..=6).contains(&line), "{line}");
+    }
+
+    #[test]
+    fn copy_keys_take_one_name_or_one_per_region() {
+        let d = Dir::new(&["a.qcow2"]);
+        let parse = |extra: &str| d.parse(&format!("{HEAD}[[image]]\npath = \"a.qcow2\"\n{extra}"));
+        let m = parse("copy_to_region = [\"cn-shanghai\", \"cn-beijing\"]\ncopy_name = [\"a-sh\", \"a-bj\"]\nshare_with_account = [\"1111222233334444\"]\n").unwrap();
+        let f = &m.images[0].fleet;
+        assert_eq!(f.copy_regions, ["cn-shanghai", "cn-beijing"]);
+        assert_eq!(
+            (f.copy_name(0), f.copy_name(1)),
+            (Some("a-sh"), Some("a-bj"))
+        );
+        assert_eq!(f.share_accounts, ["1111222233334444"]);
+        let m =
+            parse("copy_to_region = [\"cn-shanghai\", \"cn-beijing\"]\ncopy_name = \"a-all\"\n")
+                .unwrap();
+        let f = &m.images[0].fleet;
+        assert_eq!(
+            (f.copy_name(0), f.copy_name(1)),
+            (Some("a-all"), Some("a-all"))
+        );
+        // More names than regions, a bad name, a number: the line of `copy_name`.
+        for (bad, want) in [
+            ("copy_name = [\"x1\", \"y1\"]", "COPY.TooManyNames"),
+            ("copy_name = \"aliyun-x\"", "COPY.NameMalformed"),
+            ("copy_name = [\"x1\", 2]", "string or a list"),
+            ("copy_name = 3", "string or a list"),
+        ] {
+            let (line, msg) = d.error(&format!(
+                "{HEAD}[[image]]\npath = \"a.qcow2\"\ncopy_to_region = [\"cn-shanghai\"]\n{bad}\n"
+            ));
+            assert_eq!(line, 7, "{bad}: {msg}");
+            assert!(msg.contains(want), "{bad}: {msg}");
+        }
+        let (line, msg) = d.error(&format!(
+            "{HEAD}[[image]]\npath = \"a.qcow2\"\ncopy_to_region = [\"cn-hangzhou\"]\n"
+        ));
+        assert_eq!(line, 6, "{msg}");
+        assert!(msg.contains("COPY.SameRegion"), "{msg}");
     }
 
     #[test]

@@ -12,8 +12,14 @@
 //!   every copy is waited for in parallel; then `ModifyImageSharePermission` adds, on the
 //!   source and on every copy, only the accounts DescribeImageSharePermission does not
 //!   already list. A rerun therefore sends no CopyImage and no ModifyImageSharePermission.
+//!   A ClientToken that answers with a copy that no longer exists (cancelled, or failed) is
+//!   salted with that copy's id and sent again, so a rerun after a cancel makes a new copy.
+//! * [`copy_and_share_until`] does the same until a `stop` future completes (Ctrl-C): then
+//!   every copy not yet `Available` is cancelled ([`cancel_copies`], CancelCopyImage), or,
+//!   when detaching, left to go on; the result lists every copy and what became of it.
 
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use preflight_aliyun::CredentialProvider;
@@ -30,15 +36,20 @@ pub const SOURCE_TAG: &str = "ecs-preflight:source-image";
 pub const MAX_TAGS: usize = 20;
 /// Length of an Alibaba Cloud account id (UID).
 pub const ACCOUNT_ID_LEN: usize = 16;
+/// How many dead copies in a row a CopyImage token is salted past (see [`copy_and_share`]):
+/// each is a copy an earlier run cancelled or that failed; more means something else is wrong.
+const MAX_FRESH_TOKENS: usize = 5;
 
 /// What to do after the image is available.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FleetPlan {
     /// Regions to copy the image to, in order.
     pub copy_regions: Vec<String>,
-    /// Name of every copy (names are unique per region, so one name serves all regions).
-    /// Default: the source image's name.
-    pub copy_name: Option<String>,
+    /// Names of the copies, as Packer's `image_copy_names`: the i-th names the copy to the
+    /// i-th region, and a region without a name of its own gets the source image's name. One
+    /// name alone names every copy (names are unique per region, so one name serves all).
+    /// More names than regions is refused ([`FleetError::TooManyNames`]).
+    pub copy_names: Vec<String>,
     /// Accounts to share the source image and every copy with.
     pub share_accounts: Vec<String>,
 }
@@ -80,6 +91,22 @@ pub enum FleetError {
         /// Why.
         why: String,
     },
+    /// More copy names than copy regions: which name goes where is unclear.
+    #[error("{} --copy-name ({}) for {} --copy-to-region ({}): give one name for every copy, or at most one per region, in the regions' order", names.len(), quoted(names), regions.len(), quoted(regions))]
+    TooManyNames {
+        /// The names given.
+        names: Vec<String>,
+        /// The regions given.
+        regions: Vec<String>,
+    },
+    /// The same copy region twice with different names: one of the two would be dropped.
+    #[error("--copy-to-region {region:?} is given twice with different names ({}); give each region once", quoted(names))]
+    RegionRepeated {
+        /// The region.
+        region: String,
+        /// Its names.
+        names: Vec<String>,
+    },
     /// An ECS call failed.
     #[error("{context}: {source}")]
     Ecs {
@@ -113,14 +140,16 @@ pub enum FleetError {
 
 impl FleetError {
     /// A stable code: `COPY.RegionMalformed`, `COPY.RegionUnknown`, `COPY.SameRegion`,
-    /// `COPY.NameMalformed`, `SHARE.AccountMalformed`, `COPY.Ecs`, `COPY.Failed`,
-    /// `COPY.TimedOut`.
+    /// `COPY.NameMalformed`, `COPY.TooManyNames`, `COPY.RegionRepeated`,
+    /// `SHARE.AccountMalformed`, `COPY.Ecs`, `COPY.Failed`, `COPY.TimedOut`.
     pub fn code(&self) -> &'static str {
         match self {
             FleetError::RegionMalformed { .. } => "COPY.RegionMalformed",
             FleetError::RegionUnknown { .. } => "COPY.RegionUnknown",
             FleetError::SameRegion { .. } => "COPY.SameRegion",
             FleetError::NameMalformed { .. } => "COPY.NameMalformed",
+            FleetError::TooManyNames { .. } => "COPY.TooManyNames",
+            FleetError::RegionRepeated { .. } => "COPY.RegionRepeated",
             FleetError::AccountMalformed { .. } => "SHARE.AccountMalformed",
             FleetError::Ecs { .. } => "COPY.Ecs",
             FleetError::CopyFailed { .. } => "COPY.Failed",
@@ -136,9 +165,20 @@ impl FleetError {
                 | FleetError::RegionUnknown { .. }
                 | FleetError::SameRegion { .. }
                 | FleetError::NameMalformed { .. }
+                | FleetError::TooManyNames { .. }
+                | FleetError::RegionRepeated { .. }
                 | FleetError::AccountMalformed { .. }
         )
     }
+}
+
+/// `"a", "b"`: values quoted as the messages quote one.
+fn quoted(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| format!("{v:?}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn region_shaped(r: &str) -> bool {
@@ -181,9 +221,26 @@ impl FleetPlan {
         self.copy_regions.is_empty() && self.share_accounts.is_empty()
     }
 
+    /// The name of the copy to the `index`-th region: its own name, the one name given for
+    /// all, or `None` (the source image's name).
+    pub fn copy_name(&self, index: usize) -> Option<&str> {
+        match self.copy_names.as_slice() {
+            [one] => Some(one.as_str()),
+            names => names.get(index).map(String::as_str),
+        }
+    }
+
     /// The local checks, before any request: region shapes, no copy to `source_region`,
-    /// 16-digit account ids, a valid copy name. Duplicates are dropped.
+    /// 16-digit account ids, valid copy names and no more of them than regions. A region
+    /// given twice with the same name is dropped the second time; with another name it is
+    /// refused.
     pub fn validate(&mut self, source_region: &str) -> Result<(), FleetError> {
+        if self.copy_names.len() > 1 && self.copy_names.len() > self.copy_regions.len() {
+            return Err(FleetError::TooManyNames {
+                names: self.copy_names.clone(),
+                regions: self.copy_regions.clone(),
+            });
+        }
         for r in &self.copy_regions {
             if !region_shaped(r) {
                 return Err(FleetError::RegionMalformed { region: r.clone() });
@@ -197,14 +254,43 @@ impl FleetPlan {
                 return Err(FleetError::AccountMalformed { account: a.clone() });
             }
         }
-        if let Some(n) = &self.copy_name {
+        for n in &self.copy_names {
             check_image_name(n).map_err(|why| FleetError::NameMalformed {
                 name: n.clone(),
                 why,
             })?;
         }
-        let mut seen = std::collections::HashSet::new();
-        self.copy_regions.retain(|r| seen.insert(r.clone()));
+        // Duplicates dropped pairwise, so the i-th name still belongs to the i-th region.
+        let per_copy = self.copy_names.len() > 1;
+        let mut regions = Vec::new();
+        let mut names = Vec::new();
+        for (i, r) in self.copy_regions.iter().enumerate() {
+            let name = self.copy_name(i);
+            match regions.iter().position(|x| x == r) {
+                None => {
+                    regions.push(r.clone());
+                    if per_copy {
+                        if let Some(n) = name {
+                            names.push(n.to_string());
+                        }
+                    }
+                }
+                Some(first) if self.copy_name(first) == name => {}
+                Some(first) => {
+                    return Err(FleetError::RegionRepeated {
+                        region: r.clone(),
+                        names: [self.copy_name(first), name]
+                            .into_iter()
+                            .map(|n| n.unwrap_or("the image's name").to_string())
+                            .collect(),
+                    })
+                }
+            }
+        }
+        self.copy_regions = regions;
+        if per_copy {
+            self.copy_names = names;
+        }
         let mut seen = std::collections::HashSet::new();
         self.share_accounts.retain(|a| seen.insert(a.clone()));
         Ok(())
@@ -301,6 +387,13 @@ pub enum FleetEvent {
         /// Destination region.
         region: String,
         /// The copy.
+        image_id: String,
+    },
+    /// A stop came: CancelCopyImage was sent for this copy and ECS deleted it.
+    CopyCancelled {
+        /// Destination region.
+        region: String,
+        /// The copy (deleted).
         image_id: String,
     },
     /// An image is shared: `added` by this run, the rest were already.
@@ -416,12 +509,80 @@ async fn find_copy(
     }
 }
 
+/// True when DescribeImages of `region` lists the copy `image_id` in a state that can
+/// still become `Available`; also true when DescribeImages is denied (nothing to go on).
+async fn copy_alive(
+    client: &ecs::Client,
+    region: &str,
+    image_id: &str,
+) -> Result<bool, FleetError> {
+    let found = client
+        .describe_images_in(
+            region,
+            &DescribeImagesQuery {
+                image_id: Some(image_id.to_string()),
+                ..DescribeImagesQuery::default()
+            },
+        )
+        .await;
+    match found {
+        Ok(images) => Ok(images.iter().any(|i| {
+            i.image_id == image_id && !matches!(i.status.as_str(), "CreateFailed" | "UnAvailable")
+        })),
+        Err(e) if crate::ecs_denied(&e) => Ok(true),
+        Err(e) => Err(ecs_err(format!("cannot list the images of {region}"))(e)),
+    }
+}
+
+/// The copy of `source` to `region`: an earlier run's (found by name and [`SOURCE_TAG`]),
+/// else a CopyImage. ECS answers a reused ClientToken with the copy it named even when that
+/// copy was cancelled since (it no longer exists): then the token is salted with the dead
+/// copy's id ([`ecs::copy_client_token_after`]) and CopyImage sent again. Returns the copy's
+/// id and whether it was found rather than made.
+async fn start_copy(
+    ctx: &FleetContext,
+    src_client: &ecs::Client,
+    source_region: &str,
+    source: &ecs::Image,
+    region: &str,
+    name: Option<&str>,
+) -> Result<(String, bool), FleetError> {
+    let base = copy_request(source, source_region, region, name);
+    let dest = ctx.client(region)?;
+    if let Some(found) = find_copy(&dest, &source.image_id, &base).await? {
+        return Ok((found.image_id, true));
+    }
+    let mut r = base.clone();
+    let mut dead = None;
+    for _ in 0..=MAX_FRESH_TOKENS {
+        let id = src_client
+            .copy_image(&source.image_id, &r)
+            .await
+            .map_err(ecs_err(format!("CopyImage to {region}")))?;
+        if copy_alive(&dest, region, &id).await? {
+            return Ok((id, false));
+        }
+        r.client_token = Some(ecs::copy_client_token_after(
+            &source.image_id,
+            &base,
+            Some(&id),
+        ));
+        dead = Some(id);
+    }
+    Err(FleetError::CopyFailed {
+        region: region.to_string(),
+        image_id: dead.unwrap_or_default(),
+        status: format!("gone (cancelled or failed {MAX_FRESH_TOKENS} times in a row)"),
+    })
+}
+
 /// Waits until the copy `image_id` of `region` is `Available`.
 async fn wait_copy(
     ctx: FleetContext,
     region: String,
     image_id: String,
     on_event: Arc<dyn Fn(FleetEvent) + Send + Sync>,
+    copies: Arc<Mutex<Vec<CopyInFlight>>>,
 ) -> Result<FleetImage, FleetError> {
     let client = ctx.client(&region)?;
     let start = Instant::now();
@@ -455,6 +616,7 @@ async fn wait_copy(
         }
         match status.as_str() {
             "Available" => {
+                mark_available(&copies, &image_id);
                 on_event(FleetEvent::CopyAvailable {
                     region: region.clone(),
                     image_id: image_id.clone(),
@@ -544,21 +706,195 @@ pub async fn copy_and_share(
     plan: &FleetPlan,
     on_event: Arc<dyn Fn(FleetEvent) + Send + Sync>,
 ) -> Result<FleetOutcome, FleetError> {
+    let copies = Arc::new(Mutex::new(Vec::new()));
+    copy_and_share_tracked(ctx, source_region, source, plan, on_event, copies).await
+}
+
+/// A copy this run started or found, as far as it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyInFlight {
+    /// Destination region.
+    pub region: String,
+    /// The copy.
+    pub image_id: String,
+    /// Seen `Available`: nothing to cancel.
+    pub available: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn mark_available(copies: &Mutex<Vec<CopyInFlight>>, image_id: &str) {
+    for c in lock(copies).iter_mut().filter(|c| c.image_id == image_id) {
+        c.available = true;
+    }
+}
+
+/// What became of a copy when a stop came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyStopState {
+    /// CancelCopyImage was sent: the copy is deleted.
+    Cancelled,
+    /// The copy was already `Available` (or finished before CancelCopyImage): it stays.
+    Available,
+    /// Detached: the copy goes on in the cloud; a rerun waits for it.
+    Left,
+    /// CancelCopyImage failed (see `error`): the copy may go on.
+    CancelFailed,
+}
+
+/// A copy as a stop left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoppedCopy {
+    /// Destination region.
+    pub region: String,
+    /// The copy.
+    pub image_id: String,
+    /// What became of it.
+    pub state: CopyStopState,
+    /// CancelCopyImage's error, for `cancel_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How [`copy_and_share_until`] ended.
+#[derive(Debug)]
+pub enum FleetEnd {
+    /// Every copy is available and every share made.
+    Done(FleetOutcome),
+    /// The stop came first: every copy this run started or found, and what became of it.
+    Stopped(Vec<StoppedCopy>),
+}
+
+/// [`copy_and_share`] until `stop` completes. Then every copy not yet `Available` is
+/// cancelled (CancelCopyImage) unless `detach`, which leaves them going on; a rerun of the
+/// same command finds the copies left (or makes the cancelled ones again) and shares.
+pub async fn copy_and_share_until(
+    ctx: &FleetContext,
+    source_region: &str,
+    source: &ecs::Image,
+    plan: &FleetPlan,
+    on_event: Arc<dyn Fn(FleetEvent) + Send + Sync>,
+    stop: impl Future<Output = ()>,
+    detach: bool,
+) -> Result<FleetEnd, FleetError> {
+    let copies = Arc::new(Mutex::new(Vec::new()));
+    // Biased, stop first: a stop already due wins over work that happens to be ready.
+    tokio::select! {
+        biased;
+        () = stop => {}
+        r = copy_and_share_tracked(ctx, source_region, source, plan, on_event.clone(), copies.clone()) => {
+            return r.map(FleetEnd::Done);
+        }
+    }
+    // The work future is dropped here, and with it the JoinSet of waits (aborted).
+    let seen = lock(&copies).clone();
+    Ok(FleetEnd::Stopped(
+        cancel_copies(ctx, &seen, detach, on_event.as_ref()).await,
+    ))
+}
+
+/// After a stop: CancelCopyImage for every copy of `copies` not yet `Available` (in its own
+/// region), or, when `detach`, nothing. A copy that finished meanwhile
+/// (`IncorrectImageStatus`) is reported `Available`.
+pub async fn cancel_copies(
+    ctx: &FleetContext,
+    copies: &[CopyInFlight],
+    detach: bool,
+    on_event: &(dyn Fn(FleetEvent) + Send + Sync),
+) -> Vec<StoppedCopy> {
+    let mut out = Vec::with_capacity(copies.len());
+    for c in copies {
+        let stopped = |state, error| StoppedCopy {
+            region: c.region.clone(),
+            image_id: c.image_id.clone(),
+            state,
+            error,
+        };
+        if c.available {
+            out.push(stopped(CopyStopState::Available, None));
+            continue;
+        }
+        if detach {
+            out.push(stopped(CopyStopState::Left, None));
+            continue;
+        }
+        match cancel_one(ctx, c).await {
+            Ok(()) => {
+                on_event(FleetEvent::CopyCancelled {
+                    region: c.region.clone(),
+                    image_id: c.image_id.clone(),
+                });
+                out.push(stopped(CopyStopState::Cancelled, None));
+            }
+            Err(None) => out.push(stopped(CopyStopState::Available, None)),
+            Err(Some(m)) => out.push(stopped(CopyStopState::CancelFailed, Some(m))),
+        }
+    }
+    out
+}
+
+/// CancelCopyImage of one copy. `Err(None)`: refused because the copy finished meanwhile
+/// (`IncorrectImageStatus` and DescribeImages says `Available`); `Err(Some(why))` otherwise.
+async fn cancel_one(ctx: &FleetContext, c: &CopyInFlight) -> Result<(), Option<String>> {
+    let client = ctx.client(&c.region).map_err(|e| Some(e.to_string()))?;
+    let Err(e) = client.cancel_copy_image(&c.region, &c.image_id).await else {
+        return Ok(());
+    };
+    if e.code() == Some("IncorrectImageStatus") {
+        let now = client
+            .describe_images_in(
+                &c.region,
+                &DescribeImagesQuery {
+                    image_id: Some(c.image_id.clone()),
+                    ..DescribeImagesQuery::default()
+                },
+            )
+            .await;
+        if let Ok(images) = now {
+            if images
+                .iter()
+                .any(|i| i.image_id == c.image_id && i.status == "Available")
+            {
+                return Err(None);
+            }
+        }
+    }
+    Err(Some(format!(
+        "CancelCopyImage of {} in {}: {e}",
+        c.image_id, c.region
+    )))
+}
+
+/// [`copy_and_share`], recording in `copies` every copy started or found and when it is
+/// seen `Available` (what [`cancel_copies`] needs after a stop).
+async fn copy_and_share_tracked(
+    ctx: &FleetContext,
+    source_region: &str,
+    source: &ecs::Image,
+    plan: &FleetPlan,
+    on_event: Arc<dyn Fn(FleetEvent) + Send + Sync>,
+    copies: Arc<Mutex<Vec<CopyInFlight>>>,
+) -> Result<FleetOutcome, FleetError> {
     let src_client = ctx.client(source_region)?;
     let mut started = Vec::with_capacity(plan.copy_regions.len());
-    for region in &plan.copy_regions {
-        let r = copy_request(source, source_region, region, plan.copy_name.as_deref());
-        let dest = ctx.client(region)?;
-        let (image_id, reused) = match find_copy(&dest, &source.image_id, &r).await? {
-            Some(found) => (found.image_id, true),
-            None => (
-                src_client
-                    .copy_image(&source.image_id, &r)
-                    .await
-                    .map_err(ecs_err(format!("CopyImage to {region}")))?,
-                false,
-            ),
-        };
+    for (i, region) in plan.copy_regions.iter().enumerate() {
+        let (image_id, reused) = start_copy(
+            ctx,
+            &src_client,
+            source_region,
+            source,
+            region,
+            plan.copy_name(i),
+        )
+        .await?;
+        lock(&copies).push(CopyInFlight {
+            region: region.clone(),
+            image_id: image_id.clone(),
+            available: false,
+        });
         on_event(FleetEvent::CopyStarted {
             region: region.clone(),
             image_id: image_id.clone(),
@@ -568,21 +904,22 @@ pub async fn copy_and_share(
     }
     let mut waits = tokio::task::JoinSet::new();
     for (i, (region, image_id, _)) in started.iter().enumerate() {
-        let (ctx, region, image_id, f) = (
+        let (ctx, region, image_id, f, copies) = (
             ctx.clone(),
             region.clone(),
             image_id.clone(),
             on_event.clone(),
+            copies.clone(),
         );
-        waits.spawn(async move { (i, wait_copy(ctx, region, image_id, f).await) });
+        waits.spawn(async move { (i, wait_copy(ctx, region, image_id, f, copies).await) });
     }
-    let mut copies: Vec<Option<FleetImage>> = vec![None; started.len()];
+    let mut done: Vec<Option<FleetImage>> = vec![None; started.len()];
     let mut first_error = None;
     while let Some(joined) = waits.join_next().await {
         match joined {
             Ok((i, Ok(mut img))) => {
                 img.reused = started[i].2;
-                copies[i] = Some(img);
+                done[i] = Some(img);
             }
             Ok((_, Err(e))) => {
                 first_error.get_or_insert(e);
@@ -606,7 +943,7 @@ pub async fn copy_and_share(
         role: "source".into(),
         ..FleetImage::default()
     }];
-    images.extend(copies.into_iter().flatten());
+    images.extend(done.into_iter().flatten());
     for image in &mut images {
         share(ctx, image, &plan.share_accounts, on_event.as_ref()).await?;
     }
@@ -623,7 +960,7 @@ mod tests {
             let mut p = FleetPlan {
                 copy_regions: regions.iter().map(|s| s.to_string()).collect(),
                 share_accounts: accounts.iter().map(|s| s.to_string()).collect(),
-                copy_name: None,
+                copy_names: Vec::new(),
             };
             p.validate("cn-hangzhou").map(|()| p).map_err(|e| e.code())
         };
@@ -653,13 +990,62 @@ mod tests {
             );
         }
         let mut named = FleetPlan {
-            copy_name: Some("aliyun-x".into()),
+            copy_names: vec!["aliyun-x".into()],
             ..FleetPlan::default()
         };
         assert_eq!(
             named.validate("cn-hangzhou").unwrap_err().code(),
             "COPY.NameMalformed"
         );
+    }
+
+    #[test]
+    fn copy_names_go_with_their_regions() {
+        fn names(p: &FleetPlan) -> Vec<Option<&str>> {
+            (0..p.copy_regions.len()).map(|i| p.copy_name(i)).collect()
+        }
+        let plan = |regions: &[&str], given: &[&str]| {
+            let mut p = FleetPlan {
+                copy_regions: regions.iter().map(|s| s.to_string()).collect(),
+                copy_names: given.iter().map(|s| s.to_string()).collect(),
+                share_accounts: Vec::new(),
+            };
+            p.validate("cn-hangzhou").map(|()| p)
+        };
+        let p = plan(&["cn-shanghai", "cn-beijing"], &["web-sh", "web-bj"]).unwrap();
+        assert_eq!(names(&p), [Some("web-sh"), Some("web-bj")]);
+        // One name names every copy, as before.
+        let p = plan(&["cn-shanghai", "cn-beijing"], &["web"]).unwrap();
+        assert_eq!(names(&p), [Some("web"), Some("web")]);
+        // Fewer names: the rest take the source's name (Packer's image_copy_names).
+        let p = plan(&["cn-shanghai", "cn-beijing", "cn-qingdao"], &["a1", "b1"]).unwrap();
+        assert_eq!(names(&p), [Some("a1"), Some("b1"), None]);
+        // A repeated region with its same name is dropped, and the names stay in step.
+        let p = plan(
+            &["cn-shanghai", "cn-beijing", "cn-shanghai", "cn-qingdao"],
+            &["a1", "b1", "a1", "c1"],
+        )
+        .unwrap();
+        assert_eq!(p.copy_regions, ["cn-shanghai", "cn-beijing", "cn-qingdao"]);
+        assert_eq!(names(&p), [Some("a1"), Some("b1"), Some("c1")]);
+
+        let e = plan(&["cn-shanghai"], &["a1", "b1"]).unwrap_err();
+        assert_eq!(e.code(), "COPY.TooManyNames");
+        assert!(e.is_usage());
+        let m = e.to_string();
+        for v in ["\"a1\"", "\"b1\"", "\"cn-shanghai\""] {
+            assert!(m.contains(v), "{m}");
+        }
+        assert_eq!(
+            plan(&[], &["a1", "b1"]).unwrap_err().code(),
+            "COPY.TooManyNames"
+        );
+        let e = plan(&["cn-shanghai", "cn-shanghai"], &["a1", "b1"]).unwrap_err();
+        assert_eq!(e.code(), "COPY.RegionRepeated");
+        assert!(e.to_string().contains("\"b1\""), "{e}");
+        let e = plan(&["cn-shanghai", "cn-beijing"], &["good-1", "aliyun-x"]).unwrap_err();
+        assert_eq!(e.code(), "COPY.NameMalformed");
+        assert!(e.to_string().contains("aliyun-x"), "{e}");
     }
 
     #[test]
@@ -684,5 +1070,12 @@ mod tests {
         let other = copy_request(&src, "cn-hangzhou", "cn-beijing", None);
         assert_ne!(r.client_token, other.client_token);
         assert!(r.client_token.as_deref().unwrap().len() <= 64);
+        // After a dead copy: another token, the same one every time, and another again
+        // after the next dead copy.
+        let after = |dead| ecs::copy_client_token_after("m-src", &r, Some(dead));
+        assert_ne!(Some(after("m-dead1")), r.client_token);
+        assert_eq!(after("m-dead1"), after("m-dead1"));
+        assert_ne!(after("m-dead1"), after("m-dead2"));
+        assert!(after("m-dead1").len() <= 64);
     }
 }

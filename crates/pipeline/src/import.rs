@@ -16,7 +16,8 @@ use std::future::Future;
 use preflight_ecs::{ImportOptions, ImportOutcome, WaitOutcome};
 
 use crate::fleet::{
-    check_regions, copy_and_share, FleetContext, FleetError, FleetOutcome, FleetPlan,
+    check_regions, copy_and_share_until, FleetContext, FleetEnd, FleetError, FleetOutcome,
+    FleetPlan, StoppedCopy,
 };
 use crate::wait::{ecs_client, follow, Followed};
 use crate::{
@@ -527,6 +528,16 @@ pub enum ImportResult {
         /// Every image with region, state and shares (empty when none was asked).
         fleet: FleetOutcome,
     },
+    /// `stop` fired while copying: the image is available; every copy not yet available was
+    /// cancelled (CancelCopyImage) or, with `detach`, left to go on. A rerun copies and shares.
+    CopiesStopped {
+        /// The import.
+        started: Box<StartedImport>,
+        /// The available image.
+        image: Box<ecs::Image>,
+        /// Every copy started or found, and what became of it.
+        copies: Vec<StoppedCopy>,
+    },
     /// The image is available, but the copy and share step failed.
     CopyFailed {
         /// The import.
@@ -545,7 +556,9 @@ pub enum ImportResult {
 ///
 /// Cancellation: when `stop` completes before ImportImage is sent, nothing is imported
 /// ([`ImportResult::Interrupted`]); while waiting, the import is cancelled (CancelTask) or,
-/// with `job.detach`, left running.
+/// with `job.detach`, left running; while copying, the copies not yet available are
+/// cancelled (CancelCopyImage) or, with `job.detach`, left going on
+/// ([`ImportResult::CopiesStopped`]).
 pub async fn run_import(
     job: &ImportJob,
     on_event: impl Fn(&Event) + Send + Sync + 'static,
@@ -673,16 +686,25 @@ pub async fn run_import(
             timeout: job.timeout,
         };
         let f = on_event.clone();
-        match copy_and_share(
+        match copy_and_share_until(
             &ctx,
             &region,
             image,
             &fleet,
             Arc::new(move |e| f(&Event::Fleet(e))),
+            stop.as_mut(),
+            job.detach,
         )
         .await
         {
-            Ok(o) => fleet_outcome = o,
+            Ok(FleetEnd::Done(o)) => fleet_outcome = o,
+            Ok(FleetEnd::Stopped(copies)) => {
+                return Ok(ImportResult::CopiesStopped {
+                    started,
+                    image: Box::new(image.clone()),
+                    copies,
+                })
+            }
             Err(error) => {
                 return Ok(ImportResult::CopyFailed {
                     started,

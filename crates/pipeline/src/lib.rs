@@ -342,13 +342,7 @@ impl Pipeline {
 
     /// The copy and share step for the `Available` image (see [`fleet::copy_and_share`]).
     pub async fn copy_and_share(&self, image: &ecs::Image) -> Result<fleet::FleetOutcome> {
-        let ctx = fleet::FleetContext {
-            endpoints: self.endpoints.clone(),
-            credentials: self.credentials.clone(),
-            signature: self.rpc_signature,
-            poll_interval: self.poll_interval,
-            timeout: self.timeout,
-        };
+        let ctx = self.fleet_context();
         let f = self.on_event.clone();
         fleet::copy_and_share(
             &ctx,
@@ -359,6 +353,17 @@ impl Pipeline {
         )
         .await
         .map_err(PipelineError::Fleet)
+    }
+
+    /// How the copy and share step reaches ECS and waits.
+    pub(crate) fn fleet_context(&self) -> fleet::FleetContext {
+        fleet::FleetContext {
+            endpoints: self.endpoints.clone(),
+            credentials: self.credentials.clone(),
+            signature: self.rpc_signature,
+            poll_interval: self.poll_interval,
+            timeout: self.timeout,
+        }
     }
 
     /// Cancels an import started by [`run`](Self::run) (`CancelTask`), e.g. when the caller

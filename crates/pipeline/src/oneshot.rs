@@ -1,12 +1,13 @@
 //! `upload-and-import`'s stop handling as the library's: [`Pipeline::run_until`] returns once
-//! ImportImage answered when the caller does not wait, and on `stop` cancels the import,
-//! leaves it running, or says what resumes, depending on how far the run got.
+//! ImportImage answered when the caller does not wait, and on `stop` cancels the import or
+//! the copies, leaves them running, or says what resumes, depending on how far the run got.
 
 use std::future::Future;
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
+use crate::fleet::{cancel_copies, CopyInFlight, FleetEvent, StoppedCopy};
 use crate::{Event, Outcome, Pipeline, PipelineError, Result, Stage};
 
 /// How far a run got, as its events said.
@@ -16,6 +17,8 @@ pub(crate) struct Reached {
     import: Mutex<Option<(String, String)>>,
     /// The image is available and the copy and share step has begun.
     copying: Mutex<bool>,
+    /// The copies started or found, and which are seen available.
+    copies: Mutex<Vec<CopyInFlight>>,
     /// Signalled when ImportImage has answered.
     import_started: Notify,
 }
@@ -31,6 +34,21 @@ impl Reached {
                 self.import_started.notify_one();
             }
             Event::StageStarted(Stage::Copy) => *lock(&self.copying) = true,
+            Event::Fleet(FleetEvent::CopyStarted {
+                region, image_id, ..
+            }) => lock(&self.copies).push(CopyInFlight {
+                region: region.clone(),
+                image_id: image_id.clone(),
+                available: false,
+            }),
+            Event::Fleet(FleetEvent::CopyAvailable { image_id, .. }) => {
+                for c in lock(&self.copies)
+                    .iter_mut()
+                    .filter(|c| c.image_id == *image_id)
+                {
+                    c.available = true;
+                }
+            }
             _ => {}
         }
     }
@@ -55,12 +73,15 @@ pub enum RunEnd {
     /// `stop` came before ImportImage answered: nothing was imported; an upload resumes
     /// from its checkpoint on the next run.
     Interrupted,
-    /// `stop` came while copying: the image is available; the copies go on in the cloud.
+    /// `stop` came while copying: the image is available; every copy not yet available was
+    /// cancelled (CancelCopyImage) or, with `detach`, left going on in the cloud.
     InterruptedCopying {
         /// The image.
         image_id: String,
         /// The import task.
         task_id: String,
+        /// Every copy started or found, and what became of it.
+        copies: Vec<StoppedCopy>,
     },
     /// `stop` came while waiting and `detach` was asked: the import goes on.
     Detached {
@@ -82,8 +103,9 @@ pub enum RunEnd {
 
 impl Pipeline {
     /// [`run`](Self::run), stopped by `stop` or — when `wait` is false — once ImportImage
-    /// answered. On `stop` while waiting the import is cancelled (CancelTask) unless
-    /// `detach`. Errors are [`run`](Self::run)'s.
+    /// answered. On `stop` while waiting the import is cancelled (CancelTask), and while
+    /// copying the copies not yet available (CancelCopyImage), unless `detach`. Errors are
+    /// [`run`](Self::run)'s.
     pub async fn run_until(
         &self,
         wait: bool,
@@ -104,9 +126,19 @@ impl Pipeline {
         let started = lock(&self.reached.import).clone();
         let copying = *lock(&self.reached.copying);
         match started {
-            // The image is there: nothing to cancel.
+            // The image is there: only copies to cancel.
             Some((image_id, task_id)) if copying => {
-                RunEnd::InterruptedCopying { image_id, task_id }
+                let seen = lock(&self.reached.copies).clone();
+                let f = self.on_event.clone();
+                let copies = cancel_copies(&self.fleet_context(), &seen, detach, &move |e| {
+                    f(&Event::Fleet(e))
+                })
+                .await;
+                RunEnd::InterruptedCopying {
+                    image_id,
+                    task_id,
+                    copies,
+                }
             }
             None => RunEnd::Interrupted,
             Some((image_id, task_id)) if detach => RunEnd::Detached { image_id, task_id },

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::batch::{BatchReport, ImageResult, ManifestImage};
 use crate::catalogue::{all_rules, code_origin, SERVICE_CODES};
-use crate::fleet::{FleetEvent, FleetOutcome};
+use crate::fleet::{CopyStopState, FleetEvent, FleetOutcome, StoppedCopy};
 use crate::import::{ImportResult, StartedImport};
 use crate::wait::{Followed, WaitResult};
 use crate::TRUST_POLICY;
@@ -174,6 +174,51 @@ fn cancel_failed_line(task_id: &str, e: &dyn std::fmt::Display) -> String {
     format!("CancelTask for {task_id} failed: {e}")
 }
 
+/// A stop while copying (`import` and `upload-and-import`): the image is available; each
+/// copy is cancelled, available, left going on (detached) or not cancelled (an error).
+fn copies_stopped(
+    mut json: Value,
+    region: &str,
+    image_id: &str,
+    copies: &[StoppedCopy],
+) -> Rendered {
+    json["status"] = json!("interrupted");
+    json["image_id"] = json!(image_id);
+    json["image_status"] = json!("Available");
+    json["copies"] = serde_json::to_value(copies).unwrap_or(Value::Null);
+    let left = copies.iter().any(|c| c.state == CopyStopState::Left);
+    let mut lines = vec![format!(
+        "interrupted while copying: image {image_id} is Available in {region}"
+    )];
+    for c in copies {
+        lines.push(match c.state {
+            CopyStopState::Cancelled => format!(
+                "  copy {} in {}: cancelled (CancelCopyImage sent; ECS deletes it)",
+                c.image_id, c.region
+            ),
+            CopyStopState::Available => {
+                format!("  copy {} in {}: Available (kept)", c.image_id, c.region)
+            }
+            CopyStopState::Left => format!(
+                "  copy {} in {}: goes on in the cloud (detached)",
+                c.image_id, c.region
+            ),
+            CopyStopState::CancelFailed => format!(
+                "  copy {} in {}: not cancelled, it may go on: {}",
+                c.image_id,
+                c.region,
+                c.error.as_deref().unwrap_or_default()
+            ),
+        });
+    }
+    lines.push(if left {
+        "run the same command again to wait for the copies and share".into()
+    } else {
+        "run the same command again to copy and share".into()
+    });
+    Rendered::new(json, lines)
+}
+
 impl FleetOutcome {
     /// The result's `images` array: every image with region, state and shares.
     pub fn to_json(&self) -> Value {
@@ -297,7 +342,9 @@ impl ImportResult {
             ImportResult::Refused { .. } | ImportResult::ApiRefused { .. } => {
                 shown.exit(exit::FAILED)
             }
-            ImportResult::Interrupted => shown.exit(exit::INTERRUPTED),
+            ImportResult::Interrupted | ImportResult::CopiesStopped { .. } => {
+                shown.exit(exit::INTERRUPTED)
+            }
             ImportResult::Cancelled { started, .. } => shown.exit(exit::INTERRUPTED).say(format!(
                 "interrupted: cancelling import task {} (CancelTask)",
                 started.task_id
@@ -378,6 +425,11 @@ impl ImportResult {
             ImportResult::WaitFailed { started: s, error } => {
                 wait_lost(started_json(s), error, &resume.for_task(&s.task_id))
             }
+            ImportResult::CopiesStopped {
+                started: s,
+                image,
+                copies,
+            } => copies_stopped(started_json(s), region, &image.image_id, copies),
             ImportResult::CopyFailed {
                 started: s,
                 image,
@@ -535,10 +587,15 @@ impl RunEnd {
                     started_lines(image_id, task_id, region, &resume),
                 )
             }
-            RunEnd::InterruptedCopying { image_id, task_id } => Rendered::new(
-                json!({"status": "interrupted", "region": region, "image_id": image_id,
-                       "task_id": task_id, "image_status": "Available"}),
-                vec![format!("interrupted while copying: image {image_id} is Available in {region}; the copies go on in the cloud; run the same command again to wait for them and share")],
+            RunEnd::InterruptedCopying {
+                image_id,
+                task_id,
+                copies,
+            } => copies_stopped(
+                json!({"region": region, "task_id": task_id}),
+                region,
+                image_id,
+                copies,
             ),
             RunEnd::Detached { image_id, task_id } => {
                 let resume = resume.for_task(task_id);
@@ -1216,6 +1273,9 @@ fn fleet_line(e: &FleetEvent) -> String {
         } => format!("copy {region} {image_id}: {status} {progress}"),
         FleetEvent::CopyAvailable { region, image_id } => {
             format!("copy {region} {image_id}: Available")
+        }
+        FleetEvent::CopyCancelled { region, image_id } => {
+            format!("copy {region} {image_id}: cancelled (CancelCopyImage)")
         }
         FleetEvent::Shared {
             region,

@@ -6,10 +6,12 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{creds, emulator_with_web_raw as emulator, import_job as job, recorder};
+use common::{
+    creds, emulator_copying, emulator_with_web_raw as emulator, import_job as job, recorder,
+};
 use preflight_ecs::WaitOutcome;
 use preflight_emulator::{Emulator, Faults};
-use preflight_pipeline::fleet::FleetPlan;
+use preflight_pipeline::fleet::{CopyStopState, FleetEvent, FleetPlan};
 use preflight_pipeline::import::{run_import, ImportResult};
 use preflight_pipeline::wait::{wait_for_task, Followed, WaitJob};
 use preflight_pipeline::{Endpoints, Event};
@@ -235,7 +237,7 @@ async fn copies_and_shares_follow_an_available_image() {
     let mut j = job(&emu, "lib-07");
     j.fleet = FleetPlan {
         copy_regions: vec!["cn-beijing".into()],
-        copy_name: None,
+        copy_names: Vec::new(),
         share_accounts: vec![FRIEND.into()],
     };
     let (seen, on_event) = recorder();
@@ -257,5 +259,59 @@ async fn copies_and_shares_follow_an_available_image() {
         .unwrap()
         .iter()
         .any(|e| matches!(e, Event::Fleet(_))));
+    emu.shutdown().await;
+}
+
+/// A stop that fires once a copy has started.
+fn stop_when_copying() -> (
+    impl Fn(&Event) + Send + Sync + 'static,
+    impl std::future::Future<Output = ()>,
+) {
+    let copying = Arc::new(tokio::sync::Notify::new());
+    let c = copying.clone();
+    let on_event = move |e: &Event| {
+        if matches!(e, Event::Fleet(FleetEvent::CopyStarted { .. })) {
+            c.notify_one();
+        }
+    };
+    (on_event, async move { copying.notified().await })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_copying_leaves_the_copy_when_detaching_else_cancels_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Copies take a minute: still Creating when the stop comes.
+    let emu = emulator_copying(dir.path(), 0.3, true, 60.0).await;
+    let mut j = job(&emu, "lib-08");
+    j.fleet = FleetPlan {
+        copy_regions: vec!["cn-beijing".into()],
+        copy_names: vec!["lib-08-bj".into()],
+        share_accounts: Vec::new(),
+    };
+    j.detach = true;
+    let (on_event, stop) = stop_when_copying();
+    let r = run_import(&j, on_event, stop).await.unwrap();
+    let ImportResult::CopiesStopped { copies, image, .. } = r else {
+        panic!("{r:?}");
+    };
+    assert_eq!(image.status, "Available");
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(
+        (copies[0].region.as_str(), copies[0].state),
+        ("cn-beijing", CopyStopState::Left)
+    );
+    assert_eq!(requests(&emu, "CancelCopyImage"), 0);
+
+    // Without detach: the same copy (found by the rerun) is cancelled.
+    j.detach = false;
+    let (on_event, stop) = stop_when_copying();
+    let r = run_import(&j, on_event, stop).await.unwrap();
+    let ImportResult::CopiesStopped { copies: again, .. } = r else {
+        panic!("{r:?}");
+    };
+    assert_eq!(again[0].image_id, copies[0].image_id);
+    assert_eq!(again[0].state, CopyStopState::Cancelled, "{again:?}");
+    assert_eq!(requests(&emu, "CancelCopyImage"), 1);
+    assert_eq!(requests(&emu, "CopyImage"), 1);
     emu.shutdown().await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{creds, emulator_with_web_raw as emulator, import_job as job};
 use preflight_pipeline::batch::{BatchReport, ImageResult, Manifest};
-use preflight_pipeline::fleet::FleetPlan;
+use preflight_pipeline::fleet::{CopyStopState, FleetPlan, StoppedCopy};
 use preflight_pipeline::import::{run_import, ImportResult};
 use preflight_pipeline::wait::{wait_for_task, WaitJob};
 use preflight_pipeline::{
@@ -62,7 +62,7 @@ async fn import_results_render_their_documented_fields() {
     let mut j = job(&emu, "render-01");
     j.fleet = FleetPlan {
         copy_regions: vec!["cn-beijing".into()],
-        copy_name: None,
+        copy_names: Vec::new(),
         share_accounts: vec![FRIEND.into()],
     };
     let r = run_import(&j, |_: &Event| {}, std::future::pending())
@@ -278,10 +278,56 @@ fn run_ends_and_errors_render_their_documented_fields() {
         ["cancelled import task t-1 (CancelTask sent); image m-1 will not be created"]
     );
     let (image_id, task_id) = ids();
-    has(
-        &RunEnd::InterruptedCopying { image_id, task_id }.render(&resume()),
+    let copy = |region: &str, state, error: Option<&str>| StoppedCopy {
+        region: region.into(),
+        image_id: format!("m-{region}"),
+        state,
+        error: error.map(str::to_string),
+    };
+    let shown = RunEnd::InterruptedCopying {
+        image_id,
+        task_id,
+        copies: vec![
+            copy("cn-shanghai", CopyStopState::Cancelled, None),
+            copy("cn-beijing", CopyStopState::Available, None),
+            copy(
+                "cn-qingdao",
+                CopyStopState::CancelFailed,
+                Some("Throttling"),
+            ),
+        ],
+    }
+    .render(&resume());
+    let v = has(
+        &shown,
         "interrupted",
-        &["image_id", "task_id", "image_status"],
+        &["image_id", "task_id", "image_status", "copies"],
+    );
+    assert_eq!(v["copies"][0]["state"], "cancelled", "{v}");
+    assert_eq!(v["copies"][1]["state"], "available", "{v}");
+    assert_eq!(v["copies"][2]["state"], "cancel_failed", "{v}");
+    assert_eq!(v["copies"][2]["error"], "Throttling", "{v}");
+    assert!(v["copies"][0].get("error").is_none(), "{v}");
+    assert_eq!(
+        shown.lines,
+        [
+            "interrupted while copying: image m-1 is Available in cn-hangzhou",
+            "  copy m-cn-shanghai in cn-shanghai: cancelled (CancelCopyImage sent; ECS deletes it)",
+            "  copy m-cn-beijing in cn-beijing: Available (kept)",
+            "  copy m-cn-qingdao in cn-qingdao: not cancelled, it may go on: Throttling",
+            "run the same command again to copy and share",
+        ]
+    );
+    let (image_id, task_id) = ids();
+    let left = RunEnd::InterruptedCopying {
+        image_id,
+        task_id,
+        copies: vec![copy("cn-shanghai", CopyStopState::Left, None)],
+    }
+    .render(&resume());
+    assert_eq!(
+        left.lines.last().map(String::as_str),
+        Some("run the same command again to wait for the copies and share")
     );
     has(
         &RunEnd::Interrupted.render(&resume()),

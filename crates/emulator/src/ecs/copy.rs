@@ -1,6 +1,7 @@
-//! CopyImage, ModifyImageSharePermission and DescribeImageSharePermission: a copy is a new
-//! image in the destination region, `Creating` until `copy_seconds` have passed, then
-//! `Available`; sharing needs an `Available` image and well-formed account ids.
+//! CopyImage, CancelCopyImage, ModifyImageSharePermission and DescribeImageSharePermission:
+//! a copy is a new image in the destination region, `Creating` until `copy_seconds` have
+//! passed, then `Available`; a copy still `Creating` can be cancelled (it is deleted); sharing
+//! needs an `Available` image and well-formed account ids.
 
 use serde_json::{json, Value};
 
@@ -170,6 +171,55 @@ pub fn copy_image(call: &Call<'_>) -> Result<Value, EcsError> {
     drop(data);
     call.shared.ecs.save(&snap);
     Ok(json!({ "ImageId": image_id }))
+}
+
+/// CancelCopyImage: `RegionId` is the copy's (destination) region, `ImageId` a copy of this
+/// account there still `Creating`. The copy is deleted; its source stays. Errors as
+/// documented: `InvalidImageId.NotFound` (no such image in that region, or already
+/// cancelled), `ImageCreatedNotFromCopy` (not made by CopyImage), `IncorrectImageStatus`
+/// (the copy is finished). The ClientToken of the copy keeps naming it, as for a cancelled
+/// import: a CopyImage with that token answers with the deleted id.
+pub fn cancel_copy_image(call: &Call<'_>) -> Result<Value, EcsError> {
+    let region = region(call)?;
+    let id = call.params.required("ImageId")?.to_string();
+    let now = unix_now_ms();
+    let mut data = call.shared.ecs.lock();
+    let image = data
+        .images
+        .get(&id)
+        .filter(|i| i.region == region)
+        .ok_or_else(not_found)?;
+    if image.copied_from.is_none() {
+        return Err(EcsError::new(
+            400,
+            "ImageCreatedNotFromCopy",
+            "The specified image is not the target image of a copy action.",
+        ));
+    }
+    // Checked under the same lock as the removal: a copy that turns Available meanwhile
+    // is not cancelled.
+    match image.state(&data.tasks, now) {
+        Some(("Creating", _)) => {}
+        Some(("Available", _)) => {
+            return Err(EcsError::new(
+                400,
+                "IncorrectImageStatus",
+                "The image is copied finished.",
+            ))
+        }
+        _ => {
+            return Err(EcsError::new(
+                400,
+                "IncorrectImageStatus",
+                "The specified image is not coping.",
+            ))
+        }
+    }
+    data.images.remove(&id);
+    let snap = data.clone();
+    drop(data);
+    call.shared.ecs.save(&snap);
+    Ok(json!({}))
 }
 
 /// The accounts of `AddAccount.N` or `RemoveAccount.N`: N 1..=10, each a 16-digit

@@ -378,6 +378,7 @@ fn known_action(product: Product, action: &str) -> bool {
                 | "CancelTask"
                 | "DescribeRegions"
                 | "CopyImage"
+                | "CancelCopyImage"
                 | "ModifyImageSharePermission"
                 | "DescribeImageSharePermission"
         ),
@@ -395,6 +396,7 @@ async fn dispatch(call: &Call<'_>, product: Product, action: &str) -> Result<Val
         (Product::Ecs, "CancelTask") => api::cancel_task(call),
         (Product::Ecs, "DescribeRegions") => api::describe_regions(call),
         (Product::Ecs, "CopyImage") => copy::copy_image(call),
+        (Product::Ecs, "CancelCopyImage") => copy::cancel_copy_image(call),
         (Product::Ecs, "ModifyImageSharePermission") => copy::modify_image_share_permission(call),
         (Product::Ecs, "DescribeImageSharePermission") => {
             copy::describe_image_share_permission(call)

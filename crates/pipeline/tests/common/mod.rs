@@ -39,9 +39,19 @@ pub async fn start_emulator(
 /// An emulator with bucket `images` in cn-hangzhou holding `web.raw` (8 KiB), whose
 /// import tasks take `task_seconds`, and which has the import role or not.
 pub async fn emulator_with_web_raw(dir: &Path, task_seconds: f64, import_role: bool) -> Emulator {
+    emulator_copying(dir, task_seconds, import_role, 0.5).await
+}
+
+/// [`emulator_with_web_raw`] whose copies take `copy_seconds`.
+pub async fn emulator_copying(
+    dir: &Path,
+    task_seconds: f64,
+    import_role: bool,
+    copy_seconds: f64,
+) -> Emulator {
     let emu = start_emulator(dir, &["images@cn-hangzhou"], |cfg| {
         cfg.task_seconds = task_seconds;
-        cfg.copy_seconds = 0.5;
+        cfg.copy_seconds = copy_seconds;
         cfg.import_role = import_role;
     })
     .await;
