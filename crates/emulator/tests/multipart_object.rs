@@ -81,11 +81,15 @@ async fn get_range(ep: &str, range: &str) -> (u16, Vec<u8>) {
 /// A qcow2 header naming a 3 GiB virtual disk, then filler: three parts of 150 KiB, 150 KiB
 /// and 1000 bytes (parts above OSS's 100 KB minimum, the last one smaller).
 fn parts() -> Vec<Vec<u8>> {
-    let mut p1: Vec<u8> = (0..150 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut p1: Vec<u8> = (0..150 * 1024u32)
+        .map(|i| u8::try_from(i * 7 % 251).unwrap())
+        .collect();
     p1[0..4].copy_from_slice(b"QFI\xfb");
     p1[24..32].copy_from_slice(&(3u64 << 30).to_be_bytes());
-    let p2: Vec<u8> = (0..150 * 1024u32).map(|i| (i * 13 % 253) as u8).collect();
-    let p3: Vec<u8> = (0..1000u32).map(|i| (i % 7) as u8).collect();
+    let p2: Vec<u8> = (0..150 * 1024u32)
+        .map(|i| u8::try_from(i * 13 % 253).unwrap())
+        .collect();
+    let p3: Vec<u8> = (0..1000u32).map(|i| u8::try_from(i % 7).unwrap()).collect();
     vec![p1, p2, p3]
 }
 
