@@ -12,7 +12,9 @@
 #   SIZE_MIB  size of the throughput test file (default 512: short on a shared machine)
 # Env: PART_MIB (default 8), THREADS (default 4), PREFLIGHT_PYTHON (default .venv/bin/python),
 #      HASHBENCH (default 0; 1 runs the hashing benchmark),
-#      RSS_GIB (default 0: skipped; N runs an N GiB upload and reports its peak RSS).
+#      RSS_GIB (default 0: skipped; N runs an N GiB upload and reports its peak RSS),
+#      ECS_PREFLIGHT_BIN (default: build the release binary; a path runs that build, client
+#      and emulator both, to compare two builds on the same machine state).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-$root/target/bench-upload}"
@@ -26,10 +28,14 @@ py="${PREFLIGHT_PYTHON:-$root/.venv/bin/python}"
 target="${CARGO_TARGET_DIR:-$root/target}"
 mkdir -p "$work"
 rm -rf "$work/emu" "$work/cache" "$work/oss2-cp"
-echo "building (release)..." >&2
-cargo build --release -q -p ecs-preflight --manifest-path "$root/Cargo.toml"
+bin="${ECS_PREFLIGHT_BIN:-}"
+if [ -z "$bin" ]; then
+  echo "building (release)..." >&2
+  cargo build --release -q -p ecs-preflight --manifest-path "$root/Cargo.toml"
+  bin="$target/release/ecs-preflight"
+fi
+[ -x "$bin" ] || { echo "ECS_PREFLIGHT_BIN=$bin is not an executable" >&2; exit 2; }
 [ "$hashbench" = 0 ] || cargo build --release -q -p preflight-oss --example hashbench --manifest-path "$root/Cargo.toml"
-bin="$target/release/ecs-preflight"
 
 port="$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 endpoint="http://127.0.0.1:$port"

@@ -1,7 +1,7 @@
 //! The HTTP server: accept loop, per-connection hyper service, routing between the admin
 //! endpoint, ECS/RAM RPC and OSS, and the shared state they use.
 
-use std::io;
+use std::io::{self, Read, Seek};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -15,7 +15,6 @@ use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -25,7 +24,7 @@ use crate::counters::{CounterSink, Counters};
 use crate::ecs::{EcsState, Product};
 use crate::error::Error;
 use crate::faults::{FaultKind, Faults};
-use crate::store::Store;
+use crate::store::{ObjectData, Store};
 
 /// Response body type of every handler.
 pub type Body = UnsyncBoxBody<Bytes, io::Error>;
@@ -167,50 +166,60 @@ pub fn empty() -> Body {
         .boxed_unsync()
 }
 
-/// Streams `len` bytes of `file` from `offset`, paced by the bandwidth fault.
-pub fn file_body(shared: Arc<Shared>, file: std::fs::File, offset: u64, len: u64) -> Body {
+/// Streams `len` bytes of the object `data` from `offset`, paced by the bandwidth fault.
+pub fn file_body(shared: Arc<Shared>, data: ObjectData, offset: u64, len: u64) -> Body {
     let rate = shared.faults().bandwidth_bytes_per_sec;
-    let state = (
-        tokio::fs::File::from_std(file),
-        offset,
-        len,
-        false,
-        Throttle::new(rate),
-        shared,
-    );
+    let state = (Some(data), offset, len, Throttle::new(rate), shared);
     let stream = futures_util::stream::unfold(
         state,
-        |(mut f, offset, left, mut seeked, mut throttle, shared)| async move {
+        |(data, offset, left, mut throttle, shared)| async move {
+            let mut data = data?;
             if left == 0 {
                 return None;
             }
-            if !seeked {
-                if let Err(e) = f.seek(io::SeekFrom::Start(offset)).await {
-                    return Some((Err(e), (f, offset, 0, true, throttle, shared)));
-                }
-                seeked = true;
-            }
             let want = usize::try_from(left).unwrap_or(READ_CHUNK).min(READ_CHUNK);
-            let mut buf = vec![0u8; want];
-            match f.read(&mut buf).await {
-                Ok(0) => Some((
+            // Positional reads of plain files: blocking, so off the async workers.
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; want];
+                let r = data
+                    .seek(io::SeekFrom::Start(offset))
+                    .and_then(|_| data.read(&mut buf));
+                (
+                    r.map(|n| {
+                        buf.truncate(n);
+                        buf
+                    }),
+                    data,
+                )
+            })
+            .await;
+            let (read, data) = match read {
+                Ok(x) => x,
+                Err(e) => {
+                    return Some((
+                        Err(io::Error::other(e)),
+                        (None, offset, 0, throttle, shared),
+                    ))
+                }
+            };
+            match read {
+                Ok(buf) if buf.is_empty() => Some((
                     Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "object shrank",
                     )),
-                    (f, offset, 0, seeked, throttle, shared),
+                    (None, offset, 0, throttle, shared),
                 )),
-                Ok(n) => {
-                    buf.truncate(n);
-                    let n64 = u64::try_from(n).unwrap_or(0);
+                Ok(buf) => {
+                    let n64 = u64::try_from(buf.len()).unwrap_or(0);
                     throttle.account(n64).await;
                     shared.counters.sent(n64);
                     Some((
                         Ok(Frame::data(Bytes::from(buf))),
-                        (f, offset, left - n64, seeked, throttle, shared),
+                        (Some(data), offset + n64, left - n64, throttle, shared),
                     ))
                 }
-                Err(e) => Some((Err(e), (f, offset, 0, seeked, throttle, shared))),
+                Err(e) => Some((Err(e), (None, offset, 0, throttle, shared))),
             }
         },
     );

@@ -322,7 +322,7 @@ fn disks(call: &Call<'_>, limits: LimitsProfile) -> Result<Vec<WantDisk>, EcsErr
 }
 
 /// Virtual disk size from the image header (qcow2, VHD footer, sparse VMDK), else file size.
-pub fn virtual_size(mut f: std::fs::File, file_size: u64) -> u64 {
+pub fn virtual_size(mut f: impl Read + Seek, file_size: u64) -> u64 {
     let mut head = [0u8; 32];
     if f.read_exact(&mut head).is_ok() {
         if &head[0..4] == b"QFI\xfb" {
@@ -345,7 +345,7 @@ pub fn virtual_size(mut f: std::fs::File, file_size: u64) -> u64 {
 /// The format an image file's header or footer names: `QCOW2` (magic `QFI\xfb`), `VMDK`
 /// (sparse extent magic `KDMV`), `VHD` (`conectix` footer at the end, or its copy at offset 0),
 /// `VHDX` (`vhdxfile`). `None` when no known signature is found (RAW, or anything else).
-pub fn detect_format(f: &mut std::fs::File, file_size: u64) -> Option<&'static str> {
+pub fn detect_format(f: &mut (impl Read + Seek), file_size: u64) -> Option<&'static str> {
     let mut head = [0u8; 8];
     if f.seek(SeekFrom::Start(0)).is_ok() && f.read_exact(&mut head).is_ok() {
         if &head[0..4] == b"QFI\xfb" {

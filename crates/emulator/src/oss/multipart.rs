@@ -1,8 +1,5 @@
 //! Multipart upload: Initiate, UploadPart, Complete, ListParts, Abort, ListMultipartUploads.
 
-use std::io::Write;
-use std::path::PathBuf;
-
 use base64::Engine;
 use md5::{Digest, Md5};
 
@@ -16,7 +13,7 @@ use crate::oss::object::{
 };
 use crate::oss::xml::{parse_complete, CompleteXmlError, XmlWriter};
 use crate::server::empty;
-use crate::store::{valid_upload_id, ObjectMeta, PartMeta, Upload};
+use crate::store::{valid_upload_id, Completed, ObjectMeta, PartMeta, Upload};
 use crate::util::{pct, random_hex, Utc};
 
 /// Smallest part other than the last: 100 KB (reference §4.1; enforced at Complete).
@@ -285,25 +282,6 @@ fn chosen_parts(ctx: &Ctx, up: &Upload, body: &[u8]) -> Result<Vec<PartMeta>, Os
     Ok(out)
 }
 
-/// Concatenates the parts into a temp file; returns the object's size.
-fn assemble(store_tmp: PathBuf, paths: Vec<PathBuf>) -> std::io::Result<(PathBuf, u64)> {
-    let mut out = std::fs::File::create(&store_tmp)?;
-    let mut total = 0u64;
-    let result = (|| {
-        for p in &paths {
-            let mut f = std::fs::File::open(p)?;
-            total += std::io::copy(&mut f, &mut out)?;
-        }
-        out.flush()?;
-        Ok::<(), std::io::Error>(())
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&store_tmp);
-        return Err(e);
-    }
-    Ok((store_tmp, total))
-}
-
 fn location(ctx: &Ctx, bucket: &str, key: &str) -> String {
     if ctx.host.starts_with(&format!("{bucket}.")) {
         format!("http://{}/{}", ctx.host, pct(key))
@@ -345,15 +323,7 @@ pub async fn complete(ctx: &mut Ctx) -> OssResult {
         .into());
     }
     check_overwrite(ctx, &bucket, &key)?;
-    let paths: Vec<PathBuf> = parts
-        .iter()
-        .map(|p| ctx.shared.store.part_path(&up.upload_id, p.number))
-        .collect();
-    let tmp = ctx.shared.store.temp_path();
-    let (tmp, size) = tokio::task::spawn_blocking(move || assemble(tmp, paths))
-        .await
-        .map_err(|e| OssError::internal(&e.to_string()))?
-        .map_err(|e| OssError::internal(&e.to_string()))?;
+    let size: u64 = parts.iter().map(|p| p.size).sum();
     let mut md5s = Vec::with_capacity(parts.len() * 16);
     for p in &parts {
         md5s.extend(hex::decode(&p.etag).unwrap_or_default());
@@ -372,12 +342,28 @@ pub async fn complete(ctx: &mut Ctx) -> OssResult {
         user_meta: up.user_meta.clone(),
         restore_ready_ms: None,
         restore_expiry: None,
+        part_files: None, // set by the store
     };
-    if let Err(e) = ctx.shared.store.commit_object(&bucket, meta, &tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(OssError::internal(&e.to_string()).into());
+    // The object is the part files themselves: no byte is copied.
+    match ctx
+        .shared
+        .store
+        .commit_multipart(&bucket, meta, &up.upload_id, &parts)
+    {
+        Ok(Completed::Done) => {}
+        Ok(Completed::NoSuchUpload) => {
+            return Err(OssError::no_such_upload(&up.upload_id, "").into())
+        }
+        Ok(Completed::PartChanged(n)) => {
+            let etag = parts
+                .iter()
+                .find(|p| p.number == n)
+                .map(|p| p.etag.clone())
+                .unwrap_or_default();
+            return Err(invalid_part(n, &etag).into());
+        }
+        Err(e) => return Err(OssError::internal(&e.to_string()).into()),
     }
-    ctx.shared.store.remove_upload(&up.upload_id);
     let mut w = XmlWriter::new("CompleteMultipartUploadResult");
     if ctx.url_encoding() {
         w.el("EncodingType", "url");

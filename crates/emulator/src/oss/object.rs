@@ -198,6 +198,7 @@ pub async fn put(ctx: &mut Ctx) -> OssResult {
         user_meta: user_meta(ctx),
         restore_ready_ms: None,
         restore_expiry: None,
+        part_files: None,
     };
     if let Err(e) = ctx.shared.store.commit_object(&bucket, meta, &tmp) {
         let _ = std::fs::remove_file(&tmp);
