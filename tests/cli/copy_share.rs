@@ -23,7 +23,9 @@ impl Env {
 
     /// An emulator whose copies take `copy_seconds` to become Available.
     fn with_copy_seconds(copy_seconds: f64) -> Self {
-        Env(EmuEnv::start(|data_dir| Self::config(data_dir, copy_seconds)))
+        Env(EmuEnv::start(|data_dir| {
+            Self::config(data_dir, copy_seconds)
+        }))
     }
 
     fn config(data_dir: PathBuf, copy_seconds: f64) -> Config {
@@ -37,7 +39,8 @@ impl Env {
     /// Restarts the emulator on the same data, its copies now taking `copy_seconds`
     /// (commands made after this use its new endpoint).
     fn restart(&mut self, copy_seconds: f64) {
-        self.0.restart(|data_dir| Self::config(data_dir, copy_seconds));
+        self.0
+            .restart(|data_dir| Self::config(data_dir, copy_seconds));
     }
 
     /// How many images DescribeImages (any status) lists with id `id` in `region`.

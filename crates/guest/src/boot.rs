@@ -1,8 +1,6 @@
 //! BIOS versus UEFI: MBR boot code, GRUB core in the post-MBR gap, BIOS
 //! boot partition, and the EFI System Partition's loaders.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use crate::cache::CachedDisk;
 use crate::fs::FsKind;
 use crate::part::{GUID_BIOS_BOOT, GUID_ESP};

@@ -3,8 +3,6 @@
 //! through `blscfg`), GRUB legacy (`grub.conf` / `menu.lst`) and extlinux.
 //! Text parsers only; the caller reads the files.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use crate::rpmvercmp::rpmvercmp;
 use std::collections::BTreeMap;
 

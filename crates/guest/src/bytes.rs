@@ -2,8 +2,6 @@
 //! that does not fit gives `None`, never a panic (the guest readers parse
 //! hostile disk images).
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 /// `N` bytes at `at`, or `None` when they do not fit in `b`.
 pub(crate) fn array<const N: usize>(b: &[u8], at: usize) -> Option<[u8; N]> {
     b.get(at..at.checked_add(N)?)?.try_into().ok()

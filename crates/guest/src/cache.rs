@@ -1,8 +1,6 @@
 //! A small read cache over the guest disk that counts what it reads, and
 //! bounded views of a partition for the filesystem readers.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use preflight_disk::{BlockRead, ReadError};
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::Entry;

@@ -3,8 +3,6 @@
 //! and whether the name survives on ECS, whose system disk is `/dev/vda`
 //! (virtio-blk) or `/dev/nvme0n1` (NVMe instance types).
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 /// A kernel device name split into its disk and partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DeviceName {

@@ -1,7 +1,5 @@
 //! Architecture from executables: ELF (Linux) and PE (Windows, EFI).
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use crate::bytes;
 
 /// The ImportImage `Architecture` value of an ELF file (`x86_64`, `i386`,

@@ -2,8 +2,6 @@
 //! and FreeBSD's UFS2 and ZFS. Knowing what they are lets the report say why
 //! the guest was not inspected instead of calling the disk empty.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use crate::bytes;
 use crate::cache::View;
 use crate::fs::FsKind;

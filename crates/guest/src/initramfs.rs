@@ -6,8 +6,6 @@
 //! it is a push parser, so every decompressor streams into it and memory
 //! stays bounded whatever the archive holds.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 mod lzo;
 pub mod squashfs;
 

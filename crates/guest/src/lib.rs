@@ -29,6 +29,8 @@
 //! ([`GuestReport::bytes_read`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// Every byte comes from a hostile image: an index out of range would be a panic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 mod boot;
 mod bootloader;

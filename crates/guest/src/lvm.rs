@@ -9,8 +9,6 @@
 //! over two PVs of the same disk). Striped, mirrored, raid, thin, cached or
 //! multi-disk volumes are named, not read.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use crate::bytes::{self, le32, le64};
 use crate::cache::Extent;
 use std::collections::BTreeMap;

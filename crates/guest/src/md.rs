@@ -2,8 +2,6 @@
 //! RAID1 member's data can be inspected like a plain partition: ECS attaches
 //! one disk, so the array can only ever run from this one member.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use crate::bytes::{self, le32, le64};
 use crate::cache::View;
 

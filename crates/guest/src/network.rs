@@ -4,8 +4,6 @@
 //! keyfiles, ifcfg files (RHEL and SUSE), systemd-networkd, and the udev
 //! rules that pin interface names to MAC addresses.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use crate::bootloader::Files;
 use crate::linux::key_values;
 use crate::{rules, Sink};

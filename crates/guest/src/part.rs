@@ -1,8 +1,6 @@
 //! Partition tables: MBR (with extended/logical partitions), GPT (primary
 //! and backup headers, CRCs), protective and hybrid MBRs.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use crate::bytes;
 use crate::cache::{CachedDisk, View};
 use crate::rules;

@@ -6,8 +6,6 @@
 //! against the hive, and list walks are bounded. Transaction logs (.LOG1,
 //! .LOG2) are not replayed: a dirty hive is reported by [`Hive::is_dirty`].
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 /// Offset of the first hive bin: cell offsets count from here.
 const HBIN_START: usize = 4096;
 /// Most subkeys or values walked in one key (real keys have at most tens of

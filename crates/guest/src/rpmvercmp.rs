@@ -9,8 +9,6 @@
 //! numbers and beat letter runs; letter runs compare as bytes. When one
 //! string runs out, the longer one is newer.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use std::cmp::Ordering;
 
 /// `s` without its first `n` bytes (empty when it is shorter).

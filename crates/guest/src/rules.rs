@@ -1,7 +1,5 @@
 //! Every check the guest inspector makes, with its stable code.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use preflight_report::{Rule, Severity};
 
 /// A read of the guest disk failed.

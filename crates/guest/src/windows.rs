@@ -2,8 +2,6 @@
 //! storage and network services of the current control set and their files
 //! from SYSTEM; architecture from the PE header of cmd.exe.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use crate::fs::{Fs, FsError};
 use crate::regf::{Hive, HiveError, Key};
 use crate::{exe, rules, GuestFacts, OsInfo, Sink, Volume};

@@ -16,8 +16,6 @@
 //! (no CSUM_V3: every ext3/ext4 before metadata_csum) is replayed by
 //! [`super::jbd2`] into an overlay that every read goes through.
 
-#![deny(clippy::indexing_slicing)]
-
 use super::jbd2::{self, JournalSuper, Overlay};
 use super::{components, uuid_string, FsError, FsInfo, UnreadLog};
 use crate::cache::View;

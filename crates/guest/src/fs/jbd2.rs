@@ -15,8 +15,6 @@
 //! checksum here means we may replay a torn last transaction, which is what
 //! the filesystem looked like anyway).
 
-#![deny(clippy::indexing_slicing)]
-
 use std::collections::{BTreeMap, HashMap};
 
 /// JBD2 block header magic.

@@ -1,8 +1,6 @@
 //! XFS through the `lamxfs` crate (v4 and v5, CRCs checked, dirty logs
 //! replayed in memory). lamxfs does not follow symlinks; we do.
 
-#![deny(clippy::indexing_slicing)]
-
 use super::{components, uuid_string, FsError, FsInfo, UnreadLog};
 use crate::cache::View;
 use lamxfs::{Path, Xfs};

@@ -7,8 +7,6 @@
 //! decoder checks every length and distance against the block's declared size,
 //! so hostile input gives an error and memory stays bounded.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use std::io::Write;
 
 /// The lzop file magic.

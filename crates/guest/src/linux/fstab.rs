@@ -1,7 +1,5 @@
 //! /etc/fstab: each entry mapped to the image's filesystems, and device names ECS breaks.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use super::*;
 
 /// Resolves an fstab spec to a filesystem index.

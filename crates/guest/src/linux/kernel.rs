@@ -1,8 +1,6 @@
 //! Kernels: their module trees, initramfs contents and the drivers usable at boot,
 //! and which one the boot loader boots.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use super::*;
 
 /// Largest modules.dep / modules.builtin read.

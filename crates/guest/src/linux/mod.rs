@@ -3,8 +3,6 @@
 //! rules (fstab, GRUB root=, cloud-init, qemu-guest-agent, SELinux,
 //! immutable /etc/shadow, CONFIG_FW_CFG_SYSFS, RTC).
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use crate::bootloader::{self, DefaultEntry};
 use crate::fs::{Fs, FsError};
 use crate::initramfs::{self, module_name};

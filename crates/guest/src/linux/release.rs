@@ -1,7 +1,5 @@
 //! Which distribution and release a root is, and its architecture.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use super::*;
 
 pub(super) fn unquote(v: &str) -> String {

@@ -1,7 +1,5 @@
 //! The root with the filesystems /etc/fstab mounts on it, read as one tree.
 
-#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
-
 use super::*;
 
 /// Bytes of an executable read for its ELF header.
