@@ -447,7 +447,7 @@ fn ctrl_c_while_copying_cancels_the_copies_and_a_rerun_copies_again() {
         "--output",
         "json",
     ];
-    let out = crate::common::interrupt_after(env.import(&args), "   copy to cn-beijing");
+    let out = crate::common::interrupt_after(env.import(&args), "copy to cn-beijing");
     let v = json_of(&out);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{v}\n{err}");
