@@ -37,6 +37,9 @@ use crate::{Emulator, Error};
 /// Values are the command line's text, parsed and checked by [`Overrides::config`].
 /// With the `clap` feature these are the flags of `ecs-preflight emulator` (the doc comments
 /// are their `--help`).
+// The field docs are also `ecs-preflight emulator --help`, written for a terminal:
+// `[default: …]`, `[:FLAG]` and `<region>` are help text, not links or HTML.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 #[derive(Debug, Clone, Default, PartialEq)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 #[cfg_attr(

@@ -1024,7 +1024,7 @@ impl crate::upload::UploadResult {
 
 /// `ecs-preflight upload`'s refusal by the destination and bucket rules (nothing sent):
 /// `status: refused`, the key and every finding of the rules (warnings too, as the
-/// [`Event::DestinationChecked`](crate::Event::DestinationChecked) that carried them). No
+/// [`Event::DestinationChecked`] that carried them). No
 /// lines: the event already showed each finding with its hint.
 pub fn upload_refusal(bucket: &str, key: &str, findings: &[preflight_report::Finding]) -> Rendered {
     Rendered::new(
