@@ -48,7 +48,7 @@ pub struct BatchArgs {
     pub max_imports: usize,
 
     #[command(flatten)]
-    pub signature: crate::shared_flags::RpcSignatureFlag,
+    pub rpc: crate::shared_flags::RpcSignatureFlag,
 
     #[command(flatten)]
     pub timing: crate::shared_flags::WaitFlags,
@@ -105,8 +105,8 @@ async fn run_all(args: &BatchArgs, manifest: &Manifest, parallel: usize) -> Resu
             .upload_options(upload.clone())
             .poll_interval(args.timing.poll_interval)
             .timeout(args.timing.timeout)
-            .oss_signature(args.upload.signature_version.version())
-            .rpc_signature(args.signature.method())
+            .oss_signature(args.upload.signature_version)
+            .rpc_signature(args.rpc.signature)
     });
     let (output, quiet) = (args.output.format, args.quiet.on);
     // One progress per image, its lines named after it; images run at once, so no bars.

@@ -29,8 +29,8 @@ pub struct ImportCmdArgs {
 
     /// OSS signature version of the bucket and object probes (V1 only for old endpoints).
     #[arg(help_heading = "Import options", long, value_enum,
-          default_value_t = crate::upload_cmd::SignatureFlag::V4)]
-    pub signature_version: crate::upload_cmd::SignatureFlag,
+          default_value_t = preflight_oss::SignatureVersion::V4)]
+    pub signature_version: preflight_oss::SignatureVersion,
 
     /// Wait until the image is Available or the import failed [default].
     #[arg(help_heading = "Import options", long, overrides_with = "no_wait")]
@@ -56,7 +56,7 @@ pub struct ImportCmdArgs {
     pub profile: crate::shared_flags::ProfileFlag,
 
     #[command(flatten, next_help_heading = "Import options")]
-    pub signature: crate::shared_flags::RpcSignatureFlag,
+    pub rpc: crate::shared_flags::RpcSignatureFlag,
 
     #[command(flatten, next_help_heading = "Import options")]
     pub output: crate::shared_flags::OutputFlag,
@@ -149,8 +149,8 @@ async fn run_import(args: ImportCmdArgs) -> Result<u8> {
     job.data_keys = (args.import.data_disk.iter())
         .map(|k| k.to_string_lossy().into_owned())
         .collect();
-    job.oss_signature = args.signature_version.version();
-    job.rpc_signature = args.signature.method();
+    job.oss_signature = args.signature_version;
+    job.rpc_signature = args.rpc.signature;
     job.dry_run = args.dry_run;
     job.wait = !args.no_wait;
     job.detach = args.detach;
@@ -194,7 +194,7 @@ async fn run_wait_async(args: WaitArgs) -> Result<u8> {
         task_id: args.task_id.clone(),
         endpoints,
         credentials: args.profile.credentials(None),
-        rpc_signature: preflight_pipeline::RpcSignature::HmacSha1,
+        rpc_signature: preflight_pipeline::SignatureMethod::HmacSha1,
         poll_interval: args.timing.poll_interval,
         timeout: args.timing.timeout,
     };

@@ -74,7 +74,7 @@ pub struct OneShotArgs {
     pub dry_run: bool,
 
     #[command(flatten, next_help_heading = "Pipeline options")]
-    pub signature: crate::shared_flags::RpcSignatureFlag,
+    pub rpc: crate::shared_flags::RpcSignatureFlag,
 
     /// Return once ImportImage has answered: print the image and task ids and the
     /// `ecs-preflight wait` command that follows the import.
@@ -124,8 +124,8 @@ fn build(
         .timeout(args.timing.timeout)
         .upload_options(args.upload.options(args.parallel))
         .convert(args.convert)
-        .oss_signature(args.upload.signature_version.version())
-        .rpc_signature(args.signature.method())
+        .oss_signature(args.upload.signature_version)
+        .rpc_signature(args.rpc.signature)
         .fleet(args.fleet.plan())
         .on_event(on_event);
     for d in &args.import.data_disk {

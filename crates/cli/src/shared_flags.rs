@@ -5,10 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use preflight_aliyun::{ChainOptions, CredentialProvider};
+use preflight_ecs::SignatureMethod;
 use preflight_oss::upload::{self, UploadOptions};
+use preflight_oss::SignatureVersion;
 
 use crate::import_cmd::parse_duration;
-use crate::upload_cmd::SignatureFlag;
 use crate::OutputFormat;
 
 /// How a disk is sent to OSS (`upload`, `upload-and-import`, `batch`). The parts in flight are
@@ -42,8 +43,8 @@ pub struct UploadFlags {
     pub force: bool,
 
     /// OSS signature version of every OSS request (V1 only for old endpoints).
-    #[arg(long, value_enum, default_value_t = SignatureFlag::V4)]
-    pub signature_version: SignatureFlag,
+    #[arg(long, value_enum, default_value_t = SignatureVersion::V4)]
+    pub signature_version: SignatureVersion,
 }
 
 impl UploadFlags {
@@ -118,38 +119,12 @@ pub struct OutputFlag {
     pub format: OutputFormat,
 }
 
-/// Which RPC signature ECS and RAM calls carry.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RpcSignature {
-    /// HMAC-SHA1, SignatureVersion 1.0 (what the aliyun CLI sends).
-    HmacSha1,
-    /// ACS3-HMAC-SHA256 (the Tea SDK's default).
-    Acs3,
-}
-
-impl RpcSignature {
-    /// The ECS client's signature method.
-    pub fn method(self) -> preflight_pipeline::RpcSignature {
-        match self {
-            RpcSignature::HmacSha1 => preflight_pipeline::RpcSignature::HmacSha1,
-            RpcSignature::Acs3 => preflight_pipeline::RpcSignature::Acs3,
-        }
-    }
-}
-
 /// The RPC signature of the ECS and RAM calls (`import`, `upload-and-import`, `batch`).
 #[derive(clap::Args, Debug)]
 pub struct RpcSignatureFlag {
     /// ECS and RAM RPC signature.
-    #[arg(long, value_enum, default_value_t = RpcSignature::HmacSha1)]
-    pub signature: RpcSignature,
-}
-
-impl RpcSignatureFlag {
-    /// The ECS client's signature method.
-    pub fn method(&self) -> preflight_pipeline::RpcSignature {
-        self.signature.method()
-    }
+    #[arg(long, value_enum, default_value_t = SignatureMethod::HmacSha1)]
+    pub signature: SignatureMethod,
 }
 
 /// `--quiet`, one meaning in every command that has it (`check`, `upload`, `import`, `wait`,

@@ -10,31 +10,11 @@
 use std::path::PathBuf;
 
 use preflight_oss::upload;
-use preflight_oss::SignatureVersion;
 use preflight_pipeline::{upload_failed, upload_refusal, ConvertMode, ImageUpload, PipelineError};
 
 use crate::progress::{handler, lock, Layout, Progress};
 use crate::render::emit;
 use crate::OutputFormat;
-
-/// Signature version flag.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SignatureFlag {
-    /// OSS4-HMAC-SHA256 (default).
-    V4,
-    /// HMAC-SHA1, for old endpoints.
-    V1,
-}
-
-impl SignatureFlag {
-    /// The OSS client's signature version.
-    pub fn version(self) -> SignatureVersion {
-        match self {
-            SignatureFlag::V4 => SignatureVersion::V4,
-            SignatureFlag::V1 => SignatureVersion::V1,
-        }
-    }
-}
 
 /// Flags of `ecs-preflight upload`.
 #[derive(clap::Args, Debug)]
@@ -98,7 +78,7 @@ fn job(args: &UploadArgs) -> ImageUpload {
     let mut job = ImageUpload::new(&args.image, &args.region, &args.bucket, credentials);
     job.object.clone_from(&args.object);
     job.endpoints = endpoints;
-    job.signature = args.upload.signature_version.version();
+    job.signature = args.upload.signature_version;
     job.options = args.upload.options(args.parallel);
     job.convert = args.convert;
     job

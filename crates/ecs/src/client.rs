@@ -60,14 +60,24 @@ pub fn ecs_endpoint(region: &str) -> String {
     }
 }
 
-/// Which signature the client sends.
+/// Which signature the client sends. With the `clap` feature it is also the CLI's
+/// `--signature` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum SignatureMethod {
     /// `HMAC-SHA1`, `SignatureVersion=1.0`, parameters and signature in the query (default:
     /// what `aliyun-python-sdk-core` and the `aliyun` CLI send, accepted everywhere).
     #[default]
+    #[cfg_attr(
+        feature = "clap",
+        value(help = "HMAC-SHA1, SignatureVersion 1.0 (what the aliyun CLI sends)")
+    )]
     HmacSha1,
     /// `ACS3-HMAC-SHA256` in the `Authorization` header (the Tea SDK's default).
+    #[cfg_attr(
+        feature = "clap",
+        value(help = "ACS3-HMAC-SHA256 (the Tea SDK's default)")
+    )]
     Acs3,
 }
 

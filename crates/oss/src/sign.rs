@@ -18,14 +18,18 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
-/// OSS signature versions.
+/// OSS signature versions. With the `clap` feature it is also the CLI's `--signature-version`
+/// value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum SignatureVersion {
-    /// HMAC-SHA1 (`Authorization: OSS id:sig`), for old endpoints and tools.
-    V1,
     /// OSS4-HMAC-SHA256, region-scoped. The default, as in Alibaba's v2 SDKs.
     #[default]
+    #[cfg_attr(feature = "clap", value(help = "OSS4-HMAC-SHA256 (default)"))]
     V4,
+    /// HMAC-SHA1 (`Authorization: OSS id:sig`), for old endpoints and tools.
+    #[cfg_attr(feature = "clap", value(help = "HMAC-SHA1, for old endpoints"))]
+    V1,
 }
 
 // The encode sets are the one RFC 3986 encoding of `preflight_aliyun`.

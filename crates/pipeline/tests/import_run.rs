@@ -176,7 +176,7 @@ async fn wait_rides_out_an_outage_and_reports_one_that_outlasts_the_retries() {
         task_id: started.task_id.clone(),
         endpoints: Endpoints::emulator(&emu.endpoint()),
         credentials: creds(),
-        rpc_signature: preflight_pipeline::RpcSignature::HmacSha1,
+        rpc_signature: preflight_pipeline::SignatureMethod::HmacSha1,
         poll_interval: Duration::from_millis(100),
         timeout: Duration::from_secs(60),
     };

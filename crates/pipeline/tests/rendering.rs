@@ -174,7 +174,7 @@ async fn wait_results_render_their_documented_fields() {
         task_id: s.task_id.clone(),
         endpoints: Endpoints::emulator(&emu.endpoint()),
         credentials: creds(),
-        rpc_signature: preflight_pipeline::RpcSignature::HmacSha1,
+        rpc_signature: preflight_pipeline::SignatureMethod::HmacSha1,
         poll_interval: Duration::from_millis(100),
         timeout: Duration::from_secs(60),
     };
