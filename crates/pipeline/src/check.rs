@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use preflight_guest::GuestReport;
-use preflight_report::{ImageReport, SCHEMA_VERSION};
+use preflight_report::{ImageFacts, ImageReport, SCHEMA_VERSION};
 use preflight_rules::{
     evaluate, DiskFacts, DiskRole, Evaluation, GuestFacts, ImportParams, Plan, ScopedFinding,
 };
@@ -23,7 +23,7 @@ pub struct CheckReport {
     pub verdict: &'static str,
     /// The first (system) disk's facts, at the top level.
     #[serde(flatten)]
-    pub system: SystemDiskFacts,
+    pub system: ImageFacts,
     /// Every finding, about any disk or the request, errors first.
     pub findings: Vec<ScopedFinding>,
     /// Each disk's facts and its own findings.
@@ -34,23 +34,6 @@ pub struct CheckReport {
     pub guest: Option<GuestReport>,
     /// The ImportImage request that would be sent.
     pub plan: Plan,
-}
-
-/// The system disk's facts repeated at the top of the check report.
-#[derive(Serialize, Debug, Clone)]
-pub struct SystemDiskFacts {
-    /// See [`ImageReport::path`].
-    pub path: String,
-    /// See [`ImageReport::format`].
-    pub format: String,
-    /// See [`ImageReport::subformat`].
-    pub subformat: Option<String>,
-    /// See [`ImageReport::virtual_size`].
-    pub virtual_size: Option<u64>,
-    /// See [`ImageReport::file_size`].
-    pub file_size: u64,
-    /// See [`ImageReport::allocated_size`].
-    pub allocated_size: Option<u64>,
 }
 
 impl CheckReport {
@@ -85,14 +68,7 @@ pub fn check(disks: &[PathBuf], params: &ImportParams) -> Result<CheckReport> {
         .disks
         .first()
         .ok_or_else(|| PipelineError::Usage("check needs at least the system disk".to_string()))?;
-    let system = SystemDiskFacts {
-        path: first.path.clone(),
-        format: first.format.clone(),
-        subformat: first.subformat.clone(),
-        virtual_size: first.virtual_size,
-        file_size: first.file_size,
-        allocated_size: first.allocated_size,
-    };
+    let system = first.facts.clone();
     let has_errors = findings.iter().any(|f| f.finding.is_error());
     Ok(CheckReport {
         schema_version: SCHEMA_VERSION,
@@ -162,12 +138,14 @@ pub fn image_report(path: &Path, inspection: &preflight_formats::Inspection) -> 
     preflight_report::sort_findings(&mut findings);
     ImageReport {
         schema_version: SCHEMA_VERSION,
-        path: path.display().to_string(),
-        format: inspection.detected.clone(),
-        subformat: info.and_then(|i| i.subformat.clone()),
-        virtual_size: info.map(|i| i.virtual_size),
-        file_size: info.map_or(inspection.file_size, |i| i.file_size),
-        allocated_size: info.map(|i| i.allocated_size),
+        facts: ImageFacts {
+            path: path.display().to_string(),
+            format: inspection.detected.clone(),
+            subformat: info.and_then(|i| i.subformat.clone()),
+            virtual_size: info.map(|i| i.virtual_size),
+            file_size: info.map_or(inspection.file_size, |i| i.file_size),
+            allocated_size: info.map(|i| i.allocated_size),
+        },
         cluster_size: info.and_then(|i| i.cluster_size),
         version: info.and_then(|i| i.version.clone()),
         features: info.map(|i| i.features.clone()).unwrap_or_default(),

@@ -1341,17 +1341,18 @@ pub fn rules_json() -> Value {
 }
 
 fn write_image_facts(out: &mut String, r: &ImageReport) -> std::fmt::Result {
-    let sub = r
+    let facts = &r.facts;
+    let sub = facts
         .subformat
         .as_deref()
         .map(|s| format!(" ({s})"))
         .unwrap_or_default();
-    writeln!(out, "{}: {}{}", r.path, r.format, sub)?;
-    if let Some(v) = r.virtual_size {
+    writeln!(out, "{}: {}{}", facts.path, facts.format, sub)?;
+    if let Some(v) = facts.virtual_size {
         writeln!(out, "  virtual size:   {}", bytes(v))?;
     }
-    writeln!(out, "  file size:      {}", bytes(r.file_size))?;
-    if let Some(a) = r.allocated_size {
+    writeln!(out, "  file size:      {}", bytes(facts.file_size))?;
+    if let Some(a) = facts.allocated_size {
         writeln!(out, "  allocated:      {}", bytes(a))?;
     }
     if let Some(c) = r.cluster_size {

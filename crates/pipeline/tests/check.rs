@@ -100,8 +100,8 @@ fn info_reports_the_format_without_the_plan() {
     let dir = tempfile::tempdir().unwrap();
     let sys = qcow2(dir.path(), "sys.qcow2", "1G");
     let report = preflight_pipeline::info(&sys).unwrap();
-    assert_eq!(report.format, "qcow2");
-    assert_eq!(report.virtual_size, Some(1 << 30));
+    assert_eq!(report.facts.format, "qcow2");
+    assert_eq!(report.facts.virtual_size, Some(1 << 30));
     assert!(!report.has_errors());
 }
 

@@ -157,18 +157,9 @@ impl fmt::Display for Finding {
 pub struct ImageReport {
     /// Version of this JSON schema.
     pub schema_version: u32,
-    /// The path as given.
-    pub path: String,
-    /// Detected format (ours, or the name of a refused one such as `vdi`).
-    pub format: String,
-    /// Variant within the format.
-    pub subformat: Option<String>,
-    /// Guest-visible size in bytes (absent when the image could not be opened).
-    pub virtual_size: Option<u64>,
-    /// File size in bytes.
-    pub file_size: u64,
-    /// Bytes of guest data stored.
-    pub allocated_size: Option<u64>,
+    /// What the image is and how big: also the top level of the check report.
+    #[serde(flatten)]
+    pub facts: ImageFacts,
     /// Cluster, block or grain size.
     pub cluster_size: Option<u64>,
     /// Format version.
@@ -181,6 +172,24 @@ pub struct ImageReport {
     pub encryption: Option<String>,
     /// Everything found, errors first.
     pub findings: Vec<Finding>,
+}
+
+/// An image's headline facts: the first fields of an [`ImageReport`], and the system disk's
+/// facts at the top of the check report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageFacts {
+    /// The path as given.
+    pub path: String,
+    /// Detected format (ours, or the name of a refused one such as `vdi`).
+    pub format: String,
+    /// Variant within the format.
+    pub subformat: Option<String>,
+    /// Guest-visible size in bytes (absent when the image could not be opened).
+    pub virtual_size: Option<u64>,
+    /// File size in bytes.
+    pub file_size: u64,
+    /// Bytes of guest data stored.
+    pub allocated_size: Option<u64>,
 }
 
 impl ImageReport {
