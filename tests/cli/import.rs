@@ -4,7 +4,6 @@
 
 use crate::common::EmuEnv;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
@@ -569,21 +568,6 @@ fn detach_leaves_the_import_running_and_wait_finishes_it() {
     crate::common::printed_wait_reaches_available(printed, env.dir.path(), &v["image_id"]);
 }
 
-/// The official Python SDK: PREFLIGHT_PYTHON, else the workspace's `.venv`.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PREFLIGHT_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = root.join(".venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: create the workspace venv with aliyun-python-sdk-ecs and alibabacloud_ecs20140526 (or set PREFLIGHT_PYTHON)",
-        p.display()
-    );
-    p
-}
-
 /// Accepts `n` HTTP requests, answers each with an ImportImage-like JSON, returns the
 /// request targets (`/?query`).
 fn capture(n: usize) -> (u16, std::thread::JoinHandle<Vec<String>>) {
@@ -666,7 +650,7 @@ print(r.body.image_id)
 #[test]
 fn import_image_query_matches_the_official_python_sdk() {
     use preflight_rules::{DiskDeviceMapping, Features, Plan, Tag};
-    let py = python();
+    let py = preflight_testkit::sdk_python();
     let plan = Plan {
         region_id: Some("cn-hangzhou".into()),
         image_name: Some("ecs-preflight-test".into()),

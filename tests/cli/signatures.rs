@@ -46,19 +46,6 @@ const RPC_KINDS: &[&str] = &[
     "DescribeRegions",
 ];
 
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PREFLIGHT_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/install-deps.sh (or set PREFLIGHT_PYTHON)",
-        p.display()
-    );
-    p
-}
-
 /// The recording server, running until [`Recorder::report`].
 struct Recorder {
     child: Child,
@@ -68,7 +55,7 @@ struct Recorder {
 impl Recorder {
     fn start() -> Recorder {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/sdk/signcheck.py");
-        let mut child = Command::new(python())
+        let mut child = Command::new(preflight_testkit::sdk_python())
             .arg(script)
             .args(["--region", "cn-hangzhou", "--key"])
             .arg(format!("{AK}:{SK}"))

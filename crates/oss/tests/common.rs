@@ -1,7 +1,7 @@
 //! Shared helpers: an emulator with the buckets the tests need, clients, files.
 #![allow(dead_code, missing_docs)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use preflight_aliyun::{CredentialProvider, Credentials, RetryConfig};
@@ -98,19 +98,4 @@ pub fn recorder() -> (EventSink, Arc<Mutex<Vec<UploadEvent>>>) {
 
 pub fn crc_of_file(path: &Path) -> u64 {
     preflight_oss::crc::crc64(&std::fs::read(path).unwrap())
-}
-
-/// The workspace's Python with oss2: `PREFLIGHT_PYTHON`, else `<workspace>/.venv/bin/python`.
-/// Missing is a failure, never a skip.
-pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PREFLIGHT_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    assert!(
-        p.exists(),
-        "{} is missing: run fixtures/install-deps.sh (or set PREFLIGHT_PYTHON)",
-        p.display()
-    );
-    p
 }

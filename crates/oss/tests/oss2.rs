@@ -38,7 +38,7 @@ async fn oss2_downloads_what_we_uploaded() {
     assert_eq!(out.crc64, expected_crc);
 
     let dst = dir.path().join("downloaded.raw");
-    let py = python();
+    let py = preflight_testkit::sdk_python();
     let endpoint = emu.endpoint();
     let args: Vec<String> = [
         endpoint.as_str(),

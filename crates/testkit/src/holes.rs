@@ -1,6 +1,8 @@
 //! `next_data` tests: a sparse disk with data in a few places, and the check that what
 //! lies between the data runs a reader reports is zeros, in the image and in its source.
 
+use std::path::{Path, PathBuf};
+
 use preflight_disk::BlockRead;
 
 /// A disk of `size` bytes, zero but for each `(offset, len)` extent, which holds the
@@ -40,6 +42,30 @@ pub fn assert_holes_read_zero(img: &dyn BlockRead, runs: &[(u64, u64)], raw: &[u
         );
         gap_start = end;
     }
+}
+
+/// The data runs of [`three_extent_image`] in an image whose blocks are 2 MiB (dynamic VHD,
+/// VHDX with `block_size=2097152`): qemu-img allocates only the blocks holding data, 0, 9-11
+/// and 31.
+pub const THREE_EXTENT_RUNS: [(u64, u64); 3] =
+    [(0, MIB2), (9 * MIB2, 12 * MIB2), (31 * MIB2, 32 * MIB2)];
+const MIB2: u64 = 2 << 20;
+
+/// A 64 MiB disk with data in three places (inside block 0, across blocks 9 and 10, in the
+/// last block), converted by qemu-img to `format` with `-o OPTIONS`: the raw bytes and the
+/// image's path in `dir`.
+pub fn three_extent_image(dir: &Path, format: &str, options: &str) -> (Vec<u8>, PathBuf) {
+    const MIB: u64 = 1 << 20;
+    let size = 64 * MIB;
+    let raw = patterned_disk(
+        size,
+        &[(4096, 512), (19 * MIB + 100, 3 * MIB), (size - 1024, 1024)],
+    );
+    let raw_path = dir.join("three-extents.raw");
+    std::fs::write(&raw_path, &raw).expect("write the raw disk");
+    let image = dir.join(format!("three-extents.{format}"));
+    crate::qemu::convert_raw(&raw_path, format, &["-o", options], &image);
+    (raw, image)
 }
 
 #[cfg(test)]

@@ -328,23 +328,10 @@ fn virtual_pc_creator_chs_rule() {
 #[test]
 fn dynamic_next_data_finds_the_holes_and_misses_no_data() {
     let dir = tempfile::tempdir().unwrap();
-    let size = 64 * MIB;
-    // Data in three places: inside block 0, across blocks 9 and 10, in the last block.
-    let raw = preflight_testkit::patterned_disk(
-        size,
-        &[(4096, 512), (19 * MIB + 100, 3 * MIB), (size - 1024, 1024)],
-    );
-    let raw_path = dir.path().join("sparse.raw");
-    std::fs::write(&raw_path, &raw).unwrap();
-    let vhd = dir.path().join("sparse.vhd");
-    qemu::convert_raw(&raw_path, "vpc", &["-o", "subformat=dynamic"], &vhd);
+    let (raw, vhd) = preflight_testkit::three_extent_image(dir.path(), "vpc", "subformat=dynamic");
     let img = open_path(&vhd);
     let runs = preflight_disk::data_runs(&img).unwrap();
-    // qemu-img allocates only the 2 MiB blocks holding data: 0, 9–11 and 31.
-    assert_eq!(
-        runs,
-        [(0, 2 * MIB), (18 * MIB, 24 * MIB), (62 * MIB, 64 * MIB)]
-    );
+    assert_eq!(runs, preflight_testkit::THREE_EXTENT_RUNS);
     // qemu rounds the disk up to its CHS geometry: past the raw, the disk is zeros.
     preflight_testkit::assert_holes_read_zero(&img, &runs, &raw);
 }

@@ -225,25 +225,15 @@ fn truncation_anywhere_is_an_error() {
 /// `next_data` of a dynamic VHDX: the runs are the blocks qemu-img allocated, and what lies
 /// between them reads as zeros.
 #[test]
-#[allow(clippy::cast_possible_truncation)] // offsets in a 64 MiB test disk
 fn dynamic_next_data_finds_the_holes_and_misses_no_data() {
     let dir = tempfile::tempdir().unwrap();
-    let size = 64 * MIB;
-    let raw = preflight_testkit::patterned_disk(
-        size,
-        &[(4096, 512), (19 * MIB + 100, 3 * MIB), (size - 1024, 1024)],
-    );
-    let raw_path = dir.path().join("sparse.raw");
-    std::fs::write(&raw_path, &raw).unwrap();
-    let img = open_path(&convert(
+    let (raw, vhdx) = preflight_testkit::three_extent_image(
         dir.path(),
-        &raw_path,
+        "vhdx",
         "subformat=dynamic,block_size=2097152",
-    ));
-    let runs = preflight_disk::data_runs(&img).unwrap();
-    assert_eq!(
-        runs,
-        [(0, 2 * MIB), (18 * MIB, 24 * MIB), (62 * MIB, 64 * MIB)]
     );
+    let img = open_path(&vhdx);
+    let runs = preflight_disk::data_runs(&img).unwrap();
+    assert_eq!(runs, preflight_testkit::THREE_EXTENT_RUNS);
     preflight_testkit::assert_holes_read_zero(&img, &runs, &raw);
 }

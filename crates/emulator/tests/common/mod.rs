@@ -14,29 +14,6 @@ pub fn workspace_root() -> PathBuf {
         .expect("workspace root")
 }
 
-/// The Python with Alibaba's SDKs: `$PREFLIGHT_PYTHON`, else `<root>/.venv/bin/python`.
-/// Panics (fails the test, never skips it) when neither exists.
-pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PREFLIGHT_PYTHON") {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "PREFLIGHT_PYTHON={} does not exist",
-            p.display()
-        );
-        return p;
-    }
-    let p = workspace_root().join(".venv/bin/python");
-    assert!(
-        p.exists(),
-        "no Python with the Alibaba Cloud SDKs: {} is missing. Run `.ci/run`, or create it with \
-         `python3 -m venv .venv && .venv/bin/pip install -r tests/sdk/requirements.txt` \
-         (or set PREFLIGHT_PYTHON)",
-        p.display()
-    );
-    p
-}
-
 /// Starts an emulator on an ephemeral port with data in a fresh temp dir, for an account
 /// that still accepts V1 (see below); `f` may turn V4-only back on.
 pub async fn start_with(f: impl FnOnce(&mut Config)) -> (Emulator, tempfile::TempDir) {
@@ -52,7 +29,7 @@ pub async fn start_with(f: impl FnOnce(&mut Config)) -> (Emulator, tempfile::Tem
 
 /// Runs a script from tests/sdk with the SDK Python; returns (success, stdout+stderr).
 pub async fn run_script(script: &str, args: Vec<String>) -> (bool, String) {
-    let py = python();
+    let py = preflight_testkit::sdk_python();
     let path = workspace_root().join("tests/sdk").join(script);
     let out = tokio::task::spawn_blocking(move || {
         Command::new(py)
