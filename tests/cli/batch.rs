@@ -39,15 +39,10 @@ impl Env {
         let raw = self.dir.path().join(format!("{name}.raw"));
         let mut f = std::fs::File::create(&raw).unwrap();
         f.set_len(5 << 30).unwrap();
-        let mut x = (seed << 32) ^ 0x9e37_79b9_7f4a_7c15;
-        let bytes: Vec<u8> = (0..(data << 20) / 8)
-            .flat_map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x.to_le_bytes()
-            })
-            .collect();
+        let bytes = preflight_testkit::Rng::bytes(
+            (seed << 32) ^ 0x9e37_79b9_7f4a_7c15,
+            usize::try_from(data << 20).unwrap(),
+        );
         f.seek(SeekFrom::Start(1 << 20)).unwrap();
         f.write_all(&bytes).unwrap();
         drop(f);

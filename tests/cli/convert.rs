@@ -6,7 +6,8 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::common::{qemu_convert_raw, sh};
-use crate::upload::{json_of, kill_half_way_with, write_random, Env, MULTIPART};
+use crate::upload::{json_of, kill_half_way_with, Env, MULTIPART};
+use preflight_testkit::Rng;
 
 const MIB: u64 = 1 << 20;
 
@@ -18,7 +19,7 @@ fn sparse_raw(dir: &Path, name: &str, virtual_mib: u64, runs: &[(u64, u64)]) -> 
     f.set_len(virtual_mib * MIB).unwrap();
     for (i, &(at_mib, run_mib)) in runs.iter().enumerate() {
         let run = dir.join(format!("{name}.run{i}"));
-        write_random(&run, run_mib * MIB, 17 + i as u64);
+        Rng::write_file(&run, run_mib * MIB, 17 + i as u64);
         f.seek(SeekFrom::Start(at_mib * MIB)).unwrap();
         f.write_all(&std::fs::read(&run).unwrap()).unwrap();
         std::fs::remove_file(run).unwrap();

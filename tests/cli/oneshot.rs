@@ -709,27 +709,13 @@ fn a_guest_error_stops_it_unless_allowed() {
     assert!(errors.iter().all(|c| kept.contains(c)), "{v}");
 }
 
-/// Pseudo-random bytes (incompressible, distinct parts).
-fn write_random(path: &Path, len: u64, seed: u64) {
-    let mut x = seed | 1;
-    let data: Vec<u8> = (0..len / 8)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        })
-        .collect();
-    std::fs::write(path, data).unwrap();
-}
-
 #[test]
 fn a_rerun_after_kill_9_resumes_the_upload_and_imports_once() {
     const MIB: u64 = 1 << 20;
     let env = Env::new(true);
     let sys = env.qcow2("sys.qcow2", "5G");
     let data = env.dir.path().join("data.raw");
-    write_random(&data, 16 * MIB, 9);
+    preflight_testkit::Rng::write_file(&data, 16 * MIB, 9);
     let args = [
         "--skip-guest",
         "--data-disk",

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use preflight_emulator::{Config, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
 use preflight_testkit::emulator::stored_parts;
+use preflight_testkit::Rng;
 
 const MIB: u64 = 1 << 20;
 
@@ -46,7 +47,7 @@ impl Env {
 
     pub(crate) fn image(&self, name: &str, size: u64, seed: u64) -> std::path::PathBuf {
         let p = self.dir.path().join(name);
-        write_random(&p, size, seed);
+        Rng::write_file(&p, size, seed);
         p
     }
 
@@ -68,19 +69,6 @@ impl Env {
     pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
-}
-
-pub(crate) fn write_random(path: &Path, len: u64, seed: u64) {
-    let mut x = seed | 1;
-    let data: Vec<u8> = (0..len / 8)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        })
-        .collect();
-    std::fs::write(path, data).unwrap();
 }
 
 pub(crate) use crate::common::json_of;
@@ -322,7 +310,7 @@ fn changed_file_aborts_the_stale_upload_and_abort_flag_cleans_up() {
     let env = Env::new();
     let image = env.image("vm.raw", 16 * MIB, 5);
     kill_half_way(&env, &image, 16);
-    write_random(&image, 16 * MIB, 6);
+    Rng::write_file(&image, 16 * MIB, 6);
     let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -369,9 +357,9 @@ fn an_identical_object_ends_the_run_and_aborts_an_obsolete_upload() {
     env.emu().reset_counters();
     // Another content is half uploaded (its checkpoint and parts stay), then the file is
     // back to what OSS holds.
-    write_random(&image, 16 * MIB, 12);
+    Rng::write_file(&image, 16 * MIB, 12);
     kill_half_way(&env, &image, 16);
-    write_random(&image, 16 * MIB, 10);
+    Rng::write_file(&image, 16 * MIB, 10);
     let out = env.cmd(&image, "images", MULTIPART).output().unwrap();
     assert_eq!(
         out.status.code(),

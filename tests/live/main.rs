@@ -185,16 +185,7 @@ fn small_qcow2(dir: &Path) -> PathBuf {
 /// 3 MiB of pseudo-random bytes: three 1 MiB parts.
 fn random_raw(dir: &Path) -> PathBuf {
     let p = dir.join("parts.raw");
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let data: Vec<u8> = (0..(3 << 20) / 8)
-        .flat_map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()
-        })
-        .collect();
-    std::fs::write(&p, data).expect("write the test file");
+    preflight_testkit::Rng::write_file(&p, 3 << 20, 0x2545_f491_4f6c_dd1d);
     p
 }
 

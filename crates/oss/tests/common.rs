@@ -60,23 +60,7 @@ pub fn client(emu: &Emulator, bucket: &str) -> Client {
 
 /// Deterministic pseudo-random bytes (incompressible, every part different).
 pub fn write_file(path: &Path, len: u64, seed: u64) {
-    use std::io::Write;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    let mut x = seed | 1;
-    let mut left = len;
-    let mut buf = vec![0u8; 1 << 20];
-    while left > 0 {
-        for chunk in buf.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let b = x.to_le_bytes();
-            chunk.copy_from_slice(&b[..chunk.len()]);
-        }
-        let n = usize::try_from(left.min(buf.len() as u64)).unwrap();
-        f.write_all(&buf[..n]).unwrap();
-        left -= n as u64;
-    }
+    preflight_testkit::Rng::write_file(path, len, seed);
 }
 
 pub fn options(dir: &Path, part: u64, parallel: usize) -> UploadOptions {

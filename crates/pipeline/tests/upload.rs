@@ -107,17 +107,8 @@ const MIB: u64 = 1 << 20;
 
 /// `size` bytes no two runs of which compress away (a raw disk full of data).
 fn data_image(dir: &Path, name: &str, size: u64) -> PathBuf {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let bytes: Vec<u8> = (0..size)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect();
     let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
+    preflight_testkit::Rng::write_file(&p, size, 0x9E37_79B9_7F4A_7C15);
     p
 }
 

@@ -24,6 +24,31 @@ impl Rng {
         }
     }
 
+    /// `len` random bytes from the seed `seed` (any value; zero is made non-zero).
+    pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+        let mut data = vec![0u8; len];
+        Rng(seed | 1).fill(&mut data);
+        data
+    }
+
+    /// Writes a file of `len` random bytes from `seed`, 1 MiB at a time (test files may be
+    /// larger than one buffer). Incompressible, and each part of an upload differs.
+    pub fn write_file(path: &std::path::Path, len: u64, seed: u64) {
+        use std::io::Write as _;
+        let mut rng = Rng(seed | 1);
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+        let mut buf = vec![0u8; 1 << 20];
+        let mut left = len;
+        while left > 0 {
+            let n = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
+            let chunk = &mut buf[..n];
+            rng.fill(chunk);
+            out.write_all(chunk).expect("write");
+            left -= n as u64;
+        }
+        out.flush().expect("flush");
+    }
+
     /// Fills `buf` with random bytes, eight from each number.
     pub fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
