@@ -12,6 +12,7 @@
 #   SIZE_MIB  size of the throughput test file (default 512: short on a shared machine)
 # Env: PART_MIB (default 8), THREADS (default 4), PREFLIGHT_PYTHON (default .venv/bin/python),
 #      HASHBENCH (default 0; 1 runs the hashing benchmark),
+#      OURS_FLAGS (extra flags for our upload, e.g. --content-md5, which oss2 does not send),
 #      RSS_GIB (default 0: skipped; N runs an N GiB upload and reports its peak RSS),
 #      ECS_PREFLIGHT_BIN (default: build the release binary; a path runs that build, client
 #      and emulator both, to compare two builds on the same machine state).
@@ -23,6 +24,7 @@ part_mib="${PART_MIB:-8}"
 threads="${THREADS:-4}"
 rss_gib="${RSS_GIB:-0}"
 hashbench="${HASHBENCH:-0}"
+read -r -a ours_flags <<<"${OURS_FLAGS:-}"
 py="${PREFLIGHT_PYTHON:-$root/.venv/bin/python}"
 [ -x "$py" ] || { echo "no python with oss2 at $py: run fixtures/install-deps.sh" >&2; exit 2; }
 target="${CARGO_TARGET_DIR:-$root/target}"
@@ -65,12 +67,13 @@ now() { date +%s.%N; }
 # the server side (the same for both clients) takes.
 emu_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$emu_pid/stat"; }
 
-echo "upload of $size_mib MiB, ${part_mib} MiB parts x $threads threads, loopback emulator" >&2
+echo "upload of $size_mib MiB, ${part_mib} MiB parts x $threads threads, loopback emulator${OURS_FLAGS:+, ours with $OURS_FLAGS}" >&2
 e0=$(emu_cpu)
 t0=$(now)
 /usr/bin/time -f '%U %S' -o "$work/cpu-ours.txt" \
   "$bin" upload "$src" --region cn-hangzhou --bucket bench --endpoint "$endpoint" --object ours.raw \
-  --part-size "${part_mib}MiB" --parallel "$threads" --multipart-threshold 100MiB --convert none -q
+  --part-size "${part_mib}MiB" --parallel "$threads" --multipart-threshold 100MiB --convert none -q \
+  ${ours_flags[@]+"${ours_flags[@]}"}
 t1=$(now)
 ours=$("$py" -c "print(f'{$size_mib / ($t1 - $t0):.1f}')")
 e1=$(emu_cpu)
@@ -105,7 +108,7 @@ cpu_oss2=$(cpu "$work/cpu-oss2.txt")
 cpu_ratio=$("$py" -c "print(f'{$cpu_ours / $cpu_oss2:.2f}')")
 
 echo
-echo "== upload ($size_mib MiB, ${part_mib} MiB parts, $threads threads, loopback emulator) =="
+echo "== upload ($size_mib MiB, ${part_mib} MiB parts, $threads threads, loopback emulator${OURS_FLAGS:+; ours with $OURS_FLAGS}) =="
 printf '%-28s %8s s per GiB\n' "client CPU, ecs-preflight" "$cpu_ours" "client CPU, oss2" "$cpu_oss2"
 echo "client CPU ratio: ${cpu_ratio}x oss2's (target <= 0.3x)"
 printf '%-28s %8s MiB/s\n' "throughput, ecs-preflight" "$ours" "throughput, oss2" "$theirs"
