@@ -553,7 +553,7 @@ async fn start_copy(
     let base = copy_request(source, source_region, region, name);
     let dest = ctx.client(region)?;
     if let Some(found) = find_copy(&dest, &source.image_id, &base).await? {
-        lock(tracked).copies.push(CopyInFlight {
+        lock(tracked).track(CopyInFlight {
             region: region.to_string(),
             image_id: found.image_id.clone(),
             available: found.status == "Available",
@@ -575,7 +575,7 @@ async fn start_copy(
             let mut t = lock(tracked);
             t.pending.retain(|p| *p != pending);
             if let Ok(id) = &answer {
-                t.copies.push(CopyInFlight {
+                t.track(CopyInFlight {
                     region: region.to_string(),
                     image_id: id.clone(),
                     available: false,
@@ -779,6 +779,15 @@ pub(crate) struct Tracked {
     pub copies: Vec<CopyInFlight>,
     /// CopyImage requests sent and not answered.
     pub pending: Vec<PendingCopy>,
+}
+
+impl Tracked {
+    /// Records `c` once (a pipeline's copy step may run again and find the same copy).
+    fn track(&mut self, c: CopyInFlight) {
+        if !self.copies.iter().any(|k| k.image_id == c.image_id) {
+            self.copies.push(c);
+        }
+    }
 }
 
 /// After a stop, the copies of `tracked`, with those of CopyImage requests left unanswered
