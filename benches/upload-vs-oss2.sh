@@ -119,7 +119,7 @@ emu_oss2=$(per_gib "$e1" "$e2")
 printf '%-28s %8s s per GiB\n' "emulator CPU, ours" "$emu_ours" "emulator CPU, oss2" "$emu_oss2"
 # On a machine whose cores are all busy, each upload's speed follows the CPU it needs per GiB,
 # client and emulator together: the emulator's share, the same for both, caps the ratio.
-echo "client + emulator CPU per GiB, oss2's / ours: $("$py" -c "print(f'{($cpu_oss2 + $emu_oss2) / ($cpu_ours + $emu_ours):.2f}')")x (the throughput ratio a CPU-bound machine allows)"
+echo "client + emulator CPU per GiB, oss2's / ours: $("$py" -c "print(f'{($cpu_oss2 + $emu_oss2) / ($cpu_ours + $emu_ours):.2f}')")x (on a machine short of CPU, throughput follows it)"
 echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 
 if [ "$hashbench" != 0 ]; then
