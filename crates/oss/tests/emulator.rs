@@ -247,9 +247,10 @@ impl UploadSource for CountingSource {
     }
 }
 
-/// Each byte is read once, for a single PUT as for a multipart upload: the CRC-64 is computed
-/// on the bytes as they are read for sending. Only `Content-MD5`, a header that must precede
-/// the body, makes a single PUT read its file twice.
+/// Each byte is read once, for a single PUT as for a multipart upload: the CRC-64 (and MD5)
+/// is computed on the bytes as they are read for sending. A single PUT with `Content-MD5`
+/// (a header that must precede the body) is read into memory once when it fits the part
+/// buffers, else it goes multipart.
 #[tokio::test]
 async fn each_byte_is_read_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -258,33 +259,47 @@ async fn each_byte_is_read_once() {
     let f = dir.path().join("disk.raw");
     let size = 3 * MIB + 17;
     write_file(&f, size, 31);
-    // (key, single PUT, Content-MD5, a plain file, reads of each byte)
-    for (key, single, md5, as_file, passes) in [
-        ("single.raw", true, false, true, 1),
-        ("single-made.raw", true, false, false, 1),
-        ("multi.raw", false, false, true, 1),
-        ("multi-md5.raw", false, true, true, 1),
-        ("single-md5.raw", true, true, true, 2),
+    // (key, below the threshold, Content-MD5, a plain file, part buffers of (MiB), parts sent)
+    for (key, single, md5, as_file, buffers, parts) in [
+        ("single.raw", true, false, true, 2, 1),
+        ("single-made.raw", true, false, false, 2, 1),
+        ("multi.raw", false, false, true, 2, 4),
+        ("multi-md5.raw", false, true, true, 2, 4),
+        // Fits 2 x 2 MiB part buffers: one PUT from memory.
+        ("single-md5.raw", true, true, true, 4, 1),
+        ("single-md5-made.raw", true, true, false, 4, 1),
+        // Larger than 2 x 1 MiB part buffers: multipart rather than a second read.
+        ("big-md5.raw", true, true, true, 2, 4),
     ] {
         let source = Arc::new(CountingSource {
             file: FileUpload::open(&f).unwrap(),
             read: AtomicU64::new(0),
             as_file,
         });
-        let mut opts = options(dir.path(), MIB, 2);
-        if single {
-            opts.multipart_threshold = 100 * MIB;
-        }
+        let mut opts = options(dir.path(), buffers / 2 * MIB, 2);
+        opts.multipart_threshold = if single { 100 * MIB } else { MIB };
         opts.content_md5 = md5;
-        let out = upload_source(&c, source.clone(), key, &opts, recorder().0)
+        let (sink, log) = recorder();
+        let out = upload_source(&c, source.clone(), key, &opts, sink)
             .await
             .unwrap();
+        assert_eq!((out.parts, out.crc64), (parts, crc_of_file(&f)), "{key}");
+        assert_eq!(source.read.load(Ordering::Relaxed), size, "{key}");
         assert_eq!(
-            (out.parts, out.crc64),
-            (if single { 1 } else { 4 }, crc_of_file(&f)),
+            c.get_object(key).await.unwrap().as_ref(),
+            std::fs::read(&f).unwrap().as_slice(),
             "{key}"
         );
-        assert_eq!(source.read.load(Ordering::Relaxed), passes * size, "{key}");
+        let multipart = log.lock().unwrap().iter().any(|e| {
+            matches!(
+                e,
+                UploadEvent::Started {
+                    multipart: true,
+                    ..
+                }
+            )
+        });
+        assert_eq!(multipart, parts > 1, "{key}");
     }
     emu.shutdown().await;
 }

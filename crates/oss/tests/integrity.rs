@@ -23,7 +23,7 @@ struct Seen {
 #[derive(Clone, Default)]
 struct Proxy {
     seen: Arc<Mutex<Vec<Seen>>>,
-    /// UploadPart bodies still to damage.
+    /// PutObject and UploadPart bodies still to damage.
     damage: Arc<Mutex<u32>>,
 }
 
@@ -41,7 +41,7 @@ impl Proxy {
     }
 
     /// Copies answers back as they are; parses requests to flip one byte of the body of
-    /// each UploadPart while `damage` lasts.
+    /// each PutObject or UploadPart while `damage` lasts.
     async fn relay(self, client: TcpStream, server: TcpStream) {
         let (mut cr, mut cw) = client.into_split();
         let (mut sr, mut sw) = server.into_split();
@@ -77,7 +77,7 @@ impl Proxy {
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
             }
-            if request_line.contains("partNumber=") && len > 100 {
+            if request_line.starts_with("PUT ") && len > 100 {
                 let mut left = self.damage.lock().unwrap();
                 if *left > 0 {
                     *left -= 1;
@@ -171,5 +171,48 @@ async fn with_content_md5_the_emulator_refuses_a_damaged_part() {
     // The damaged body was refused by its MD5 before being stored.
     let n = emu.counters();
     assert_eq!(n.errors_for("InvalidDigest"), 1, "{:?}", n.errors);
+    emu.shutdown().await;
+}
+
+/// A single PUT with `Content-MD5` (sent from memory, read once) carries the header, and a
+/// damaged body is refused by the emulator and sent again from the same bytes.
+#[tokio::test]
+async fn with_content_md5_a_damaged_single_put_is_refused_and_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = emulator(dir.path()).await;
+    let upstream = emu.endpoint().trim_start_matches("http://").to_string();
+    let f = dir.path().join("disk.raw");
+    write_file(&f, 3 * MIB, 7);
+    let proxy = Proxy::default();
+    *proxy.damage.lock().unwrap() = 1;
+    let c = through(&emu, &proxy.clone().start(upstream).await);
+    let mut opts = options(dir.path(), 2 * MIB, 2);
+    opts.multipart_threshold = 100 * MIB;
+    opts.content_md5 = true;
+    let (sink, _) = recorder();
+    let out = upload_file(&c, &f, "single-md5.raw", &opts, sink)
+        .await
+        .unwrap();
+    assert_eq!((out.parts, out.crc64), (1, crc_of_file(&f)));
+    let puts: Vec<Seen> = proxy
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.request_line.starts_with("PUT "))
+        .cloned()
+        .collect();
+    assert_eq!(puts.len(), 2, "one refused, one stored: {puts:?}");
+    assert!(
+        puts.iter()
+            .all(|p| p.content_md5 && !p.request_line.contains("partNumber=")),
+        "{puts:?}"
+    );
+    let n = emu.counters();
+    assert_eq!(n.errors_for("InvalidDigest"), 1, "{:?}", n.errors);
+    assert_eq!(
+        c.get_object("single-md5.raw").await.unwrap().as_ref(),
+        std::fs::read(&f).unwrap().as_slice()
+    );
     emu.shutdown().await;
 }

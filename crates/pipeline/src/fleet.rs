@@ -538,7 +538,9 @@ async fn copy_alive(
 /// else a CopyImage. ECS answers a reused ClientToken with the copy it named even when that
 /// copy was cancelled since (it no longer exists): then the token is salted with the dead
 /// copy's id ([`ecs::copy_client_token_after`]) and CopyImage sent again. Returns the copy's
-/// id and whether it was found rather than made.
+/// id and whether it was found rather than made. `tracked` knows of the copy from the moment
+/// it is found or CopyImage answers, and of each CopyImage while it is unanswered, so that a
+/// stop at any await here leaves nothing uncancelled.
 async fn start_copy(
     ctx: &FleetContext,
     src_client: &ecs::Client,
@@ -546,22 +548,48 @@ async fn start_copy(
     source: &ecs::Image,
     region: &str,
     name: Option<&str>,
+    tracked: &Mutex<Tracked>,
 ) -> Result<(String, bool), FleetError> {
     let base = copy_request(source, source_region, region, name);
     let dest = ctx.client(region)?;
     if let Some(found) = find_copy(&dest, &source.image_id, &base).await? {
+        lock(tracked).track(CopyInFlight {
+            region: region.to_string(),
+            image_id: found.image_id.clone(),
+            available: found.status == "Available",
+        });
         return Ok((found.image_id, true));
     }
     let mut r = base.clone();
     let mut dead = None;
     for _ in 0..=MAX_FRESH_TOKENS {
-        let id = src_client
-            .copy_image(&source.image_id, &r)
-            .await
-            .map_err(ecs_err(format!("CopyImage to {region}")))?;
+        let pending = PendingCopy {
+            source_region: source_region.to_string(),
+            source_image_id: source.image_id.clone(),
+            request: r.clone(),
+        };
+        lock(tracked).pending.push(pending.clone());
+        let answer = src_client.copy_image(&source.image_id, &r).await;
+        {
+            // Answered: no longer pending; a copy it names is one to cancel on a stop.
+            let mut t = lock(tracked);
+            t.pending.retain(|p| *p != pending);
+            if let Ok(id) = &answer {
+                t.track(CopyInFlight {
+                    region: region.to_string(),
+                    image_id: id.clone(),
+                    available: false,
+                });
+            }
+        }
+        let id = answer.map_err(ecs_err(format!("CopyImage to {region}")))?;
         if copy_alive(&dest, region, &id).await? {
             return Ok((id, false));
         }
+        // Gone (cancelled or failed): nothing of it to cancel.
+        lock(tracked)
+            .copies
+            .retain(|c| !(c.region == region && c.image_id == id));
         r.client_token = Some(ecs::copy_client_token_after(
             &source.image_id,
             &base,
@@ -582,7 +610,7 @@ async fn wait_copy(
     region: String,
     image_id: String,
     on_event: Arc<dyn Fn(FleetEvent) + Send + Sync>,
-    copies: Arc<Mutex<Vec<CopyInFlight>>>,
+    copies: Arc<Mutex<Tracked>>,
 ) -> Result<FleetImage, FleetError> {
     let client = ctx.client(&region)?;
     let start = Instant::now();
@@ -706,8 +734,8 @@ pub async fn copy_and_share(
     plan: &FleetPlan,
     on_event: Arc<dyn Fn(FleetEvent) + Send + Sync>,
 ) -> Result<FleetOutcome, FleetError> {
-    let copies = Arc::new(Mutex::new(Vec::new()));
-    copy_and_share_tracked(ctx, source_region, source, plan, on_event, copies).await
+    let tracked = Arc::new(Mutex::new(Tracked::default()));
+    copy_and_share_tracked(ctx, source_region, source, plan, on_event, tracked).await
 }
 
 /// A copy this run started or found, as far as it got.
@@ -725,10 +753,74 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn mark_available(copies: &Mutex<Vec<CopyInFlight>>, image_id: &str) {
-    for c in lock(copies).iter_mut().filter(|c| c.image_id == image_id) {
+fn mark_available(tracked: &Mutex<Tracked>, image_id: &str) {
+    for c in lock(tracked)
+        .copies
+        .iter_mut()
+        .filter(|c| c.image_id == image_id)
+    {
         c.available = true;
     }
+}
+
+/// A CopyImage sent whose answer is not in (a stop may have dropped it): sent again with the
+/// same ClientToken, ECS names the copy the first one made, or makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PendingCopy {
+    source_region: String,
+    source_image_id: String,
+    request: CopyImageRequest,
+}
+
+/// What a copy and share step has started, as far as it got: what a stop must cancel.
+#[derive(Debug, Default)]
+pub(crate) struct Tracked {
+    /// Copies found or named by CopyImage's answer, and whether seen `Available`.
+    pub copies: Vec<CopyInFlight>,
+    /// CopyImage requests sent and not answered.
+    pub pending: Vec<PendingCopy>,
+}
+
+impl Tracked {
+    /// Records `c` once (a pipeline's copy step may run again and find the same copy).
+    fn track(&mut self, c: CopyInFlight) {
+        if !self.copies.iter().any(|k| k.image_id == c.image_id) {
+            self.copies.push(c);
+        }
+    }
+}
+
+/// After a stop, the copies of `tracked`, with those of CopyImage requests left unanswered
+/// learnt by sending each again (same ClientToken: the same copy). With `detach` they are not
+/// sent again: a rerun finds what they made by its ClientToken or name.
+pub(crate) async fn stopped_copies(
+    ctx: &FleetContext,
+    tracked: &Mutex<Tracked>,
+    detach: bool,
+) -> Vec<CopyInFlight> {
+    let (mut copies, pending) = {
+        let t = lock(tracked);
+        (t.copies.clone(), t.pending.clone())
+    };
+    if detach {
+        return copies;
+    }
+    for p in pending {
+        let Ok(client) = ctx.client(&p.source_region) else {
+            continue;
+        };
+        // Refused (or unreachable): ECS made no copy it would tell us of; nothing to cancel.
+        if let Ok(id) = client.copy_image(&p.source_image_id, &p.request).await {
+            if !copies.iter().any(|c| c.image_id == id) {
+                copies.push(CopyInFlight {
+                    region: p.request.destination_region.clone(),
+                    image_id: id,
+                    available: false,
+                });
+            }
+        }
+    }
+    copies
 }
 
 /// What became of a copy when a stop came.
@@ -780,17 +872,17 @@ pub async fn copy_and_share_until(
     stop: impl Future<Output = ()>,
     detach: bool,
 ) -> Result<FleetEnd, FleetError> {
-    let copies = Arc::new(Mutex::new(Vec::new()));
+    let tracked = Arc::new(Mutex::new(Tracked::default()));
     // Biased, stop first: a stop already due wins over work that happens to be ready.
     tokio::select! {
         biased;
         () = stop => {}
-        r = copy_and_share_tracked(ctx, source_region, source, plan, on_event.clone(), copies.clone()) => {
+        r = copy_and_share_tracked(ctx, source_region, source, plan, on_event.clone(), tracked.clone()) => {
             return r.map(FleetEnd::Done);
         }
     }
     // The work future is dropped here, and with it the JoinSet of waits (aborted).
-    let seen = lock(&copies).clone();
+    let seen = stopped_copies(ctx, &tracked, detach).await;
     Ok(FleetEnd::Stopped(
         cancel_copies(ctx, &seen, detach, on_event.as_ref()).await,
     ))
@@ -869,14 +961,15 @@ async fn cancel_one(ctx: &FleetContext, c: &CopyInFlight) -> Result<(), Option<S
 }
 
 /// [`copy_and_share`], recording in `copies` every copy started or found and when it is
-/// seen `Available` (what [`cancel_copies`] needs after a stop).
-async fn copy_and_share_tracked(
+/// seen `Available`, and every CopyImage not yet answered (what [`stopped_copies`] and
+/// [`cancel_copies`] need after a stop).
+pub(crate) async fn copy_and_share_tracked(
     ctx: &FleetContext,
     source_region: &str,
     source: &ecs::Image,
     plan: &FleetPlan,
     on_event: Arc<dyn Fn(FleetEvent) + Send + Sync>,
-    copies: Arc<Mutex<Vec<CopyInFlight>>>,
+    copies: Arc<Mutex<Tracked>>,
 ) -> Result<FleetOutcome, FleetError> {
     let src_client = ctx.client(source_region)?;
     let mut started = Vec::with_capacity(plan.copy_regions.len());
@@ -888,13 +981,9 @@ async fn copy_and_share_tracked(
             source,
             region,
             plan.copy_name(i),
+            &copies,
         )
         .await?;
-        lock(&copies).push(CopyInFlight {
-            region: region.clone(),
-            image_id: image_id.clone(),
-            available: false,
-        });
         on_event(FleetEvent::CopyStarted {
             region: region.clone(),
             image_id: image_id.clone(),

@@ -344,12 +344,14 @@ impl Pipeline {
     pub async fn copy_and_share(&self, image: &ecs::Image) -> Result<fleet::FleetOutcome> {
         let ctx = self.fleet_context();
         let f = self.on_event.clone();
-        fleet::copy_and_share(
+        // Tracked where a stop (`run_until`) looks for the copies to cancel.
+        fleet::copy_and_share_tracked(
             &ctx,
             &self.region,
             image,
             &self.fleet,
             Arc::new(move |e| f(&Event::Fleet(e))),
+            self.reached.copies.clone(),
         )
         .await
         .map_err(PipelineError::Fleet)

@@ -3,22 +3,24 @@
 //! the copies, leaves them running, or says what resumes, depending on how far the run got.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
-use crate::fleet::{cancel_copies, CopyInFlight, FleetEvent, StoppedCopy};
+use crate::fleet::{cancel_copies, stopped_copies, StoppedCopy, Tracked};
 use crate::{Event, Outcome, Pipeline, PipelineError, Result, Stage};
 
-/// How far a run got, as its events said.
+/// How far a run got: from its events, and for the copies from the copy step itself.
 #[derive(Default)]
 pub(crate) struct Reached {
     /// The import, once ImportImage answered: (image id, task id).
     import: Mutex<Option<(String, String)>>,
     /// The image is available and the copy and share step has begun.
     copying: Mutex<bool>,
-    /// The copies started or found, and which are seen available.
-    copies: Mutex<Vec<CopyInFlight>>,
+    /// The copies started or found (which are seen available), and CopyImage requests not
+    /// yet answered: filled by the copy step itself, not from its events, so that a stop
+    /// between CopyImage's answer and its event still finds the copy.
+    pub(crate) copies: Arc<Mutex<Tracked>>,
     /// Signalled when ImportImage has answered.
     import_started: Notify,
 }
@@ -34,21 +36,6 @@ impl Reached {
                 self.import_started.notify_one();
             }
             Event::StageStarted(Stage::Copy) => *lock(&self.copying) = true,
-            Event::Fleet(FleetEvent::CopyStarted {
-                region, image_id, ..
-            }) => lock(&self.copies).push(CopyInFlight {
-                region: region.clone(),
-                image_id: image_id.clone(),
-                available: false,
-            }),
-            Event::Fleet(FleetEvent::CopyAvailable { image_id, .. }) => {
-                for c in lock(&self.copies)
-                    .iter_mut()
-                    .filter(|c| c.image_id == *image_id)
-                {
-                    c.available = true;
-                }
-            }
             _ => {}
         }
     }
@@ -128,12 +115,11 @@ impl Pipeline {
         match started {
             // The image is there: only copies to cancel.
             Some((image_id, task_id)) if copying => {
-                let seen = lock(&self.reached.copies).clone();
+                let ctx = self.fleet_context();
+                let seen = stopped_copies(&ctx, &self.reached.copies, detach).await;
                 let f = self.on_event.clone();
-                let copies = cancel_copies(&self.fleet_context(), &seen, detach, &move |e| {
-                    f(&Event::Fleet(e))
-                })
-                .await;
+                let copies =
+                    cancel_copies(&ctx, &seen, detach, &move |e| f(&Event::Fleet(e))).await;
                 RunEnd::InterruptedCopying {
                     image_id,
                     task_id,

@@ -315,3 +315,80 @@ async fn a_stop_while_copying_leaves_the_copy_when_detaching_else_cancels_it() {
     assert_eq!(requests(&emu, "CopyImage"), 1);
     emu.shutdown().await;
 }
+
+/// A stop `after` the emulator processed the first `api` request once `copying` was notified.
+async fn stop_after(
+    emu: Arc<Emulator>,
+    copying: Arc<tokio::sync::Notify>,
+    api: &'static str,
+    after: Duration,
+) {
+    copying.notified().await;
+    let before = requests(&emu, api);
+    while requests(&emu, api) == before {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(after).await;
+}
+
+/// A stop between CopyImage's answer and the CopyStarted event (while the copy's liveness is
+/// checked), or while CopyImage itself is unanswered, still cancels the copy: the copy step
+/// records it from the answer, and sends an unanswered CopyImage again (same ClientToken) to
+/// learn which copy to cancel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_before_the_copy_started_event_still_cancels_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Arc::new(emulator_copying(dir.path(), 0.3, true, 60.0).await);
+    let mut cancels = 0;
+    // (image name, the request after which the stop comes)
+    for (name, api) in [
+        // CopyImage processed and answered: the stop lands in the DescribeImages that follows.
+        ("lib-10", "CopyImage"),
+        // The DescribeImages looking for an earlier copy answered: CopyImage is in flight.
+        ("lib-11", "DescribeImages"),
+    ] {
+        emu.set_faults(Faults::default());
+        let mut j = job(&emu, name);
+        j.fleet = FleetPlan {
+            copy_regions: vec!["cn-beijing".into()],
+            copy_names: vec![format!("{name}-bj")],
+            share_accounts: Vec::new(),
+        };
+        let (seen, record) = recorder();
+        let (slow, copying) = (emu.clone(), Arc::new(tokio::sync::Notify::new()));
+        let c = copying.clone();
+        let on_event = move |e: &Event| {
+            // Before the copy step sends anything: every answer from now on takes 400 ms.
+            if matches!(e, Event::StageStarted(preflight_pipeline::Stage::Copy)) {
+                slow.set_faults(Faults {
+                    delay_ms: 400,
+                    ..Faults::default()
+                });
+                c.notify_one();
+            }
+            record(e);
+        };
+        let stop = stop_after(emu.clone(), copying, api, Duration::from_millis(100));
+        let r = run_import(&j, on_event, stop).await.unwrap();
+        let ImportResult::CopiesStopped { copies, .. } = r else {
+            panic!("{name}: {r:?}");
+        };
+        assert!(
+            !seen
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| matches!(e, Event::Fleet(FleetEvent::CopyStarted { .. }))),
+            "{name}: the stop came after CopyStarted, not before"
+        );
+        assert_eq!(copies.len(), 1, "{name}: {copies:?}");
+        assert_eq!(
+            copies[0].state,
+            CopyStopState::Cancelled,
+            "{name}: {copies:?}"
+        );
+        cancels += 1;
+        assert_eq!(requests(&emu, "CancelCopyImage"), cancels, "{name}");
+    }
+    Arc::try_unwrap(emu).unwrap().shutdown().await;
+}

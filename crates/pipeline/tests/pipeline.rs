@@ -268,3 +268,66 @@ async fn run_until_returns_once_importing_and_a_stop_while_waiting_cancels() {
     assert_eq!(emu.counters().requests_for("CancelTask"), 1);
     emu.shutdown().await;
 }
+
+/// `run_until`'s stop between CopyImage's answer and the CopyStarted event (while the copy's
+/// liveness is checked, every answer slowed down) still cancels the copy: the copy step
+/// records it from CopyImage's answer, not from the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_until_cancels_a_copy_stopped_before_its_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Arc::new(
+        start_emulator(dir.path(), &["images@cn-hangzhou"], |cfg| {
+            cfg.task_seconds = 0.3;
+            cfg.copy_seconds = 60.0;
+            cfg.import_role = true;
+        })
+        .await,
+    );
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let (seen, slow) = (events.clone(), emu.clone());
+    let p = pipeline(dir.path(), &emu.endpoint(), "images", events.clone())
+        .fleet(preflight_pipeline::fleet::FleetPlan {
+            copy_regions: vec!["cn-beijing".into()],
+            copy_names: vec!["lib-01-bj".into()],
+            share_accounts: Vec::new(),
+        })
+        .on_event(move |e: &Event| {
+            // Before the copy step sends anything: every answer from now on takes 400 ms.
+            if matches!(e, Event::StageStarted(Stage::Copy)) {
+                slow.set_faults(preflight_emulator::Faults {
+                    delay_ms: 400,
+                    ..preflight_emulator::Faults::default()
+                });
+            }
+            seen.lock().unwrap().push(e.clone());
+        })
+        .build()
+        .unwrap();
+    let counted = emu.clone();
+    let stop = async move {
+        while counted.counters().requests_for("CopyImage") == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let end = p.run_until(true, false, stop).await.unwrap();
+    drop(p);
+    let RunEnd::InterruptedCopying { copies, .. } = end else {
+        panic!("{end:?}");
+    };
+    assert!(
+        !events.lock().unwrap().iter().any(|e| matches!(
+            e,
+            Event::Fleet(preflight_pipeline::fleet::FleetEvent::CopyStarted { .. })
+        )),
+        "the stop came after CopyStarted, not before"
+    );
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(
+        copies[0].state,
+        preflight_pipeline::fleet::CopyStopState::Cancelled,
+        "{copies:?}"
+    );
+    assert_eq!(emu.counters().requests_for("CancelCopyImage"), 1);
+    Arc::try_unwrap(emu).unwrap().shutdown().await;
+}

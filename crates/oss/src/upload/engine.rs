@@ -148,23 +148,18 @@ fn read_part(source: &dyn UploadSource, off: u64, len: u64, with_md5: bool) -> R
     })
 }
 
-/// CRC-64 of the whole source, and base64 MD5 when `with_md5`.
-fn hash_source(source: &dyn UploadSource, with_md5: bool) -> Result<(Option<String>, u64)> {
+/// CRC-64 of the whole source.
+fn hash_source(source: &dyn UploadSource) -> Result<u64> {
     let size = source.size();
     let mut crc = Crc64::new();
-    let mut md5 = with_md5.then(Md5::new);
     let mut buf = vec![0u8; HASH_CHUNK];
     let mut at = 0u64;
     while at < size {
         let n = usize::try_from(size - at).map_or(HASH_CHUNK, |left| left.min(HASH_CHUNK));
-        read_hashing(source, at, &mut buf[..n], &mut crc, md5.as_mut())?;
+        read_hashing(source, at, &mut buf[..n], &mut crc, None)?;
         at += n as u64;
     }
-    use base64::Engine as _;
-    Ok((
-        md5.map(|m| base64::engine::general_purpose::STANDARD.encode(m.finalize())),
-        crc.finish(),
-    ))
+    Ok(crc.finish())
 }
 
 fn etag_is_md5(etag: &str, md5: &[u8; 16]) -> bool {
@@ -220,9 +215,26 @@ pub async fn upload_source(
         options.multipart_threshold.min(DEFAULT_MULTIPART_THRESHOLD)
     };
     if size < threshold {
-        return single_put(client, source, key, options.content_md5, &events).await;
+        if !options.content_md5 {
+            return single_put(client, source, key, &events).await;
+        }
+        // Content-MD5 is a header, so it must be known before the body goes: the bytes are
+        // read once into memory (hashed on the way) and sent from there, when they fit the
+        // memory a multipart upload of them would take; larger ones go multipart, each part
+        // read once.
+        if let Some(budget) = in_memory_budget(size, options) {
+            if size <= budget {
+                return single_put_in_memory(client, source, key, &events).await;
+            }
+        }
     }
     multipart(client, source, key, options, events).await
+}
+
+/// The memory a multipart upload of `size` bytes with `options` takes for its part buffers
+/// (`min(parallel, parts) × part size`), or `None` when no multipart plan fits.
+fn in_memory_budget(size: u64, options: &UploadOptions) -> Option<u64> {
+    super::buffer_memory(size, options.part_size, options.parallel).ok()
 }
 
 /// The object already at `key`, when it is byte for byte what `source` would make of it (same
@@ -260,7 +272,7 @@ async fn already_there(
     }
     events(UploadEvent::Verifying { size });
     let hashed = source.clone();
-    let (_, local_crc) = blocking(move || hash_source(hashed.as_ref(), false)).await?;
+    let local_crc = blocking(move || hash_source(hashed.as_ref())).await?;
     if local_crc != server_crc {
         return Ok(None);
     }
@@ -287,26 +299,11 @@ async fn single_put(
     client: &Client,
     source: Arc<dyn UploadSource>,
     key: &str,
-    content_md5: bool,
     events: &EventSink,
 ) -> Result<UploadOutcome> {
     let size = source.size();
-    events(UploadEvent::Started {
-        size,
-        multipart: false,
-        part_size: size,
-        parts: 1,
-    });
-    // Content-MD5 is a header, so it needs the bytes before they are sent: only then is the
-    // file read twice. Otherwise the body is read once and its CRC-64 computed on the way.
-    let md5 = if content_md5 {
-        let hashed = source.clone();
-        blocking(move || hash_source(hashed.as_ref(), true))
-            .await?
-            .0
-    } else {
-        None
-    };
+    started_single(events, size);
+    // The body is read once, its CRC-64 computed chunk by chunk as it streams.
     let streamed = Arc::new(StreamedCrc::default());
     let body = Body::Source(SourceBody {
         source: source.clone(),
@@ -314,12 +311,56 @@ async fn single_put(
         crc: streamed.clone(),
     });
     let r = client
-        .put_object_verified(key, body, md5.as_deref(), || streamed.finished(size))
+        .put_object_verified(key, body, None, || streamed.finished(size))
         .await?;
     let crc = streamed.finished(size).ok_or_else(|| Error::Network {
         op: "PutObject",
         message: "answered before the whole body was sent".into(),
     })?;
+    single_done(client, key, size, crc, r, events)
+}
+
+/// A single PUT with `Content-MD5`: the bytes are read into memory once, MD5 and CRC-64
+/// computed while reading, and every attempt sends them from there.
+async fn single_put_in_memory(
+    client: &Client,
+    source: Arc<dyn UploadSource>,
+    key: &str,
+    events: &EventSink,
+) -> Result<UploadOutcome> {
+    let size = source.size();
+    started_single(events, size);
+    let read = source.clone();
+    let part = blocking(move || read_part(read.as_ref(), 0, size, true)).await?;
+    use base64::Engine as _;
+    let md5 = part
+        .md5
+        .map(|m| base64::engine::general_purpose::STANDARD.encode(m));
+    let crc = part.crc;
+    let r = client
+        .put_object_verified(key, Body::Bytes(part.data), md5.as_deref(), || Some(crc))
+        .await?;
+    single_done(client, key, size, crc, r, events)
+}
+
+fn started_single(events: &EventSink, size: u64) {
+    events(UploadEvent::Started {
+        size,
+        multipart: false,
+        part_size: size,
+        parts: 1,
+    });
+}
+
+/// Checks a single PUT's answer against the CRC-64 of what was sent.
+fn single_done(
+    client: &Client,
+    key: &str,
+    size: u64,
+    crc: u64,
+    r: crate::PutResult,
+    events: &EventSink,
+) -> Result<UploadOutcome> {
     events(UploadEvent::PartDone {
         number: 1,
         bytes: size,

@@ -8,8 +8,10 @@
 //!
 //! Each byte is read once and hashed as it is read (CRC-64, and MD5 when asked), while it
 //! is still in the CPU cache: a part is read and hashed before it is sent, a single PUT is
-//! hashed chunk by chunk as its body streams. Only a single PUT with `Content-MD5` reads its
-//! bytes twice, since that header must precede the body.
+//! hashed chunk by chunk as its body streams. `Content-MD5` is a header that must precede
+//! the body, so a single PUT with it is read into memory once and sent from there; one larger
+//! than the part buffers a multipart upload of it would take (`parallel × part_size`) goes
+//! multipart instead, each part read once.
 //!
 //! Memory: each of the [`UploadOptions::parallel`] workers holds one part at a time, so the
 //! uploader needs about `parallel × part_size` whatever the image size. Reading and hashing
