@@ -117,7 +117,8 @@ impl Ext4Read for StoreReader {
 
 fn map_err(e: Ext4Error) -> FsError {
     match e {
-        Ext4Error::NotFound => FsError::NotFound,
+        // A symlink loop is legal (Linux answers ELOOP): the path does not resolve.
+        Ext4Error::NotFound | Ext4Error::TooManySymlinks => FsError::NotFound,
         other => FsError::Corrupt(format!("ext4: {other}")),
     }
 }
