@@ -41,8 +41,24 @@ const NODE_CACHE: usize = 256;
 const MAX_CHUNKS: usize = 65_536;
 /// Stripes per chunk.
 const MAX_STRIPES: usize = 16;
-/// Entries listed from one directory.
+/// Entries listed from one directory; a longer one is not read ([`FsError::NotRead`]).
 const MAX_DIR_ENTRIES: usize = 100_000;
+
+#[cfg(test)]
+thread_local! {
+    /// [`MAX_DIR_ENTRIES`] for this thread, so a test need not make 100,000 files.
+    pub(crate) static TEST_MAX_DIR_ENTRIES: std::cell::Cell<Option<usize>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Entries listed from one directory at most.
+fn max_dir_entries() -> usize {
+    #[cfg(test)]
+    if let Some(n) = TEST_MAX_DIR_ENTRIES.with(std::cell::Cell::get) {
+        return n;
+    }
+    MAX_DIR_ENTRIES
+}
 /// Symlinks followed while resolving one path (Linux's limit).
 const MAX_SYMLINK_HOPS: u32 = 40;
 /// Largest extent we decompress (btrfs compresses 128 KiB at a time).
@@ -651,26 +667,32 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
         }
     }
 
-    /// Every DIR_INDEX entry of a directory, until `visit` says stop.
+    /// Every DIR_INDEX entry of a directory, until `visit` says stop. True when the
+    /// directory has more than [`max_dir_entries`] entries: the rest were not visited.
     fn dir_index(
         &mut self,
         dir: Loc,
         visit: &mut dyn FnMut(Key, &[u8]) -> bool,
-    ) -> Result<(), FsError> {
+    ) -> Result<bool, FsError> {
         let (block, level, _) = self.tree(dir.tree)?;
+        let cap = max_dir_entries();
         let mut count = 0usize;
+        let mut over = false;
         self.search(
             (block, level),
             Key::new(dir.ino, DIR_INDEX, 0),
             Key::new(dir.ino, DIR_INDEX, u64::MAX),
             &mut |_, d| {
                 count += 1;
+                over = count > cap;
                 match dir_entries(d).next() {
-                    Some((loc, name)) => visit(loc, name) && count < MAX_DIR_ENTRIES,
-                    None => count < MAX_DIR_ENTRIES,
+                    _ if over => false,
+                    Some((loc, name)) => visit(loc, name),
+                    None => true,
                 }
             },
-        )
+        )?;
+        Ok(over)
     }
 
     /// The subvolume mounted where `path` is, and the path inside it.
@@ -714,8 +736,10 @@ impl<'v, 'a> BtrfsFs<'v, 'a> {
             let ino = self.inode(next)?;
             if ino.is_symlink() {
                 hops += 1;
+                // A loop (`ln -s a b; ln -s b a`) is legal on a sound filesystem: Linux
+                // answers ELOOP, the path does not resolve. Not corruption.
                 if hops > MAX_SYMLINK_HOPS {
-                    return Err(corrupt(format!("too many symlinks in {path}")));
+                    return Err(FsError::NotFound);
                 }
                 let target = self.file_bytes(next, &ino, 4096)?;
                 if target.first() == Some(&b'/') {
@@ -938,10 +962,20 @@ impl BtrfsFs<'_, '_> {
             return Err(FsError::NotFound);
         }
         let mut names = Vec::new();
-        self.dir_index(at, &mut |_, n| {
+        let over = self.dir_index(at, &mut |_, n| {
             names.push(String::from_utf8_lossy(n).into_owned());
             true
         })?;
+        // A list cut short would read as a directory without the rest: say so instead.
+        if over {
+            return Err(FsError::NotRead {
+                path: String::new(),
+                limit: format!(
+                    "the directory has more than {} entries, the most the btrfs reader lists",
+                    max_dir_entries()
+                ),
+            });
+        }
         Ok(names)
     }
 }
@@ -1011,6 +1045,53 @@ impl BtrfsFs<'_, '_> {
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::fs::Fs;
+
+    /// A directory over the entry cap is not read (a `GUEST.ReadLimit` note naming it),
+    /// never a list cut short; one under the cap lists whole. The volume is made by
+    /// mkfs.btrfs --rootdir (fixtures/guest/build-limits.sh); the cap is lowered to 100.
+    #[test]
+    fn a_directory_over_the_entry_cap_is_not_read_not_cut_short() {
+        let out = std::env::temp_dir().join("ecs-preflight-guest-fixtures");
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/guest/build-limits.sh"
+        );
+        let st = std::process::Command::new("bash")
+            .arg(script)
+            .arg(&out)
+            .status()
+            .expect("run build-limits.sh");
+        assert!(st.success(), "build-limits.sh failed");
+        let src = preflight_disk::FileSource::open(out.join("limits-btrfs-bigdir.raw"))
+            .expect("open the fixture");
+        let img = preflight_disk::raw::RawImage::new(std::sync::Arc::new(src));
+        let cache = crate::cache::CachedDisk::new(&img);
+        let (mut fs, _) = BtrfsFs::open(View::new(&cache, 0, cache.size())).expect("open");
+
+        TEST_MAX_DIR_ENTRIES.with(|c| c.set(Some(100)));
+        let many = fs.list("/many");
+        let few = fs.list("/few");
+        TEST_MAX_DIR_ENTRIES.with(|c| c.set(None));
+        assert!(
+            matches!(&many, Err(FsError::NotRead { path, limit })
+                if path == "/many" && limit.contains("more than 100 entries")),
+            "{many:?}"
+        );
+        assert_eq!(few.expect("/few").len(), 3);
+        let notes = fs.notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].0.code, "GUEST.ReadLimit");
+        assert!(
+            notes[0]
+                .1
+                .starts_with("btrfs: /many was not read: the directory has more than 100 entries"),
+            "{}",
+            notes[0].1
+        );
+        // Under the real cap the same directory lists whole.
+        assert_eq!(fs.list("/many").expect("/many").len(), 300);
+    }
 
     #[test]
     fn options_and_entries() {

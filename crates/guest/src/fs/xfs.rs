@@ -16,6 +16,20 @@ pub(crate) struct XfsFs<'v, 'a> {
     unread: UnreadLog,
 }
 
+/// Entries lamxfs 0.1.3 lists from one directory (its `dir.rs` `MAX_DIR_ENTRIES`, not
+/// exported): past it, it stops without saying so, or fails with `dir_too_large`.
+const LAMXFS_MAX_DIR_ENTRIES: usize = 1 << 20;
+
+/// A directory over lamxfs's listing limits: not read, not corrupt.
+fn dir_too_large() -> FsError {
+    FsError::NotRead {
+        path: String::new(),
+        limit: format!(
+            "the directory has {LAMXFS_MAX_DIR_ENTRIES} entries or more (or 65,536 blocks), the most the XFS reader lists"
+        ),
+    }
+}
+
 /// `XFS_DIFLAG_IMMUTABLE` in the inode core's `di_flags`.
 const DIFLAG_IMMUTABLE: u16 = 0x0008;
 /// Offset of `di_flags` in the inode core (`xfs_dinode`).
@@ -38,6 +52,10 @@ fn map_err(e: lamxfs::Error) -> FsError {
             path: String::new(),
             limit: format!("the XFS reader ran out of memory ({site})"),
         },
+        lamxfs::Error::Inconsistent {
+            token: "dir_too_large",
+            ..
+        } => dir_too_large(),
         other => FsError::Corrupt(format!("xfs: {other:?}")),
     }
 }
@@ -99,10 +117,10 @@ impl<'v, 'a> XfsFs<'v, 'a> {
             let md = self.fs.metadata(&ino).map_err(map_err)?;
             if md.is_symlink() {
                 hops += 1;
+                // A loop (`ln -s a b; ln -s b a`) is legal on a sound filesystem: Linux
+                // answers ELOOP, the path does not resolve. Not corruption.
                 if hops > MAX_SYMLINK_HOPS {
-                    return Err(FsError::Corrupt(format!(
-                        "xfs: too many symlinks in {path}"
-                    )));
+                    return Err(FsError::NotFound);
                 }
                 let target = self
                     .fs
@@ -176,6 +194,10 @@ impl XfsFs<'_, '_> {
     fn list_dir(&mut self, path: &str) -> Result<Vec<String>, FsError> {
         let p = self.canonical(path)?;
         let entries = self.fs.read_dir(Path::new(p.as_bytes())).map_err(map_err)?;
+        // lamxfs stops at its limit without an error: a full list may have been cut.
+        if entries.len() >= LAMXFS_MAX_DIR_ENTRIES {
+            return Err(dir_too_large());
+        }
         Ok(entries
             .into_iter()
             .map(|e| String::from_utf8_lossy(&e.name).into_owned())
@@ -204,5 +226,30 @@ impl super::Fs for XfsFs<'_, '_> {
         let p = self.canonical(path).ok()?;
         let ino = self.fs.resolve(Path::new(p.as_bytes())).ok()?;
         self.inode_flags(ino.ino).map(|f| f & DIFLAG_IMMUTABLE != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_over_lamxfs_limits_is_not_read_not_corrupt() {
+        let e = map_err(lamxfs::Error::Inconsistent {
+            token: "dir_too_large",
+            where_: lamxfs::Location::Inode { ino: 128 },
+        })
+        .at_path("/etc");
+        assert!(
+            matches!(&e, FsError::NotRead { path, limit }
+                if path == "/etc" && limit.contains("1048576 entries or more")),
+            "{e:?}"
+        );
+        // Other inconsistencies stay corruption.
+        let e = map_err(lamxfs::Error::Inconsistent {
+            token: "dir_entry_oob",
+            where_: lamxfs::Location::Inode { ino: 128 },
+        });
+        assert!(matches!(e, FsError::Corrupt(_)), "{e:?}");
     }
 }

@@ -131,6 +131,13 @@ pub(super) fn kernel(
                 )));
                 break;
             }
+            // Over one of the reader's own limits: its `GUEST.ReadLimit` note names the file
+            // and says the checks that need it did not run (one finding per cause); the
+            // drivers inside it are not judged.
+            Err(FsError::NotRead { .. }) => {
+                initramfs = Some(cand.clone());
+                break;
+            }
             Err(e) => {
                 initramfs = Some(cand.clone());
                 sink.push(rules::INITRAMFS_UNREADABLE.finding(format!(
