@@ -57,21 +57,30 @@ const MAX_UNREAD_NOTES: usize = 32;
 pub(crate) struct UnreadLog {
     reported: std::collections::HashSet<String>,
     notes: Vec<String>,
+    /// Unread reads past [`MAX_UNREAD_NOTES`] paths, not yet said: never dropped silently.
+    unlisted: usize,
+    reader: &'static str,
 }
 
 impl UnreadLog {
     /// Records `result`'s error if it is a `NotRead`, and passes it on.
     pub(crate) fn note<T>(
         &mut self,
-        reader: &str,
+        reader: &'static str,
         result: Result<T, FsError>,
     ) -> Result<T, FsError> {
         if let Err(e @ FsError::NotRead { .. }) = &result {
             let text = e.to_string();
-            if self.reported.len() < MAX_UNREAD_NOTES && self.reported.insert(text.clone()) {
+            if self.reported.contains(&text) {
+                // Said already.
+            } else if self.reported.len() < MAX_UNREAD_NOTES {
+                self.reported.insert(text.clone());
                 self.notes.push(format!(
                     "{reader}: {text}; the checks that need it did not run and the verdict is incomplete"
                 ));
+            } else {
+                self.unlisted += 1;
+                self.reader = reader;
             }
         }
         result
@@ -79,6 +88,14 @@ impl UnreadLog {
 
     /// The notes not taken yet.
     pub(crate) fn take(&mut self) -> Vec<(&'static preflight_report::Rule, String)> {
+        if self.unlisted > 0 {
+            self.notes.push(format!(
+                "{}: {} more reads were over the inspector's limits ({MAX_UNREAD_NOTES} paths are \
+                 named above); the checks that need them did not run and the verdict is incomplete",
+                self.reader, self.unlisted
+            ));
+            self.unlisted = 0;
+        }
         self.notes
             .drain(..)
             .map(|n| (&crate::rules::READ_LIMIT, n))
@@ -396,6 +413,22 @@ mod tests {
             path: path.into(),
             limit: "reading it needs more than 16 MiB of scattered ext4 metadata at once".into(),
         }
+    }
+
+    #[test]
+    fn unread_paths_past_the_named_ones_are_counted_not_dropped() {
+        let mut log = UnreadLog::default();
+        for i in 0..MAX_UNREAD_NOTES + 5 {
+            let _ = log.note::<()>("xfs", Err(not_read(&format!("/boot/initrd-{i}"))));
+        }
+        let notes = log.take();
+        assert_eq!(notes.len(), MAX_UNREAD_NOTES + 1, "{notes:?}");
+        let last = &notes.last().unwrap().1;
+        assert!(
+            last.starts_with("xfs: 5 more reads were over the inspector's limits"),
+            "{last}"
+        );
+        assert!(log.take().is_empty(), "said once");
     }
 
     #[test]
