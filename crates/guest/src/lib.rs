@@ -49,6 +49,8 @@ mod part;
 pub mod regf;
 pub mod rpmvercmp;
 mod rules;
+#[cfg(test)]
+mod test_fixtures;
 mod windows;
 
 pub use boot::BootInfo;
@@ -1311,20 +1313,8 @@ mod tests {
     /// incomplete verdict, never `GUEST.FilesystemCorrupt` or another error.
     #[test]
     fn an_ext4_lookup_over_the_store_limit_is_a_warning_not_corrupt() {
-        let out = std::env::temp_dir().join("ecs-preflight-guest-fixtures");
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../fixtures/guest/build-ext4-scattered.sh"
-        );
-        let st = std::process::Command::new("bash")
-            .arg(script)
-            .arg(&out)
-            .status()
-            .expect("run build-ext4-scattered.sh");
-        assert!(st.success(), "build-ext4-scattered.sh failed");
-        let src = preflight_disk::FileSource::open(out.join("fs-ext4-scattered.raw"))
-            .expect("open the fixture");
-        let img = preflight_disk::raw::RawImage::new(std::sync::Arc::new(src));
+        let img =
+            crate::test_fixtures::fixture_image("build-ext4-scattered.sh", "fs-ext4-scattered.raw");
 
         // 128 KiB: the filesystem opens, but listing /etc (each entry a symlink to
         // follow, from an inode table far from the directory's) needs more at once.

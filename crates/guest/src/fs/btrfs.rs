@@ -1052,20 +1052,7 @@ mod tests {
     /// mkfs.btrfs --rootdir (fixtures/guest/build-limits.sh); the cap is lowered to 100.
     #[test]
     fn a_directory_over_the_entry_cap_is_not_read_not_cut_short() {
-        let out = std::env::temp_dir().join("ecs-preflight-guest-fixtures");
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../fixtures/guest/build-limits.sh"
-        );
-        let st = std::process::Command::new("bash")
-            .arg(script)
-            .arg(&out)
-            .status()
-            .expect("run build-limits.sh");
-        assert!(st.success(), "build-limits.sh failed");
-        let src = preflight_disk::FileSource::open(out.join("limits-btrfs-bigdir.raw"))
-            .expect("open the fixture");
-        let img = preflight_disk::raw::RawImage::new(std::sync::Arc::new(src));
+        let img = crate::test_fixtures::fixture_image("build-limits.sh", "limits-btrfs-bigdir.raw");
         let cache = crate::cache::CachedDisk::new(&img);
         let (mut fs, _) = BtrfsFs::open(View::new(&cache, 0, cache.size())).expect("open");
 

@@ -879,20 +879,8 @@ mod tests {
     /// whole listing.
     #[test]
     fn listing_scattered_symlinks_costs_reads_linear_in_the_entries() {
-        let out = std::env::temp_dir().join("ecs-preflight-guest-fixtures");
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../fixtures/guest/build-ext4-scattered.sh"
-        );
-        let st = std::process::Command::new("bash")
-            .arg(script)
-            .arg(&out)
-            .status()
-            .expect("run build-ext4-scattered.sh");
-        assert!(st.success(), "build-ext4-scattered.sh failed");
-        let src = preflight_disk::FileSource::open(out.join("fs-ext4-scattered.raw"))
-            .expect("open the fixture");
-        let img = preflight_disk::raw::RawImage::new(std::sync::Arc::new(src));
+        let img =
+            crate::test_fixtures::fixture_image("build-ext4-scattered.sh", "fs-ext4-scattered.raw");
         let cache = crate::cache::CachedDisk::new(&img);
         // The partition starts at sector 2048.
         let view = View::new(&cache, 1 << 20, cache.size() - (1 << 20));
