@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use preflight_emulator::{Config, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_emulator::{Config, Faults};
 use serde_json::Value;
 
 use crate::common::json_of;
@@ -64,27 +64,6 @@ impl Env {
             .args(args)
             .args(["--emulator", &self.emu().endpoint()]);
         c
-    }
-
-    fn requests(&self, api: &str) -> u64 {
-        self.emu().counters().requests_for(api)
-    }
-
-    fn images_named(&self, name: &str) -> Vec<preflight_ecs::Image> {
-        let creds = std::sync::Arc::new(preflight_aliyun::CredentialProvider::fixed(
-            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-        ));
-        let c = preflight_ecs::Client::new(
-            preflight_ecs::ClientConfig::new("cn-hangzhou").with_endpoint(&self.emu().endpoint()),
-            creds,
-        )
-        .unwrap();
-        self.rt
-            .block_on(c.describe_images(&preflight_ecs::DescribeImagesQuery {
-                image_name: Some(name.into()),
-                ..Default::default()
-            }))
-            .unwrap()
     }
 }
 

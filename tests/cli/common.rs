@@ -214,6 +214,16 @@ pub fn endpoint_flags(emu: &preflight_emulator::Emulator, rpc: bool) -> Vec<Stri
     flags
 }
 
+/// Credentials holding the emulator's default key, for clients a test drives directly.
+pub fn emulator_creds() -> std::sync::Arc<preflight_aliyun::CredentialProvider> {
+    std::sync::Arc::new(preflight_aliyun::CredentialProvider::fixed(
+        preflight_aliyun::Credentials::new(
+            preflight_emulator::DEFAULT_ACCESS_KEY_ID,
+            preflight_emulator::DEFAULT_ACCESS_KEY_SECRET,
+        ),
+    ))
+}
+
 /// The ECS endpoint of a [`strict_config`] emulator.
 pub fn ecs_endpoint(emu: &preflight_emulator::Emulator) -> String {
     emu.service_endpoint(preflight_emulator::Product::Ecs)
@@ -279,6 +289,31 @@ impl EmuEnv {
     /// The running emulator.
     pub fn emu(&self) -> &preflight_emulator::Emulator {
         self.emu.as_ref().unwrap()
+    }
+
+    /// How many requests for `api` the emulator has had.
+    pub fn requests(&self, api: &str) -> u64 {
+        self.emu().counters().requests_for(api)
+    }
+
+    /// The images named `name` in cn-hangzhou, as DescribeImages lists them (through ECS's
+    /// own port when the emulator has one).
+    pub fn images_named(&self, name: &str) -> Vec<preflight_ecs::Image> {
+        let emu = self.emu();
+        let endpoint = emu
+            .service_endpoint(preflight_emulator::Product::Ecs)
+            .unwrap_or_else(|| emu.endpoint());
+        let c = preflight_ecs::Client::new(
+            preflight_ecs::ClientConfig::new("cn-hangzhou").with_endpoint(&endpoint),
+            emulator_creds(),
+        )
+        .unwrap();
+        self.rt
+            .block_on(c.describe_images(&preflight_ecs::DescribeImagesQuery {
+                image_name: Some(name.into()),
+                ..Default::default()
+            }))
+            .unwrap()
     }
 
     /// The binary with the emulator's key in the environment, HOME and caches in the private

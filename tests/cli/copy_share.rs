@@ -115,10 +115,6 @@ impl Env {
         c
     }
 
-    fn requests(&self, api: &str) -> u64 {
-        self.emu().counters().requests_for(api)
-    }
-
     /// The image `id` of `region` as DescribeImages (any status) lists it.
     fn describe(&self, region: &str, id: &str) -> preflight_ecs::Image {
         let creds = std::sync::Arc::new(preflight_aliyun::CredentialProvider::fixed(

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use preflight_emulator::{Config, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_emulator::{Config, Faults, DEFAULT_ACCESS_KEY_ID};
 use serde_json::Value;
 
 fn creds(id: &str, secret: &str) -> Arc<preflight_aliyun::CredentialProvider> {
@@ -86,11 +86,7 @@ impl Env {
         };
         let cfg =
             preflight_oss::ClientConfig::new(region, bucket).with_endpoint(self.emu().endpoint());
-        let client = preflight_oss::Client::new(
-            cfg,
-            creds(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-        )
-        .unwrap();
+        let client = preflight_oss::Client::new(cfg, crate::common::emulator_creds()).unwrap();
         self.rt
             .block_on(client.put_object_file(key, &path, len, md5))
             .unwrap();
@@ -129,25 +125,6 @@ impl Env {
         ];
         args.extend_from_slice(extra);
         self.cmd(&args)
-    }
-
-    fn requests(&self, api: &str) -> u64 {
-        self.emu().counters().requests_for(api)
-    }
-
-    fn images_named(&self, name: &str) -> Vec<preflight_ecs::Image> {
-        let c = preflight_ecs::Client::new(
-            preflight_ecs::ClientConfig::new("cn-hangzhou")
-                .with_endpoint(&crate::common::ecs_endpoint(self.emu())),
-            creds(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-        )
-        .unwrap();
-        self.rt
-            .block_on(c.describe_images(&preflight_ecs::DescribeImagesQuery {
-                image_name: Some(name.into()),
-                ..Default::default()
-            }))
-            .unwrap()
     }
 }
 
@@ -734,7 +711,7 @@ fn ecs_of(env: &Env) -> preflight_ecs::Client {
     preflight_ecs::Client::new(
         preflight_ecs::ClientConfig::new("cn-hangzhou")
             .with_endpoint(&crate::common::ecs_endpoint(env.emu())),
-        creds(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
+        crate::common::emulator_creds(),
     )
     .unwrap()
 }

@@ -121,14 +121,7 @@ mod import {
     use preflight_pipeline::{Endpoints, Event, WaitCommand};
     use preflight_rules::ImportParams;
     use std::process::Command;
-    use std::sync::Arc;
     use std::time::Duration;
-
-    fn creds() -> Arc<preflight_aliyun::CredentialProvider> {
-        Arc::new(preflight_aliyun::CredentialProvider::fixed(
-            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-        ))
-    }
 
     /// The suite's strict emulator with `images` (cn-hangzhou) holding `web.raw`.
     fn emulator(rt: &tokio::runtime::Runtime, dir: &std::path::Path, role: bool) -> Emulator {
@@ -139,7 +132,7 @@ mod import {
         let emu = rt.block_on(preflight_emulator::start(cfg)).unwrap();
         let oss = preflight_oss::Client::new(
             preflight_oss::ClientConfig::new("cn-hangzhou", "images").with_endpoint(emu.endpoint()),
-            creds(),
+            crate::common::emulator_creds(),
         )
         .unwrap();
         // Content-MD5 of 8192 bytes of 0x5a.
@@ -208,7 +201,7 @@ mod import {
             }],
             ..ImportParams::default()
         };
-        let mut job = ImportJob::new(params, creds());
+        let mut job = ImportJob::new(params, crate::common::emulator_creds());
         let ecs = ecs_endpoint(emu);
         job.endpoints = Endpoints {
             oss: Some(emu.endpoint()),
@@ -291,12 +284,6 @@ mod upload {
     use std::process::Command;
     use std::sync::{Arc, Mutex};
 
-    fn creds() -> Arc<preflight_aliyun::CredentialProvider> {
-        Arc::new(preflight_aliyun::CredentialProvider::fixed(
-            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-        ))
-    }
-
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -337,7 +324,12 @@ mod upload {
     /// The same upload through the library, rendered and serialised as the CLI prints it;
     /// a refusal is rendered from the findings its `DestinationChecked` event carried.
     fn library(rt: &tokio::runtime::Runtime, emu: &Emulator, image: &Path, bucket: &str) -> String {
-        let mut job = ImageUpload::new(image, "cn-hangzhou", bucket, creds());
+        let mut job = ImageUpload::new(
+            image,
+            "cn-hangzhou",
+            bucket,
+            crate::common::emulator_creds(),
+        );
         job.endpoints = Endpoints {
             oss: Some(emu.endpoint()),
             ..Endpoints::default()

@@ -5,10 +5,9 @@
 use crate::common::EmuEnv;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use preflight_emulator::{Config, Faults, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET};
+use preflight_emulator::{Config, Faults};
 use serde_json::Value;
 
 /// APIs that put bytes or an import in the cloud.
@@ -83,40 +82,15 @@ impl Env {
         c
     }
 
-    fn requests(&self, api: &str) -> u64 {
-        self.emu().counters().requests_for(api)
-    }
-
-    fn creds(&self) -> Arc<preflight_aliyun::CredentialProvider> {
-        Arc::new(preflight_aliyun::CredentialProvider::fixed(
-            preflight_aliyun::Credentials::new(DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCESS_KEY_SECRET),
-        ))
-    }
-
     fn object_exists(&self, bucket: &str, key: &str) -> bool {
         let cfg = preflight_oss::ClientConfig::new("cn-hangzhou", bucket)
             .with_endpoint(self.emu().endpoint());
-        let client = preflight_oss::Client::new(cfg, self.creds()).unwrap();
+        let client = preflight_oss::Client::new(cfg, crate::common::emulator_creds()).unwrap();
         match self.rt.block_on(client.head_object(key)) {
             Ok(_) => true,
             Err(e) if e.kind() == preflight_oss::ErrorKind::NotFound => false,
             Err(e) => panic!("HeadObject {key}: {e}"),
         }
-    }
-
-    fn images_named(&self, name: &str) -> Vec<preflight_ecs::Image> {
-        let c = preflight_ecs::Client::new(
-            preflight_ecs::ClientConfig::new("cn-hangzhou")
-                .with_endpoint(&crate::common::ecs_endpoint(self.emu())),
-            self.creds(),
-        )
-        .unwrap();
-        self.rt
-            .block_on(c.describe_images(&preflight_ecs::DescribeImagesQuery {
-                image_name: Some(name.into()),
-                ..Default::default()
-            }))
-            .unwrap()
     }
 }
 
@@ -250,7 +224,7 @@ fn a_sparse_raw_is_imported_as_the_qcow2_of_its_data() {
     // The object ECS imports is the same disk.
     let cfg = preflight_oss::ClientConfig::new("cn-hangzhou", "images")
         .with_endpoint(env.emu().endpoint());
-    let client = preflight_oss::Client::new(cfg, env.creds()).unwrap();
+    let client = preflight_oss::Client::new(cfg, crate::common::emulator_creds()).unwrap();
     let bytes = env.rt.block_on(client.get_object("sys.qcow2")).unwrap();
     let object = env.dir.path().join("object.qcow2");
     std::fs::write(&object, bytes).unwrap();
