@@ -8,6 +8,7 @@
 
 mod lzo;
 pub mod squashfs;
+mod xz;
 
 use std::io::{self, Write};
 
@@ -366,6 +367,13 @@ fn decompress(kind: &'static str, input: &[u8], cpio: &mut Cpio) -> Result<(), I
             }
         }
         "xz" => {
+            // lzma-rs holds a whole block in memory before writing it: refuse a stream whose
+            // chunk headers add up to more than the limit before it runs.
+            if xz::unpacked_size(input).is_some_and(|n| n > w.cpio.limit) {
+                return Err(InitramfsError::TooLarge {
+                    limit: w.cpio.limit,
+                });
+            }
             let mut r = io::BufReader::new(input);
             lzma_rs::xz_decompress(&mut r, &mut w).map_err(|e| {
                 w.err
