@@ -348,6 +348,7 @@ fn io_to(e: io::Error, w: &mut CpioWriter<'_>, what: &str) -> InitramfsError {
 }
 
 fn decompress(kind: &'static str, input: &[u8], cpio: &mut Cpio) -> Result<(), InitramfsError> {
+    let limit = cpio.limit;
     let mut w = CpioWriter { cpio, err: None };
     match kind {
         "gzip" => {
@@ -382,11 +383,23 @@ fn decompress(kind: &'static str, input: &[u8], cpio: &mut Cpio) -> Result<(), I
             })?;
         }
         "lzma" => {
+            // lzma-rs writes out its dictionary only when it is full (the header's size, up
+            // to 4 GiB), so our limit would be checked after the whole stream was unpacked in
+            // memory; its own memory limit stops it at ours instead.
+            let options = lzma_rs::decompress::Options {
+                memlimit: Some(usize::try_from(limit).unwrap_or(usize::MAX)),
+                ..Default::default()
+            };
             let mut r = io::BufReader::new(input);
-            lzma_rs::lzma_decompress(&mut r, &mut w).map_err(|e| {
-                w.err
-                    .take()
-                    .unwrap_or_else(|| InitramfsError::Corrupt(format!("lzma: {e}")))
+            lzma_rs::lzma_decompress_with_options(&mut r, &mut w, &options).map_err(|e| {
+                w.err.take().unwrap_or_else(|| match e {
+                    lzma_rs::error::Error::LzmaError(m)
+                        if m.starts_with("exceeded memory limit") =>
+                    {
+                        InitramfsError::TooLarge { limit }
+                    }
+                    e => InitramfsError::Corrupt(format!("lzma: {e}")),
+                })
             })?;
         }
         "lz4" => {

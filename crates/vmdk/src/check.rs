@@ -123,7 +123,7 @@ impl SparseExtent {
                     Some(v)
                 }
                 Err(e) => {
-                    sink.push(rules::GD_OFFSET.finding(format!("{name}: {e}")));
+                    sink.report(&rules::GD_OFFSET, || format!("{name}: {e}"));
                     None
                 }
             }
@@ -142,10 +142,10 @@ impl SparseExtent {
                 let off = u64::from(e).saturating_mul(SECTOR);
                 let what = if redundant { What::Rgt(i) } else { What::Gt(i) };
                 if off.checked_add(gt_bytes).is_none_or(|end| end > size) {
-                    sink.push(rules::GT_OFFSET.finding(format!(
+                    sink.report(&rules::GT_OFFSET, || format!(
                         "{name}: {} is at file offset {off} (sector {e}), past the end of the file ({size} bytes)",
                         what.describe()
-                    )));
+                    ));
                 } else {
                     regions.push(Interval {
                         start: off,
@@ -169,13 +169,15 @@ impl SparseExtent {
         for r in &regions {
             let clash = reach.filter(|p| r.start < p.end);
             if let Some(p) = clash {
-                sink.push(rules::TABLE_OVERLAP.finding(format!(
-                    "{name}: {} at file offset {} overlaps {} at file offset {}",
-                    r.what.describe(),
-                    r.start,
-                    p.what.describe(),
-                    p.start
-                )));
+                sink.report(&rules::TABLE_OVERLAP, || {
+                    format!(
+                        "{name}: {} at file offset {} overlaps {} at file offset {}",
+                        r.what.describe(),
+                        r.start,
+                        p.what.describe(),
+                        p.start
+                    )
+                });
             } else {
                 match r.what {
                     What::Gt(i) => set(&mut clean_gt, i),
@@ -198,7 +200,7 @@ impl SparseExtent {
             let table = match self.read_table(off) {
                 Ok(t) => t,
                 Err(err) => {
-                    sink.push(rules::IO.finding(format!("{name}: grain table {i}: {err}")));
+                    sink.report(&rules::IO, || format!("{name}: grain table {i}: {err}"));
                     continue;
                 }
             };
@@ -208,9 +210,9 @@ impl SparseExtent {
                 if re != 0 && clean_rgt.get(i).copied().unwrap_or(false) {
                     if let Ok(copy) = self.read_table(u64::from(re).saturating_mul(SECTOR)) {
                         if copy != table {
-                            sink.push(rules::REDUNDANT_GD.finding(format!(
+                            sink.report(&rules::REDUNDANT_GD, || format!(
                                 "{name}: grain table {i} (sector {e}) differs from its redundant copy (sector {re})"
-                            )));
+                            ));
                         }
                     }
                 }
@@ -219,9 +221,11 @@ impl SparseExtent {
         if let Some(r) = &rgd {
             for (i, (&a, &b)) in self.gd.iter().zip(r.iter()).enumerate() {
                 if (a == 0) != (b == 0) {
-                    sink.push(rules::REDUNDANT_GD.finding(format!(
+                    sink.report(&rules::REDUNDANT_GD, || {
+                        format!(
                         "{name}: grain directory entry {i} is {a} but the redundant copy says {b}"
-                    )));
+                    )
+                    });
                 }
             }
         }
@@ -243,10 +247,10 @@ impl SparseExtent {
                 }
                 let base = u64::from(e).saturating_mul(SECTOR);
                 if let Err(why) = self.verify_grain(base) {
-                    sink.push(rules::COMPRESSED_GRAIN.finding(format!(
+                    sink.report(&rules::COMPRESSED_GRAIN, || format!(
                         "{}: grain table {i} entry {j}: compressed grain at file offset {base}: {why}",
                         self.name
-                    )));
+                    ));
                 }
             }
         }
@@ -270,9 +274,9 @@ impl SparseExtent {
                     Ok(r) => {
                         let want = grain.saturating_mul(self.geo.grain_sectors);
                         if let Some(lba) = r.lba.filter(|&l| l != want) {
-                            sink.push(rules::GRAIN_MARKER.finding(format!(
+                            sink.report(&rules::GRAIN_MARKER, || format!(
                                 "{name}: grain table {i} entry {j} (guest offset {guest}): the marker at file offset {base} names sector {lba}, not {want}"
-                            )));
+                            ));
                         }
                         r.data.saturating_add(r.len)
                     }
@@ -282,28 +286,30 @@ impl SparseExtent {
                         } else {
                             &rules::GRAIN_MARKER
                         };
-                        sink.push(rule.finding(format!(
-                            "{name}: grain table {i} entry {j} (guest offset {guest}): {why}"
-                        )));
+                        sink.report(rule, || {
+                            format!(
+                                "{name}: grain table {i} entry {j} (guest offset {guest}): {why}"
+                            )
+                        });
                         continue;
                     }
                 }
             } else {
                 let end = base.saturating_add(self.geo.grain_bytes);
                 if end > size {
-                    sink.push(rules::GRAIN_OFFSET.finding(format!(
+                    sink.report(&rules::GRAIN_OFFSET, || format!(
                         "{name}: grain table {i} entry {j} (guest offset {guest}) points to file offset {base}; the grain passes the end of the file ({size} bytes)"
-                    )));
+                    ));
                     continue;
                 }
                 end
             };
             if let Some(m) = map.overlapping(base, end) {
-                sink.push(rules::GRAIN_OFFSET.finding(format!(
+                sink.report(&rules::GRAIN_OFFSET, || format!(
                     "{name}: grain table {i} entry {j} (guest offset {guest}) points to file offset {base}, inside {} at file offset {}",
                     m.what.describe(),
                     m.start
-                )));
+                ));
             }
         }
     }

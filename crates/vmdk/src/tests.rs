@@ -244,6 +244,36 @@ fn table_corruption_is_found_by_check() {
 }
 
 #[test]
+fn findings_are_capped_per_code_and_counted_exactly() {
+    // The first 64 entries of a grain table point past the end of the file.
+    let l = write(
+        &pattern_disk(300, 3),
+        &Options {
+            gtes: 128,
+            ..Options::sparse()
+        },
+    );
+    let mut b = l.bytes.clone();
+    let past = u32::try_from(b.len() / 512 + 10).unwrap();
+    for j in 0..64 {
+        put_u32(
+            &mut b,
+            l.gts[0] + 4 * j,
+            past + 128 * u32::try_from(j).unwrap(),
+        );
+    }
+    let f = findings(b);
+    let grain: Vec<_> = f.iter().filter(|f| f.code == "VMDK.GrainOffset").collect();
+    assert_eq!(grain.len(), 21, "20 kept plus one summary: {grain:#?}");
+    // The messages past the cap are never built, but the violations are all counted.
+    let summary = &grain[20].message;
+    assert!(
+        summary.contains("44 more findings") && summary.contains("(64 in all)"),
+        "{summary}"
+    );
+}
+
+#[test]
 fn compressed_grain_problems() {
     let raw = pattern_disk(300, 5);
     let l = write(&raw, &Options::stream(true));

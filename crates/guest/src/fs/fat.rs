@@ -3,6 +3,7 @@
 use super::{FsError, FsInfo, WalkLimits};
 use crate::cache::{Cursor, View};
 use std::cell::Cell;
+use std::collections::HashSet;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::rc::Rc;
 
@@ -24,10 +25,16 @@ const PATH_LOOKUPS: usize = 16;
 struct Budgeted<'v, 'a> {
     cursor: Cursor<'v, 'a>,
     left: Rc<Cell<u64>>,
+    /// Where the first read since it was last cleared began: the start of a directory's
+    /// data, when it is cleared before the directory is listed.
+    first: Rc<Cell<Option<u64>>>,
 }
 
 impl Read for Budgeted<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.first.get().is_none() {
+            self.first.set(Some(self.cursor.stream_position()?));
+        }
         let left = self.left.get();
         if left == 0 && !buf.is_empty() {
             return Err(io::Error::other(
@@ -62,6 +69,8 @@ pub(crate) struct FatFs<'v, 'a> {
     fs: fatfs::FileSystem<Budgeted<'v, 'a>>,
     /// The budget of [`Budgeted`], set before each call into fatfs.
     budget: Rc<Cell<u64>>,
+    /// [`Budgeted`]'s first read, which tells one directory from another.
+    first: Rc<Cell<Option<u64>>>,
 }
 
 fn corrupt(e: impl std::fmt::Display) -> FsError {
@@ -72,13 +81,13 @@ fn rel(path: &str) -> String {
     super::components(path).collect::<Vec<_>>().join("/")
 }
 
-/// The entries of `dir` without `.` and `..`, at most `cap` of them.
+/// The entries of a directory (`dir.iter()`) without `.` and `..`, at most `cap` of them.
 fn entries<'f, 'v, 'a>(
-    dir: &Dir<'f, 'v, 'a>,
+    iter: impl Iterator<Item = io::Result<DirEntry<'f, 'v, 'a>>>,
     cap: usize,
 ) -> Result<Vec<DirEntry<'f, 'v, 'a>>, FsError> {
     let mut out = Vec::new();
-    for e in dir.iter() {
+    for e in iter {
         let e = e.map_err(corrupt)?;
         if out.len() >= cap {
             break;
@@ -130,9 +139,11 @@ impl<'v, 'a> FatFs<'v, 'a> {
             )));
         }
         let budget = Rc::new(Cell::new(DIR_BUDGET));
+        let first = Rc::new(Cell::new(None));
         let stream = Budgeted {
             cursor: view.cursor(),
             left: Rc::clone(&budget),
+            first: Rc::clone(&first),
         };
         let fs = fatfs::FileSystem::new(stream, fatfs::FsOptions::new()).map_err(corrupt)?;
         let id = fs.volume_id();
@@ -144,7 +155,29 @@ impl<'v, 'a> FatFs<'v, 'a> {
             declared_size: sectors.checked_mul(bps),
             features: Vec::new(),
         };
-        Ok((FatFs { fs, budget }, info))
+        Ok((FatFs { fs, budget, first }, info))
+    }
+}
+
+impl<'v, 'a> FatFs<'v, 'a> {
+    /// The entries of `dir` as [`entries`] lists them, or none if a directory whose data
+    /// starts at the same place is in `listed` already. Directories share their data only on
+    /// a corrupt volume (an entry of cluster 0 is the root to fatfs, an entry may name its
+    /// own cluster); listing each again made a walk cost max_entries x directory size.
+    fn entries_once<'f>(
+        &'f self,
+        dir: &Dir<'f, 'v, 'a>,
+        cap: usize,
+        listed: &mut HashSet<u64>,
+    ) -> Result<Vec<DirEntry<'f, 'v, 'a>>, FsError> {
+        self.first.set(None);
+        let mut iter = dir.iter();
+        // The first entry's read is at the start of the directory's data.
+        let head = iter.next();
+        if self.first.get().is_some_and(|at| !listed.insert(at)) {
+            return Ok(Vec::new());
+        }
+        entries(head.into_iter().chain(iter), cap)
     }
 }
 
@@ -200,7 +233,7 @@ impl super::Fs for FatFs<'_, '_> {
         } else {
             root.open_dir(&p).map_err(|_| FsError::NotFound)?
         };
-        Ok(entries(&dir, usize::MAX)?
+        Ok(entries(dir.iter(), usize::MAX)?
             .into_iter()
             .map(|e| (e.file_name(), e.is_dir()))
             .collect())
@@ -211,12 +244,13 @@ impl super::Fs for FatFs<'_, '_> {
     fn walk(&mut self, limits: WalkLimits) -> usize {
         let mut seen = 0usize;
         let mut lookups = 0usize;
+        let mut listed = HashSet::new();
         let mut dirs = vec![(self.fs.root_dir(), String::new(), 0usize)];
         while let Some((dir, dir_path, depth)) = dirs.pop() {
             // One more than the walk can visit, so a directory past the cap still counts.
             let cap = limits.max_entries.saturating_sub(seen).saturating_add(1);
             self.budget.set(DIR_BUDGET);
-            let Ok(found) = entries(&dir, cap) else {
+            let Ok(found) = self.entries_once(&dir, cap, &mut listed) else {
                 continue;
             };
             for e in found {
