@@ -32,40 +32,66 @@ async fn status(ep: &str, region: &str, id: &str) -> (String, serde_json::Value)
     (img["Status"].as_str().unwrap_or("").to_string(), img)
 }
 
+/// The tests' emulator config: tasks of `task_seconds`, copies of `copy_seconds`, V1 allowed
+/// (the requests are signed with the V1 helpers of common).
+fn config(
+    dir: &std::path::Path,
+    task_seconds: f64,
+    copy_seconds: f64,
+) -> preflight_emulator::Config {
+    let mut c = preflight_emulator::Config {
+        task_seconds,
+        copy_seconds,
+        ..preflight_emulator::Config::for_tests(dir.join("data"))
+    };
+    c.strict.v4_only = false;
+    c
+}
+
+/// Uploads `img/sys.raw` and imports it as `web-01` in cn-hangzhou with `tags`
+/// (`Tag.N.Key`/`Tag.N.Value` pairs): the source image's id.
+async fn import_source(ep: &str, tags: &[(&str, &str)]) -> String {
+    assert_eq!(
+        put(ep, B, "img/sys.raw", vec![1u8; 4096]).await.status(),
+        200
+    );
+    let mut params = vec![
+        ("RegionId", "cn-hangzhou"),
+        ("ImageName", "web-01"),
+        ("DiskDeviceMapping.1.OSSBucket", B),
+        ("DiskDeviceMapping.1.OSSObject", "img/sys.raw"),
+    ];
+    params.extend_from_slice(tags);
+    let (s, v) = rpc(ep, ECS, "ImportImage", &params).await;
+    assert_eq!(s, 200, "{v}");
+    v["ImageId"].as_str().unwrap().to_string()
+}
+
+/// CopyImage of `src` from cn-hangzhou to `region` as `name`, with ClientToken `token`.
+async fn copy_image(
+    ep: &str,
+    src: &str,
+    region: &str,
+    name: &str,
+    token: &str,
+) -> (u16, serde_json::Value) {
+    let params = [
+        ("RegionId", "cn-hangzhou"),
+        ("ImageId", src),
+        ("DestinationRegionId", region),
+        ("DestinationImageName", name),
+        ("ClientToken", token),
+    ];
+    rpc(ep, ECS, "CopyImage", &params).await
+}
+
 #[tokio::test]
 async fn copy_and_share_life_cycle_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = || {
-        let mut c = preflight_emulator::Config {
-            task_seconds: 0.5,
-            copy_seconds: 1.0,
-            ..preflight_emulator::Config::for_tests(dir.path().join("data"))
-        };
-        c.strict.v4_only = false; // signed with the V1 helpers of common
-        c
-    };
+    let cfg = || config(dir.path(), 0.5, 1.0);
     let emu = preflight_emulator::start(cfg()).await.unwrap();
     let ep = emu.endpoint();
-    assert_eq!(
-        put(&ep, B, "img/sys.raw", vec![1u8; 4096]).await.status(),
-        200
-    );
-    let (s, v) = rpc(
-        &ep,
-        ECS,
-        "ImportImage",
-        &[
-            ("RegionId", "cn-hangzhou"),
-            ("ImageName", "web-01"),
-            ("Tag.1.Key", "owner"),
-            ("Tag.1.Value", "team-a"),
-            ("DiskDeviceMapping.1.OSSBucket", B),
-            ("DiskDeviceMapping.1.OSSObject", "img/sys.raw"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let src = v["ImageId"].as_str().unwrap().to_string();
+    let src = import_source(&ep, &[("Tag.1.Key", "owner"), ("Tag.1.Value", "team-a")]).await;
     let copy_params = |token: &'static str| -> Vec<(&str, &str)> {
         vec![
             ("RegionId", "cn-hangzhou"),
@@ -252,35 +278,10 @@ async fn copy_and_share_life_cycle_survives_a_restart() {
 async fn cancel_copy_image_deletes_a_copy_in_progress() {
     let dir = tempfile::tempdir().unwrap();
     // First run: copies are Available at once; second run: they take a minute.
-    let cfg = |copy_seconds: f64| {
-        let mut c = preflight_emulator::Config {
-            task_seconds: 0.2,
-            copy_seconds,
-            ..preflight_emulator::Config::for_tests(dir.path().join("data"))
-        };
-        c.strict.v4_only = false; // signed with the V1 helpers of common
-        c
-    };
+    let cfg = |copy_seconds: f64| config(dir.path(), 0.2, copy_seconds);
     let emu = preflight_emulator::start(cfg(0.0)).await.unwrap();
     let ep = emu.endpoint();
-    assert_eq!(
-        put(&ep, B, "img/sys.raw", vec![1u8; 4096]).await.status(),
-        200
-    );
-    let (s, v) = rpc(
-        &ep,
-        ECS,
-        "ImportImage",
-        &[
-            ("RegionId", "cn-hangzhou"),
-            ("ImageName", "web-01"),
-            ("DiskDeviceMapping.1.OSSBucket", B),
-            ("DiskDeviceMapping.1.OSSObject", "img/sys.raw"),
-        ],
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let src = v["ImageId"].as_str().unwrap().to_string();
+    let src = import_source(&ep, &[]).await;
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     assert_eq!(status(&ep, "cn-hangzhou", &src).await.0, "Available");
     let copy_to = |dest: &'static str, token: &'static str| {
@@ -342,19 +343,7 @@ async fn cancel_copy_image_deletes_a_copy_in_progress() {
 
     let emu = preflight_emulator::start(cfg(60.0)).await.unwrap();
     let ep = emu.endpoint();
-    let (s, v) = rpc(
-        &ep,
-        ECS,
-        "CopyImage",
-        &[
-            ("RegionId", "cn-hangzhou"),
-            ("ImageId", &src),
-            ("DestinationRegionId", "cn-beijing"),
-            ("DestinationImageName", "web-01"),
-            ("ClientToken", "tok-slow"),
-        ],
-    )
-    .await;
+    let (s, v) = copy_image(&ep, &src, "cn-beijing", "web-01", "tok-slow").await;
     assert_eq!(s, 200, "{v}");
     let slow = v["ImageId"].as_str().unwrap().to_string();
     assert_eq!(status(&ep, "cn-beijing", &slow).await.0, "Creating");
@@ -385,37 +374,13 @@ async fn cancel_copy_image_deletes_a_copy_in_progress() {
         .await,
         (404, "InvalidImageId.NotFound".into())
     );
-    let (s, v) = rpc(
-        &ep,
-        ECS,
-        "CopyImage",
-        &[
-            ("RegionId", "cn-hangzhou"),
-            ("ImageId", &src),
-            ("DestinationRegionId", "cn-beijing"),
-            ("DestinationImageName", "web-01"),
-            ("ClientToken", "tok-slow"),
-        ],
-    )
-    .await;
+    let (s, v) = copy_image(&ep, &src, "cn-beijing", "web-01", "tok-slow").await;
     assert_eq!(
         (s, v["ImageId"].as_str()),
         (200, Some(slow.as_str())),
         "{v}"
     );
-    let (s, v) = rpc(
-        &ep,
-        ECS,
-        "CopyImage",
-        &[
-            ("RegionId", "cn-hangzhou"),
-            ("ImageId", &src),
-            ("DestinationRegionId", "cn-beijing"),
-            ("DestinationImageName", "web-01"),
-            ("ClientToken", "tok-slow-2"),
-        ],
-    )
-    .await;
+    let (s, v) = copy_image(&ep, &src, "cn-beijing", "web-01", "tok-slow-2").await;
     assert_eq!(s, 200, "{v}");
     assert_ne!(v["ImageId"].as_str(), Some(slow.as_str()));
     emu.shutdown().await;
