@@ -149,6 +149,20 @@ fn images(v: &Value) -> Vec<(String, String, String, String, Vec<String>)> {
         .collect()
 }
 
+/// Copies to cn-shanghai and cn-beijing, each with a name of its own, JSON out.
+const TWO_NAMED_COPIES: [&str; 10] = [
+    "--copy-to-region",
+    "cn-shanghai",
+    "--copy-to-region",
+    "cn-beijing",
+    "--copy-name",
+    "web-02-sh",
+    "--copy-name",
+    "web-02-bj",
+    "--output",
+    "json",
+];
+
 #[test]
 fn one_shot_copies_to_two_regions_shares_and_a_rerun_does_nothing_twice() {
     let env = Env::new();
@@ -400,18 +414,7 @@ fn each_copy_takes_its_own_name_and_extra_names_are_refused_before_anything() {
         assert_eq!(env.requests(api), 0, "{api} was called");
     }
 
-    let args = [
-        "--copy-to-region",
-        "cn-shanghai",
-        "--copy-to-region",
-        "cn-beijing",
-        "--copy-name",
-        "web-02-sh",
-        "--copy-name",
-        "web-02-bj",
-        "--output",
-        "json",
-    ];
+    let args = TWO_NAMED_COPIES;
     let out = env.import(&args).output().unwrap();
     let v = json_of(&out);
     assert_eq!(out.status.code(), Some(0), "{v}");
@@ -431,18 +434,7 @@ fn ctrl_c_while_copying_cancels_the_copies_and_a_rerun_copies_again() {
     // Copies take a minute: both are still Creating when Ctrl-C comes.
     let mut env = Env::with_copy_seconds(60.0);
     env.put_raw();
-    let args = [
-        "--copy-to-region",
-        "cn-shanghai",
-        "--copy-to-region",
-        "cn-beijing",
-        "--copy-name",
-        "web-02-sh",
-        "--copy-name",
-        "web-02-bj",
-        "--output",
-        "json",
-    ];
+    let args = TWO_NAMED_COPIES;
     let out = crate::common::interrupt_after(env.import(&args), "copy to cn-beijing");
     let v = json_of(&out);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -799,16 +799,25 @@ fn abort_prints_its_outcome_as_json() {
     let env = Env::new();
     let image = env.image("ab.raw", 16 * MIB, 21);
     kill_half_way(&env, &image, 16);
-    let out = env
-        .cmd(&image, "images", &["--abort", "-o", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // `upload --abort -o json` plus `extra`: it succeeds; its output.
+    let abort = |extra: &[&str]| {
+        let out = env
+            .cmd(
+                &image,
+                "images",
+                &[&["--abort", "-o", "json"], extra].concat(),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let out = abort(&[]);
     let v = json_of(&out);
     assert_eq!(v["status"], "aborted", "{v}");
     assert_eq!(v["bucket"], "images");
@@ -822,17 +831,7 @@ fn abort_prints_its_outcome_as_json() {
     assert_eq!(env.emu().counters().requests_for("AbortMultipartUpload"), 1);
 
     // Nothing recorded any more: said as such, with what OSS has in progress for the key.
-    let out = env
-        .cmd(&image, "images", &["--abort", "-o", "json", "-q"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = json_of(&out);
+    let v = json_of(&abort(&["-q"]));
     assert_eq!(v["status"], "not_recorded", "{v}");
     assert_eq!(v["aborted"], serde_json::json!([]));
     assert!(
