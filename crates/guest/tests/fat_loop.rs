@@ -2,21 +2,13 @@
 //! without noticing): the walk, a lookup of a name that is not there and the whole
 //! inspection must end, with the files before the loop still read.
 
+mod common;
+use common::sh;
 use preflight_disk::raw::RawImage;
 use preflight_guest::{inspect, read_filesystem_file, walk_filesystem, FsKind};
 use std::path::Path;
-use std::process::Command;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
-
-fn sh(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn le16(b: &[u8], at: usize) -> usize {
     usize::from(u16::from_le_bytes([b[at], b[at + 1]]))

@@ -1,21 +1,14 @@
 //! `walk_filesystem` (the per-reader fuzz entry) on filesystems made by mkfs.ext4 -d and
 //! mkfs.vfat + mcopy from one directory tree: it sees every entry `find` lists.
 
+mod common;
+use common::sh;
 use preflight_disk::raw::RawImage;
 use preflight_disk::FileSource;
 use preflight_guest::{walk_filesystem, FsKind};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-
-fn sh(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A tree of 3 levels, 13 entries (FAT-safe names).
 fn tree(root: &Path) -> usize {

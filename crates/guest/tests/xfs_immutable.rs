@@ -1,21 +1,12 @@
 //! The immutable flag on an XFS root: set by xfs_db on a filesystem made by
 //! mkfs.xfs -p protofile, read back by inspection (lamxfs does not expose inode flags).
 
+mod common;
+use common::sh;
 use preflight_disk::raw::RawImage;
 use preflight_disk::FileSource;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
-
-fn sh(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// A whole-disk XFS holding /usr/bin, /etc/os-release and /etc/shadow; `immutable` sets the flag.
 fn xfs_root(dir: &Path, name: &str, immutable: bool) -> std::path::PathBuf {
