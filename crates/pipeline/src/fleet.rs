@@ -474,8 +474,14 @@ pub fn copy_request(
     r
 }
 
-/// An earlier run's copy of `source` in the request's region: same name and the
-/// [`SOURCE_TAG`] naming the source. `None` when not found (or DescribeImages is denied).
+/// A copy in this state will never become `Available`: a rerun copies again rather than adopt
+/// it, and a wait ends on it. One definition, so finding, checking and waiting agree.
+fn copy_is_dead(status: &str) -> bool {
+    matches!(status, "CreateFailed" | "UnAvailable")
+}
+
+/// An earlier run's copy of `source` in the request's region: same name, the [`SOURCE_TAG`]
+/// naming the source, and not dead. `None` when not found (or DescribeImages is denied).
 async fn find_copy(
     client: &ecs::Client,
     source_id: &str,
@@ -499,7 +505,7 @@ async fn find_copy(
                 && i.tags
                     .iter()
                     .any(|(k, v)| k == SOURCE_TAG && v == source_id)
-                && i.status != "CreateFailed"
+                && !copy_is_dead(&i.status)
         })),
         Err(e) if crate::ecs_denied(&e) => Ok(None),
         Err(e) => Err(ecs_err(format!(
@@ -526,9 +532,9 @@ async fn copy_alive(
         )
         .await;
     match found {
-        Ok(images) => Ok(images.iter().any(|i| {
-            i.image_id == image_id && !matches!(i.status.as_str(), "CreateFailed" | "UnAvailable")
-        })),
+        Ok(images) => Ok(images
+            .iter()
+            .any(|i| i.image_id == image_id && !copy_is_dead(&i.status))),
         Err(e) if crate::ecs_denied(&e) => Ok(true),
         Err(e) => Err(ecs_err(format!("cannot list the images of {region}"))(e)),
     }
@@ -657,7 +663,7 @@ async fn wait_copy(
                     ..FleetImage::default()
                 });
             }
-            "" | "CreateFailed" | "UnAvailable" => {
+            dead if dead.is_empty() || copy_is_dead(dead) => {
                 return Err(FleetError::CopyFailed {
                     region,
                     image_id,
@@ -1042,6 +1048,16 @@ pub(crate) async fn copy_and_share_tracked(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_that_cannot_become_available_is_dead() {
+        for status in ["CreateFailed", "UnAvailable"] {
+            assert!(copy_is_dead(status), "{status}");
+        }
+        for status in ["Creating", "Waiting", "Available"] {
+            assert!(!copy_is_dead(status), "{status}");
+        }
+    }
 
     #[test]
     fn local_refusals() {
